@@ -1,0 +1,185 @@
+// The contract between the two halves: training/ writes models/manifest.json, src/ reads it.
+// Pure TypeScript with no imports, so both the Worker and Node code can use it.
+
+export const MANIFEST_SCHEMA_VERSION = 1;
+
+export type Role = "teacher" | "student";
+export type Layout = "NCHW" | "NHWC";
+
+export interface TensorSpec {
+  name: string;
+  /** -1 marks the batch dimension. */
+  shape: number[];
+  datatype: "FP32";
+}
+
+export interface InputSpec extends TensorSpec {
+  layout: Layout;
+}
+
+export interface AccuracyFigure {
+  /** Fraction in [0, 1]. */
+  top1: number;
+  dataset: string;
+  split: string;
+  samples: number;
+}
+
+export interface ModelMetrics {
+  params: number;
+  /** Multiply-accumulates for one image. */
+  macs: number;
+  accuracy?: AccuracyFigure;
+}
+
+export interface ExportCheck {
+  /** Largest |tfjs logit - onnxruntime logit| over the check images. */
+  maxAbsLogitDiff: number;
+  /** Fraction of check images where both engines agree on top-1. */
+  top1Agreement: number;
+  samples: number;
+  opset: number;
+  exportedAt: string;
+}
+
+export interface ModelEntry {
+  name: string;
+  version: string;
+  role: Role;
+  /** Preset name of the architecture (e.g. "narrow-deep"). */
+  architecture: string;
+  /** File name relative to models/. */
+  file: string;
+  sha256: string;
+  bytes: number;
+  input: InputSpec;
+  /** Always "logits" then "probabilities". */
+  outputs: TensorSpec[];
+  /** Applied to pixel values scaled to [0, 1]: (x - mean[c]) / std[c]. */
+  normalization: { mean: number[]; std: number[] };
+  labels: string[];
+  metrics: ModelMetrics;
+  export?: ExportCheck;
+  /** Free-form training provenance: config, engine, backend, distillation method, teacher. */
+  training?: Record<string, unknown>;
+}
+
+export interface Manifest {
+  schemaVersion: number;
+  /** Name of the student /v1/classify uses when no model is named. */
+  defaultStudent: string;
+  models: ModelEntry[];
+}
+
+export class ManifestError extends Error {
+  override name = "ManifestError";
+}
+
+type Obj = Record<string, unknown>;
+
+function fail(path: string, msg: string): never {
+  throw new ManifestError(`manifest ${path}: ${msg}`);
+}
+function obj(v: unknown, path: string): Obj {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(path, "must be an object");
+  return v as Obj;
+}
+function str(v: unknown, path: string): string {
+  if (typeof v !== "string" || v.length === 0) fail(path, "must be a non-empty string");
+  return v;
+}
+function num(v: unknown, path: string): number {
+  if (typeof v !== "number" || !Number.isFinite(v)) fail(path, "must be a finite number");
+  return v;
+}
+function numArray(v: unknown, path: string): number[] {
+  if (!Array.isArray(v)) fail(path, "must be an array of numbers");
+  return v.map((x, i) => num(x, `${path}[${i}]`));
+}
+function tensor(v: unknown, path: string): TensorSpec {
+  const o = obj(v, path);
+  if (o.datatype !== "FP32") fail(`${path}.datatype`, 'must be "FP32"');
+  const shape = numArray(o.shape, `${path}.shape`);
+  shape.forEach((d, i) => (Number.isInteger(d) && (d > 0 || d === -1)) || fail(`${path}.shape[${i}]`, "must be a positive integer or -1"));
+  return { name: str(o.name, `${path}.name`), shape, datatype: "FP32" };
+}
+
+function entry(v: unknown, path: string): ModelEntry {
+  const o = obj(v, path);
+  const role = o.role;
+  if (role !== "teacher" && role !== "student") fail(`${path}.role`, 'must be "teacher" or "student"');
+  const sha256 = str(o.sha256, `${path}.sha256`);
+  if (!/^[0-9a-f]{64}$/.test(sha256)) fail(`${path}.sha256`, "must be 64 lowercase hex digits");
+  const inputObj = obj(o.input, `${path}.input`);
+  const layout = inputObj.layout;
+  if (layout !== "NCHW" && layout !== "NHWC") fail(`${path}.input.layout`, 'must be "NCHW" or "NHWC"');
+  const input: InputSpec = { ...tensor(inputObj, `${path}.input`), layout };
+  if (input.shape.length !== 4) fail(`${path}.input.shape`, "must have 4 dimensions");
+  if (!Array.isArray(o.outputs) || o.outputs.length === 0) fail(`${path}.outputs`, "must be a non-empty array");
+  const outputs = o.outputs.map((t, i) => tensor(t, `${path}.outputs[${i}]`));
+  const norm = obj(o.normalization, `${path}.normalization`);
+  const channels = layout === "NCHW" ? input.shape[1]! : input.shape[3]!;
+  const mean = numArray(norm.mean, `${path}.normalization.mean`);
+  const std = numArray(norm.std, `${path}.normalization.std`);
+  if (mean.length !== channels || std.length !== channels) fail(`${path}.normalization`, `needs ${channels} mean and std values`);
+  if (std.some((s) => s <= 0)) fail(`${path}.normalization.std`, "must be positive");
+  if (!Array.isArray(o.labels) || o.labels.length === 0) fail(`${path}.labels`, "must be a non-empty array");
+  const labels = o.labels.map((l, i) => str(l, `${path}.labels[${i}]`));
+  const m = obj(o.metrics, `${path}.metrics`);
+  const metrics: ModelMetrics = { params: num(m.params, `${path}.metrics.params`), macs: num(m.macs, `${path}.metrics.macs`) };
+  if (m.accuracy !== undefined) {
+    const a = obj(m.accuracy, `${path}.metrics.accuracy`);
+    metrics.accuracy = {
+      top1: num(a.top1, `${path}.metrics.accuracy.top1`),
+      dataset: str(a.dataset, `${path}.metrics.accuracy.dataset`),
+      split: str(a.split, `${path}.metrics.accuracy.split`),
+      samples: num(a.samples, `${path}.metrics.accuracy.samples`),
+    };
+  }
+  const out: ModelEntry = {
+    name: str(o.name, `${path}.name`),
+    version: str(o.version, `${path}.version`),
+    role,
+    architecture: str(o.architecture, `${path}.architecture`),
+    file: str(o.file, `${path}.file`),
+    sha256,
+    bytes: num(o.bytes, `${path}.bytes`),
+    input,
+    outputs,
+    normalization: { mean, std },
+    labels,
+    metrics,
+  };
+  if (!/^[a-z0-9][a-z0-9._-]*$/.test(out.name)) fail(`${path}.name`, "must be lowercase letters, digits, '.', '_' or '-'");
+  if (out.file.includes("/") || out.file.includes("..")) fail(`${path}.file`, "must be a plain file name inside models/");
+  if (o.export !== undefined) {
+    const e = obj(o.export, `${path}.export`);
+    out.export = {
+      maxAbsLogitDiff: num(e.maxAbsLogitDiff, `${path}.export.maxAbsLogitDiff`),
+      top1Agreement: num(e.top1Agreement, `${path}.export.top1Agreement`),
+      samples: num(e.samples, `${path}.export.samples`),
+      opset: num(e.opset, `${path}.export.opset`),
+      exportedAt: str(e.exportedAt, `${path}.export.exportedAt`),
+    };
+  }
+  if (o.training !== undefined) out.training = obj(o.training, `${path}.training`);
+  return out;
+}
+
+/** Validates parsed JSON as a manifest; throws ManifestError naming the offending field. */
+export function parseManifest(json: unknown): Manifest {
+  const o = obj(json, "(root)");
+  if (o.schemaVersion !== MANIFEST_SCHEMA_VERSION) fail("schemaVersion", `must be ${MANIFEST_SCHEMA_VERSION}`);
+  if (!Array.isArray(o.models)) fail("models", "must be an array");
+  const models = o.models.map((m, i) => entry(m, `models[${i}]`));
+  const seen = new Set<string>();
+  for (const m of models) {
+    if (seen.has(m.name)) fail("models", `duplicate model name "${m.name}"`);
+    seen.add(m.name);
+  }
+  const defaultStudent = str(o.defaultStudent, "defaultStudent");
+  if (models.length > 0 && !models.some((m) => m.name === defaultStudent && m.role === "student")) {
+    fail("defaultStudent", `"${defaultStudent}" is not a student in models`);
+  }
+  return { schemaVersion: MANIFEST_SCHEMA_VERSION, defaultStudent, models };
+}

@@ -1,0 +1,113 @@
+// The tfjs side of a Graph: parameters as named variables, and the forward pass that walks the layers.
+import * as tf from "@tensorflow/tfjs";
+import { type Graph, type ParamSpec, BN_EPSILON, BN_MOMENTUM, INPUT, paramSpecs } from "./graph.ts";
+
+export interface Model {
+  graph: Graph;
+  /** Every tensor the graph owns, by ParamSpec name; "state" ones are not trainable. */
+  params: Map<string, tf.Variable>;
+}
+
+function initialValue(spec: ParamSpec, seed: number): tf.Tensor {
+  switch (spec.init) {
+    case "zeros":
+      return tf.zeros(spec.shape);
+    case "ones":
+      return tf.ones(spec.shape);
+    case "he": {
+      // Kaiming normal, fan-out mode, as torchvision's ResNet.
+      const [kh, kw, , cout] = spec.shape as [number, number, number, number];
+      return tf.randomNormal(spec.shape, 0, Math.sqrt(2 / (kh * kw * cout)), "float32", seed);
+    }
+    case "glorot": {
+      const [fanIn, fanOut] = spec.shape as [number, number];
+      const limit = Math.sqrt(6 / (fanIn + fanOut));
+      return tf.randomUniform(spec.shape, -limit, limit, "float32", seed);
+    }
+  }
+}
+
+/** A freshly initialized model; the same seed gives the same weights on every backend. */
+export function createModel(graph: Graph, seed: number): Model {
+  const params = new Map<string, tf.Variable>();
+  paramSpecs(graph).forEach((spec, i) => {
+    const value = initialValue(spec, seed * 1009 + i);
+    params.set(spec.name, tf.variable(value, spec.kind === "trainable", spec.name));
+    value.dispose();
+  });
+  return { graph, params };
+}
+
+export function trainableVariables(model: Model): tf.Variable[] {
+  return paramSpecs(model.graph)
+    .filter((s) => s.kind === "trainable")
+    .map((s) => model.params.get(s.name)!);
+}
+
+export function disposeModel(model: Model): void {
+  for (const v of model.params.values()) v.dispose();
+}
+
+function param(model: Model, name: string): tf.Variable {
+  const p = model.params.get(name);
+  if (!p) throw new Error(`model has no parameter "${name}"`);
+  return p;
+}
+
+export interface ForwardOptions {
+  /** Batch statistics and moving-average updates when true; moving statistics when false. */
+  training: boolean;
+}
+
+/**
+ * Logits [B, classes] for images [B, H, W, C] (NHWC, normalized). In training mode the batch-norm
+ * moving statistics are updated as a side effect, as in Keras and PyTorch.
+ */
+export function forward(model: Model, images: tf.Tensor4D, { training }: ForwardOptions): tf.Tensor2D {
+  const values = new Map<string, tf.Tensor>([[INPUT, images]]);
+  const get = (name: string) => values.get(name)!;
+  for (const l of model.graph.layers) {
+    let y: tf.Tensor;
+    switch (l.op) {
+      case "conv":
+        y = tf.conv2d(get(l.input) as tf.Tensor4D, param(model, `${l.name}.kernel`) as tf.Tensor4D, l.stride, (l.kernel - 1) / 2);
+        break;
+      case "batchnorm": {
+        const x = get(l.input);
+        const gamma = param(model, `${l.name}.gamma`);
+        const beta = param(model, `${l.name}.beta`);
+        const movingMean = param(model, `${l.name}.movingMean`);
+        const movingVariance = param(model, `${l.name}.movingVariance`);
+        if (training) {
+          const { mean, variance } = tf.moments(x, [0, 1, 2]);
+          // Written with broadcasting element-wise ops: their gradients are cheap on every backend.
+          y = x.sub(mean).mul(variance.add(BN_EPSILON).rsqrt().mul(gamma)).add(beta);
+          tf.tidy(() => {
+            const n = x.size / l.channels;
+            const unbiased = variance.mul(n / Math.max(1, n - 1));
+            movingMean.assign(movingMean.mul(BN_MOMENTUM).add(mean.mul(1 - BN_MOMENTUM)));
+            movingVariance.assign(movingVariance.mul(BN_MOMENTUM).add(unbiased.mul(1 - BN_MOMENTUM)));
+          });
+        } else {
+          const scale = movingVariance.add(BN_EPSILON).rsqrt().mul(gamma);
+          y = x.mul(scale).add(beta.sub(movingMean.mul(scale)));
+        }
+        break;
+      }
+      case "relu":
+        y = tf.relu(get(l.input));
+        break;
+      case "add":
+        y = tf.add(get(l.inputs[0]), get(l.inputs[1]));
+        break;
+      case "globalAvgPool":
+        y = tf.mean(get(l.input), [1, 2]);
+        break;
+      case "dense":
+        y = tf.matMul(get(l.input) as tf.Tensor2D, param(model, `${l.name}.kernel`) as tf.Tensor2D).add(param(model, `${l.name}.bias`));
+        break;
+    }
+    values.set(l.name, y);
+  }
+  return get(model.graph.output) as tf.Tensor2D;
+}
