@@ -1,0 +1,12 @@
+// Tests that run in Node: training/, the teacher host, the manifest schema.
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/training/**/*.test.ts", "test/teacher/**/*.test.ts", "test/models/**/*.test.ts"],
+    environment: "node",
+    pool: "forks",
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
