@@ -32,7 +32,8 @@ export function createModel(graph: Graph, seed: number): Model {
   const params = new Map<string, tf.Variable>();
   paramSpecs(graph).forEach((spec, i) => {
     const value = initialValue(spec, seed * 1009 + i);
-    params.set(spec.name, tf.variable(value, spec.kind === "trainable", spec.name));
+    // No tfjs variable name: those are global to the engine, and a teacher and a student share layer names.
+    params.set(spec.name, tf.variable(value, spec.kind === "trainable"));
     value.dispose();
   });
   return { graph, params };
