@@ -49,7 +49,7 @@ describe("checkpoint file", () => {
     writeFileSync(truncated, bytes.subarray(0, bytes.length - 10));
     expect(() => loadCheckpoint(truncated)).toThrow(/truncated\.ndckpt: truncated/);
     const damaged = Buffer.from(bytes);
-    damaged[damaged.length - 3] ^= 0xff;
+    damaged[damaged.length - 3] = damaged[damaged.length - 3]! ^ 0xff;
     expect(() => decodeCheckpoint(damaged, "d")).toThrow(/d: tensor data does not match its checksum/);
     expect(() => decodeCheckpoint(Buffer.from("PK\x03\x04 not a checkpoint"), "zip")).toThrow(/zip: not a narrowdeep checkpoint/);
     expect(() => loadCheckpoint(join(dir, "nope.ndckpt"))).toThrow(/nope\.ndckpt: checkpoint file not found/);
