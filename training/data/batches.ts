@@ -1,0 +1,55 @@
+// One batch of normalized float images (NHWC) with optional augmentation: a random crop of the image
+// zero-padded by `cropPadding` pixels on each side (the crop keeps the size), then a random
+// horizontal flip. Done in plain JS: it is a small fraction of a training step.
+import { type ImageSet, imageSize } from "./dataset.ts";
+import type { Rng } from "./rng.ts";
+
+export interface Augmentation {
+  /** 0 disables the random crop. */
+  cropPadding: number;
+  flip: boolean;
+}
+
+export interface Batch {
+  /** size * height * width * channels floats, NHWC, normalized. */
+  images: Float32Array;
+  labels: Int32Array;
+  size: number;
+}
+
+/** Lookup table from a byte value to its normalized float, per channel. */
+export function normalizationTable(norm: { mean: number[]; std: number[] }): Float32Array[] {
+  return norm.mean.map((m, c) => Float32Array.from({ length: 256 }, (_, v) => (v / 255 - m) / norm.std[c]!));
+}
+
+/**
+ * Builds the batch of images `indices` of `set`. With augmentation, draws from `rng` (three numbers
+ * an image), so the stream of batches is reproducible from the RNG state.
+ */
+export function makeBatch(set: ImageSet, indices: ArrayLike<number>, table: Float32Array[], augment: Augmentation | null, rng: Rng): Batch {
+  const { height: h, width: w, channels: c } = set;
+  const size = imageSize(set);
+  const images = new Float32Array(indices.length * size);
+  const labels = new Int32Array(indices.length);
+  for (let i = 0; i < indices.length; i++) {
+    const src = indices[i]! * size;
+    const dst = i * size;
+    labels[i] = set.labels[indices[i]!]!;
+    const pad = augment?.cropPadding ?? 0;
+    const dy = pad > 0 ? rng.int(2 * pad + 1) - pad : 0;
+    const dx = pad > 0 ? rng.int(2 * pad + 1) - pad : 0;
+    const flip = augment?.flip ? rng.next() < 0.5 : false;
+    for (let y = 0; y < h; y++) {
+      const sy = y + dy;
+      for (let x = 0; x < w; x++) {
+        const sx = (flip ? w - 1 - x : x) + dx;
+        const inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
+        for (let k = 0; k < c; k++) {
+          const v = inside ? set.images[src + (sy * w + sx) * c + k]! : 0;
+          images[dst + (y * w + x) * c + k] = table[k]![v]!;
+        }
+      }
+    }
+  }
+  return { images, labels, size: indices.length };
+}
