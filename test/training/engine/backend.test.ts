@@ -1,0 +1,49 @@
+import * as tf from "@tensorflow/tfjs";
+import { describe, expect, it } from "vitest";
+import { BACKENDS, currentEngine, initBackend } from "../../../training/engine/backend.ts";
+
+async function installed(pkg: string): Promise<boolean> {
+  try {
+    await import(/* @vite-ignore */ pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("initBackend", () => {
+  it("rejects an unknown backend name, listing the valid ones", async () => {
+    await expect(initBackend("tpu")).rejects.toThrow(/unknown backend "tpu".*node-gpu, node, wasm, cpu/);
+  });
+
+  it("names why a requested backend cannot load", async () => {
+    if (await installed("@tensorflow/tfjs-node")) return; // only meaningful where it is absent
+    await expect(initBackend("node")).rejects.toThrow(/backend "node" is not available: not installed/);
+  });
+
+  it("picks the first backend that loads, reports it, and keeps it", async () => {
+    const lines: string[] = [];
+    const engine = await initBackend(undefined, { log: (l) => lines.push(l) });
+    expect(BACKENDS).toContain(engine.backend);
+    if (!(await installed("@tensorflow/tfjs-node-gpu")) && !(await installed("@tensorflow/tfjs-node"))) {
+      expect(engine).toEqual({ backend: "wasm", device: expect.stringMatching(/^CPU \(WebAssembly, \d+ threads?, (SIMD|no SIMD)\)$/) });
+      expect(tf.getBackend()).toBe("wasm");
+      expect(lines.join("\n")).toMatch(/skipped node-gpu \(not installed.*node \(not installed/);
+    }
+    expect(lines.at(-1)).toBe(`engine: tfjs backend ${engine.backend} on ${engine.device}`);
+    expect(currentEngine()).toEqual(engine);
+    expect(await initBackend("auto")).toBe(engine);
+    await expect(initBackend(engine.backend === "cpu" ? "wasm" : "cpu")).rejects.toThrow(/already running/);
+  });
+
+  it("trains through a convolution on the chosen backend (wasm has its gradient kernels)", async () => {
+    await initBackend(undefined, { log: () => {} });
+    const x = tf.ones([2, 6, 6, 1]);
+    const w = tf.variable(tf.fill([3, 3, 1, 2], 0.1));
+    const grads = tf.variableGrads(() => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 1).sum() as tf.Scalar, [w]);
+    expect(Array.from(grads.grads[w.name]!.dataSync()).every(Number.isFinite)).toBe(true);
+    // 3x3 outputs read rows/columns 2o-1+tap: the top-left tap hits padding unless both o >= 1, so it
+    // sees ones at 4 of 9 outputs, in 2 images.
+    expect(grads.grads[w.name]!.dataSync()[0]).toBeCloseTo(8, 5);
+  });
+});

@@ -1,0 +1,122 @@
+// Picks the TensorFlow.js backend at run time: the fastest one that loads, or the one asked for.
+// Training code uses the tfjs API only, so the same code runs on a CUDA box (tfjs-node-gpu), a CPU box
+// with libtensorflow (tfjs-node), or anywhere (wasm, then pure-JS cpu).
+import { execFileSync } from "node:child_process";
+import os from "node:os";
+import * as tf from "@tensorflow/tfjs";
+import { registerWasmGradientKernels } from "./wasm-kernels.ts";
+
+export const BACKENDS = ["node-gpu", "node", "wasm", "cpu"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface Engine {
+  /** Which of BACKENDS runs. */
+  backend: BackendName;
+  /** What actually computes, e.g. "CUDA GPU (NVIDIA H100)" or "CPU (WebAssembly, 1 thread, SIMD)". */
+  device: string;
+}
+
+export interface InitOptions {
+  /** Where the chosen engine and the skipped ones are reported; defaults to console.log. */
+  log?: (line: string) => void;
+}
+
+export function isBackendName(name: string): name is BackendName {
+  return (BACKENDS as readonly string[]).includes(name);
+}
+
+// Package names in variables, so that TypeScript and bundlers do not insist they are installed.
+const TFJS_NODE_GPU = "@tensorflow/tfjs-node-gpu";
+const TFJS_NODE = "@tensorflow/tfjs-node";
+
+function reason(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  if (e?.code === "ERR_MODULE_NOT_FOUND" || e?.code === "MODULE_NOT_FOUND") return "not installed (an optional dependency, skipped where libtensorflow cannot be downloaded)";
+  return (e?.message ?? String(err)).split("\n")[0]!;
+}
+
+async function activate(name: string): Promise<void> {
+  // setBackend reports a failed backend initialization by resolving false (and a console warning).
+  if (!(await tf.setBackend(name))) throw new Error(`tfjs could not initialize its "${name}" backend`);
+  await tf.ready();
+}
+
+function gpuName(): string | undefined {
+  try {
+    const out = execFileSync("nvidia-smi", ["--query-gpu=name", "--format=csv,noheader"], { encoding: "utf8", timeout: 5000, stdio: ["ignore", "pipe", "ignore"] });
+    return out.trim().split("\n")[0] || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function loadNative(pkg: string): Promise<{ isUsingGpuDevice?: boolean }> {
+  await import(pkg);
+  // tfjs-node registers "tensorflow" with the tfjs-core it imports; if npm gave it its own copy
+  // (a version mismatch), our tfjs never sees it.
+  if (!tf.findBackendFactory("tensorflow")) throw new Error(`${pkg} loaded but registered no backend with this @tensorflow/tfjs (versions differ?)`);
+  await activate("tensorflow");
+  return tf.backend() as unknown as { isUsingGpuDevice?: boolean };
+}
+
+const loaders: Record<BackendName, () => Promise<string>> = {
+  "node-gpu": async () => {
+    const backend = await loadNative(TFJS_NODE_GPU);
+    if (backend.isUsingGpuDevice) {
+      const name = gpuName();
+      return name ? `CUDA GPU (${name})` : "CUDA GPU";
+    }
+    return `CPU (libtensorflow GPU build found no CUDA device; ${os.availableParallelism()} threads)`;
+  },
+  node: async () => {
+    await loadNative(TFJS_NODE);
+    return `CPU (libtensorflow, ${os.availableParallelism()} threads)`;
+  },
+  wasm: async () => {
+    const wasm = await import("@tensorflow/tfjs-backend-wasm");
+    registerWasmGradientKernels();
+    await activate("wasm");
+    const threads = wasm.getThreadsCount();
+    const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT") ? "SIMD" : "no SIMD";
+    return `CPU (WebAssembly, ${threads} thread${threads === 1 ? "" : "s"}, ${simd})`;
+  },
+  cpu: async () => {
+    await activate("cpu");
+    return "CPU (plain JavaScript, 1 thread)";
+  },
+};
+
+let current: Engine | undefined;
+
+/**
+ * Initializes tfjs on `requested` ("node-gpu" | "node" | "wasm" | "cpu"; "auto" or undefined: the
+ * first of those that loads) and reports what runs. A requested backend that fails is an error
+ * naming why. Calling it again with the engine already running returns it.
+ */
+export async function initBackend(requested?: string, { log = console.log }: InitOptions = {}): Promise<Engine> {
+  const want = requested === undefined || requested === "auto" ? undefined : requested;
+  if (want !== undefined && !isBackendName(want)) throw new Error(`unknown backend "${want}" (choose one of: auto, ${BACKENDS.join(", ")})`);
+  if (current && (want === undefined || want === current.backend)) return current;
+  if (current) throw new Error(`backend ${current.backend} is already running in this process; cannot switch to ${want}`);
+
+  const candidates = want ? [want] : BACKENDS;
+  const skipped: string[] = [];
+  for (const backend of candidates) {
+    try {
+      const device = await loaders[backend]();
+      current = { backend, device };
+      if (skipped.length > 0) log(`engine: skipped ${skipped.join("; ")}`);
+      log(`engine: tfjs backend ${backend} on ${device}`);
+      return current;
+    } catch (err) {
+      if (want) throw new Error(`backend "${want}" is not available: ${reason(err)}`);
+      skipped.push(`${backend} (${reason(err)})`);
+    }
+  }
+  throw new Error(`no tfjs backend could be loaded: ${skipped.join("; ")}`);
+}
+
+/** The engine initBackend chose in this process, if any. */
+export function currentEngine(): Engine | undefined {
+  return current;
+}
