@@ -1,0 +1,40 @@
+// What every distillation loss is: a function of the student's logits, the labels and (when it
+// needs one) the teacher's logits on the same augmented batch, returning the batch-mean loss.
+import type * as tf from "@tensorflow/tfjs";
+
+export interface LossInputs {
+  /** Student logits [B, classes]. */
+  logits: tf.Tensor2D;
+  /** Class indices [B], int32. */
+  labels: tf.Tensor1D;
+  /** Teacher logits [B, classes]; present when the loss needs a teacher. */
+  teacherLogits?: tf.Tensor2D;
+}
+
+export interface Loss {
+  name: string;
+  /** The options after defaults, as recorded in configs and checkpoints. */
+  options: Record<string, number>;
+  needsTeacher: boolean;
+  compute(inputs: LossInputs): tf.Scalar;
+}
+
+export type LossFactory = (options: Record<string, unknown>) => Loss;
+
+/** Reads numeric options with defaults and ranges; unknown names are errors (typos must not pass silently). */
+export function numericOptions<K extends string>(
+  loss: string,
+  given: Record<string, unknown>,
+  spec: Record<K, { default: number; check: (v: number) => boolean; expect: string }>,
+): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const key of Object.keys(given)) {
+    if (!Object.hasOwn(spec, key)) throw new Error(`loss "${loss}" has no option "${key}" (options: ${Object.keys(spec).join(", ") || "none"})`);
+  }
+  for (const key of Object.keys(spec) as K[]) {
+    const v = given[key] ?? spec[key].default;
+    if (typeof v !== "number" || !Number.isFinite(v) || !spec[key].check(v)) throw new Error(`loss "${loss}": option ${key} must be ${spec[key].expect}, got ${JSON.stringify(v)}`);
+    out[key] = v;
+  }
+  return out;
+}
