@@ -40,6 +40,8 @@ export interface ExportCheck {
   samples: number;
   opset: number;
   exportedAt: string;
+  /** What onnx.checker.check_model(full_check=True) said at export, e.g. "passed (onnx 1.12.0)". */
+  checker?: string;
 }
 
 export interface ModelEntry {
@@ -161,6 +163,7 @@ function entry(v: unknown, path: string): ModelEntry {
       opset: num(e.opset, `${path}.export.opset`),
       exportedAt: str(e.exportedAt, `${path}.export.exportedAt`),
     };
+    if (e.checker !== undefined) out.export.checker = str(e.checker, `${path}.export.checker`);
   }
   if (o.training !== undefined) out.training = obj(o.training, `${path}.training`);
   return out;
