@@ -1,0 +1,89 @@
+// The README's results table, generated from models/manifest.json (never typed by hand): it sits
+// between the RESULTS_BEGIN and RESULTS_END markers. `npm run export` regenerates it; by hand:
+//   npx tsx scripts/results-table.ts [models/manifest.json] [README.md]
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { type Manifest, type ModelEntry, parseManifest } from "../models/schema.ts";
+import { writeFileAtomic } from "../training/io/atomic.ts";
+
+export const RESULTS_BEGIN = "<!-- results:begin (generated from models/manifest.json by scripts/results-table.ts) -->";
+export const RESULTS_END = "<!-- results:end -->";
+
+const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+const millions = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`);
+
+function training(m: ModelEntry): string {
+  const t = m.training ?? {};
+  const loss = t.loss as { name?: string; options?: Record<string, unknown> } | undefined;
+  const epochs = typeof t.epochs === "number" ? `, ${t.epochs} epochs` : "";
+  if (!loss?.name) return `?${epochs}`;
+  const o = loss.options ?? {};
+  if (loss.name === "ce" || o.alpha === 0) return `labels only (CE)${epochs}`;
+  const opts = Object.entries(o).map(([k, v]) => `${k === "temperature" ? "T" : k === "alpha" ? "α" : k}=${String(v)}`);
+  return `${loss.name.toUpperCase()}${opts.length ? ` ${opts.join(" ")}` : ""}${epochs}`;
+}
+
+/** KD student minus its label-only baseline (same architecture), in points of top-1. */
+function gain(m: ModelEntry, all: ModelEntry[]): string {
+  if (m.role !== "student" || m.name.endsWith("-baseline")) return "";
+  const base = all.find((b) => b.name === `${m.architecture}-baseline`);
+  const [a, b] = [m.metrics.accuracy?.top1, base?.metrics.accuracy?.top1];
+  if (a === undefined || b === undefined) return "";
+  const d = (a - b) * 100;
+  return `${d >= 0 ? "+" : ""}${d.toFixed(2)}`;
+}
+
+/** The table (Markdown) for a manifest. */
+export function renderResultsTable(manifest: Manifest): string {
+  if (manifest.models.length === 0) return "_No models exported yet: run `npm run distill`, which exports at its end._";
+  const rows = manifest.models.map((m) => {
+    const acc = m.metrics.accuracy;
+    const name = m.name === manifest.defaultStudent ? `**${m.name}** (default)` : m.name;
+    return [
+      name,
+      m.role,
+      m.architecture,
+      millions(m.metrics.params),
+      millions(m.metrics.macs),
+      acc ? pct(acc.top1) : "n/a",
+      gain(m, manifest.models),
+      training(m),
+      m.export ? m.export.maxAbsLogitDiff.toExponential(1) : "n/a",
+      `${(m.bytes / 1024).toFixed(0)} KiB`,
+      `\`${m.version}\``,
+    ];
+  });
+  const datasets = [...new Set(manifest.models.map((m) => (m.metrics.accuracy ? `${m.metrics.accuracy.dataset} ${m.metrics.accuracy.split} split, ${m.metrics.accuracy.samples} images` : "")).filter(Boolean))];
+  const header = ["model", "role", "architecture", "params", "MACs/image", "top-1", "KD gain (points)", "training", "max abs logit diff (tfjs vs ONNX)", "ONNX size", "version (run)"];
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i >= 3 && i <= 6 ? "---:" : "---")).join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+    "",
+    `Top-1 is measured by onnxruntime-node on the exported ONNX files themselves (${datasets.join("; ")}). ` +
+      "KD gain: the distilled student minus the same architecture trained on labels only. " +
+      "The logit difference is the export check's largest deviation from the tfjs model.",
+  ].join("\n");
+}
+
+/** Replaces the text between the markers in `readme` with the table for `manifest`. */
+export function updateResultsTable(readmePath: string, manifest: Manifest): void {
+  const text = readFileSync(readmePath, "utf8");
+  const begin = text.indexOf(RESULTS_BEGIN);
+  const end = text.indexOf(RESULTS_END);
+  if (begin < 0 || end < begin) throw new Error(`${readmePath}: no results table markers (${RESULTS_BEGIN} ... ${RESULTS_END})`);
+  const next = `${text.slice(0, begin + RESULTS_BEGIN.length)}\n${renderResultsTable(manifest)}\n${text.slice(end)}`;
+  if (next !== text) writeFileAtomic(readmePath, next);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const [manifestPath = "models/manifest.json", readme = "README.md"] = process.argv.slice(2);
+  try {
+    updateResultsTable(readme, parseManifest(JSON.parse(readFileSync(manifestPath, "utf8"))));
+    console.log(`results-table: ${readme} regenerated from ${manifestPath}`);
+  } catch (err) {
+    console.error(`results-table: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,92 @@
+// What the manifest says about one exported model, and how new entries merge into a manifest.
+//
+// Names: the teacher is "teacher"; a student distilled with "kd" is named by its architecture
+// ("narrow-deep", "wide", "unmodified"); a student trained on labels alone (loss "ce", or "kd" with
+// alpha 0) is "<architecture>-baseline"; any other distillation loss gives "<architecture>-<loss>".
+// Version: the id of the run that trained the model (its run directory's name).
+import { createHash } from "node:crypto";
+import { type ExportCheck, type Manifest, type ModelEntry, ManifestError } from "../../models/schema.ts";
+import { countMacs, countParams } from "../model/graph.ts";
+import type { Checkpoint } from "../train/checkpoint.ts";
+import { INPUT_NAME, OUTPUT_NAMES } from "./onnx.ts";
+
+/** The student /v1/classify uses by default: the paper's proposal. */
+export const DEFAULT_STUDENT = "narrow-deep";
+
+export function manifestName(meta: Checkpoint["meta"]): string {
+  if (meta.role === "teacher") return "teacher";
+  const alpha = meta.loss.options.alpha;
+  if (meta.loss.name === "ce" || (meta.loss.name === "kd" && alpha === 0)) return `${meta.architecture}-baseline`;
+  if (meta.loss.name === "kd") return meta.architecture;
+  return `${meta.architecture}-${meta.loss.name}`;
+}
+
+export interface EntryFacts {
+  name: string;
+  version: string;
+  onnx: Uint8Array;
+  check: ExportCheck;
+  /** Top-1 of the exported model on the test split, and how many images that was. */
+  accuracy: { top1: number; samples: number };
+  run: { id: string; checkpoint: string };
+}
+
+export function modelEntry(ckpt: Checkpoint, facts: EntryFacts): ModelEntry {
+  const { graph, meta } = ckpt;
+  const { channels, height, width } = graph.input;
+  const last = meta.history.at(-1);
+  return {
+    name: facts.name,
+    version: facts.version,
+    role: meta.role,
+    architecture: meta.architecture,
+    file: `${facts.name}.onnx`,
+    sha256: createHash("sha256").update(facts.onnx).digest("hex"),
+    bytes: facts.onnx.length,
+    input: { name: INPUT_NAME, shape: [-1, channels, height, width], datatype: "FP32", layout: "NCHW" },
+    outputs: OUTPUT_NAMES.map((name) => ({ name, shape: [-1, graph.numClasses], datatype: "FP32" as const })),
+    normalization: meta.dataset.normalization,
+    labels: meta.dataset.labels,
+    metrics: {
+      params: countParams(graph),
+      macs: countMacs(graph),
+      accuracy: { top1: facts.accuracy.top1, dataset: meta.dataset.name, split: "test", samples: facts.accuracy.samples },
+    },
+    export: facts.check,
+    training: {
+      run: facts.run.id,
+      checkpoint: facts.run.checkpoint,
+      subRun: meta.name,
+      widthScale: meta.widthScale,
+      loss: meta.loss,
+      epochs: meta.epoch,
+      steps: meta.step,
+      finished: meta.done,
+      /** Test accuracy the training loop measured after its last epoch (tfjs, on its test subset). */
+      lastEpochTestAccuracy: last?.testAccuracy,
+      engine: "tfjs",
+      backend: meta.engine.backend,
+      device: meta.engine.device,
+      wallSeconds: meta.wallSeconds,
+      config: meta.config,
+    },
+  };
+}
+
+/**
+ * The manifest with `entries` added, replacing models of the same name. The default student becomes
+ * the narrow-deep KD student when it is among them, else stays as it was when still valid, else is
+ * the first student.
+ */
+export function mergeEntries(current: Manifest, entries: ModelEntry[]): Manifest {
+  const names = new Set(entries.map((e) => e.name));
+  if (names.size !== entries.length) throw new ManifestError(`two exported models have the same name (${entries.map((e) => e.name).join(", ")})`);
+  const models = [...current.models.filter((m) => !names.has(m.name)), ...entries];
+  const students = models.filter((m) => m.role === "student");
+  if (students.length === 0) throw new ManifestError("the manifest needs at least one student model: export a student along with (or before) the teacher");
+  const keep = students.some((m) => m.name === current.defaultStudent) ? current.defaultStudent : students[0]!.name;
+  const defaultStudent = entries.some((e) => e.name === DEFAULT_STUDENT && e.role === "student") ? DEFAULT_STUDENT : keep;
+  // Stable order for readers: teacher first, then students by name.
+  models.sort((a, b) => (a.role === b.role ? a.name.localeCompare(b.name) : a.role === "teacher" ? -1 : 1));
+  return { schemaVersion: current.schemaVersion, defaultStudent, models };
+}

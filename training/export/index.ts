@@ -1,0 +1,197 @@
+// Trained checkpoints -> verified ONNX models in models/ with their manifest entries.
+//
+// For each checkpoint: encode it (onnx.ts), run onnx.checker on it when python3-onnx is there
+// (checker.ts), compare it with the tfjs forward pass on the first PARITY_SAMPLES test images
+// (verify.ts), and measure its own top-1 on the test split with onnxruntime. Only when every model
+// passes are the files and the manifest written, as one transaction (store.ts); then the Worker's
+// bundle and the README's results table are regenerated.
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { basename, dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Manifest, type ModelEntry } from "../../models/schema.ts";
+import { bundleModels } from "../../scripts/bundle-models.ts";
+import { updateResultsTable } from "../../scripts/results-table.ts";
+import { makeBatch, normalizationTable } from "../data/batches.ts";
+import { type Dataset, type ImageSet, DataError } from "../data/dataset.ts";
+import { loadDataset } from "../data/index.ts";
+import { Rng } from "../data/rng.ts";
+import { initBackend } from "../engine/backend.ts";
+import { disposeModel } from "../model/forward.ts";
+import { type Checkpoint, CHECKPOINT_EXTENSION, loadCheckpoint } from "../train/checkpoint.ts";
+import { modelFromCheckpoint } from "../train/teacher.ts";
+import { runOnnxChecker } from "./checker.ts";
+import { manifestName, mergeEntries, modelEntry } from "./entry.ts";
+import { DEFAULT_OPSET, graphToOnnx } from "./onnx.ts";
+import { type ModelFile, updateModels } from "./store.ts";
+import { type Images, ExportVerificationError, PARITY_SAMPLES, assertParity, measureParity, onnxAccuracy, openSession } from "./verify.ts";
+
+export { ExportVerificationError } from "./verify.ts";
+export { UnsupportedLayerError } from "./onnx.ts";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const DEFAULT_MODELS_DIR = join(REPO, "models");
+
+export interface ExportOptions {
+  /** Where models and manifest.json go; default: this repository's models/. */
+  modelsDir?: string;
+  /** Where the run's data set is read from; default: the data set's standard location. */
+  dataDir?: string;
+  /** Test images compared between tfjs and onnxruntime (default 512). */
+  paritySamples?: number;
+  /** Test images the exported model's accuracy is measured on; 0 (default) = the whole test split. */
+  accuracySamples?: number;
+  opset?: number;
+  /** tfjs backend of the reference forward pass ("auto" by default: the fastest that loads). */
+  backend?: string;
+  /** Manifest name instead of the one derived from the checkpoint (exportCheckpoint only). */
+  name?: string;
+  /** Export checkpoints of sub-runs that have not done all their epochs. */
+  allowUnfinished?: boolean;
+  /** README whose results table is regenerated; default: this repository's README when modelsDir is the default, else none. */
+  readme?: string | null;
+  log?: (line: string) => void;
+}
+
+export interface ExportResult {
+  modelsDir: string;
+  /** The entries written, one per exported model. */
+  entries: ModelEntry[];
+  manifest: Manifest;
+}
+
+interface Source {
+  path: string;
+  ckpt: Checkpoint;
+  runId: string;
+}
+
+/** Exports one checkpoint file. */
+export async function exportCheckpoint(path: string, options: ExportOptions = {}): Promise<ExportResult> {
+  const ckpt = loadCheckpoint(path);
+  refuseUnfinished(path, ckpt, options);
+  return exportSources([{ path, ckpt, runId: runIdOf(path) }], options);
+}
+
+/** Exports the final checkpoint of every sub-run (teacher and students) in a run directory. */
+export async function exportRun(runDir: string, options: ExportOptions = {}): Promise<ExportResult> {
+  if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw new Error(`${runDir}: run directory not found`);
+  if (options.name !== undefined) throw new Error("a model name can only be given when exporting one checkpoint");
+  const latest = new Map<string, Source>();
+  for (const path of findCheckpoints(runDir)) {
+    const ckpt = loadCheckpoint(path);
+    const prev = latest.get(ckpt.meta.name);
+    if (!prev || ckpt.meta.step > prev.ckpt.meta.step) latest.set(ckpt.meta.name, { path, ckpt, runId: basename(resolve(runDir)) });
+  }
+  if (latest.size === 0) throw new Error(`${runDir}: no checkpoints (*${CHECKPOINT_EXTENSION}) found; train first (npm run distill)`);
+  for (const s of latest.values()) refuseUnfinished(s.path, s.ckpt, options);
+  return exportSources([...latest.values()], options);
+}
+
+function refuseUnfinished(path: string, ckpt: Checkpoint, options: ExportOptions): void {
+  if (ckpt.meta.done || options.allowUnfinished) return;
+  throw new Error(`${path}: ${ckpt.meta.name} has not finished training (${ckpt.meta.epoch} epochs done); resume it with npm run distill, or pass --allow-unfinished`);
+}
+
+/** Checkpoint files in a run directory and its sub-run directories (hidden folders skipped). */
+function findCheckpoints(dir: string, depth = 3): string[] {
+  const found: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (name.startsWith(".")) continue;
+    const path = join(dir, name);
+    const stat = statSync(path);
+    if (stat.isDirectory() && depth > 0) found.push(...findCheckpoints(path, depth - 1));
+    else if (stat.isFile() && name.endsWith(CHECKPOINT_EXTENSION)) found.push(path);
+  }
+  return found;
+}
+
+/** The run a checkpoint belongs to: the nearest folder above it holding the run's config.json, else its own folder. */
+function runIdOf(checkpointPath: string): string {
+  const start = dirname(resolve(checkpointPath));
+  for (let dir = start; dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, "config.json")) && dir !== start) return basename(dir);
+  }
+  return basename(start);
+}
+
+/** A path relative to the repository when inside it (manifests travel with the repository), else absolute. */
+function repoPath(path: string): string {
+  const rel = relative(REPO, resolve(path));
+  return rel.startsWith("..") ? resolve(path) : rel;
+}
+
+/** Normalized NHWC floats of the first `limit` images (0 = all) of a set. */
+function normalizedImages(set: ImageSet, normalization: { mean: number[]; std: number[] }, limit: number): { images: Images; labels: Uint8Array } {
+  const count = limit > 0 ? Math.min(limit, set.count) : set.count;
+  const batch = makeBatch(set, Array.from({ length: count }, (_, i) => i), normalizationTable(normalization), null, new Rng(0));
+  return { images: { data: batch.images, count, height: set.height, width: set.width, channels: set.channels }, labels: set.labels.subarray(0, count) };
+}
+
+async function exportSources(sources: Source[], options: ExportOptions): Promise<ExportResult> {
+  const log = options.log ?? console.log;
+  const modelsDir = resolve(options.modelsDir ?? DEFAULT_MODELS_DIR);
+  const readme = options.readme !== undefined ? options.readme : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, "README.md") : null;
+  const opset = options.opset ?? DEFAULT_OPSET;
+  const paritySamples = options.paritySamples ?? PARITY_SAMPLES;
+  const engine = await initBackend(options.backend, { log });
+  const datasets = new Map<string, Dataset>();
+
+  const files: ModelFile[] = [];
+  const entries: ModelEntry[] = [];
+  // Students first: a manifest always needs one, and their failures are the likelier ones.
+  for (const { path, ckpt, runId } of [...sources].sort((a, b) => (a.ckpt.meta.role === b.ckpt.meta.role ? 0 : a.ckpt.meta.role === "teacher" ? 1 : -1))) {
+    const { graph, meta } = ckpt;
+    const name = options.name ?? manifestName(meta);
+    const what = `${name} (${path})`;
+    const started = Date.now();
+
+    const onnx = graphToOnnx({ graph, tensors: new Map([...ckpt.weights].map(([k, t]) => [k, t.data])) }, { opset, docString: `narrowdeep ${name}, run ${runId}` });
+    const checker = runOnnxChecker(onnx);
+    if (checker.status === "failed") throw new ExportVerificationError(`${what}: onnx.checker rejects the export: ${checker.detail}`);
+    if (checker.status === "unavailable") log(`export: ${name}: onnx.checker skipped (${checker.detail})`);
+
+    let dataset = datasets.get(meta.dataset.name);
+    if (!dataset) {
+      dataset = loadDataset(meta.dataset.name, options.dataDir);
+      datasets.set(meta.dataset.name, dataset);
+    }
+    const { height, width, channels } = graph.input;
+    const test = dataset.test;
+    if (test.height !== height || test.width !== width || test.channels !== channels) {
+      throw new DataError(`${what}: the model takes ${height}x${width}x${channels} images, ${meta.dataset.name} has ${test.height}x${test.width}x${test.channels}`);
+    }
+    const evalSet = normalizedImages(test, meta.dataset.normalization, options.accuracySamples ?? 0);
+    const parityImages: Images = { ...evalSet.images, count: Math.min(paritySamples, evalSet.images.count) };
+
+    const session = await openSession(onnx);
+    try {
+      const model = modelFromCheckpoint(ckpt);
+      let parity;
+      try {
+        parity = await measureParity(model, session, parityImages);
+      } finally {
+        disposeModel(model);
+      }
+      assertParity(what, parity);
+      const top1 = await onnxAccuracy(session, evalSet.images, evalSet.labels, graph.numClasses);
+      const check = { ...parity, opset, exportedAt: new Date().toISOString(), ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}) };
+      entries.push(modelEntry(ckpt, { name, version: runId, onnx, check, accuracy: { top1, samples: evalSet.images.count }, run: { id: runId, checkpoint: repoPath(path) } }));
+      files.push({ file: `${name}.onnx`, bytes: onnx });
+      log(
+        `export: ${name}: ${onnx.length} bytes, max |logit diff| ${parity.maxAbsLogitDiff.toExponential(2)} over ${parity.samples} images (tfjs ${engine.backend} vs onnxruntime-node), ` +
+          `top-1 agreement 100%, test top-1 ${(top1 * 100).toFixed(2)}% on ${evalSet.images.count} images, ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
+    } finally {
+      await session.release();
+    }
+  }
+
+  const manifest = updateModels(modelsDir, files, (current) => mergeEntries(current, entries));
+  log(`export: wrote ${files.map((f) => f.file).join(", ")} and manifest.json to ${modelsDir} (default student: ${manifest.defaultStudent})`);
+  bundleModels(modelsDir);
+  if (readme) {
+    updateResultsTable(readme, manifest);
+    log(`export: results table in ${readme} regenerated`);
+  }
+  return { modelsDir, entries, manifest };
+}
