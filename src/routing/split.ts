@@ -1,0 +1,37 @@
+// Which arm a request goes to. A client's bucket is a hash of its id, so the same client always
+// lands on the same arm for a given split, and the share of clients on the student tracks the
+// setting as the number of clients grows.
+
+export type Arm = "student" | "teacher";
+export const ARMS: readonly Arm[] = ["student", "teacher"];
+
+/** Buckets per client: 10,000, so a split can be set to 0.01 percent. */
+const BUCKETS = 10_000;
+
+export function isArm(value: string): value is Arm {
+  return value === "student" || value === "teacher";
+}
+
+/** A stable number in [0, 10000) for a client id: the first 32 bits of its SHA-256, modulo. */
+export async function clientBucket(clientId: string): Promise<number> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(clientId));
+  return new DataView(digest).getUint32(0) % BUCKETS;
+}
+
+export interface Assignment {
+  arm: Arm;
+  /** "override": forced by the request header; "split": the client's bucket. */
+  reason: "override" | "split";
+}
+
+/** The arm for a client under a split of `studentPercent` (0..100) unless the request forces one. */
+export async function assignArm(clientId: string, studentPercent: number, override?: Arm): Promise<Assignment> {
+  if (override) return { arm: override, reason: "override" };
+  const bucket = await clientBucket(clientId);
+  return { arm: bucket < studentPercent * (BUCKETS / 100) ? "student" : "teacher", reason: "split" };
+}
+
+/** A per-request draw (not sticky): true with probability percent / 100. */
+export function draw(percent: number): boolean {
+  return percent > 0 && Math.random() * 100 < percent;
+}
