@@ -48,6 +48,15 @@ export interface EpochMetrics {
   seconds: number;
 }
 
+export interface PartialEpoch {
+  batch: number;
+  lossSum: number;
+  correct: number;
+  seen: number;
+  /** Training seconds spent in the epoch so far. */
+  seconds: number;
+}
+
 export interface DatasetInfo {
   /** e.g. "fashion-mnist", "cifar10". */
   name: string;
@@ -73,6 +82,11 @@ export interface CheckpointMeta {
   epoch: number;
   /** Optimizer steps taken. */
   step: number;
+  /**
+   * Set when the checkpoint was taken inside epoch `epoch + 1` (time-based checkpoints): batches
+   * done and the running training sums of that epoch. Absent at epoch ends.
+   */
+  inEpoch?: PartialEpoch;
   /** True once the run has done all its epochs. */
   done: boolean;
   /** State of the run's random generator (data order, augmentation), to resume exactly. */

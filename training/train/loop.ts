@@ -1,0 +1,240 @@
+// Trains one model (one sub-run: the teacher, or one student with one loss) to the end, with a
+// checkpoint after every epoch and every `checkpointMinutes`, resuming from the checkpoint when there
+// is one. Resuming continues exactly: weights, batch-norm statistics, optimizer slots, step, epoch,
+// position inside the epoch and the augmentation RNG all come back, and each epoch's image order is
+// a function of (seed, epoch) alone, so an interrupted run ends in the same state as one left alone.
+import * as tf from "@tensorflow/tfjs";
+import { type Augmentation, type Batch, makeBatch, normalizationTable } from "../data/batches.ts";
+import type { PreparedData } from "../data/prepare.ts";
+import { Rng } from "../data/rng.ts";
+import { createLoss } from "../losses/index.ts";
+import { type Model, createModel, disposeModel } from "../model/forward.ts";
+import { architecture } from "../model/resnet.ts";
+import { type Checkpoint, type CheckpointMeta, type DatasetInfo, type EpochMetrics, type PartialEpoch, type StoredTensor, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { evaluate } from "./evaluate.ts";
+import { type SgdOptions, Sgd } from "./optimizer.ts";
+import { ProgressBar, formatDuration } from "./progress.ts";
+import { type ScheduleOptions, learningRateAt } from "./schedule.ts";
+import { type GradientFn, lossAndGradients, trainStep } from "./step.ts";
+import type { Teacher } from "./teacher.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+/** Everything that determines the result of a sub-run; stored in its checkpoint and compared on resume. */
+export interface TrainSpec {
+  name: string;
+  role: "teacher" | "student";
+  architecture: string;
+  widthScale: number;
+  loss: { name: string; options: Record<string, unknown> };
+  epochs: number;
+  batchSize: number;
+  evalBatchSize: number;
+  schedule: ScheduleOptions;
+  sgd: SgdOptions;
+  /** Null: no augmentation. */
+  augmentation: Augmentation | null;
+  seed: number;
+}
+
+export interface TrainContext {
+  /** The sub-run's directory; its checkpoint is `checkpoint.ndckpt` there. */
+  dir: string;
+  data: PreparedData;
+  engine: { backend: string; device: string };
+  /** Required when the loss needs a teacher. */
+  teacher?: Teacher | null;
+  log: (line: string) => void;
+  progress?: ProgressBar;
+  /** Minutes between checkpoints inside an epoch (0: only at epoch ends). */
+  checkpointMinutes: number;
+  /** Asked after every step; when it returns true the run checkpoints and returns unfinished (SIGINT). */
+  shouldStop?: () => boolean;
+  gradients?: GradientFn;
+}
+
+export const CHECKPOINT_FILE = "checkpoint.ndckpt";
+
+export function checkpointPath(dir: string): string {
+  return join(dir, CHECKPOINT_FILE);
+}
+
+/** The epoch's image order: a function of the seed and the epoch only. */
+export function epochOrder(seed: number, epoch: number, count: number): Uint32Array {
+  return new Rng((Math.imul(seed, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca77)) >>> 0).permutation(count);
+}
+
+function datasetInfo(data: PreparedData): DatasetInfo {
+  return {
+    name: data.name,
+    labels: data.classes,
+    normalization: data.normalization,
+    trainSamples: data.train.count,
+    valSamples: data.val?.count ?? 0,
+    testSamples: data.test.count,
+  };
+}
+
+function modelTensors(model: Model): Map<string, StoredTensor> {
+  const out = new Map<string, StoredTensor>();
+  for (const [name, v] of model.params) out.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
+  return out;
+}
+
+/** The first difference between two JSON values, as "path: a vs b", or null when equal. */
+export function firstDifference(a: unknown, b: unknown, path = ""): string | null {
+  if (typeof a === "object" && a !== null && typeof b === "object" && b !== null) {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+      if (d) return d;
+    }
+    return null;
+  }
+  return a === b ? null : `${path || "(value)"}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
+}
+
+export interface TrainResult {
+  meta: CheckpointMeta;
+  /** False when shouldStop ended the run early (its checkpoint is saved). */
+  finished: boolean;
+}
+
+export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainResult> {
+  const { data, log } = ctx;
+  const path = checkpointPath(ctx.dir);
+  const loss = createLoss(spec.loss.name, spec.loss.options);
+  if (loss.needsTeacher && !ctx.teacher) throw new Error(`${spec.name}: the ${loss.name} loss needs a teacher`);
+  const graph = architecture(spec.architecture, { height: data.train.height, width: data.train.width, channels: data.train.channels }, data.classes.length, spec.widthScale);
+  const stepsPerEpoch = Math.floor(data.train.count / spec.batchSize);
+  if (stepsPerEpoch < 1) throw new Error(`${spec.name}: batch size ${spec.batchSize} is larger than the ${data.train.count} training images`);
+  const config = JSON.parse(JSON.stringify(spec)) as Record<string, unknown>;
+
+  const model = createModel(graph, spec.seed);
+  const sgd = new Sgd(model.params, spec.sgd);
+  let meta: CheckpointMeta = {
+    name: spec.name,
+    role: spec.role,
+    architecture: spec.architecture,
+    widthScale: spec.widthScale,
+    loss: { name: loss.name, options: loss.options },
+    dataset: datasetInfo(data),
+    epoch: 0,
+    step: 0,
+    done: false,
+    rng: new Rng(spec.seed).state(),
+    config,
+    history: [],
+    engine: ctx.engine,
+    wallSeconds: 0,
+  };
+
+  if (existsSync(path)) {
+    const ckpt = loadCheckpoint(path);
+    const diff = firstDifference(ckpt.meta.config, config) ?? firstDifference(ckpt.meta.dataset, meta.dataset);
+    if (diff) throw new Error(`${path}: was trained with a different configuration or data (${diff}); use a new run directory`);
+    for (const [name, v] of model.params) v.assign(tf.tensor(ckpt.weights.get(name)!.data, ckpt.weights.get(name)!.shape));
+    sgd.load(ckpt.optimizer);
+    meta = { ...ckpt.meta, engine: ctx.engine };
+    if (meta.done) {
+      log(`${spec.name}: already trained (${meta.epoch} epochs), skipping`);
+      sgd.dispose();
+      disposeModel(model);
+      return { meta, finished: true };
+    }
+    const where = meta.inEpoch ? `epoch ${meta.epoch + 1}, batch ${meta.inEpoch.batch}/${stepsPerEpoch}` : `the end of epoch ${meta.epoch}`;
+    log(`${spec.name}: resuming from ${where} (step ${meta.step})`);
+  }
+
+  const save = (inEpoch?: PartialEpoch, rngState?: number[]) => {
+    const ckpt: Checkpoint = { graph, weights: modelTensors(model), optimizer: sgd.state(), meta: { ...meta, inEpoch, rng: rngState ?? meta.rng } };
+    if (!inEpoch) delete ckpt.meta.inEpoch;
+    saveCheckpoint(path, ckpt);
+  };
+
+  const table = normalizationTable(data.normalization);
+  const rng = Rng.fromState(meta.rng);
+  const progress = ctx.progress ?? new ProgressBar(process.stderr, 30_000, false);
+  const gradients = ctx.gradients ?? lossAndGradients;
+  let lastSave = Date.now();
+  try {
+    while (meta.epoch < spec.epochs) {
+      const epoch = meta.epoch + 1;
+      const order = epochOrder(spec.seed, epoch, data.train.count);
+      const acc: PartialEpoch = meta.inEpoch ? { ...meta.inEpoch } : { batch: 0, lossSum: 0, correct: 0, seen: 0, seconds: 0 };
+      delete meta.inEpoch;
+      const label = `${spec.name} epoch ${epoch}/${spec.epochs}`;
+      const batchAt = (b: number): { batch: Batch; rngAfter: number[] } => {
+        const batch = makeBatch(data.train, order.subarray(b * spec.batchSize, (b + 1) * spec.batchSize), table, spec.augmentation, rng);
+        return { batch, rngAfter: rng.state() };
+      };
+      // The teacher works one batch ahead (ONNX runs on its own threads while this thread trains).
+      let next = acc.batch < stepsPerEpoch ? batchAt(acc.batch) : null;
+      let nextLogits = next && loss.needsTeacher ? ctx.teacher!.logits(next.batch) : null;
+      while (next) {
+        const started = performance.now();
+        const current = next;
+        const teacherLogits = nextLogits ? await nextLogits : null;
+        next = acc.batch + 1 < stepsPerEpoch ? batchAt(acc.batch + 1) : null;
+        nextLogits = next && loss.needsTeacher ? ctx.teacher!.logits(next.batch) : null;
+        const lr = learningRateAt(spec.schedule, meta.step, stepsPerEpoch, spec.epochs);
+        const r = trainStep(model, sgd, current.batch, loss, teacherLogits, lr, gradients);
+        meta.step++;
+        acc.batch++;
+        acc.lossSum += r.loss * current.batch.size;
+        acc.correct += r.correct;
+        acc.seen += current.batch.size;
+        acc.seconds += (performance.now() - started) / 1000;
+        progress.update(label, { done: acc.seen, total: stepsPerEpoch * spec.batchSize, imagesPerSecond: acc.seen / acc.seconds, loss: acc.lossSum / acc.seen, accuracy: acc.correct / acc.seen });
+        const stop = ctx.shouldStop?.() ?? false;
+        const due = ctx.checkpointMinutes > 0 && Date.now() - lastSave >= ctx.checkpointMinutes * 60_000;
+        if (next && (stop || due)) {
+          if (nextLogits) await nextLogits; // settle it: nothing may run on after the process state is saved
+          save(acc, current.rngAfter);
+          lastSave = Date.now();
+          if (stop) {
+            progress.clear();
+            log(`${spec.name}: stopped at epoch ${epoch}, batch ${acc.batch}/${stepsPerEpoch}; checkpoint saved`);
+            return { meta: { ...meta, inEpoch: acc }, finished: false };
+          }
+        }
+        if (!next) meta.rng = current.rngAfter;
+      }
+      progress.clear();
+      const evalStart = performance.now();
+      const test = evaluate(model, data.test, table, spec.evalBatchSize);
+      const val = data.val ? evaluate(model, data.val, table, spec.evalBatchSize) : undefined;
+      const metrics: EpochMetrics = {
+        epoch,
+        trainLoss: acc.lossSum / acc.seen,
+        trainAccuracy: acc.correct / acc.seen,
+        ...(val ? { valAccuracy: val.accuracy } : {}),
+        testAccuracy: test.accuracy,
+        testLoss: test.loss,
+        learningRate: learningRateAt(spec.schedule, meta.step - 1, stepsPerEpoch, spec.epochs),
+        imagesPerSecond: acc.seen / acc.seconds,
+        seconds: acc.seconds + (performance.now() - evalStart) / 1000,
+      };
+      meta.history.push(metrics);
+      meta.epoch = epoch;
+      meta.wallSeconds += metrics.seconds;
+      meta.done = epoch === spec.epochs;
+      save();
+      lastSave = Date.now();
+      log(
+        `${spec.name} epoch ${epoch}/${spec.epochs}: train loss ${metrics.trainLoss.toFixed(4)} acc ${(100 * metrics.trainAccuracy).toFixed(2)}%` +
+          (val ? `, val acc ${(100 * val.accuracy).toFixed(2)}%` : "") +
+          `, test acc ${(100 * test.accuracy).toFixed(2)}% loss ${test.loss.toFixed(4)}, lr ${metrics.learningRate.toPrecision(3)}, ` +
+          `${metrics.imagesPerSecond.toFixed(0)} img/s, ${formatDuration(metrics.seconds)}`,
+      );
+      if (!meta.done && ctx.shouldStop?.()) return { meta, finished: false };
+    }
+    if (!meta.done) {
+      meta.done = true; // epochs already reached (e.g. a finished run saved before `done` was set)
+      save();
+    }
+    return { meta, finished: true };
+  } finally {
+    sgd.dispose();
+    disposeModel(model);
+  }
+}

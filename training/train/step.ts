@@ -1,0 +1,63 @@
+// One optimizer step, kept small so that an engine can swap how the gradients are computed.
+//
+// How the training pieces fit (one step of loop.ts):
+//   data/batches.ts   makeBatch(...)           -> Batch (normalized, augmented images + labels)
+//   teacher.ts        teacher.logits(batch)    -> the teacher's logits on that same batch (KD only)
+//   step.ts           lossAndGradients(...)    -> loss, correct count, gradients by parameter name
+//                                                 (batch-norm moving statistics update as a side effect)
+//   optimizer.ts      sgd.apply(grads, lr)     -> new weights; lr from schedule.ts
+// A data-parallel engine replaces lossAndGradients with one that splits the batch over workers and
+// averages their gradients (GradientFn below); the optimizer, schedule and loop stay as they are.
+import * as tf from "@tensorflow/tfjs";
+import type { Batch } from "../data/batches.ts";
+import type { Loss } from "../losses/index.ts";
+import { type Model, forward } from "../model/forward.ts";
+import { paramSpecs } from "../model/graph.ts";
+import type { Sgd } from "./optimizer.ts";
+
+export interface Gradients {
+  /** Batch-mean loss. */
+  loss: number;
+  /** Correctly classified images of the batch (top-1, training mode). */
+  correct: number;
+  /** By parameter name; the caller disposes them. */
+  grads: Map<string, tf.Tensor>;
+}
+
+export type GradientFn = (model: Model, batch: Batch, loss: Loss, teacherLogits: Float32Array | null) => Gradients;
+
+/** Loss and gradients of one batch on this thread. */
+export const lossAndGradients: GradientFn = (model, batch, loss, teacherLogits) => {
+  const { height, width, channels } = model.graph.input;
+  const trainable = paramSpecs(model.graph).filter((s) => s.kind === "trainable");
+  const variables = trainable.map((s) => model.params.get(s.name)!);
+  const [value, correct, ...grads] = tf.tidy(() => {
+    const images = tf.tensor4d(batch.images, [batch.size, height, width, channels]);
+    const labels = tf.tensor1d(batch.labels, "int32");
+    const teacher = teacherLogits ? tf.tensor2d(teacherLogits, [batch.size, model.graph.numClasses]) : undefined;
+    let logits: tf.Tensor2D | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      logits = tf.keep(forward(model, images, { training: true })); // variableGrads disposes what f leaves
+      return loss.compute({ logits, labels, teacherLogits: teacher });
+    }, variables);
+    const correct = tf.sum(tf.equal(tf.argMax(logits!, 1), labels).asType("int32"));
+    logits!.dispose();
+    return [value, correct, ...variables.map((v) => grads[v.name]!)];
+  });
+  const result = { loss: value!.dataSync()[0]!, correct: correct!.dataSync()[0]!, grads: new Map(trainable.map((s, i) => [s.name, grads[i]!])) };
+  value!.dispose();
+  correct!.dispose();
+  return result;
+};
+
+/** Computes the gradients of one batch and applies them; returns the batch's loss and correct count. */
+export function trainStep(model: Model, sgd: Sgd, batch: Batch, loss: Loss, teacherLogits: Float32Array | null, lr: number, gradients: GradientFn = lossAndGradients): { loss: number; correct: number } {
+  const g = gradients(model, batch, loss, teacherLogits);
+  try {
+    if (!Number.isFinite(g.loss)) throw new Error(`training diverged: loss is ${g.loss} (lower the learning rate)`);
+    sgd.apply(g.grads, lr);
+  } finally {
+    for (const t of g.grads.values()) t.dispose();
+  }
+  return { loss: g.loss, correct: g.correct };
+}
