@@ -120,9 +120,9 @@ function repoPath(path: string): string {
   return rel.startsWith("..") ? resolve(path) : rel;
 }
 
-/** Normalized NHWC floats of the first `limit` images (0 = all) of a set. */
+/** Normalized NHWC floats of the first `limit` images of a set. */
 function normalizedImages(set: ImageSet, normalization: { mean: number[]; std: number[] }, limit: number): { images: Images; labels: Uint8Array } {
-  const count = limit > 0 ? Math.min(limit, set.count) : set.count;
+  const count = Math.min(limit, set.count);
   const batch = makeBatch(set, Array.from({ length: count }, (_, i) => i), normalizationTable(normalization), null, new Rng(0));
   return { images: { data: batch.images, count, height: set.height, width: set.width, channels: set.channels }, labels: set.labels.subarray(0, count) };
 }
@@ -160,8 +160,12 @@ async function exportSources(sources: Source[], options: ExportOptions): Promise
     if (test.height !== height || test.width !== width || test.channels !== channels) {
       throw new DataError(`${what}: the model takes ${height}x${width}x${channels} images, ${meta.dataset.name} has ${test.height}x${test.width}x${test.channels}`);
     }
-    const evalSet = normalizedImages(test, meta.dataset.normalization, options.accuracySamples ?? 0);
-    const parityImages: Images = { ...evalSet.images, count: Math.min(paritySamples, evalSet.images.count) };
+    // One normalized copy of the test images serves both checks: parity takes the first
+    // paritySamples, accuracy the first accuracySamples (all by default).
+    const accuracySamples = options.accuracySamples || test.count;
+    const { images, labels } = normalizedImages(test, meta.dataset.normalization, Math.max(paritySamples, accuracySamples));
+    const parityImages: Images = { ...images, count: Math.min(paritySamples, images.count) };
+    const accuracyImages: Images = { ...images, count: Math.min(accuracySamples, images.count) };
 
     const session = await openSession(onnx);
     try {
@@ -173,13 +177,13 @@ async function exportSources(sources: Source[], options: ExportOptions): Promise
         disposeModel(model);
       }
       assertParity(what, parity);
-      const top1 = await onnxAccuracy(session, evalSet.images, evalSet.labels, graph.numClasses);
+      const top1 = await onnxAccuracy(session, accuracyImages, labels, graph.numClasses);
       const check = { ...parity, opset, exportedAt: new Date().toISOString(), ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}) };
-      entries.push(modelEntry(ckpt, { name, version: runId, onnx, check, accuracy: { top1, samples: evalSet.images.count }, run: { id: runId, checkpoint: repoPath(path) } }));
+      entries.push(modelEntry(ckpt, { name, version: runId, onnx, check, accuracy: { top1, samples: accuracyImages.count }, run: { id: runId, checkpoint: repoPath(path) } }));
       files.push({ file: `${name}.onnx`, bytes: onnx });
       log(
         `export: ${name}: ${onnx.length} bytes, max |logit diff| ${parity.maxAbsLogitDiff.toExponential(2)} over ${parity.samples} images (tfjs ${engine.backend} vs onnxruntime-node), ` +
-          `top-1 agreement 100%, test top-1 ${(top1 * 100).toFixed(2)}% on ${evalSet.images.count} images, ${((Date.now() - started) / 1000).toFixed(1)} s`,
+          `top-1 agreement 100%, test top-1 ${(top1 * 100).toFixed(2)}% on ${accuracyImages.count} images, ${((Date.now() - started) / 1000).toFixed(1)} s`,
       );
     } finally {
       await session.release();

@@ -9,7 +9,13 @@ import type { Model } from "../model/forward.ts";
 export const DEFAULT_OPSET = 13;
 export const INPUT_NAME = "input";
 export const OUTPUT_NAMES = ["logits", "probabilities"] as const;
-const IR_VERSION = 7; // the IR version that goes with opsets 13-14
+/** The lowest IR version each opset range came with (onnx/docs/Versioning.md), for the widest reader support. */
+function irVersionFor(opset: number): number {
+  if (opset <= 14) return 7;
+  if (opset <= 17) return 8;
+  if (opset <= 20) return 9;
+  return 10;
+}
 
 export class UnsupportedLayerError extends Error {
   override name = "UnsupportedLayerError";
@@ -180,7 +186,7 @@ export function graphToOnnx(source: Model | WeightedGraph, options: OnnxOptions 
   const { channels, height, width } = graph.input;
   const Model = modelType();
   const message = Model.fromObject({
-    irVersion: IR_VERSION,
+    irVersion: irVersionFor(opset),
     producerName: "narrowdeep",
     producerVersion: "1",
     docString: options.docString ?? "",

@@ -14,6 +14,8 @@ export interface FixtureOptions {
   widthScale?: number;
   seed?: number;
   done?: boolean;
+  /** Sub-run name; default "teacher" or "<architecture>-kd". */
+  name?: string;
 }
 
 /**
@@ -29,7 +31,7 @@ export function fixtureCheckpoint(o: FixtureOptions): Checkpoint {
   disposeModel(model);
   const role = o.role ?? "student";
   const meta: CheckpointMeta = {
-    name: role === "teacher" ? "teacher" : `${o.architecture}-kd`,
+    name: o.name ?? (role === "teacher" ? "teacher" : `${o.architecture}-kd`),
     role,
     architecture: o.architecture,
     widthScale,

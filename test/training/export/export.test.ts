@@ -1,0 +1,139 @@
+// exportRun / exportCheckpoint end to end on temporary run and models folders: what lands in the
+// manifest, replacement of a model only by a verified one, and the refusals.
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parseManifest } from "../../../models/schema.ts";
+import { RESULTS_BEGIN, RESULTS_END } from "../../../scripts/results-table.ts";
+import { initBackend } from "../../../training/engine/backend.ts";
+import { type ExportOptions, ExportVerificationError, exportCheckpoint, exportRun } from "../../../training/export/index.ts";
+import { countMacs, countParams } from "../../../training/model/graph.ts";
+import { saveCheckpoint } from "../../../training/train/checkpoint.ts";
+import { type FixtureOptions, fixtureCheckpoint } from "./fixtures.ts";
+
+const quiet = { log: () => {}, accuracySamples: 256 } satisfies ExportOptions;
+const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
+const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
+/** Every file of a folder with its bytes, to show a failed export changed nothing. */
+const snapshot = (dir: string) => Object.fromEntries(readdirSync(dir).map((f) => [f, sha256(join(dir, f))]));
+
+function runDir(subRuns: FixtureOptions[]): string {
+  const dir = tmp("run-");
+  for (const o of subRuns) {
+    const ckpt = fixtureCheckpoint({ widthScale: 0.125, ...o });
+    saveCheckpoint(join(dir, ckpt.meta.name, "last.ndckpt"), ckpt);
+  }
+  return dir;
+}
+
+beforeAll(async () => {
+  await initBackend("wasm", { log: () => {} });
+});
+
+describe("exportRun", () => {
+  let run: string;
+  let models: string;
+  let readme: string;
+
+  beforeAll(async () => {
+    run = runDir([
+      { architecture: "teacher", role: "teacher" },
+      { architecture: "narrow-deep" },
+      { architecture: "narrow-deep", name: "narrow-deep-ce", loss: { name: "ce", options: {} }, seed: 2 },
+      { architecture: "wide" },
+      { architecture: "unmodified", name: "unmodified-alpha0", loss: { name: "kd", options: { temperature: 4, alpha: 0 } } },
+    ]);
+    models = tmp("models-");
+    readme = join(tmp("readme-"), "README.md");
+    writeFileSync(readme, `# x\n\n## Results\n\n${RESULTS_BEGIN}\nold\n${RESULTS_END}\n\n## Tests\n`);
+    await exportRun(run, { ...quiet, modelsDir: models, readme });
+  });
+
+  it("writes one verified ONNX file per sub-run and a valid manifest describing each", () => {
+    const manifest = parseManifest(JSON.parse(readFileSync(join(models, "manifest.json"), "utf8")));
+    expect(manifest.models.map((m) => m.name)).toEqual(["teacher", "narrow-deep", "narrow-deep-baseline", "unmodified-baseline", "wide"]);
+    expect(manifest.defaultStudent).toBe("narrow-deep");
+    for (const m of manifest.models) {
+      expect(m.role).toBe(m.name === "teacher" ? "teacher" : "student");
+      expect(m.file).toBe(`${m.name}.onnx`);
+      expect(m.sha256).toBe(sha256(join(models, m.file)));
+      expect(m.bytes).toBe(readFileSync(join(models, m.file)).length);
+      expect(m.version).toBe(basename(run));
+      expect(m.input).toEqual({ name: "input", shape: [-1, 1, 28, 28], datatype: "FP32", layout: "NCHW" });
+      expect(m.outputs.map((o) => [o.name, o.shape])).toEqual([["logits", [-1, 10]], ["probabilities", [-1, 10]]]);
+      expect(m.normalization).toEqual({ mean: [0.286], std: [0.353] });
+      expect(m.labels).toHaveLength(10);
+      expect(m.metrics.accuracy).toMatchObject({ dataset: "fashion-mnist", split: "test", samples: 256 });
+      expect(m.export).toMatchObject({ samples: 512, top1Agreement: 1, opset: 13 });
+      expect(m.export!.maxAbsLogitDiff).toBeLessThanOrEqual(1e-4);
+      expect(m.export!.checker).toMatch(/^passed \(onnx 1\.\d+/);
+      expect(m.training).toMatchObject({ run: basename(run), engine: "tfjs", backend: "cpu", finished: true, config: { preset: "test" } });
+    }
+    const nd = fixtureCheckpoint({ architecture: "narrow-deep", widthScale: 0.125 }).graph;
+    expect(manifest.models[1]!.metrics).toMatchObject({ params: countParams(nd), macs: countMacs(nd) });
+    expect(manifest.models[1]!.training!.loss).toEqual({ name: "kd", options: { temperature: 4, alpha: 0.9 } });
+  });
+
+  it("leaves no staging folder or lock, regenerates the Worker bundle and the README table", () => {
+    expect(readdirSync(models).sort()).toEqual(["bundle.ts", "manifest.json", "narrow-deep-baseline.onnx", "narrow-deep.onnx", "teacher.onnx", "unmodified-baseline.onnx", "wide.onnx"]);
+    expect(readFileSync(join(models, "bundle.ts"), "utf8")).toContain('"narrow-deep.onnx"');
+    const text = readFileSync(readme, "utf8");
+    expect(text).not.toContain("\nold\n");
+    expect(text).toMatch(/\| \*\*narrow-deep\*\* \(default\) \| student \| narrow-deep \|/);
+    expect(text).toContain("| teacher | teacher | teacher |");
+    expect(text.endsWith(`${RESULTS_END}\n\n## Tests\n`)).toBe(true);
+  });
+
+  it("replaces a model only with a verified one", async () => {
+    const before = parseManifest(JSON.parse(readFileSync(join(models, "manifest.json"), "utf8")));
+    const files = snapshot(models);
+
+    // Diverged training: NaN weights give NaN logits, which never pass the parity check.
+    const broken = fixtureCheckpoint({ architecture: "narrow-deep", widthScale: 0.125, seed: 7 });
+    broken.weights.get("fc.bias")!.data.fill(Number.NaN);
+    const brokenPath = join(tmp("ckpt-"), "broken.ndckpt");
+    saveCheckpoint(brokenPath, broken);
+    const failed = exportCheckpoint(brokenPath, { ...quiet, modelsDir: models, readme: null });
+    await expect(failed).rejects.toThrow(ExportVerificationError);
+    await expect(failed).rejects.toThrow(/narrow-deep .*broken\.ndckpt\): ONNX export does not match tfjs: max \|logit difference\| Infinity/);
+    expect(snapshot(models)).toEqual(files);
+
+    const better = fixtureCheckpoint({ architecture: "narrow-deep", widthScale: 0.125, seed: 8 });
+    const betterPath = join(tmp("ckpt-"), "better.ndckpt");
+    saveCheckpoint(betterPath, better);
+    await exportCheckpoint(betterPath, { ...quiet, modelsDir: models, readme: null });
+    const after = parseManifest(JSON.parse(readFileSync(join(models, "manifest.json"), "utf8")));
+    expect(after.models.map((m) => m.name)).toEqual(before.models.map((m) => m.name));
+    const changed = after.models.filter((m, i) => JSON.stringify(m) !== JSON.stringify(before.models[i]));
+    expect(changed.map((m) => m.name)).toEqual(["narrow-deep"]);
+    expect(changed[0]!.sha256).toBe(sha256(join(models, "narrow-deep.onnx")));
+    expect(changed[0]!.sha256).not.toBe(before.models[1]!.sha256);
+  });
+});
+
+describe("export refusals", () => {
+  it("refuses unfinished sub-runs unless asked, and empty or missing run folders", async () => {
+    const run = runDir([{ architecture: "wide", done: false }]);
+    const models = tmp("models-");
+    await expect(exportRun(run, { ...quiet, modelsDir: models })).rejects.toThrow(/wide-kd has not finished training \(1 epochs done\).*--allow-unfinished/);
+    expect(readdirSync(models)).toEqual([]);
+    const done = await exportRun(run, { ...quiet, modelsDir: models, allowUnfinished: true });
+    expect(done.entries.map((e) => [e.name, e.training!.finished])).toEqual([["wide", false]]);
+    await expect(exportRun(tmp("empty-"), { ...quiet, modelsDir: models })).rejects.toThrow(/no checkpoints \(\*\.ndckpt\) found/);
+    await expect(exportRun(join(tmpdir(), "no-such-run"), quiet)).rejects.toThrow(/no-such-run: run directory not found/);
+  });
+
+  it("refuses a manifest without a student and a damaged checkpoint", async () => {
+    const run = runDir([{ architecture: "teacher", role: "teacher" }]);
+    const models = tmp("models-");
+    await expect(exportRun(run, { ...quiet, modelsDir: models })).rejects.toThrow(/needs at least one student/);
+    expect(existsSync(join(models, "manifest.json"))).toBe(false);
+    const path = join(run, "teacher", "last.ndckpt");
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 1] ^= 0xff;
+    writeFileSync(path, bytes);
+    await expect(exportCheckpoint(path, { ...quiet, modelsDir: models })).rejects.toThrow(/last\.ndckpt: tensor data does not match its checksum/);
+  });
+});
