@@ -132,7 +132,7 @@ describe("export refusals", () => {
     expect(existsSync(join(models, "manifest.json"))).toBe(false);
     const path = join(run, "teacher", "last.ndckpt");
     const bytes = readFileSync(path);
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
     writeFileSync(path, bytes);
     await expect(exportCheckpoint(path, { ...quiet, modelsDir: models })).rejects.toThrow(/last\.ndckpt: tensor data does not match its checksum/);
   });
