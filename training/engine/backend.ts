@@ -4,7 +4,7 @@
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
-import { registerWasmGradientKernels } from "./wasm-kernels.ts";
+import { registerWasmTrainingKernels } from "./wasm-kernels.ts";
 
 export const BACKENDS = ["node-gpu", "node", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -74,7 +74,7 @@ const loaders: Record<BackendName, () => Promise<string>> = {
   },
   wasm: async () => {
     const wasm = await import("@tensorflow/tfjs-backend-wasm");
-    registerWasmGradientKernels();
+    registerWasmTrainingKernels();
     await activate("wasm");
     const threads = wasm.getThreadsCount();
     const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT") ? "SIMD" : "no SIMD";

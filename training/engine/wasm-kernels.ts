@@ -8,6 +8,7 @@
 //    stride, convolved with the filter rotated 180 degrees and its in/out channels swapped.
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { registerBatchNormKernels } from "./batchnorm.ts";
 
 type Info = tf.TensorInfo;
 type Pad = "valid" | "same" | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -121,17 +122,30 @@ function conv2DBackpropInput({ inputs, backend, attrs }: { inputs: tf.NamedTenso
   return out;
 }
 
+/**
+ * The shipped wasm Identity copies the tensor; tfjs clones every tensor an op saves for its gradient,
+ * so training copied most activations once more. Tensors are immutable (a variable's assign swaps
+ * its data), so sharing the data with a reference count is safe, as the cpu backend does.
+ */
+function identity({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): Info {
+  const x = inputs.x!;
+  (backend as BackendWasm).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 let registered = false;
 
-/** Registers (or replaces) the wasm gradient kernels above. Idempotent. */
-export function registerWasmGradientKernels(): void {
+/** Registers (or replaces) the wasm gradient kernels above and the fused batch norm. Idempotent. */
+export function registerWasmTrainingKernels(): void {
   if (registered) return;
   for (const [kernelName, kernelFunc] of [
     ["Conv2DBackpropFilter", conv2DBackpropFilter],
     ["Conv2DBackpropInput", conv2DBackpropInput],
+    ["Identity", identity],
   ] as const) {
     if (tf.getKernel(kernelName, "wasm")) tf.unregisterKernel(kernelName, "wasm");
     tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc: kernelFunc as tf.KernelFunc });
   }
+  registerBatchNormKernels();
   registered = true;
 }

@@ -1,5 +1,6 @@
 // The tfjs side of a Graph: parameters as named variables, and the forward pass that walks the layers.
 import * as tf from "@tensorflow/tfjs";
+import { batchNormTraining } from "../engine/batchnorm.ts";
 import { type Graph, type ParamSpec, BN_EPSILON, BN_MOMENTUM, INPUT, paramSpecs } from "./graph.ts";
 
 export interface Model {
@@ -80,11 +81,10 @@ export function forward(model: Model, images: tf.Tensor4D, { training }: Forward
         const movingMean = param(model, `${l.name}.movingMean`);
         const movingVariance = param(model, `${l.name}.movingVariance`);
         if (training) {
-          const { mean, variance } = tf.moments(x, [0, 1, 2]);
-          // Written with broadcasting element-wise ops: their gradients are cheap on every backend.
-          y = x.sub(mean).mul(variance.add(BN_EPSILON).rsqrt().mul(gamma)).add(beta);
+          // One fused op (a fast kernel on wasm, broadcasting ops elsewhere); see engine/batchnorm.ts.
+          const { y: normalized, mean, variance, count: n } = batchNormTraining(x, gamma, beta, BN_EPSILON);
+          y = normalized;
           tf.tidy(() => {
-            const n = x.size / l.channels;
             const unbiased = variance.mul(n / Math.max(1, n - 1));
             movingMean.assign(movingMean.mul(BN_MOMENTUM).add(mean.mul(1 - BN_MOMENTUM)));
             movingVariance.assign(movingVariance.mul(BN_MOMENTUM).add(unbiased.mul(1 - BN_MOMENTUM)));

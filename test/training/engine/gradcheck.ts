@@ -2,10 +2,10 @@
 // kernels, and measures how far apart the results are.
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { registerWasmGradientKernels } from "../../../training/engine/wasm-kernels.ts";
+import { registerWasmTrainingKernels } from "../../../training/engine/wasm-kernels.ts";
 
 export async function useBackend(name: "cpu" | "wasm"): Promise<void> {
-  if (name === "wasm") registerWasmGradientKernels();
+  if (name === "wasm") registerWasmTrainingKernels();
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} failed to start`);
 }
 

@@ -1,0 +1,30 @@
+// The whole training computation of a ResNet on wasm (project kernels: conv gradients, fused batch
+// norm, zero-copy identity) against the cpu backend: loss, every parameter's gradient and the
+// batch-norm moving statistics.
+import * as tf from "@tensorflow/tfjs";
+import { describe, expect, it } from "vitest";
+import { createModel, disposeModel, forward, trainableVariables } from "../../../training/model/forward.ts";
+import { paramSpecs } from "../../../training/model/graph.ts";
+import { architecture } from "../../../training/model/resnet.ts";
+import { onBothBackends, randomValues, relativeError } from "./gradcheck.ts";
+
+describe("ResNet training step on wasm", () => {
+  it("matches cpu: loss, all gradients within 1e-5 relative, moving statistics", async () => {
+    const graph = architecture("unmodified", { height: 12, width: 12, channels: 3 }, 5, 0.25);
+    const batch = 6;
+    const names = paramSpecs(graph).map((s) => s.name);
+    const trainable = paramSpecs(graph).filter((s) => s.kind === "trainable").map((s) => s.name);
+    const { cpu, wasm } = await onBothBackends(() => {
+      const model = createModel(graph, 7);
+      const images = tf.tensor4d(randomValues(batch * 12 * 12 * 3, 21), [batch, 12, 12, 3]);
+      const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 0], "int32"), 5);
+      const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(labels, forward(model, images, { training: true })) as tf.Scalar, trainableVariables(model));
+      const out = [value, ...trainable.map((n) => grads[model.params.get(n)!.name]!), ...names.map((n) => model.params.get(n)!.clone())];
+      disposeModel(model);
+      return out;
+    });
+    expect(relativeError(wasm[0]!, cpu[0]!)).toBeLessThan(1e-5);
+    trainable.forEach((name, i) => expect(relativeError(wasm[1 + i]!, cpu[1 + i]!), name).toBeLessThan(1e-5));
+    names.forEach((name, i) => expect(relativeError(wasm[1 + trainable.length + i]!, cpu[1 + trainable.length + i]!), name).toBeLessThan(1e-5));
+  });
+});

@@ -1,0 +1,225 @@
+// Batch normalization in training mode as one fused op with its own gradient.
+//
+// Written with tfjs' broadcasting ops (moments, sub, mul, add), one BN layer costs ~20 kernel calls
+// forward and backward, several of them full-size (the gradients of mean and sum materialize
+// ones(x.shape)), and on wasm the reductions over the leading axes transpose the tensor first. On
+// wasm this file registers two kernels that do it in three passes over memory (JS loops on the wasm
+// heap): forward = one pass for per-channel sums + one to write y; backward = one pass for
+// per-channel sums of dy and dy*x + one to write dx. Other backends (tfjs-node's native kernels,
+// cpu) keep the composite form.
+//
+// Data-parallel training (data-parallel.ts) needs the batch statistics of the whole batch, not of
+// each replica's share: the per-channel sums go through `allReduce` (summed across replicas)
+// before they are used, in both directions, so N replicas compute exactly what one process
+// computes on the whole batch ("synchronized batch norm").
+import * as tf from "@tensorflow/tfjs";
+import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+
+export const BN_TRAIN = "NarrowdeepBatchNormTrain";
+export const BN_TRAIN_GRAD = "NarrowdeepBatchNormTrainGrad";
+
+export interface BatchNormResult {
+  y: tf.Tensor;
+  /** Per-channel batch mean. */
+  mean: tf.Tensor1D;
+  /** Per-channel biased batch variance. */
+  variance: tf.Tensor1D;
+  /** Values per channel behind the statistics (over all replicas when data-parallel). */
+  count: number;
+}
+
+/** Sums a vector of per-channel statistics over all replicas, in place. */
+export type AllReduce = (values: Float64Array) => void;
+
+let allReduce: AllReduce | null = null;
+/** The count of the last forward kernel call (kernels run synchronously inside runKernel). */
+let lastCount = 0;
+
+/** Installs the cross-replica sum used by the wasm kernels (null: this process has the whole batch). */
+export function setBatchNormAllReduce(fn: AllReduce | null): void {
+  allReduce = fn;
+}
+
+/**
+ * y = (x - mean) / sqrt(variance + epsilon) * gamma + beta over the last axis, with the batch's
+ * statistics. Gradients flow to x, gamma and beta (and through mean and variance if they are used).
+ */
+export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): BatchNormResult {
+  if (tf.getBackend() === "wasm" && tf.getKernel(BN_TRAIN, "wasm")) {
+    const [y, mean, variance] = tf.engine().runKernel(BN_TRAIN, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
+    return { y: y!, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D, count: lastCount };
+  }
+  if (allReduce) throw new Error("synchronized batch norm needs the wasm backend's fused kernel");
+  const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
+  const { mean, variance } = tf.moments(x, axes);
+  const y = x.sub(mean).mul(variance.add(epsilon).rsqrt().mul(gamma)).add(beta);
+  return { y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D, count: x.size / x.shape[x.rank - 1]! };
+}
+
+
+// ---- per-channel loops over [rows, C] data (channels innermost) ----
+// Each walks one group of four channels down all rows with the group's constants in locals, which
+// V8 compiles to tight code (several times faster than a row-major loop indexing small arrays).
+
+/** sum[c] += u, dot[c] += u * v over all rows (u = v gives sums of squares). */
+function channelSums(u: Float32Array, v: Float32Array, channels: number, sum: Float64Array, dot: Float64Array): void {
+  const n = u.length;
+  let c = 0;
+  for (; c + 4 <= channels; c += 4) {
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+    for (let p = c; p < n; p += channels) {
+      const u0 = u[p]!, u1 = u[p + 1]!, u2 = u[p + 2]!, u3 = u[p + 3]!;
+      s0 += u0; s1 += u1; s2 += u2; s3 += u3;
+      d0 += u0 * v[p]!; d1 += u1 * v[p + 1]!; d2 += u2 * v[p + 2]!; d3 += u3 * v[p + 3]!;
+    }
+    sum[c] = s0; sum[c + 1] = s1; sum[c + 2] = s2; sum[c + 3] = s3;
+    dot[c] = d0; dot[c + 1] = d1; dot[c + 2] = d2; dot[c + 3] = d3;
+  }
+  for (; c < channels; c++) {
+    let s0 = 0, d0 = 0;
+    for (let p = c; p < n; p += channels) {
+      s0 += u[p]!;
+      d0 += u[p]! * v[p]!;
+    }
+    sum[c] = s0;
+    dot[c] = d0;
+  }
+}
+
+/** out = a[c] * u + b[c] * v + k[c], elementwise. */
+function channelAffine(out: Float32Array, u: Float32Array, a: Float32Array, v: Float32Array, b: Float32Array, k: Float32Array, channels: number): void {
+  const n = u.length;
+  let c = 0;
+  for (; c + 4 <= channels; c += 4) {
+    const a0 = a[c]!, a1 = a[c + 1]!, a2 = a[c + 2]!, a3 = a[c + 3]!;
+    const b0 = b[c]!, b1 = b[c + 1]!, b2 = b[c + 2]!, b3 = b[c + 3]!;
+    const k0 = k[c]!, k1 = k[c + 1]!, k2 = k[c + 2]!, k3 = k[c + 3]!;
+    for (let p = c; p < n; p += channels) {
+      out[p] = a0 * u[p]! + b0 * v[p]! + k0;
+      out[p + 1] = a1 * u[p + 1]! + b1 * v[p + 1]! + k1;
+      out[p + 2] = a2 * u[p + 2]! + b2 * v[p + 2]! + k2;
+      out[p + 3] = a3 * u[p + 3]! + b3 * v[p + 3]! + k3;
+    }
+  }
+  for (; c < channels; c++) {
+    const a0 = a[c]!, b0 = b[c]!, k0 = k[c]!;
+    for (let p = c; p < n; p += channels) out[p] = a0 * u[p]! + b0 * v[p]! + k0;
+  }
+}
+
+function zeros(n: number): Float32Array {
+  return new Float32Array(n);
+}
+
+// ---- wasm kernels ----
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+function f32(backend: BackendWasm, info: tf.TensorInfo): Float32Array {
+  return backend.typedArrayFromHeap(info) as Float32Array;
+}
+
+function batchNormTrainKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const wasm = backend as BackendWasm;
+  const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
+  const epsilon = (attrs as { epsilon: number }).epsilon;
+  const channels = x.shape[x.shape.length - 1]!;
+  const rows = tf.util.sizeFromShape(x.shape) / channels;
+  // Allocate every output before taking heap views: a malloc may grow (and detach) the heap.
+  const yInfo = wasm.makeOutput(x.shape, "float32");
+  const meanInfo = wasm.makeOutput([channels], "float32");
+  const varInfo = wasm.makeOutput([channels], "float32");
+  const [xv, yv, g, b, meanOut, varOut] = [x, yInfo, gamma, beta, meanInfo, varInfo].map((t) => f32(wasm, t)) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+
+  // [count, sum x (C), sum x^2 (C)] in doubles: E[x^2] - E[x]^2 is exact enough in float64.
+  const stats = new Float64Array(1 + 2 * channels);
+  stats[0] = rows;
+  const sum = stats.subarray(1, 1 + channels);
+  const sumSq = stats.subarray(1 + channels);
+  channelSums(xv, xv, channels, sum, sumSq);
+  allReduce?.(stats);
+  const n = stats[0]!;
+  lastCount = n;
+  const scale = new Float32Array(channels);
+  const shift = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    const mean = sum[c]! / n;
+    const variance = Math.max(0, sumSq[c]! / n - mean * mean);
+    meanOut[c] = mean;
+    varOut[c] = variance;
+    scale[c] = g[c]! / Math.sqrt(variance + epsilon);
+    shift[c] = b[c]! - mean * scale[c]!;
+  }
+  channelAffine(yv, xv, scale, xv, zeros(channels), shift, channels);
+  return [yInfo, meanInfo, varInfo];
+}
+
+function batchNormTrainGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const wasm = backend as BackendWasm;
+  const { dy, dmean, dvariance, x, gamma, mean, variance } = inputs as Record<string, tf.TensorInfo>;
+  const epsilon = (attrs as { epsilon: number }).epsilon;
+  const channels = x!.shape[x!.shape.length - 1]!;
+  const rows = tf.util.sizeFromShape(x!.shape) / channels;
+  const dxInfo = wasm.makeOutput(x!.shape, "float32");
+  const dgammaInfo = wasm.makeOutput([channels], "float32");
+  const dbetaInfo = wasm.makeOutput([channels], "float32");
+  const [dyv, dmv, dvv, xv, g, m, vr, dxv, dgOut, dbOut] = [dy, dmean, dvariance, x, gamma, mean, variance, dxInfo, dgammaInfo, dbetaInfo].map((t) => f32(wasm, t!)) as Float32Array[] as [
+    Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array,
+  ];
+
+  // [count, sum dy (C), sum dy*x (C), dmean (C), dvariance (C)]: the replicas' shares of each.
+  const stats = new Float64Array(1 + 4 * channels);
+  stats[0] = rows;
+  const sumDy = stats.subarray(1, 1 + channels);
+  const sumDyX = stats.subarray(1 + channels, 1 + 2 * channels);
+  channelSums(dyv, xv, channels, sumDy, sumDyX);
+  // This replica's own parameter gradients (the data-parallel engine sums them over replicas).
+  const invStd = new Float64Array(channels);
+  for (let c = 0; c < channels; c++) {
+    invStd[c] = 1 / Math.sqrt(vr[c]! + epsilon);
+    dbOut[c] = sumDy[c]!;
+    dgOut[c] = invStd[c]! * (sumDyX[c]! - m[c]! * sumDy[c]!);
+    stats[1 + 2 * channels + c] = dmv[c]!;
+    stats[1 + 3 * channels + c] = dvv[c]!;
+  }
+  allReduce?.(stats);
+  const n = stats[0]!;
+  // dx = g*(dy - sum(dy)/n - xhat*sum(dy*xhat)/n) + dmean/n + 2*dvariance*(x - mean)/n with
+  // g = gamma*invStd, xhat = (x - mean)*invStd, so dx = g*dy + B*(x - mean) - g*sum(dy)/n + dmean/n,
+  // B = -g*invStd^2*sum(dy*(x - mean))/n + 2*dvariance/n.
+  const a = new Float32Array(channels);
+  const bx = new Float32Array(channels);
+  const k = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    const gi = g[c]! * invStd[c]!;
+    const sumDyCentered = sumDyX[c]! - m[c]! * sumDy[c]!;
+    const coefX = (-gi * invStd[c]! * invStd[c]! * sumDyCentered) / n + (2 * stats[1 + 3 * channels + c]!) / n;
+    a[c] = gi;
+    bx[c] = coefX;
+    k[c] = -coefX * m[c]! - (gi * sumDy[c]!) / n + stats[1 + 2 * channels + c]! / n;
+  }
+  channelAffine(dxv, dyv, a, xv, bx, k, channels);
+  return [dxInfo, dgammaInfo, dbetaInfo];
+}
+
+let registered = false;
+
+/** Registers the fused kernels for wasm and the op's gradient (idempotent). */
+export function registerBatchNormKernels(): void {
+  if (registered) return;
+  tf.registerKernel({ kernelName: BN_TRAIN, backendName: "wasm", kernelFunc: batchNormTrainKernel as unknown as tf.KernelFunc });
+  tf.registerKernel({ kernelName: BN_TRAIN_GRAD, backendName: "wasm", kernelFunc: batchNormTrainGradKernel as unknown as tf.KernelFunc });
+  tf.registerGradient({
+    kernelName: BN_TRAIN,
+    inputsToSave: ["x", "gamma"],
+    outputsToSave: [false, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [dy, dmean, dvariance] = dys as tf.Tensor[];
+      const [x, gamma, mean, variance] = saved;
+      // One kernel computes all three gradients; it runs here, once, and each thunk hands out its part.
+      const [dx, dgamma, dbeta] = tf.engine().runKernel(BN_TRAIN_GRAD, { dy: dy!, dmean: dmean!, dvariance: dvariance!, x: x!, gamma: gamma!, mean: mean!, variance: variance! }, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
+    },
+  });
+  registered = true;
+}
