@@ -52,18 +52,19 @@ function stagedModelFiles(staging: string): string[] {
 }
 
 /**
- * Resolves a transaction a killed export left behind: rolls it forward when its manifest was staged
- * (committed), discards it otherwise. Returns what it did.
+ * Resolves a transaction a killed export left behind: completes it when its manifest is still staged
+ * (it was committed but not all placed), else discards the staging folder (either the transaction
+ * never committed, or it was all placed and only the clean-up was left). Returns what it did.
  */
-export function recoverModels(modelsDir: string): "clean" | "rolled-back" | "rolled-forward" {
+export function recoverModels(modelsDir: string): "clean" | "discarded" | "completed" {
   const staging = join(modelsDir, STAGING);
   if (!existsSync(staging)) return "clean";
   if (!existsSync(join(staging, MANIFEST_FILE))) {
     rmSync(staging, { recursive: true, force: true });
-    return "rolled-back";
+    return "discarded";
   }
   placeStaged(modelsDir);
-  return "rolled-forward";
+  return "completed";
 }
 
 function placeStaged(modelsDir: string): void {
