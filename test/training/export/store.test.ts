@@ -1,0 +1,105 @@
+// The models/ transaction without any model engine: validation before writing, the writer lock, and
+// the README results table generated from a manifest.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { type Manifest, type ModelEntry, ManifestError } from "../../../models/schema.ts";
+import { RESULTS_BEGIN, RESULTS_END, renderResultsTable, updateResultsTable } from "../../../scripts/results-table.ts";
+import { mergeEntries } from "../../../training/export/entry.ts";
+import { readManifest, recoverModels, updateModels } from "../../../training/export/store.ts";
+
+const tmp = () => mkdtempSync(join(tmpdir(), "store-"));
+
+function entry(name: string, role: "teacher" | "student", top1: number, loss: object = { name: "kd", options: { temperature: 4, alpha: 0.9 } }): ModelEntry {
+  return {
+    name, version: "run-1", role, architecture: name.replace(/-baseline$/, ""), file: `${name}.onnx`, sha256: "0".repeat(64), bytes: 2048,
+    input: { name: "input", shape: [-1, 1, 28, 28], datatype: "FP32", layout: "NCHW" },
+    outputs: [{ name: "logits", shape: [-1, 10], datatype: "FP32" }, { name: "probabilities", shape: [-1, 10], datatype: "FP32" }],
+    normalization: { mean: [0.286], std: [0.353] }, labels: ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"],
+    metrics: { params: 123_456, macs: 33_300_000, accuracy: { top1, dataset: "fashion-mnist", split: "test", samples: 10000 } },
+    export: { maxAbsLogitDiff: 3.2e-6, top1Agreement: 1, samples: 512, opset: 13, exportedAt: "2026-01-01T00:00:00Z" },
+    training: { loss, epochs: 30 },
+  };
+}
+const empty: Manifest = { schemaVersion: 1, defaultStudent: "none", models: [] };
+
+describe("updateModels", () => {
+  it("validates the new manifest before writing anything", () => {
+    const dir = tmp();
+    const bad = { ...entry("wide", "student", 0.9), sha256: "XYZ" };
+    expect(() => updateModels(dir, [{ file: "wide.onnx", bytes: new Uint8Array([1]) }], () => ({ ...empty, defaultStudent: "wide", models: [bad] }))).toThrow(ManifestError);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(() => updateModels(dir, [{ file: "../x.onnx", bytes: new Uint8Array([1]) }], (m) => m)).toThrow('bad model file name "../x.onnx"');
+  });
+
+  it("writes files and manifest, and reads them back", () => {
+    const dir = tmp();
+    const written = updateModels(dir, [{ file: "wide.onnx", bytes: new Uint8Array([1, 2, 3]) }], (m) => mergeEntries(m, [entry("wide", "student", 0.9)]));
+    expect(readManifest(dir)).toEqual(written);
+    expect(readFileSync(join(dir, "wide.onnx"))).toEqual(Buffer.from([1, 2, 3]));
+    expect(recoverModels(dir)).toBe("clean");
+  });
+
+  let holder: ChildProcess | undefined;
+  afterAll(() => holder?.kill());
+  it("refuses to write while another live process holds the lock", () => {
+    const dir = tmp();
+    holder = spawn("sleep", ["60"], { stdio: "ignore" });
+    writeFileSync(join(dir, ".export.lock"), String(holder.pid));
+    expect(() => updateModels(dir, [], (m) => m)).toThrow(`is being written by another export (pid ${holder.pid})`);
+    expect(existsSync(join(dir, ".export.lock"))).toBe(true);
+  });
+
+  it("names a manifest that is not JSON", () => {
+    const dir = tmp();
+    writeFileSync(join(dir, "manifest.json"), "{ not json");
+    expect(() => readManifest(dir)).toThrow(/manifest\.json: not valid JSON/);
+  });
+});
+
+describe("mergeEntries", () => {
+  it("replaces by name, orders teacher first, and picks the narrow-deep student as default", () => {
+    let m = mergeEntries(empty, [entry("wide", "student", 0.9)]);
+    expect(m.defaultStudent).toBe("wide");
+    m = mergeEntries(m, [entry("teacher", "teacher", 0.93), entry("narrow-deep", "student", 0.91)]);
+    expect(m.models.map((e) => e.name)).toEqual(["teacher", "narrow-deep", "wide"]);
+    expect(m.defaultStudent).toBe("narrow-deep");
+    m = mergeEntries(m, [entry("wide", "student", 0.92)]);
+    expect(m.defaultStudent).toBe("narrow-deep");
+    expect(m.models.find((e) => e.name === "wide")!.metrics.accuracy!.top1).toBe(0.92);
+    expect(() => mergeEntries(empty, [entry("teacher", "teacher", 0.9)])).toThrow(/needs at least one student/);
+  });
+});
+
+describe("results table", () => {
+  const manifest = mergeEntries(empty, [
+    entry("teacher", "teacher", 0.9312, { name: "ce", options: {} }),
+    entry("narrow-deep", "student", 0.9123),
+    entry("narrow-deep-baseline", "student", 0.9051, { name: "ce", options: {} }),
+  ]);
+
+  it("renders one row per model from the manifest, with the KD gain over the baseline", () => {
+    const table = renderResultsTable(manifest);
+    const rows = table.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| model"));
+    expect(rows).toEqual([
+      "| teacher | teacher | teacher | 123.5 k | 33.30 M | 93.12% |  | labels only (CE), 30 epochs | 3.2e-6 | 2 KiB | `run-1` |",
+      "| **narrow-deep** (default) | student | narrow-deep | 123.5 k | 33.30 M | 91.23% | +0.72 | KD T=4 α=0.9, 30 epochs | 3.2e-6 | 2 KiB | `run-1` |",
+      "| narrow-deep-baseline | student | narrow-deep | 123.5 k | 33.30 M | 90.51% |  | labels only (CE), 30 epochs | 3.2e-6 | 2 KiB | `run-1` |",
+    ]);
+    expect(table).toContain("fashion-mnist test split, 10000 images");
+  });
+
+  it("rewrites only the text between the markers, and names a README without them", () => {
+    const dir = tmp();
+    const readme = join(dir, "README.md");
+    writeFileSync(readme, `intro\n${RESULTS_BEGIN}\nstale\n${RESULTS_END}\noutro\n`);
+    updateResultsTable(readme, manifest);
+    const text = readFileSync(readme, "utf8");
+    expect(text.startsWith(`intro\n${RESULTS_BEGIN}\n| model |`)).toBe(true);
+    expect(text.endsWith(`images). KD gain: the distilled student minus the same architecture trained on labels only. The logit difference is the export check's largest deviation from the tfjs model.\n${RESULTS_END}\noutro\n`)).toBe(true);
+    writeFileSync(readme, "no markers\n");
+    expect(() => updateResultsTable(readme, manifest)).toThrow(/README\.md: no results table markers/);
+  });
+});
