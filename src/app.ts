@@ -1,0 +1,60 @@
+// The edge API as a Hono app, built from options so tests (and other hosts) can make one from any
+// model store. Middleware first (timing, CORS, body limit), then the route modules.
+//
+// Where new routes register: write `src/routes/<name>.ts` exporting `<name>Routes(ctx: RouteContext)`
+// that returns a Hono app, and mount it below with `app.route(prefix, ...)`. Routes throw HttpError
+// (src/errors.ts) for every bad input; onError turns it into `{"error": "..."}`.
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
+import { timing } from "hono/timing";
+import { HttpError } from "./errors.ts";
+import { type AppOptions, DEFAULT_LIMITS } from "./options.ts";
+import { classifyRoutes } from "./routes/classify.ts";
+import type { RouteContext } from "./routes/context.ts";
+import { oipRoutes } from "./routes/oip.ts";
+
+const DEFAULT_SERVER = { name: "narrowdeep", version: "0.1.0" };
+
+export function createApp(options: AppOptions): Hono {
+  const ctx: RouteContext = {
+    store: options.store,
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+    server: options.server ?? DEFAULT_SERVER,
+  };
+  const app = new Hono();
+
+  const origins = options.corsOrigins ?? [];
+  app.use(timing({ totalDescription: "total", crossOrigin: origins.includes("*") ? "*" : origins.length > 0 }));
+  if (origins.length > 0) {
+    app.use(
+      cors({
+        origin: origins.includes("*") ? "*" : origins,
+        allowMethods: ["GET", "POST", "OPTIONS"],
+        allowHeaders: ["Content-Type", "Inference-Header-Content-Length"],
+        exposeHeaders: ["Server-Timing", "X-Model-Name", "X-Model-Version", "Inference-Header-Content-Length"],
+        maxAge: 600,
+      }),
+    );
+  }
+  app.use(
+    bodyLimit({
+      maxSize: ctx.limits.maxBodyBytes,
+      onError: (c) => c.json({ error: `the body is over the limit of ${ctx.limits.maxBodyBytes} bytes` }, 413),
+    }),
+  );
+
+  app.route("/v2", oipRoutes(ctx));
+  app.route("/v1", classifyRoutes(ctx));
+
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((err, c) => {
+    if (err instanceof HttpError) return c.json({ error: err.message }, err.status);
+    if (err instanceof HTTPException && err.status < 500) return c.json({ error: err.message || "bad request" }, err.status);
+    // Details go to the log, never to the client.
+    console.error(err);
+    return c.json({ error: "internal error" }, 500);
+  });
+  return app;
+}

@@ -1,0 +1,70 @@
+// Resampling with a triangle (bilinear) filter widened by the scale when shrinking, as Pillow's
+// BILINEAR does: every source pixel contributes, so small models see an antialiased thumbnail.
+
+interface Taps {
+  start: Int32Array;
+  count: Int32Array;
+  /** count[i] normalized weights for output i, at i * stride. */
+  weights: Float32Array;
+  stride: number;
+}
+
+function taps(inSize: number, outSize: number): Taps {
+  const scale = inSize / outSize;
+  const radius = Math.max(scale, 1);
+  const stride = Math.ceil(radius) * 2 + 1;
+  const start = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
+  const weights = new Float32Array(outSize * stride);
+  for (let i = 0; i < outSize; i++) {
+    const center = (i + 0.5) * scale;
+    const lo = Math.max(0, Math.floor(center - radius));
+    const hi = Math.min(inSize, Math.ceil(center + radius));
+    let sum = 0;
+    for (let j = lo; j < hi; j++) {
+      const w = Math.max(0, 1 - Math.abs((j + 0.5 - center) / radius));
+      weights[i * stride + (j - lo)] = w;
+      sum += w;
+    }
+    for (let j = 0; j < hi - lo; j++) weights[i * stride + j]! /= sum;
+    start[i] = lo;
+    count[i] = hi - lo;
+  }
+  return { start, count, weights, stride };
+}
+
+/** Resizes interleaved pixels (any numeric array) to outWidth x outHeight; returns interleaved floats. */
+export function resize(
+  src: ArrayLike<number>,
+  width: number,
+  height: number,
+  channels: number,
+  outWidth: number,
+  outHeight: number,
+): Float32Array {
+  const h = taps(width, outWidth);
+  const rows = new Float32Array(height * outWidth * channels);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < outWidth; x++) {
+      const s = h.start[x]!;
+      const n = h.count[x]!;
+      for (let c = 0; c < channels; c++) {
+        let acc = 0;
+        for (let k = 0; k < n; k++) acc += h.weights[x * h.stride + k]! * src[(y * width + s + k) * channels + c]!;
+        rows[(y * outWidth + x) * channels + c] = acc;
+      }
+    }
+  }
+  const v = taps(height, outHeight);
+  const out = new Float32Array(outHeight * outWidth * channels);
+  for (let y = 0; y < outHeight; y++) {
+    const s = v.start[y]!;
+    const n = v.count[y]!;
+    for (let i = 0; i < outWidth * channels; i++) {
+      let acc = 0;
+      for (let k = 0; k < n; k++) acc += v.weights[y * v.stride + k]! * rows[(s + k) * outWidth * channels + i]!;
+      out[y * outWidth * channels + i] = acc;
+    }
+  }
+  return out;
+}

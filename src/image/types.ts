@@ -1,0 +1,20 @@
+/**
+ * Decoded pixels as the pipeline uses them: 8 bits per channel, interleaved, alpha already applied
+ * (composited over black). 8 bits keep a large photo within a Worker's 128 MB.
+ */
+export interface Image {
+  width: number;
+  height: number;
+  /** 1 for grey sources, 3 for colour ones. */
+  channels: 1 | 3;
+  data: Uint8Array;
+}
+
+export type ImageFormat = "png" | "jpeg";
+
+export interface ImageLimits {
+  /** Largest width or height accepted. */
+  maxSide: number;
+  /** Largest width x height accepted (decoding memory grows with it). */
+  maxPixels: number;
+}

@@ -1,0 +1,63 @@
+// Building Open Inference Protocol answers from a model's manifest entry and its outputs. Pure.
+import type { ModelEntry } from "../../models/schema.ts";
+import type { InferRequest } from "./request.ts";
+import { type InferResponse, type ModelMetadata, type ResponseOutput, type ServerMetadata, HEADER_LENGTH, PLATFORM } from "./types.ts";
+
+export interface OutputTensor {
+  dims: number[];
+  data: Float32Array;
+}
+
+/** Extensions this server implements, as GET /v2 lists them. */
+export const EXTENSIONS = ["binary_tensor_data"];
+
+export function serverMetadata(name: string, version: string): ServerMetadata {
+  return { name, version, extensions: EXTENSIONS };
+}
+
+export function modelMetadata(model: ModelEntry): ModelMetadata {
+  return {
+    name: model.name,
+    versions: [model.version],
+    platform: PLATFORM,
+    inputs: [{ name: model.input.name, datatype: model.input.datatype, shape: model.input.shape }],
+    outputs: model.outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape })),
+  };
+}
+
+export interface EncodedResponse {
+  body: string | Uint8Array<ArrayBuffer>;
+  headers: Record<string, string>;
+}
+
+/**
+ * The answer to an infer request: the requested outputs in the requested order, each as JSON data or,
+ * when asked for, in a binary section after the JSON (Triton's binary tensor data extension).
+ */
+export function inferResponse(model: ModelEntry, request: InferRequest, results: Map<string, OutputTensor>): EncodedResponse {
+  const binaries: Uint8Array[] = [];
+  const outputs = request.outputs.map(({ name, binary }): ResponseOutput => {
+    const t = results.get(name);
+    if (!t) throw new Error(`model "${model.name}" produced no output "${name}"`);
+    if (!binary) return { name, shape: t.dims, datatype: "FP32", data: Array.from(t.data) };
+    const bytes = new Uint8Array(t.data.length * 4);
+    const view = new DataView(bytes.buffer);
+    t.data.forEach((v, i) => view.setFloat32(i * 4, v, true));
+    binaries.push(bytes);
+    return { name, shape: t.dims, datatype: "FP32", parameters: { binary_data_size: bytes.length } };
+  });
+  const json: InferResponse = { model_name: model.name, model_version: model.version, outputs };
+  if (request.id !== undefined) json.id = request.id;
+  const text = JSON.stringify(json);
+  if (binaries.length === 0) return { body: text, headers: { "Content-Type": "application/json" } };
+
+  const header = new TextEncoder().encode(text);
+  const body = new Uint8Array(header.length + binaries.reduce((n, b) => n + b.length, 0));
+  body.set(header, 0);
+  let at = header.length;
+  for (const b of binaries) {
+    body.set(b, at);
+    at += b.length;
+  }
+  return { body, headers: { "Content-Type": "application/octet-stream", [HEADER_LENGTH]: String(header.length) } };
+}

@@ -1,0 +1,58 @@
+// What createApp takes, the defaults, and how the Worker's environment variables override them.
+import type { ModelStore } from "./models/store.ts";
+
+export interface Limits {
+  /** Largest request body, in bytes (images and JSON alike). */
+  maxBodyBytes: number;
+  /** Largest batch one infer request may carry. */
+  maxBatch: number;
+  /** Largest image width or height. */
+  maxImageSide: number;
+  /** Largest image width x height. */
+  maxImagePixels: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxBodyBytes: 4 * 1024 * 1024,
+  maxBatch: 64,
+  maxImageSide: 8192,
+  maxImagePixels: 4096 * 1024,
+};
+
+export interface AppOptions {
+  store: ModelStore;
+  limits?: Partial<Limits>;
+  /** Origins allowed to call the API from a browser; none (CORS off) by default. "*" allows any. */
+  corsOrigins?: string[];
+  /** How GET /v2 names this server. */
+  server?: { name: string; version: string };
+}
+
+/** Environment variable for each limit (wrangler.toml [vars], or .dev.vars locally). */
+const LIMIT_VARS: Record<keyof Limits, string> = {
+  maxBodyBytes: "MAX_BODY_BYTES",
+  maxBatch: "MAX_BATCH",
+  maxImageSide: "MAX_IMAGE_SIDE",
+  maxImagePixels: "MAX_IMAGE_PIXELS",
+};
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Limits and CORS origins from string environment variables; unset ones keep their defaults. */
+export function optionsFromEnv(env: Record<string, unknown>): Pick<AppOptions, "limits" | "corsOrigins"> {
+  const limits: Partial<Limits> = {};
+  for (const [key, name] of Object.entries(LIMIT_VARS) as [keyof Limits, string][]) {
+    const raw = env[name];
+    if (raw === undefined || raw === "") continue;
+    const n = typeof raw === "number" ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1) throw new ConfigError(`${name} must be a positive integer, got "${String(raw)}"`);
+    limits[key] = n;
+  }
+  const origins = String(env.CORS_ORIGINS ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  return { limits, corsOrigins: origins };
+}

@@ -1,0 +1,66 @@
+// The admin API, mounted at /v1, every route behind the ADMIN_TOKEN bearer token:
+//   GET   /v1/report?since=  per arm and model: count, error rate, latency percentiles, agreement
+//   GET   /v1/config         the routing settings in force, their defaults, and the teacher
+//   PATCH /v1/config         change settings at run time ({"studentPercent": 80}; null restores one)
+import { type Context, Hono } from "hono";
+import { HttpError, badRequest } from "../errors.ts";
+import { adminAuth } from "../middleware/admin-auth.ts";
+import { buildReport, parseSince } from "../routing/report.ts";
+import { SettingsError, applySettingsPatch, loadSettings, parseSettingsPatch } from "../routing/settings.ts";
+import { type AbBindings, teacherEntry } from "../routing/setup.ts";
+import type { RouteContext } from "./context.ts";
+
+type AdminContext = Context<{ Bindings: AbBindings }>;
+
+function database(c: AdminContext): D1Database {
+  if (!c.env.DB) throw new HttpError(503, "measurements are off: the D1 binding DB is missing");
+  return c.env.DB;
+}
+
+function settingsError(err: unknown): never {
+  if (err instanceof SettingsError) throw badRequest(err.message);
+  throw err;
+}
+
+export function adminRoutes({ store }: RouteContext): Hono<{ Bindings: AbBindings }> {
+  const app = new Hono<{ Bindings: AbBindings }>();
+  // Scoped to these paths: a bare use() here would guard every /v1 route once mounted.
+  for (const path of ["/report", "/config"]) app.use(path, adminAuth());
+
+  app.get("/report", async (c) => {
+    const now = Date.now();
+    const raw = c.req.query("since");
+    const since = parseSince(raw, now);
+    if (since === undefined) throw badRequest(`since must be an ISO 8601 time, milliseconds since the epoch, or a duration such as 15m, 2h, 7d; got "${raw!.slice(0, 40)}"`);
+    return c.json(await buildReport(database(c), since, now + 1));
+  });
+
+  const config = async (c: AdminContext) => {
+    const effective = await loadSettings(database(c), c.env as Record<string, unknown>).catch(settingsError);
+    let teacher: { url: string | null; model: string | null } = { url: c.env.TEACHER_URL ?? null, model: null };
+    try {
+      teacher = { ...teacher, model: teacherEntry(c.env, store).name };
+    } catch {
+      // Reported as null: the routes say what is wrong when they are used.
+    }
+    return c.json({ ...effective, teacher, defaultStudent: store.defaultStudent()?.name ?? null });
+  };
+  app.get("/config", config);
+  app.patch("/config", async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw badRequest("the body must be JSON, e.g. {\"studentPercent\": 80}");
+    }
+    let patch;
+    try {
+      patch = parseSettingsPatch(body);
+    } catch (err) {
+      settingsError(err);
+    }
+    await applySettingsPatch(database(c), patch);
+    return config(c);
+  });
+  return app;
+}

@@ -1,0 +1,41 @@
+// What every route module gets from createApp, and the helpers they share.
+import type { Context } from "hono";
+import type { ModelEntry } from "../../models/schema.ts";
+import { HttpError, notFound } from "../errors.ts";
+import { ModelLoadError, type ModelStore } from "../models/store.ts";
+import type { Limits } from "../options.ts";
+
+export interface RouteContext {
+  store: ModelStore;
+  limits: Limits;
+  server: { name: string; version: string };
+}
+
+/** The named model, at the given version if one is named; 404 otherwise. */
+export function findModel(store: ModelStore, name: string, version?: string): ModelEntry {
+  const entry = store.find(name);
+  if (!entry) throw notFound(`unknown model "${name}"; this server hosts ${store.models.map((m) => `"${m.name}"`).join(", ") || "no models"}`);
+  if (version !== undefined && version !== entry.version) {
+    throw notFound(`model "${name}" has no version "${version}"; it has "${entry.version}"`);
+  }
+  return entry;
+}
+
+/** Says which model and version answered, on every response that used one. */
+export function nameModel(c: Context, entry: ModelEntry): void {
+  c.header("X-Model-Name", entry.name);
+  c.header("X-Model-Version", entry.version);
+}
+
+/** A model that failed to load (bad digest, missing file) answers 503 with the reason. */
+export function unavailable(err: unknown): never {
+  if (err instanceof ModelLoadError) throw new HttpError(503, err.message);
+  throw err;
+}
+
+/** The request's media type, lower-cased, without parameters; undefined when absent. */
+export function mediaType(c: Context): string | undefined {
+  const raw = c.req.header("content-type");
+  if (raw === undefined) return undefined;
+  return raw.split(";")[0]!.trim().toLowerCase();
+}

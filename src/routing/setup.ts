@@ -1,0 +1,53 @@
+// What A/B routing needs from the Worker's bindings, checked once per request: the D1 database, the
+// teacher's URL, and the teacher's manifest entry (its input shape, normalization and labels; the
+// file itself lives on the teacher host).
+import type { ModelEntry } from "../../models/schema.ts";
+import { HttpError } from "../errors.ts";
+import type { ModelStore } from "../models/store.ts";
+
+export interface AbBindings {
+  DB?: D1Database;
+  /** Base URL of the teacher's Open Inference Protocol server; A/B routing is off without it. */
+  TEACHER_URL?: string;
+  /** The teacher's name in models/manifest.json and on that server; default: the manifest's teacher. */
+  TEACHER_MODEL?: string;
+  STUDENT_PERCENT?: string | number;
+  SHADOW_PERCENT?: string | number;
+  TEACHER_TIMEOUT_MS?: string | number;
+  /** Secret guarding the report and configuration endpoints. */
+  ADMIN_TOKEN?: string;
+}
+
+export interface AbSetup {
+  db: D1Database;
+  teacherUrl: string;
+  teacher: ModelEntry;
+}
+
+const misconfigured = (message: string) => new HttpError(503, `A/B routing is misconfigured: ${message}`);
+
+/** The teacher's manifest entry, or a 503 naming what is missing. */
+export function teacherEntry(env: AbBindings, store: ModelStore): ModelEntry {
+  const name = env.TEACHER_MODEL;
+  const teachers = store.models.filter((m) => m.role === "teacher");
+  const entry = name ? store.find(name) : teachers.length === 1 ? teachers[0] : undefined;
+  if (!entry) {
+    throw misconfigured(name ? `TEACHER_MODEL "${name}" is not in models/manifest.json` : `models/manifest.json has ${teachers.length} teachers; set TEACHER_MODEL`);
+  }
+  return entry;
+}
+
+/** The setup, or undefined when TEACHER_URL is unset (the Worker then serves only its students). */
+export function abSetup(env: AbBindings, store: ModelStore): AbSetup | undefined {
+  if (!env.TEACHER_URL) return undefined;
+  if (!/^https?:\/\//.test(env.TEACHER_URL)) throw misconfigured(`TEACHER_URL must be an http(s) URL`);
+  if (!env.DB) throw misconfigured("the D1 binding DB is missing");
+  return { db: env.DB, teacherUrl: env.TEACHER_URL, teacher: teacherEntry(env, store) };
+}
+
+/** Agreement compares label indices, so both models must name the same classes in the same order. */
+export function checkSameLabels(student: ModelEntry, teacher: ModelEntry): void {
+  if (student.labels.length !== teacher.labels.length || student.labels.some((l, i) => l !== teacher.labels[i])) {
+    throw misconfigured(`student "${student.name}" and teacher "${teacher.name}" have different labels`);
+  }
+}
