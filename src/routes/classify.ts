@@ -13,14 +13,16 @@ const RAW_TYPES = new Set([undefined, "image/png", "image/jpeg", "image/jpg", "a
 /** The multipart field that carries the image; otherwise the form's only file. */
 const FIELD = "image";
 
-function topK(c: Context, labels: number): number {
+/** `?k=`: how many labels to answer, at most the model's label count. */
+export function topK(c: Context, labels: number): number {
   const raw = c.req.query("k");
   if (raw === undefined) return Math.min(DEFAULT_K, labels);
   if (!/^\d{1,6}$/.test(raw) || Number(raw) < 1) throw badRequest(`k must be a positive integer, got "${raw.slice(0, 40)}"`);
   return Math.min(Number(raw), labels);
 }
 
-async function imageBytes(c: Context): Promise<Uint8Array> {
+/** The uploaded image's bytes, from a raw body or a multipart form. */
+export async function imageBytes(c: Context): Promise<Uint8Array> {
   const type = mediaType(c);
   if (type === "multipart/form-data") {
     let form: FormData;
@@ -43,6 +45,19 @@ async function imageBytes(c: Context): Promise<Uint8Array> {
   return bytes;
 }
 
+export interface Prediction {
+  label: string;
+  index: number;
+  probability: number;
+}
+
+/** The k most probable labels, most probable first. */
+export function rankPredictions(probabilities: Float32Array, entry: ModelEntry, k: number): Prediction[] {
+  return Array.from(probabilities, (probability, index) => ({ label: entry.labels[index] ?? String(index), index, probability }))
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, k);
+}
+
 export function classifyRoutes({ store, limits }: RouteContext): Hono {
   const app = new Hono();
 
@@ -60,13 +75,10 @@ export function classifyRoutes({ store, limits }: RouteContext): Hono {
     endTime(c, "inference");
     const probabilities = results.get("probabilities")?.data;
     if (!probabilities) throw new Error(`model "${entry.name}" gave no probabilities`);
-    const predictions = Array.from(probabilities, (probability, index) => ({ label: entry.labels[index] ?? String(index), index, probability }))
-      .sort((a, b) => b.probability - a.probability)
-      .slice(0, k);
     return c.json({
       model: { name: entry.name, version: entry.version },
       image: { format, width: image.width, height: image.height },
-      predictions,
+      predictions: rankPredictions(probabilities, entry, k),
     });
   };
 
