@@ -28,7 +28,7 @@ export interface EntryFacts {
   check: ExportCheck;
   /** Top-1 of the exported model on the test split, and how many images that was. */
   accuracy: { top1: number; samples: number };
-  run: { id: string; checkpoint: string };
+  run: { id: string; preset?: string; checkpoint: string };
 }
 
 export function modelEntry(ckpt: Checkpoint, facts: EntryFacts): ModelEntry {
@@ -55,6 +55,7 @@ export function modelEntry(ckpt: Checkpoint, facts: EntryFacts): ModelEntry {
     export: facts.check,
     training: {
       run: facts.run.id,
+      ...(facts.run.preset !== undefined ? { preset: facts.run.preset } : {}),
       checkpoint: facts.run.checkpoint,
       subRun: meta.name,
       widthScale: meta.widthScale,

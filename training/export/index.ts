@@ -18,6 +18,7 @@ import { Rng } from "../data/rng.ts";
 import { initBackend } from "../engine/backend.ts";
 import { disposeModel } from "../model/forward.ts";
 import { type Checkpoint, CHECKPOINT_EXTENSION, loadCheckpoint } from "../train/checkpoint.ts";
+import { CONFIG_FILE, readRunFile } from "../train/pipeline.ts";
 import { modelFromCheckpoint } from "../train/teacher.ts";
 import { runOnnxChecker } from "./checker.ts";
 import { manifestName, mergeEntries, modelEntry } from "./entry.ts";
@@ -62,28 +63,32 @@ export interface ExportResult {
 interface Source {
   path: string;
   ckpt: Checkpoint;
-  runId: string;
+  run: RunInfo;
 }
 
 /** Exports one checkpoint file. */
 export async function exportCheckpoint(path: string, options: ExportOptions = {}): Promise<ExportResult> {
   const ckpt = loadCheckpoint(path);
   refuseUnfinished(path, ckpt, options);
-  return exportSources([{ path, ckpt, runId: runIdOf(path) }], options);
+  return exportSources([{ path, ckpt, run: runOf(path) }], options);
 }
 
 /** Exports the final checkpoint of every sub-run (teacher and students) in a run directory. */
 export async function exportRun(runDir: string, options: ExportOptions = {}): Promise<ExportResult> {
   if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw new Error(`${runDir}: run directory not found`);
   if (options.name !== undefined) throw new Error("a model name can only be given when exporting one checkpoint");
+  const run = runInfo(runDir);
   const latest = new Map<string, Source>();
   for (const path of findCheckpoints(runDir)) {
     const ckpt = loadCheckpoint(path);
     const prev = latest.get(ckpt.meta.name);
-    if (!prev || ckpt.meta.step > prev.ckpt.meta.step) latest.set(ckpt.meta.name, { path, ckpt, runId: basename(resolve(runDir)) });
+    if (!prev || ckpt.meta.step > prev.ckpt.meta.step) latest.set(ckpt.meta.name, { path, ckpt, run });
   }
   if (latest.size === 0) throw new Error(`${runDir}: no checkpoints (*${CHECKPOINT_EXTENSION}) found; train first (npm run distill)`);
   for (const s of latest.values()) refuseUnfinished(s.path, s.ckpt, options);
+  if (![...latest.values()].some((s) => s.ckpt.meta.role === "teacher")) {
+    (options.log ?? console.log)(`export: ${runDir} has no teacher sub-run (distilled from a teacher of another run?); the manifest keeps its teacher`);
+  }
   return exportSources([...latest.values()], options);
 }
 
@@ -105,13 +110,27 @@ function findCheckpoints(dir: string, depth = 3): string[] {
   return found;
 }
 
-/** The run a checkpoint belongs to: the nearest folder above it holding the run's config.json, else its own folder. */
-function runIdOf(checkpointPath: string): string {
-  const start = dirname(resolve(checkpointPath));
-  for (let dir = start; dir !== dirname(dir); dir = dirname(dir)) {
-    if (existsSync(join(dir, "config.json")) && dir !== start) return basename(dir);
+/** What the run directory says about its run: its id (the directory's name), preset and data location. */
+interface RunInfo {
+  id: string;
+  preset?: string;
+  dataDir?: string;
+}
+
+function runInfo(runDir: string): RunInfo {
+  const id = basename(resolve(runDir));
+  if (!existsSync(join(runDir, CONFIG_FILE))) return { id };
+  const { preset, config } = readRunFile(runDir);
+  return { id, preset, dataDir: config.data ?? undefined };
+}
+
+/** The run a checkpoint belongs to: the nearest folder above its own that holds a run's config.json, else its own folder. */
+function runOf(checkpointPath: string): RunInfo {
+  const own = dirname(resolve(checkpointPath));
+  for (let dir = dirname(own); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, CONFIG_FILE))) return runInfo(dir);
   }
-  return basename(start);
+  return { id: basename(own) };
 }
 
 /** A path relative to the repository when inside it (manifests travel with the repository), else absolute. */
@@ -138,21 +157,21 @@ async function exportSources(sources: Source[], options: ExportOptions): Promise
 
   const files: ModelFile[] = [];
   const entries: ModelEntry[] = [];
-  // Students first: a manifest always needs one, and their failures are the likelier ones.
-  for (const { path, ckpt, runId } of [...sources].sort((a, b) => (a.ckpt.meta.role === b.ckpt.meta.role ? 0 : a.ckpt.meta.role === "teacher" ? 1 : -1))) {
+  for (const { path, ckpt, run } of sources) {
     const { graph, meta } = ckpt;
     const name = options.name ?? manifestName(meta);
     const what = `${name} (${path})`;
     const started = Date.now();
+    log(`export: ${name}: encoding ${path} and checking it against tfjs...`);
 
-    const onnx = graphToOnnx({ graph, tensors: new Map([...ckpt.weights].map(([k, t]) => [k, t.data])) }, { opset, docString: `narrowdeep ${name}, run ${runId}` });
+    const onnx = graphToOnnx({ graph, tensors: new Map([...ckpt.weights].map(([k, t]) => [k, t.data])) }, { opset, docString: `narrowdeep ${name}, run ${run.id}` });
     const checker = runOnnxChecker(onnx);
     if (checker.status === "failed") throw new ExportVerificationError(`${what}: onnx.checker rejects the export: ${checker.detail}`);
     if (checker.status === "unavailable") log(`export: ${name}: onnx.checker skipped (${checker.detail})`);
 
     let dataset = datasets.get(meta.dataset.name);
     if (!dataset) {
-      dataset = loadDataset(meta.dataset.name, options.dataDir);
+      dataset = loadDataset(meta.dataset.name, options.dataDir ?? run.dataDir);
       datasets.set(meta.dataset.name, dataset);
     }
     const { height, width, channels } = graph.input;
@@ -179,7 +198,7 @@ async function exportSources(sources: Source[], options: ExportOptions): Promise
       assertParity(what, parity);
       const top1 = await onnxAccuracy(session, accuracyImages, labels, graph.numClasses);
       const check = { ...parity, opset, exportedAt: new Date().toISOString(), ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}) };
-      entries.push(modelEntry(ckpt, { name, version: runId, onnx, check, accuracy: { top1, samples: accuracyImages.count }, run: { id: runId, checkpoint: repoPath(path) } }));
+      entries.push(modelEntry(ckpt, { name, version: run.id, onnx, check, accuracy: { top1, samples: accuracyImages.count }, run: { id: run.id, preset: run.preset, checkpoint: repoPath(path) } }));
       files.push({ file: `${name}.onnx`, bytes: onnx });
       log(
         `export: ${name}: ${onnx.length} bytes, max |logit diff| ${parity.maxAbsLogitDiff.toExponential(2)} over ${parity.samples} images (tfjs ${engine.backend} vs onnxruntime-node), ` +
