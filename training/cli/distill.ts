@@ -1,0 +1,166 @@
+// npm run distill -- [--preset quick|full] [--config FILE] [--<field> VALUE ...] [--run-dir DIR]
+//                    [--resume DIR] [--only a,b] [--teacher FILE] [--no-export]
+// Trains the teacher, then each student with KD and alone, into one run directory; then exports the
+// run to models/ (unless --no-export). Ctrl-C (SIGINT) or SIGTERM checkpoints and stops; --resume DIR
+// continues. Exit codes: 0 done, 1 error, 2 bad usage, 130 stopped by a signal.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { type DistillConfig } from "../config/schema.ts";
+import { ConfigError, configHelp, parseFlag, resolveConfig } from "../config/resolve.ts";
+import { initBackend } from "../engine/backend.ts";
+import { ProgressBar } from "../train/progress.ts";
+import { openRunDir, readRunFile, runPipeline } from "../train/pipeline.ts";
+
+const USAGE = `Usage: npm run distill -- [options]
+
+Run options:
+  --preset NAME                  quick (minutes on 2 cores, the demo) or full (the real run); default quick
+  --config FILE                  JSON object of config fields (and optionally "preset"), applied over the preset
+  --run-dir DIR                  where the run goes (default runs/<preset>-<date>-<time>)
+  --resume DIR                   continue the run in DIR with its stored configuration
+  --only NAMES                   sub-runs to train, comma-separated: teacher, <student>-kd, <student>-baseline
+  --teacher FILE                 a trained teacher checkpoint to distill from instead of training one
+  --no-export                    do not export the trained models to models/ at the end
+  --no-progress                  no progress bar (epoch summaries only)
+  -h, --help                     this text
+
+Config fields (override the preset; a config file uses the camelCase names):
+${configHelp()}
+`;
+
+class UsageError extends Error {}
+
+interface Args {
+  preset?: string;
+  configFile?: string;
+  runDir?: string;
+  resume?: string;
+  only?: string[];
+  teacher?: string;
+  export: boolean;
+  progress: boolean;
+  help: boolean;
+  flags: Partial<DistillConfig>;
+}
+
+export function parseArgs(argv: string[]): Args {
+  const args: Args = { export: true, progress: true, help: false, flags: {} };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v === "") throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case "-h":
+      case "--help":
+        args.help = true;
+        break;
+      case "--preset":
+        args.preset = value();
+        break;
+      case "--config":
+        args.configFile = value();
+        break;
+      case "--run-dir":
+        args.runDir = value();
+        break;
+      case "--resume":
+        args.resume = value();
+        break;
+      case "--only":
+        args.only = value().split(",").map((s) => s.trim()).filter(Boolean);
+        break;
+      case "--teacher":
+        args.teacher = value();
+        break;
+      case "--no-export":
+        args.export = false;
+        break;
+      case "--no-progress":
+        args.progress = false;
+        break;
+      default: {
+        const parsed = parseFlag(arg, () => argv[++i]);
+        if (!parsed) throw new UsageError(`unknown option ${arg} (see --help)`);
+        (args.flags as Record<string, unknown>)[parsed.key] = parsed.value;
+      }
+    }
+  }
+  return args;
+}
+
+function timestamp(): string {
+  return new Date().toISOString().slice(0, 19).replace(/[-:]/g, "").replace("T", "-");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let preset: string;
+  let config: DistillConfig;
+  let runDir: string;
+  if (args.resume) {
+    // A resumed run keeps its configuration; only how it runs may change.
+    const changed = Object.keys(args.flags).filter((k) => k !== "backend" && k !== "teacherEngine" && k !== "checkpointMinutes");
+    if (args.preset || args.configFile || args.runDir || changed.length) {
+      throw new UsageError(`--resume continues a run with its stored configuration; drop ${[args.preset && "--preset", args.configFile && "--config", args.runDir && "--run-dir", ...changed.map((k) => `--${k}`)].filter(Boolean).join(", ")}`);
+    }
+    runDir = args.resume;
+    const stored = readRunFile(runDir);
+    preset = stored.preset;
+    config = { ...stored.config, ...args.flags };
+    // How it runs is not part of the experiment: compare the rest with what is stored.
+    openRunDir(runDir, preset, { ...config, backend: stored.config.backend, teacherEngine: stored.config.teacherEngine, checkpointMinutes: stored.config.checkpointMinutes }, true);
+  } else {
+    ({ preset, config } = resolveConfig({ preset: args.preset, file: args.configFile, flags: args.flags }));
+    runDir = args.runDir ?? join("runs", `${preset}-${timestamp()}`);
+    openRunDir(runDir, preset, config, false);
+  }
+  if (args.teacher && !existsSync(args.teacher)) throw new UsageError(`--teacher ${args.teacher}: file not found`);
+
+  const engine = await initBackend(config.backend);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(130); // a second signal: leave now (the last checkpoint stands)
+    stopping = true;
+    console.error(`\n${signal}: finishing the current step and saving a checkpoint (again to quit at once)`);
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+
+  const result = await runPipeline({
+    runDir,
+    preset,
+    config,
+    engine,
+    only: args.only,
+    teacherCheckpoint: args.teacher,
+    progress: new ProgressBar(process.stderr, 30_000, args.progress),
+    shouldStop: () => stopping,
+  });
+  if (!result.finished) {
+    console.error(`stopped; continue with: npm run distill -- --resume ${runDir}`);
+    return 130;
+  }
+  if (args.export && args.only) {
+    console.log(`export skipped: --only trains part of the run; export it when complete with npm run export -- ${runDir}`);
+  } else if (args.export) {
+    const { exportRun } = await import("../export/index.ts");
+    await exportRun(runDir, { dataDir: config.data ?? undefined, backend: engine.backend });
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    console.error(`distill: ${err.message}`);
+    process.exit(err instanceof UsageError || err instanceof ConfigError ? 2 : 1);
+  },
+);

@@ -1,0 +1,163 @@
+// The experiment configuration of `npm run distill`: one flat object, every field described once
+// here (type, check, help), so the config file, the command line and --help all come from this table.
+import { DATASETS } from "../data/index.ts";
+import { ARCHITECTURES } from "../model/resnet.ts";
+import { TEACHER_ENGINES, type TeacherEngine } from "../train/teacher.ts";
+
+export interface DistillConfig {
+  dataset: string;
+  /** Folder of the data set's files; null: the data set's standard location. */
+  data: string | null;
+  trainLimit: number;
+  valSize: number;
+  testLimit: number;
+  students: string[];
+  widthScale: number;
+  teacherWidthScale: number;
+  epochs: number;
+  teacherEpochs: number;
+  batchSize: number;
+  evalBatchSize: number;
+  learningRate: number;
+  schedule: "cosine" | "step";
+  milestones: number[];
+  gamma: number;
+  warmupEpochs: number;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  temperature: number;
+  alpha: number;
+  augment: boolean;
+  /** Null: the data set's default (2 px for 28x28, 4 px for 32x32). */
+  cropPadding: number | null;
+  flip: boolean;
+  seed: number;
+  backend: string;
+  teacherEngine: TeacherEngine;
+  checkpointMinutes: number;
+}
+
+type Kind = "string" | "int" | "number" | "boolean" | "list" | "numbers";
+
+interface Field {
+  kind: Kind;
+  nullable?: boolean;
+  help: string;
+  /** Returns an error message, or null when the value is fine. */
+  check?: (v: never) => string | null;
+}
+
+const positive = (v: number) => (v > 0 ? null : "must be > 0");
+const atLeast = (min: number) => (v: number) => (v >= min ? null : `must be >= ${min}`);
+const oneOf = (options: readonly string[]) => (v: string) => (options.includes(v) ? null : `must be one of: ${options.join(", ")}`);
+
+export const FIELDS: Record<keyof DistillConfig, Field> = {
+  dataset: { kind: "string", help: "data set", check: oneOf(Object.keys(DATASETS)) },
+  data: { kind: "string", nullable: true, help: "folder with the data set's files (default: its standard location)" },
+  trainLimit: { kind: "int", help: "training images to use, 0 = all", check: atLeast(0) },
+  valSize: { kind: "int", help: "training images held out for validation", check: atLeast(0) },
+  testLimit: { kind: "int", help: "test images to evaluate on, 0 = all", check: atLeast(0) },
+  students: {
+    kind: "list",
+    help: "student architectures",
+    check: (v: string[]) => {
+      const bad = v.filter((s) => s === "teacher" || !Object.hasOwn(ARCHITECTURES, s));
+      return v.length === 0 ? "must name at least one student" : bad.length ? `unknown student ${bad.join(", ")} (known: ${Object.keys(ARCHITECTURES).filter((a) => a !== "teacher").join(", ")})` : null;
+    },
+  },
+  widthScale: { kind: "number", help: "multiplies every student width", check: positive },
+  teacherWidthScale: { kind: "number", help: "multiplies every teacher width", check: positive },
+  epochs: { kind: "int", help: "epochs per student", check: atLeast(1) },
+  teacherEpochs: { kind: "int", help: "epochs of the teacher", check: atLeast(1) },
+  batchSize: { kind: "int", help: "training batch size", check: atLeast(2) },
+  evalBatchSize: { kind: "int", help: "evaluation batch size", check: atLeast(1) },
+  learningRate: { kind: "number", help: "peak learning rate", check: positive },
+  schedule: { kind: "string", help: "learning-rate schedule: cosine or step", check: oneOf(["cosine", "step"]) },
+  milestones: {
+    kind: "numbers",
+    help: "step schedule: fractions of the epochs where the rate drops",
+    check: (v: number[]) => (v.every((m) => m > 0 && m < 1) ? null : "must be fractions between 0 and 1"),
+  },
+  gamma: { kind: "number", help: "step schedule: factor at each milestone", check: positive },
+  warmupEpochs: { kind: "number", help: "linear warm-up epochs", check: atLeast(0) },
+  momentum: { kind: "number", help: "SGD momentum", check: (v: number) => (v >= 0 && v < 1 ? null : "must be in [0, 1)") },
+  nesterov: { kind: "boolean", help: "Nesterov momentum" },
+  weightDecay: { kind: "number", help: "L2 weight decay on kernels", check: atLeast(0) },
+  temperature: { kind: "number", help: "KD temperature T", check: positive },
+  alpha: { kind: "number", help: "KD weight of the soft term", check: (v: number) => (v >= 0 && v <= 1 ? null : "must be in [0, 1]") },
+  augment: { kind: "boolean", help: "augment training images (crop and flip below)" },
+  cropPadding: { kind: "int", nullable: true, help: "random-crop padding in pixels, 0 = no crop (default: per data set)", check: atLeast(0) },
+  flip: { kind: "boolean", help: "random horizontal flips" },
+  seed: { kind: "int", help: "seed of weights, data order, splits and augmentation", check: atLeast(0) },
+  backend: { kind: "string", help: "tfjs backend: auto, node-gpu, node, wasm or cpu", check: oneOf(["auto", "node-gpu", "node", "wasm", "cpu"]) },
+  teacherEngine: { kind: "string", help: "what computes the teacher's soft targets: auto, onnx or tfjs", check: oneOf(TEACHER_ENGINES) },
+  checkpointMinutes: { kind: "number", help: "minutes between checkpoints inside an epoch, 0 = only at epoch ends", check: atLeast(0) },
+};
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+export function isField(key: string): key is keyof DistillConfig {
+  return Object.hasOwn(FIELDS, key);
+}
+
+/** Parses a command-line string into the field's type. */
+export function parseValue(key: keyof DistillConfig, text: string): unknown {
+  const f = FIELDS[key];
+  if (f.nullable && (text === "" || text === "default" || text === "null")) return null;
+  switch (f.kind) {
+    case "string":
+      return text;
+    case "int":
+    case "number":
+      return text.trim() === "" ? NaN : Number(text);
+    case "boolean":
+      if (["true", "1", "yes"].includes(text)) return true;
+      if (["false", "0", "no"].includes(text)) return false;
+      return text;
+    case "list":
+      return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+    case "numbers":
+      return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  }
+}
+
+/** Checks one value's type and range; `where` says where it came from, for the message. */
+export function checkValue(key: keyof DistillConfig, v: unknown, where: string): void {
+  const f = FIELDS[key];
+  const fail = (msg: string): never => {
+    throw new ConfigError(`${where}: ${key} ${msg}, got ${JSON.stringify(v)}`);
+  };
+  if (v === null) {
+    if (!f.nullable) fail("cannot be null");
+    return;
+  }
+  switch (f.kind) {
+    case "string":
+      if (typeof v !== "string" || v.length === 0) fail("must be a non-empty string");
+      break;
+    case "int":
+      if (typeof v !== "number" || !Number.isInteger(v)) fail("must be a whole number");
+      break;
+    case "number":
+      if (typeof v !== "number" || !Number.isFinite(v)) fail("must be a number");
+      break;
+    case "boolean":
+      if (typeof v !== "boolean") fail("must be true or false");
+      break;
+    case "list":
+      if (!Array.isArray(v) || !v.every((s) => typeof s === "string")) fail("must be a list of names");
+      break;
+    case "numbers":
+      if (!Array.isArray(v) || !v.every((n) => typeof n === "number" && Number.isFinite(n))) fail("must be a list of numbers");
+      break;
+  }
+  const problem = f.check ? (f.check as (x: unknown) => string | null)(v) : null;
+  if (problem) fail(problem);
+}

@@ -1,0 +1,213 @@
+// `npm run distill` as a sequence of sub-runs in one run directory:
+//   teacher                      cross-entropy                      (skipped with --teacher FILE)
+//   <student>-kd                 KD from the teacher (T, alpha)     for each student architecture
+//   <student>-baseline           cross-entropy alone (alpha = 0)
+// Each sub-run checkpoints into <runDir>/<name>/, so resuming the run continues wherever it stopped.
+// The run directory also holds config.json (the resolved configuration), log.txt, and report.json /
+// report.md, rewritten after every sub-run.
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import type { DistillConfig } from "../config/schema.ts";
+import { type Augmentation, type Batch, makeBatch, normalizationTable } from "../data/batches.ts";
+import { datasetEntry, loadDataset } from "../data/index.ts";
+import { type PreparedData, prepareData } from "../data/prepare.ts";
+import { Rng } from "../data/rng.ts";
+import { writeJsonAtomic } from "../io/atomic.ts";
+import { countMacs, countParams } from "../model/graph.ts";
+import { architecture } from "../model/resnet.ts";
+import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
+import { type TrainSpec, checkpointPath, firstDifference, train } from "./loop.ts";
+import { ProgressBar } from "./progress.ts";
+import { type ModelReport, type RunReport, kdGain, modelReport, writeReport } from "./report.ts";
+import { type Teacher, loadTeacher } from "./teacher.ts";
+
+export const CONFIG_FILE = "config.json";
+
+export interface RunFile {
+  preset: string;
+  config: DistillConfig;
+  createdAt: string;
+}
+
+export interface SubRun {
+  name: string;
+  spec: TrainSpec;
+}
+
+export interface PipelineOptions {
+  runDir: string;
+  preset: string;
+  config: DistillConfig;
+  engine: { backend: string; device: string };
+  /** Sub-run names to run (default: all). */
+  only?: string[];
+  /** A trained teacher's checkpoint, instead of training one in this run. */
+  teacherCheckpoint?: string;
+  log?: (line: string) => void;
+  progress?: ProgressBar;
+  shouldStop?: () => boolean;
+}
+
+export interface PipelineResult {
+  report: RunReport;
+  /** False when stopped early (checkpoints saved; resume continues). */
+  finished: boolean;
+}
+
+export function augmentation(config: DistillConfig): Augmentation | null {
+  if (!config.augment) return null;
+  return { cropPadding: config.cropPadding ?? datasetEntry(config.dataset).cropPadding, flip: config.flip };
+}
+
+/** The sub-runs of a configuration, in training order. */
+export function planSubRuns(config: DistillConfig): SubRun[] {
+  const common = {
+    batchSize: config.batchSize,
+    evalBatchSize: config.evalBatchSize,
+    schedule: { kind: config.schedule, learningRate: config.learningRate, milestones: config.milestones, gamma: config.gamma, warmupEpochs: config.warmupEpochs },
+    sgd: { momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov },
+    augmentation: augmentation(config),
+    seed: config.seed,
+  };
+  const runs: SubRun[] = [
+    { name: "teacher", spec: { ...common, name: "teacher", role: "teacher", architecture: "teacher", widthScale: config.teacherWidthScale, loss: { name: "ce", options: {} }, epochs: config.teacherEpochs } },
+  ];
+  for (const arch of config.students) {
+    const student = { ...common, role: "student" as const, architecture: arch, widthScale: config.widthScale, epochs: config.epochs };
+    runs.push({ name: `${arch}-kd`, spec: { ...student, name: `${arch}-kd`, loss: { name: "kd", options: { temperature: config.temperature, alpha: config.alpha } } } });
+    runs.push({ name: `${arch}-baseline`, spec: { ...student, name: `${arch}-baseline`, loss: { name: "ce", options: {} } } });
+  }
+  return runs;
+}
+
+/** Creates a run directory (refusing one that already holds a run) or checks the one being resumed. */
+export function openRunDir(runDir: string, preset: string, config: DistillConfig, resume: boolean): void {
+  const path = join(runDir, CONFIG_FILE);
+  if (!resume) {
+    if (existsSync(path)) throw new Error(`${runDir} already holds a run; resume it with --resume ${runDir}, or choose another --run-dir`);
+    mkdirSync(runDir, { recursive: true });
+    writeJsonAtomic(path, { preset, config, createdAt: new Date().toISOString() } satisfies RunFile);
+    return;
+  }
+  const stored = readRunFile(runDir);
+  const diff = firstDifference(stored.config, config);
+  if (diff) throw new Error(`${path}: the run was started with a different configuration (${diff})`);
+}
+
+export function readRunFile(runDir: string): RunFile {
+  const path = join(runDir, CONFIG_FILE);
+  if (!existsSync(path)) throw new Error(`${runDir}: no ${CONFIG_FILE} here, so nothing to resume (start a run with --run-dir ${runDir})`);
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as RunFile;
+  } catch (err) {
+    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/** Params and MACs of every architecture of the run, for the log before training starts. */
+export function describeModels(config: DistillConfig, input: { height: number; width: number; channels: number }, classes: number): string[] {
+  const rows = [["teacher", config.teacherWidthScale] as const, ...config.students.map((s) => [s, config.widthScale] as const)];
+  return rows.map(([arch, k]) => {
+    const g = architecture(arch, input, classes, k);
+    return `model ${arch} x${k}: ${countParams(g).toLocaleString("en-US")} params, ${countMacs(g).toLocaleString("en-US")} MACs/image`;
+  });
+}
+
+/** The first test images, normalized: the probe that checks the ONNX teacher against tfjs. */
+function probeBatch(data: PreparedData): Batch {
+  const n = Math.min(16, data.test.count);
+  return makeBatch(data.test, Array.from({ length: n }, (_, i) => i), normalizationTable(data.normalization), null, new Rng(0));
+}
+
+/**
+ * A teacher trained on other data statistics sees its own normalization: the batch is mapped from
+ * this run's normalization to the teacher's, x' = (x * std + mean - mean_t) / std_t per channel.
+ */
+function withNormalization(teacher: Teacher, from: PreparedData["normalization"], to: PreparedData["normalization"]): Teacher {
+  if (firstDifference(from, to) === null) return teacher;
+  const c = from.mean.length;
+  const scale = from.std.map((s, k) => s / to.std[k]!);
+  const shift = from.mean.map((m, k) => (m - to.mean[k]!) / to.std[k]!);
+  return {
+    ...teacher,
+    logits: (batch) => {
+      const images = batch.images.map((v, i) => v * scale[i % c]! + shift[i % c]!);
+      return teacher.logits({ ...batch, images });
+    },
+  };
+}
+
+export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {
+  const { config, runDir } = opts;
+  const logFile = join(runDir, "log.txt");
+  const log = (line: string) => {
+    opts.progress?.clear();
+    (opts.log ?? console.log)(line);
+    appendFileSync(logFile, `${new Date().toISOString()} ${line}\n`);
+  };
+  log(`run ${resolve(runDir)}: preset ${opts.preset}, engine tfjs ${opts.engine.backend} on ${opts.engine.device}`);
+
+  const started = Date.now();
+  const data = prepareData(loadDataset(config.dataset, config.data ?? undefined), { trainLimit: config.trainLimit, valSize: config.valSize, testLimit: config.testLimit, seed: config.seed });
+  log(`data ${data.name}: ${data.train.count} train, ${data.val?.count ?? 0} validation, ${data.test.count} test images of ${data.train.height}x${data.train.width}x${data.train.channels}; mean ${data.normalization.mean.map((v) => v.toFixed(4))}, std ${data.normalization.std.map((v) => v.toFixed(4))} (${Date.now() - started} ms)`);
+  for (const line of describeModels(config, data.train, data.classes.length)) log(line);
+
+  const plan = planSubRuns(config);
+  const known = plan.map((r) => r.name);
+  const unknown = (opts.only ?? []).filter((n) => !known.includes(n));
+  if (unknown.length) throw new Error(`--only: unknown sub-run ${unknown.join(", ")} (sub-runs: ${known.join(", ")})`);
+  const selected = plan.filter((r) => (opts.only ? opts.only.includes(r.name) : true) && !(r.name === "teacher" && opts.teacherCheckpoint));
+
+  const teacherPath = opts.teacherCheckpoint ?? checkpointPath(join(runDir, "teacher"));
+  let teacher: Teacher | null = null;
+  let teacherEngine: string | undefined;
+  const reports = new Map<string, ModelReport>();
+  const report = (): RunReport => {
+    const models = [...reports.values()];
+    return { run: basename(resolve(runDir)), preset: opts.preset, dataset: { name: data.name, labels: data.classes, normalization: data.normalization, trainSamples: data.train.count, valSamples: data.val?.count ?? 0, testSamples: data.test.count }, models, kdGain: kdGain(models), generatedAt: new Date().toISOString() };
+  };
+  // Sub-runs finished earlier (before a resume, or outside --only) still belong in the report.
+  for (const r of plan) {
+    const p = r.name === "teacher" ? teacherPath : checkpointPath(join(runDir, r.name));
+    if (existsSync(p)) reports.set(r.name, modelReport(loadCheckpoint(p)));
+  }
+
+  try {
+    for (const sub of selected) {
+      if (opts.shouldStop?.()) return { report: report(), finished: false };
+      const needsTeacher = sub.spec.loss.name === "kd" && config.alpha > 0;
+      if (needsTeacher && !teacher) {
+        if (!existsSync(teacherPath)) throw new Error(`${sub.name} needs a trained teacher: ${teacherPath} does not exist (train it first, or pass --teacher FILE)`);
+        const ckpt: Checkpoint = loadCheckpoint(teacherPath);
+        if (!ckpt.meta.done) throw new Error(`${teacherPath}: the teacher has not finished training (${ckpt.meta.epoch} epochs done); resume the run first`);
+        if (ckpt.graph.numClasses !== data.classes.length || ckpt.graph.input.channels !== data.train.channels || ckpt.graph.input.height !== data.train.height) {
+          throw new Error(`${teacherPath}: the teacher was trained on ${ckpt.meta.dataset.name} (${ckpt.graph.input.height}x${ckpt.graph.input.width}x${ckpt.graph.input.channels}, ${ckpt.graph.numClasses} classes), not this run's ${data.name}`);
+        }
+        teacher = withNormalization(await loadTeacher(ckpt, config.teacherEngine, probeBatch(data), log), data.normalization, ckpt.meta.dataset.normalization);
+        teacherEngine = teacher.engine;
+        log(`teacher: ${teacherPath} (test acc ${((ckpt.meta.history.at(-1)?.testAccuracy ?? 0) * 100).toFixed(2)}%), soft targets by ${teacher.engine}`);
+      }
+      const dir = join(runDir, sub.name);
+      mkdirSync(dir, { recursive: true });
+      const result = await train(sub.spec, {
+        dir,
+        data,
+        engine: opts.engine,
+        teacher: needsTeacher ? teacher : null,
+        log,
+        progress: opts.progress,
+        checkpointMinutes: config.checkpointMinutes,
+        shouldStop: opts.shouldStop,
+      });
+      reports.set(sub.name, modelReport(loadCheckpoint(checkpointPath(dir)), needsTeacher ? teacherEngine : undefined));
+      writeReport(runDir, report());
+      if (!result.finished) return { report: report(), finished: false };
+    }
+  } finally {
+    await teacher?.dispose();
+  }
+  const final = report();
+  writeReport(runDir, final);
+  log(`run finished in ${((Date.now() - started) / 1000).toFixed(0)} s; report in ${join(runDir, "report.md")}`);
+  return { report: final, finished: true };
+}
