@@ -47,3 +47,22 @@ describe("initBackend", () => {
     expect(grads.grads[w.name]!.dataSync()[0]).toBeCloseTo(8, 5);
   });
 });
+
+describe("startTrainingEngine", () => {
+  it("runs data-parallel replicas on wasm and a single thread when asked for one", async () => {
+    const { startTrainingEngine } = await import("../../../training/engine/index.ts");
+    const lines: string[] = [];
+    const one = await startTrainingEngine(undefined, { replicas: 1, log: (l) => lines.push(l) });
+    expect(one.replicas).toBe(1);
+    await one.close();
+    if (one.backend !== "wasm") return;
+    const two = await startTrainingEngine("wasm", { replicas: 2, log: (l) => lines.push(l) });
+    try {
+      expect(two.replicas).toBe(2);
+      expect(two.device).toMatch(/^2 data-parallel replicas \(threads\), each CPU \(WebAssembly/);
+      expect(lines.at(-1)).toBe(`engine: training data-parallel on ${two.device}`);
+    } finally {
+      await two.close();
+    }
+  });
+});

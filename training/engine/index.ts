@@ -1,0 +1,35 @@
+// The training engine in one call: the tfjs backend (backend.ts) plus, on wasm, data-parallel
+// replicas on worker threads (data-parallel.ts) so that every core trains. Usage:
+//
+//   const engine = await startTrainingEngine(config.backend);      // logs what runs
+//   train(spec, { ...ctx, engine, gradients: engine.gradients });  // train/loop.ts
+//   await engine.close();
+import os from "node:os";
+import { type GradientFn, lossAndGradients } from "../train/step.ts";
+import { type Engine, type InitOptions, initBackend } from "./backend.ts";
+import { DataParallel } from "./data-parallel.ts";
+
+export { BACKENDS, type BackendName, type Engine, currentEngine, initBackend, isBackendName } from "./backend.ts";
+
+export interface TrainingEngine extends Engine {
+  /** Threads computing each step (1 unless the wasm backend runs data-parallel). */
+  replicas: number;
+  /** Loss and gradients of one batch: a drop-in for train/step.ts' lossAndGradients. */
+  gradients: GradientFn;
+  close(): Promise<void>;
+}
+
+export interface TrainingEngineOptions extends InitOptions {
+  /** Data-parallel replicas on wasm; default: the machine's cores (at most 8). 1 disables it. */
+  replicas?: number;
+}
+
+export async function startTrainingEngine(requested?: string, { replicas, log = console.log }: TrainingEngineOptions = {}): Promise<TrainingEngine> {
+  const engine = await initBackend(requested, { log });
+  const want = replicas ?? Math.min(8, os.availableParallelism());
+  if (engine.backend !== "wasm" || want <= 1) return { ...engine, replicas: 1, gradients: lossAndGradients, close: async () => {} };
+  const pool = await DataParallel.start({ replicas: want });
+  const device = pool.describe(engine.device);
+  log(`engine: training data-parallel on ${device}`);
+  return { backend: engine.backend, device, replicas: want, gradients: pool.gradients, close: () => pool.close() };
+}
