@@ -37,7 +37,7 @@ async function inflatesBeyond(chunks: Uint8Array[], limit: number): Promise<bool
   const writer = stream.writable.getWriter();
   const reader = stream.readable.getReader();
   void (async () => {
-    for (const c of chunks) await writer.write(c);
+    for (const c of chunks) await writer.write(c as Uint8Array<ArrayBuffer>);
     await writer.close();
   })().catch(() => undefined);
   let total = 0;
