@@ -11,6 +11,8 @@ import { HTTPException } from "hono/http-exception";
 import { timing } from "hono/timing";
 import { HttpError } from "./errors.ts";
 import { type AppOptions, DEFAULT_LIMITS } from "./options.ts";
+import { abRoutes } from "./routes/ab.ts";
+import { adminRoutes } from "./routes/admin.ts";
 import { classifyRoutes } from "./routes/classify.ts";
 import type { RouteContext } from "./routes/context.ts";
 import { oipRoutes } from "./routes/oip.ts";
@@ -31,9 +33,9 @@ export function createApp(options: AppOptions): Hono {
     app.use(
       cors({
         origin: origins.includes("*") ? "*" : origins,
-        allowMethods: ["GET", "POST", "OPTIONS"],
-        allowHeaders: ["Content-Type", "Inference-Header-Content-Length"],
-        exposeHeaders: ["Server-Timing", "X-Model-Name", "X-Model-Version", "Inference-Header-Content-Length"],
+        allowMethods: ["GET", "POST", "PATCH", "OPTIONS"],
+        allowHeaders: ["Content-Type", "Inference-Header-Content-Length", "Authorization", "X-Client-Id", "X-Force-Arm"],
+        exposeHeaders: ["Server-Timing", "X-Model-Name", "X-Model-Version", "Inference-Header-Content-Length", "X-Arm", "X-Teacher-Fault"],
         maxAge: 600,
       }),
     );
@@ -46,6 +48,11 @@ export function createApp(options: AppOptions): Hono {
   );
 
   app.route("/v2", oipRoutes(ctx));
+  if (options.abRouting) {
+    // Ahead of classifyRoutes: the routed POST /v1/classify hands over to it when no teacher is set.
+    app.route("/v1", abRoutes(ctx, options.abRouting.teachers));
+    app.route("/v1", adminRoutes(ctx, options.abRouting.teachers));
+  }
   app.route("/v1", classifyRoutes(ctx));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));

@@ -13,9 +13,12 @@ import { ConfigError, optionsFromEnv } from "./options.ts";
 let app: Hono | undefined;
 
 function build(env: Record<string, unknown>): Hono {
+  const manifest = parseManifest(manifestJson);
   return createApp({
-    store: new ModelStore(studentsOnly(parseManifest(manifestJson)), modelFiles, ortWebEngine),
+    store: new ModelStore(studentsOnly(manifest), modelFiles, ortWebEngine),
     server: { name: pkg.name, version: pkg.version },
+    // The teachers run on the teacher host (TEACHER_URL); their entries say how to feed them.
+    abRouting: { teachers: manifest.models.filter((m) => m.role === "teacher") },
     ...optionsFromEnv(env),
   });
 }

@@ -1,4 +1,5 @@
 // What createApp takes, the defaults, and how the Worker's environment variables override them.
+import type { ModelEntry } from "../models/schema.ts";
 import type { ModelStore } from "./models/store.ts";
 
 export interface Limits {
@@ -26,6 +27,11 @@ export interface AppOptions {
   corsOrigins?: string[];
   /** How GET /v2 names this server. */
   server?: { name: string; version: string };
+  /**
+   * A/B routing against a teacher served elsewhere (routes/ab.ts, routes/admin.ts), given the manifest
+   * entries of the models that host serves (their input specs and labels). Off when absent.
+   */
+  abRouting?: { teachers: readonly ModelEntry[] };
 }
 
 /** Environment variable for each limit (wrangler.toml [vars], or .dev.vars locally). */

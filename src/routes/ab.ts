@@ -3,6 +3,7 @@
 //                      the teacher's faults answered by the student, some student answers shadowed;
 //   POST /v1/compare   both models on the same image at once.
 // Without TEACHER_URL, /v1/classify falls through to the student-only classifier.
+import type { D1Database } from "@cloudflare/workers-types";
 import { type Context, Hono } from "hono";
 import { setMetric } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
@@ -63,7 +64,7 @@ function studentFailure(result: Extract<ArmResult, { ok: false }>): HttpError | 
 
 const failureStatus = (result: ArmResult) => (result.ok ? 200 : result.error instanceof ModelLoadError ? 503 : 500);
 
-export function abRoutes({ store, limits }: RouteContext): Hono<{ Bindings: AbBindings }> {
+export function abRoutes({ store, limits }: RouteContext, teachers: readonly ModelEntry[]): Hono<{ Bindings: AbBindings }> {
   const app = new Hono<{ Bindings: AbBindings }>();
   const imageLimits = { maxSide: limits.maxImageSide, maxPixels: limits.maxImagePixels };
 
@@ -87,7 +88,7 @@ export function abRoutes({ store, limits }: RouteContext): Hono<{ Bindings: AbBi
   });
 
   app.post("/classify", async (c, next) => {
-    const setup = abSetup(c.env, store);
+    const setup = abSetup(c.env, teachers);
     if (!setup) return next();
     const received = Date.now();
     const student = store.defaultStudent();
@@ -140,7 +141,7 @@ export function abRoutes({ store, limits }: RouteContext): Hono<{ Bindings: AbBi
   });
 
   app.post("/compare", async (c) => {
-    const setup = abSetup(c.env, store);
+    const setup = abSetup(c.env, teachers);
     if (!setup) throw new HttpError(503, "POST /v1/compare needs a teacher: set TEACHER_URL");
     const received = Date.now();
     const named = c.req.query("model");

@@ -2,12 +2,14 @@
 //   GET   /v1/report?since=  per arm and model: count, error rate, latency percentiles, agreement
 //   GET   /v1/config         the routing settings in force, their defaults, and the teacher
 //   PATCH /v1/config         change settings at run time ({"studentPercent": 80}; null restores one)
+import type { D1Database } from "@cloudflare/workers-types";
 import { type Context, Hono } from "hono";
 import { HttpError, badRequest } from "../errors.ts";
 import { adminAuth } from "../middleware/admin-auth.ts";
 import { buildReport, parseSince } from "../routing/report.ts";
 import { SettingsError, applySettingsPatch, loadSettings, parseSettingsPatch } from "../routing/settings.ts";
 import { type AbBindings, teacherEntry } from "../routing/setup.ts";
+import type { ModelEntry } from "../../models/schema.ts";
 import type { RouteContext } from "./context.ts";
 
 type AdminContext = Context<{ Bindings: AbBindings }>;
@@ -22,7 +24,7 @@ function settingsError(err: unknown): never {
   throw err;
 }
 
-export function adminRoutes({ store }: RouteContext): Hono<{ Bindings: AbBindings }> {
+export function adminRoutes({ store }: RouteContext, teachers: readonly ModelEntry[]): Hono<{ Bindings: AbBindings }> {
   const app = new Hono<{ Bindings: AbBindings }>();
   // Scoped to these paths: a bare use() here would guard every /v1 route once mounted.
   for (const path of ["/report", "/config"]) app.use(path, adminAuth());
@@ -39,7 +41,7 @@ export function adminRoutes({ store }: RouteContext): Hono<{ Bindings: AbBinding
     const effective = await loadSettings(database(c), c.env as Record<string, unknown>).catch(settingsError);
     let teacher: { url: string | null; model: string | null } = { url: c.env.TEACHER_URL ?? null, model: null };
     try {
-      teacher = { ...teacher, model: teacherEntry(c.env, store).name };
+      teacher = { ...teacher, model: teacherEntry(c.env, teachers).name };
     } catch {
       // Reported as null: the routes say what is wrong when they are used.
     }

@@ -1,5 +1,6 @@
 // Writes what each request did to D1: one row per model run (see migrations/0001_measurements.sql).
 // Called from waitUntil, after the response, so recording never adds to the client's latency.
+import type { D1Database } from "@cloudflare/workers-types";
 import type { Arm } from "./split.ts";
 
 export type Mode = "ab" | "shadow" | "compare";

@@ -1,6 +1,7 @@
 // GET /v1/report's figures, computed in D1: per arm and model, the run count, error rate, latency
 // percentiles (nearest rank, over successful runs), top-1 agreement with the teacher (over requests
 // where both ran and succeeded) and the student/teacher ratio of median latencies.
+import type { D1Database } from "@cloudflare/workers-types";
 import type { Arm } from "./split.ts";
 import type { Fault } from "./measurements.ts";
 

@@ -1,6 +1,7 @@
 // Routing settings: the Worker's vars give the defaults, the admin API can override them at run time
 // (stored in D1). Each isolate caches what it read for a few seconds, so routing costs no query on
 // most requests and a change reaches every isolate within CACHE_MS.
+import type { D1Database } from "@cloudflare/workers-types";
 
 export interface RoutingSettings {
   /** Share of clients routed to the student, 0..100. */

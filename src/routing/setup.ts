@@ -1,9 +1,9 @@
 // What A/B routing needs from the Worker's bindings, checked once per request: the D1 database, the
 // teacher's URL, and the teacher's manifest entry (its input shape, normalization and labels; the
 // file itself lives on the teacher host).
+import type { D1Database } from "@cloudflare/workers-types";
 import type { ModelEntry } from "../../models/schema.ts";
 import { HttpError } from "../errors.ts";
-import type { ModelStore } from "../models/store.ts";
 
 export interface AbBindings {
   DB?: D1Database;
@@ -27,22 +27,21 @@ export interface AbSetup {
 const misconfigured = (message: string) => new HttpError(503, `A/B routing is misconfigured: ${message}`);
 
 /** The teacher's manifest entry, or a 503 naming what is missing. */
-export function teacherEntry(env: AbBindings, store: ModelStore): ModelEntry {
+export function teacherEntry(env: AbBindings, teachers: readonly ModelEntry[]): ModelEntry {
   const name = env.TEACHER_MODEL;
-  const teachers = store.models.filter((m) => m.role === "teacher");
-  const entry = name ? store.find(name) : teachers.length === 1 ? teachers[0] : undefined;
+  const entry = name ? teachers.find((m) => m.name === name) : teachers.length === 1 ? teachers[0] : undefined;
   if (!entry) {
-    throw misconfigured(name ? `TEACHER_MODEL "${name}" is not in models/manifest.json` : `models/manifest.json has ${teachers.length} teachers; set TEACHER_MODEL`);
+    throw misconfigured(name ? `TEACHER_MODEL "${name}" is not a teacher in models/manifest.json` : `models/manifest.json has ${teachers.length} teachers; set TEACHER_MODEL`);
   }
   return entry;
 }
 
 /** The setup, or undefined when TEACHER_URL is unset (the Worker then serves only its students). */
-export function abSetup(env: AbBindings, store: ModelStore): AbSetup | undefined {
+export function abSetup(env: AbBindings, teachers: readonly ModelEntry[]): AbSetup | undefined {
   if (!env.TEACHER_URL) return undefined;
   if (!/^https?:\/\//.test(env.TEACHER_URL)) throw misconfigured(`TEACHER_URL must be an http(s) URL`);
   if (!env.DB) throw misconfigured("the D1 binding DB is missing");
-  return { db: env.DB, teacherUrl: env.TEACHER_URL, teacher: teacherEntry(env, store) };
+  return { db: env.DB, teacherUrl: env.TEACHER_URL, teacher: teacherEntry(env, teachers) };
 }
 
 /** Agreement compares label indices, so both models must name the same classes in the same order. */
