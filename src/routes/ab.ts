@@ -2,7 +2,8 @@
 //   POST /v1/classify  routed: student or teacher by the client's sticky bucket (or X-Force-Arm),
 //                      the teacher's faults answered by the student, some student answers shadowed;
 //   POST /v1/compare   both models on the same image at once.
-// Without TEACHER_URL, /v1/classify falls through to the student-only classifier.
+// Without a teacher (TEACHER_URL and its manifest entry), /v1/classify falls through to the
+// student-only classifier.
 import type { D1Database } from "@cloudflare/workers-types";
 import { type Context, Hono } from "hono";
 import { setMetric } from "hono/timing";
@@ -142,7 +143,7 @@ export function abRoutes({ store, limits }: RouteContext, teachers: readonly Mod
 
   app.post("/compare", async (c) => {
     const setup = abSetup(c.env, teachers);
-    if (!setup) throw new HttpError(503, "POST /v1/compare needs a teacher: set TEACHER_URL");
+    if (!setup) throw new HttpError(503, "POST /v1/compare needs a teacher: set TEACHER_URL, with the teacher's entry in models/manifest.json");
     const received = Date.now();
     const named = c.req.query("model");
     const student = named === undefined ? store.defaultStudent() : findModel(store, named);

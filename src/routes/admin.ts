@@ -39,9 +39,9 @@ export function adminRoutes({ store }: RouteContext, teachers: readonly ModelEnt
 
   const config = async (c: AdminContext) => {
     const effective = await loadSettings(database(c), c.env as Record<string, unknown>).catch(settingsError);
-    let teacher: { url: string | null; model: string | null } = { url: c.env.TEACHER_URL ?? null, model: null };
+    let teacher: { url: string | null; model: string | null } = { url: c.env.TEACHER_URL || null, model: null };
     try {
-      teacher = { ...teacher, model: teacherEntry(c.env, teachers).name };
+      teacher = { ...teacher, model: teacherEntry(c.env, teachers)?.name ?? null };
     } catch {
       // Reported as null: the routes say what is wrong when they are used.
     }

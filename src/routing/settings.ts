@@ -70,7 +70,14 @@ const cache = new WeakMap<D1Database, { overrides: Partial<RoutingSettings>; unt
 async function readOverrides(db: D1Database): Promise<Partial<RoutingSettings>> {
   const hit = cache.get(db);
   if (hit && hit.until > Date.now()) return hit.overrides;
-  const { results } = await db.prepare("SELECT key, value FROM settings").all<{ key: string; value: string }>();
+  let results: { key: string; value: string }[];
+  try {
+    ({ results } = await db.prepare("SELECT key, value FROM settings").all<{ key: string; value: string }>());
+  } catch (err) {
+    // A database problem (say, migrations not applied) must not stop traffic: route on the defaults.
+    console.error(`routing settings unreadable, using the defaults: ${err instanceof Error ? err.message : String(err)}`);
+    return {};
+  }
   const overrides: Partial<RoutingSettings> = {};
   for (const row of results) {
     if ((KEYS as string[]).includes(row.key)) overrides[row.key as SettingKey] = Number(row.value);

@@ -26,22 +26,32 @@ export interface AbSetup {
 
 const misconfigured = (message: string) => new HttpError(503, `A/B routing is misconfigured: ${message}`);
 
-/** The teacher's manifest entry, or a 503 naming what is missing. */
-export function teacherEntry(env: AbBindings, teachers: readonly ModelEntry[]): ModelEntry {
+/**
+ * The teacher's manifest entry: TEACHER_MODEL's, else the manifest's only teacher; undefined when the
+ * manifest has none and none is named. A 503 names what is wrong otherwise.
+ */
+export function teacherEntry(env: AbBindings, teachers: readonly ModelEntry[]): ModelEntry | undefined {
   const name = env.TEACHER_MODEL;
-  const entry = name ? teachers.find((m) => m.name === name) : teachers.length === 1 ? teachers[0] : undefined;
-  if (!entry) {
-    throw misconfigured(name ? `TEACHER_MODEL "${name}" is not a teacher in models/manifest.json` : `models/manifest.json has ${teachers.length} teachers; set TEACHER_MODEL`);
+  if (name) {
+    const entry = teachers.find((m) => m.name === name);
+    if (!entry) throw misconfigured(`TEACHER_MODEL "${name}" is not a teacher in models/manifest.json`);
+    return entry;
   }
-  return entry;
+  if (teachers.length > 1) throw misconfigured(`models/manifest.json has ${teachers.length} teachers; set TEACHER_MODEL`);
+  return teachers[0];
 }
 
-/** The setup, or undefined when TEACHER_URL is unset (the Worker then serves only its students). */
+/**
+ * The setup, or undefined when A/B routing is off: no TEACHER_URL, or no teacher in the manifest (the
+ * Worker then serves only its students).
+ */
 export function abSetup(env: AbBindings, teachers: readonly ModelEntry[]): AbSetup | undefined {
   if (!env.TEACHER_URL) return undefined;
-  if (!/^https?:\/\//.test(env.TEACHER_URL)) throw misconfigured(`TEACHER_URL must be an http(s) URL`);
+  if (!/^https?:\/\//.test(env.TEACHER_URL)) throw misconfigured("TEACHER_URL must be an http(s) URL");
+  const teacher = teacherEntry(env, teachers);
+  if (!teacher) return undefined;
   if (!env.DB) throw misconfigured("the D1 binding DB is missing");
-  return { db: env.DB, teacherUrl: env.TEACHER_URL, teacher: teacherEntry(env, teachers) };
+  return { db: env.DB, teacherUrl: env.TEACHER_URL, teacher };
 }
 
 /** Agreement compares label indices, so both models must name the same classes in the same order. */
