@@ -17,7 +17,7 @@ import { ProgressBar, formatDuration } from "./progress.ts";
 import { type ScheduleOptions, learningRateAt } from "./schedule.ts";
 import { type GradientFn, lossAndGradients, trainStep } from "./step.ts";
 import type { Teacher } from "./teacher.ts";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 /** Everything that determines the result of a sub-run; stored in its checkpoint and compared on resume. */
@@ -128,6 +128,9 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
     wallSeconds: 0,
   };
 
+  mkdirSync(ctx.dir, { recursive: true });
+  // A process killed while writing leaves its temporary file (never the checkpoint itself): clear them.
+  for (const f of readdirSync(ctx.dir)) if (f.startsWith(`.${CHECKPOINT_FILE}.`) && f.endsWith(".tmp")) rmSync(join(ctx.dir, f), { force: true });
   if (existsSync(path)) {
     const ckpt = loadCheckpoint(path);
     const diff = firstDifference(ckpt.meta.config, config) ?? firstDifference(ckpt.meta.dataset, meta.dataset);

@@ -51,3 +51,26 @@ export function writeCifar100(root: string, train: number, test: number): string
   }
   return dir;
 }
+
+/**
+ * A learnable Fashion-MNIST-format data set of size x size images: class k is a bright horizontal bar
+ * on row k (flip-invariant) over deterministic noise. size must be at least 10.
+ */
+export function writeLearnableFashionMnist(dir: string, counts: { train: number; test: number }, size = 10): void {
+  mkdirSync(dir, { recursive: true });
+  let state = 12345;
+  const noise = () => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return (state >>> 24) % 64;
+  };
+  for (const [split, count] of [["train", counts.train], ["t10k", counts.test]] as const) {
+    const pixels = new Uint8Array(count * size * size);
+    const labels = Uint8Array.from({ length: count }, (_, i) => (i * 7) % 10);
+    for (let i = 0; i < count; i++) {
+      for (let p = 0; p < size * size; p++) pixels[i * size * size + p] = noise();
+      for (let x = 0; x < size; x++) pixels[i * size * size + labels[i]! * size + x] = 200 + noise() / 2;
+    }
+    writeFileSync(join(dir, `${split}-images-idx3-ubyte.gz`), gzipSync(idxBytes([count, size, size], pixels)));
+    writeFileSync(join(dir, `${split}-labels-idx1-ubyte.gz`), gzipSync(idxBytes([count], labels)));
+  }
+}
