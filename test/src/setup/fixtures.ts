@@ -2,6 +2,7 @@
 // weights (no binary of unknown origin), with onnxruntime-node's outputs on fixed inputs as the
 // reference the Worker must match. Runs in Node (vitest globalSetup, bench).
 import { createHash } from "node:crypto";
+import { encode as encodeJpeg } from "jpeg-js";
 import * as ort from "onnxruntime-node";
 import type { Manifest, ModelEntry } from "../../../models/schema.ts";
 import { graphToOnnx } from "../../../training/export/onnx.ts";
@@ -9,7 +10,7 @@ import { type Graph, countMacs, countParams, paramSpecs } from "../../../trainin
 import { architecture } from "../../../training/model/resnet.ts";
 import type { EdgeFixtures, ReferenceRun } from "../fixture-types.ts";
 
-const FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+export const FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 const CIFAR_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /** mulberry32: a seeded uniform generator, so fixtures are the same on every machine. */
@@ -49,8 +50,10 @@ function randomWeights(graph: Graph, seed: number): Map<string, Float32Array> {
   return tensors;
 }
 
-interface Spec {
+export interface Spec {
   name: string;
+  /** "student" unless given. */
+  role?: ModelEntry["role"];
   architecture: string;
   height: number;
   width: number;
@@ -71,7 +74,7 @@ function entryFor(spec: Spec, graph: Graph, bytes: Uint8Array): ModelEntry {
   return {
     name: spec.name,
     version: "1",
-    role: "student",
+    role: spec.role ?? "student",
     architecture: spec.architecture,
     file: `${spec.name}.onnx`,
     sha256: createHash("sha256").update(bytes).digest("hex"),
@@ -103,15 +106,20 @@ async function reference(entry: ModelEntry, bytes: Uint8Array, batch: number, se
   };
 }
 
+/** One fixture model from its spec: the exporter's ONNX of seeded weights, and its manifest entry. */
+export function buildModel(spec: Spec): { entry: ModelEntry; bytes: Uint8Array } {
+  const graph = architecture(spec.architecture, { height: spec.height, width: spec.width, channels: spec.channels }, spec.labels.length, spec.widthScale);
+  const bytes = graphToOnnx({ graph, tensors: randomWeights(graph, spec.seed) });
+  return { entry: entryFor(spec, graph, bytes), bytes };
+}
+
 /** The fixture models (as ONNX bytes by file name), their manifest, and reference runs. */
 export async function buildFixtureModels(): Promise<{ manifest: Manifest; files: Map<string, Uint8Array>; references: ReferenceRun[] }> {
   const files = new Map<string, Uint8Array>();
   const models: ModelEntry[] = [];
   const references: ReferenceRun[] = [];
   for (const spec of SPECS) {
-    const graph = architecture(spec.architecture, { height: spec.height, width: spec.width, channels: spec.channels }, spec.labels.length, spec.widthScale);
-    const bytes = graphToOnnx({ graph, tensors: randomWeights(graph, spec.seed) });
-    const entry = entryFor(spec, graph, bytes);
+    const { entry, bytes } = buildModel(spec);
     files.set(entry.file, bytes);
     models.push(entry);
     references.push(await reference(entry, bytes, 1, spec.seed + 100), await reference(entry, bytes, 3, spec.seed + 200));
@@ -119,7 +127,23 @@ export async function buildFixtureModels(): Promise<{ manifest: Manifest; files:
   return { manifest: { schemaVersion: 1, defaultStudent: "grey28", models }, files, references };
 }
 
+/** RGB JPEGs: one colour all over (41x29, odd), and a gradient (64x48). */
+function colourJpegs(): Record<string, Uint8Array> {
+  const image = (width: number, height: number, rgb: (x: number, y: number) => [number, number, number]) => {
+    const data = new Uint8Array(width * height * 4);
+    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data.set([...rgb(x, y), 255], (y * width + x) * 4);
+    return new Uint8Array(encodeJpeg({ width, height, data }, 95).data);
+  };
+  return {
+    "uniform-rgb": image(41, 29, () => [200, 100, 50]),
+    gradient: image(64, 48, (x, y) => [x * 4, y * 5, 128]),
+  };
+}
+
+const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
+const base64Record = (entries: Iterable<[string, Uint8Array]>) => Object.fromEntries([...entries].map(([k, v]) => [k, base64(v)]));
+
 export async function buildFixtures(): Promise<EdgeFixtures> {
   const { manifest, files, references } = await buildFixtureModels();
-  return { manifest, files: Object.fromEntries([...files].map(([k, v]) => [k, Buffer.from(v).toString("base64")])), references };
+  return { manifest, files: base64Record(files), references, jpegs: base64Record(Object.entries(colourJpegs())) };
 }
