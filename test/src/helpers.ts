@@ -14,6 +14,7 @@ function fromBase64(s: string): Uint8Array {
 }
 
 export const fixtureFiles: Record<string, Uint8Array> = Object.fromEntries(Object.entries(fixtures.files).map(([k, v]) => [k, fromBase64(v)]));
+export const jpegs: Record<string, Uint8Array> = Object.fromEntries(Object.entries(fixtures.jpegs).map(([k, v]) => [k, fromBase64(v)]));
 
 /** A store over the fixture models (or any manifest over their files), on onnxruntime-web. */
 export function fixtureStore(manifest: Manifest = fixtures.manifest, files: Record<string, Uint8Array> = fixtureFiles): ModelStore {
