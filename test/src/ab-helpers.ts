@@ -1,0 +1,102 @@
+/// <reference types="@cloudflare/vitest-pool-workers/types" />
+// The A/B tests' app, bindings and inputs: the edge fixtures' students in workerd, the real teacher
+// hosts the global setup started (setup/teacher.ts), and the test's own D1 database.
+import { applyD1Migrations, createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { encode as encodePng } from "fast-png";
+import { inject } from "vitest";
+import { createApp } from "../../src/app.ts";
+import type { AbBindings } from "../../src/routing/setup.ts";
+import { fixtureStore } from "./helpers.ts";
+import "./fixture-types.ts";
+
+declare global {
+  namespace Cloudflare {
+    interface Env {
+      DB: D1Database;
+      TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+    }
+  }
+}
+
+export const hosts = inject("teacher");
+export const ADMIN_TOKEN = "test-admin-token-0123456789";
+export const TIMEOUT_MS = 1_000;
+
+/** Gives this test file's fresh database the tables; call in beforeAll. */
+export const migrate = () => applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
+
+/** The edge app over the fixture students, routing against the fixture teacher. */
+export const abApp = () => createApp({ store: fixtureStore(), abRouting: { teachers: [hosts.entry] } });
+export type App = ReturnType<typeof abApp>;
+
+export function bindings(vars: Partial<AbBindings> = {}): AbBindings {
+  return { DB: env.DB, TEACHER_URL: hosts.url, ADMIN_TOKEN, STUDENT_PERCENT: "50", SHADOW_PERCENT: "0", TEACHER_TIMEOUT_MS: String(TIMEOUT_MS), ...vars };
+}
+
+export interface Sent {
+  response: Response;
+  /** Milliseconds until the response was ready, before any after-response work. */
+  responseMs: number;
+  /** Milliseconds until the after-response work (measurements, shadow) finished too. */
+  settledMs: number;
+}
+
+/** One request through the app, as the Worker runtime would run it, waiting for its waitUntil work. */
+export async function send(app: App, path: string, init: RequestInit = {}, vars: Partial<AbBindings> = {}): Promise<Sent> {
+  const ctx = createExecutionContext();
+  const started = Date.now();
+  const response = await app.fetch(new Request(`http://edge.test${path}`, init), bindings(vars), ctx);
+  const responseMs = Date.now() - started;
+  await waitOnExecutionContext(ctx);
+  return { response, responseMs, settledMs: Date.now() - started };
+}
+
+/** A 28x28 grey PNG with a seeded pattern, so different seeds give the models different inputs. */
+export function png(seed: number): Uint8Array {
+  const data = new Uint8Array(28 * 28);
+  let s = seed * 2654435761 + 1;
+  for (let i = 0; i < data.length; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    data[i] = (s >>> 16) & 0xff;
+  }
+  return encodePng({ width: 28, height: 28, channels: 1, depth: 8, data });
+}
+
+export function classify(app: App, seed: number, headers: Record<string, string> = {}, vars: Partial<AbBindings> = {}, path = "/v1/classify"): Promise<Sent> {
+  return send(app, path, { method: "POST", headers: { "Content-Type": "image/png", ...headers }, body: png(seed) }, vars);
+}
+
+export async function report(app: App, since: number, vars: Partial<AbBindings> = {}): Promise<ReportBody> {
+  const { response } = await send(app, `/v1/report?since=${since}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } }, vars);
+  if (response.status !== 200) throw new Error(`report: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+export interface ReportRow {
+  arm: "student" | "teacher";
+  model: string;
+  count: number;
+  served: number;
+  errors: number;
+  errorRate: number;
+  faults: Record<string, number>;
+  latencyMs: { p50: number | null; p95: number | null; p99: number | null };
+  agreement: { pairs: number; top1: number | null } | null;
+  latencyRatio: number | null;
+}
+export interface ReportBody {
+  since: string;
+  until: string;
+  requests: number;
+  fallbacks: number;
+  rows: ReportRow[];
+}
+
+export const row = (r: ReportBody, arm: string, model: string) => r.rows.find((x) => x.arm === arm && x.model === model);
+
+/** Nearest-rank percentile, as the report computes it. */
+export function nearestRank(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
