@@ -7,9 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type DistillConfig } from "../config/schema.ts";
 import { ConfigError, configHelp, parseFlag, resolveConfig } from "../config/resolve.ts";
-import { initBackend } from "../engine/backend.ts";
-import { ProgressBar } from "../train/progress.ts";
-import { openRunDir, readRunFile, runPipeline } from "../train/pipeline.ts";
+import { openRunDir, readRunFile } from "../train/run-dir.ts";
 
 const USAGE = `Usage: npm run distill -- [options]
 
@@ -124,6 +122,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (args.teacher && !existsSync(args.teacher)) throw new UsageError(`--teacher ${args.teacher}: file not found`);
 
+  // The engine and training code load only now: --help and usage errors answer at once.
+  const [{ initBackend }, { runPipeline }, { ProgressBar }] = await Promise.all([import("../engine/backend.ts"), import("../train/pipeline.ts"), import("../train/progress.ts")]);
   const engine = await initBackend(config.backend);
   let stopping = false;
   const stop = (signal: string) => {

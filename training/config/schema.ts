@@ -2,7 +2,10 @@
 // here (type, check, help), so the config file, the command line and --help all come from this table.
 import { DATASETS } from "../data/index.ts";
 import { ARCHITECTURES } from "../model/resnet.ts";
-import { TEACHER_ENGINES, type TeacherEngine } from "../train/teacher.ts";
+
+/** What computes the teacher's soft targets (see training/train/teacher.ts). */
+export const TEACHER_ENGINES = ["auto", "onnx", "tfjs"] as const;
+export type TeacherEngine = (typeof TEACHER_ENGINES)[number];
 
 export interface DistillConfig {
   dataset: string;

@@ -17,6 +17,7 @@ import { ProgressBar, formatDuration } from "./progress.ts";
 import { type ScheduleOptions, learningRateAt } from "./schedule.ts";
 import { type GradientFn, lossAndGradients, trainStep } from "./step.ts";
 import type { Teacher } from "./teacher.ts";
+import { firstDifference } from "./run-dir.ts";
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
@@ -79,18 +80,6 @@ function modelTensors(model: Model): Map<string, StoredTensor> {
   const out = new Map<string, StoredTensor>();
   for (const [name, v] of model.params) out.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
   return out;
-}
-
-/** The first difference between two JSON values, as "path: a vs b", or null when equal. */
-export function firstDifference(a: unknown, b: unknown, path = ""): string | null {
-  if (typeof a === "object" && a !== null && typeof b === "object" && b !== null) {
-    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
-      if (d) return d;
-    }
-    return null;
-  }
-  return a === b ? null : `${path || "(value)"}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
 }
 
 export interface TrainResult {

@@ -5,29 +5,21 @@
 // Each sub-run checkpoints into <runDir>/<name>/, so resuming the run continues wherever it stopped.
 // The run directory also holds config.json (the resolved configuration), log.txt, and report.json /
 // report.md, rewritten after every sub-run.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { DistillConfig } from "../config/schema.ts";
 import { type Augmentation, type Batch, makeBatch, normalizationTable } from "../data/batches.ts";
 import { datasetEntry, loadDataset } from "../data/index.ts";
 import { type PreparedData, prepareData } from "../data/prepare.ts";
 import { Rng } from "../data/rng.ts";
-import { writeJsonAtomic } from "../io/atomic.ts";
 import { countMacs, countParams } from "../model/graph.ts";
 import { architecture } from "../model/resnet.ts";
 import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
-import { type TrainSpec, checkpointPath, firstDifference, train } from "./loop.ts";
+import { type TrainSpec, checkpointPath, train } from "./loop.ts";
+import { firstDifference } from "./run-dir.ts";
 import { ProgressBar } from "./progress.ts";
 import { type ModelReport, type RunReport, kdGain, modelReport, writeReport } from "./report.ts";
 import { type Teacher, loadTeacher } from "./teacher.ts";
-
-export const CONFIG_FILE = "config.json";
-
-export interface RunFile {
-  preset: string;
-  config: DistillConfig;
-  createdAt: string;
-}
 
 export interface SubRun {
   name: string;
@@ -78,30 +70,6 @@ export function planSubRuns(config: DistillConfig): SubRun[] {
     runs.push({ name: `${arch}-baseline`, spec: { ...student, name: `${arch}-baseline`, loss: { name: "ce", options: {} } } });
   }
   return runs;
-}
-
-/** Creates a run directory (refusing one that already holds a run) or checks the one being resumed. */
-export function openRunDir(runDir: string, preset: string, config: DistillConfig, resume: boolean): void {
-  const path = join(runDir, CONFIG_FILE);
-  if (!resume) {
-    if (existsSync(path)) throw new Error(`${runDir} already holds a run; resume it with --resume ${runDir}, or choose another --run-dir`);
-    mkdirSync(runDir, { recursive: true });
-    writeJsonAtomic(path, { preset, config, createdAt: new Date().toISOString() } satisfies RunFile);
-    return;
-  }
-  const stored = readRunFile(runDir);
-  const diff = firstDifference(stored.config, config);
-  if (diff) throw new Error(`${path}: the run was started with a different configuration (${diff})`);
-}
-
-export function readRunFile(runDir: string): RunFile {
-  const path = join(runDir, CONFIG_FILE);
-  if (!existsSync(path)) throw new Error(`${runDir}: no ${CONFIG_FILE} here, so nothing to resume (start a run with --run-dir ${runDir})`);
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as RunFile;
-  } catch (err) {
-    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
-  }
 }
 
 /** Params and MACs of every architecture of the run, for the log before training starts. */

@@ -10,10 +10,9 @@ import * as tf from "@tensorflow/tfjs";
 import type { Batch } from "../data/batches.ts";
 import { graphToOnnx } from "../export/onnx.ts";
 import { type Model, createModel, disposeModel, forward } from "../model/forward.ts";
+import type { TeacherEngine } from "../config/schema.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 
-export type TeacherEngine = "auto" | "onnx" | "tfjs";
-export const TEACHER_ENGINES: readonly TeacherEngine[] = ["auto", "onnx", "tfjs"];
 
 export interface Teacher {
   /** What computes the teacher's logits, for logs and reports. */

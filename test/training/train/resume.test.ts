@@ -13,6 +13,7 @@ import { type Teacher, loadTeacher } from "../../../training/train/teacher.ts";
 import { makeBatch, normalizationTable } from "../../../training/data/batches.ts";
 import { Rng } from "../../../training/data/rng.ts";
 import { writeLearnableFashionMnist } from "../data/fixtures.ts";
+import { comparable } from "./compare.ts";
 
 let data: PreparedData;
 let engine: { backend: string; device: string };
@@ -40,12 +41,6 @@ const spec = (over: Partial<TrainSpec> = {}): TrainSpec => ({
   seed: 11,
   ...over,
 });
-
-/** The checkpoint with wall-clock quantities removed: everything that must match exactly. */
-function comparable(c: Checkpoint) {
-  const { wallSeconds: _w, engine: _e, history, ...meta } = c.meta;
-  return { graph: c.graph, weights: c.weights, optimizer: c.optimizer, meta, history: history.map(({ imagesPerSecond: _i, seconds: _s, ...h }) => h) };
-}
 
 async function interrupted(s: TrainSpec, stops: number[], teacher?: Teacher): Promise<Checkpoint> {
   const dir = mkdtempSync(join(tmpdir(), "nd-resume-"));

@@ -1,0 +1,102 @@
+// The distill CLI as a user runs it: a separate process, killed with SIGKILL at random moments and
+// resumed, must end exactly where an uninterrupted run ends, and never leave a corrupt checkpoint.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadCheckpoint } from "../../../training/train/checkpoint.ts";
+import { writeLearnableFashionMnist } from "../data/fixtures.ts";
+import { comparable } from "../train/compare.ts";
+
+const CLI = join(import.meta.dirname, "../../../training/cli/distill.ts");
+let dataDir: string;
+
+beforeAll(() => {
+  dataDir = mkdtempSync(join(tmpdir(), "nd-cli-data-"));
+  writeLearnableFashionMnist(dataDir, { train: 160, test: 40 });
+});
+
+const tiny = () => [
+  "--data", dataDir, "--val-size", "16", "--students", "narrow-deep", "--width-scale", "0.2", "--teacher-width-scale", "0.125",
+  "--epochs", "2", "--teacher-epochs", "2", "--batch-size", "16", "--eval-batch-size", "64", "--backend", "wasm", "--no-export", "--no-progress",
+];
+
+function start(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> } {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout!.on("data", (d) => (output += d));
+  child.stderr!.on("data", (d) => (output += d));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, output })));
+  return { child, done };
+}
+
+const run = (args: string[]) => start(args).done;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Optimizer steps saved over all checkpoints of the run; every checkpoint present must load. */
+function stepsDone(runDir: string): number {
+  if (!existsSync(runDir)) return 0;
+  let steps = 0;
+  for (const sub of readdirSync(runDir, { withFileTypes: true }).filter((d) => d.isDirectory())) {
+    const p = join(runDir, sub.name, "checkpoint.ndckpt");
+    if (existsSync(p)) steps += loadCheckpoint(p).meta.step;
+  }
+  return steps;
+}
+
+describe("npm run distill", () => {
+  it("resumes after SIGKILL at random moments and ends in the same state as an uninterrupted run", async () => {
+    const only = ["--only", "teacher,narrow-deep-kd"];
+    const reference = mkdtempSync(join(tmpdir(), "nd-cli-ref-"));
+    const ref = await run([...tiny(), ...only, "--checkpoint-minutes", "0", "--run-dir", join(reference, "run")]);
+    expect(ref.code, ref.output).toBe(0);
+
+    const runDir = join(mkdtempSync(join(tmpdir(), "nd-cli-kill-")), "run");
+    // Checkpoints every few milliseconds, so kills land during writes too.
+    let args = [...tiny(), ...only, "--checkpoint-minutes", "0.00005", "--run-dir", runDir];
+    const kills: string[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const before = stepsDone(runDir);
+      const { child, done } = start(args);
+      // Kill once this attempt has made progress, at a random moment after that.
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && child.exitCode === null && stepsDone(runDir) <= before) await sleep(20);
+      const delay = Math.floor(Math.random() * 1000);
+      await sleep(delay);
+      const killed = child.kill("SIGKILL");
+      const r = await done;
+      kills.push(`attempt ${attempt}: after step ${before}, +${delay} ms, ${r.signal ?? `exit ${r.code}`}`);
+      if (!killed || r.signal !== "SIGKILL") break; // finished before the kill landed
+      args = ["--resume", runDir, ...only, "--no-export", "--no-progress"];
+    }
+    console.log(`SIGKILL test: ${kills.join("; ")}`);
+    const last = await run(["--resume", runDir, ...only, "--no-export", "--no-progress"]);
+    expect(last.code, `${kills.join("; ")}\n${last.output}`).toBe(0);
+    expect(readdirSync(join(runDir, "teacher")).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    for (const sub of ["teacher", "narrow-deep-kd"]) {
+      const a = loadCheckpoint(join(reference, "run", sub, "checkpoint.ndckpt"));
+      const b = loadCheckpoint(join(runDir, sub, "checkpoint.ndckpt"));
+      expect(b.meta.done).toBe(true);
+      expect(comparable(b), `${sub} after ${kills.join("; ")}`).toEqual(comparable(a));
+    }
+    const report = JSON.parse(readFileSync(join(runDir, "report.json"), "utf8"));
+    expect(report.models.map((m: { name: string }) => m.name)).toEqual(["teacher", "narrow-deep-kd"]);
+  });
+
+  it("explains bad usage with exit code 2", async () => {
+    const bad = await run(["--epochs", "zero"]);
+    expect(bad.code).toBe(2);
+    expect(bad.output).toMatch(/distill: --epochs: epochs must be a whole number, got null|--epochs: epochs must be a whole number/);
+    const unknown = await run(["--epoch", "3"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.output).toMatch(/unknown option --epoch \(see --help\)/);
+    const resume = await run(["--resume", join(dataDir, "nothing-here")]);
+    expect(resume.code).toBe(1);
+    expect(resume.output).toMatch(/nothing-here: no config\.json here, so nothing to resume/);
+    const help = await run(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.output).toMatch(/--teacher-epochs N/);
+  });
+});
+

@@ -1,0 +1,51 @@
+// The run directory's identity: config.json holds the resolved configuration a run was started with,
+// so `--resume DIR` continues that run and a second run never lands in the same directory.
+// (No tfjs here: the CLI checks the run directory before it loads the engine.)
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { DistillConfig } from "../config/schema.ts";
+import { writeJsonAtomic } from "../io/atomic.ts";
+
+export const CONFIG_FILE = "config.json";
+
+export interface RunFile {
+  preset: string;
+  config: DistillConfig;
+  createdAt: string;
+}
+
+/** The first difference between two JSON values, as "path: a vs b", or null when equal. */
+export function firstDifference(a: unknown, b: unknown, path = ""): string | null {
+  if (typeof a === "object" && a !== null && typeof b === "object" && b !== null) {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+      if (d) return d;
+    }
+    return null;
+  }
+  return a === b ? null : `${path || "(value)"}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
+}
+
+/** Creates a run directory (refusing one that already holds a run) or checks the one being resumed. */
+export function openRunDir(runDir: string, preset: string, config: DistillConfig, resume: boolean): void {
+  const path = join(runDir, CONFIG_FILE);
+  if (!resume) {
+    if (existsSync(path)) throw new Error(`${runDir} already holds a run; resume it with --resume ${runDir}, or choose another --run-dir`);
+    mkdirSync(runDir, { recursive: true });
+    writeJsonAtomic(path, { preset, config, createdAt: new Date().toISOString() } satisfies RunFile);
+    return;
+  }
+  const stored = readRunFile(runDir);
+  const diff = firstDifference(stored.config, config);
+  if (diff) throw new Error(`${path}: the run was started with a different configuration (${diff})`);
+}
+
+export function readRunFile(runDir: string): RunFile {
+  const path = join(runDir, CONFIG_FILE);
+  if (!existsSync(path)) throw new Error(`${runDir}: no ${CONFIG_FILE} here, so nothing to resume (start a run with --run-dir ${runDir})`);
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as RunFile;
+  } catch (err) {
+    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+}
