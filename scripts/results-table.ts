@@ -16,7 +16,8 @@ const millions = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n 
 function training(m: ModelEntry): string {
   const t = m.training ?? {};
   const loss = t.loss as { name?: string; options?: Record<string, unknown> } | undefined;
-  const epochs = typeof t.epochs === "number" ? `, ${t.epochs} epochs` : "";
+  const images = typeof t.trainSamples === "number" ? ` on ${t.trainSamples.toLocaleString("en-US")} images` : "";
+  const epochs = typeof t.epochs === "number" ? `, ${t.epochs} epoch${t.epochs === 1 ? "" : "s"}${images}` : "";
   if (!loss?.name) return `?${epochs}`;
   const o = loss.options ?? {};
   if (loss.name === "ce" || o.alpha === 0) return `labels only (CE)${epochs}`;
@@ -43,7 +44,7 @@ export function renderResultsTable(manifest: Manifest): string {
     return [
       name,
       m.role,
-      m.architecture,
+      typeof m.training?.widthScale === "number" && m.training.widthScale !== 1 ? `${m.architecture} ×${m.training.widthScale}` : m.architecture,
       millions(m.metrics.params),
       millions(m.metrics.macs),
       acc ? pct(acc.top1) : "n/a",

@@ -62,6 +62,7 @@ export function modelEntry(ckpt: Checkpoint, facts: EntryFacts): ModelEntry {
       loss: meta.loss,
       epochs: meta.epoch,
       steps: meta.step,
+      trainSamples: meta.dataset.trainSamples,
       finished: meta.done,
       /** Test accuracy the training loop measured after its last epoch (tfjs, on its test subset). */
       lastEpochTestAccuracy: last?.testAccuracy,

@@ -18,7 +18,7 @@ import { Rng } from "../data/rng.ts";
 import { initBackend } from "../engine/backend.ts";
 import { disposeModel } from "../model/forward.ts";
 import { type Checkpoint, CHECKPOINT_EXTENSION, loadCheckpoint } from "../train/checkpoint.ts";
-import { CONFIG_FILE, readRunFile } from "../train/pipeline.ts";
+import { CONFIG_FILE, readRunFile } from "../train/run-dir.ts";
 import { modelFromCheckpoint } from "../train/teacher.ts";
 import { runOnnxChecker } from "./checker.ts";
 import { manifestName, mergeEntries, modelEntry } from "./entry.ts";

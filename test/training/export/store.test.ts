@@ -20,7 +20,7 @@ function entry(name: string, role: "teacher" | "student", top1: number, loss: ob
     normalization: { mean: [0.286], std: [0.353] }, labels: ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"],
     metrics: { params: 123_456, macs: 33_300_000, accuracy: { top1, dataset: "fashion-mnist", split: "test", samples: 10000 } },
     export: { maxAbsLogitDiff: 3.2e-6, top1Agreement: 1, samples: 512, opset: 13, exportedAt: "2026-01-01T00:00:00Z" },
-    training: { loss, epochs: 30 },
+    training: { loss, epochs: 30, trainSamples: 55000, widthScale: name === "teacher" ? 1 : 0.5 },
   };
 }
 const empty: Manifest = { schemaVersion: 1, defaultStudent: "none", models: [] };
@@ -84,9 +84,9 @@ describe("results table", () => {
     const table = renderResultsTable(manifest);
     const rows = table.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| model"));
     expect(rows).toEqual([
-      "| teacher | teacher | teacher | 123.5 k | 33.30 M | 93.12% |  | labels only (CE), 30 epochs | 3.2e-6 | 2 KiB | `run-1` |",
-      "| **narrow-deep** (default) | student | narrow-deep | 123.5 k | 33.30 M | 91.23% | +0.72 | KD T=4 α=0.9, 30 epochs | 3.2e-6 | 2 KiB | `run-1` |",
-      "| narrow-deep-baseline | student | narrow-deep | 123.5 k | 33.30 M | 90.51% |  | labels only (CE), 30 epochs | 3.2e-6 | 2 KiB | `run-1` |",
+      "| teacher | teacher | teacher | 123.5 k | 33.30 M | 93.12% |  | labels only (CE), 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
+      "| **narrow-deep** (default) | student | narrow-deep ×0.5 | 123.5 k | 33.30 M | 91.23% | +0.72 | KD T=4 α=0.9, 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
+      "| narrow-deep-baseline | student | narrow-deep ×0.5 | 123.5 k | 33.30 M | 90.51% |  | labels only (CE), 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
     ]);
     expect(table).toContain("fashion-mnist test split, 10000 images");
   });
