@@ -1,0 +1,82 @@
+// A whole distill run, small: the teacher and every student (KD and baseline) train, the loss goes
+// down, and the run directory ends with its config, log, checkpoints and report.
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { resolveConfig } from "../../../training/config/resolve.ts";
+import { initBackend } from "../../../training/engine/backend.ts";
+import { loadCheckpoint } from "../../../training/train/checkpoint.ts";
+import { planSubRuns, runPipeline } from "../../../training/train/pipeline.ts";
+import type { RunReport } from "../../../training/train/report.ts";
+import { openRunDir } from "../../../training/train/run-dir.ts";
+import { writeLearnableFashionMnist } from "../data/fixtures.ts";
+
+let engine: { backend: string; device: string };
+let dataDir: string;
+
+beforeAll(async () => {
+  engine = await initBackend("wasm", { log: () => {} });
+  dataDir = mkdtempSync(join(tmpdir(), "nd-pipeline-data-"));
+  writeLearnableFashionMnist(dataDir, { train: 280, test: 80 });
+});
+
+describe("distill pipeline", () => {
+  it("trains teacher and students, lowers the loss, and writes the report", async () => {
+    const { preset, config } = resolveConfig({
+      preset: "quick",
+      flags: { data: dataDir, trainLimit: 0, valSize: 40, testLimit: 0, widthScale: 0.2, teacherWidthScale: 0.125, epochs: 3, teacherEpochs: 3, batchSize: 24, augment: false, learningRate: 0.1 },
+    });
+    const runDir = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
+    openRunDir(runDir, preset, config, false);
+    const lines: string[] = [];
+    const result = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l) });
+    expect(result.finished).toBe(true);
+
+    const names = planSubRuns(config).map((r) => r.name);
+    expect(names).toEqual(["teacher", "unmodified-kd", "unmodified-baseline", "wide-kd", "wide-baseline", "narrow-deep-kd", "narrow-deep-baseline"]);
+    for (const name of names) {
+      const { meta } = loadCheckpoint(join(runDir, name, "checkpoint.ndckpt"));
+      expect(meta.done).toBe(true);
+      expect(meta.history).toHaveLength(3);
+      expect(meta.history[2]!.trainLoss, `${name} train loss`).toBeLessThan(meta.history[0]!.trainLoss);
+    }
+    const teacher = loadCheckpoint(join(runDir, "teacher", "checkpoint.ndckpt")).meta;
+    expect(teacher.history[2]!.testAccuracy).toBeGreaterThan(0.5); // bars on 10 rows: easy, 10% is chance
+    expect(teacher.dataset.normalization.mean[0]).toBeGreaterThan(0);
+
+    const report = JSON.parse(readFileSync(join(runDir, "report.json"), "utf8")) as RunReport;
+    expect(report.models.map((m) => m.name)).toEqual(names);
+    for (const m of report.models) {
+      expect(m.params).toBeGreaterThan(0);
+      expect(m.macs).toBeGreaterThan(m.params);
+      expect(m.backend).toBe("wasm");
+      expect(m.imagesPerSecond).toBeGreaterThan(0);
+      expect(m.lastTestAccuracy).toBeGreaterThanOrEqual(0);
+      expect(m.bestTestAccuracy).toBeGreaterThanOrEqual(m.lastTestAccuracy!);
+      expect(m.seed).toBe(config.seed);
+    }
+    expect(report.models.find((m) => m.name === "narrow-deep-kd")!.teacherEngine).toMatch(/onnxruntime-node/);
+    expect(Object.keys(report.kdGain).sort()).toEqual(["narrow-deep", "unmodified", "wide"]);
+    const md = readFileSync(join(runDir, "report.md"), "utf8");
+    expect(md).toMatch(/\| narrow-deep-kd \| student \| narrow-deep x0.2 \| kd \(T=4, alpha=0.9\) \|/);
+    expect(existsSync(join(runDir, "config.json"))).toBe(true);
+    expect(readFileSync(join(runDir, "log.txt"), "utf8")).toMatch(/teacher epoch 3\/3: train loss/);
+    expect(lines.some((l) => /^model narrow-deep x0.2: [\d,]+ params, [\d,]+ MACs\/image$/.test(l))).toBe(true);
+
+    // Resuming a finished run trains nothing and keeps the report.
+    const again = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l) });
+    expect(again.report.models.map((m) => m.lastTestAccuracy)).toEqual(report.models.map((m) => m.lastTestAccuracy));
+    expect(lines.filter((l) => /already trained/.test(l))).toHaveLength(7);
+  });
+
+  it("refuses KD without a trained teacher and unknown sub-runs", async () => {
+    const { preset, config } = resolveConfig({ preset: "quick", flags: { data: dataDir, trainLimit: 0, valSize: 40, testLimit: 0 } });
+    const runDir = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
+    openRunDir(runDir, preset, config, false);
+    await expect(runPipeline({ runDir, preset, config, engine, log: () => {}, only: ["wide-kd"] })).rejects.toThrow(/wide-kd needs a trained teacher: .*teacher\/checkpoint\.ndckpt does not exist/);
+    await expect(runPipeline({ runDir, preset, config, engine, log: () => {}, only: ["wide-distill"] })).rejects.toThrow(/--only: unknown sub-run wide-distill \(sub-runs: teacher, unmodified-kd/);
+    expect(() => openRunDir(runDir, preset, config, false)).toThrow(/already holds a run; resume it with --resume/);
+    expect(() => openRunDir(runDir, preset, { ...config, epochs: 9 }, true)).toThrow(/started with a different configuration \(epochs: 2 vs 9\)/);
+  });
+});
