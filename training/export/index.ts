@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Manifest, type ModelEntry } from "../../models/schema.ts";
+import type { Manifest, ModelEntry } from "../../models/schema.ts";
 import { bundleModels } from "../../scripts/bundle-models.ts";
 import { updateResultsTable } from "../../scripts/results-table.ts";
 import { makeBatch, normalizationTable } from "../data/batches.ts";
@@ -146,68 +146,87 @@ function normalizedImages(set: ImageSet, normalization: { mean: number[]; std: n
   return { images: { data: batch.images, count, height: set.height, width: set.width, channels: set.channels }, labels: set.labels.subarray(0, count) };
 }
 
+/** Everything one export run shares between its models. */
+interface ExportContext {
+  options: ExportOptions;
+  opset: number;
+  paritySamples: number;
+  backend: string;
+  log: (line: string) => void;
+  datasets: Map<string, Dataset>;
+}
+
+/** The test split of the checkpoint's data set, loaded once per export, checked against the model. */
+function testSet({ ckpt, path, run }: Source, ctx: ExportContext): ImageSet {
+  const { graph, meta } = ckpt;
+  let dataset = ctx.datasets.get(meta.dataset.name);
+  if (!dataset) {
+    dataset = loadDataset(meta.dataset.name, ctx.options.dataDir ?? run.dataDir);
+    ctx.datasets.set(meta.dataset.name, dataset);
+  }
+  const { height, width, channels } = graph.input;
+  const test = dataset.test;
+  if (test.height !== height || test.width !== width || test.channels !== channels) {
+    throw new DataError(`${path}: the model takes ${height}x${width}x${channels} images, ${meta.dataset.name} has ${test.height}x${test.width}x${test.channels}`);
+  }
+  if (graph.numClasses !== meta.dataset.labels.length || graph.numClasses !== dataset.classes.length) {
+    throw new DataError(`${path}: the model has ${graph.numClasses} classes, its labels ${meta.dataset.labels.length}, ${meta.dataset.name} ${dataset.classes.length}`);
+  }
+  return test;
+}
+
+/** Encodes one checkpoint and verifies it; throws ExportVerificationError when it does not pass. */
+async function verifiedExport(source: Source, ctx: ExportContext): Promise<{ entry: ModelEntry; file: ModelFile }> {
+  const { path, ckpt, run } = source;
+  const { graph, meta } = ckpt;
+  const name = ctx.options.name ?? manifestName(meta);
+  const what = `${name} (${path})`;
+  const started = Date.now();
+  ctx.log(`export: ${name}: encoding ${path} and checking it against tfjs...`);
+
+  const onnx = graphToOnnx({ graph, tensors: new Map([...ckpt.weights].map(([k, t]) => [k, t.data])) }, { opset: ctx.opset, docString: `narrowdeep ${name}, run ${run.id}` });
+  const checker = runOnnxChecker(onnx);
+  if (checker.status === "failed") throw new ExportVerificationError(`${what}: onnx.checker rejects the export: ${checker.detail}`);
+  if (checker.status === "unavailable") ctx.log(`export: ${name}: onnx.checker skipped (${checker.detail})`);
+
+  // One normalized copy of the test images serves both checks: parity takes the first
+  // paritySamples, accuracy the first accuracySamples (all by default).
+  const test = testSet(source, ctx);
+  const accuracySamples = ctx.options.accuracySamples || test.count;
+  const { images, labels } = normalizedImages(test, meta.dataset.normalization, Math.max(ctx.paritySamples, accuracySamples));
+  const parityImages: Images = { ...images, count: Math.min(ctx.paritySamples, images.count) };
+  const accuracyImages: Images = { ...images, count: Math.min(accuracySamples, images.count) };
+
+  const session = await openSession(onnx);
+  try {
+    const model = modelFromCheckpoint(ckpt);
+    const parity = await measureParity(model, session, parityImages).finally(() => disposeModel(model));
+    assertParity(what, parity);
+    const top1 = await onnxAccuracy(session, accuracyImages, labels, graph.numClasses);
+    const check = { ...parity, opset: ctx.opset, exportedAt: new Date().toISOString(), ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}) };
+    const entry = modelEntry(ckpt, { name, version: run.id, onnx, check, accuracy: { top1, samples: accuracyImages.count }, run: { id: run.id, preset: run.preset, checkpoint: repoPath(path) } });
+    ctx.log(
+      `export: ${name}: ${onnx.length} bytes, max |logit diff| ${parity.maxAbsLogitDiff.toExponential(2)} over ${parity.samples} images (tfjs ${ctx.backend} vs onnxruntime-node), ` +
+        `top-1 agreement 100%, test top-1 ${(top1 * 100).toFixed(2)}% on ${accuracyImages.count} images, ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+    return { entry, file: { file: entry.file, bytes: onnx } };
+  } finally {
+    await session.release();
+  }
+}
+
 async function exportSources(sources: Source[], options: ExportOptions): Promise<ExportResult> {
   const log = options.log ?? console.log;
   const modelsDir = resolve(options.modelsDir ?? DEFAULT_MODELS_DIR);
   const readme = options.readme !== undefined ? options.readme : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, "README.md") : null;
-  const opset = options.opset ?? DEFAULT_OPSET;
-  const paritySamples = options.paritySamples ?? PARITY_SAMPLES;
   const engine = await initBackend(options.backend, { log });
-  const datasets = new Map<string, Dataset>();
+  const ctx: ExportContext = { options, opset: options.opset ?? DEFAULT_OPSET, paritySamples: options.paritySamples ?? PARITY_SAMPLES, backend: engine.backend, log, datasets: new Map() };
 
-  const files: ModelFile[] = [];
-  const entries: ModelEntry[] = [];
-  for (const { path, ckpt, run } of sources) {
-    const { graph, meta } = ckpt;
-    const name = options.name ?? manifestName(meta);
-    const what = `${name} (${path})`;
-    const started = Date.now();
-    log(`export: ${name}: encoding ${path} and checking it against tfjs...`);
-
-    const onnx = graphToOnnx({ graph, tensors: new Map([...ckpt.weights].map(([k, t]) => [k, t.data])) }, { opset, docString: `narrowdeep ${name}, run ${run.id}` });
-    const checker = runOnnxChecker(onnx);
-    if (checker.status === "failed") throw new ExportVerificationError(`${what}: onnx.checker rejects the export: ${checker.detail}`);
-    if (checker.status === "unavailable") log(`export: ${name}: onnx.checker skipped (${checker.detail})`);
-
-    let dataset = datasets.get(meta.dataset.name);
-    if (!dataset) {
-      dataset = loadDataset(meta.dataset.name, options.dataDir ?? run.dataDir);
-      datasets.set(meta.dataset.name, dataset);
-    }
-    const { height, width, channels } = graph.input;
-    const test = dataset.test;
-    if (test.height !== height || test.width !== width || test.channels !== channels) {
-      throw new DataError(`${what}: the model takes ${height}x${width}x${channels} images, ${meta.dataset.name} has ${test.height}x${test.width}x${test.channels}`);
-    }
-    // One normalized copy of the test images serves both checks: parity takes the first
-    // paritySamples, accuracy the first accuracySamples (all by default).
-    const accuracySamples = options.accuracySamples || test.count;
-    const { images, labels } = normalizedImages(test, meta.dataset.normalization, Math.max(paritySamples, accuracySamples));
-    const parityImages: Images = { ...images, count: Math.min(paritySamples, images.count) };
-    const accuracyImages: Images = { ...images, count: Math.min(accuracySamples, images.count) };
-
-    const session = await openSession(onnx);
-    try {
-      const model = modelFromCheckpoint(ckpt);
-      let parity;
-      try {
-        parity = await measureParity(model, session, parityImages);
-      } finally {
-        disposeModel(model);
-      }
-      assertParity(what, parity);
-      const top1 = await onnxAccuracy(session, accuracyImages, labels, graph.numClasses);
-      const check = { ...parity, opset, exportedAt: new Date().toISOString(), ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}) };
-      entries.push(modelEntry(ckpt, { name, version: run.id, onnx, check, accuracy: { top1, samples: accuracyImages.count }, run: { id: run.id, preset: run.preset, checkpoint: repoPath(path) } }));
-      files.push({ file: `${name}.onnx`, bytes: onnx });
-      log(
-        `export: ${name}: ${onnx.length} bytes, max |logit diff| ${parity.maxAbsLogitDiff.toExponential(2)} over ${parity.samples} images (tfjs ${engine.backend} vs onnxruntime-node), ` +
-          `top-1 agreement 100%, test top-1 ${(top1 * 100).toFixed(2)}% on ${accuracyImages.count} images, ${((Date.now() - started) / 1000).toFixed(1)} s`,
-      );
-    } finally {
-      await session.release();
-    }
-  }
+  // Every model is verified before anything is written.
+  const exported = [];
+  for (const source of sources) exported.push(await verifiedExport(source, ctx));
+  const entries = exported.map((e) => e.entry);
+  const files = exported.map((e) => e.file);
 
   const manifest = updateModels(modelsDir, files, (current) => mergeEntries(current, entries));
   log(`export: wrote ${files.map((f) => f.file).join(", ")} and manifest.json to ${modelsDir} (default student: ${manifest.defaultStudent})`);
