@@ -4,7 +4,7 @@
 // Where new routes register: write `src/routes/<name>.ts` exporting `<name>Routes(ctx: RouteContext)`
 // that returns a Hono app, and mount it below with `app.route(prefix, ...)`. Routes throw HttpError
 // (src/errors.ts) for every bad input; onError turns it into `{"error": "..."}`.
-import { Hono } from "hono";
+import { Hono, type NotFoundHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
@@ -16,6 +16,9 @@ import { adminRoutes } from "./routes/admin.ts";
 import { classifyRoutes } from "./routes/classify.ts";
 import type { RouteContext } from "./routes/context.ts";
 import { oipRoutes } from "./routes/oip.ts";
+
+/** A 404 in the API's error shape; also for apps that mount this one (the teacher host). */
+export const notFoundJson: NotFoundHandler = (c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404);
 
 const DEFAULT_SERVER = { name: "narrowdeep", version: "0.1.0" };
 
@@ -55,7 +58,7 @@ export function createApp(options: AppOptions): Hono {
   }
   app.route("/v1", classifyRoutes(ctx));
 
-  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  app.notFound(notFoundJson);
   app.onError((err, c) => {
     if (err instanceof HttpError) return c.json({ error: err.message }, err.status);
     if (err instanceof HTTPException && err.status < 500) return c.json({ error: err.message || "bad request" }, err.status);

@@ -2,7 +2,7 @@
 // /v1) over a store holding the teacher, plus the execution provider in the model's metadata and in
 // an X-Execution-Provider header, so a caller can see whether the GPU is doing the work.
 import { Hono } from "hono";
-import { createApp } from "../src/app.ts";
+import { createApp, notFoundJson } from "../src/app.ts";
 import type { ModelStore } from "../src/models/store.ts";
 import type { ExecutionProvider } from "./engine.ts";
 import { type FaultOptions, faults } from "./faults.ts";
@@ -31,5 +31,6 @@ export function createTeacherApp(options: TeacherAppOptions): Hono {
     });
   }
   app.route("/", createApp({ store: options.store, server: options.server }));
+  app.notFound(notFoundJson);
   return app;
 }

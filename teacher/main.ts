@@ -86,9 +86,6 @@ try {
 } catch (err) {
   fail(`cannot listen on ${host}:${port}: ${(err as Error).message}`);
 }
-// Test setups and scripts/start.ts read this line for the address.
-console.log(`teacher: listening on ${running.url}`);
-
 let closing = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
@@ -100,3 +97,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     );
   });
 }
+// Test setups and scripts/start.ts read this line for the address, and may signal at once: the
+// handlers above are in place by then.
+console.log(`teacher: listening on ${running.url}`);
