@@ -1,0 +1,257 @@
+// `npm run bench:train`: training and inference images/s of the run's models on every engine that
+// loads here. Each engine runs in its own child process (a process has one tfjs backend); results go
+// to .bench/train.json and .bench/train.md.
+//
+//   npm run bench:train -- [--engines wasm-dp,wasm,node-gpu,node,cpu] [--models teacher,unmodified,wide,narrow-deep]
+//                          [--batches 64,128] [--inputs 28x28x1,32x32x3] [--seconds 4] [--out .bench]
+//
+// Engines: "wasm-dp" is the wasm backend data-parallel over all cores (what training uses), "wasm"
+// one thread; the others are the tfjs backends of that name. An engine that does not load is listed
+// as unavailable, with why. A measurement is the median of `--repeats` timed windows of at least
+// `--seconds` each after two warm-up steps: other processes on the machine make single numbers noisy.
+// The training step is the real one (train/step.ts and train/optimizer.ts: forward, loss, gradients,
+// SGD with momentum) on random images.
+import { execFileSync } from "node:child_process";
+import os from "node:os";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { writeFileAtomic, writeJsonAtomic } from "../training/io/atomic.ts";
+import { createLoss } from "../training/losses/index.ts";
+import { type Model, createModel, disposeModel, forward } from "../training/model/forward.ts";
+import { type InputShape, countMacs, countParams } from "../training/model/graph.ts";
+import { ARCHITECTURES, architecture, isArchitecture } from "../training/model/resnet.ts";
+import { Sgd } from "../training/train/optimizer.ts";
+import { trainStep } from "../training/train/step.ts";
+import { startTrainingEngine } from "../training/engine/index.ts";
+
+const ENGINES = ["wasm-dp", "wasm", "node-gpu", "node", "cpu"] as const;
+type EngineName = (typeof ENGINES)[number];
+
+interface Options {
+  engines: EngineName[];
+  models: string[];
+  batches: number[];
+  inputs: InputShape[];
+  seconds: number;
+  repeats: number;
+  out: string;
+}
+
+export interface Measurement {
+  engine: EngineName;
+  device: string;
+  model: string;
+  params: number;
+  macs: number;
+  input: string;
+  batch: number;
+  trainImagesPerSecond: number;
+  inferImagesPerSecond: number;
+}
+
+const USAGE = `usage: npm run bench:train -- [--engines ${ENGINES.join(",")}] [--models ${Object.keys(ARCHITECTURES).join(",")}]
+                             [--batches 64,128] [--inputs 28x28x1,32x32x3] [--seconds 4] [--repeats 3] [--out .bench]`;
+
+function fail(message: string): never {
+  console.error(`bench:train: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+function parseInput(s: string): InputShape {
+  const m = /^(\d+)x(\d+)x(\d+)$/.exec(s);
+  if (!m) fail(`--inputs: "${s}" is not HxWxC`);
+  return { height: Number(m[1]), width: Number(m[2]), channels: Number(m[3]) };
+}
+
+function parseArgs(argv: string[]): Options & { child: boolean } {
+  const opts: Options & { child: boolean } = {
+    engines: ["wasm-dp", "wasm", "node-gpu", "node"],
+    models: Object.keys(ARCHITECTURES),
+    batches: [64, 128],
+    inputs: [parseInput("28x28x1"), parseInput("32x32x3")],
+    seconds: 4,
+    repeats: 3,
+    out: ".bench",
+    child: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    if (flag === "--help" || flag === "-h") {
+      console.log(USAGE);
+      process.exit(0);
+    }
+    if (flag === "--child") {
+      opts.child = true;
+      continue;
+    }
+    const value = argv[++i];
+    if (value === undefined) fail(`${flag} needs a value`);
+    const list = value.split(",").filter(Boolean);
+    const positive = (v: string) => {
+      const n = Number(v);
+      if (!(n > 0) || !Number.isFinite(n)) fail(`${flag}: "${v}" is not a positive number`);
+      return n;
+    };
+    switch (flag) {
+      case "--engines":
+        for (const e of list) if (!(ENGINES as readonly string[]).includes(e)) fail(`--engines: unknown engine "${e}"`);
+        opts.engines = list as EngineName[];
+        break;
+      case "--models":
+        for (const m of list) if (!isArchitecture(m)) fail(`--models: unknown model "${m}"`);
+        opts.models = list;
+        break;
+      case "--batches":
+        opts.batches = list.map((v) => {
+          const n = positive(v);
+          if (!Number.isInteger(n)) fail(`--batches: "${v}" is not an integer`);
+          return n;
+        });
+        break;
+      case "--inputs":
+        opts.inputs = list.map(parseInput);
+        break;
+      case "--seconds":
+        opts.seconds = positive(value);
+        break;
+      case "--repeats":
+        opts.repeats = Math.round(positive(value));
+        break;
+      case "--out":
+        opts.out = value;
+        break;
+      default:
+        fail(`unknown option ${flag}`);
+    }
+  }
+  return opts;
+}
+
+const inputName = (s: InputShape) => `${s.height}x${s.width}x${s.channels}`;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Images/s of `step` (one batch), median of `repeats` windows of at least `seconds` each. */
+function rate(step: () => void, batch: number, seconds: number, repeats: number): number {
+  for (let i = 0; i < 2; i++) step();
+  const rates: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const start = performance.now();
+    let steps = 0;
+    do {
+      step();
+      steps++;
+    } while (performance.now() - start < seconds * 1000);
+    rates.push((steps * batch) / ((performance.now() - start) / 1000));
+  }
+  return median(rates);
+}
+
+function randomBatch(size: number, input: InputShape, classes: number) {
+  const images = new Float32Array(size * input.height * input.width * input.channels);
+  for (let i = 0; i < images.length; i++) images[i] = Math.random() * 2 - 1;
+  return { size, images, labels: Int32Array.from({ length: size }, (_, i) => i % classes) };
+}
+
+/** Measures every model/input/batch on this process' engine; prints one JSON line per measurement. */
+async function child(engineName: EngineName, opts: Options): Promise<void> {
+  const backend = engineName === "wasm-dp" ? "wasm" : engineName;
+  let engine: Awaited<ReturnType<typeof startTrainingEngine>>;
+  try {
+    engine = await startTrainingEngine(backend, { replicas: engineName === "wasm-dp" ? os.availableParallelism() : 1, log: () => {} });
+  } catch (err) {
+    process.stdout.write(`${JSON.stringify({ unavailable: (err as Error).message })}\n`);
+    return;
+  }
+  try {
+    const loss = createLoss("ce");
+    for (const name of opts.models) {
+      for (const input of opts.inputs) {
+        const graph = architecture(name, input, 10);
+        for (const batchSize of opts.batches) {
+          const model: Model = createModel(graph, 1);
+          const sgd = new Sgd(model.params, { momentum: 0.9, weightDecay: 5e-4, nesterov: false });
+          const batch = randomBatch(batchSize, input, 10);
+          const images = tf.tensor4d(batch.images, [batchSize, input.height, input.width, input.channels]);
+          const train = rate(() => trainStep(model, sgd, batch, loss, null, 0.01, engine.gradients), batchSize, opts.seconds, opts.repeats);
+          const infer = rate(() => tf.tidy(() => forward(model, images, { training: false }).dataSync()), batchSize, opts.seconds, opts.repeats);
+          images.dispose();
+          sgd.dispose();
+          disposeModel(model);
+          const m: Measurement = {
+            engine: engineName,
+            device: engine.device,
+            model: name,
+            params: countParams(graph),
+            macs: countMacs(graph),
+            input: inputName(input),
+            batch: batchSize,
+            trainImagesPerSecond: train,
+            inferImagesPerSecond: infer,
+          };
+          process.stdout.write(`${JSON.stringify(m)}\n`);
+        }
+      }
+    }
+  } finally {
+    await engine.close();
+  }
+}
+
+function markdown(results: Measurement[], unavailable: Record<string, string>, opts: Options): string {
+  const lines = [
+    `Training and inference throughput, images/s (median of ${opts.repeats} windows of ${opts.seconds} s; ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? "unknown CPU"}).`,
+    "",
+    "| engine | device | model | params | MMACs/img | input | batch | train img/s | infer img/s |",
+    "|---|---|---|---:|---:|---|---:|---:|---:|",
+    ...results.map(
+      (r) =>
+        `| ${r.engine} | ${r.device} | ${r.model} | ${(r.params / 1e3).toFixed(0)}k | ${(r.macs / 1e6).toFixed(1)} | ${r.input} | ${r.batch} | ${r.trainImagesPerSecond.toFixed(1)} | ${r.inferImagesPerSecond.toFixed(0)} |`,
+    ),
+  ];
+  for (const [engine, why] of Object.entries(unavailable)) lines.push("", `${engine}: unavailable (${why})`);
+  return `${lines.join("\n")}\n`;
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  if (opts.child) {
+    const engine = opts.engines[0]!;
+    return child(engine, opts);
+  }
+  const results: Measurement[] = [];
+  const unavailable: Record<string, string> = {};
+  const passThrough = ["--models", opts.models.join(","), "--batches", opts.batches.join(","), "--inputs", opts.inputs.map(inputName).join(","), "--seconds", String(opts.seconds), "--repeats", String(opts.repeats)];
+  for (const engine of opts.engines) {
+    console.error(`bench:train: ${engine} ...`);
+    let out: string;
+    try {
+      out = execFileSync(process.execPath, [...process.execArgv, process.argv[1]!, "--child", "--engines", engine, ...passThrough], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 });
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`the ${engine} measurement failed: ${e.stderr?.trim().split("\n").slice(-3).join(" ") || e.message}`);
+    }
+    for (const line of out.split("\n").filter(Boolean)) {
+      const parsed = JSON.parse(line) as Measurement | { unavailable: string };
+      if ("unavailable" in parsed) {
+        unavailable[engine] = parsed.unavailable;
+        console.error(`bench:train: ${engine} unavailable: ${parsed.unavailable}`);
+        continue;
+      }
+      const m = parsed;
+      results.push(m);
+      console.error(`  ${m.model} ${m.input} batch ${m.batch}: train ${m.trainImagesPerSecond.toFixed(1)} img/s, infer ${m.inferImagesPerSecond.toFixed(0)} img/s`);
+    }
+  }
+  const report = { date: new Date().toISOString(), cores: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? null, node: process.version, options: { ...opts, inputs: opts.inputs.map(inputName) }, results, unavailable };
+  writeJsonAtomic(join(opts.out, "train.json"), report);
+  const md = markdown(results, unavailable, opts);
+  writeFileAtomic(join(opts.out, "train.md"), md);
+  process.stdout.write(md);
+}
+
+await main();
