@@ -15,7 +15,8 @@ options:
   --parity-samples N      test images compared between tfjs and onnxruntime (default 512)
   --accuracy-samples N    test images the ONNX accuracy is measured on (default 0 = all)
   --opset N               ONNX opset, 13 or later (default 13)
-  --backend NAME          tfjs backend of the reference: auto, node-gpu, node, wasm, cpu (default auto)
+  --backend NAME          tfjs backend of the reference: node-gpu, node, wasm, cpu (default: the
+                          first CPU one that loads: node, wasm, cpu)
   --name NAME             manifest name (one checkpoint only; default: derived from the checkpoint)
   --allow-unfinished      export checkpoints of sub-runs that have not finished training
   --readme FILE           README whose results table is regenerated (default: README.md when

@@ -15,7 +15,7 @@ import { makeBatch, normalizationTable } from "../data/batches.ts";
 import { type Dataset, type ImageSet, DataError } from "../data/dataset.ts";
 import { loadDataset } from "../data/index.ts";
 import { Rng } from "../data/rng.ts";
-import { initBackend } from "../engine/backend.ts";
+import { type Engine, currentEngine, initBackend } from "../engine/backend.ts";
 import { disposeModel } from "../model/forward.ts";
 import { type Checkpoint, CHECKPOINT_EXTENSION, loadCheckpoint } from "../train/checkpoint.ts";
 import { CONFIG_FILE, readRunFile } from "../train/run-dir.ts";
@@ -42,7 +42,7 @@ export interface ExportOptions {
   /** Test images the exported model's accuracy is measured on; 0 (default) = the whole test split. */
   accuracySamples?: number;
   opset?: number;
-  /** tfjs backend of the reference forward pass ("auto" by default: the fastest that loads). */
+  /** tfjs backend of the reference forward pass; default: the one running, else node, wasm or cpu. */
   backend?: string;
   /** Manifest name instead of the one derived from the checkpoint (exportCheckpoint only). */
   name?: string;
@@ -146,6 +146,26 @@ function normalizedImages(set: ImageSet, normalization: { mean: number[]; std: n
   return { images: { data: batch.images, count, height: set.height, width: set.width, channels: set.channels }, labels: set.labels.subarray(0, count) };
 }
 
+/**
+ * The tfjs engine the exports are compared with: the one asked for, else the one already running
+ * (npm run distill), else the first exact-float32 CPU backend that loads. A GPU is never picked by
+ * itself: TensorFlow's TF32 convolutions on recent GPUs differ from float32 by far more than 1e-4.
+ */
+async function referenceEngine(requested: string | undefined, log: (line: string) => void): Promise<Engine> {
+  if (requested !== undefined && requested !== "auto") return initBackend(requested, { log });
+  const running = currentEngine();
+  if (running) return running;
+  const skipped: string[] = [];
+  for (const backend of ["node", "wasm", "cpu"]) {
+    try {
+      return await initBackend(backend, { log });
+    } catch (err) {
+      skipped.push((err as Error).message);
+    }
+  }
+  throw new Error(`no tfjs CPU backend loads: ${skipped.join("; ")}`);
+}
+
 /** Everything one export run shares between its models. */
 interface ExportContext {
   options: ExportOptions;
@@ -219,7 +239,7 @@ async function exportSources(sources: Source[], options: ExportOptions): Promise
   const log = options.log ?? console.log;
   const modelsDir = resolve(options.modelsDir ?? DEFAULT_MODELS_DIR);
   const readme = options.readme !== undefined ? options.readme : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, "README.md") : null;
-  const engine = await initBackend(options.backend, { log });
+  const engine = await referenceEngine(options.backend, log);
   const ctx: ExportContext = { options, opset: options.opset ?? DEFAULT_OPSET, paritySamples: options.paritySamples ?? PARITY_SAMPLES, backend: engine.backend, log, datasets: new Map() };
 
   // Every model is verified before anything is written.
