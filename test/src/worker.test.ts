@@ -21,10 +21,10 @@ describe("options from the environment", () => {
   });
 
   it("answers 500 naming a malformed variable, without caching the failure", async () => {
-    const res = await worker.fetch(new Request("http://x/v2"), { MAX_BODY_BYTES: "4MB" }, createExecutionContext());
+    const res = await worker.fetch!(new Request("http://x/v2"), { MAX_BODY_BYTES: "4MB" }, createExecutionContext());
     expect(res.status).toBe(500);
     expect(await res.json()).toEqual({ error: 'server misconfigured: MAX_BODY_BYTES must be a positive integer, got "4MB"' });
-    const fixed = await worker.fetch(new Request("http://x/v2"), { MAX_BODY_BYTES: "4194304" }, createExecutionContext());
+    const fixed = await worker.fetch!(new Request("http://x/v2"), { MAX_BODY_BYTES: "4194304" }, createExecutionContext());
     expect(fixed.status).toBe(200);
   });
 });
