@@ -129,11 +129,12 @@ function inferBody(m: ModelEntry): string {
   return JSON.stringify({ inputs: [{ name: m.input.name, shape: dims, datatype: "FP32", data: Array.from({ length: size }, (_, i) => Math.sin(i)) }] });
 }
 
-function examplePng(m: ModelEntry): Uint8Array {
+/** A 64x64 RGB upload: the classify path adds decoding and resizing to the inference. */
+function examplePng(): Uint8Array<ArrayBuffer> {
   const w = 64;
   const h = 64;
   const data = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 31) % 256);
-  return encodePng({ width: w, height: h, channels: 3, depth: 8, data });
+  return new Uint8Array(encodePng({ width: w, height: h, channels: 3, depth: 8, data }));
 }
 
 async function nodeReference(dir: string, m: ModelEntry, runs: number) {
@@ -207,7 +208,7 @@ async function main(): Promise<void> {
       await load(`/v2/models/${m.name}/infer`, init, 1, 30);
       const c1 = await load(`/v2/models/${m.name}/infer`, init, 1, requests);
       const c16 = await load(`/v2/models/${m.name}/infer`, init, 16, requests * 2);
-      const png = examplePng(m);
+      const png = examplePng();
       const classify = await load(`/v1/models/${m.name}/classify`, () => ({ method: "POST", headers: { "Content-Type": "image/png" }, body: png }), 1, requests);
       const inWorker = c1.map((t) => t.inferenceMs).filter((x): x is number => x !== undefined);
       const node = await nodeReference(dir, m, requests);
