@@ -73,6 +73,9 @@ export interface Manifest {
   models: ModelEntry[];
 }
 
+/** What a model name may look like (it is also the file name and part of URLs). */
+export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
+
 export class ManifestError extends Error {
   override name = "ManifestError";
 }
@@ -152,7 +155,7 @@ function entry(v: unknown, path: string): ModelEntry {
     labels,
     metrics,
   };
-  if (!/^[a-z0-9][a-z0-9._-]*$/.test(out.name)) fail(`${path}.name`, "must be lowercase letters, digits, '.', '_' or '-'");
+  if (!MODEL_NAME_PATTERN.test(out.name)) fail(`${path}.name`, "must be lowercase letters, digits, '.', '_' or '-'");
   if (out.file.includes("/") || out.file.includes("..")) fail(`${path}.file`, "must be a plain file name inside models/");
   if (o.export !== undefined) {
     const e = obj(o.export, `${path}.export`);
