@@ -11,12 +11,16 @@ import { ConfigError, optionsFromEnv } from "./options.ts";
 
 export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): ExportedHandler<Record<string, unknown>> {
   let app: Hono | undefined;
-  const build = (env: Record<string, unknown>) =>
-    createApp({
-      store: new ModelStore(studentsOnly(parseManifest(manifestJson)), modelFiles, ortWebEngine),
+  const build = (env: Record<string, unknown>) => {
+    const manifest = parseManifest(manifestJson);
+    return createApp({
+      store: new ModelStore(studentsOnly(manifest), modelFiles, ortWebEngine),
       server: { name: pkg.name, version: pkg.version },
+      // The teachers run on the teacher host (TEACHER_URL); their entries say how to feed them.
+      abRouting: { teachers: manifest.models.filter((m) => m.role === "teacher") },
       ...optionsFromEnv(env),
     });
+  };
   return {
     fetch(request, env, ctx) {
       try {
