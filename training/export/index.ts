@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Manifest, ModelEntry } from "../../models/schema.ts";
+import { type Manifest, type ModelEntry, MODEL_NAME_PATTERN } from "../../models/schema.ts";
 import { bundleModels } from "../../scripts/bundle-models.ts";
 import { updateResultsTable } from "../../scripts/results-table.ts";
 import { makeBatch, normalizationTable } from "../data/batches.ts";
@@ -68,6 +68,9 @@ interface Source {
 
 /** Exports one checkpoint file. */
 export async function exportCheckpoint(path: string, options: ExportOptions = {}): Promise<ExportResult> {
+  if (options.name !== undefined && !MODEL_NAME_PATTERN.test(options.name)) {
+    throw new Error(`model name "${options.name}" must be lowercase letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
   const ckpt = loadCheckpoint(path);
   refuseUnfinished(path, ckpt, options);
   return exportSources([{ path, ckpt, run: runOf(path) }], options);

@@ -123,6 +123,7 @@ describe("export refusals", () => {
     expect(done.entries.map((e) => [e.name, e.training!.finished])).toEqual([["wide", false]]);
     await expect(exportRun(tmp("empty-"), { ...quiet, modelsDir: models })).rejects.toThrow(/no checkpoints \(\*\.ndckpt\) found/);
     await expect(exportRun(join(tmpdir(), "no-such-run"), quiet)).rejects.toThrow(/no-such-run: run directory not found/);
+    await expect(exportCheckpoint(join(run, "wide-kd", "last.ndckpt"), { ...quiet, modelsDir: models, name: "Wide Model" })).rejects.toThrow(`model name "Wide Model" must be lowercase`);
   });
 
   it("refuses a manifest without a student and a damaged checkpoint", async () => {
