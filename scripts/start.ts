@@ -1,0 +1,105 @@
+// `npm start`: the whole local system on the models in models/: applies the local D1 migrations,
+// starts the teacher host (127.0.0.1:8000) and `wrangler dev` (127.0.0.1:8787), waits until both
+// answer, prints commands to try, and stops both on Ctrl-C.
+// Ports: TEACHER_PORT, WORKER_PORT. The admin token comes from .dev.vars (created on first run).
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { applyLocalMigrations, startStack } from "./stack.ts";
+
+const MANIFEST = "models/manifest.json";
+const DEV_VARS = ".dev.vars";
+
+function port(name: string, fallback: number): number {
+  const raw = process.env[name] ?? String(fallback);
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1 && n <= 65535)) {
+    console.error(`start: ${name} must be a port number, got "${raw}"`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/** The admin token from .dev.vars, writing a fresh random one (readable by the owner only) if absent. */
+function adminToken(): string {
+  const text = existsSync(DEV_VARS) ? readFileSync(DEV_VARS, "utf8") : "";
+  const m = /^ADMIN_TOKEN\s*=\s*"?([^"\n]+)"?\s*$/m.exec(text);
+  if (m) return m[1]!;
+  const token = randomBytes(24).toString("base64url");
+  writeFileSync(DEV_VARS, `${text}${text && !text.endsWith("\n") ? "\n" : ""}ADMIN_TOKEN="${token}"\n`, { mode: 0o600 });
+  console.log(`start: wrote a new ADMIN_TOKEN to ${DEV_VARS}`);
+  return token;
+}
+
+if (!existsSync(MANIFEST)) {
+  console.error(`start: ${MANIFEST} is missing: train and export models first (see README "Training"), or restore models/ from git`);
+  process.exit(2);
+}
+const teacherPort = port("TEACHER_PORT", 8000);
+const workerPort = port("WORKER_PORT", 8787);
+const token = adminToken();
+
+console.log("start: applying D1 migrations to the local database");
+try {
+  applyLocalMigrations();
+} catch (err) {
+  const e = err as { stderr?: Buffer; message: string };
+  console.error(`start: wrangler d1 migrations apply failed:\n${e.stderr?.toString() || e.message}`);
+  process.exit(1);
+}
+
+console.log("start: starting the teacher host and wrangler dev (the first start builds the Worker: up to a minute)");
+// Ctrl-C during start-up stops whatever has started; afterwards it stops the running stack.
+const starting = new AbortController();
+let onSignal = () => starting.abort();
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => onSignal());
+const stack = await startStack({
+  teacherPort,
+  workerPort,
+  signal: starting.signal,
+  log: (source, line) => {
+    // wrangler dev tries to fetch Request.cf data from the internet and says so with a stack trace;
+    // offline that is harmless (it falls back to a placeholder), so it is not repeated here.
+    if (/Request\.cf|ENOTFOUND workers\.cloudflare\.com|^\s+at GetAddrInfoReqWrap/.test(line)) return;
+    if (line.trim()) console.log(`[${source}] ${line}`);
+  },
+}).catch((err: unknown) => {
+  if (starting.signal.aborted) process.exit(130);
+  console.error(`start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
+
+const w = stack.workerUrl;
+const auth = `-H "Authorization: Bearer ${token}"`;
+const png = `-H "Content-Type: image/png" --data-binary @samples/ankle-boot.png`;
+const manifest = JSON.parse(readFileSync(MANIFEST, "utf8")) as { defaultStudent: string };
+console.log(`
+narrowdeep is running:
+  Worker   ${w}   (wrangler dev, local D1)
+  teacher  ${stack.teacherUrl}   (Open Inference Protocol)
+
+Try (samples/ has Fashion-MNIST test images; any PNG or JPEG works):
+  curl -s -X POST ${w}/v1/classify -H "X-Client-Id: alice" ${png} -D -
+  curl -s -X POST ${w}/v1/classify -H "X-Force-Arm: teacher" ${png}
+  curl -s -X POST "${w}/v1/compare?k=3" ${png}
+  curl -s "${w}/v1/report?since=1h" ${auth}
+  curl -s -X PATCH ${w}/v1/config ${auth} -H "Content-Type: application/json" -d '{"studentPercent": 80, "shadowPercent": 10}'
+  curl -s ${w}/v2/models/${manifest.defaultStudent}
+  curl -s ${stack.teacherUrl}/v2/models/<teacher>   # the teacher host's metadata names its execution provider
+
+Ctrl-C stops both.`);
+
+let stopping = false;
+onSignal = () => {
+  if (stopping) return;
+  stopping = true;
+  console.log("\nstart: stopping");
+  stack.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+};
+stack.wrangler.once("exit", (code) => {
+  if (stopping) return;
+  console.error(`start: wrangler dev exited (code ${code}); stopping the teacher`);
+  void stack.stop().then(() => process.exit(1));
+});
