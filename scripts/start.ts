@@ -71,7 +71,8 @@ const stack = await startStack({
 const w = stack.workerUrl;
 const auth = `-H "Authorization: Bearer ${token}"`;
 const png = `-H "Content-Type: image/png" --data-binary @samples/ankle-boot.png`;
-const manifest = JSON.parse(readFileSync(MANIFEST, "utf8")) as { defaultStudent: string };
+const manifest = JSON.parse(readFileSync(MANIFEST, "utf8")) as { defaultStudent: string; models: { name: string; role: string }[] };
+const teacherName = manifest.models.find((m) => m.role === "teacher")?.name ?? "<teacher>";
 console.log(`
 narrowdeep is running:
   Worker   ${w}   (wrangler dev, local D1)
@@ -84,7 +85,7 @@ Try (samples/ has Fashion-MNIST test images; any PNG or JPEG works):
   curl -s "${w}/v1/report?since=1h" ${auth}
   curl -s -X PATCH ${w}/v1/config ${auth} -H "Content-Type: application/json" -d '{"studentPercent": 80, "shadowPercent": 10}'
   curl -s ${w}/v2/models/${manifest.defaultStudent}
-  curl -s ${stack.teacherUrl}/v2/models/<teacher>   # the teacher host's metadata names its execution provider
+  curl -s ${stack.teacherUrl}/v2/models/${teacherName}   # names the teacher's execution provider (cuda or cpu)
 
 Ctrl-C stops both.`);
 
