@@ -55,6 +55,11 @@ export class ModelStore {
     return s;
   }
 
+  /** Whether the model's load has started (and so will not be paid again). */
+  isLoaded(entry: ModelEntry): boolean {
+    return this.sessions.has(entry.name);
+  }
+
   /** Loads the model if needed; true when it can serve. */
   async ready(entry: ModelEntry): Promise<boolean> {
     try {

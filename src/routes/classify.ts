@@ -5,7 +5,7 @@ import type { ModelEntry } from "../../models/schema.ts";
 import { HttpError, badRequest, notFound } from "../errors.ts";
 import { decodeImage } from "../image/decode.ts";
 import { inputGeometry, toModelInput } from "../image/preprocess.ts";
-import { type RouteContext, findModel, mediaType, nameModel, unavailable } from "./context.ts";
+import { type RouteContext, findModel, mediaType, nameModel, runTimed } from "./context.ts";
 
 const DEFAULT_K = 5;
 /** Content types of a raw image body; the bytes themselves decide PNG or JPEG. */
@@ -70,9 +70,7 @@ export function classifyRoutes({ store, limits }: RouteContext): Hono {
     endTime(c, "decode");
     const { height, width, channels } = inputGeometry(entry);
     const dims = entry.input.layout === "NCHW" ? [1, channels, height, width] : [1, height, width, channels];
-    startTime(c, "inference");
-    const results = await store.run(entry, input, dims).catch(unavailable);
-    endTime(c, "inference");
+    const results = await runTimed(c, store, entry, input, dims);
     const probabilities = results.get("probabilities")?.data;
     if (!probabilities) throw new Error(`model "${entry.name}" gave no probabilities`);
     return c.json({

@@ -1,6 +1,8 @@
 // What every route module gets from createApp, and the helpers they share.
 import type { Context } from "hono";
+import { endTime, startTime } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
+import type { OutputTensor } from "../oip/response.ts";
 import { HttpError, notFound } from "../errors.ts";
 import { ModelLoadError, type ModelStore } from "../models/store.ts";
 import type { Limits } from "../options.ts";
@@ -38,4 +40,20 @@ export function mediaType(c: Context): string | undefined {
   const raw = c.req.header("content-type");
   if (raw === undefined) return undefined;
   return raw.split(";")[0]!.trim().toLowerCase();
+}
+
+/**
+ * Runs the model, timing it as `inference` in Server-Timing; the request that first needs the model
+ * also shows `load` (digest check and session creation).
+ */
+export async function runTimed(c: Context, store: ModelStore, entry: ModelEntry, input: Float32Array, dims: number[]): Promise<Map<string, OutputTensor>> {
+  if (!store.isLoaded(entry)) {
+    startTime(c, "load");
+    await store.session(entry).catch(unavailable);
+    endTime(c, "load");
+  }
+  startTime(c, "inference");
+  const results = await store.run(entry, input, dims).catch(unavailable);
+  endTime(c, "inference");
+  return results;
 }

@@ -5,7 +5,7 @@ import { HttpError } from "../errors.ts";
 import { parseInferRequest, splitBody } from "../oip/request.ts";
 import { inferResponse, modelMetadata, serverMetadata } from "../oip/response.ts";
 import { HEADER_LENGTH } from "../oip/types.ts";
-import { type RouteContext, findModel, mediaType, nameModel, unavailable } from "./context.ts";
+import { type RouteContext, findModel, mediaType, nameModel, runTimed } from "./context.ts";
 
 /** Bodies an infer request may have: JSON, or JSON plus a binary section. */
 const INFER_TYPES = new Set([undefined, "application/json", "application/octet-stream"]);
@@ -46,9 +46,7 @@ export function oipRoutes({ store, limits, server }: RouteContext): Hono {
       const { json, binary } = splitBody(body, c.req.header(HEADER_LENGTH) ?? null);
       const request = parseInferRequest(json, binary, entry, limits);
       endTime(c, "decode");
-      startTime(c, "inference");
-      const results = await store.run(entry, request.input, request.dims).catch(unavailable);
-      endTime(c, "inference");
+      const results = await runTimed(c, store, entry, request.input, request.dims);
       const { body: out, headers } = inferResponse(entry, request, results);
       return c.body(out, 200, headers);
     });

@@ -71,5 +71,9 @@ describe("sessions", () => {
     const bodies = await Promise.all(answers.map((r) => r.json()));
     expect(new Set(bodies.map((b) => JSON.stringify(b))).size).toBe(1);
     expect(created).toEqual(["grey28"]);
+    // Only a request that waited for the load shows it in Server-Timing.
+    expect(answers.filter((r) => /load;dur=/.test(r.headers.get("Server-Timing")!)).length).toBeGreaterThanOrEqual(1);
+    const later = await postJson(app, "/v2/models/grey28/infer", greyInfer);
+    expect(later.headers.get("Server-Timing")).not.toMatch(/load;dur=/);
   });
 });
