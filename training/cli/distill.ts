@@ -19,6 +19,7 @@ Run options:
   --only NAMES                   sub-runs to train, comma-separated: teacher, <student>-kd, <student>-baseline
   --teacher FILE                 a trained teacher checkpoint to distill from instead of training one
   --no-export                    do not export the trained models to models/ at the end
+  --models-dir DIR               export into DIR instead of the repository's models/
   --no-progress                  no progress bar (epoch summaries only)
   -h, --help                     this text
 
@@ -28,6 +29,9 @@ ${configHelp()}
 
 class UsageError extends Error {}
 
+/** Fields that change how a run computes, not what it computes: a resumed run may change them. */
+const RUNTIME_FIELDS = ["backend", "replicas", "teacherEngine", "checkpointMinutes"] as const satisfies readonly (keyof DistillConfig)[];
+
 interface Args {
   preset?: string;
   configFile?: string;
@@ -36,6 +40,7 @@ interface Args {
   only?: string[];
   teacher?: string;
   export: boolean;
+  modelsDir?: string;
   progress: boolean;
   help: boolean;
   flags: Partial<DistillConfig>;
@@ -74,6 +79,9 @@ export function parseArgs(argv: string[]): Args {
       case "--teacher":
         args.teacher = value();
         break;
+      case "--models-dir":
+        args.modelsDir = value();
+        break;
       case "--no-export":
         args.export = false;
         break;
@@ -105,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
   let runDir: string;
   if (args.resume) {
     // A resumed run keeps its configuration; only how it runs may change.
-    const changed = Object.keys(args.flags).filter((k) => k !== "backend" && k !== "teacherEngine" && k !== "checkpointMinutes");
+    const changed = Object.keys(args.flags).filter((k) => !(RUNTIME_FIELDS as readonly string[]).includes(k));
     if (args.preset || args.configFile || args.runDir || changed.length) {
       throw new UsageError(`--resume continues a run with its stored configuration; drop ${[args.preset && "--preset", args.configFile && "--config", args.runDir && "--run-dir", ...changed.map((k) => `--${k}`)].filter(Boolean).join(", ")}`);
     }
@@ -114,7 +122,8 @@ async function main(argv: string[]): Promise<number> {
     preset = stored.preset;
     config = { ...stored.config, ...args.flags };
     // How it runs is not part of the experiment: compare the rest with what is stored.
-    openRunDir(runDir, preset, { ...config, backend: stored.config.backend, teacherEngine: stored.config.teacherEngine, checkpointMinutes: stored.config.checkpointMinutes }, true);
+    const runtime = Object.fromEntries(RUNTIME_FIELDS.map((k) => [k, stored.config[k]]));
+    openRunDir(runDir, preset, { ...config, ...runtime }, true);
   } else {
     ({ preset, config } = resolveConfig({ preset: args.preset, file: args.configFile, flags: args.flags }));
     runDir = args.runDir ?? join("runs", `${preset}-${timestamp()}`);
@@ -123,8 +132,8 @@ async function main(argv: string[]): Promise<number> {
   if (args.teacher && !existsSync(args.teacher)) throw new UsageError(`--teacher ${args.teacher}: file not found`);
 
   // The engine and training code load only now: --help and usage errors answer at once.
-  const [{ initBackend }, { runPipeline }, { ProgressBar }] = await Promise.all([import("../engine/backend.ts"), import("../train/pipeline.ts"), import("../train/progress.ts")]);
-  const engine = await initBackend(config.backend);
+  const [{ startTrainingEngine }, { runPipeline }, { ProgressBar }] = await Promise.all([import("../engine/index.ts"), import("../train/pipeline.ts"), import("../train/progress.ts")]);
+  const engine = await startTrainingEngine(config.backend, { replicas: config.replicas || undefined });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) process.exit(130); // a second signal: leave now (the last checkpoint stands)
@@ -134,16 +143,22 @@ async function main(argv: string[]): Promise<number> {
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
 
-  const result = await runPipeline({
-    runDir,
-    preset,
-    config,
-    engine,
-    only: args.only,
-    teacherCheckpoint: args.teacher,
-    progress: new ProgressBar(process.stderr, 30_000, args.progress),
-    shouldStop: () => stopping,
-  });
+  let result;
+  try {
+    result = await runPipeline({
+      runDir,
+      preset,
+      config,
+      engine: { backend: engine.backend, device: engine.device },
+      gradients: engine.gradients,
+      only: args.only,
+      teacherCheckpoint: args.teacher,
+      progress: new ProgressBar(process.stderr, 30_000, args.progress),
+      shouldStop: () => stopping,
+    });
+  } finally {
+    await engine.close();
+  }
   if (!result.finished) {
     console.error(`stopped; continue with: npm run distill -- --resume ${runDir}`);
     return 130;
@@ -152,7 +167,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(`export skipped: --only trains part of the run; export it when complete with npm run export -- ${runDir}`);
   } else if (args.export) {
     const { exportRun } = await import("../export/index.ts");
-    await exportRun(runDir, { dataDir: config.data ?? undefined, backend: engine.backend });
+    await exportRun(runDir, { dataDir: config.data ?? undefined, backend: engine.backend, modelsDir: args.modelsDir });
   }
   return 0;
 }

@@ -33,6 +33,7 @@ const common: DistillConfig = {
   flip: true,
   seed: 1,
   backend: "auto",
+  replicas: 0,
   teacherEngine: "auto",
   checkpointMinutes: 10,
 };

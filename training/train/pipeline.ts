@@ -18,6 +18,7 @@ import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
 import { type TrainSpec, checkpointPath, train } from "./loop.ts";
 import { firstDifference } from "./run-dir.ts";
 import { ProgressBar } from "./progress.ts";
+import type { GradientFn } from "./step.ts";
 import { type ModelReport, type RunReport, kdGain, modelReport, writeReport } from "./report.ts";
 import { type Teacher, loadTeacher } from "./teacher.ts";
 
@@ -31,6 +32,8 @@ export interface PipelineOptions {
   preset: string;
   config: DistillConfig;
   engine: { backend: string; device: string };
+  /** How a batch's gradients are computed (default: on this thread; the engine's data-parallel one). */
+  gradients?: GradientFn;
   /** Sub-run names to run (default: all). */
   only?: string[];
   /** A trained teacher's checkpoint, instead of training one in this run. */
@@ -166,6 +169,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         progress: opts.progress,
         checkpointMinutes: config.checkpointMinutes,
         shouldStop: opts.shouldStop,
+        gradients: opts.gradients,
       });
       reports.set(sub.name, modelReport(loadCheckpoint(checkpointPath(dir)), needsTeacher ? teacherEngine : undefined));
       writeReport(runDir, report());
