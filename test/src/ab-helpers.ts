@@ -6,6 +6,7 @@ import { env } from "cloudflare:workers";
 import { encode as encodePng } from "fast-png";
 import { inject } from "vitest";
 import { createApp } from "../../src/app.ts";
+import type { Report } from "../../src/routing/report.ts";
 import type { AbBindings } from "../../src/routing/setup.ts";
 import { fixtureStore } from "./helpers.ts";
 import "./fixture-types.ts";
@@ -67,33 +68,13 @@ export function classify(app: App, seed: number, headers: Record<string, string>
   return send(app, path, { method: "POST", headers: { "Content-Type": "image/png", ...headers }, body: png(seed) }, vars);
 }
 
-export async function report(app: App, since: number, vars: Partial<AbBindings> = {}): Promise<ReportBody> {
+export async function report(app: App, since: number, vars: Partial<AbBindings> = {}): Promise<Report> {
   const { response } = await send(app, `/v1/report?since=${since}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } }, vars);
   if (response.status !== 200) throw new Error(`report: ${response.status} ${await response.text()}`);
   return response.json();
 }
 
-export interface ReportRow {
-  arm: "student" | "teacher";
-  model: string;
-  count: number;
-  served: number;
-  errors: number;
-  errorRate: number;
-  faults: Record<string, number>;
-  latencyMs: { p50: number | null; p95: number | null; p99: number | null };
-  agreement: { pairs: number; top1: number | null } | null;
-  latencyRatio: number | null;
-}
-export interface ReportBody {
-  since: string;
-  until: string;
-  requests: number;
-  fallbacks: number;
-  rows: ReportRow[];
-}
-
-export const row = (r: ReportBody, arm: string, model: string) => r.rows.find((x) => x.arm === arm && x.model === model);
+export const row = (r: Report, arm: string, model: string) => r.rows.find((x) => x.arm === arm && x.model === model);
 
 /** Nearest-rank percentile, as the report computes it. */
 export function nearestRank(values: number[], p: number): number {
