@@ -7,7 +7,7 @@ import * as ort from "onnxruntime-web/wasm";
 import ortWasm from "../../node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm";
 import type { ModelEntry } from "../../models/schema.ts";
 import type { OutputTensor } from "../oip/response.ts";
-import type { Engine, Session } from "./engine.ts";
+import { type Engine, type Session, outputsByName } from "./engine.ts";
 
 let configured = false;
 
@@ -35,14 +35,7 @@ class OrtSession implements Session {
 
   async run(input: Float32Array, dims: number[]): Promise<Map<string, OutputTensor>> {
     const feeds = { [this.entry.input.name]: new ort.Tensor("float32", input, dims) };
-    const results = await this.session.run(feeds);
-    const out = new Map<string, OutputTensor>();
-    for (const spec of this.entry.outputs) {
-      const t = results[spec.name];
-      if (!t || !(t.data instanceof Float32Array)) throw new Error(`model "${this.entry.name}" gave no FP32 output "${spec.name}"`);
-      out.set(spec.name, { dims: [...t.dims], data: t.data });
-    }
-    return out;
+    return outputsByName(this.entry, await this.session.run(feeds));
   }
 }
 
