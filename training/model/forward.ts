@@ -1,7 +1,7 @@
 // The tfjs side of a Graph: parameters as named variables, and the forward pass that walks the layers.
 import * as tf from "@tensorflow/tfjs";
 import { batchNormTraining } from "../engine/batchnorm.ts";
-import { type Graph, type ParamSpec, BN_EPSILON, BN_MOMENTUM, INPUT, paramSpecs } from "./graph.ts";
+import { type BatchNormLayer, type Graph, type Layer, type ParamSpec, type ReluLayer, BN_EPSILON, BN_MOMENTUM, INPUT, paramSpecs } from "./graph.ts";
 
 export interface Model {
   graph: Graph;
@@ -59,21 +59,69 @@ function param(model: Model, name: string): tf.Variable {
 export interface ForwardOptions {
   /** Batch statistics and moving-average updates when true; moving statistics when false. */
   training: boolean;
+  /**
+   * Inference only: fold each batch norm (and a ReLU after it) into the convolution before it, one
+   * fused kernel instead of three passes, as the ONNX export does. Default true; false runs every
+   * layer as written (the reference the fused path is tested against).
+   */
+  fuse?: boolean;
+}
+
+interface Fusion {
+  bn: BatchNormLayer;
+  relu: ReluLayer | null;
+}
+
+/** conv -> batchnorm (-> relu) chains whose intermediate tensors nothing else reads, by conv name. */
+function fusions(graph: Graph): Map<string, Fusion> {
+  const readers = new Map<string, Layer[]>();
+  for (const l of graph.layers) {
+    for (const input of l.op === "add" ? l.inputs : [l.input]) readers.set(input, [...(readers.get(input) ?? []), l]);
+  }
+  const only = (name: string): Layer | undefined => {
+    const r = readers.get(name);
+    return r?.length === 1 && name !== graph.output ? r[0] : undefined;
+  };
+  const out = new Map<string, Fusion>();
+  for (const l of graph.layers) {
+    if (l.op !== "conv") continue;
+    const bn = only(l.name);
+    if (bn?.op !== "batchnorm") continue;
+    const next = only(bn.name);
+    out.set(l.name, { bn, relu: next?.op === "relu" ? next : null });
+  }
+  return out;
 }
 
 /**
  * Logits [B, classes] for images [B, H, W, C] (NHWC, normalized). In training mode the batch-norm
  * moving statistics are updated as a side effect, as in Keras and PyTorch.
  */
-export function forward(model: Model, images: tf.Tensor4D, { training }: ForwardOptions): tf.Tensor2D {
+export function forward(model: Model, images: tf.Tensor4D, { training, fuse = true }: ForwardOptions): tf.Tensor2D {
   const values = new Map<string, tf.Tensor>([[INPUT, images]]);
   const get = (name: string) => values.get(name)!;
+  const fused = !training && fuse ? fusions(model.graph) : new Map<string, Fusion>();
+  const done = new Set<string>();
   for (const l of model.graph.layers) {
+    if (done.has(l.name)) continue;
     let y: tf.Tensor;
     switch (l.op) {
-      case "conv":
-        y = tf.conv2d(get(l.input) as tf.Tensor4D, param(model, `${l.name}.kernel`) as tf.Tensor4D, l.stride, (l.kernel - 1) / 2);
-        break;
+      case "conv": {
+        const f = fused.get(l.name);
+        const kernel = param(model, `${l.name}.kernel`) as tf.Tensor4D;
+        if (!f) {
+          y = tf.conv2d(get(l.input) as tf.Tensor4D, kernel, l.stride, (l.kernel - 1) / 2);
+          break;
+        }
+        // BN(conv(x, k)) = conv(x, k * scale) + (beta - mean * scale), scale = gamma / sqrt(var + eps).
+        const scale = param(model, `${f.bn.name}.movingVariance`).add(BN_EPSILON).rsqrt().mul(param(model, `${f.bn.name}.gamma`));
+        const bias = param(model, `${f.bn.name}.beta`).sub(param(model, `${f.bn.name}.movingMean`).mul(scale));
+        y = tf.fused.conv2d({ x: get(l.input) as tf.Tensor4D, filter: kernel.mul(scale) as tf.Tensor4D, strides: l.stride, pad: (l.kernel - 1) / 2, bias, activation: f.relu ? "relu" : "linear" });
+        done.add(f.bn.name);
+        if (f.relu) done.add(f.relu.name);
+        values.set((f.relu ?? f.bn).name, y);
+        continue;
+      }
       case "batchnorm": {
         const x = get(l.input);
         const gamma = param(model, `${l.name}.gamma`);

@@ -1,0 +1,28 @@
+// Inference with batch norm (and ReLU) folded into the convolutions equals the layer-by-layer pass,
+// on wasm and on cpu, with non-trivial moving statistics.
+import * as tf from "@tensorflow/tfjs";
+import { describe, expect, it } from "vitest";
+import { createModel, disposeModel, forward } from "../../../training/model/forward.ts";
+import { architecture } from "../../../training/model/resnet.ts";
+import { onBothBackends, randomValues, relativeError } from "./gradcheck.ts";
+
+describe("fused inference (BN folded into convolutions)", () => {
+  it.each(["unmodified", "narrow-deep"])("gives the unfused logits for %s, on wasm and cpu", async (name) => {
+    const graph = architecture(name, { height: 12, width: 12, channels: 3 }, 5, 0.25);
+    const { cpu, wasm } = await onBothBackends(() => {
+      const model = createModel(graph, 3);
+      // Moving statistics away from their initial 0/1, and BN scales away from 1.
+      for (const [k, v] of model.params) {
+        if (k.endsWith("movingMean") || k.endsWith("beta")) v.assign(tf.tensor(randomValues(v.size, k.length), v.shape));
+        if (k.endsWith("movingVariance") || k.endsWith("gamma")) v.assign(tf.tensor(randomValues(v.size, k.length + 1), v.shape).abs().add(0.5));
+      }
+      const images = tf.tensor4d(randomValues(4 * 12 * 12 * 3, 5), [4, 12, 12, 3]);
+      const out = [forward(model, images, { training: false }), forward(model, images, { training: false, fuse: false })];
+      disposeModel(model);
+      return out;
+    });
+    expect(relativeError(cpu[0]!, cpu[1]!)).toBeLessThan(1e-5);
+    expect(relativeError(wasm[0]!, wasm[1]!)).toBeLessThan(1e-5);
+    expect(relativeError(wasm[0]!, cpu[1]!)).toBeLessThan(1e-5);
+  });
+});
