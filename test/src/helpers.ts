@@ -1,20 +1,12 @@
-// Building apps and inputs for the workerd tests.
-import { inject } from "vitest";
+// Building apps and requests over the fixture models for the workerd tests.
 import type { Manifest } from "../../models/schema.ts";
 import { createApp } from "../../src/app.ts";
 import { ModelStore } from "../../src/models/store.ts";
 import { ortWebEngine } from "../../src/models/ort-web.ts";
 import type { AppOptions } from "../../src/options.ts";
-import "./fixture-types.ts";
+import { entryOf, fixtureFiles, fixtures } from "./fixtures.ts";
 
-export const fixtures = inject("edge");
-
-function fromBase64(s: string): Uint8Array {
-  return Uint8Array.from(atob(s), (ch) => ch.charCodeAt(0));
-}
-
-export const fixtureFiles: Record<string, Uint8Array> = Object.fromEntries(Object.entries(fixtures.files).map(([k, v]) => [k, fromBase64(v)]));
-export const jpegs: Record<string, Uint8Array> = Object.fromEntries(Object.entries(fixtures.jpegs).map(([k, v]) => [k, fromBase64(v)]));
+export { entryOf, fixtureFiles, fixtures, jpegs } from "./fixtures.ts";
 
 /** A store over the fixture models (or any manifest over their files), on onnxruntime-web. */
 export function fixtureStore(manifest: Manifest = fixtures.manifest, files: Record<string, Uint8Array> = fixtureFiles): ModelStore {
@@ -23,12 +15,6 @@ export function fixtureStore(manifest: Manifest = fixtures.manifest, files: Reco
 
 export function fixtureApp(options: Partial<AppOptions> = {}) {
   return createApp({ store: fixtureStore(), ...options });
-}
-
-export function entryOf(name: string) {
-  const e = fixtures.manifest.models.find((m) => m.name === name);
-  if (!e) throw new Error(`no fixture model ${name}`);
-  return e;
 }
 
 export function postJson(app: { request: (path: string, init?: RequestInit) => Response | Promise<Response> }, path: string, body: unknown, headers: Record<string, string> = {}) {

@@ -5,7 +5,7 @@ import { decodeImage } from "../../src/image/decode.ts";
 import { readHeader } from "../../src/image/header.ts";
 import { resize } from "../../src/image/resize.ts";
 import { encodeFlatGreyJpeg } from "./grey-jpeg.ts";
-import { jpegs } from "./helpers.ts";
+import { jpegs } from "./fixtures.ts";
 
 const limits = { maxSide: 4096, maxPixels: 4096 * 1024 };
 
