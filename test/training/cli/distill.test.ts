@@ -19,7 +19,7 @@ beforeAll(() => {
 
 const tiny = () => [
   "--data", dataDir, "--val-size", "16", "--students", "narrow-deep", "--width-scale", "0.2", "--teacher-width-scale", "0.125",
-  "--epochs", "2", "--teacher-epochs", "2", "--batch-size", "16", "--eval-batch-size", "64", "--backend", "wasm", "--no-export", "--no-progress",
+  "--epochs", "2", "--teacher-epochs", "2", "--batch-size", "16", "--eval-batch-size", "64", "--backend", "wasm", "--replicas", "2", "--no-export", "--no-progress",
 ];
 
 function start(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> } {
