@@ -9,7 +9,7 @@ export interface OutputTensor {
 }
 
 /** Extensions this server implements, as GET /v2 lists them. */
-export const EXTENSIONS = ["binary_tensor_data"];
+export const EXTENSIONS = ["binary_tensor_data", "model_configuration"];
 
 export function serverMetadata(name: string, version: string): ServerMetadata {
   return { name, version, extensions: EXTENSIONS };
@@ -22,6 +22,24 @@ export function modelMetadata(model: ModelEntry): ModelMetadata {
     platform: PLATFORM,
     inputs: [{ name: model.input.name, datatype: model.input.datatype, shape: model.input.shape }],
     outputs: model.outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape })),
+  };
+}
+
+/**
+ * Triton's model configuration (GET /v2/models/{name}/config), which tools such as perf_analyzer
+ * read: with batching on, dims leave out the batch dimension.
+ */
+export function modelConfig(model: ModelEntry, maxBatch: number) {
+  const batched = model.input.shape[0] === -1;
+  const dims = (shape: number[]) => (batched ? shape.slice(1) : shape);
+  return {
+    name: model.name,
+    platform: PLATFORM,
+    backend: "onnxruntime",
+    version_policy: { specific: { versions: [model.version] } },
+    max_batch_size: batched ? maxBatch : 0,
+    input: [{ name: model.input.name, data_type: "TYPE_FP32", format: `FORMAT_${model.input.layout}`, dims: dims(model.input.shape) }],
+    output: model.outputs.map((o) => ({ name: o.name, data_type: "TYPE_FP32", dims: dims(o.shape) })),
   };
 }
 

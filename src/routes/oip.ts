@@ -3,7 +3,7 @@ import { type Context, Hono } from "hono";
 import { endTime, startTime } from "hono/timing";
 import { HttpError } from "../errors.ts";
 import { parseInferRequest, splitBody } from "../oip/request.ts";
-import { inferResponse, modelMetadata, serverMetadata } from "../oip/response.ts";
+import { inferResponse, modelConfig, modelMetadata, serverMetadata } from "../oip/response.ts";
 import { HEADER_LENGTH } from "../oip/types.ts";
 import { type RouteContext, findModel, mediaType, nameModel, runTimed } from "./context.ts";
 
@@ -28,6 +28,8 @@ export function oipRoutes({ store, limits, server }: RouteContext): Hono {
 
   for (const prefix of ["/models/:name", "/models/:name/versions/:version"]) {
     app.get(prefix, (c) => c.json(modelMetadata(model(c))));
+
+    app.get(`${prefix}/config`, (c) => c.json(modelConfig(model(c), limits.maxBatch)));
 
     app.get(`${prefix}/ready`, async (c) => {
       const entry = model(c);

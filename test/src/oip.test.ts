@@ -30,7 +30,7 @@ describe("server endpoints", () => {
   it("GET /v2 describes the server", async () => {
     const res = await app.request("/v2");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ name: "narrowdeep", version: "0.1.0", extensions: ["binary_tensor_data"] });
+    expect(await res.json()).toEqual({ name: "narrowdeep", version: "0.1.0", extensions: ["binary_tensor_data", "model_configuration"] });
   });
 
   it("GET /v2/health/live and /v2/health/ready", async () => {
@@ -59,6 +59,22 @@ describe("model endpoints", () => {
         ],
       });
     }
+  });
+
+  it("GET /v2/models/{name}/config gives Triton's model configuration", async () => {
+    const res = await app.request("/v2/models/grey28/config");
+    expect(await res.json()).toEqual({
+      name: "grey28",
+      platform: "onnxruntime_onnx",
+      backend: "onnxruntime",
+      version_policy: { specific: { versions: ["1"] } },
+      max_batch_size: 64,
+      input: [{ name: "input", data_type: "TYPE_FP32", format: "FORMAT_NCHW", dims: [1, 28, 28] }],
+      output: [
+        { name: "logits", data_type: "TYPE_FP32", dims: [10] },
+        { name: "probabilities", data_type: "TYPE_FP32", dims: [10] },
+      ],
+    });
   });
 
   it("GET /v2/models/{name}/ready loads the model", async () => {
