@@ -7,7 +7,7 @@ beforeAll(async () => {
   await tf.setBackend("cpu");
 });
 
-const params = () => new Map([["k", tf.variable(tf.tensor2d([[1, -2]]))], ["b", tf.variable(tf.tensor1d([0.5]))]]);
+const params = () => new Map<string, tf.Variable>([["k", tf.variable(tf.tensor2d([[1, -2]]))], ["b", tf.variable(tf.tensor1d([0.5]))]]);
 const grads = (k: number[], b: number) => new Map<string, tf.Tensor>([["k", tf.tensor2d([k])], ["b", tf.tensor1d([b])]]);
 const read = (p: Map<string, tf.Variable>, name: string) => [...p.get(name)!.dataSync()];
 
