@@ -167,7 +167,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(`export skipped: --only trains part of the run; export it when complete with npm run export -- ${runDir}`);
   } else if (args.export) {
     const { exportRun } = await import("../export/index.ts");
-    await exportRun(runDir, { dataDir: config.data ?? undefined, backend: engine.backend, modelsDir: args.modelsDir });
+    await exportRun(runDir, { dataDir: config.data ?? undefined, modelsDir: args.modelsDir });
   }
   return 0;
 }
