@@ -17,8 +17,17 @@ function huffman(bits: number[], values: number[]): Map<number, [number, number]
   return codes;
 }
 
-/** blockValue(bx, by) is the grey level (0-255) of block column bx, row by. */
-export function encodeFlatGreyJpeg(width: number, height: number, blockValue: (bx: number, by: number) => number): Uint8Array {
+/** An EXIF APP1 body holding only the orientation tag (big-endian TIFF). */
+function exifOrientationSegment(orientation: number): number[] {
+  const tiff = [0x4d, 0x4d, 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, orientation, 0, 0, 0, 0, 0, 0, 0, 0];
+  return [0x45, 0x78, 0x69, 0x66, 0, 0, ...tiff];
+}
+
+/**
+ * blockValue(bx, by) is the grey level (0-255) of block column bx, row by; `orientation` (1-8) adds
+ * an EXIF orientation tag.
+ */
+export function encodeFlatGreyJpeg(width: number, height: number, blockValue: (bx: number, by: number) => number, orientation?: number): Uint8Array {
   const out: number[] = [];
   const u16 = (v: number) => out.push(v >> 8, v & 0xff);
   const segment = (marker: number, body: number[]) => {
@@ -27,6 +36,7 @@ export function encodeFlatGreyJpeg(width: number, height: number, blockValue: (b
     out.push(...body);
   };
   out.push(0xff, 0xd8);
+  if (orientation !== undefined) segment(0xe1, exifOrientationSegment(orientation));
   segment(0xdb, [0x00, ...new Array<number>(64).fill(1)]);
   segment(0xc0, [8, height >> 8, height & 0xff, width >> 8, width & 0xff, 1, 1, 0x11, 0]);
   segment(0xc4, [0x00, ...DC_BITS, ...DC_VALUES]);

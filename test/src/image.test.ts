@@ -49,6 +49,32 @@ describe("decodeImage", () => {
   });
 });
 
+describe("EXIF orientation", () => {
+  it("turns a JPEG as its tag says", async () => {
+    // 24x16 source in 8x8 blocks: corners top-left 20, top-right 100, bottom-left 120, bottom-right 200.
+    const src = { tl: 20, tr: 100, bl: 120, br: 200 };
+    // Display corners (top-left, top-right, bottom-left) by orientation, from the EXIF definitions.
+    const expected: Record<number, [number, number, number]> = {
+      1: [src.tl, src.tr, src.bl],
+      2: [src.tr, src.tl, src.br],
+      3: [src.br, src.bl, src.tr],
+      4: [src.bl, src.br, src.tl],
+      5: [src.tl, src.bl, src.tr],
+      6: [src.bl, src.tl, src.br],
+      7: [src.br, src.tr, src.bl],
+      8: [src.tr, src.br, src.tl],
+    };
+    for (const [o, [tl, tr, bl]] of Object.entries(expected)) {
+      const jpeg = encodeFlatGreyJpeg(24, 16, (bx, by) => 20 + 40 * bx + 100 * by, Number(o));
+      const { image } = await decodeImage(jpeg, limits);
+      const swapped = Number(o) >= 5;
+      expect([image.width, image.height], `orientation ${o}`).toEqual(swapped ? [16, 24] : [24, 16]);
+      const at = (x: number, y: number) => image.data[(y * image.width + x) * 3];
+      expect([at(0, 0), at(image.width - 1, 0), at(0, image.height - 1)], `orientation ${o}`).toEqual([tl, tr, bl]);
+    }
+  });
+});
+
 describe("readHeader", () => {
   it("reads PNG and JPEG dimensions without decoding", () => {
     expect(readHeader(encodePng({ width: 7, height: 3, channels: 1, depth: 8, data: new Uint8Array(21) }), limits)).toEqual({ format: "png", width: 7, height: 3 });
