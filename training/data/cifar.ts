@@ -3,6 +3,7 @@
 // here to NHWC. `dir` may be the extracted folder or the folder that contains it.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { readFileOrExplain } from "../io/read.ts";
 import { type Dataset, type ImageSet, DataError } from "./dataset.ts";
 
 const SIDE = 32;
@@ -54,13 +55,7 @@ const LAYOUTS = {
 function readRecords(paths: string[], layout: Layout): ImageSet {
   const record = layout.labelBytes + PIXELS;
   const files = paths.map((path) => {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(path);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new DataError(code === "ENOENT" ? `${path}: file not found` : `${path}: cannot read (${(err as Error).message})`);
-    }
+    const bytes = readFileOrExplain(path, "file", (m) => new DataError(m));
     if (bytes.length === 0) throw new DataError(`${path}: empty file`);
     if (bytes.length % record !== 0) {
       throw new DataError(`${path}: ${bytes.length} bytes is not a whole number of ${record}-byte records (truncated or not a CIFAR binary file)`);

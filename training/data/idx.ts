@@ -1,7 +1,7 @@
 // The IDX format of MNIST and Fashion-MNIST (http://yann.lecun.com/exdb/mnist/), plain or gzip:
 // a big-endian header (two zero bytes, a type code, the number of dimensions, then each dimension as
 // a uint32) followed by the data. Only unsigned bytes (type 0x08) occur in these data sets.
-import { readFileSync } from "node:fs";
+import { readFileOrExplain } from "../io/read.ts";
 import { gunzipSync } from "node:zlib";
 import { DataError } from "./dataset.ts";
 
@@ -14,13 +14,7 @@ export interface IdxArray {
 
 /** Reads a file, gunzipping it when it starts with the gzip magic. */
 export function readMaybeGzip(path: string): Uint8Array {
-  let raw: Buffer;
-  try {
-    raw = readFileSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new DataError(code === "ENOENT" ? `${path}: file not found` : `${path}: cannot read (${(err as Error).message})`);
-  }
+  const raw = readFileOrExplain(path, "file", (m) => new DataError(m));
   if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
     try {
       return gunzipSync(raw);

@@ -20,8 +20,8 @@
 //
 // This module has no tfjs dependency: the exporter and tools can read checkpoints without an engine.
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "../io/atomic.ts";
+import { readFileOrExplain } from "../io/read.ts";
 import { type Graph, paramSpecs } from "../model/graph.ts";
 
 export const CHECKPOINT_MAGIC = Buffer.from([0x4e, 0x44, 0x43, 0x4b, 0x50, 0x54, 0x00, 0x01]); // "NDCKPT\0\1"
@@ -214,12 +214,5 @@ export function saveCheckpoint(path: string, ckpt: Checkpoint): void {
 }
 
 export function loadCheckpoint(path: string): Checkpoint {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CheckpointError(code === "ENOENT" ? `${path}: checkpoint file not found` : `${path}: cannot read checkpoint (${(err as Error).message})`);
-  }
-  return decodeCheckpoint(bytes, path);
+  return decodeCheckpoint(readFileOrExplain(path, "checkpoint file", (m) => new CheckpointError(m)), path);
 }
