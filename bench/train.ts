@@ -47,6 +47,8 @@ export interface Measurement {
   batch: number;
   trainImagesPerSecond: number;
   inferImagesPerSecond: number;
+  /** 1-minute load average when the measurement ended: above the core count, other work competed. */
+  loadAverage: number;
 }
 
 const USAGE = `usage: npm run bench:train -- [--engines ${ENGINES.join(",")}] [--models ${Object.keys(ARCHITECTURES).join(",")}]
@@ -192,6 +194,7 @@ async function child(engineName: EngineName, opts: Options): Promise<void> {
             batch: batchSize,
             trainImagesPerSecond: train,
             inferImagesPerSecond: infer,
+            loadAverage: os.loadavg()[0]!,
           };
           process.stdout.write(`${JSON.stringify(m)}\n`);
         }
@@ -206,11 +209,11 @@ function markdown(results: Measurement[], unavailable: Record<string, string>, o
   const lines = [
     `Training and inference throughput, images/s (median of ${opts.repeats} windows of ${opts.seconds} s; ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? "unknown CPU"}).`,
     "",
-    "| engine | device | model | params | MMACs/img | input | batch | train img/s | infer img/s |",
-    "|---|---|---|---:|---:|---|---:|---:|---:|",
+    "| engine | device | model | params | MMACs/img | input | batch | train img/s | infer img/s | load avg |",
+    "|---|---|---|---:|---:|---|---:|---:|---:|---:|",
     ...results.map(
       (r) =>
-        `| ${r.engine} | ${r.device} | ${r.model} | ${(r.params / 1e3).toFixed(0)}k | ${(r.macs / 1e6).toFixed(1)} | ${r.input} | ${r.batch} | ${r.trainImagesPerSecond.toFixed(1)} | ${r.inferImagesPerSecond.toFixed(0)} |`,
+        `| ${r.engine} | ${r.device} | ${r.model} | ${(r.params / 1e3).toFixed(0)}k | ${(r.macs / 1e6).toFixed(1)} | ${r.input} | ${r.batch} | ${r.trainImagesPerSecond.toFixed(1)} | ${r.inferImagesPerSecond.toFixed(0)} | ${r.loadAverage.toFixed(1)} |`,
     ),
   ];
   for (const [engine, why] of Object.entries(unavailable)) lines.push("", `${engine}: unavailable (${why})`);

@@ -69,24 +69,13 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: { inputs: tf.NamedTens
   return out;
 }
 
-/** dy [B,OH,OW,C] with (stride - 1) zeros after every row and column: [B, OH*sh, OW*sw, C]. */
-function zeroInsert(backend: BackendWasm, dy: Info, sh: number, sw: number): Info {
-  const [batch, oh, ow, c] = dy.shape as [number, number, number, number];
-  const out = backend.makeOutput([batch, oh * sh, ow * sw, c], "float32");
-  const src = backend.typedArrayFromHeap(dy) as Float32Array;
-  const dst = backend.typedArrayFromHeap(out) as Float32Array;
-  dst.fill(0);
-  const rowStride = ow * sw * c;
-  for (let b = 0; b < batch; b++) {
-    for (let y = 0; y < oh; y++) {
-      const srcRow = (b * oh + y) * ow * c;
-      const dstRow = (b * oh * sh + y * sh) * rowStride;
-      for (let x = 0; x < ow; x++) dst.set(src.subarray(srcRow + x * c, srcRow + (x + 1) * c), dstRow + x * sw * c);
-    }
-  }
-  return out;
-}
-
+/**
+ * Stride 1: dx is dy convolved with the filter rotated 180 degrees, in/out channels swapped.
+ * Stride s > 1: dx row h only meets the filter taps i with i = (h + padTop) mod s (mod s), so each of
+ * the s*s output phases (h mod s, w mod s) is a stride-1 convolution of dy with that phase's taps,
+ * and the phases interleave into dx. That does exactly the forward convolution's arithmetic, where
+ * convolving dy with zeros inserted between its rows and columns would do s*s times as much.
+ */
 function conv2DBackpropInput({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): Info {
   const wasm = backend as BackendWasm;
   const dy = inputs.dy!;
@@ -96,29 +85,76 @@ function conv2DBackpropInput({ inputs, backend, attrs }: { inputs: tf.NamedTenso
   };
   checkLayout(dataFormat, "Conv2DBackpropInput");
   const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode);
-  const [, height, width] = inputShape;
-  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
-  const spread = sh > 1 || sw > 1 ? zeroInsert(wasm, dy, sh, sw) : dy;
-  const [, spreadH, spreadW] = spread.shape as [number, number, number, number];
-  const top = kh - 1 - info.padInfo.top;
-  const left = kw - 1 - info.padInfo.left;
-  if (top < 0 || left < 0) throw new Error(`Conv2DBackpropInput on wasm: padding larger than kernel - 1 is not supported`);
-  // Rows past the last real dy row are inserted zeros; a negative bottom drops some of them.
-  let bottom = height + kh - 1 - spreadH - top;
-  let right = width + kw - 1 - spreadW - left;
-  let input = spread;
-  if (bottom < 0 || right < 0) {
-    input = run(wasm, "Slice", { x: spread }, { begin: [0, 0, 0, 0], size: [spread.shape[0], spreadH + Math.min(0, bottom), spreadW + Math.min(0, right), spread.shape[3]] });
-    if (spread !== dy) free(wasm, spread);
-    bottom = Math.max(0, bottom);
-    right = Math.max(0, right);
+  const [batch, height, width, inC] = inputShape;
+  const [kh, kw, , outC] = filter.shape as [number, number, number, number];
+  const { strideHeight: sh, strideWidth: sw } = info;
+  const weights = (wasm.typedArrayFromHeap(filter) as Float32Array).slice(); // small; a copy survives heap growth
+
+  // Per axis and phase: the taps, the output positions, and the padding of dy for the convolution.
+  const axis = (size: number, kernel: number, stride: number, padBefore: number, dySize: number, phase: number) => {
+    const first = (((phase + padBefore) % stride) + stride) % stride;
+    const taps: number[] = [];
+    for (let t = first; t < kernel; t += stride) taps.push(t);
+    const count = phase < size ? Math.ceil((size - phase) / stride) : 0;
+    const q = (phase + padBefore - first) / stride; // dy index of output 0 for the first tap
+    const before = taps.length - 1 - q;
+    const after = count - dySize - before + taps.length - 1;
+    return { taps, count, before, after };
+  };
+
+  const parts: { part: Info; ph: number; pw: number }[] = [];
+  let complete = true;
+  for (let ph = 0; ph < sh; ph++) {
+    for (let pw = 0; pw < sw; pw++) {
+      const rows = axis(height, kh, sh, info.padInfo.top, info.outHeight, ph);
+      const cols = axis(width, kw, sw, info.padInfo.left, info.outWidth, pw);
+      if (rows.count === 0 || cols.count === 0) continue;
+      if (rows.taps.length === 0 || cols.taps.length === 0) {
+        complete = false; // this phase of dx is zero
+        continue;
+      }
+      // The phase's taps, rotated 180 degrees, as [T, U, Co, Ci].
+      const [T, U] = [rows.taps.length, cols.taps.length];
+      const sub = new Float32Array(T * U * outC * inC);
+      for (let t = 0; t < T; t++) {
+        for (let u = 0; u < U; u++) {
+          const src = (rows.taps[T - 1 - t]! * kw + cols.taps[U - 1 - u]!) * inC * outC;
+          const dst = (t * U + u) * outC * inC;
+          for (let ci = 0; ci < inC; ci++) for (let co = 0; co < outC; co++) sub[dst + co * inC + ci] = weights[src + ci * outC + co]!;
+        }
+      }
+      const rotated = wasm.makeOutput([T, U, outC, inC], "float32", undefined, sub);
+      parts.push({ part: convCropping(wasm, dy, rotated, rows, cols), ph, pw });
+      free(wasm, rotated);
+    }
   }
-  const flipped = run(wasm, "Reverse", { x: filter }, { dims: [0, 1] });
-  const rotated = run(wasm, "Transpose", { x: flipped }, { perm: [0, 1, 3, 2] }); // [kh, kw, Co, Ci]
-  free(wasm, flipped);
-  const out = conv(wasm, input, rotated, { top, bottom, left, right }, [1, 1]);
-  free(wasm, rotated);
-  if (input !== dy) free(wasm, input);
+  if (sh === 1 && sw === 1 && parts.length === 1) return parts[0]!.part;
+
+  const out = wasm.makeOutput(inputShape, "float32");
+  const dst = wasm.typedArrayFromHeap(out) as Float32Array;
+  if (!complete) dst.fill(0);
+  for (const { part, ph, pw } of parts) {
+    const src = wasm.typedArrayFromHeap(part) as Float32Array;
+    const [, rows, cols] = part.shape as [number, number, number, number];
+    let p = 0;
+    for (let b = 0; b < batch; b++) {
+      for (let a = 0; a < rows; a++) {
+        let q = ((b * height + a * sh + ph) * width + pw) * inC;
+        for (let c = 0; c < cols; c++, q += (sw - 1) * inC) for (let k = 0; k < inC; k++) dst[q++] = src[p++]!;
+      }
+    }
+    free(wasm, part);
+  }
+  return out;
+}
+
+/** A stride-1 convolution of dy padded by `before`/`after` rows and columns; negative amounts crop dy. */
+function convCropping(backend: BackendWasm, dy: Info, filter: Info, rows: { before: number; after: number }, cols: { before: number; after: number }): Info {
+  const [batch, h, w, c] = dy.shape as [number, number, number, number];
+  const crop = [rows.before, rows.after, cols.before, cols.after].map((v) => Math.max(0, -v)) as [number, number, number, number];
+  const input = crop.some((v) => v > 0) ? run(backend, "Slice", { x: dy }, { begin: [0, crop[0], crop[2], 0], size: [batch, h - crop[0] - crop[1], w - crop[2] - crop[3], c] }) : dy;
+  const out = conv(backend, input, filter, { top: Math.max(0, rows.before), bottom: Math.max(0, rows.after), left: Math.max(0, cols.before), right: Math.max(0, cols.after) }, [1, 1]);
+  if (input !== dy) free(backend, input);
   return out;
 }
 

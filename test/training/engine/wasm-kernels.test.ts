@@ -11,6 +11,8 @@ const cases: [number, number, number, number, number, number, number][] = [
   [2, 7, 6, 3, 4, 1, 2],
   [2, 5, 6, 2, 3, 1, 1],
   [4, 9, 9, 1, 8, 3, 1], // one input channel, as the stem
+  [2, 10, 9, 3, 4, 5, 2], // kernel 5: two taps per phase
+  [2, 9, 8, 2, 3, 1, 3], // 1x1 stride 3: most phases of dx get no tap (zeros)
 ];
 
 describe("wasm convolution gradient kernels", () => {
@@ -27,11 +29,11 @@ describe("wasm convolution gradient kernels", () => {
   });
 
   it("gives 'same' and 'valid' padding the cpu backend's gradients too", async () => {
-    for (const pad of ["same", "valid"] as const) {
+    for (const [pad, stride] of [["same", 2], ["valid", 2], ["valid", 3], ["same", 3]] as const) {
       const { cpu, wasm } = await onBothBackends(() => {
         const x = tf.tensor4d(randomValues(2 * 9 * 8 * 3, 4), [2, 9, 8, 3]);
         const filter = tf.tensor4d(randomValues(3 * 3 * 3 * 5, 5), [3, 3, 3, 5]);
-        const [dx, dw] = tf.grads((a, f) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 2, pad).square().sum())([x, filter]);
+        const [dx, dw] = tf.grads((a, f) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, stride, pad).square().sum())([x, filter]);
         return [dx!, dw!];
       });
       for (let i = 0; i < 2; i++) expect(relativeError(wasm[i]!, cpu[i]!)).toBeLessThan(1e-5);
