@@ -1,4 +1,4 @@
-// Open Inference Protocol endpoints, as a Triton client uses them.
+// Open Inference Protocol endpoints, as a Triton client uses them, and parity with onnxruntime-node.
 import { describe, expect, it } from "vitest";
 import { HEADER_LENGTH } from "../../src/oip/types.ts";
 import { entryOf, fixtureApp, fixtures, inferBody, postJson } from "./helpers.ts";
@@ -175,4 +175,28 @@ describe("POST /v2/models/{name}/infer", () => {
     const timing = res.headers.get("Server-Timing")!;
     for (const phase of ["decode", "inference", "total"]) expect(timing).toMatch(new RegExp(`${phase};dur=\\d`));
   });
+});
+
+const TOLERANCE = 1e-4;
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+describe("parity with onnxruntime-node: the Worker's outputs equal it within 1e-4", () => {
+  for (const ref of fixtures.references) {
+    it(`${ref.model}, batch ${ref.dims[0]}`, async () => {
+      const res = await postJson(app, `/v2/models/${ref.model}/infer`, inferBody(ref.model, ref.dims, ref.input));
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { outputs: { name: string; shape: number[]; data: number[] }[] };
+      const logits = body.outputs.find((o) => o.name === "logits")!;
+      const probabilities = body.outputs.find((o) => o.name === "probabilities")!;
+      expect(logits.shape).toEqual([ref.dims[0], 10]);
+      expect(maxAbsDiff(logits.data, ref.logits)).toBeLessThan(TOLERANCE);
+      expect(maxAbsDiff(probabilities.data, ref.probabilities)).toBeLessThan(TOLERANCE);
+    });
+  }
 });
