@@ -6,7 +6,7 @@ import { applyOrientation, exifOrientation } from "./orientation.ts";
 import type { Image, ImageLimits } from "./types.ts";
 
 export function decodeJpeg(bytes: Uint8Array, limits: ImageLimits): Image {
-  let decoded: ReturnType<typeof decode> & { exifBuffer?: Uint8Array };
+  let decoded: { width: number; height: number; data: Uint8Array; exifBuffer?: Uint8Array };
   try {
     decoded = decode(bytes, {
       useTArray: true,
