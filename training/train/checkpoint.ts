@@ -99,6 +99,8 @@ export interface CheckpointMeta {
   engine: { backend: string; device: string };
   /** Training seconds summed over all sessions (resumes included). */
   wallSeconds: number;
+  /** For distilled students: the teacher checkpoint and what computed its soft targets. */
+  teacher?: { checkpoint: string; engine: string };
 }
 
 export interface Checkpoint {

@@ -97,6 +97,7 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
   const stepsPerEpoch = Math.floor(data.train.count / spec.batchSize);
   if (stepsPerEpoch < 1) throw new Error(`${spec.name}: batch size ${spec.batchSize} is larger than the ${data.train.count} training images`);
   const config = JSON.parse(JSON.stringify(spec)) as Record<string, unknown>;
+  const teacherInfo = loss.needsTeacher && ctx.teacher ? { checkpoint: ctx.teacher.source ?? "(unknown)", engine: ctx.teacher.engine } : undefined;
 
   const model = createModel(graph, spec.seed);
   const sgd = new Sgd(model.params, spec.sgd);
@@ -115,6 +116,7 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
     history: [],
     engine: ctx.engine,
     wallSeconds: 0,
+    ...(teacherInfo ? { teacher: teacherInfo } : {}),
   };
 
   mkdirSync(ctx.dir, { recursive: true });
@@ -127,6 +129,7 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
     for (const [name, v] of model.params) v.assign(tf.tensor(ckpt.weights.get(name)!.data, ckpt.weights.get(name)!.shape));
     sgd.load(ckpt.optimizer);
     meta = { ...ckpt.meta, engine: ctx.engine };
+    if (teacherInfo) meta.teacher = teacherInfo;
     if (meta.done) {
       log(`${spec.name}: already trained (${meta.epoch} epochs), skipping`);
       sgd.dispose();

@@ -94,7 +94,7 @@ function probeBatch(data: PreparedData): Batch {
  * A teacher trained on other data statistics sees its own normalization: the batch is mapped from
  * this run's normalization to the teacher's, x' = (x * std + mean - mean_t) / std_t per channel.
  */
-function withNormalization(teacher: Teacher, from: PreparedData["normalization"], to: PreparedData["normalization"]): Teacher {
+export function withNormalization(teacher: Teacher, from: PreparedData["normalization"], to: PreparedData["normalization"]): Teacher {
   if (firstDifference(from, to) === null) return teacher;
   const c = from.mean.length;
   const scale = from.std.map((s, k) => s / to.std[k]!);
@@ -131,7 +131,6 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
 
   const teacherPath = opts.teacherCheckpoint ?? checkpointPath(join(runDir, "teacher"));
   let teacher: Teacher | null = null;
-  let teacherEngine: string | undefined;
   const reports = new Map<string, ModelReport>();
   const report = (): RunReport => {
     const models = [...reports.values()];
@@ -154,8 +153,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         if (ckpt.graph.numClasses !== data.classes.length || ckpt.graph.input.channels !== data.train.channels || ckpt.graph.input.height !== data.train.height) {
           throw new Error(`${teacherPath}: the teacher was trained on ${ckpt.meta.dataset.name} (${ckpt.graph.input.height}x${ckpt.graph.input.width}x${ckpt.graph.input.channels}, ${ckpt.graph.numClasses} classes), not this run's ${data.name}`);
         }
-        teacher = withNormalization(await loadTeacher(ckpt, config.teacherEngine, probeBatch(data), log), data.normalization, ckpt.meta.dataset.normalization);
-        teacherEngine = teacher.engine;
+        teacher = { ...withNormalization(await loadTeacher(ckpt, config.teacherEngine, probeBatch(data), log), data.normalization, ckpt.meta.dataset.normalization), source: teacherPath };
         log(`teacher: ${teacherPath} (test acc ${((ckpt.meta.history.at(-1)?.testAccuracy ?? 0) * 100).toFixed(2)}%), soft targets by ${teacher.engine}`);
       }
       const dir = join(runDir, sub.name);
@@ -171,7 +169,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         shouldStop: opts.shouldStop,
         gradients: opts.gradients,
       });
-      reports.set(sub.name, modelReport(loadCheckpoint(checkpointPath(dir)), needsTeacher ? teacherEngine : undefined));
+      reports.set(sub.name, modelReport(loadCheckpoint(checkpointPath(dir))));
       writeReport(runDir, report());
       if (!result.finished) return { report: report(), finished: false };
     }

@@ -39,7 +39,7 @@ export interface RunReport {
   generatedAt: string;
 }
 
-export function modelReport(ckpt: Checkpoint, teacherEngine?: string): ModelReport {
+export function modelReport(ckpt: Checkpoint): ModelReport {
   const { meta, graph } = ckpt;
   const tests = meta.history.map((h) => h.testAccuracy);
   const vals = meta.history.flatMap((h) => (h.valAccuracy === undefined ? [] : [h.valAccuracy]));
@@ -64,7 +64,7 @@ export function modelReport(ckpt: Checkpoint, teacherEngine?: string): ModelRepo
     device: meta.engine.device,
     imagesPerSecond: trainSeconds > 0 ? (imagesPerEpoch * meta.history.length) / trainSeconds : null,
     wallSeconds: meta.wallSeconds,
-    ...(teacherEngine ? { teacherEngine } : {}),
+    ...(meta.teacher ? { teacherEngine: meta.teacher.engine } : {}),
   };
 }
 

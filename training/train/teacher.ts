@@ -17,6 +17,8 @@ import type { Checkpoint } from "./checkpoint.ts";
 export interface Teacher {
   /** What computes the teacher's logits, for logs and reports. */
   engine: string;
+  /** The checkpoint file the teacher was loaded from, when known. */
+  source?: string;
   /** Logits [batch.size, classes], row-major. */
   logits(batch: Batch): Promise<Float32Array>;
   dispose(): Promise<void>;

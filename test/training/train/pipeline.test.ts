@@ -14,6 +14,8 @@ import { writeLearnableFashionMnist } from "../data/fixtures.ts";
 
 let engine: { backend: string; device: string };
 let dataDir: string;
+/** The first test's run directory, whose teacher the next test reuses. */
+let firstRun: string | undefined;
 
 beforeAll(async () => {
   engine = await initBackend("wasm", { log: () => {} });
@@ -32,6 +34,7 @@ describe("distill pipeline", () => {
     const lines: string[] = [];
     const result = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l) });
     expect(result.finished).toBe(true);
+    firstRun = runDir;
 
     const names = planSubRuns(config).map((r) => r.name);
     expect(names).toEqual(["teacher", "unmodified-kd", "unmodified-baseline", "wide-kd", "wide-baseline", "narrow-deep-kd", "narrow-deep-baseline"]);
@@ -57,6 +60,7 @@ describe("distill pipeline", () => {
       expect(m.seed).toBe(config.seed);
     }
     expect(report.models.find((m) => m.name === "narrow-deep-kd")!.teacherEngine).toMatch(/onnxruntime-node/);
+    expect(loadCheckpoint(join(runDir, "wide-kd", "checkpoint.ndckpt")).meta.teacher).toEqual({ checkpoint: join(runDir, "teacher", "checkpoint.ndckpt"), engine: "onnxruntime-node (CPU)" });
     expect(Object.keys(report.kdGain).sort()).toEqual(["narrow-deep", "unmodified", "wide"]);
     const md = readFileSync(join(runDir, "report.md"), "utf8");
     expect(md).toMatch(/\| narrow-deep-kd \| student \| narrow-deep x0.2 \| kd \(T=4, alpha=0.9\) \|/);
@@ -68,6 +72,25 @@ describe("distill pipeline", () => {
     const again = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l) });
     expect(again.report.models.map((m) => m.lastTestAccuracy)).toEqual(report.models.map((m) => m.lastTestAccuracy));
     expect(lines.filter((l) => /already trained/.test(l))).toHaveLength(7);
+  });
+
+  it("distills from another run's teacher, mapping this run's normalization to the teacher's", async () => {
+    expect(firstRun).toBeDefined();
+    const teacherCheckpoint = join(firstRun!, "teacher", "checkpoint.ndckpt");
+    const { preset, config } = resolveConfig({
+      preset: "quick",
+      flags: { data: dataDir, trainLimit: 150, valSize: 30, testLimit: 0, widthScale: 0.2, epochs: 1, batchSize: 24, augment: false, teacherEngine: "tfjs" },
+    });
+    const runDir = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
+    openRunDir(runDir, preset, config, false);
+    const lines: string[] = [];
+    const result = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l), teacherCheckpoint, only: ["narrow-deep-kd"] });
+    expect(result.finished).toBe(true);
+    const student = loadCheckpoint(join(runDir, "narrow-deep-kd", "checkpoint.ndckpt")).meta;
+    expect(student.dataset.normalization).not.toEqual(loadCheckpoint(teacherCheckpoint).meta.dataset.normalization);
+    expect(student.teacher).toEqual({ checkpoint: teacherCheckpoint, engine: "tfjs" });
+    expect(existsSync(join(runDir, "teacher"))).toBe(false);
+    expect(result.report.models.map((m) => m.name)).toEqual(["teacher", "narrow-deep-kd"]); // the reused teacher is reported too
   });
 
   it("refuses KD without a trained teacher and unknown sub-runs", async () => {
