@@ -1,6 +1,6 @@
 // Writes that never leave a half-written file: write a temporary file beside the target, flush it
 // to disk, then rename over the target (rename is atomic within one file system).
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
@@ -32,4 +32,18 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
 
 export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+/**
+ * Removes the temporary files writeFileAtomic leaves when its process is killed mid-write (the
+ * targets themselves are always whole). Call it only where no other process writes.
+ */
+export function removeStaleTemporaryFiles(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return; // no directory, nothing left behind
+  }
+  for (const name of names) if (/^\..+\.\d+\.\d+\.tmp$/.test(name)) rmSync(join(dir, name), { force: true });
 }

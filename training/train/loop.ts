@@ -18,7 +18,8 @@ import { type ScheduleOptions, learningRateAt } from "./schedule.ts";
 import { type GradientFn, lossAndGradients, trainStep } from "./step.ts";
 import type { Teacher } from "./teacher.ts";
 import { firstDifference } from "./run-dir.ts";
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { removeStaleTemporaryFiles } from "../io/atomic.ts";
 import { join } from "node:path";
 
 /** Everything that determines the result of a sub-run; stored in its checkpoint and compared on resume. */
@@ -120,8 +121,7 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
   };
 
   mkdirSync(ctx.dir, { recursive: true });
-  // A process killed while writing leaves its temporary file (never the checkpoint itself): clear them.
-  for (const f of readdirSync(ctx.dir)) if (f.startsWith(`.${CHECKPOINT_FILE}.`) && f.endsWith(".tmp")) rmSync(join(ctx.dir, f), { force: true });
+  removeStaleTemporaryFiles(ctx.dir); // left by a process killed while writing a checkpoint
   if (existsSync(path)) {
     const ckpt = loadCheckpoint(path);
     const diff = firstDifference(ckpt.meta.config, config) ?? firstDifference(ckpt.meta.dataset, meta.dataset);

@@ -8,6 +8,7 @@
 import { appendFileSync, existsSync, mkdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { DistillConfig } from "../config/schema.ts";
+import { removeStaleTemporaryFiles } from "../io/atomic.ts";
 import { type Augmentation, type Batch, makeBatch, normalizationTable } from "../data/batches.ts";
 import { datasetEntry, loadDataset } from "../data/index.ts";
 import { type PreparedData, prepareData } from "../data/prepare.ts";
@@ -116,6 +117,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     (opts.log ?? console.log)(line);
     appendFileSync(logFile, `${new Date().toISOString()} ${line}\n`);
   };
+  removeStaleTemporaryFiles(runDir); // report.json and friends, from a process killed while writing
   log(`run ${resolve(runDir)}: preset ${opts.preset}, engine tfjs ${opts.engine.backend} on ${opts.engine.device}`);
 
   const started = Date.now();

@@ -73,7 +73,7 @@ describe("npm run distill", () => {
     console.log(`SIGKILL test: ${kills.join("; ")}`);
     const last = await run(["--resume", runDir, ...only, "--no-export", "--no-progress"]);
     expect(last.code, `${kills.join("; ")}\n${last.output}`).toBe(0);
-    expect(readdirSync(join(runDir, "teacher")).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    for (const dir of [runDir, join(runDir, "teacher"), join(runDir, "narrow-deep-kd")]) expect(readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
     for (const sub of ["teacher", "narrow-deep-kd"]) {
       const a = loadCheckpoint(join(reference, "run", sub, "checkpoint.ndckpt"));
       const b = loadCheckpoint(join(runDir, sub, "checkpoint.ndckpt"));

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { architecture } from "../../../training/model/resnet.ts";
 import { paramSpecs } from "../../../training/model/graph.ts";
+import { removeStaleTemporaryFiles } from "../../../training/io/atomic.ts";
 import { type Checkpoint, type CheckpointMeta, decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint } from "../../../training/train/checkpoint.ts";
 
 function sample(): Checkpoint {
@@ -60,5 +61,15 @@ describe("checkpoint file", () => {
     const c = sample();
     c.weights.delete("fc.bias");
     expect(() => encodeCheckpoint(c)).toThrow(/missing weight "fc.bias"/);
+  });
+
+  it("clears the temporary files of a writer killed mid-write, and nothing else", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ckpt-"));
+    saveCheckpoint(join(dir, "checkpoint.ndckpt"), sample());
+    writeFileSync(join(dir, ".checkpoint.ndckpt.4242.1764350000000.tmp"), "half a checkpoint");
+    writeFileSync(join(dir, "notes.tmp"), "not ours");
+    removeStaleTemporaryFiles(dir);
+    expect(readdirSync(dir).sort()).toEqual(["checkpoint.ndckpt", "notes.tmp"]);
+    removeStaleTemporaryFiles(join(dir, "missing")); // no directory: nothing to do
   });
 });
