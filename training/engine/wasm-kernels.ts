@@ -35,20 +35,27 @@ function conv(backend: BackendWasm, x: Info, filter: Info, pad: { top: number; b
   });
 }
 
-function checkLayout(dataFormat: string, kernel: string): void {
+type Shape4 = [number, number, number, number];
+interface GradAttrs {
+  strides: [number, number] | number;
+  pad: Pad;
+  dataFormat: string;
+  dimRoundingMode?: "floor" | "round" | "ceil";
+}
+
+/** The forward convolution's geometry, from a gradient kernel's attributes (NHWC only). */
+function forwardInfo(kernel: string, attrs: tf.NamedAttrMap | undefined, xShape: Shape4, filterShape: Shape4): tf.backend_util.Conv2DInfo {
+  const { strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as GradAttrs;
   if (dataFormat !== "NHWC" && dataFormat !== "channelsLast") throw new Error(`${kernel} on wasm supports NHWC only, got ${dataFormat}`);
+  return tf.backend_util.computeConv2DInfo(xShape, filterShape, strides, 1, pad, dimRoundingMode);
 }
 
 function conv2DBackpropFilter({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): Info {
   const wasm = backend as BackendWasm;
   const x = inputs.x!;
   const dy = inputs.dy!;
-  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
-    strides: [number, number] | number; pad: Pad; dataFormat: string; dimRoundingMode?: "floor" | "round" | "ceil"; filterShape: [number, number, number, number];
-  };
-  checkLayout(dataFormat, "Conv2DBackpropFilter");
-  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode);
-  const [batch, height, width, inC] = x.shape as [number, number, number, number];
+  const info = forwardInfo("Conv2DBackpropFilter", attrs, x.shape as Shape4, (attrs as unknown as { filterShape: Shape4 }).filterShape);
+  const [batch, height, width, inC] = x.shape as Shape4;
   const { top, left } = info.padInfo;
   // The bottom/right padding that makes the output exactly the filter's size; negative means the
   // last rows/columns of x are never read (stride > 1), so they are cropped instead.
@@ -80,13 +87,10 @@ function conv2DBackpropInput({ inputs, backend, attrs }: { inputs: tf.NamedTenso
   const wasm = backend as BackendWasm;
   const dy = inputs.dy!;
   const filter = inputs.filter!;
-  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as {
-    strides: [number, number] | number; pad: Pad; dataFormat: string; dimRoundingMode?: "floor" | "round" | "ceil"; inputShape: [number, number, number, number];
-  };
-  checkLayout(dataFormat, "Conv2DBackpropInput");
-  const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode);
+  const inputShape = (attrs as unknown as { inputShape: Shape4 }).inputShape;
+  const info = forwardInfo("Conv2DBackpropInput", attrs, inputShape, filter.shape as Shape4);
   const [batch, height, width, inC] = inputShape;
-  const [kh, kw, , outC] = filter.shape as [number, number, number, number];
+  const [kh, kw, , outC] = filter.shape as Shape4;
   const { strideHeight: sh, strideWidth: sw } = info;
   const weights = (wasm.typedArrayFromHeap(filter) as Float32Array).slice(); // small; a copy survives heap growth
 
