@@ -21,8 +21,14 @@ export function topK(c: Context, labels: number): number {
   return Math.min(Number(raw), labels);
 }
 
-/** The uploaded image's bytes, from a raw body or a multipart form. */
+/** The uploaded image's bytes, from a raw body or a multipart form; never empty. */
 export async function imageBytes(c: Context): Promise<Uint8Array> {
+  const bytes = await uploadedBytes(c);
+  if (bytes.length === 0) throw badRequest("the image is empty: send a PNG or JPEG image");
+  return bytes;
+}
+
+async function uploadedBytes(c: Context): Promise<Uint8Array> {
   const type = mediaType(c);
   if (type === "multipart/form-data") {
     let form: FormData;
@@ -40,9 +46,7 @@ export async function imageBytes(c: Context): Promise<Uint8Array> {
   if (!RAW_TYPES.has(type)) {
     throw new HttpError(415, `Content-Type ${type} is not accepted: send the image as image/png, image/jpeg, application/octet-stream or a multipart/form-data field "${FIELD}"`);
   }
-  const bytes = new Uint8Array(await c.req.arrayBuffer());
-  if (bytes.length === 0) throw badRequest("the body is empty: send a PNG or JPEG image");
-  return bytes;
+  return new Uint8Array(await c.req.arrayBuffer());
 }
 
 export interface Prediction {

@@ -157,7 +157,10 @@ function withPngSize(bytes: Uint8Array, width: number, height: number): Uint8Arr
 describe("classify rejects", () => {
   it("bytes that are neither PNG nor JPEG (415), and an empty body", async () => {
     await expectError(post(new TextEncoder().encode("GIF89a...")), 415, /must be PNG or JPEG/);
-    await expectError(post(new Uint8Array(0)), 400, /body is empty/);
+    await expectError(post(new Uint8Array(0)), 400, /image is empty/);
+    const form = new FormData();
+    form.append("image", new File([], "empty.png"));
+    await expectError(imageApp.request("/v1/classify", { method: "POST", body: form }), 400, /image is empty/);
   });
 
   it("a wrong content type (415)", async () => {
