@@ -1,5 +1,5 @@
 // The edge API as a Hono app, built from options so tests (and other hosts) can make one from any
-// model store. Middleware first (timing, CORS, body limit), then the route modules.
+// model store. Middleware first (timing, CORS, body limit, decompression), then the route modules.
 //
 // Where new routes register: write `src/routes/<name>.ts` exporting `<name>Routes(ctx: RouteContext)`
 // that returns a Hono app, and mount it below with `app.route(prefix, ...)`. Routes throw HttpError
@@ -10,6 +10,7 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { timing } from "hono/timing";
 import { HttpError } from "./errors.ts";
+import { decompressBody } from "./middleware/decompress.ts";
 import { type AppOptions, DEFAULT_LIMITS } from "./options.ts";
 import { abRoutes } from "./routes/ab.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -49,6 +50,7 @@ export function createApp(options: AppOptions): Hono {
       onError: (c) => c.json({ error: `the body is over the limit of ${ctx.limits.maxBodyBytes} bytes` }, 413),
     }),
   );
+  app.use(decompressBody({ maxBytes: ctx.limits.maxBodyBytes }));
 
   app.route("/v2", oipRoutes(ctx));
   if (options.abRouting) {

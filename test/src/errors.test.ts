@@ -93,6 +93,16 @@ describe("infer rejects", () => {
     await expectError(infer({ ...good(), parameters: { binary_data_output: "yes" } }), 400, /binary_data_output must be a boolean/);
   });
 
+  it("an unknown, corrupt or bomb Content-Encoding", async () => {
+    const json = JSON.stringify(good());
+    await expectError(raw(json, { "Content-Type": "application/json", "Content-Encoding": "br" }), 415, /Content-Encoding br is not supported/);
+    await expectError(raw("definitely not gzip", { "Content-Type": "application/json", "Content-Encoding": "gzip" }), 400, /gzip body is corrupt/);
+    // 1 MB of spaces gzip to about 1 kB: within the 16 kB limit compressed, far over it inflated.
+    const bomb = new Uint8Array(await new Response(new Blob([" ".repeat(1 << 20)]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+    expect(bomb.length).toBeLessThan(16 * 1024);
+    await expectError(raw(bomb, { "Content-Type": "application/json", "Content-Encoding": "gzip" }), 413, /inflates beyond the limit of 16384 bytes/);
+  });
+
   it("a bad binary section or header value", async () => {
     const json = JSON.stringify({ inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", parameters: { binary_data_size: 784 * 4 } }] });
     await expectError(raw(json + "abc", { [HEADER_LENGTH]: "banana" }), 400, /Inference-Header-Content-Length must be an integer/);

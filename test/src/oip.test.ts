@@ -168,6 +168,17 @@ describe("POST /v2/models/{name}/infer", () => {
     expect(bytes.length).toBe(headerLength + 2 * 40);
   });
 
+  it("takes a gzip- or deflate-compressed body", async () => {
+    const json = JSON.stringify(inferBody("grey28", [1, 1, 28, 28], ref.input.slice(0, 784)));
+    const plain = await (await postJson(app, "/v2/models/grey28/infer", JSON.parse(json))).json();
+    for (const encoding of ["gzip", "deflate"] as const) {
+      const body = new Uint8Array(await new Response(new Blob([json]).stream().pipeThrough(new CompressionStream(encoding))).arrayBuffer());
+      const res = await app.request("/v2/models/grey28/infer", { method: "POST", headers: { "Content-Type": "application/json", "Content-Encoding": encoding }, body });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual(plain);
+    }
+  });
+
   it("names the model and times the phases in headers", async () => {
     const res = await postJson(app, "/v2/models/rgb32/infer", inferBody("rgb32", [1, 3, 32, 32], new Array(3 * 32 * 32).fill(0)));
     expect(res.headers.get("X-Model-Name")).toBe("rgb32");
