@@ -29,8 +29,11 @@ export interface Stack {
   /** Stops the teacher (e.g. to test faults); startTeacher() brings it back on the same port. */
   stopTeacher(): Promise<void>;
   startTeacher(): Promise<void>;
-  /** workerd's resident memory in bytes (the process under wrangler dev that runs the Worker). */
-  workerMemory(): number;
+  /**
+   * Resident memory, in bytes, of the workerd processes under wrangler dev: `worker` runs the Worker
+   * (the figure that matters for it), `proxy` is wrangler's own dev proxy in front of it.
+   */
+  workerdMemory(): { worker: number; proxy: number };
   stop(): Promise<void>;
 }
 
@@ -147,10 +150,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     async startTeacher() {
       teacher = await launchTeacher({ args: ["--port", new URL(teacherUrl).port], log: (l) => log("teacher", l) });
     },
-    workerMemory() {
+    workerdMemory() {
       const pids = descendants(wrangler.pid!, "workerd");
-      if (pids.length === 0) throw new Error("no workerd process found under wrangler dev");
-      return pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
+      // The proxy is the one listening on the dev port; the Worker's runtime listens on a free port.
+      const isProxy = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`--socket-addr=entry=127.0.0.1:${options.workerPort}`);
+      const worker = pids.filter((p) => !isProxy(p));
+      if (worker.length === 0) throw new Error("no workerd process running the Worker found under wrangler dev");
+      const sum = (list: number[]) => list.reduce((n, pid) => n + rssBytes(pid), 0);
+      return { worker: sum(worker), proxy: sum(pids.filter(isProxy)) };
     },
     async stop() {
       await Promise.all([stopWrangler(), teacher.stop()]);

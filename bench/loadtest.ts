@@ -1,0 +1,195 @@
+// `npm run loadtest`: the local system (teacher host + `wrangler dev`) under load, on loopback.
+//   1. mixed: 20,000 requests at concurrency 32 over the endpoints (routed classify, compare, OIP
+//      infer, named-model classify, health, report): no 5xx, none dropped, p50/p99, and the memory
+//      of the workerd that runs the Worker after the run within 10% of its memory after a warm-up
+//      (wrangler's dev proxy, a second workerd in front of it, is reported beside it: it grows with
+//      every request it forwards, health checks included, which is dev tooling, not the Worker);
+//   2. teacher faults: routed traffic while the teacher host is killed and later restarted: every
+//      request answered, no 5xx, the student standing in, and the report counting the faults.
+// Results go to .bench/loadtest.json; the exit code is 1 when a check fails.
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import autocannon, { type RequestSpec, type Result } from "autocannon";
+import { encode } from "fast-png";
+import { type ModelEntry, parseManifest } from "../models/schema.ts";
+import { FASHION_MNIST_DIR, loadFashionMnist } from "../training/data/fashion-mnist.ts";
+import { writeJsonAtomic } from "../training/io/atomic.ts";
+import { type Stack, applyLocalMigrations, startStack } from "../scripts/stack.ts";
+
+const MIXED_REQUESTS = Number(process.env.LOADTEST_REQUESTS ?? 20_000);
+const FAULT_REQUESTS = Number(process.env.LOADTEST_FAULT_REQUESTS ?? 6_000);
+const WARMUP_REQUESTS = Number(process.env.LOADTEST_WARMUP ?? 3_000);
+const CONNECTIONS = 32;
+const CLIENTS = 2_000;
+const IMAGES = 256;
+const PERSIST = ".wrangler/loadtest";
+const TOKEN = randomBytes(18).toString("base64url");
+
+const manifest = parseManifest(JSON.parse(readFileSync("models/manifest.json", "utf8")));
+const student = manifest.models.find((m) => m.name === manifest.defaultStudent)!;
+if (!student) throw new Error("models/manifest.json names no default student");
+
+/** Test-set images as PNG files, and each as the student's input tensor for OIP requests. */
+function images(entry: ModelEntry): { png: Buffer; tensor: number[] }[] {
+  const { mean, std } = entry.normalization;
+  const out: { png: Buffer; tensor: number[] }[] = [];
+  if (existsSync(FASHION_MNIST_DIR)) {
+    const test = loadFashionMnist().test;
+    const size = test.height * test.width;
+    for (let i = 0; i < IMAGES; i++) {
+      const pixels = test.images.subarray(i * size, (i + 1) * size);
+      out.push({ png: Buffer.from(encode({ width: test.width, height: test.height, data: pixels, channels: 1, depth: 8 })), tensor: Array.from(pixels, (p) => (p / 255 - mean[0]!) / std[0]!) });
+    }
+  } else {
+    console.warn(`loadtest: ${FASHION_MNIST_DIR} is missing; using random images`);
+    for (let i = 0; i < IMAGES; i++) {
+      const pixels = Uint8Array.from({ length: 784 }, () => Math.floor(Math.random() * 256));
+      out.push({ png: Buffer.from(encode({ width: 28, height: 28, data: pixels, channels: 1, depth: 8 })), tensor: Array.from(pixels, (p) => (p / 255 - mean[0]!) / std[0]!) });
+    }
+  }
+  return out;
+}
+
+const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)]!;
+
+interface Tally {
+  status: Map<number, number>;
+  arms: Map<string, number>;
+  faults: Map<string, number>;
+}
+
+function run(stack: Stack, requests: NonNullable<Parameters<typeof autocannon>[0]["requests"]>, amount: number, onProgress?: (done: number) => void): Promise<{ result: Result; tally: Tally }> {
+  const tally: Tally = { status: new Map(), arms: new Map(), faults: new Map() };
+  const bump = (m: Map<string | number, number>, k: string | number) => m.set(k, (m.get(k) ?? 0) + 1);
+  const withTally = requests.map((r) => ({
+    ...r,
+    onResponse: (_status: number, _body: string, _ctx: unknown, raw: Record<string, string>) => {
+      // autocannon keeps the header names' case as sent.
+      const headers = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.toLowerCase(), v]));
+      if (headers["x-arm"]) bump(tally.arms as Map<string | number, number>, headers["x-arm"]);
+      if (headers["x-teacher-fault"]) bump(tally.faults as Map<string | number, number>, headers["x-teacher-fault"]);
+    },
+  }));
+  return new Promise((resolve, reject) => {
+    let done = 0;
+    const instance = autocannon({ url: stack.workerUrl, connections: CONNECTIONS, amount, timeout: 30, requests: withTally }, (err, result) => (err ? reject(err) : resolve({ result, tally })));
+    instance.on("response", (_client: unknown, statusCode: number) => {
+      bump(tally.status as Map<string | number, number>, statusCode);
+      onProgress?.(++done);
+    });
+  });
+}
+
+const auth = { authorization: `Bearer ${TOKEN}` };
+const data = images(student);
+const classify = (path: string): RequestSpec & { setupRequest: (r: RequestSpec) => RequestSpec } => ({
+  method: "POST",
+  path,
+  setupRequest: (r) => ({ ...r, body: pick(data).png, headers: { "content-type": "image/png", "x-client-id": `client-${Math.floor(Math.random() * CLIENTS)}` } }),
+});
+const MIXED = [
+  ...Array.from({ length: 10 }, () => classify("/v1/classify")),
+  ...Array.from({ length: 3 }, () => classify("/v1/compare")),
+  ...Array.from({ length: 3 }, () => ({
+    method: "POST",
+    path: `/v2/models/${student.name}/infer`,
+    setupRequest: (r: RequestSpec) => ({
+      ...r,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ inputs: [{ name: student.input.name, shape: [1, ...student.input.shape.slice(1)], datatype: "FP32", data: pick(data).tensor }] }),
+    }),
+  })),
+  classify(`/v1/models/${student.name}/classify`),
+  classify("/v1/classify"),
+  { method: "GET", path: "/v2/health/ready" },
+  { method: "GET", path: "/v1/report?since=2m", headers: auth },
+];
+const ROUTED = [classify("/v1/classify")];
+
+const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
+const fivexx = (t: Tally) => [...t.status].filter(([s]) => s >= 500).reduce((n, [, c]) => n + c, 0);
+const answered = (t: Tally) => [...t.status.values()].reduce((a, b) => a + b, 0);
+const checks: { name: string; ok: boolean; detail: string }[] = [];
+const check = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
+
+rmSync(PERSIST, { recursive: true, force: true });
+applyLocalMigrations(PERSIST);
+console.log("loadtest: starting the teacher host and wrangler dev");
+const stack = await startStack({
+  workerPort: 8797,
+  teacherPort: 8097,
+  persistTo: PERSIST,
+  vars: { STUDENT_PERCENT: "50", SHADOW_PERCENT: "10", TEACHER_TIMEOUT_MS: "2000", ADMIN_TOKEN: TOKEN },
+});
+const output: Record<string, unknown> = { connections: CONNECTIONS, student: student.name };
+try {
+  console.log(`loadtest: warm-up, ${WARMUP_REQUESTS} requests`);
+  await run(stack, MIXED, WARMUP_REQUESTS);
+  const warm = stack.workerdMemory();
+
+  console.log(`loadtest: mixed, ${MIXED_REQUESTS} requests at concurrency ${CONNECTIONS}`);
+  // workerd's memory through the run: a leak climbs steadily, a heap settling levels off.
+  const memory: { requests: number; workerMB: number; proxyMB: number }[] = [{ requests: 0, workerMB: mb(warm.worker), proxyMB: mb(warm.proxy) }];
+  const mixed = await run(stack, MIXED, MIXED_REQUESTS, (done) => {
+    if (done % 2_000 === 0) {
+      const now = stack.workerdMemory();
+      memory.push({ requests: done, workerMB: mb(now.worker), proxyMB: mb(now.proxy) });
+      console.log(`loadtest:   ${done} / ${MIXED_REQUESTS}: workerd ${mb(now.worker)} MB (dev proxy ${mb(now.proxy)} MB)`);
+    }
+  });
+  const after = stack.workerdMemory();
+  const m = mixed.result;
+  check("mixed: no 5xx", fivexx(mixed.tally) === 0, JSON.stringify(Object.fromEntries(mixed.tally.status)));
+  check("mixed: none dropped", m.errors === 0 && m.timeouts === 0 && answered(mixed.tally) === MIXED_REQUESTS, `${answered(mixed.tally)} answered, ${m.errors} errors, ${m.timeouts} timeouts`);
+  const growth = after.worker / warm.worker - 1;
+  check("mixed: workerd memory within 10% of warm-up", growth <= 0.1, `${mb(warm.worker)} MB -> ${mb(after.worker)} MB (${(growth * 100).toFixed(1)}%); dev proxy ${mb(warm.proxy)} -> ${mb(after.proxy)} MB`);
+  output.mixed = {
+    requests: MIXED_REQUESTS,
+    seconds: m.duration,
+    requestsPerSecond: m.requests.average,
+    latencyMs: { p50: m.latency.p50, p90: m.latency.p90, p99: m.latency.p99, max: m.latency.max },
+    status: Object.fromEntries(mixed.tally.status),
+    arms: Object.fromEntries(mixed.tally.arms),
+    memoryMB: { afterWarmup: mb(warm.worker), afterRun: mb(after.worker), devProxy: { afterWarmup: mb(warm.proxy), afterRun: mb(after.proxy) }, byRequests: memory },
+  };
+  const mixedReport = await (await fetch(`${stack.workerUrl}/v1/report`, { headers: auth })).json();
+  output.mixedReport = mixedReport;
+
+  console.log(`loadtest: teacher faults, ${FAULT_REQUESTS} routed requests; the teacher is killed at 25% and restarted at 60%`);
+  const since = Date.now();
+  let killed = false;
+  let restart: Promise<void> | undefined;
+  const faults = await run(stack, ROUTED, FAULT_REQUESTS, (done) => {
+    if (!killed && done >= FAULT_REQUESTS * 0.25) {
+      killed = true;
+      stack.teacher.child.kill("SIGKILL");
+    }
+    if (!restart && done >= FAULT_REQUESTS * 0.6) restart = stack.startTeacher();
+  });
+  await restart;
+  await new Promise((r) => setTimeout(r, 1_000)); // the last measurements are written after their responses
+  const report = (await (await fetch(`${stack.workerUrl}/v1/report?since=${since}`, { headers: auth })).json()) as { fallbacks: number; rows: { arm: string; faults: Record<string, number> }[] };
+  const reported = report.rows.filter((r) => r.arm === "teacher").reduce((n, r) => n + Object.values(r.faults).reduce((a, b) => a + b, 0), 0);
+  const seen = [...faults.tally.faults.values()].reduce((a, b) => a + b, 0);
+  check("faults: no 5xx", fivexx(faults.tally) === 0, JSON.stringify(Object.fromEntries(faults.tally.status)));
+  check("faults: every request answered", faults.result.errors === 0 && faults.result.timeouts === 0 && answered(faults.tally) === FAULT_REQUESTS, `${answered(faults.tally)} answered`);
+  check("faults: the student stood in", seen > 0, `${seen} responses carried X-Teacher-Fault: ${JSON.stringify(Object.fromEntries(faults.tally.faults))}`);
+  check("faults: the report counts them", report.fallbacks === seen && reported >= seen, `report: ${report.fallbacks} fallbacks, ${reported} teacher faults (shadow faults included)`);
+  output.faults = {
+    requests: FAULT_REQUESTS,
+    latencyMs: { p50: faults.result.latency.p50, p99: faults.result.latency.p99 },
+    status: Object.fromEntries(faults.tally.status),
+    arms: Object.fromEntries(faults.tally.arms),
+    teacherFaults: Object.fromEntries(faults.tally.faults),
+    report,
+  };
+} finally {
+  await stack.stop();
+}
+
+output.checks = checks;
+writeJsonAtomic(".bench/loadtest.json", output);
+console.log(JSON.stringify(output.mixed, null, 2));
+console.log(JSON.stringify({ faults: { ...(output.faults as object), report: undefined } }, null, 2));
+for (const c of checks) console.log(`${c.ok ? "PASS" : "FAIL"}  ${c.name}: ${c.detail}`);
+process.exit(checks.every((c) => c.ok) ? 0 : 1);
