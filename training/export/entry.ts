@@ -60,6 +60,7 @@ export function modelEntry(ckpt: Checkpoint, facts: EntryFacts): ModelEntry {
       subRun: meta.name,
       widthScale: meta.widthScale,
       loss: meta.loss,
+      ...(meta.teacher ? { teacher: meta.teacher } : {}),
       epochs: meta.epoch,
       steps: meta.step,
       trainSamples: meta.dataset.trainSamples,
