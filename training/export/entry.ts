@@ -28,7 +28,8 @@ export interface EntryFacts {
   check: ExportCheck;
   /** Top-1 of the exported model on the test split, and how many images that was. */
   accuracy: { top1: number; samples: number };
-  run: { id: string; preset?: string; checkpoint: string };
+  /** The run, the checkpoint exported and, for distilled students, the teacher's checkpoint and engine. */
+  run: { id: string; preset?: string; checkpoint: string; teacher?: { checkpoint: string; engine: string } };
 }
 
 export function modelEntry(ckpt: Checkpoint, facts: EntryFacts): ModelEntry {
@@ -60,7 +61,7 @@ export function modelEntry(ckpt: Checkpoint, facts: EntryFacts): ModelEntry {
       subRun: meta.name,
       widthScale: meta.widthScale,
       loss: meta.loss,
-      ...(meta.teacher ? { teacher: meta.teacher } : {}),
+      ...(facts.run.teacher ? { teacher: facts.run.teacher } : {}),
       epochs: meta.epoch,
       steps: meta.step,
       trainSamples: meta.dataset.trainSamples,

@@ -227,7 +227,7 @@ async function verifiedExport(source: Source, ctx: ExportContext): Promise<{ ent
     assertParity(what, parity);
     const top1 = await onnxAccuracy(session, accuracyImages, labels, graph.numClasses);
     const check = { ...parity, opset: ctx.opset, exportedAt: new Date().toISOString(), ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}) };
-    const entry = modelEntry(ckpt, { name, version: run.id, onnx, check, accuracy: { top1, samples: accuracyImages.count }, run: { id: run.id, preset: run.preset, checkpoint: repoPath(path) } });
+    const entry = modelEntry(ckpt, { name, version: run.id, onnx, check, accuracy: { top1, samples: accuracyImages.count }, run: { id: run.id, preset: run.preset, checkpoint: repoPath(path), teacher: meta.teacher && { ...meta.teacher, checkpoint: repoPath(meta.teacher.checkpoint) } } });
     ctx.log(
       `export: ${name}: ${onnx.length} bytes, max |logit diff| ${parity.maxAbsLogitDiff.toExponential(2)} over ${parity.samples} images (tfjs ${ctx.backend} vs onnxruntime-node), ` +
         `top-1 agreement 100%, test top-1 ${(top1 * 100).toFixed(2)}% on ${accuracyImages.count} images, ${((Date.now() - started) / 1000).toFixed(1)} s`,
