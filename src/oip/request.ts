@@ -13,6 +13,8 @@ export interface RequestedOutput {
   name: string;
   /** Send this output in the binary section (Triton's binary tensor data extension). */
   binary: boolean;
+  /** Triton's classification extension: answer the top k classes as strings instead of the tensor. */
+  classification?: number;
 }
 
 export interface InferRequest {
@@ -132,10 +134,12 @@ function readOutputs(v: unknown, model: ModelEntry, binaryDefault: boolean): Req
     if (seen.has(name)) throw badRequest(`outputs[${i}].name "${name}" is requested twice`);
     seen.add(name);
     const params = optionalObject(o.parameters, `outputs[${i}].parameters`);
-    if (params.classification !== undefined) throw badRequest("the classification extension is not supported; use POST /v1/models/{name}/classify");
     const binary = params.binary_data ?? binaryDefault;
     if (typeof binary !== "boolean") throw badRequest(`outputs[${i}].parameters.binary_data must be a boolean`);
-    return { name, binary };
+    const k = params.classification;
+    if (k === undefined) return { name, binary };
+    if (typeof k !== "number" || !Number.isInteger(k) || k < 1) throw badRequest(`outputs[${i}].parameters.classification must be a positive integer`);
+    return { name, binary, classification: k };
   });
 }
 

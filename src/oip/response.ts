@@ -9,7 +9,7 @@ export interface OutputTensor {
 }
 
 /** Extensions this server implements, as GET /v2 lists them. */
-export const EXTENSIONS = ["binary_tensor_data", "model_configuration"];
+export const EXTENSIONS = ["classification", "binary_tensor_data", "model_configuration"];
 
 export function serverMetadata(name: string, version: string): ServerMetadata {
   return { name, version, extensions: EXTENSIONS };
@@ -43,6 +43,40 @@ export function modelConfig(model: ModelEntry, maxBatch: number) {
   };
 }
 
+/**
+ * Triton's classification extension: for each batch row, the k largest values of a [N, classes]
+ * output as "value:index:label" strings, largest first (k is capped at the class count).
+ */
+export function topClasses(t: OutputTensor, k: number, labels: string[]): { shape: number[]; data: string[] } {
+  const rows = t.dims[0] ?? 1;
+  const classes = t.data.length / rows;
+  const kept = Math.min(k, classes);
+  const data: string[] = [];
+  for (let r = 0; r < rows; r++) {
+    const row = Array.from(t.data.subarray(r * classes, (r + 1) * classes), (value, index) => ({ value, index }));
+    row.sort((a, b) => b.value - a.value);
+    for (const { value, index } of row.slice(0, kept)) {
+      const label = labels[index];
+      data.push(label === undefined ? `${value.toFixed(6)}:${index}` : `${value.toFixed(6)}:${index}:${label}`);
+    }
+  }
+  return { shape: [rows, kept], data };
+}
+
+/** A BYTES tensor in the binary section: each element a little-endian 4-byte length, then its bytes. */
+function encodeBytesTensor(strings: string[]): Uint8Array {
+  const encoded = strings.map((s) => new TextEncoder().encode(s));
+  const out = new Uint8Array(encoded.reduce((n, e) => n + 4 + e.length, 0));
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const e of encoded) {
+    view.setUint32(at, e.length, true);
+    out.set(e, at + 4);
+    at += 4 + e.length;
+  }
+  return out;
+}
+
 export interface EncodedResponse {
   body: string | Uint8Array<ArrayBuffer>;
   headers: Record<string, string>;
@@ -54,9 +88,16 @@ export interface EncodedResponse {
  */
 export function inferResponse(model: ModelEntry, request: InferRequest, results: Map<string, OutputTensor>): EncodedResponse {
   const binaries: Uint8Array[] = [];
-  const outputs = request.outputs.map(({ name, binary }): ResponseOutput => {
+  const outputs = request.outputs.map(({ name, binary, classification }): ResponseOutput => {
     const t = results.get(name);
     if (!t) throw new Error(`model "${model.name}" produced no output "${name}"`);
+    if (classification !== undefined) {
+      const { shape, data } = topClasses(t, classification, model.labels);
+      if (!binary) return { name, shape, datatype: "BYTES", data };
+      const bytes = encodeBytesTensor(data);
+      binaries.push(bytes);
+      return { name, shape, datatype: "BYTES", parameters: { binary_data_size: bytes.length } };
+    }
     if (!binary) return { name, shape: t.dims, datatype: "FP32", data: Array.from(t.data) };
     const bytes = new Uint8Array(t.data.length * 4);
     const view = new DataView(bytes.buffer);

@@ -32,9 +32,10 @@ export interface ModelReady {
 export interface ResponseOutput {
   name: string;
   shape: number[];
-  datatype: "FP32";
+  /** BYTES for the classification extension's strings. */
+  datatype: "FP32" | "BYTES";
   /** Absent when the tensor travels in the binary section. */
-  data?: number[];
+  data?: number[] | string[];
   parameters?: Parameters;
 }
 

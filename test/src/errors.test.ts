@@ -88,7 +88,7 @@ describe("infer rejects", () => {
   it("bad outputs, ids and parameters", async () => {
     await expectError(infer({ ...good(), outputs: [{ name: "features" }] }), 400, /outputs\[0\].name must be one of "logits", "probabilities"/);
     await expectError(infer({ ...good(), outputs: [{ name: "logits" }, { name: "logits" }] }), 400, /requested twice/);
-    await expectError(infer({ ...good(), outputs: [{ name: "logits", parameters: { classification: 3 } }] }), 400, /classification extension is not supported/);
+    await expectError(infer({ ...good(), outputs: [{ name: "logits", parameters: { classification: 0 } }] }), 400, /classification must be a positive integer/);
     await expectError(infer({ ...good(), id: 42 }), 400, /id must be a string/);
     await expectError(infer({ ...good(), parameters: { binary_data_output: "yes" } }), 400, /binary_data_output must be a boolean/);
   });

@@ -30,7 +30,7 @@ describe("server endpoints", () => {
   it("GET /v2 describes the server", async () => {
     const res = await app.request("/v2");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ name: "narrowdeep", version: "0.1.0", extensions: ["binary_tensor_data", "model_configuration"] });
+    expect(await res.json()).toEqual({ name: "narrowdeep", version: "0.1.0", extensions: ["classification", "binary_tensor_data", "model_configuration"] });
   });
 
   it("GET /v2/health/live and /v2/health/ready", async () => {
@@ -166,6 +166,34 @@ describe("POST /v2/models/{name}/infer", () => {
     const headerLength = Number(res.headers.get(HEADER_LENGTH));
     const bytes = new Uint8Array(await res.arrayBuffer());
     expect(bytes.length).toBe(headerLength + 2 * 40);
+  });
+
+  it("answers Triton's classification extension, in JSON or binary", async () => {
+    const body = inferBody("grey28", ref.dims, ref.input, { outputs: [{ name: "probabilities", parameters: { classification: 3 } }, { name: "logits" }] });
+    const reply = (await (await postJson(app, "/v2/models/grey28/infer", body)).json()) as InferReply;
+    const classes = reply.outputs[0]!;
+    expect(classes).toMatchObject({ name: "probabilities", datatype: "BYTES", shape: [3, 3] });
+    const logits = reply.outputs[1]!.data as number[];
+    const labels = entryOf("grey28").labels;
+    for (let row = 0; row < 3; row++) {
+      const strings = (classes.data as unknown as string[]).slice(row * 3, row * 3 + 3);
+      const parsed = strings.map((s) => s.split(":"));
+      const best = logits.slice(row * 10, row * 10 + 10).reduce((bi, v, i, a) => (v > a[bi]! ? i : bi), 0);
+      expect(Number(parsed[0]![1])).toBe(best);
+      expect(parsed[0]![2]).toBe(labels[best]);
+      const values = parsed.map((p) => Number(p[0]));
+      expect(values).toEqual([...values].sort((a, b) => b - a));
+    }
+    const bin = await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", [1, 1, 28, 28], ref.input.slice(0, 784), { outputs: [{ name: "logits", parameters: { classification: 2, binary_data: true } }] }));
+    const headerLength = Number(bin.headers.get(HEADER_LENGTH));
+    const bytes = new Uint8Array(await bin.arrayBuffer());
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(0, headerLength))) as InferReply;
+    expect(header.outputs[0]).toMatchObject({ name: "logits", datatype: "BYTES", shape: [1, 2] });
+    const view = new DataView(bytes.buffer, headerLength);
+    const first = view.getUint32(0, true);
+    const s0 = new TextDecoder().decode(bytes.subarray(headerLength + 4, headerLength + 4 + first));
+    expect(s0).toMatch(/^-?\d+\.\d{6}:\d:.+$/);
+    expect(header.outputs[0]!.parameters!.binary_data_size).toBe(bytes.length - headerLength);
   });
 
   it("takes a gzip- or deflate-compressed body", async () => {

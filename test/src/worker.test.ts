@@ -32,7 +32,7 @@ describe("options from the environment", () => {
 describe("the deployed Worker", () => {
   it("describes itself", async () => {
     const res = await SELF.fetch("http://x/v2");
-    expect(await res.json()).toEqual({ name: pkg.name, version: pkg.version, extensions: ["binary_tensor_data", "model_configuration"] });
+    expect(await res.json()).toEqual({ name: pkg.name, version: pkg.version, extensions: ["classification", "binary_tensor_data", "model_configuration"] });
     expect((await SELF.fetch("http://x/v2/health/ready")).status).toBe(200);
   });
 
