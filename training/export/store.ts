@@ -8,12 +8,13 @@
 // A process killed before step 2 completes leaves models/ as it was (the next export discards the
 // staging folder); one killed after it is rolled forward by the next export (recoverModels). One
 // export at a time: models/.export.lock holds the writer's pid.
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Manifest, MANIFEST_SCHEMA_VERSION, ManifestError, parseManifest } from "../../models/schema.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 
 export const MANIFEST_FILE = "manifest.json";
+const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 const STAGING = ".staging";
 const LOCK = ".export.lock";
 
@@ -43,7 +44,7 @@ export function readManifest(modelsDir: string): Manifest {
 function checkpointStep(step: "staged-models" | "committed" | "placed-model" | "placed-manifest"): void {
   if (process.env.NARROWDEEP_EXPORT_PAUSE_AT !== step) return;
   process.stderr.write(`export: paused at ${step}\n`);
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120_000);
+  sleepSync(120_000);
 }
 
 function stagedModelFiles(staging: string): string[] {
@@ -87,21 +88,46 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Runs `fn` holding models/.export.lock; a lock left by a dead process is taken over. */
-function withModelsLock<T>(modelsDir: string, fn: () => T): T {
+/** Who holds the lock: a live pid, "stale" (its writer died), or "unknown" (being created or just freed). */
+function lockHolder(lock: string): number | "stale" | "unknown" {
+  let text: string;
+  try {
+    text = readFileSync(lock, "utf8");
+  } catch {
+    return "unknown";
+  }
+  const pid = Number.parseInt(text, 10);
+  // Created but its pid not written yet, unless that was long ago (a writer killed in between).
+  if (!Number.isInteger(pid)) {
+    const created = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
+    return created !== undefined && Date.now() - created > 10_000 ? "stale" : "unknown";
+  }
+  return pid !== process.pid && isAlive(pid) ? pid : "stale";
+}
+
+/**
+ * Runs `fn` holding models/.export.lock. Another export holding it is waited for (it holds the lock
+ * only while writing, not while verifying); a lock left by a dead process is taken over.
+ */
+function withModelsLock<T>(modelsDir: string, timeoutMs: number, fn: () => T): T {
   const lock = join(modelsDir, LOCK);
-  for (let attempt = 0; ; attempt++) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
     try {
       writeFileSync(lock, String(process.pid), { flag: "wx" });
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw err;
-      const holder = Number.parseInt(readFileSync(lock, "utf8"), 10);
-      if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
-        throw new Error(`${modelsDir} is being written by another export (pid ${holder}); wait for it to finish`);
-      }
-      rmSync(lock, { force: true });
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
+    const holder = lockHolder(lock);
+    if (holder === "stale") {
+      rmSync(lock, { force: true });
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`${modelsDir} is being written by another export (pid ${holder}) for more than ${timeoutMs / 1000} s; try again when it has finished`);
+    }
+    sleepSync(100);
   }
   try {
     return fn();
@@ -115,12 +141,12 @@ function withModelsLock<T>(modelsDir: string, fn: () => T): T {
  * file): `update` gets the current manifest (under the lock) and returns the new one, which is
  * validated before anything is written. Returns the manifest written.
  */
-export function updateModels(modelsDir: string, files: ModelFile[], update: (current: Manifest) => Manifest): Manifest {
+export function updateModels(modelsDir: string, files: ModelFile[], update: (current: Manifest) => Manifest, { lockTimeoutMs = 120_000 } = {}): Manifest {
   for (const f of files) {
     if (f.file.includes("/") || f.file.startsWith(".") || f.file === MANIFEST_FILE) throw new Error(`bad model file name "${f.file}"`);
   }
   mkdirSync(modelsDir, { recursive: true });
-  return withModelsLock(modelsDir, () => {
+  return withModelsLock(modelsDir, lockTimeoutMs, () => {
     recoverModels(modelsDir);
     const next = parseManifest(update(readManifest(modelsDir)));
     const staging = join(modelsDir, STAGING);

@@ -44,12 +44,29 @@ describe("updateModels", () => {
 
   let holder: ChildProcess | undefined;
   afterAll(() => holder?.kill());
-  it("refuses to write while another live process holds the lock", () => {
+  it("waits for another live process holding the lock, and gives up after the timeout", () => {
     const dir = tmp();
     holder = spawn("sleep", ["60"], { stdio: "ignore" });
     writeFileSync(join(dir, ".export.lock"), String(holder.pid));
-    expect(() => updateModels(dir, [], (m) => m)).toThrow(`is being written by another export (pid ${holder.pid})`);
+    const started = Date.now();
+    expect(() => updateModels(dir, [], (m) => m, { lockTimeoutMs: 500 })).toThrow(`is being written by another export (pid ${holder.pid}) for more than 0.5 s`);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(500);
     expect(existsSync(join(dir, ".export.lock"))).toBe(true);
+  });
+
+  it("lets concurrent writers take turns, each merging into the other's manifest", async () => {
+    const dir = tmp();
+    const writer = (name: string) =>
+      `import { updateModels } from ${JSON.stringify(new URL("../../../training/export/store.ts", import.meta.url).pathname)};
+       import { mergeEntries } from ${JSON.stringify(new URL("../../../training/export/entry.ts", import.meta.url).pathname)};
+       const entry = JSON.parse(process.argv.at(-1));
+       for (let i = 0; i < 100; i++) updateModels(${JSON.stringify(dir)}, [{ file: entry.name + ".onnx", bytes: new Uint8Array([i]) }], (m) => mergeEntries(m, [{ ...entry, version: String(i) }]));`;
+    const run = (name: string) =>
+      new Promise<number | null>((resolve) => spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", writer(name), JSON.stringify(entry(name, "student", 0.9))], { stdio: "inherit" }).on("exit", resolve));
+    expect(await Promise.all([run("wide"), run("narrow-deep")])).toEqual([0, 0]);
+    const m = readManifest(dir);
+    expect(m.models.map((e) => [e.name, e.version])).toEqual([["narrow-deep", "99"], ["wide", "99"]]);
+    expect(readdirSync(dir).sort()).toEqual(["manifest.json", "narrow-deep.onnx", "wide.onnx"]);
   });
 
   it("names a manifest that is not JSON", () => {
