@@ -7,6 +7,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type DistillConfig } from "../config/schema.ts";
 import { ConfigError, configHelp, parseFlag, resolveConfig } from "../config/resolve.ts";
+import { loadDataset } from "../data/index.ts";
+import { describeModels, planSubRuns } from "../train/plan.ts";
 import { openRunDir, readRunFile } from "../train/run-dir.ts";
 
 const USAGE = `Usage: npm run distill -- [options]
@@ -21,6 +23,7 @@ Run options:
   --no-export                    do not export the trained models to models/ at the end
   --models-dir DIR               export into DIR instead of the repository's models/
   --no-progress                  no progress bar (epoch summaries only)
+  --describe                     print the sub-runs and each model's params and MACs, then exit
   -h, --help                     this text
 
 Config fields (override the preset; a config file uses the camelCase names):
@@ -43,11 +46,12 @@ interface Args {
   modelsDir?: string;
   progress: boolean;
   help: boolean;
+  describe: boolean;
   flags: Partial<DistillConfig>;
 }
 
 export function parseArgs(argv: string[]): Args {
-  const args: Args = { export: true, progress: true, help: false, flags: {} };
+  const args: Args = { export: true, progress: true, help: false, describe: false, flags: {} };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
@@ -85,6 +89,9 @@ export function parseArgs(argv: string[]): Args {
       case "--no-export":
         args.export = false;
         break;
+      case "--describe":
+        args.describe = true;
+        break;
       case "--no-progress":
         args.progress = false;
         break;
@@ -111,6 +118,14 @@ async function main(argv: string[]): Promise<number> {
   let preset: string;
   let config: DistillConfig;
   let runDir: string;
+  if (args.describe) {
+    ({ preset, config } = args.resume ? readRunFile(args.resume) : resolveConfig({ preset: args.preset, file: args.configFile, flags: args.flags }));
+    const { train, classes } = loadDataset(config.dataset, config.data ?? undefined);
+    console.log(`preset ${preset}, ${config.dataset} (${train.height}x${train.width}x${train.channels}, ${classes.length} classes)`);
+    for (const line of describeModels(config, train, classes.length)) console.log(line);
+    console.log(`sub-runs: ${planSubRuns(config).map((r) => r.name).join(", ")}`);
+    return 0;
+  }
   if (args.resume) {
     // A resumed run keeps its configuration; only how it runs may change.
     const changed = Object.keys(args.flags).filter((k) => !(RUNTIME_FIELDS as readonly string[]).includes(k));

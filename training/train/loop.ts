@@ -180,6 +180,9 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
         acc.seen += current.batch.size;
         acc.seconds += (performance.now() - started) / 1000;
         progress.update(label, { done: acc.seen, total: stepsPerEpoch * spec.batchSize, imagesPerSecond: acc.seen / acc.seconds, loss: acc.lossSum / acc.seen, accuracy: acc.correct / acc.seen });
+        // Let the event loop run (signal handlers, the ONNX teacher's callbacks): without it a step
+        // loop that never awaits I/O would not see Ctrl-C until the sub-run ends.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         const stop = ctx.shouldStop?.() ?? false;
         const due = ctx.checkpointMinutes > 0 && Date.now() - lastSave >= ctx.checkpointMinutes * 60_000;
         if (next && (stop || due)) {

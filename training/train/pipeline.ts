@@ -1,32 +1,22 @@
-// `npm run distill` as a sequence of sub-runs in one run directory:
-//   teacher                      cross-entropy                      (skipped with --teacher FILE)
-//   <student>-kd                 KD from the teacher (T, alpha)     for each student architecture
-//   <student>-baseline           cross-entropy alone (alpha = 0)
-// Each sub-run checkpoints into <runDir>/<name>/, so resuming the run continues wherever it stopped.
+// `npm run distill` as a sequence of sub-runs (plan.ts) in one run directory. Each sub-run checkpoints into <runDir>/<name>/, so resuming the run continues wherever it stopped.
 // The run directory also holds config.json (the resolved configuration), log.txt, and report.json /
 // report.md, rewritten after every sub-run.
 import { appendFileSync, existsSync, mkdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { DistillConfig } from "../config/schema.ts";
 import { removeStaleTemporaryFiles } from "../io/atomic.ts";
-import { type Augmentation, type Batch, makeBatch, normalizationTable } from "../data/batches.ts";
-import { datasetEntry, loadDataset } from "../data/index.ts";
+import { type Batch, makeBatch, normalizationTable } from "../data/batches.ts";
+import { loadDataset } from "../data/index.ts";
 import { type PreparedData, prepareData } from "../data/prepare.ts";
 import { Rng } from "../data/rng.ts";
-import { countMacs, countParams } from "../model/graph.ts";
-import { architecture } from "../model/resnet.ts";
 import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
-import { type TrainSpec, checkpointPath, train } from "./loop.ts";
+import { checkpointPath, train } from "./loop.ts";
+import { describeModels, planSubRuns } from "./plan.ts";
 import { firstDifference } from "./run-dir.ts";
 import { ProgressBar } from "./progress.ts";
 import type { GradientFn } from "./step.ts";
 import { type ModelReport, type RunReport, kdGain, modelReport, writeReport } from "./report.ts";
 import { type Teacher, loadTeacher } from "./teacher.ts";
-
-export interface SubRun {
-  name: string;
-  spec: TrainSpec;
-}
 
 export interface PipelineOptions {
   runDir: string;
@@ -48,41 +38,6 @@ export interface PipelineResult {
   report: RunReport;
   /** False when stopped early (checkpoints saved; resume continues). */
   finished: boolean;
-}
-
-export function augmentation(config: DistillConfig): Augmentation | null {
-  if (!config.augment) return null;
-  return { cropPadding: config.cropPadding ?? datasetEntry(config.dataset).cropPadding, flip: config.flip };
-}
-
-/** The sub-runs of a configuration, in training order. */
-export function planSubRuns(config: DistillConfig): SubRun[] {
-  const common = {
-    batchSize: config.batchSize,
-    evalBatchSize: config.evalBatchSize,
-    schedule: { kind: config.schedule, learningRate: config.learningRate, milestones: config.milestones, gamma: config.gamma, warmupEpochs: config.warmupEpochs },
-    sgd: { momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov },
-    augmentation: augmentation(config),
-    seed: config.seed,
-  };
-  const runs: SubRun[] = [
-    { name: "teacher", spec: { ...common, name: "teacher", role: "teacher", architecture: "teacher", widthScale: config.teacherWidthScale, loss: { name: "ce", options: {} }, epochs: config.teacherEpochs } },
-  ];
-  for (const arch of config.students) {
-    const student = { ...common, role: "student" as const, architecture: arch, widthScale: config.widthScale, epochs: config.epochs };
-    runs.push({ name: `${arch}-kd`, spec: { ...student, name: `${arch}-kd`, loss: { name: "kd", options: { temperature: config.temperature, alpha: config.alpha } } } });
-    runs.push({ name: `${arch}-baseline`, spec: { ...student, name: `${arch}-baseline`, loss: { name: "ce", options: {} } } });
-  }
-  return runs;
-}
-
-/** Params and MACs of every architecture of the run, for the log before training starts. */
-export function describeModels(config: DistillConfig, input: { height: number; width: number; channels: number }, classes: number): string[] {
-  const rows = [["teacher", config.teacherWidthScale] as const, ...config.students.map((s) => [s, config.widthScale] as const)];
-  return rows.map(([arch, k]) => {
-    const g = architecture(arch, input, classes, k);
-    return `model ${arch} x${k}: ${countParams(g).toLocaleString("en-US")} params, ${countMacs(g).toLocaleString("en-US")} MACs/image`;
-  });
 }
 
 /** The first test images, normalized: the probe that checks the ONNX teacher against tfjs. */

@@ -14,12 +14,12 @@ let dataDir: string;
 
 beforeAll(() => {
   dataDir = mkdtempSync(join(tmpdir(), "nd-cli-data-"));
-  writeLearnableFashionMnist(dataDir, { train: 160, test: 40 });
+  writeLearnableFashionMnist(dataDir, { train: 112, test: 32 });
 });
 
 const tiny = () => [
   "--data", dataDir, "--val-size", "16", "--students", "narrow-deep", "--width-scale", "0.2", "--teacher-width-scale", "0.125",
-  "--epochs", "2", "--teacher-epochs", "2", "--batch-size", "16", "--eval-batch-size", "64", "--backend", "wasm", "--replicas", "2", "--no-export", "--no-progress",
+  "--epochs", "2", "--teacher-epochs", "1", "--batch-size", "16", "--eval-batch-size", "64", "--backend", "wasm", "--replicas", "2", "--no-export", "--no-progress",
 ];
 
 function start(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> } {
@@ -46,7 +46,7 @@ function stepsDone(runDir: string): number {
 }
 
 describe("npm run distill", () => {
-  it("resumes after SIGKILL at random moments and ends in the same state as an uninterrupted run", async () => {
+  it("resumes after SIGTERM and after SIGKILL at random moments and ends in the same state as an uninterrupted run", async () => {
     const only = ["--only", "teacher,narrow-deep-kd"];
     const reference = mkdtempSync(join(tmpdir(), "nd-cli-ref-"));
     const ref = await run([...tiny(), ...only, "--checkpoint-minutes", "0", "--run-dir", join(reference, "run")]);
@@ -56,6 +56,18 @@ describe("npm run distill", () => {
     // Checkpoints every few milliseconds, so kills land during writes too.
     let args = [...tiny(), ...only, "--checkpoint-minutes", "0.00005", "--run-dir", runDir];
     const kills: string[] = [];
+    // First a polite stop: SIGTERM checkpoints the current step and exits with 130.
+    {
+      const { child, done } = start(args);
+      while (child.exitCode === null && stepsDone(runDir) === 0) await sleep(20);
+      await sleep(Math.floor(Math.random() * 500));
+      child.kill("SIGTERM");
+      const r = await done;
+      expect(r.code, r.output).toBe(130);
+      expect(r.output).toMatch(/SIGTERM: finishing the current step[\s\S]*stopped; continue with: npm run distill -- --resume/);
+      kills.push(`SIGTERM after step ${stepsDone(runDir)}`);
+      args = ["--resume", runDir, ...only, "--no-export", "--no-progress"];
+    }
     for (let attempt = 0; attempt < 3; attempt++) {
       const before = stepsDone(runDir);
       const { child, done } = start(args);
@@ -82,7 +94,7 @@ describe("npm run distill", () => {
     }
     const report = JSON.parse(readFileSync(join(runDir, "report.json"), "utf8"));
     expect(report.models.map((m: { name: string }) => m.name)).toEqual(["teacher", "narrow-deep-kd"]);
-  });
+  }, 300_000); // six processes one after another: allow for a busy machine
 
   it("explains bad usage with exit code 2", async () => {
     const bad = await run(["--epochs", "zero"]);
@@ -94,6 +106,10 @@ describe("npm run distill", () => {
     const resume = await run(["--resume", join(dataDir, "nothing-here")]);
     expect(resume.code).toBe(1);
     expect(resume.output).toMatch(/nothing-here: no config\.json here, so nothing to resume/);
+    const describe = await run(["--describe", "--data", dataDir, "--students", "wide"]);
+    expect(describe.code, describe.output).toBe(0);
+    expect(describe.output).toMatch(/model teacher x0\.25: [\d,]+ params, [\d,]+ MACs\/image/);
+    expect(describe.output).toMatch(/sub-runs: teacher, wide-kd, wide-baseline\n/);
     const help = await run(["--help"]);
     expect(help.code).toBe(0);
     expect(help.output).toMatch(/--teacher-epochs N/);

@@ -1,0 +1,53 @@
+// What a distill run consists of, decided from its configuration alone (no engine needed):
+//   teacher                      cross-entropy                      (skipped with --teacher FILE)
+//   <student>-kd                 KD from the teacher (T, alpha)     for each student architecture
+//   <student>-baseline           cross-entropy alone (alpha = 0)
+// All sub-runs share the seed, so the KD student and its baseline start from the same weights and
+// see the same images in the same order with the same augmentation.
+import type { DistillConfig } from "../config/schema.ts";
+import type { Augmentation } from "../data/batches.ts";
+import { datasetEntry } from "../data/index.ts";
+import { countMacs, countParams } from "../model/graph.ts";
+import { architecture } from "../model/resnet.ts";
+import type { TrainSpec } from "./loop.ts";
+
+export interface SubRun {
+  name: string;
+  spec: TrainSpec;
+}
+
+export function augmentation(config: DistillConfig): Augmentation | null {
+  if (!config.augment) return null;
+  return { cropPadding: config.cropPadding ?? datasetEntry(config.dataset).cropPadding, flip: config.flip };
+}
+
+/** The sub-runs of a configuration, in training order. */
+export function planSubRuns(config: DistillConfig): SubRun[] {
+  const common = {
+    batchSize: config.batchSize,
+    evalBatchSize: config.evalBatchSize,
+    schedule: { kind: config.schedule, learningRate: config.learningRate, milestones: config.milestones, gamma: config.gamma, warmupEpochs: config.warmupEpochs },
+    sgd: { momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov },
+    augmentation: augmentation(config),
+    seed: config.seed,
+  };
+  const runs: SubRun[] = [
+    { name: "teacher", spec: { ...common, name: "teacher", role: "teacher", architecture: "teacher", widthScale: config.teacherWidthScale, loss: { name: "ce", options: {} }, epochs: config.teacherEpochs } },
+  ];
+  for (const arch of config.students) {
+    const student = { ...common, role: "student" as const, architecture: arch, widthScale: config.widthScale, epochs: config.epochs };
+    runs.push({ name: `${arch}-kd`, spec: { ...student, name: `${arch}-kd`, loss: { name: "kd", options: { temperature: config.temperature, alpha: config.alpha } } } });
+    runs.push({ name: `${arch}-baseline`, spec: { ...student, name: `${arch}-baseline`, loss: { name: "ce", options: {} } } });
+  }
+  return runs;
+}
+
+/** Params and MACs of every architecture of the run, for the log before training starts. */
+export function describeModels(config: DistillConfig, input: { height: number; width: number; channels: number }, classes: number): string[] {
+  const rows = [["teacher", config.teacherWidthScale] as const, ...config.students.map((s) => [s, config.widthScale] as const)];
+  return rows.map(([arch, k]) => {
+    const g = architecture(arch, input, classes, k);
+    return `model ${arch} x${k}: ${countParams(g).toLocaleString("en-US")} params, ${countMacs(g).toLocaleString("en-US")} MACs/image`;
+  });
+}
+
