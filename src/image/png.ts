@@ -68,47 +68,53 @@ export async function decodePng(bytes: Uint8Array): Promise<Image> {
   } catch (err) {
     throw undecodable(err instanceof Error ? err.message : "corrupt data");
   }
-  const { width, height, depth, channels: ch, data, palette, transparency } = png;
+  const { width, height, depth, channels: ch, palette, transparency } = png;
   const max = depth === 16 ? 65535 : (1 << depth) - 1;
-  const rowSamples = width * ch;
-  const rowBytes = Math.ceil((rowSamples * depth) / 8);
-  // Sample i of row y, as an integer in [0, max]; sub-byte depths are packed big-endian within a byte.
-  const sample =
-    depth >= 8
-      ? (y: number, i: number) => data[y * rowSamples + i]!
-      : (y: number, i: number) => {
-          const bit = i * depth;
-          return (data[y * rowBytes + (bit >> 3)]! >> (8 - depth - (bit & 7))) & max;
-        };
-  if (data.length < (depth >= 8 ? rowSamples * height : rowBytes * height)) throw undecodable("truncated image data");
+  const s = unpackSamples(png);
+  const n = width * height;
+  if (s.length < n * ch) throw undecodable("truncated image data");
 
-  const colour = palette !== undefined || ch >= 3;
-  const out = colour ? 3 : 1;
-  const pixels = new Uint8Array(width * height * out);
-  const hasAlpha = ch === 2 || ch === 4;
-  const key = !palette && transparency && transparency.length === (colour ? 3 : 1) ? transparency : undefined;
-  const to8 = (v: number) => Math.round((v * 255) / max);
-  const px = new Array<number>(4);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      let alpha = 1;
-      if (palette) {
-        const entry = palette[sample(y, x)];
-        if (!entry) throw undecodable("a pixel indexes past the palette");
-        px[0] = entry[0]!;
-        px[1] = entry[1]!;
-        px[2] = entry[2]!;
-        alpha = (entry[3] ?? 255) / 255;
-      } else {
-        const base = x * ch;
-        for (let c = 0; c < out; c++) px[c] = sample(y, base + c);
-        if (hasAlpha) alpha = sample(y, base + ch - 1) / max;
-        else if (key && key.every((k, c) => px[c] === k)) alpha = 0;
-        for (let c = 0; c < out; c++) px[c] = to8(px[c]!);
-      }
-      const at = (y * width + x) * out;
-      for (let c = 0; c < out; c++) pixels[at + c] = Math.round(px[c]! * alpha);
+  if (palette) {
+    const pixels = new Uint8Array(n * 3);
+    for (let p = 0; p < n; p++) {
+      const entry = palette[s[p]!];
+      if (!entry) throw undecodable("a pixel indexes past the palette");
+      const alpha = (entry[3] ?? 255) / 255;
+      for (let c = 0; c < 3; c++) pixels[p * 3 + c] = Math.round(entry[c]! * alpha);
     }
+    return { width, height, channels: 3, data: pixels };
+  }
+
+  const out = ch >= 3 ? 3 : 1;
+  const hasAlpha = ch === 2 || ch === 4;
+  // tRNS for grey or RGB: one colour (in raw sample values) that is fully transparent.
+  const key = transparency && transparency.length === out ? transparency : undefined;
+  if (!hasAlpha && !key && max === 255 && ch === out && s instanceof Uint8Array) return { width, height, channels: out, data: s };
+  const pixels = new Uint8Array(n * out);
+  const scale = 255 / max;
+  for (let p = 0; p < n; p++) {
+    const base = p * ch;
+    let alpha = hasAlpha ? s[base + ch - 1]! / max : 1;
+    if (key && s[base] === key[0] && (out === 1 || (s[base + 1] === key[1] && s[base + 2] === key[2]))) alpha = 0;
+    for (let c = 0; c < out; c++) pixels[p * out + c] = Math.round(s[base + c]! * scale * alpha);
   }
   return { width, height, channels: out, data: pixels };
+}
+
+/** One array element per sample, rows unpadded: sub-byte depths are unpacked (big-endian within a byte). */
+function unpackSamples(png: { width: number; height: number; depth: number; channels: number; data: Uint8Array | Uint8ClampedArray | Uint16Array }): Uint8Array | Uint16Array {
+  const { width, height, depth, channels, data } = png;
+  if (depth >= 8) return data instanceof Uint8ClampedArray ? new Uint8Array(data.buffer, data.byteOffset, data.length) : data;
+  const rowSamples = width * channels;
+  const rowBytes = Math.ceil((rowSamples * depth) / 8);
+  if (data.length < rowBytes * height) throw undecodable("truncated image data");
+  const mask = (1 << depth) - 1;
+  const out = new Uint8Array(rowSamples * height);
+  for (let y = 0; y < height; y++) {
+    for (let i = 0; i < rowSamples; i++) {
+      const bit = i * depth;
+      out[y * rowSamples + i] = (data[y * rowBytes + (bit >> 3)]! >> (8 - depth - (bit & 7))) & mask;
+    }
+  }
+  return out;
 }

@@ -45,25 +45,46 @@ export function resize(
   const h = taps(width, outWidth);
   const rows = new Float32Array(height * outWidth * channels);
   for (let y = 0; y < height; y++) {
+    const srcRow = y * width * channels;
+    const dstRow = y * outWidth * channels;
     for (let x = 0; x < outWidth; x++) {
-      const s = h.start[x]!;
+      const first = srcRow + h.start[x]! * channels;
       const n = h.count[x]!;
-      for (let c = 0; c < channels; c++) {
-        let acc = 0;
-        for (let k = 0; k < n; k++) acc += h.weights[x * h.stride + k]! * src[(y * width + s + k) * channels + c]!;
-        rows[(y * outWidth + x) * channels + c] = acc;
+      const w0 = x * h.stride;
+      if (channels === 3) {
+        // The common case, with one pass over the taps for all three channels.
+        let r = 0;
+        let g = 0;
+        let b = 0;
+        for (let k = 0; k < n; k++) {
+          const w = h.weights[w0 + k]!;
+          const i = first + k * 3;
+          r += w * src[i]!;
+          g += w * src[i + 1]!;
+          b += w * src[i + 2]!;
+        }
+        rows[dstRow + x * 3] = r;
+        rows[dstRow + x * 3 + 1] = g;
+        rows[dstRow + x * 3 + 2] = b;
+      } else {
+        for (let c = 0; c < channels; c++) {
+          let acc = 0;
+          for (let k = 0; k < n; k++) acc += h.weights[w0 + k]! * src[first + k * channels + c]!;
+          rows[dstRow + x * channels + c] = acc;
+        }
       }
     }
   }
+  // Vertical pass: whole rows at a time, so the inner loop runs over contiguous memory.
   const v = taps(height, outHeight);
-  const out = new Float32Array(outHeight * outWidth * channels);
+  const rowLength = outWidth * channels;
+  const out = new Float32Array(outHeight * rowLength);
   for (let y = 0; y < outHeight; y++) {
-    const s = v.start[y]!;
-    const n = v.count[y]!;
-    for (let i = 0; i < outWidth * channels; i++) {
-      let acc = 0;
-      for (let k = 0; k < n; k++) acc += v.weights[y * v.stride + k]! * rows[(s + k) * outWidth * channels + i]!;
-      out[y * outWidth * channels + i] = acc;
+    const dst = y * rowLength;
+    for (let k = 0; k < v.count[y]!; k++) {
+      const w = v.weights[y * v.stride + k]!;
+      const from = (v.start[y]! + k) * rowLength;
+      for (let i = 0; i < rowLength; i++) out[dst + i]! += w * rows[from + i]!;
     }
   }
   return out;

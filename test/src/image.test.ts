@@ -9,6 +9,27 @@ import { jpegs } from "./fixtures.ts";
 
 const limits = { maxSide: 4096, maxPixels: 4096 * 1024 };
 
+/** CRC-32 as PNG chunks use it. */
+function crc32(bytes: Uint8Array): number {
+  let c = ~0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
+/** The PNG with a tRNS chunk (the encoder writes none for grey or RGB) right after IHDR. */
+function withTrns(png: Uint8Array, body: number[]): Uint8Array {
+  const chunk = new Uint8Array(12 + body.length);
+  const view = new DataView(chunk.buffer);
+  view.setUint32(0, body.length);
+  chunk.set([0x74, 0x52, 0x4e, 0x53, ...body], 4);
+  view.setUint32(8 + body.length, crc32(chunk.subarray(4, 8 + body.length)));
+  const ihdrEnd = 8 + 25;
+  return Uint8Array.from([...png.subarray(0, ihdrEnd), ...chunk, ...png.subarray(ihdrEnd)]);
+}
+
 describe("decodeImage", () => {
   it("gives PNG pixels back exactly, sub-byte depths included", async () => {
     const w = 13;
@@ -28,6 +49,14 @@ describe("decodeImage", () => {
     const decoded = (await decodeImage(encodePng({ width: w, height: h, channels: 3, depth: 8, data: rgb }), limits)).image;
     expect(decoded.channels).toBe(3);
     expect(Array.from(decoded.data)).toEqual(Array.from(rgb));
+  });
+
+  it("makes a grey or RGB image's tRNS colour transparent", async () => {
+    const grey = withTrns(encodePng({ width: 3, height: 1, channels: 1, depth: 8, data: new Uint8Array([10, 50, 90]) }), [0, 50]);
+    expect(Array.from((await decodeImage(grey, limits)).image.data)).toEqual([10, 0, 90]);
+    const pixels = [1, 2, 3, 4, 5, 6, 4, 5, 7, 4, 5, 6];
+    const rgb = withTrns(encodePng({ width: 2, height: 2, channels: 3, depth: 8, data: Uint8Array.from(pixels) }), [0, 4, 0, 5, 0, 6]);
+    expect(Array.from((await decodeImage(rgb, limits)).image.data)).toEqual([1, 2, 3, 0, 0, 0, 4, 5, 7, 0, 0, 0]);
   });
 
   it("applies a palette's transparency", async () => {
