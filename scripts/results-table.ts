@@ -25,10 +25,14 @@ function training(m: ModelEntry): string {
   return `${loss.name.toUpperCase()}${opts.length ? ` ${opts.join(" ")}` : ""}${epochs}`;
 }
 
-/** KD student minus its label-only baseline (same architecture), in points of top-1. */
+/** What must match for a KD student and a baseline to be compared. */
+const SAME_SETUP = ["widthScale", "epochs", "trainSamples"] as const;
+
+/** KD student minus its label-only baseline (same architecture and training setup), in points of top-1. */
 function gain(m: ModelEntry, all: ModelEntry[]): string {
   if (m.role !== "student" || m.name.endsWith("-baseline")) return "";
   const base = all.find((b) => b.name === `${m.architecture}-baseline`);
+  if (!base || SAME_SETUP.some((k) => m.training?.[k] !== base.training?.[k])) return "";
   const [a, b] = [m.metrics.accuracy?.top1, base?.metrics.accuracy?.top1];
   if (a === undefined || b === undefined) return "";
   const d = (a - b) * 100;
@@ -63,7 +67,7 @@ export function renderResultsTable(manifest: Manifest): string {
     ...rows.map((r) => `| ${r.join(" | ")} |`),
     "",
     `Top-1 is measured by onnxruntime-node on the exported ONNX files themselves (${datasets.join("; ")}). ` +
-      "KD gain: the distilled student minus the same architecture trained on labels only. " +
+      "KD gain: the distilled student minus the same architecture trained on labels only with the same width, epochs and training images. " +
       "The logit difference is the export check's largest deviation from the tfjs model.",
   ].join("\n");
 }

@@ -106,6 +106,9 @@ describe("results table", () => {
       "| narrow-deep-baseline | student | narrow-deep ×0.5 | 123.5 k | 33.30 M | 90.51% |  | labels only (CE), 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
     ]);
     expect(table).toContain("fashion-mnist test split, 10000 images");
+    // A baseline trained on other data is no baseline: no gain is claimed.
+    const other = { ...manifest, models: manifest.models.map((m) => (m.name === "narrow-deep-baseline" ? { ...m, training: { ...m.training, trainSamples: 1000 } } : m)) };
+    expect(renderResultsTable(other)).toContain("| 91.23% |  | KD");
   });
 
   it("rewrites only the text between the markers, and names a README without them", () => {
@@ -115,7 +118,7 @@ describe("results table", () => {
     updateResultsTable(readme, manifest);
     const text = readFileSync(readme, "utf8");
     expect(text.startsWith(`intro\n${RESULTS_BEGIN}\n| model |`)).toBe(true);
-    expect(text.endsWith(`images). KD gain: the distilled student minus the same architecture trained on labels only. The logit difference is the export check's largest deviation from the tfjs model.\n${RESULTS_END}\noutro\n`)).toBe(true);
+    expect(text.endsWith(`images). KD gain: the distilled student minus the same architecture trained on labels only with the same width, epochs and training images. The logit difference is the export check's largest deviation from the tfjs model.\n${RESULTS_END}\noutro\n`)).toBe(true);
     writeFileSync(readme, "no markers\n");
     expect(() => updateResultsTable(readme, manifest)).toThrow(/README\.md: no results table markers/);
   });
