@@ -7,7 +7,7 @@
 //
 // A process killed before step 2 completes leaves models/ as it was (the next export discards the
 // staging folder); one killed after it is rolled forward by the next export (recoverModels). One
-// export at a time: models/.export.lock holds the writer's pid.
+// writer at a time: models/.export.lock holds its pid, and other exports wait for it.
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Manifest, MANIFEST_SCHEMA_VERSION, ManifestError, parseManifest } from "../../models/schema.ts";
