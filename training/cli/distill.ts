@@ -50,6 +50,11 @@ interface Args {
   flags: Partial<DistillConfig>;
 }
 
+/** Run options that take a value, by flag. */
+const VALUE_OPTIONS = { "--preset": "preset", "--config": "configFile", "--run-dir": "runDir", "--resume": "resume", "--teacher": "teacher", "--models-dir": "modelsDir" } as const;
+/** Run options without a value: the setting each one makes. */
+const SWITCHES = { "-h": ["help", true], "--help": ["help", true], "--describe": ["describe", true], "--no-export": ["export", false], "--no-progress": ["progress", false] } as const;
+
 export function parseArgs(argv: string[]): Args {
   const args: Args = { export: true, progress: true, help: false, describe: false, flags: {} };
   for (let i = 0; i < argv.length; i++) {
@@ -60,46 +65,17 @@ export function parseArgs(argv: string[]): Args {
       if (v === undefined || v === "") throw new UsageError(`${flag} needs a value`);
       return v;
     };
-    switch (flag) {
-      case "-h":
-      case "--help":
-        args.help = true;
-        break;
-      case "--preset":
-        args.preset = value();
-        break;
-      case "--config":
-        args.configFile = value();
-        break;
-      case "--run-dir":
-        args.runDir = value();
-        break;
-      case "--resume":
-        args.resume = value();
-        break;
-      case "--only":
-        args.only = value().split(",").map((s) => s.trim()).filter(Boolean);
-        break;
-      case "--teacher":
-        args.teacher = value();
-        break;
-      case "--models-dir":
-        args.modelsDir = value();
-        break;
-      case "--no-export":
-        args.export = false;
-        break;
-      case "--describe":
-        args.describe = true;
-        break;
-      case "--no-progress":
-        args.progress = false;
-        break;
-      default: {
-        const parsed = parseFlag(arg, () => argv[++i]);
-        if (!parsed) throw new UsageError(`unknown option ${arg} (see --help)`);
-        (args.flags as Record<string, unknown>)[parsed.key] = parsed.value;
-      }
+    if (Object.hasOwn(VALUE_OPTIONS, flag)) {
+      args[VALUE_OPTIONS[flag as keyof typeof VALUE_OPTIONS]] = value();
+    } else if (Object.hasOwn(SWITCHES, arg)) {
+      const [key, setting] = SWITCHES[arg as keyof typeof SWITCHES];
+      args[key] = setting;
+    } else if (flag === "--only") {
+      args.only = value().split(",").map((s) => s.trim()).filter(Boolean);
+    } else {
+      const parsed = parseFlag(arg, () => argv[++i]);
+      if (!parsed) throw new UsageError(`unknown option ${arg} (see --help)`);
+      (args.flags as Record<string, unknown>)[parsed.key] = parsed.value;
     }
   }
   return args;

@@ -68,7 +68,7 @@ describe("npm run distill", () => {
       kills.push(`SIGTERM after step ${stepsDone(runDir)}`);
       args = ["--resume", runDir, ...only, "--no-export", "--no-progress"];
     }
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < 2; attempt++) {
       const before = stepsDone(runDir);
       const { child, done } = start(args);
       // Kill once this attempt has made progress, at a random moment after that.
