@@ -1,9 +1,10 @@
-// `npm run bench:train`: training and inference images/s of the run's models on every engine that
-// loads here. Each engine runs in its own child process (a process has one tfjs backend); results go
-// to .bench/train.json and .bench/train.md.
+// `npm run bench:train`: training and inference images/s of each preset's models (the teacher and the
+// students, at the preset's widths) on every engine that loads here. Each engine runs in its own
+// child process (a process has one tfjs backend); results go to .bench/train.json and .bench/train.md.
 //
-//   npm run bench:train -- [--engines wasm-dp,wasm,node-gpu,node,cpu] [--models teacher,unmodified,wide,narrow-deep]
-//                          [--batches 64,128] [--inputs 28x28x1,32x32x3] [--seconds 4] [--out .bench]
+//   npm run bench:train -- [--presets full,quick] [--models teacher,unmodified,wide,narrow-deep]
+//                          [--engines wasm-dp,wasm,node-gpu,node,cpu] [--batches 64,128]
+//                          [--inputs 28x28x1,32x32x3] [--seconds 4] [--repeats 3] [--out .bench]
 //
 // Engines: "wasm-dp" is the wasm backend data-parallel over all cores (what training uses), "wasm"
 // one thread; the others are the tfjs backends of that name. An engine that does not load is listed
@@ -19,6 +20,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../training/io/atomic.ts";
 import { createLoss } from "../training/losses/index.ts";
 import { type Model, createModel, disposeModel, forward } from "../training/model/forward.ts";
 import { type InputShape, countMacs, countParams } from "../training/model/graph.ts";
+import { PRESETS } from "../training/config/presets.ts";
 import { ARCHITECTURES, architecture, isArchitecture } from "../training/model/resnet.ts";
 import { Sgd } from "../training/train/optimizer.ts";
 import { trainStep } from "../training/train/step.ts";
@@ -29,6 +31,8 @@ type EngineName = (typeof ENGINES)[number];
 
 interface Options {
   engines: EngineName[];
+  presets: string[];
+  /** Filter on the presets' models (all of them when empty). */
   models: string[];
   batches: number[];
   inputs: InputShape[];
@@ -40,7 +44,9 @@ interface Options {
 export interface Measurement {
   engine: EngineName;
   device: string;
+  preset: string;
   model: string;
+  widthScale: number;
   params: number;
   macs: number;
   input: string;
@@ -54,8 +60,9 @@ export interface Measurement {
   loadAverage: number;
 }
 
-const USAGE = `usage: npm run bench:train -- [--engines ${ENGINES.join(",")}] [--models ${Object.keys(ARCHITECTURES).join(",")}]
-                             [--batches 64,128] [--inputs 28x28x1,32x32x3] [--seconds 4] [--repeats 3] [--out .bench]`;
+const USAGE = `usage: npm run bench:train -- [--presets ${Object.keys(PRESETS).join(",")}] [--models ${Object.keys(ARCHITECTURES).join(",")}]
+                             [--engines ${ENGINES.join(",")}] [--batches 64,128] [--inputs 28x28x1,32x32x3]
+                             [--seconds 4] [--repeats 3] [--out .bench]`;
 
 function fail(message: string): never {
   console.error(`bench:train: ${message}\n${USAGE}`);
@@ -71,7 +78,8 @@ function parseInput(s: string): InputShape {
 function parseArgs(argv: string[]): Options & { child: boolean } {
   const opts: Options & { child: boolean } = {
     engines: ["wasm-dp", "wasm", "node-gpu", "node"],
-    models: Object.keys(ARCHITECTURES),
+    presets: ["full", "quick"],
+    models: [],
     batches: [64, 128],
     inputs: [parseInput("28x28x1"), parseInput("32x32x3")],
     seconds: 4,
@@ -101,6 +109,10 @@ function parseArgs(argv: string[]): Options & { child: boolean } {
       case "--engines":
         for (const e of list) if (!(ENGINES as readonly string[]).includes(e)) fail(`--engines: unknown engine "${e}"`);
         opts.engines = list as EngineName[];
+        break;
+      case "--presets":
+        for (const p of list) if (!Object.hasOwn(PRESETS, p)) fail(`--presets: unknown preset "${p}" (known: ${Object.keys(PRESETS).join(", ")})`);
+        opts.presets = list;
         break;
       case "--models":
         for (const m of list) if (!isArchitecture(m)) fail(`--models: unknown model "${m}"`);
@@ -170,6 +182,15 @@ function randomBatch(size: number, input: InputShape, classes: number) {
   return { size, images, labels: Int32Array.from({ length: size }, (_, i) => i % classes) };
 }
 
+/** The teacher and students of each preset at the preset's widths, filtered by --models. */
+function presetModels(opts: Options): { preset: string; name: string; widthScale: number }[] {
+  return opts.presets.flatMap((preset) => {
+    const c = PRESETS[preset]!;
+    const models = [{ preset, name: "teacher", widthScale: c.teacherWidthScale }, ...c.students.map((name) => ({ preset, name, widthScale: c.widthScale }))];
+    return models.filter((m) => opts.models.length === 0 || opts.models.includes(m.name));
+  });
+}
+
 /** Measures every model/input/batch on this process' engine; prints one JSON line per measurement. */
 async function child(engineName: EngineName, opts: Options): Promise<void> {
   const backend = engineName === "wasm-dp" ? "wasm" : engineName;
@@ -182,9 +203,9 @@ async function child(engineName: EngineName, opts: Options): Promise<void> {
   }
   try {
     const loss = createLoss("ce");
-    for (const name of opts.models) {
+    for (const { preset, name, widthScale } of presetModels(opts)) {
       for (const input of opts.inputs) {
-        const graph = architecture(name, input, 10);
+        const graph = architecture(name, input, 10, widthScale);
         for (const batchSize of opts.batches) {
           const model: Model = createModel(graph, 1);
           const sgd = new Sgd(model.params, { momentum: 0.9, weightDecay: 5e-4, nesterov: false });
@@ -198,7 +219,9 @@ async function child(engineName: EngineName, opts: Options): Promise<void> {
           const m: Measurement = {
             engine: engineName,
             device: engine.device,
+            preset,
             model: name,
+            widthScale,
             params: countParams(graph),
             macs: countMacs(graph),
             input: inputName(input),
@@ -222,11 +245,11 @@ function markdown(results: Measurement[], unavailable: Record<string, string>, o
   const lines = [
     `Training and inference throughput, images/s (median of ${opts.repeats} windows of ${opts.seconds} s; ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? "unknown CPU"}).`,
     "",
-    "| engine | device | model | params | MMACs/img | input | batch | train img/s | infer img/s | train img/CPU-s | infer img/CPU-s | load avg |",
-    "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    "| engine | device | preset | model | width | params | MMACs/img | input | batch | train img/s | infer img/s | train img/CPU-s | infer img/CPU-s | load avg |",
+    "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ...results.map(
       (r) =>
-        `| ${r.engine} | ${r.device} | ${r.model} | ${(r.params / 1e3).toFixed(0)}k | ${(r.macs / 1e6).toFixed(1)} | ${r.input} | ${r.batch} | ${r.trainImagesPerSecond.toFixed(1)} | ${r.inferImagesPerSecond.toFixed(0)} | ${r.trainImagesPerCpuSecond.toFixed(1)} | ${r.inferImagesPerCpuSecond.toFixed(0)} | ${r.loadAverage.toFixed(1)} |`,
+        `| ${r.engine} | ${r.device} | ${r.preset} | ${r.model} | ${r.widthScale} | ${(r.params / 1e3).toFixed(0)}k | ${(r.macs / 1e6).toFixed(1)} | ${r.input} | ${r.batch} | ${r.trainImagesPerSecond.toFixed(1)} | ${r.inferImagesPerSecond.toFixed(0)} | ${r.trainImagesPerCpuSecond.toFixed(1)} | ${r.inferImagesPerCpuSecond.toFixed(0)} | ${r.loadAverage.toFixed(1)} |`,
     ),
   ];
   for (const [engine, why] of Object.entries(unavailable)) lines.push("", `${engine}: unavailable (${why})`);
@@ -241,7 +264,7 @@ async function main(): Promise<void> {
   }
   const results: Measurement[] = [];
   const unavailable: Record<string, string> = {};
-  const passThrough = ["--models", opts.models.join(","), "--batches", opts.batches.join(","), "--inputs", opts.inputs.map(inputName).join(","), "--seconds", String(opts.seconds), "--repeats", String(opts.repeats)];
+  const passThrough = ["--presets", opts.presets.join(","), ...(opts.models.length ? ["--models", opts.models.join(",")] : []), "--batches", opts.batches.join(","), "--inputs", opts.inputs.map(inputName).join(","), "--seconds", String(opts.seconds), "--repeats", String(opts.repeats)];
   for (const engine of opts.engines) {
     console.error(`bench:train: ${engine} ...`);
     let out: string;
@@ -260,7 +283,7 @@ async function main(): Promise<void> {
       }
       const m = parsed;
       results.push(m);
-      console.error(`  ${m.model} ${m.input} batch ${m.batch}: train ${m.trainImagesPerSecond.toFixed(1)} img/s (${m.trainImagesPerCpuSecond.toFixed(1)} per CPU-s), infer ${m.inferImagesPerSecond.toFixed(0)} img/s (${m.inferImagesPerCpuSecond.toFixed(0)} per CPU-s), load ${m.loadAverage.toFixed(1)}`);
+      console.error(`  ${m.preset} ${m.model} ${m.input} batch ${m.batch}: train ${m.trainImagesPerSecond.toFixed(1)} img/s (${m.trainImagesPerCpuSecond.toFixed(1)} per CPU-s), infer ${m.inferImagesPerSecond.toFixed(0)} img/s (${m.inferImagesPerCpuSecond.toFixed(0)} per CPU-s), load ${m.loadAverage.toFixed(1)}`);
     }
   }
   const report = { date: new Date().toISOString(), cores: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? null, node: process.version, options: { ...opts, inputs: opts.inputs.map(inputName) }, results, unavailable };
