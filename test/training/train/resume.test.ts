@@ -7,6 +7,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadDataset } from "../../../training/data/index.ts";
 import { type PreparedData, prepareData } from "../../../training/data/prepare.ts";
 import { initBackend } from "../../../training/engine/backend.ts";
+import { startTrainingEngine } from "../../../training/engine/index.ts";
+import type { GradientFn } from "../../../training/train/step.ts";
 import { type Checkpoint, loadCheckpoint } from "../../../training/train/checkpoint.ts";
 import { type TrainSpec, checkpointPath, train } from "../../../training/train/loop.ts";
 import { type Teacher, loadTeacher } from "../../../training/train/teacher.ts";
@@ -42,11 +44,11 @@ const spec = (over: Partial<TrainSpec> = {}): TrainSpec => ({
   ...over,
 });
 
-async function interrupted(s: TrainSpec, stops: number[], teacher?: Teacher): Promise<Checkpoint> {
+async function interrupted(s: TrainSpec, stops: number[], teacher?: Teacher, gradients?: GradientFn): Promise<Checkpoint> {
   const dir = mkdtempSync(join(tmpdir(), "nd-resume-"));
   for (const after of [...stops, Infinity]) {
     let steps = 0;
-    const r = await train(s, { dir, data, engine, log, teacher, checkpointMinutes: 0, shouldStop: () => ++steps >= after });
+    const r = await train(s, { dir, data, engine, log, teacher, gradients, checkpointMinutes: 0, shouldStop: () => ++steps >= after });
     expect(r.finished).toBe(after === Infinity);
   }
   return loadCheckpoint(checkpointPath(dir));
@@ -74,6 +76,17 @@ describe("resume", () => {
       expect(comparable(resumed)).toEqual(comparable(alone));
     } finally {
       await teacher.dispose();
+    }
+  });
+
+  it("does so with data-parallel gradients on two threads", async () => {
+    const parallel = await startTrainingEngine("wasm", { replicas: 2, log });
+    try {
+      const alone = await interrupted(spec(), [], undefined, parallel.gradients);
+      const resumed = await interrupted(spec(), [4, 4], undefined, parallel.gradients);
+      expect(comparable(resumed)).toEqual(comparable(alone));
+    } finally {
+      await parallel.close();
     }
   });
 
