@@ -14,6 +14,7 @@
 // computes on the whole batch ("synchronized batch norm").
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { type SimdPasses, simdPasses } from "./simd-passes.ts";
 
 export const BN_TRAIN = "NarrowdeepBatchNormTrain";
 export const BN_TRAIN_GRAD = "NarrowdeepBatchNormTrainGrad";
@@ -61,10 +62,10 @@ export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tenso
 // Each walks one group of four channels down all rows with the group's constants in locals, which
 // V8 compiles to tight code (several times faster than a row-major loop indexing small arrays).
 
-/** sum[c] += u, dot[c] += u * v over all rows (u = v gives sums of squares). */
-function channelSums(u: Float32Array, v: Float32Array, channels: number, sum: Float64Array, dot: Float64Array): void {
+/** sum[c] = sum of u, dot[c] = sum of u * v over all rows, for channels from `from` on. */
+function channelSums(u: Float32Array, v: Float32Array, channels: number, sum: Float64Array, dot: Float64Array, from = 0): void {
   const n = u.length;
-  let c = 0;
+  let c = from;
   for (; c + 4 <= channels; c += 4) {
     let s0 = 0, s1 = 0, s2 = 0, s3 = 0, d0 = 0, d1 = 0, d2 = 0, d3 = 0;
     for (let p = c; p < n; p += channels) {
@@ -86,10 +87,10 @@ function channelSums(u: Float32Array, v: Float32Array, channels: number, sum: Fl
   }
 }
 
-/** out = a[c] * u + b[c] * v + k[c], elementwise. */
-function channelAffine(out: Float32Array, u: Float32Array, a: Float32Array, v: Float32Array, b: Float32Array, k: Float32Array, channels: number): void {
+/** out = a[c] * u + b[c] * v + k[c], elementwise, for channels from `from` on. */
+function channelAffine(out: Float32Array, u: Float32Array, a: Float32Array, v: Float32Array, b: Float32Array, k: Float32Array, channels: number, from = 0): void {
   const n = u.length;
-  let c = 0;
+  let c = from;
   for (; c + 4 <= channels; c += 4) {
     const a0 = a[c]!, a1 = a[c + 1]!, a2 = a[c + 2]!, a3 = a[c + 3]!;
     const b0 = b[c]!, b1 = b[c + 1]!, b2 = b[c + 2]!, b3 = b[c + 3]!;
@@ -111,6 +112,77 @@ function zeros(n: number): Float32Array {
   return new Float32Array(n);
 }
 
+// The same passes on the wasm heap with SIMD (simd-passes.ts) for channels in groups of four; the
+// JS loops above do the remaining C mod 4 channels (and everything where SIMD is unavailable).
+
+interface Passes {
+  backend: BackendWasm;
+  simd: SimdPasses | null;
+  /** Channels done with SIMD (a multiple of 4). */
+  simdChannels: number;
+  /** Heap scratch for the SIMD sums and coefficients. */
+  scratch: number;
+}
+
+const scratchOf = new WeakMap<BackendWasm, { ptr: number; bytes: number }>();
+
+/** The emscripten module under the wasm backend (its typings omit these members). */
+interface Emscripten {
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+  HEAPU8: Uint8Array;
+  asm?: { memory?: WebAssembly.Memory };
+}
+const emscripten = (backend: BackendWasm) => backend.wasm as unknown as Emscripten;
+
+/** Call before taking heap views: it may allocate (and so grow the heap). */
+function passes(backend: BackendWasm, channels: number): Passes {
+  const module = emscripten(backend);
+  const memory = module.asm?.memory;
+  const simd = memory ? simdPasses(memory) : null;
+  const groups = simd ? Math.floor(channels / 4) : 0;
+  const bytes = groups * 112; // sums: 64 bytes a group; coefficients: 48
+  let s = scratchOf.get(backend);
+  if (!s || s.bytes < bytes) {
+    if (s) module._free(s.ptr);
+    s = { ptr: module._malloc(Math.max(bytes, 1024)) >>> 0, bytes: Math.max(bytes, 1024) };
+    scratchOf.set(backend, s);
+  }
+  return { backend, simd, simdChannels: groups * 4, scratch: s.ptr };
+}
+
+const offsetOf = (p: Passes, t: tf.TensorInfo) => p.backend.getMemoryOffset(t.dataId) as number;
+const heap = (p: Passes) => emscripten(p.backend).HEAPU8.buffer;
+
+function sums(p: Passes, u: tf.TensorInfo, v: tf.TensorInfo, uv: Float32Array, vv: Float32Array, channels: number, sum: Float64Array, dot: Float64Array): void {
+  const groups = p.simdChannels / 4;
+  if (groups > 0) {
+    const acc = new Float64Array(heap(p), p.scratch, groups * 8);
+    acc.fill(0);
+    p.simd!.sums(offsetOf(p, u), offsetOf(p, v), uv.length / channels, channels * 4, groups, p.scratch);
+    for (let c = 0; c < p.simdChannels; c++) {
+      sum[c] = acc[(c >> 2) * 8 + (c & 3)]!;
+      dot[c] = acc[(c >> 2) * 8 + 4 + (c & 3)]!;
+    }
+  }
+  channelSums(uv, vv, channels, sum, dot, p.simdChannels);
+}
+
+function affine(p: Passes, out: tf.TensorInfo, outv: Float32Array, u: tf.TensorInfo, uv: Float32Array, a: Float32Array, v: tf.TensorInfo, vv: Float32Array, b: Float32Array, k: Float32Array, channels: number): void {
+  const groups = p.simdChannels / 4;
+  if (groups > 0) {
+    const coef = new Float32Array(heap(p), p.scratch, groups * 12);
+    for (let c = 0; c < p.simdChannels; c++) {
+      const at = (c >> 2) * 12 + (c & 3);
+      coef[at] = a[c]!;
+      coef[at + 4] = b[c]!;
+      coef[at + 8] = k[c]!;
+    }
+    p.simd!.affine(offsetOf(p, out), offsetOf(p, u), offsetOf(p, v), p.scratch, uv.length / channels, channels * 4, groups);
+  }
+  channelAffine(outv, uv, a, vv, b, k, channels, p.simdChannels);
+}
+
 // ---- wasm kernels ----
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
@@ -126,6 +198,7 @@ function batchNormTrainKernel({ inputs, backend, attrs }: KernelArgs): tf.Tensor
   const channels = x.shape[x.shape.length - 1]!;
   const rows = tf.util.sizeFromShape(x.shape) / channels;
   // Allocate every output before taking heap views: a malloc may grow (and detach) the heap.
+  const p = passes(wasm, channels);
   const yInfo = wasm.makeOutput(x.shape, "float32");
   const meanInfo = wasm.makeOutput([channels], "float32");
   const varInfo = wasm.makeOutput([channels], "float32");
@@ -136,7 +209,7 @@ function batchNormTrainKernel({ inputs, backend, attrs }: KernelArgs): tf.Tensor
   stats[0] = rows;
   const sum = stats.subarray(1, 1 + channels);
   const sumSq = stats.subarray(1 + channels);
-  channelSums(xv, xv, channels, sum, sumSq);
+  sums(p, x, x, xv, xv, channels, sum, sumSq);
   allReduce?.(stats);
   const n = stats[0]!;
   lastCount = n;
@@ -150,7 +223,7 @@ function batchNormTrainKernel({ inputs, backend, attrs }: KernelArgs): tf.Tensor
     scale[c] = g[c]! / Math.sqrt(variance + epsilon);
     shift[c] = b[c]! - mean * scale[c]!;
   }
-  channelAffine(yv, xv, scale, xv, zeros(channels), shift, channels);
+  affine(p, yInfo, yv, x, xv, scale, x, xv, zeros(channels), shift, channels);
   return [yInfo, meanInfo, varInfo];
 }
 
@@ -160,6 +233,7 @@ function batchNormTrainGradKernel({ inputs, backend, attrs }: KernelArgs): tf.Te
   const epsilon = (attrs as { epsilon: number }).epsilon;
   const channels = x!.shape[x!.shape.length - 1]!;
   const rows = tf.util.sizeFromShape(x!.shape) / channels;
+  const p = passes(wasm, channels);
   const dxInfo = wasm.makeOutput(x!.shape, "float32");
   const dgammaInfo = wasm.makeOutput([channels], "float32");
   const dbetaInfo = wasm.makeOutput([channels], "float32");
@@ -172,7 +246,7 @@ function batchNormTrainGradKernel({ inputs, backend, attrs }: KernelArgs): tf.Te
   stats[0] = rows;
   const sumDy = stats.subarray(1, 1 + channels);
   const sumDyX = stats.subarray(1 + channels, 1 + 2 * channels);
-  channelSums(dyv, xv, channels, sumDy, sumDyX);
+  sums(p, dy!, x!, dyv, xv, channels, sumDy, sumDyX);
   // This replica's own parameter gradients (the data-parallel engine sums them over replicas).
   const invStd = new Float64Array(channels);
   for (let c = 0; c < channels; c++) {
@@ -198,7 +272,7 @@ function batchNormTrainGradKernel({ inputs, backend, attrs }: KernelArgs): tf.Te
     bx[c] = coefX;
     k[c] = -coefX * m[c]! - (gi * sumDy[c]!) / n + stats[1 + 2 * channels + c]! / n;
   }
-  channelAffine(dxv, dyv, a, xv, bx, k, channels);
+  affine(p, dxInfo, dxv, dy!, dyv, a, x!, xv, bx, k, channels);
   return [dxInfo, dgammaInfo, dbetaInfo];
 }
 
