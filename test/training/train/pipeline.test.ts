@@ -11,7 +11,7 @@ import { runPipeline } from "../../../training/train/pipeline.ts";
 import { planSubRuns } from "../../../training/train/plan.ts";
 import type { RunReport } from "../../../training/train/report.ts";
 import { openRunDir } from "../../../training/train/run-dir.ts";
-import { writeLearnableFashionMnist } from "../data/fixtures.ts";
+import { writeCifar10, writeLearnableFashionMnist } from "../data/fixtures.ts";
 
 let engine: { backend: string; device: string };
 let dataDir: string;
@@ -92,6 +92,23 @@ describe("distill pipeline", () => {
     expect(student.teacher).toEqual({ checkpoint: teacherCheckpoint, engine: "tfjs" });
     expect(existsSync(join(runDir, "teacher"))).toBe(false);
     expect(result.report.models.map((m) => m.name)).toEqual(["teacher", "narrow-deep-kd"]); // the reused teacher is reported too
+  });
+
+  it("trains on CIFAR-10's 32x32 colour images with its own crop padding", async () => {
+    const cifar = writeCifar10(mkdtempSync(join(tmpdir(), "nd-cifar-")), 20);
+    const { preset, config } = resolveConfig({
+      preset: "quick",
+      flags: { dataset: "cifar10", data: cifar, trainLimit: 0, valSize: 20, testLimit: 0, teacherWidthScale: 0.125, teacherEpochs: 1, batchSize: 16 },
+    });
+    const runDir = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
+    openRunDir(runDir, preset, config, false);
+    const result = await runPipeline({ runDir, preset, config, engine, log: () => {}, only: ["teacher"] });
+    expect(result.finished).toBe(true);
+    const { graph, meta } = loadCheckpoint(join(runDir, "teacher", "checkpoint.ndckpt"));
+    expect(graph.input).toEqual({ height: 32, width: 32, channels: 3 });
+    expect(meta.dataset).toMatchObject({ name: "cifar10", trainSamples: 80, valSamples: 20, testSamples: 20 });
+    expect(meta.dataset.normalization.mean).toHaveLength(3);
+    expect(meta.config.augmentation).toEqual({ cropPadding: 4, flip: true });
   });
 
   it("refuses KD without a trained teacher and unknown sub-runs", async () => {
