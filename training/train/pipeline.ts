@@ -1,5 +1,6 @@
-// `npm run distill` as a sequence of sub-runs (plan.ts) in one run directory. Each sub-run checkpoints into <runDir>/<name>/, so resuming the run continues wherever it stopped.
-// The run directory also holds config.json (the resolved configuration), log.txt, and report.json /
+// `npm run distill` as a sequence of sub-runs (plan.ts) in one run directory. Each sub-run
+// checkpoints into <runDir>/<name>/, so resuming the run continues wherever it stopped. The run
+// directory also holds config.json (the resolved configuration), log.txt, and report.json /
 // report.md, rewritten after every sub-run.
 import { appendFileSync, existsSync, mkdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
@@ -107,7 +108,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         if (!existsSync(teacherPath)) throw new Error(`${sub.name} needs a trained teacher: ${teacherPath} does not exist (train it first, or pass --teacher FILE)`);
         const ckpt: Checkpoint = loadCheckpoint(teacherPath);
         if (!ckpt.meta.done) throw new Error(`${teacherPath}: the teacher has not finished training (${ckpt.meta.epoch} epochs done); resume the run first`);
-        if (ckpt.graph.numClasses !== data.classes.length || ckpt.graph.input.channels !== data.train.channels || ckpt.graph.input.height !== data.train.height) {
+        const { height, width, channels } = ckpt.graph.input;
+        if (ckpt.meta.dataset.name !== data.name || ckpt.graph.numClasses !== data.classes.length || height !== data.train.height || width !== data.train.width || channels !== data.train.channels) {
           throw new Error(`${teacherPath}: the teacher was trained on ${ckpt.meta.dataset.name} (${ckpt.graph.input.height}x${ckpt.graph.input.width}x${ckpt.graph.input.channels}, ${ckpt.graph.numClasses} classes), not this run's ${data.name}`);
         }
         teacher = { ...withNormalization(await loadTeacher(ckpt, config.teacherEngine, probeBatch(data), log), data.normalization, ckpt.meta.dataset.normalization), source: teacherPath };
