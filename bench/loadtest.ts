@@ -2,6 +2,7 @@
 //   1. mixed: 20,000 requests at concurrency 32 over the endpoints (routed classify, compare, OIP
 //      infer, named-model classify, health, report): no 5xx, none dropped, p50/p99, and the memory
 //      of the workerd that runs the Worker after the run within 10% of its memory after a warm-up
+//      that lasts until that memory levels off
 //      (wrangler's dev proxy, a second workerd in front of it, is reported beside it: it grows with
 //      every request it forwards, health checks included, which is dev tooling, not the Worker);
 //   2. teacher faults: routed traffic while the teacher host is killed and later restarted: every
@@ -17,8 +18,11 @@ import { writeJsonAtomic } from "../training/io/atomic.ts";
 import { type Stack, applyLocalMigrations, startStack } from "../scripts/stack.ts";
 
 const MIXED_REQUESTS = Number(process.env.LOADTEST_REQUESTS ?? 20_000);
-const FAULT_REQUESTS = Number(process.env.LOADTEST_FAULT_REQUESTS ?? 6_000);
-const WARMUP_REQUESTS = Number(process.env.LOADTEST_WARMUP ?? 3_000);
+const FAULT_REQUESTS = Number(process.env.LOADTEST_FAULT_REQUESTS ?? 4_000);
+/** Warm-up goes on in chunks until workerd's memory grows less than WARMUP_SETTLED over one. */
+const WARMUP_CHUNK = 2_000;
+const WARMUP_MAX_CHUNKS = 8;
+const WARMUP_SETTLED = 0.03;
 const CONNECTIONS = 32;
 const CLIENTS = 2_000;
 const IMAGES = 256;
@@ -122,10 +126,23 @@ const stack = await startStack({
   vars: { STUDENT_PERCENT: "50", SHADOW_PERCENT: "10", TEACHER_TIMEOUT_MS: "2000", ADMIN_TOKEN: TOKEN },
 });
 const output: Record<string, unknown> = { connections: CONNECTIONS, student: student.name };
+// Ctrl-C (or a timeout's SIGTERM) still stops the teacher host and wrangler dev.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void stack.stop().then(() => process.exit(130)));
 try {
-  console.log(`loadtest: warm-up, ${WARMUP_REQUESTS} requests`);
-  await run(stack, MIXED, WARMUP_REQUESTS);
-  const warm = stack.workerdMemory();
+  // V8's heap and compiled code grow for the first several thousand requests, then level off; the
+  // comparison is against the level, so warm-up lasts until the memory stops growing.
+  let warm = stack.workerdMemory();
+  let warmup = 0;
+  for (let chunk = 1; chunk <= WARMUP_MAX_CHUNKS; chunk++) {
+    await run(stack, MIXED, WARMUP_CHUNK);
+    warmup += WARMUP_CHUNK;
+    const now = stack.workerdMemory();
+    const growth = now.worker / warm.worker - 1;
+    console.log(`loadtest: warm-up ${warmup}: workerd ${mb(now.worker)} MB (${(growth * 100).toFixed(1)}% over the last ${WARMUP_CHUNK})`);
+    warm = now;
+    if (chunk >= 2 && growth < WARMUP_SETTLED) break;
+  }
+  output.warmupRequests = warmup;
 
   console.log(`loadtest: mixed, ${MIXED_REQUESTS} requests at concurrency ${CONNECTIONS}`);
   // workerd's memory through the run: a leak climbs steadily, a heap settling levels off.
