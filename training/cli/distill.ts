@@ -5,7 +5,7 @@
 // continues. Exit codes: 0 done, 1 error, 2 bad usage, 130 stopped by a signal.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { type DistillConfig } from "../config/schema.ts";
+import { type DistillConfig, kebab } from "../config/schema.ts";
 import { ConfigError, configHelp, parseFlag, resolveConfig } from "../config/resolve.ts";
 import { loadDataset } from "../data/index.ts";
 import { describeModels, planSubRuns } from "../train/plan.ts";
@@ -94,6 +94,8 @@ async function main(argv: string[]): Promise<number> {
   let preset: string;
   let config: DistillConfig;
   let runDir: string;
+  let teacher = args.teacher;
+  if (teacher && !existsSync(teacher)) throw new UsageError(`--teacher ${teacher}: file not found`);
   if (args.describe) {
     ({ preset, config } = args.resume ? readRunFile(args.resume) : resolveConfig({ preset: args.preset, file: args.configFile, flags: args.flags }));
     const { train, classes } = loadDataset(config.dataset, config.data ?? undefined);
@@ -106,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
     // A resumed run keeps its configuration; only how it runs may change.
     const changed = Object.keys(args.flags).filter((k) => !(RUNTIME_FIELDS as readonly string[]).includes(k));
     if (args.preset || args.configFile || args.runDir || changed.length) {
-      throw new UsageError(`--resume continues a run with its stored configuration; drop ${[args.preset && "--preset", args.configFile && "--config", args.runDir && "--run-dir", ...changed.map((k) => `--${k}`)].filter(Boolean).join(", ")}`);
+      throw new UsageError(`--resume continues a run with its stored configuration; drop ${[args.preset && "--preset", args.configFile && "--config", args.runDir && "--run-dir", ...changed.map((k) => `--${kebab(k)}`)].filter(Boolean).join(", ")}`);
     }
     runDir = args.resume;
     const stored = readRunFile(runDir);
@@ -114,13 +116,13 @@ async function main(argv: string[]): Promise<number> {
     config = { ...stored.config, ...args.flags };
     // How it runs is not part of the experiment: compare the rest with what is stored.
     const runtime = Object.fromEntries(RUNTIME_FIELDS.map((k) => [k, stored.config[k]]));
-    openRunDir(runDir, preset, { ...config, ...runtime }, true);
+    openRunDir(runDir, preset, { ...config, ...runtime }, true, teacher);
+    teacher ??= stored.teacher;
   } else {
     ({ preset, config } = resolveConfig({ preset: args.preset, file: args.configFile, flags: args.flags }));
     runDir = args.runDir ?? join("runs", `${preset}-${timestamp()}`);
-    openRunDir(runDir, preset, config, false);
+    openRunDir(runDir, preset, config, false, teacher);
   }
-  if (args.teacher && !existsSync(args.teacher)) throw new UsageError(`--teacher ${args.teacher}: file not found`);
 
   // The engine and training code load only now: --help and usage errors answer at once.
   const [{ startTrainingEngine }, { runPipeline }, { ProgressBar }] = await Promise.all([import("../engine/index.ts"), import("../train/pipeline.ts"), import("../train/progress.ts")]);
@@ -143,7 +145,7 @@ async function main(argv: string[]): Promise<number> {
       engine: { backend: engine.backend, device: engine.device },
       gradients: engine.gradients,
       only: args.only,
-      teacherCheckpoint: args.teacher,
+      teacherCheckpoint: teacher,
       progress: new ProgressBar(process.stderr, 30_000, args.progress),
       shouldStop: () => stopping,
     });

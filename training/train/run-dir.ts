@@ -2,7 +2,7 @@
 // so `--resume DIR` continues that run and a second run never lands in the same directory.
 // (No tfjs here: the CLI checks the run directory before it loads the engine.)
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { DistillConfig } from "../config/schema.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 
@@ -12,6 +12,8 @@ export interface RunFile {
   preset: string;
   config: DistillConfig;
   createdAt: string;
+  /** The teacher checkpoint given with --teacher, so a resumed run distills from the same one. */
+  teacher?: string;
 }
 
 /** The first difference between two JSON values, as "path: a vs b", or null when equal. */
@@ -27,17 +29,18 @@ export function firstDifference(a: unknown, b: unknown, path = ""): string | nul
 }
 
 /** Creates a run directory (refusing one that already holds a run) or checks the one being resumed. */
-export function openRunDir(runDir: string, preset: string, config: DistillConfig, resume: boolean): void {
+export function openRunDir(runDir: string, preset: string, config: DistillConfig, resume: boolean, teacher?: string): void {
   const path = join(runDir, CONFIG_FILE);
   if (!resume) {
     if (existsSync(path)) throw new Error(`${runDir} already holds a run; resume it with --resume ${runDir}, or choose another --run-dir`);
     mkdirSync(runDir, { recursive: true });
-    writeJsonAtomic(path, { preset, config, createdAt: new Date().toISOString() } satisfies RunFile);
+    writeJsonAtomic(path, { preset, config, createdAt: new Date().toISOString(), ...(teacher ? { teacher: resolve(teacher) } : {}) } satisfies RunFile);
     return;
   }
   const stored = readRunFile(runDir);
   const diff = firstDifference(stored.config, config);
   if (diff) throw new Error(`${path}: the run was started with a different configuration (${diff})`);
+  if (teacher && stored.teacher && resolve(teacher) !== stored.teacher) throw new Error(`${path}: the run distills from ${stored.teacher}, not ${teacher}`);
 }
 
 export function readRunFile(runDir: string): RunFile {

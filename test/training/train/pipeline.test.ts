@@ -10,7 +10,7 @@ import { loadCheckpoint } from "../../../training/train/checkpoint.ts";
 import { runPipeline } from "../../../training/train/pipeline.ts";
 import { planSubRuns } from "../../../training/train/plan.ts";
 import type { RunReport } from "../../../training/train/report.ts";
-import { openRunDir } from "../../../training/train/run-dir.ts";
+import { openRunDir, readRunFile } from "../../../training/train/run-dir.ts";
 import { writeCifar10, writeLearnableFashionMnist } from "../data/fixtures.ts";
 
 let engine: { backend: string; device: string };
@@ -119,5 +119,10 @@ describe("distill pipeline", () => {
     await expect(runPipeline({ runDir, preset, config, engine, log: () => {}, only: ["wide-distill"] })).rejects.toThrow(/--only: unknown sub-run wide-distill \(sub-runs: teacher, unmodified-kd/);
     expect(() => openRunDir(runDir, preset, config, false)).toThrow(/already holds a run; resume it with --resume/);
     expect(() => openRunDir(runDir, preset, { ...config, epochs: 9 }, true)).toThrow(/started with a different configuration \(epochs: 2 vs 9\)/);
+    // A run started with --teacher remembers it, and refuses another one on resume.
+    const withTeacher = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
+    openRunDir(withTeacher, preset, config, false, "/x/teacher.ndckpt");
+    expect(readRunFile(withTeacher).teacher).toBe("/x/teacher.ndckpt");
+    expect(() => openRunDir(withTeacher, preset, config, true, "/y/teacher.ndckpt")).toThrow(/distills from \/x\/teacher\.ndckpt, not \/y\/teacher\.ndckpt/);
   });
 });
