@@ -207,7 +207,12 @@ async function verifiedExport(source: Source, ctx: ExportContext): Promise<{ ent
   const started = Date.now();
   ctx.log(`export: ${name}: encoding ${path} and checking it against tfjs...`);
 
-  const onnx = graphToOnnx({ graph, tensors: new Map([...ckpt.weights].map(([k, t]) => [k, t.data])) }, { opset: ctx.opset, docString: `narrowdeep ${name}, run ${run.id}` });
+  const onnx = graphToOnnx({ graph, tensors: new Map([...ckpt.weights].map(([k, t]) => [k, t.data])) }, {
+    opset: ctx.opset,
+    docString: `narrowdeep ${name}, run ${run.id}`,
+    // What a runtime without our manifest needs to feed the model and read its answer.
+    metadata: { input_layout: "NCHW", normalization: JSON.stringify(meta.dataset.normalization), labels: JSON.stringify(meta.dataset.labels), run: run.id },
+  });
   const checker = runOnnxChecker(onnx);
   if (checker.status === "failed") throw new ExportVerificationError(`${what}: onnx.checker rejects the export: ${checker.detail}`);
   if (checker.status === "unavailable") ctx.log(`export: ${name}: onnx.checker skipped (${checker.detail})`);

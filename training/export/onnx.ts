@@ -32,6 +32,8 @@ export interface OnnxOptions {
   opset?: number;
   /** Recorded as the model's doc_string. */
   docString?: string;
+  /** Stored as the model's metadata_props, so the file describes itself to other runtimes. */
+  metadata?: Record<string, string>;
 }
 
 let modelProto: protobuf.Type | undefined;
@@ -190,6 +192,7 @@ export function graphToOnnx(source: Model | WeightedGraph, options: OnnxOptions 
     producerName: "narrowdeep",
     producerVersion: "1",
     docString: options.docString ?? "",
+    metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
     opsetImport: [{ domain: "", version: opset }],
     graph: {
       name: "narrowdeep",

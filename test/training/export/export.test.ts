@@ -1,5 +1,6 @@
 // exportRun / exportCheckpoint end to end on temporary run and models folders: what lands in the
 // manifest, replacement of a model only by a verified one, and the refusals.
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -74,6 +75,16 @@ describe("exportRun", () => {
     const nd = fixtureCheckpoint({ architecture: "narrow-deep", widthScale: 0.125 }).graph;
     expect(manifest.models[1]!.metrics).toMatchObject({ params: countParams(nd), macs: countMacs(nd) });
     expect(manifest.models[1]!.training!.loss).toEqual({ name: "kd", options: { temperature: 4, alpha: 0.9 } });
+  });
+
+  it("makes each ONNX file describe its input layout, normalization and labels (metadata_props)", () => {
+    const py = spawnSync("/usr/bin/python3", ["-c", "import onnx,sys,json; m=onnx.load(sys.argv[1]); print(json.dumps({p.key: p.value for p in m.metadata_props}))", join(models, "narrow-deep.onnx")], { encoding: "utf8" });
+    expect(py.status, py.stderr).toBe(0);
+    const props = JSON.parse(py.stdout) as Record<string, string>;
+    expect(props.input_layout).toBe("NCHW");
+    expect(JSON.parse(props.normalization!)).toEqual({ mean: [0.286], std: [0.353] });
+    expect(JSON.parse(props.labels!)).toHaveLength(10);
+    expect(props.run).toBe(basename(run));
   });
 
   it("leaves no staging folder or lock, regenerates the Worker bundle and the README table", () => {
