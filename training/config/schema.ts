@@ -37,7 +37,7 @@ export interface DistillConfig {
   flip: boolean;
   seed: number;
   backend: string;
-  /** Data-parallel threads on the wasm backend; 0: one per core (at most 8). */
+  /** Data-parallel threads on the wasm backend; 0: one per idle core (at most 8). */
   replicas: number;
   teacherEngine: TeacherEngine;
   checkpointMinutes: number;
@@ -96,7 +96,7 @@ export const FIELDS: Record<keyof DistillConfig, Field> = {
   flip: { kind: "boolean", help: "random horizontal flips" },
   seed: { kind: "int", help: "seed of weights, data order, splits and augmentation", check: atLeast(0) },
   backend: { kind: "string", help: "tfjs backend: auto, node-gpu, node, wasm or cpu", check: oneOf(["auto", "node-gpu", "node", "wasm", "cpu"]) },
-  replicas: { kind: "int", help: "wasm backend: data-parallel worker threads, 0 = one per core (at most 8)", check: atLeast(0) },
+  replicas: { kind: "int", help: "wasm backend: data-parallel worker threads, 0 = one per idle core (cores minus the load average, at most 8)", check: atLeast(0) },
   teacherEngine: { kind: "string", help: "what computes the teacher's soft targets: auto, onnx or tfjs", check: oneOf(TEACHER_ENGINES) },
   checkpointMinutes: { kind: "number", help: "minutes between checkpoints inside an epoch, 0 = only at epoch ends", check: atLeast(0) },
 };

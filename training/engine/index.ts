@@ -20,13 +20,24 @@ export interface TrainingEngine extends Engine {
 }
 
 export interface TrainingEngineOptions extends InitOptions {
-  /** Data-parallel replicas on wasm; default: the machine's cores (at most 8). 1 disables it. */
+  /** Data-parallel replicas on wasm; default: defaultReplicas(). 1 disables it. */
   replicas?: number;
+}
+
+/**
+ * One replica per idle core (at most 8). Replicas move in lock-step, so one the OS deschedules
+ * stalls the rest: on a machine already busy (1-minute load average) fewer replicas finish sooner.
+ */
+export function defaultReplicas(cores = os.availableParallelism(), load = os.loadavg()[0] ?? 0): number {
+  return Math.max(1, Math.min(8, cores - Math.round(load)));
 }
 
 export async function startTrainingEngine(requested?: string, { replicas, log = console.log }: TrainingEngineOptions = {}): Promise<TrainingEngine> {
   const engine = await initBackend(requested, { log });
-  const want = replicas ?? Math.min(8, os.availableParallelism());
+  const want = replicas ?? defaultReplicas();
+  if (engine.backend === "wasm" && replicas === undefined && want < os.availableParallelism()) {
+    log(`engine: ${want} data-parallel replica(s) for ${os.availableParallelism()} cores: the load average is ${os.loadavg()[0]!.toFixed(1)} (--replicas sets it)`);
+  }
   if (engine.backend !== "wasm" || want <= 1) return { ...engine, replicas: 1, gradients: lossAndGradients, close: async () => {} };
   const pool = await DataParallel.start({ replicas: want });
   const device = pool.describe(engine.device);

@@ -66,3 +66,14 @@ describe("startTrainingEngine", () => {
     }
   });
 });
+
+describe("defaultReplicas", () => {
+  it("takes one replica per idle core, at least 1 and at most 8", async () => {
+    const { defaultReplicas } = await import("../../../training/engine/index.ts");
+    expect(defaultReplicas(2, 0.1)).toBe(2);
+    expect(defaultReplicas(2, 0.8)).toBe(1);
+    expect(defaultReplicas(2, 7)).toBe(1);
+    expect(defaultReplicas(16, 2.2)).toBe(8);
+    expect(defaultReplicas(4, 1.4)).toBe(3);
+  });
+});
