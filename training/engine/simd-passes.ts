@@ -135,7 +135,7 @@ export interface SimdPasses {
 }
 
 let compiled: WebAssembly.Module | null | undefined;
-const instances = new WeakMap<WebAssembly.Memory, SimdPasses>();
+const instances = new WeakMap<WebAssembly.Memory, SimdPasses | null>();
 
 /** The passes bound to `memory`, or null where WebAssembly SIMD is unavailable. */
 export function simdPasses(memory: WebAssembly.Memory): SimdPasses | null {
@@ -145,8 +145,12 @@ export function simdPasses(memory: WebAssembly.Memory): SimdPasses | null {
   }
   if (!compiled) return null;
   let passes = instances.get(memory);
-  if (!passes) {
-    passes = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as SimdPasses;
+  if (passes === undefined) {
+    try {
+      passes = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as SimdPasses;
+    } catch {
+      passes = null; // e.g. the threaded build's shared memory: the JS loops do the work
+    }
     instances.set(memory, passes);
   }
   return passes;
