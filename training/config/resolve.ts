@@ -77,7 +77,7 @@ export function configHelp(): string {
   return (Object.keys(FIELDS) as (keyof DistillConfig)[])
     .map((k) => {
       const f = FIELDS[k];
-      const arg = f.kind === "boolean" ? `--[no-]${kebab(k)}` : `--${kebab(k)} ${f.kind === "list" || f.kind === "numbers" ? "A,B" : f.kind === "string" ? "NAME" : "N"}`;
+      const arg = f.kind === "boolean" ? `--[no-]${kebab(k)}` : `--${kebab(k)} ${f.placeholder ?? (f.kind === "list" || f.kind === "numbers" ? "A,B" : f.kind === "string" ? "NAME" : "N")}`;
       return `  ${arg.padEnd(30)} ${f.help} [quick: ${JSON.stringify(PRESETS.quick![k])}, full: ${JSON.stringify(PRESETS.full![k])}]`;
     })
     .join("\n");

@@ -48,6 +48,8 @@ type Kind = "string" | "int" | "number" | "boolean" | "list" | "numbers";
 interface Field {
   kind: Kind;
   nullable?: boolean;
+  /** How --help shows the value (default by kind: N, NAME, A,B). */
+  placeholder?: string;
   help: string;
   /** Returns an error message, or null when the value is fine. */
   check?: (v: never) => string | null;
@@ -59,7 +61,7 @@ const oneOf = (options: readonly string[]) => (v: string) => (options.includes(v
 
 export const FIELDS: Record<keyof DistillConfig, Field> = {
   dataset: { kind: "string", help: "data set", check: oneOf(Object.keys(DATASETS)) },
-  data: { kind: "string", nullable: true, help: "folder with the data set's files (default: its standard location)" },
+  data: { kind: "string", nullable: true, placeholder: "DIR", help: "folder with the data set's files (default: its standard location)" },
   trainLimit: { kind: "int", help: "training images to use, 0 = all", check: atLeast(0) },
   valSize: { kind: "int", help: "training images held out for validation", check: atLeast(0) },
   testLimit: { kind: "int", help: "test images to evaluate on, 0 = all", check: atLeast(0) },
