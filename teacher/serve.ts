@@ -62,8 +62,10 @@ export function serve(handler: FetchHandler, options: ServeOptions): Promise<Run
         res.end(res.headersSent ? undefined : JSON.stringify({ error: "internal error" }));
       });
   });
-  // Keep-alive connections from the Worker outlive single requests; close them promptly on shutdown.
-  server.keepAliveTimeout = 5_000;
+  // Keep idle connections open longer than clients do (Node's default is 5 s): a client that reuses a
+  // connection the server has just closed sees a reset, which the Worker would count as "unreachable".
+  server.keepAliveTimeout = 75_000;
+  server.headersTimeout = 76_000;
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => {
