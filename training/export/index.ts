@@ -24,7 +24,8 @@ import { runOnnxChecker } from "./checker.ts";
 import { manifestName, mergeEntries, modelEntry } from "./entry.ts";
 import { DEFAULT_OPSET, graphToOnnx } from "./onnx.ts";
 import { type ModelFile, updateModels } from "./store.ts";
-import { type Images, ExportVerificationError, PARITY_SAMPLES, assertParity, measureParity, onnxAccuracy, openSession } from "./verify.ts";
+import type { Images } from "../data/layout.ts";
+import { ExportVerificationError, PARITY_SAMPLES, assertParity, measureParity, onnxAccuracy, openSession } from "./verify.ts";
 
 export { ExportVerificationError } from "./verify.ts";
 export { UnsupportedLayerError } from "./onnx.ts";

@@ -3,21 +3,13 @@
 // PARITY_TOLERANCE and the top-1 class must agree on every image.
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
+import { type Images, nhwcToNchw } from "../data/layout.ts";
 import { type Model, forward } from "../model/forward.ts";
 import { INPUT_NAME, OUTPUT_NAMES } from "./onnx.ts";
 
 /** Largest accepted |tfjs logit - onnxruntime logit|. */
 export const PARITY_TOLERANCE = 1e-4;
 export const PARITY_SAMPLES = 512;
-
-/** Normalized float images, NHWC, as the training code feeds them. */
-export interface Images {
-  data: Float32Array;
-  count: number;
-  height: number;
-  width: number;
-  channels: number;
-}
 
 export interface ParityResult {
   maxAbsLogitDiff: number;
@@ -32,18 +24,6 @@ export class ExportVerificationError extends Error {
 
 export async function openSession(onnx: Uint8Array): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(onnx, { graphOptimizationLevel: "all", logSeverityLevel: 3 });
-}
-
-/** Images count..count+n of an NHWC buffer, as NCHW (the exported models' layout). */
-export function nhwcToNchw(images: Images, from = 0, count = images.count - from): Float32Array {
-  const { height: h, width: w, channels: c } = images;
-  const size = h * w * c;
-  const out = new Float32Array(count * size);
-  for (let n = 0; n < count; n++) {
-    const src = (from + n) * size;
-    for (let k = 0; k < c; k++) for (let p = 0; p < h * w; p++) out[n * size + k * h * w + p] = images.data[src + p * c + k]!;
-  }
-  return out;
 }
 
 /** Logits [count, classes] from onnxruntime, in batches (the session takes NCHW). */

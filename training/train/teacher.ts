@@ -8,6 +8,7 @@
 // mode (batch-norm moving statistics), so its targets do not depend on the batch.
 import * as tf from "@tensorflow/tfjs";
 import type { Batch } from "../data/batches.ts";
+import { nhwcToNchw } from "../data/layout.ts";
 import { graphToOnnx } from "../export/onnx.ts";
 import { type Model, createModel, disposeModel, forward } from "../model/forward.ts";
 import type { TeacherEngine } from "../config/schema.ts";
@@ -52,12 +53,7 @@ async function onnxTeacher(ckpt: Checkpoint): Promise<Teacher> {
   return {
     engine: "onnxruntime-node (CPU)",
     async logits(batch) {
-      // NHWC -> NCHW, the exported model's layout.
-      const nchw = new Float32Array(batch.images.length);
-      for (let n = 0; n < batch.size; n++)
-        for (let y = 0; y < h; y++)
-          for (let x = 0; x < w; x++)
-            for (let k = 0; k < c; k++) nchw[((n * c + k) * h + y) * w + x] = batch.images[((n * h + y) * w + x) * c + k]!;
+      const nchw = nhwcToNchw({ data: batch.images, count: batch.size, height: h, width: w, channels: c });
       const out = await session.run({ input: new ort.Tensor("float32", nchw, [batch.size, c, h, w]) }, ["logits"]);
       return out.logits!.data as Float32Array;
     },

@@ -1,6 +1,7 @@
 // The acceptance rule of an export: max |logit difference| <= 1e-4 and the same top-1 everywhere.
 import { describe, expect, it } from "vitest";
-import { ExportVerificationError, assertParity, compareLogits, nhwcToNchw } from "../../../training/export/verify.ts";
+import { nhwcToNchw } from "../../../training/data/layout.ts";
+import { ExportVerificationError, assertParity, compareLogits } from "../../../training/export/verify.ts";
 
 describe("compareLogits / assertParity", () => {
   const a = Float32Array.from([1, 2, 3, 9, 8, 7]); // two images, three classes: top-1 = 2, 0
