@@ -1,21 +1,13 @@
 // Graph -> ONNX ModelProto, encoded with protobufjs against the ONNX schema (onnx.proto beside this
 // file). Batch norm that follows a convolution is folded into the convolution's weights and bias; the
 // input is NCHW. Outputs: "logits" and "probabilities" (softmax), both [N, classes].
-import { fileURLToPath } from "node:url";
-import protobuf from "protobufjs";
 import { type Graph, type Layer, BN_EPSILON, INPUT } from "../model/graph.ts";
 import type { Model } from "../model/forward.ts";
+import { type NodeProto, type TensorProto, encodeModel, floatTensor as tensorProto, int, ints, valueInfo } from "./proto.ts";
 
 export const DEFAULT_OPSET = 13;
 export const INPUT_NAME = "input";
 export const OUTPUT_NAMES = ["logits", "probabilities"] as const;
-/** The lowest IR version each opset range came with (onnx/docs/Versioning.md), for the widest reader support. */
-function irVersionFor(opset: number): number {
-  if (opset <= 14) return 7;
-  if (opset <= 17) return 8;
-  if (opset <= 20) return 9;
-  return 10;
-}
 
 export class UnsupportedLayerError extends Error {
   override name = "UnsupportedLayerError";
@@ -34,44 +26,6 @@ export interface OnnxOptions {
   docString?: string;
   /** Stored as the model's metadata_props, so the file describes itself to other runtimes. */
   metadata?: Record<string, string>;
-}
-
-let modelProto: protobuf.Type | undefined;
-function modelType(): protobuf.Type {
-  modelProto ??= protobuf.loadSync(fileURLToPath(new URL("./onnx.proto", import.meta.url))).lookupType("onnx.ModelProto");
-  return modelProto;
-}
-
-const FLOAT = 1; // onnx.TensorProto.DataType.FLOAT
-const ATTR = { INT: 2, INTS: 7 } as const; // onnx.AttributeProto.AttributeType
-
-interface NodeProto {
-  name: string;
-  opType: string;
-  input: string[];
-  output: string[];
-  attribute: object[];
-}
-const ints = (name: string, values: number[]) => ({ name, type: ATTR.INTS, ints: values });
-const int = (name: string, value: number) => ({ name, type: ATTR.INT, i: value });
-
-function tensorProto(name: string, dims: number[], data: Float32Array) {
-  const bytes = new Uint8Array(data.length * 4);
-  const view = new DataView(bytes.buffer);
-  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
-  return { name, dims, dataType: FLOAT, rawData: bytes };
-}
-
-function valueInfo(name: string, dims: (number | string)[]) {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType: FLOAT,
-        shape: { dim: dims.map((d) => (typeof d === "string" ? { dimParam: d } : { dimValue: d })) },
-      },
-    },
-  };
 }
 
 function readModel(model: Model): WeightedGraph {
@@ -98,7 +52,7 @@ export function graphToOnnx(source: Model | WeightedGraph, options: OnnxOptions 
   const byName = new Map(graph.layers.map((l) => [l.name, l]));
 
   const nodes: NodeProto[] = [];
-  const initializers: ReturnType<typeof tensorProto>[] = [];
+  const initializers: TensorProto[] = [];
   // tfjs layer output name -> ONNX tensor name (folded batch norms alias their convolution's output).
   const alias = new Map<string, string>([[INPUT, INPUT_NAME]]);
   const ref = (name: string) => {
@@ -186,23 +140,15 @@ export function graphToOnnx(source: Model | WeightedGraph, options: OnnxOptions 
   nodes.push({ name: "softmax", opType: "Softmax", input: [logits], output: [probabilities], attribute: [int("axis", 1)] });
 
   const { channels, height, width } = graph.input;
-  const Model = modelType();
-  const message = Model.fromObject({
-    irVersion: irVersionFor(opset),
-    producerName: "narrowdeep",
-    producerVersion: "1",
-    docString: options.docString ?? "",
-    metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
-    opsetImport: [{ domain: "", version: opset }],
-    graph: {
-      name: "narrowdeep",
-      node: nodes,
-      initializer: initializers,
-      input: [valueInfo(INPUT_NAME, ["N", channels, height, width])],
-      output: [valueInfo(logits, ["N", graph.numClasses]), valueInfo(probabilities, ["N", graph.numClasses])],
-    },
+  return encodeModel({
+    opset,
+    nodes,
+    initializers,
+    inputs: [valueInfo(INPUT_NAME, ["N", channels, height, width])],
+    outputs: [valueInfo(logits, ["N", graph.numClasses]), valueInfo(probabilities, ["N", graph.numClasses])],
+    docString: options.docString,
+    metadata: options.metadata,
   });
-  return Model.encode(message).finish();
 }
 
 function layerInputs(l: Layer): string[] {
