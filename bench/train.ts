@@ -3,11 +3,13 @@
 // child process (a process has one tfjs backend); results go to .bench/train.json and .bench/train.md.
 //
 //   npm run bench:train -- [--presets full,quick] [--models teacher,unmodified,wide,narrow-deep]
-//                          [--engines wasm-dp,wasm,node-gpu,node,cpu] [--batches 64,128]
+//                          [--engines wasm-dp,wasm,wasm-xnnpack-dp,wasm-xnnpack,node-gpu,node,cpu]
+//                          [--batches 64,128]
 //                          [--inputs 28x28x1,32x32x3] [--seconds 4] [--repeats 3] [--out .bench]
 //
-// Engines: "wasm-dp" is the wasm backend data-parallel over all cores (what training uses), "wasm"
-// one thread; the others are the tfjs backends of that name. An engine that does not load is listed
+// Engines: "wasm-dp" is the wasm backend data-parallel over all cores with native convolutions where
+// onnxruntime-node loads (what training uses), "wasm" the same on one thread; "wasm-xnnpack(-dp)"
+// keep the convolutions on the wasm backend's XNNPACK; the others are the tfjs backends of that name. An engine that does not load is listed
 // as unavailable, with why. A measurement is the median of `--repeats` timed windows of at least
 // `--seconds` each after two warm-up steps: other processes on the machine make single numbers noisy.
 // The training step is the real one (train/step.ts and train/optimizer.ts: forward, loss, gradients,
@@ -26,7 +28,7 @@ import { Sgd } from "../training/train/optimizer.ts";
 import { trainStep } from "../training/train/step.ts";
 import { startTrainingEngine } from "../training/engine/index.ts";
 
-const ENGINES = ["wasm-dp", "wasm", "node-gpu", "node", "cpu"] as const;
+const ENGINES = ["wasm-dp", "wasm", "wasm-xnnpack-dp", "wasm-xnnpack", "node-gpu", "node", "cpu"] as const;
 type EngineName = (typeof ENGINES)[number];
 
 interface Options {
@@ -77,7 +79,7 @@ function parseInput(s: string): InputShape {
 
 function parseArgs(argv: string[]): Options & { child: boolean } {
   const opts: Options & { child: boolean } = {
-    engines: ["wasm-dp", "wasm", "node-gpu", "node"],
+    engines: ["wasm-dp", "wasm", "wasm-xnnpack-dp", "node-gpu", "node"],
     presets: ["full", "quick"],
     models: [],
     batches: [64, 128],
@@ -193,10 +195,12 @@ function presetModels(opts: Options): { preset: string; name: string; widthScale
 
 /** Measures every model/input/batch on this process' engine; prints one JSON line per measurement. */
 async function child(engineName: EngineName, opts: Options): Promise<void> {
-  const backend = engineName === "wasm-dp" ? "wasm" : engineName;
+  const wasm = engineName.startsWith("wasm");
+  const backend = wasm ? "wasm" : engineName;
+  const replicas = engineName.endsWith("-dp") ? os.availableParallelism() : 1;
   let engine: Awaited<ReturnType<typeof startTrainingEngine>>;
   try {
-    engine = await startTrainingEngine(backend, { replicas: engineName === "wasm-dp" ? os.availableParallelism() : 1, log: () => {} });
+    engine = await startTrainingEngine(backend, { replicas, convolutions: engineName.startsWith("wasm-xnnpack") ? "wasm" : "native", log: () => {} });
   } catch (err) {
     process.stdout.write(`${JSON.stringify({ unavailable: (err as Error).message })}\n`);
     return;

@@ -33,7 +33,7 @@ ${configHelp()}
 class UsageError extends Error {}
 
 /** Fields that change how a run computes, not what it computes: a resumed run may change them. */
-const RUNTIME_FIELDS = ["backend", "replicas", "teacherEngine", "checkpointMinutes"] as const satisfies readonly (keyof DistillConfig)[];
+const RUNTIME_FIELDS = ["backend", "replicas", "convolutions", "teacherEngine", "checkpointMinutes"] as const satisfies readonly (keyof DistillConfig)[];
 
 interface Args {
   preset?: string;
@@ -126,7 +126,8 @@ async function main(argv: string[]): Promise<number> {
 
   // The engine and training code load only now: --help and usage errors answer at once.
   const [{ startTrainingEngine }, { runPipeline }, { ProgressBar }] = await Promise.all([import("../engine/index.ts"), import("../train/pipeline.ts"), import("../train/progress.ts")]);
-  const engine = await startTrainingEngine(config.backend, { replicas: config.replicas || undefined });
+  // Runs stored before the field existed have no `convolutions`: auto.
+  const engine = await startTrainingEngine(config.backend, { replicas: config.replicas || undefined, convolutions: config.convolutions ?? "auto" });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) process.exit(130); // a second signal: leave now (the last checkpoint stands)

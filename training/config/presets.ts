@@ -34,6 +34,7 @@ const common: DistillConfig = {
   seed: 1,
   backend: "auto",
   replicas: 0,
+  convolutions: "auto",
   teacherEngine: "auto",
   checkpointMinutes: 10,
 };

@@ -5,6 +5,12 @@ import { ARCHITECTURES } from "../model/resnet.ts";
 
 /** What computes the teacher's soft targets (see training/train/teacher.ts). */
 export const TEACHER_ENGINES = ["auto", "onnx", "tfjs"] as const;
+/**
+ * What computes convolutions on the wasm backend: "native" is onnxruntime's CPU kernels
+ * (engine/native-conv.ts), "wasm" XNNPACK inside the wasm backend, "auto" native where onnxruntime-node loads.
+ */
+export const CONVOLUTIONS = ["auto", "native", "wasm"] as const;
+export type Convolutions = (typeof CONVOLUTIONS)[number];
 export type TeacherEngine = (typeof TEACHER_ENGINES)[number];
 
 export interface DistillConfig {
@@ -39,6 +45,8 @@ export interface DistillConfig {
   backend: string;
   /** Data-parallel threads on the wasm backend; 0: one per idle core (at most 8). */
   replicas: number;
+  /** What computes convolutions on the wasm backend: auto, native (onnxruntime) or wasm (XNNPACK). */
+  convolutions: Convolutions;
   teacherEngine: TeacherEngine;
   checkpointMinutes: number;
 }
@@ -99,6 +107,7 @@ export const FIELDS: Record<keyof DistillConfig, Field> = {
   seed: { kind: "int", help: "seed of weights, data order, splits and augmentation", check: atLeast(0) },
   backend: { kind: "string", help: "tfjs backend: auto, node-gpu, node, wasm or cpu", check: oneOf(["auto", "node-gpu", "node", "wasm", "cpu"]) },
   replicas: { kind: "int", help: "wasm backend: data-parallel worker threads, 0 = one per idle core (cores minus the load average, at most 8)", check: atLeast(0) },
+  convolutions: { kind: "string", help: "wasm backend: convolutions on native onnxruntime kernels (native), XNNPACK (wasm), or native where it loads (auto)", check: oneOf(CONVOLUTIONS) },
   teacherEngine: { kind: "string", help: "what computes the teacher's soft targets: auto, onnx or tfjs", check: oneOf(TEACHER_ENGINES) },
   checkpointMinutes: { kind: "number", help: "minutes between checkpoints inside an epoch, 0 = only at epoch ends", check: atLeast(0) },
 };

@@ -4,6 +4,8 @@
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
+import type { Convolutions } from "../config/schema.ts";
+import { useNativeConvolutions } from "./native-conv.ts";
 import { registerWasmTrainingKernels } from "./wasm-kernels.ts";
 
 export const BACKENDS = ["node-gpu", "node", "wasm", "cpu"] as const;
@@ -16,9 +18,13 @@ export interface Engine {
   device: string;
 }
 
+export { CONVOLUTIONS, type Convolutions } from "../config/schema.ts";
+
 export interface InitOptions {
   /** Where the chosen engine and the skipped ones are reported; defaults to console.log. */
   log?: (line: string) => void;
+  /** Convolutions on the wasm backend; default "auto". */
+  convolutions?: Convolutions;
 }
 
 export function isBackendName(name: string): name is BackendName {
@@ -59,7 +65,22 @@ async function loadNative(pkg: string): Promise<{ isUsingGpuDevice?: boolean }> 
   return tf.backend() as unknown as { isUsingGpuDevice?: boolean };
 }
 
-const loaders: Record<BackendName, () => Promise<string>> = {
+/** Switches the wasm backend's convolutions as asked; returns how they run, for the device string. */
+function chooseConvolutions(want: Convolutions, log: (line: string) => void): string {
+  if (want !== "wasm") {
+    try {
+      useNativeConvolutions(true);
+      return "convolutions native (onnxruntime CPU)";
+    } catch (err) {
+      if (want === "native") throw new Error(`native convolutions need onnxruntime-node: ${reason(err)}`);
+      log(`engine: convolutions stay on wasm: onnxruntime-node did not load (${reason(err)})`);
+    }
+  }
+  useNativeConvolutions(false);
+  return "convolutions XNNPACK";
+}
+
+const loaders: Record<BackendName, (options: Required<InitOptions>) => Promise<string>> = {
   "node-gpu": async () => {
     const backend = await loadNative(TFJS_NODE_GPU);
     if (backend.isUsingGpuDevice) {
@@ -72,13 +93,14 @@ const loaders: Record<BackendName, () => Promise<string>> = {
     await loadNative(TFJS_NODE);
     return `CPU (libtensorflow, ${os.availableParallelism()} threads)`;
   },
-  wasm: async () => {
+  wasm: async ({ convolutions, log }) => {
     const wasm = await import("@tensorflow/tfjs-backend-wasm");
     registerWasmTrainingKernels();
+    const conv = chooseConvolutions(convolutions, log);
     await activate("wasm");
     const threads = wasm.getThreadsCount();
     const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT") ? "SIMD" : "no SIMD";
-    return `CPU (WebAssembly, ${threads} thread${threads === 1 ? "" : "s"}, ${simd})`;
+    return `CPU (WebAssembly, ${threads} thread${threads === 1 ? "" : "s"}, ${simd}; ${conv})`;
   },
   cpu: async () => {
     await activate("cpu");
@@ -93,7 +115,7 @@ let current: Engine | undefined;
  * first of those that loads) and reports what runs. A requested backend that fails is an error
  * naming why. Calling it again with the engine already running returns it.
  */
-export async function initBackend(requested?: string, { log = console.log }: InitOptions = {}): Promise<Engine> {
+export async function initBackend(requested?: string, { log = console.log, convolutions = "auto" }: InitOptions = {}): Promise<Engine> {
   const want = requested === undefined || requested === "auto" ? undefined : requested;
   if (want !== undefined && !isBackendName(want)) throw new Error(`unknown backend "${want}" (choose one of: auto, ${BACKENDS.join(", ")})`);
   if (current && (want === undefined || want === current.backend)) return current;
@@ -103,7 +125,7 @@ export async function initBackend(requested?: string, { log = console.log }: Ini
   const skipped: string[] = [];
   for (const backend of candidates) {
     try {
-      const device = await loaders[backend]();
+      const device = await loaders[backend]({ log, convolutions });
       current = { backend, device };
       if (skipped.length > 0) log(`engine: skipped ${skipped.join("; ")}`);
       log(`engine: tfjs backend ${backend} on ${device}`);

@@ -19,6 +19,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Loss } from "../losses/index.ts";
 import type { Graph } from "../model/graph.ts";
 import { type GradientFn, type Gradients, lossAndGradients } from "../train/step.ts";
+import type { Convolutions } from "./backend.ts";
 import { setBatchNormAllReduce } from "./batchnorm.ts";
 import { COMMAND, CTRL, CTRL_SLOTS, ReplicaFailure, makeAllReduce, signalFailure, waitWhile } from "./collective.ts";
 import type { ReplicaConfig, ReplicaWorkerData } from "./replica-worker.ts";
@@ -27,6 +28,8 @@ import { type StepLayout, shareGradients, splitSizes, stepLayout, trainableSpecs
 export interface DataParallelOptions {
   /** Replicas including the calling thread; default: the machine's cores, at most 8. */
   replicas?: number;
+  /** The replicas' convolutions (backend.ts); default "auto". */
+  convolutions?: Convolutions;
 }
 
 interface Config {
@@ -54,7 +57,7 @@ export class DataParallel {
   }
 
   /** Starts `replicas - 1` worker threads. The calling thread must already run the wasm backend. */
-  static async start({ replicas = Math.min(8, os.availableParallelism()) }: DataParallelOptions = {}): Promise<DataParallel> {
+  static async start({ replicas = Math.min(8, os.availableParallelism()), convolutions = "auto" }: DataParallelOptions = {}): Promise<DataParallel> {
     if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`replicas must be a positive integer, got ${replicas}`);
     if (tf.getBackend() !== "wasm") throw new Error(`data-parallel training runs on the wasm backend (this process runs "${tf.getBackend()}", which uses all cores by itself)`);
     const control = new SharedArrayBuffer(CTRL_SLOTS * 4);
@@ -64,7 +67,7 @@ export class DataParallel {
       await Promise.all(
         Array.from({ length: replicas - 1 }, (_, i) => {
           const { port1, port2 } = new MessageChannel();
-          const data: ReplicaWorkerData = { rank: i + 1, replicas, control, port: port2 };
+          const data: ReplicaWorkerData = { rank: i + 1, replicas, control, port: port2, convolutions };
           const worker = new Worker(new URL("./replica-worker.mjs", import.meta.url), { workerData: data, transferList: [port2] });
           workers.push(worker);
           ports.push(port1);

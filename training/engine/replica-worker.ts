@@ -6,7 +6,7 @@ import { createLoss } from "../losses/index.ts";
 import type { Loss } from "../losses/index.ts";
 import { type Model, createModel, disposeModel } from "../model/forward.ts";
 import type { Graph } from "../model/graph.ts";
-import { initBackend } from "./backend.ts";
+import { type Convolutions, initBackend } from "./backend.ts";
 import { setBatchNormAllReduce } from "./batchnorm.ts";
 import { COMMAND, CTRL, ReplicaFailure, makeAllReduce, signalFailure, waitWhile } from "./collective.ts";
 import { type StepLayout, readParams, shareGradients, stepLayout, writeGradients } from "./replica-step.ts";
@@ -16,6 +16,7 @@ export interface ReplicaWorkerData {
   replicas: number;
   control: SharedArrayBuffer;
   port: MessagePort;
+  convolutions: Convolutions;
 }
 
 /** Sent on the port before the step that needs it. */
@@ -27,7 +28,7 @@ export interface ReplicaConfig {
   buffer: SharedArrayBuffer;
 }
 
-const { rank, replicas, control, port } = workerData as ReplicaWorkerData;
+const { rank, replicas, control, port, convolutions } = workerData as ReplicaWorkerData;
 const ctrl = new Int32Array(control);
 
 interface State {
@@ -67,7 +68,7 @@ function step(s: State): void {
   slots.result[1] = g.correct;
 }
 
-await initBackend("wasm", { log: () => {} });
+await initBackend("wasm", { log: () => {}, convolutions });
 port.postMessage({ ready: true });
 let seq = 0;
 for (;;) {

@@ -43,3 +43,37 @@ export async function onBothBackends(compute: () => tf.Tensor[]): Promise<{ cpu:
   }
   return results;
 }
+
+// [batch, height, width, inChannels, outChannels, kernel, stride], padding (kernel - 1) / 2 as forward.ts.
+export const CONV_CASES: [number, number, number, number, number, number, number][] = [
+  [2, 7, 7, 3, 4, 3, 1],
+  [2, 8, 8, 3, 5, 3, 2],
+  [3, 7, 7, 4, 6, 3, 2], // odd size with stride 2: last row used
+  [2, 8, 8, 3, 4, 1, 2], // 1x1 stride 2: last row of x never read
+  [2, 7, 6, 3, 4, 1, 2],
+  [2, 5, 6, 2, 3, 1, 1],
+  [4, 9, 9, 1, 8, 3, 1], // one input channel, as the stem
+  [2, 10, 9, 3, 4, 5, 2], // kernel 5: two taps per phase
+  [2, 9, 8, 2, 3, 1, 3], // 1x1 stride 3: most phases of dx get no tap (zeros)
+];
+
+/** A convolution (padding (kernel - 1) / 2, as forward.ts), and its input and filter gradients for a random upstream gradient. */
+export function convAndGradients(b: number, h: number, w: number, ci: number, co: number, k: number, s: number): tf.Tensor[] {
+  const x = tf.tensor4d(randomValues(b * h * w * ci, 1), [b, h, w, ci]);
+  const filter = tf.tensor4d(randomValues(k * k * ci * co, 2), [k, k, ci, co]);
+  const y = tf.conv2d(x, filter, s, (k - 1) / 2);
+  const r = tf.tensor(randomValues(y.size, 3), y.shape);
+  const [dx, dw] = tf.grads((a, f) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, s, (k - 1) / 2).mul(r).sum())([x, filter]);
+  return [y, dx!, dw!];
+}
+
+/** tfjs' named paddings with strides where they drop or pad rows unevenly. */
+export const PADDINGS = [["same", 2], ["valid", 2], ["valid", 3], ["same", 3]] as const;
+
+/** Input and filter gradients of a 3x3 convolution with a named padding. */
+export function paddedConvGradients(pad: "same" | "valid", stride: number): tf.Tensor[] {
+  const x = tf.tensor4d(randomValues(2 * 9 * 8 * 3, 4), [2, 9, 8, 3]);
+  const filter = tf.tensor4d(randomValues(3 * 3 * 3 * 5, 5), [3, 3, 3, 5]);
+  const [dx, dw] = tf.grads((a, f) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, stride, pad).square().sum())([x, filter]);
+  return [dx!, dw!];
+}

@@ -1,15 +1,18 @@
 // The whole training computation of a ResNet on wasm (project kernels: conv gradients, fused batch
 // norm, zero-copy identity) against the cpu backend: loss, every parameter's gradient and the
-// batch-norm moving statistics.
+// batch-norm moving statistics; with the convolutions on wasm (XNNPACK) and on native onnxruntime.
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { createModel, disposeModel, forward, trainableVariables } from "../../../training/model/forward.ts";
+import { nativeGraphCount, useNativeConvolutions } from "../../../training/engine/native-conv.ts";
 import { paramSpecs } from "../../../training/model/graph.ts";
 import { architecture } from "../../../training/model/resnet.ts";
 import { onBothBackends, randomValues, relativeError } from "./gradcheck.ts";
 
 describe("ResNet training step on wasm", () => {
-  it("matches cpu: loss, all gradients within 1e-5 relative, moving statistics", async () => {
+  it.each([false, true])("matches cpu: loss, all gradients within 1e-5 relative, moving statistics (native convolutions: %s)", async (native) => {
+    useNativeConvolutions(native);
+    const graphs = nativeGraphCount();
     const graph = architecture("unmodified", { height: 12, width: 12, channels: 3 }, 5, 0.25);
     const batch = 6;
     const names = paramSpecs(graph).map((s) => s.name);
@@ -23,6 +26,7 @@ describe("ResNet training step on wasm", () => {
       disposeModel(model);
       return out;
     });
+    expect(nativeGraphCount() > graphs).toBe(native);
     expect(relativeError(wasm[0]!, cpu[0]!)).toBeLessThan(1e-5);
     trainable.forEach((name, i) => expect(relativeError(wasm[1 + i]!, cpu[1 + i]!), name).toBeLessThan(1e-5));
     names.forEach((name, i) => expect(relativeError(wasm[1 + trainable.length + i]!, cpu[1 + trainable.length + i]!), name).toBeLessThan(1e-5));

@@ -1,0 +1,255 @@
+// Convolutions for the wasm training backend on onnxruntime's native CPU kernels (MLAS: AVX2 and
+// FMA where the CPU has them). They run about twice as fast as XNNPACK's 128-bit wasm SIMD on the
+// development machine, and convolutions are most of a training step. Everything else stays on wasm.
+//
+// tfjs kernels must return synchronously. onnxruntime-node's public `run()` is a promise around a
+// synchronous native call (deferred with setImmediate), so this calls the native session directly
+// through onnxruntime-node's binding module: an internal path of the pinned version, covered by the
+// tests in test/training/engine/native-conv.test.ts.
+//
+// Each op is a small ONNX graph over NHWC tensors (batch symbolic), built once per geometry:
+//  - forward: transpose to NCHW, Conv, transpose back;
+//  - input gradient: ConvTranspose with the forward's pads and strides, between the same transposes;
+//  - filter gradient: for each filter tap (i, j), the input pixels that tap reads (a strided Slice of
+//    the padded input) times dy, as one GEMM [Ci, N*OH*OW] x [N*OH*OW, Co]; the taps stack into
+//    [kh, kw, Ci, Co], tfjs' filter layout.
+// Tensors cross without copies: inputs are views of the wasm heap, and onnxruntime writes the
+// result into an output tensor tfjs allocated there.
+import { createRequire } from "node:module";
+import * as tf from "@tensorflow/tfjs";
+import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { type NodeProto, encodeModel, int, int64Tensor, ints, node, valueInfo } from "../export/proto.ts";
+import { registerWasmTrainingKernels } from "./wasm-kernels.ts";
+
+type Info = tf.TensorInfo;
+type Shape4 = [number, number, number, number];
+const OPSET = 13;
+
+interface NativeSession {
+  run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): Record<string, unknown>;
+}
+interface Binding {
+  binding: { InferenceSession: new () => NativeSession & { loadModel(buffer: ArrayBufferLike, offset: number, length: number, options: object): void } };
+  initOrt(): void;
+}
+type TensorClass = new (type: "float32", data: Float32Array, dims: readonly number[]) => unknown;
+
+let ort: { binding: Binding; Tensor: TensorClass } | undefined;
+
+/** Loads onnxruntime-node's native binding; throws why it cannot. */
+export function loadNativeRuntime(): void {
+  if (ort) return;
+  const require = createRequire(import.meta.url);
+  const binding = require("onnxruntime-node/dist/binding.js") as Binding;
+  const { Tensor } = require("onnxruntime-node") as { Tensor: TensorClass };
+  binding.initOrt();
+  ort = { binding, Tensor };
+}
+
+// One thread per session: the data-parallel replicas already keep every core busy, and at these
+// sizes onnxruntime's own threads gave nothing on 2 cores.
+const SESSION_OPTIONS = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all", executionMode: "sequential", logSeverityLevel: 3 };
+
+const sessions = new Map<string, NativeSession>();
+
+function session(key: string, build: () => Uint8Array): NativeSession {
+  let s = sessions.get(key);
+  if (!s) {
+    if (!ort) throw new Error("native convolutions used before loadNativeRuntime()");
+    const bytes = build();
+    const created = new ort.binding.binding.InferenceSession();
+    created.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, SESSION_OPTIONS);
+    sessions.set(key, created);
+    s = created;
+  }
+  return s;
+}
+
+/** The convolution geometry: filter size, strides and explicit (possibly asymmetric) padding. */
+interface Geometry {
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  top: number;
+  bottom: number;
+  left: number;
+  right: number;
+}
+
+function geometry(info: tf.backend_util.Conv2DInfo): Geometry {
+  const { top, bottom, left, right } = info.padInfo;
+  return { kh: info.filterHeight, kw: info.filterWidth, sh: info.strideHeight, sw: info.strideWidth, top, bottom, left, right };
+}
+
+const key = (op: string, ...parts: (number | number[] | Geometry)[]) => `${op}:${JSON.stringify(parts)}`;
+const TO_NCHW = [0, 3, 1, 2];
+const TO_NHWC = [0, 2, 3, 1];
+const FILTER_TO_OIHW = [3, 2, 0, 1]; // tfjs [kh, kw, in, out] -> ONNX [out, in, kh, kw]
+
+function graphModel(nodes: NodeProto[], inputs: [string, (number | string)[]][], output: (number | string)[], initializers: object[] = []): Uint8Array {
+  return encodeModel({ opset: OPSET, nodes, initializers, inputs: inputs.map(([n, d]) => valueInfo(n, d)), outputs: [valueInfo("y", output)], name: "conv" });
+}
+
+function forwardModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number]): Uint8Array {
+  return graphModel(
+    [
+      node("Transpose", ["x"], ["xc"], [ints("perm", TO_NCHW)]),
+      node("Transpose", ["filter"], ["wc"], [ints("perm", FILTER_TO_OIHW)]),
+      node("Conv", ["xc", "wc"], ["yc"], [ints("kernel_shape", [g.kh, g.kw]), ints("strides", [g.sh, g.sw]), ints("pads", [g.top, g.left, g.bottom, g.right])]),
+      node("Transpose", ["yc"], ["y"], [ints("perm", TO_NHWC)]),
+    ],
+    [["x", ["N", h, w, ci]], ["filter", [g.kh, g.kw, ci, co]]],
+    ["N", oh, ow, co],
+  );
+}
+
+function inputGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number]): Uint8Array {
+  // ConvTranspose's output size is s*(in-1) + output_padding + k - pads; output_padding restores
+  // the rows and columns the forward convolution's floor division dropped.
+  const outputPadding = [h + g.top + g.bottom - (g.sh * (oh - 1) + g.kh), w + g.left + g.right - (g.sw * (ow - 1) + g.kw)];
+  return graphModel(
+    [
+      node("Transpose", ["dy"], ["dyc"], [ints("perm", TO_NCHW)]),
+      node("Transpose", ["filter"], ["wc"], [ints("perm", FILTER_TO_OIHW)]), // [out, in, kh, kw] = ConvTranspose's [C_in, C_out, kh, kw]
+      node("ConvTranspose", ["dyc", "wc"], ["dxc"], [ints("kernel_shape", [g.kh, g.kw]), ints("strides", [g.sh, g.sw]), ints("pads", [g.top, g.left, g.bottom, g.right]), ints("output_padding", outputPadding)]),
+      node("Transpose", ["dxc"], ["y"], [ints("perm", TO_NHWC)]),
+    ],
+    [["dy", ["N", oh, ow, co]], ["filter", [g.kh, g.kw, ci, co]]],
+    ["N", h, w, ci],
+  );
+}
+
+function filterGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number]): Uint8Array {
+  const nodes: NodeProto[] = [node("Reshape", ["dy", "dyShape"], ["dyFlat"])];
+  const initializers: object[] = [int64Tensor("dyShape", [-1, co]), int64Tensor("xShape", [-1, ci]), int64Tensor("axes", [1, 2]), int64Tensor("steps", [g.sh, g.sw]), int64Tensor("filterShape", [g.kh, g.kw, ci, co])];
+  let padded = "x";
+  if (g.top || g.bottom || g.left || g.right) {
+    initializers.push(int64Tensor("pads", [0, g.top, g.left, 0, 0, g.bottom, g.right, 0]));
+    nodes.push(node("Pad", ["x", "pads"], ["xp"]));
+    padded = "xp";
+  }
+  const whole = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && padded === "x" && oh === h && ow === w;
+  const taps: string[] = [];
+  for (let i = 0; i < g.kh; i++) {
+    for (let j = 0; j < g.kw; j++) {
+      const t = `${i}_${j}`;
+      let rows = padded;
+      if (!whole) {
+        initializers.push(int64Tensor(`start${t}`, [i, j]), int64Tensor(`end${t}`, [i + g.sh * (oh - 1) + 1, j + g.sw * (ow - 1) + 1]));
+        nodes.push(node("Slice", [padded, `start${t}`, `end${t}`, "axes", "steps"], [`x${t}`]));
+        rows = `x${t}`;
+      }
+      nodes.push(node("Reshape", [rows, "xShape"], [`xFlat${t}`]), node("Gemm", [`xFlat${t}`, "dyFlat"], [`dw${t}`], [int("transA", 1)]));
+      taps.push(`dw${t}`);
+    }
+  }
+  nodes.push(node("Concat", taps, ["dwFlat"], [int("axis", 0)]), node("Reshape", ["dwFlat", "filterShape"], ["y"]));
+  return graphModel(nodes, [["x", ["N", h, w, ci]], ["dy", ["N", oh, ow, co]]], [g.kh, g.kw, ci, co], initializers);
+}
+
+/**
+ * Runs a cached graph: allocates the output in the wasm heap first (allocation can grow the heap and
+ * detach older views), then passes views of the inputs and the output.
+ */
+function runInto(backend: BackendWasm, s: NativeSession, inputs: Record<string, Info>, outShape: number[]): Info {
+  const out = backend.makeOutput(outShape, "float32");
+  const { Tensor } = ort!;
+  const feeds: Record<string, unknown> = {};
+  for (const [name, info] of Object.entries(inputs)) feeds[name] = new Tensor("float32", backend.typedArrayFromHeap(info) as Float32Array, info.shape);
+  s.run(feeds, { y: new Tensor("float32", backend.typedArrayFromHeap(out) as Float32Array, outShape) }, {});
+  return out;
+}
+
+interface ConvAttrs {
+  strides: [number, number] | number;
+  pad: "valid" | "same" | number | [[number, number], [number, number], [number, number], [number, number]];
+  dataFormat: string;
+  dilations?: [number, number] | number;
+  dimRoundingMode?: "floor" | "round" | "ceil";
+}
+
+const channelsLast = (f: string) => f === "NHWC" || f === "channelsLast";
+const undilated = (d: ConvAttrs["dilations"]) => d === undefined || d === 1 || (Array.isArray(d) && d[0] === 1 && d[1] === 1);
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+function makeKernels(fallback: Record<string, tf.KernelFunc>) {
+  const conv2D = (args: KernelArgs): Info => {
+    const a = args.attrs as unknown as ConvAttrs;
+    if (!channelsLast(a.dataFormat) || !undilated(a.dilations)) return fallback.Conv2D!(args as never) as Info;
+    const { x, filter } = args.inputs as { x: Info; filter: Info };
+    const info = tf.backend_util.computeConv2DInfo(x.shape as Shape4, filter.shape as Shape4, a.strides, 1, a.pad, a.dimRoundingMode);
+    const g = geometry(info);
+    const out: [number, number] = [info.outHeight, info.outWidth];
+    const s = session(key("conv", g, x.shape.slice(1), info.outChannels), () => forwardModel(g, x.shape as Shape4, info.outChannels, out));
+    return runInto(args.backend as BackendWasm, s, { x, filter }, [x.shape[0]!, ...out, info.outChannels]);
+  };
+
+  const conv2DBackpropInput = (args: KernelArgs): Info => {
+    const a = args.attrs as unknown as ConvAttrs & { inputShape: Shape4 };
+    if (!channelsLast(a.dataFormat)) return fallback.Conv2DBackpropInput!(args as never) as Info;
+    const { dy, filter } = args.inputs as { dy: Info; filter: Info };
+    const info = tf.backend_util.computeConv2DInfo(a.inputShape, filter.shape as Shape4, a.strides, 1, a.pad, a.dimRoundingMode);
+    const g = geometry(info);
+    const out: [number, number] = [info.outHeight, info.outWidth];
+    const s = session(key("dx", g, a.inputShape.slice(1), info.outChannels), () => inputGradientModel(g, a.inputShape, info.outChannels, out));
+    return runInto(args.backend as BackendWasm, s, { dy, filter }, [...a.inputShape]);
+  };
+
+  const conv2DBackpropFilter = (args: KernelArgs): Info => {
+    const a = args.attrs as unknown as ConvAttrs & { filterShape: Shape4 };
+    if (!channelsLast(a.dataFormat)) return fallback.Conv2DBackpropFilter!(args as never) as Info;
+    const { x, dy } = args.inputs as { x: Info; dy: Info };
+    const info = tf.backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode);
+    const g = geometry(info);
+    const out: [number, number] = [info.outHeight, info.outWidth];
+    const s = session(key("dw", g, x.shape.slice(1), info.outChannels), () => filterGradientModel(g, x.shape as Shape4, info.outChannels, out));
+    return runInto(args.backend as BackendWasm, s, { x, dy }, [...a.filterShape]);
+  };
+
+  return { Conv2D: conv2D, Conv2DBackpropInput: conv2DBackpropInput, Conv2DBackpropFilter: conv2DBackpropFilter };
+}
+
+const KERNELS = ["Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"] as const;
+let replaced: Map<string, tf.KernelConfig> | undefined;
+
+function register(config: tf.KernelConfig): void {
+  tf.unregisterKernel(config.kernelName, "wasm");
+  tf.registerKernel(config);
+}
+
+/**
+ * Routes the wasm backend's convolution kernels to onnxruntime (on) or back to the ones registered
+ * before (off). Layouts or options the native graphs do not cover (NCHW, dilation) keep the wasm
+ * kernels. Throws if onnxruntime-node cannot load.
+ */
+export function useNativeConvolutions(on: boolean): void {
+  if (on === (replaced !== undefined)) return;
+  if (on) {
+    loadNativeRuntime();
+    registerWasmTrainingKernels(); // the wasm gradient kernels become the fallback
+    const previous = new Map<string, tf.KernelConfig>();
+    for (const name of KERNELS) {
+      const config = tf.getKernel(name, "wasm");
+      if (!config) throw new Error(`wasm backend has no "${name}" kernel to replace`);
+      previous.set(name, config);
+    }
+    const kernels = makeKernels(Object.fromEntries([...previous].map(([n, c]) => [n, c.kernelFunc])));
+    // Keep each config's setup (the wasm Conv2D binds its C function there): the fallback needs it.
+    for (const name of KERNELS) register({ ...previous.get(name)!, kernelFunc: kernels[name] as tf.KernelFunc });
+    replaced = previous;
+  } else {
+    for (const config of replaced!.values()) register(config);
+    replaced = undefined;
+  }
+}
+
+export function nativeConvolutionsActive(): boolean {
+  return replaced !== undefined;
+}
+
+/** How many native graphs were built (one per op and geometry): tests use it to see they ran. */
+export function nativeGraphCount(): number {
+  return sessions.size;
+}
