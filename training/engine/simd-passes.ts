@@ -1,14 +1,16 @@
-// Two per-channel passes over [rows, C] float32 data (channels innermost) in WebAssembly SIMD, run on
-// the wasm backend's own memory: the inner loops of the fused batch norm (batchnorm.ts). Plain JS
-// does them at ~1.5 ns an element; four lanes at a time they run at the speed of the backend's own
-// element-wise kernels. The module is small enough to write out here, instruction by instruction,
-// which spares a WebAssembly toolchain. Channels are taken four at a time (any C >= 4: unaligned
-// loads are fine); the caller does the last C mod 4 channels.
+// Passes over float32 data in WebAssembly SIMD, run on the wasm backend's own memory: the two
+// per-channel inner loops of the fused batch norm (batchnorm.ts, [rows, C] data with channels
+// innermost) and the ReLU gradient (relu.ts). Plain JS does them at ~1.5 ns an element; four lanes
+// at a time they run at the speed of the backend's own element-wise kernels. The module is small
+// enough to write out here, instruction by instruction, which spares a WebAssembly toolchain.
+// Channels are taken four at a time (any C >= 4: unaligned loads are fine); the caller does the last
+// C mod 4 channels (or elements).
 //
 //   sums(u, v, rows, rowBytes, groups, acc):   for every row and 4-channel group g,
 //       acc[g] += [u as 2 x f64x2, u*v as 2 x f64x2]          (acc: groups x 64 bytes of doubles)
 //   affine(out, u, v, coef, rows, rowBytes, groups):
 //       out = a*u + b*v + k per channel, coef = groups x [a, b, k] (48 bytes a group)
+//   reluGrad(out, dy, x, groups):   out = dy where x > 0, else 0, four floats a group (relu.ts)
 
 const I32 = 0x7f;
 const V128 = 0x7b;
@@ -53,13 +55,16 @@ const F32X4_ADD = simd(228);
 const F32X4_MUL = simd(230);
 const F64X2_ADD = simd(240);
 const F64X2_PROMOTE_LOW = simd(95);
+const F32X4_GT = simd(0x44);
+const V128_AND = simd(0x4e);
+const V128_ZERO = simd(0x0c, ...new Array<number>(16).fill(0));
 /** Lanes 2, 3 of an f32x4 into lanes 0, 1. */
 const HIGH_TO_LOW = simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
 const increment = (local: number, by: number | number[]) => [...get(local), ...(typeof by === "number" ? i32const(by) : by), ...I32_ADD, ...set(local)];
 
-/** `for (r = 0; r < rows; r++) { rowStart; for (g = 0; g < groups; g++) groupBody }` */
-function rowsAndGroups(rows: number, groups: number, r: number, g: number, rowStart: number[], groupBody: number[]): number[] {
-  const whileLess = (i: number, n: number, body: number[]) => [
+/** `for (i = 0; i < n; i++) body` over locals i and n. */
+function whileLess(i: number, n: number, body: number[]): number[] {
+  return [
     ...i32const(0), ...set(i),
     0x02, 0x40, // block
     ...get(i), ...get(n), ...I32_LT_U, 0x45, 0x0d, 0x00, // if !(i < n) break
@@ -69,6 +74,10 @@ function rowsAndGroups(rows: number, groups: number, r: number, g: number, rowSt
     ...get(i), ...get(n), ...I32_LT_U, 0x0d, 0x00, // continue while i < n
     0x0b, 0x0b,
   ];
+}
+
+/** `for (r = 0; r < rows; r++) { rowStart; for (g = 0; g < groups; g++) groupBody }` */
+function rowsAndGroups(rows: number, groups: number, r: number, g: number, rowStart: number[], groupBody: number[]): number[] {
   return whileLess(r, rows, [...rowStart, ...whileLess(g, groups, groupBody)]);
 }
 
@@ -117,21 +126,36 @@ const affineBody = (() => {
   return [...locals, ...rowsAndGroups(4, 6, 7, 8, rowStart, groupBody), 0x0b];
 })();
 
+// reluGrad(out0, dy1, x2, groups3); locals: g4. out = dy where x > 0, else 0 (NaN x gives 0).
+const reluGradBody = (() => {
+  const groupBody = [
+    ...get(0),
+    ...get(1), ...load(0),
+    ...get(2), ...load(0), ...V128_ZERO, ...F32X4_GT,
+    ...V128_AND,
+    ...store(0),
+    ...increment(0, 16), ...increment(1, 16), ...increment(2, 16),
+  ];
+  return [...vec([[1, I32]]), ...whileLess(4, 3, groupBody), 0x0b];
+})();
+
 function moduleBytes(): Uint8Array<ArrayBuffer> {
   const fnType = (params: number) => [0x60, ...vec(Array.from({ length: params }, () => [I32])), 0x00];
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([fnType(6), fnType(7)])),
+    ...section(1, vec([fnType(6), fnType(7), fnType(4)])),
     ...section(2, vec([[...name("env"), ...name("memory"), 0x02, 0x00, 0x01]])), // memory, min 1 page, no max
-    ...section(3, vec([[0], [1]])),
-    ...section(7, vec([[...name("sums"), 0x00, 0], [...name("affine"), 0x00, 1]])),
-    ...section(10, vec([[...leb(sumsBody.length), ...sumsBody], [...leb(affineBody.length), ...affineBody]])),
+    ...section(3, vec([[0], [1], [2]])),
+    ...section(7, vec([[...name("sums"), 0x00, 0], [...name("affine"), 0x00, 1], [...name("reluGrad"), 0x00, 2]])),
+    ...section(10, vec([[...leb(sumsBody.length), ...sumsBody], [...leb(affineBody.length), ...affineBody], [...leb(reluGradBody.length), ...reluGradBody]])),
   ]);
 }
 
 export interface SimdPasses {
   sums(u: number, v: number, rows: number, rowBytes: number, groups: number, acc: number): void;
   affine(out: number, u: number, v: number, coef: number, rows: number, rowBytes: number, groups: number): void;
+  /** out = dy where x > 0, else 0, for `groups` groups of four floats. */
+  reluGrad(out: number, dy: number, x: number, groups: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;

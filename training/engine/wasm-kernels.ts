@@ -9,6 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { registerBatchNormKernels } from "./batchnorm.ts";
+import { registerReluGradient } from "./relu.ts";
 
 type Info = tf.TensorInfo;
 type Pad = "valid" | "same" | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -175,7 +176,7 @@ function identity({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend:
 
 let registered = false;
 
-/** Registers (or replaces) the wasm gradient kernels above and the fused batch norm. Idempotent. */
+/** Registers (or replaces) the wasm gradient kernels above, the fused batch norm and the ReLU gradient. Idempotent. */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
   for (const [kernelName, kernelFunc] of [
@@ -187,5 +188,6 @@ export function registerWasmTrainingKernels(): void {
     tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc: kernelFunc as tf.KernelFunc });
   }
   registerBatchNormKernels();
+  registerReluGradient();
   registered = true;
 }
