@@ -8,7 +8,8 @@
 // tests in test/training/engine/native-conv.test.ts.
 //
 // Each op is a small ONNX graph over NHWC tensors (batch symbolic), built once per geometry:
-//  - forward: transpose to NCHW, Conv, transpose back;
+//  - forward: transpose to NCHW, Conv, transpose back; inference's FusedConv2D (batch norm folded,
+//    forward.ts) adds the bias and a ReLU in the same graph;
 //  - input gradient: at stride 1 a Conv of dy with the rotated filter, else ConvTranspose with the
 //    forward's pads and strides, between the same transposes;
 //  - filter gradient: for each filter tap (i, j), the input pixels that tap reads (a strided Slice of
@@ -92,15 +93,18 @@ function graphModel(nodes: NodeProto[], inputs: [string, (number | string)[]][],
   return encodeModel({ opset: OPSET, nodes, initializers, inputs: inputs.map(([n, d]) => valueInfo(n, d)), outputs: [valueInfo("y", output)], name: "conv" });
 }
 
-function forwardModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number]): Uint8Array {
+/** Forward convolution; inference (FusedConv2D) adds a bias and a ReLU inside the same graph. */
+function forwardModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number], { bias = false, relu = false } = {}): Uint8Array {
+  const conv = relu ? "yr" : "yc";
   return graphModel(
     [
       node("Transpose", ["x"], ["xc"], [ints("perm", TO_NCHW)]),
       node("Transpose", ["filter"], ["wc"], [ints("perm", FILTER_TO_OIHW)]),
-      node("Conv", ["xc", "wc"], ["yc"], [ints("kernel_shape", [g.kh, g.kw]), ints("strides", [g.sh, g.sw]), ints("pads", [g.top, g.left, g.bottom, g.right])]),
+      node("Conv", bias ? ["xc", "wc", "bias"] : ["xc", "wc"], [conv], [ints("kernel_shape", [g.kh, g.kw]), ints("strides", [g.sh, g.sw]), ints("pads", [g.top, g.left, g.bottom, g.right])]),
+      ...(relu ? [node("Relu", [conv], ["yc"])] : []),
       node("Transpose", ["yc"], ["y"], [ints("perm", TO_NHWC)]),
     ],
-    [["x", ["N", h, w, ci]], ["filter", [g.kh, g.kw, ci, co]]],
+    [["x", ["N", h, w, ci]], ["filter", [g.kh, g.kw, ci, co]], ...(bias ? [["bias", [co]] as [string, number[]]] : [])],
     ["N", oh, ow, co],
   );
 }
@@ -205,6 +209,19 @@ function makeKernels(fallback: Record<string, tf.KernelFunc>) {
     return runInto(args.backend as BackendWasm, s, { x, filter }, [x.shape[0]!, ...out, info.outChannels]);
   };
 
+  const fusedConv2D = (args: KernelArgs): Info => {
+    const a = args.attrs as unknown as ConvAttrs & { activation: string };
+    const { x, filter, bias, preluActivationWeights } = args.inputs as { x: Info; filter: Info; bias?: Info; preluActivationWeights?: Info };
+    const relu = a.activation === "relu";
+    const plain = a.activation === "linear" || relu;
+    if (!channelsLast(a.dataFormat) || !undilated(a.dilations) || !plain || preluActivationWeights || (bias && bias.shape.length !== 1)) return fallback.FusedConv2D!(args as never) as Info;
+    const info = tf.backend_util.computeConv2DInfo(x.shape as Shape4, filter.shape as Shape4, a.strides, 1, a.pad, a.dimRoundingMode);
+    const g = geometry(info);
+    const out: [number, number] = [info.outHeight, info.outWidth];
+    const s = session(key(`fused-${bias ? "bias" : "nobias"}-${a.activation}`, g, x.shape.slice(1), info.outChannels), () => forwardModel(g, x.shape as Shape4, info.outChannels, out, { bias: !!bias, relu }));
+    return runInto(args.backend as BackendWasm, s, bias ? { x, filter, bias } : { x, filter }, [x.shape[0]!, ...out, info.outChannels]);
+  };
+
   const conv2DBackpropInput = (args: KernelArgs): Info => {
     const a = args.attrs as unknown as ConvAttrs & { inputShape: Shape4 };
     if (!channelsLast(a.dataFormat)) return fallback.Conv2DBackpropInput!(args as never) as Info;
@@ -227,10 +244,10 @@ function makeKernels(fallback: Record<string, tf.KernelFunc>) {
     return runInto(args.backend as BackendWasm, s, { x, dy }, [...a.filterShape]);
   };
 
-  return { Conv2D: conv2D, Conv2DBackpropInput: conv2DBackpropInput, Conv2DBackpropFilter: conv2DBackpropFilter };
+  return { Conv2D: conv2D, FusedConv2D: fusedConv2D, Conv2DBackpropInput: conv2DBackpropInput, Conv2DBackpropFilter: conv2DBackpropFilter };
 }
 
-const KERNELS = ["Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"] as const;
+const KERNELS = ["Conv2D", "FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"] as const;
 let replaced: Map<string, tf.KernelConfig> | undefined;
 
 function register(config: tf.KernelConfig): void {

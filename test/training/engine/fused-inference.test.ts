@@ -1,13 +1,22 @@
 // Inference with batch norm (and ReLU) folded into the convolutions equals the layer-by-layer pass,
-// on wasm and on cpu, with non-trivial moving statistics.
+// on wasm (convolutions on XNNPACK and on native onnxruntime) and on cpu, with non-trivial moving
+// statistics.
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
+import { nativeGraphCount, useNativeConvolutions } from "../../../training/engine/native-conv.ts";
 import { createModel, disposeModel, forward } from "../../../training/model/forward.ts";
 import { architecture } from "../../../training/model/resnet.ts";
 import { onBothBackends, randomValues, relativeError } from "./gradcheck.ts";
 
 describe("fused inference (BN folded into convolutions)", () => {
-  it.each(["unmodified", "narrow-deep"])("gives the unfused logits for %s, on wasm and cpu", async (name) => {
+  it.each([
+    ["unmodified", false],
+    ["narrow-deep", false],
+    ["unmodified", true],
+    ["narrow-deep", true],
+  ] as const)("gives the unfused logits for %s, on wasm (native convolutions: %s) and cpu", async (name, native) => {
+    useNativeConvolutions(native);
+    const graphs = nativeGraphCount();
     const graph = architecture(name, { height: 12, width: 12, channels: 3 }, 5, 0.25);
     const { cpu, wasm } = await onBothBackends(() => {
       const model = createModel(graph, 3);
@@ -21,6 +30,7 @@ describe("fused inference (BN folded into convolutions)", () => {
       disposeModel(model);
       return out;
     });
+    expect(nativeGraphCount() > graphs).toBe(native);
     expect(relativeError(cpu[0]!, cpu[1]!)).toBeLessThan(1e-5);
     expect(relativeError(wasm[0]!, wasm[1]!)).toBeLessThan(1e-5);
     expect(relativeError(wasm[0]!, cpu[1]!)).toBeLessThan(1e-5);
