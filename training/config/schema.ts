@@ -106,7 +106,7 @@ export const FIELDS: Record<keyof DistillConfig, Field> = {
   flip: { kind: "boolean", help: "random horizontal flips" },
   seed: { kind: "int", help: "seed of weights, data order, splits and augmentation", check: atLeast(0) },
   backend: { kind: "string", help: "tfjs backend: auto, node-gpu, node, wasm or cpu", check: oneOf(["auto", "node-gpu", "node", "wasm", "cpu"]) },
-  replicas: { kind: "int", help: "wasm backend: data-parallel worker threads, 0 = one per idle core (cores minus the load average, at most 8)", check: atLeast(0) },
+  replicas: { kind: "int", help: "wasm backend: data-parallel worker threads, 0 = one per idle core (cores minus those busy when the run starts, at most 8)", check: atLeast(0) },
   convolutions: { kind: "string", help: "wasm backend: convolutions on native onnxruntime kernels (native), XNNPACK (wasm), or native where it loads (auto)", check: oneOf(CONVOLUTIONS) },
   teacherEngine: { kind: "string", help: "what computes the teacher's soft targets: auto, onnx or tfjs", check: oneOf(TEACHER_ENGINES) },
   checkpointMinutes: { kind: "number", help: "minutes between checkpoints inside an epoch, 0 = only at epoch ends", check: atLeast(0) },

@@ -21,23 +21,37 @@ export interface TrainingEngine extends Engine {
 }
 
 export interface TrainingEngineOptions extends InitOptions {
-  /** Data-parallel replicas on wasm; default: defaultReplicas(). 1 disables it. */
+  /** Data-parallel replicas on wasm; default: one per idle core (defaultReplicas). 1 disables it. */
   replicas?: number;
 }
 
 /**
  * One replica per idle core (at most 8). Replicas move in lock-step, so one the OS deschedules
- * stalls the rest: on a machine already busy (1-minute load average) fewer replicas finish sooner.
+ * stalls the rest: on a machine already busy, fewer replicas finish sooner.
  */
-export function defaultReplicas(cores = os.availableParallelism(), load = os.loadavg()[0] ?? 0): number {
-  return Math.max(1, Math.min(8, cores - Math.round(load)));
+export function defaultReplicas(cores: number, busy: number): number {
+  return Math.max(1, Math.min(8, cores - Math.round(busy)));
+}
+
+/**
+ * Cores busy right now, from the CPU times over `ms`. Not the load average: that decays over a
+ * minute, so a process that has just ended (a benchmark, the previous run) still counts.
+ */
+export async function busyCores(ms = 500): Promise<number> {
+  const idle = () => os.cpus().reduce((sum, c) => sum + c.times.idle, 0);
+  const [i0, t0] = [idle(), performance.now()];
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const idleCores = (idle() - i0) / (performance.now() - t0); // times are in ms
+  return Math.max(0, os.cpus().length - idleCores);
 }
 
 export async function startTrainingEngine(requested?: string, { replicas, log = console.log, convolutions = "auto" }: TrainingEngineOptions = {}): Promise<TrainingEngine> {
   const engine = await initBackend(requested, { log, convolutions });
-  const want = replicas ?? defaultReplicas();
-  if (engine.backend === "wasm" && replicas === undefined && want < os.availableParallelism()) {
-    log(`engine: ${want} data-parallel replica(s) for ${os.availableParallelism()} cores: the load average is ${os.loadavg()[0]!.toFixed(1)} (--replicas sets it)`);
+  const cores = os.availableParallelism();
+  const busy = engine.backend === "wasm" && replicas === undefined ? await busyCores() : 0;
+  const want = replicas ?? defaultReplicas(cores, busy);
+  if (engine.backend === "wasm" && replicas === undefined && want < cores) {
+    log(`engine: ${want} data-parallel replica(s) for ${cores} cores: ${busy.toFixed(1)} cores are busy with other work (--replicas sets it)`);
   }
   if (engine.backend !== "wasm" || want <= 1) return { ...engine, replicas: 1, gradients: lossAndGradients, close: async () => {} };
   // Replicas use the convolutions the main thread got ("wasm" only where native did not load there).

@@ -1,3 +1,5 @@
+import os from "node:os";
+import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { BACKENDS, currentEngine, initBackend } from "../../../training/engine/backend.ts";
@@ -75,5 +77,19 @@ describe("defaultReplicas", () => {
     expect(defaultReplicas(2, 7)).toBe(1);
     expect(defaultReplicas(16, 2.2)).toBe(8);
     expect(defaultReplicas(4, 1.4)).toBe(3);
+  });
+
+  it("counts a core that is busy now", async () => {
+    const { busyCores } = await import("../../../training/engine/index.ts");
+    // A thread spinning for a second keeps one core busy while busyCores samples.
+    const spinner = new Worker("const end = Date.now() + 1000; while (Date.now() < end);", { eval: true });
+    try {
+      await new Promise((resolve) => spinner.once("online", resolve));
+      const busy = await busyCores(300);
+      expect(busy).toBeGreaterThanOrEqual(0.5);
+      expect(busy).toBeLessThanOrEqual(os.cpus().length);
+    } finally {
+      await spinner.terminate();
+    }
   });
 });
