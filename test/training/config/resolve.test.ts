@@ -41,6 +41,7 @@ describe("configuration", () => {
     expect(() => flags("--batch-size", "6.5")).toThrow(/--batch-size: batchSize must be a whole number, got 6.5/);
     expect(() => flags("--students", "teacher")).toThrow(/unknown student teacher \(known: unmodified, wide, narrow-deep\)/);
     expect(() => flags("--schedule", "linear")).toThrow(/schedule must be one of: cosine, step/);
+    expect(() => flags("--convolutions", "gpu")).toThrow(/--convolutions: convolutions must be one of: auto, native, wasm, got "gpu"/);
     expect(() => flags("--epochs")).toThrow(/--epochs needs a value/);
     expect(() => flags("--no-epochs")).toThrow(/only true\/false settings can be negated/);
     expect(parseFlag("--resume", () => "x")).toBeNull();
