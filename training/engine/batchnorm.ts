@@ -14,7 +14,7 @@
 // computes on the whole batch ("synchronized batch norm").
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
-import { type SimdPasses, simdPasses } from "./simd-passes.ts";
+import { type SimdPasses, backendSimdPasses } from "./simd-passes.ts";
 
 export const BN_TRAIN = "NarrowdeepBatchNormTrain";
 export const BN_TRAIN_GRAD = "NarrowdeepBatchNormTrainGrad";
@@ -131,15 +131,13 @@ interface Emscripten {
   _malloc(bytes: number): number;
   _free(ptr: number): void;
   HEAPU8: Uint8Array;
-  asm?: { memory?: WebAssembly.Memory };
 }
 const emscripten = (backend: BackendWasm) => backend.wasm as unknown as Emscripten;
 
 /** Call before taking heap views: it may allocate (and so grow the heap). */
 function passes(backend: BackendWasm, channels: number): Passes {
   const module = emscripten(backend);
-  const memory = module.asm?.memory;
-  const simd = memory ? simdPasses(memory) : null;
+  const simd = backendSimdPasses(backend);
   const groups = simd ? Math.floor(channels / 4) : 0;
   const bytes = groups * 112; // sums: 64 bytes a group; coefficients: 48
   let s = scratchOf.get(backend);

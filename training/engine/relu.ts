@@ -4,22 +4,16 @@
 // other backends keep tfjs' own formula.
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
-import { simdPasses } from "./simd-passes.ts";
+import { backendSimdPasses } from "./simd-passes.ts";
 
 export const RELU_GRAD = "NarrowdeepReluGrad";
-
-/** The wasm module's memory (the backend's typings omit it). */
-function memoryOf(backend: BackendWasm): WebAssembly.Memory | undefined {
-  return (backend.wasm as unknown as { asm?: { memory?: WebAssembly.Memory } }).asm?.memory;
-}
 
 function reluGradKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
   const wasm = backend as BackendWasm;
   const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
   const out = wasm.makeOutput(x.shape, "float32"); // before taking views: it may grow the heap
   const size = tf.util.sizeFromShape(x.shape);
-  const memory = memoryOf(wasm);
-  const simd = memory ? simdPasses(memory) : null;
+  const simd = backendSimdPasses(wasm);
   const groups = simd ? size >> 2 : 0;
   if (groups > 0) simd!.reluGrad(wasm.getMemoryOffset(out.dataId) as number, wasm.getMemoryOffset(dy.dataId) as number, wasm.getMemoryOffset(x.dataId) as number, groups);
   const o = wasm.typedArrayFromHeap(out) as Float32Array;

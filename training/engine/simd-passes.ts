@@ -179,3 +179,9 @@ export function simdPasses(memory: WebAssembly.Memory): SimdPasses | null {
   }
   return passes;
 }
+
+/** The passes on a wasm backend's own heap (its typings omit the module's memory), or null. */
+export function backendSimdPasses(backend: { wasm: unknown }): SimdPasses | null {
+  const memory = (backend.wasm as { asm?: { memory?: WebAssembly.Memory } }).asm?.memory;
+  return memory ? simdPasses(memory) : null;
+}
