@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import type { Convolutions } from "../config/schema.ts";
-import { useNativeConvolutions } from "./native-conv.ts";
+import { nchwcBlock, useNativeConvolutions } from "./native-conv.ts";
 import { registerWasmTrainingKernels } from "./wasm-kernels.ts";
 
 export const BACKENDS = ["node-gpu", "node", "wasm", "cpu"] as const;
@@ -70,7 +70,8 @@ function chooseConvolutions(want: Convolutions, log: (line: string) => void): st
   if (want !== "wasm") {
     try {
       useNativeConvolutions(true);
-      return "convolutions native (onnxruntime CPU)";
+      const block = nchwcBlock();
+      return `convolutions native (onnxruntime CPU${block ? `, NCHWc block ${block}` : ""})`;
     } catch (err) {
       if (want === "native") throw new Error(`native convolutions need onnxruntime-node: ${reason(err)}`);
       log(`engine: convolutions stay on wasm: onnxruntime-node did not load (${reason(err)})`);

@@ -8,10 +8,12 @@
 // tests in test/training/engine/native-conv.test.ts.
 //
 // Each op is a small ONNX graph over NHWC tensors (batch symbolic), built once per geometry:
-//  - forward: transpose to NCHW, Conv, transpose back; inference's FusedConv2D (batch norm folded,
-//    forward.ts) adds the bias and a ReLU in the same graph;
-//  - input gradient: at stride 1 a Conv of dy with the rotated filter, else ConvTranspose with the
-//    forward's pads and strides, between the same transposes;
+//  - forward: where both channel counts are multiples of onnxruntime's channel block, its NCHWc
+//    convolution (the kernel its optimizer gives convolutions with constant weights, about twice
+//    as fast as its plain Conv here), else transpose to NCHW, Conv, transpose back; inference's
+//    FusedConv2D (batch norm folded, forward.ts) adds the bias and a ReLU in the same kernel;
+//  - input gradient: at stride 1 a convolution of dy with the rotated filter (NCHWc as above),
+//    else ConvTranspose with the forward's pads and strides, between transposes;
 //  - filter gradient: for each filter tap (i, j), the input pixels that tap reads (a strided Slice of
 //    the padded input) times dy, as one GEMM [Ci, N*OH*OW] x [N*OH*OW, Co]; the taps stack into
 //    [kh, kw, Ci, Co], tfjs' filter layout.
@@ -20,7 +22,7 @@
 import { createRequire } from "node:module";
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
-import { type NodeProto, encodeModel, int, int64Tensor, ints, node, valueInfo } from "../export/proto.ts";
+import { type NodeProto, encodeModel, int, int64Tensor, ints, node, str, valueInfo } from "../export/proto.ts";
 import { registerWasmTrainingKernels } from "./wasm-kernels.ts";
 
 type Info = tf.TensorInfo;
@@ -53,19 +55,50 @@ export function loadNativeRuntime(): void {
 const SESSION_OPTIONS = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all", executionMode: "sequential", logSeverityLevel: 3 };
 
 const sessions = new Map<string, NativeSession>();
+let blockedGraphs = 0;
 
-function session(key: string, build: () => Uint8Array): NativeSession {
+function load(bytes: Uint8Array): NativeSession {
+  if (!ort) throw new Error("native convolutions used before loadNativeRuntime()");
+  const created = new ort.binding.binding.InferenceSession();
+  created.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, SESSION_OPTIONS);
+  return created;
+}
+
+function session(key: string, build: () => Graph): NativeSession {
   let s = sessions.get(key);
   if (!s) {
-    if (!ort) throw new Error("native convolutions used before loadNativeRuntime()");
-    const bytes = build();
-    const created = new ort.binding.binding.InferenceSession();
-    created.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, SESSION_OPTIONS);
-    sessions.set(key, created);
-    s = created;
+    const graph = build();
+    s = load(graph.bytes);
+    sessions.set(key, s);
+    if (graph.blocked) blockedGraphs++;
   }
   return s;
 }
+
+// onnxruntime's NCHWc layout: channels in blocks of the SIMD width, [N, C/block, H, W, block].
+const NCHWC = "com.microsoft.nchwc";
+let block: number | undefined;
+
+/**
+ * The NCHWc channel block of this CPU (8 with AVX2, 16 with AVX-512), read off the shape a
+ * ReorderInput of 4 channels returns; 0 where the build has no NCHWc kernels. Throws where
+ * onnxruntime-node does not load.
+ */
+export function nchwcBlock(): number {
+  if (block === undefined) {
+    loadNativeRuntime();
+    try {
+      const bytes = encodeModel({ opset: OPSET, domains: { [NCHWC]: 1 }, nodes: [node("ReorderInput", ["x"], ["y"], [int("channels_last", 1)], NCHWC)], inputs: [valueInfo("x", [1, 1, 1, 4])], outputs: [valueInfo("y", [1, "C", 1, 1])] });
+      const out = load(bytes).run({ x: new ort!.Tensor("float32", new Float32Array(4), [1, 1, 1, 4]) }, { y: null }, {}) as { y: { dims: number[] } };
+      block = out.y.dims[1]! > 1 ? out.y.dims[1]! : 0;
+    } catch {
+      block = 0;
+    }
+  }
+  return block;
+}
+
+const blockable = (...channels: number[]) => nchwcBlock() > 0 && channels.every((c) => c % nchwcBlock() === 0);
 
 /** The convolution geometry: filter size, strides and explicit (possibly asymmetric) padding. */
 interface Geometry {
@@ -89,12 +122,47 @@ const TO_NCHW = [0, 3, 1, 2];
 const TO_NHWC = [0, 2, 3, 1];
 const FILTER_TO_OIHW = [3, 2, 0, 1]; // tfjs [kh, kw, in, out] -> ONNX [out, in, kh, kw]
 
-function graphModel(nodes: NodeProto[], inputs: [string, (number | string)[]][], output: (number | string)[], initializers: object[] = []): Uint8Array {
-  return encodeModel({ opset: OPSET, nodes, initializers, inputs: inputs.map(([n, d]) => valueInfo(n, d)), outputs: [valueInfo("y", output)], name: "conv" });
+/** An encoded graph, and whether it runs on the NCHWc kernels. */
+interface Graph {
+  bytes: Uint8Array;
+  blocked: boolean;
+}
+
+function graphModel(nodes: NodeProto[], inputs: [string, (number | string)[]][], output: (number | string)[], initializers: object[] = []): Graph {
+  const blocked = nodes.some((n) => n.domain === NCHWC);
+  const bytes = encodeModel({ opset: OPSET, domains: blocked ? { [NCHWC]: 1 } : {}, nodes, initializers, inputs: inputs.map(([n, d]) => valueInfo(n, d)), outputs: [valueInfo("y", output)], name: "conv" });
+  return { bytes, blocked };
+}
+
+const REVERSE_KERNEL = [int64Tensor("last", [-1, -1]), int64Tensor("beforeFirst", [-(2 ** 31), -(2 ** 31)]), int64Tensor("reverse", [-1, -1])];
+
+/**
+ * An NCHWc convolution from NHWC to NHWC: ReorderInput and ReorderOutput read and write channels
+ * last, so no transposes. The filter comes in tfjs' layout [kh, kw, in, out] at every call and is
+ * reordered into blocks ([out/b, in/b, kh, kw, b_in, b_out]) inside the graph; it is small.
+ * `flip` convolves with the filter rotated 180 degrees and its channel axes swapped: the input
+ * gradient at stride 1.
+ */
+function blockedConvModel(input: string, [h, w, cin]: [number, number, number], [oh, ow, cout]: [number, number, number], g: Geometry, pads: number[], { flip = false, bias = false, relu = false } = {}): Graph {
+  const b = nchwcBlock();
+  const [fin, fout] = flip ? [cout, cin] : [cin, cout]; // the filter's own in and out axes
+  const nodes = [
+    node("ReorderInput", [input], ["xb"], [int("channels_last", 1)], NCHWC),
+    ...(flip ? [node("Slice", ["filter", "last", "beforeFirst", "kernelAxes", "reverse"], ["rotated"])] : []),
+    node("Reshape", [flip ? "rotated" : "filter", "blocks"], ["f6"]),
+    node("Transpose", ["f6"], ["ft"], [ints("perm", flip ? [2, 4, 0, 1, 5, 3] : [4, 2, 0, 1, 3, 5])]),
+    node("Reshape", ["ft", "oihw"], ["wb"]),
+    node("Conv", ["xb", "wb", ...(bias ? ["bias"] : [])], ["yb"], [ints("kernel_shape", [g.kh, g.kw]), ints("strides", [g.sh, g.sw]), ints("pads", pads), ...(relu ? [str("activation", "Relu")] : [])], NCHWC),
+    node("ReorderOutput", ["yb"], ["y"], [int("channels_last", 1), int("channels", cout)], NCHWC),
+  ];
+  const initializers = [int64Tensor("blocks", [g.kh, g.kw, fin / b, b, fout / b, b]), int64Tensor("oihw", [cout, cin, g.kh, g.kw]), ...(flip ? [...REVERSE_KERNEL, int64Tensor("kernelAxes", [0, 1])] : [])];
+  const inputs: [string, (number | string)[]][] = [[input, ["N", h, w, cin]], ["filter", [g.kh, g.kw, fin, fout]], ...(bias ? [["bias", [cout]] as [string, number[]]] : [])];
+  return graphModel(nodes, inputs, ["N", oh, ow, cout], initializers);
 }
 
 /** Forward convolution; inference (FusedConv2D) adds a bias and a ReLU inside the same graph. */
-function forwardModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number], { bias = false, relu = false } = {}): Uint8Array {
+function forwardModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number], { bias = false, relu = false } = {}): Graph {
+  if (blockable(ci, co)) return blockedConvModel("x", [h, w, ci], [oh, ow, co], g, [g.top, g.left, g.bottom, g.right], { bias, relu });
   const conv = relu ? "yr" : "yc";
   return graphModel(
     [
@@ -109,10 +177,11 @@ function forwardModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [
   );
 }
 
-function inputGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number]): Uint8Array {
+function inputGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number]): Graph {
   const inputs: [string, (number | string)[]][] = [["dy", ["N", oh, ow, co]], ["filter", [g.kh, g.kw, ci, co]]];
   const flippedPads = [g.kh - 1 - g.top, g.kw - 1 - g.left, g.kh - 1 - g.bottom, g.kw - 1 - g.right];
   if (g.sh === 1 && g.sw === 1 && flippedPads.every((p) => p >= 0)) {
+    if (blockable(ci, co)) return blockedConvModel("dy", [oh, ow, co], [h, w, ci], g, flippedPads, { flip: true });
     // Stride 1: a forward Conv of dy with the filter rotated 180 degrees and its channels swapped,
     // which onnxruntime runs 10-20% faster than ConvTranspose.
     return graphModel(
@@ -125,7 +194,7 @@ function inputGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, 
       ],
       inputs,
       ["N", h, w, ci],
-      [int64Tensor("last", [-1, -1]), int64Tensor("beforeFirst", [-(2 ** 31), -(2 ** 31)]), int64Tensor("spatial", [2, 3]), int64Tensor("reverse", [-1, -1])],
+      [...REVERSE_KERNEL, int64Tensor("spatial", [2, 3])],
     );
   }
   // ConvTranspose's output size is s*(in-1) + output_padding + k - pads; output_padding restores
@@ -143,7 +212,7 @@ function inputGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, 
   );
 }
 
-function filterGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number]): Uint8Array {
+function filterGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number]): Graph {
   const nodes: NodeProto[] = [node("Reshape", ["dy", "dyShape"], ["dyFlat"])];
   const initializers: object[] = [int64Tensor("dyShape", [-1, co]), int64Tensor("xShape", [-1, ci]), int64Tensor("axes", [1, 2]), int64Tensor("steps", [g.sh, g.sw]), int64Tensor("filterShape", [g.kh, g.kw, ci, co])];
   let padded = "x";
@@ -285,7 +354,10 @@ export function nativeConvolutionsActive(): boolean {
   return replaced !== undefined;
 }
 
-/** How many native graphs were built (one per op and geometry): tests use it to see they ran. */
-export function nativeGraphCount(): number {
-  return sessions.size;
+/**
+ * How many native graphs were built (one per op and geometry), or how many of them run on the
+ * NCHWc kernels: tests use it to see which ran.
+ */
+export function nativeGraphCount(which: "all" | "blocked" = "all"): number {
+  return which === "all" ? sessions.size : blockedGraphs;
 }

@@ -6,11 +6,13 @@ import protobuf from "protobufjs";
 
 const FLOAT = 1; // onnx.TensorProto.DataType.FLOAT
 const INT64 = 7;
-const ATTR = { INT: 2, INTS: 7 } as const; // onnx.AttributeProto.AttributeType
+const ATTR = { INT: 2, STRING: 3, INTS: 7 } as const; // onnx.AttributeProto.AttributeType
 
 export interface NodeProto {
   name?: string;
   opType: string;
+  /** The operator set the op is from; the default ("") is ONNX's own. */
+  domain?: string;
   input: string[];
   output: string[];
   attribute: object[];
@@ -33,7 +35,8 @@ export function irVersionFor(opset: number): number {
 
 export const ints = (name: string, values: number[]) => ({ name, type: ATTR.INTS, ints: values });
 export const int = (name: string, value: number) => ({ name, type: ATTR.INT, i: value });
-export const node = (opType: string, input: string[], output: string[], attribute: object[] = []): NodeProto => ({ opType, input, output, attribute });
+export const str = (name: string, value: string) => ({ name, type: ATTR.STRING, s: new TextEncoder().encode(value) });
+export const node = (opType: string, input: string[], output: string[], attribute: object[] = [], domain = ""): NodeProto => ({ opType, input, output, attribute, ...(domain ? { domain } : {}) });
 
 export function floatTensor(name: string, dims: number[], data: Float32Array) {
   const bytes = new Uint8Array(data.length * 4);
@@ -61,6 +64,8 @@ export function valueInfo(name: string, dims: (number | string)[]) {
 
 export interface ModelParts {
   opset: number;
+  /** Versions of the other operator sets the nodes use, by domain. */
+  domains?: Record<string, number>;
   nodes: NodeProto[];
   initializers?: object[];
   inputs: ReturnType<typeof valueInfo>[];
@@ -70,7 +75,7 @@ export interface ModelParts {
   metadata?: Record<string, string>;
 }
 
-export function encodeModel({ opset, nodes, initializers = [], inputs, outputs, name = "narrowdeep", docString = "", metadata = {} }: ModelParts): Uint8Array {
+export function encodeModel({ opset, domains = {}, nodes, initializers = [], inputs, outputs, name = "narrowdeep", docString = "", metadata = {} }: ModelParts): Uint8Array {
   const Model = modelType();
   const message = Model.fromObject({
     irVersion: irVersionFor(opset),
@@ -78,7 +83,7 @@ export function encodeModel({ opset, nodes, initializers = [], inputs, outputs, 
     producerVersion: "1",
     docString,
     metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
-    opsetImport: [{ domain: "", version: opset }],
+    opsetImport: [{ domain: "", version: opset }, ...Object.entries(domains).map(([domain, version]) => ({ domain, version }))],
     graph: { name, node: nodes, initializer: initializers, input: inputs, output: outputs },
   });
   return Model.encode(message).finish();

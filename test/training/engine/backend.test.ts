@@ -28,7 +28,7 @@ describe("initBackend", () => {
     const engine = await initBackend(undefined, { log: (l) => lines.push(l) });
     expect(BACKENDS).toContain(engine.backend);
     if (!(await installed("@tensorflow/tfjs-node-gpu")) && !(await installed("@tensorflow/tfjs-node"))) {
-      expect(engine).toEqual({ backend: "wasm", device: expect.stringMatching(/^CPU \(WebAssembly, \d+ threads?, (SIMD|no SIMD); convolutions native \(onnxruntime CPU\)\)$/) });
+      expect(engine).toEqual({ backend: "wasm", device: expect.stringMatching(/^CPU \(WebAssembly, \d+ threads?, (SIMD|no SIMD); convolutions native \(onnxruntime CPU(, NCHWc block (8|16))?\)\)$/) });
       expect(tf.getBackend()).toBe("wasm");
       expect(lines.join("\n")).toMatch(/skipped node-gpu \(not installed.*node \(not installed/);
     }

@@ -57,6 +57,19 @@ export const CONV_CASES: [number, number, number, number, number, number, number
   [2, 9, 8, 2, 3, 1, 3], // 1x1 stride 3: most phases of dx get no tap (zeros)
 ];
 
+/**
+ * Geometries whose channel counts are multiples of 8 (and some of 16): onnxruntime's NCHWc kernels
+ * take these (block 8 with AVX2, 16 with AVX-512); the cases above keep its plain Conv.
+ */
+export const BLOCKED_CONV_CASES: [number, number, number, number, number, number, number][] = [
+  [2, 7, 7, 16, 16, 3, 1],
+  [2, 8, 8, 16, 32, 3, 2], // a stage transition
+  [3, 7, 7, 16, 32, 3, 2], // odd size with stride 2
+  [2, 8, 8, 16, 32, 1, 2], // its 1x1 shortcut
+  [2, 6, 5, 8, 24, 3, 1], // multiples of 8 only
+  [2, 9, 9, 32, 16, 5, 1],
+];
+
 /** A convolution (padding (kernel - 1) / 2, as forward.ts), and its input and filter gradients for a random upstream gradient. */
 export function convAndGradients(b: number, h: number, w: number, ci: number, co: number, k: number, s: number): tf.Tensor[] {
   const x = tf.tensor4d(randomValues(b * h * w * ci, 1), [b, h, w, ci]);
@@ -71,9 +84,9 @@ export function convAndGradients(b: number, h: number, w: number, ci: number, co
 export const PADDINGS = [["same", 2], ["valid", 2], ["valid", 3], ["same", 3]] as const;
 
 /** Input and filter gradients of a 3x3 convolution with a named padding. */
-export function paddedConvGradients(pad: "same" | "valid", stride: number): tf.Tensor[] {
-  const x = tf.tensor4d(randomValues(2 * 9 * 8 * 3, 4), [2, 9, 8, 3]);
-  const filter = tf.tensor4d(randomValues(3 * 3 * 3 * 5, 5), [3, 3, 3, 5]);
+export function paddedConvGradients(pad: "same" | "valid", stride: number, ci = 3, co = 5): tf.Tensor[] {
+  const x = tf.tensor4d(randomValues(2 * 9 * 8 * ci, 4), [2, 9, 8, ci]);
+  const filter = tf.tensor4d(randomValues(3 * 3 * ci * co, 5), [3, 3, ci, co]);
   const [dx, dw] = tf.grads((a, f) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, stride, pad).square().sum())([x, filter]);
   return [dx!, dw!];
 }

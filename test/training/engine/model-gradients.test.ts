@@ -4,7 +4,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { createModel, disposeModel, forward, trainableVariables } from "../../../training/model/forward.ts";
-import { nativeGraphCount, useNativeConvolutions } from "../../../training/engine/native-conv.ts";
+import { nativeGraphCount, nchwcBlock, useNativeConvolutions } from "../../../training/engine/native-conv.ts";
 import { paramSpecs } from "../../../training/model/graph.ts";
 import { architecture } from "../../../training/model/resnet.ts";
 import { onBothBackends, randomValues, relativeError } from "./gradcheck.ts";
@@ -12,7 +12,7 @@ import { onBothBackends, randomValues, relativeError } from "./gradcheck.ts";
 describe("ResNet training step on wasm", () => {
   it.each([false, true])("matches cpu: loss, all gradients within 1e-5 relative, moving statistics (native convolutions: %s)", async (native) => {
     useNativeConvolutions(native);
-    const graphs = nativeGraphCount();
+    const [graphs, blocked] = [nativeGraphCount(), nativeGraphCount("blocked")];
     const graph = architecture("unmodified", { height: 12, width: 12, channels: 3 }, 5, 0.25);
     const batch = 6;
     const names = paramSpecs(graph).map((s) => s.name);
@@ -27,6 +27,8 @@ describe("ResNet training step on wasm", () => {
       return out;
     });
     expect(nativeGraphCount() > graphs).toBe(native);
+    // Width 0.25 gives 4, 8 and 16 channels: the later stages run on the NCHWc kernels (block 8 or 16).
+    expect(nativeGraphCount("blocked") > blocked).toBe(native && nchwcBlock() > 0);
     expect(relativeError(wasm[0]!, cpu[0]!)).toBeLessThan(1e-5);
     trainable.forEach((name, i) => expect(relativeError(wasm[1 + i]!, cpu[1 + i]!), name).toBeLessThan(1e-5));
     names.forEach((name, i) => expect(relativeError(wasm[1 + trainable.length + i]!, cpu[1 + trainable.length + i]!), name).toBeLessThan(1e-5));
