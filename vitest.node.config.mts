@@ -1,9 +1,9 @@
-// Tests that run in Node: training/, the teacher host, the manifest schema.
+// Tests that run in Node: training/, the teacher host, the manifest schema, the training benchmark.
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/training/**/*.test.ts", "test/teacher/**/*.test.ts", "test/models/**/*.test.ts"],
+    include: ["test/training/**/*.test.ts", "test/teacher/**/*.test.ts", "test/models/**/*.test.ts", "test/bench/**/*.test.ts"],
     environment: "node",
     pool: "forks",
     testTimeout: 120_000,

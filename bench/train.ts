@@ -5,7 +5,7 @@
 //   npm run bench:train -- [--presets full,quick] [--models teacher,unmodified,wide,narrow-deep]
 //                          [--engines wasm-dp,wasm,wasm-xnnpack-dp,wasm-xnnpack,node-gpu,node,cpu]
 //                          [--batches 64,128]
-//                          [--inputs 28x28x1,32x32x3] [--seconds 4] [--repeats 3] [--out .bench]
+//                          [--inputs 28x28x1,32x32x3] [--seconds 4] [--repeats 3] [--out .bench] [--profile]
 //
 // Engines: "wasm-dp" is the wasm backend data-parallel over all cores with native convolutions where
 // onnxruntime-node loads (what training uses), "wasm" the same on one thread; "wasm-xnnpack(-dp)"
@@ -13,7 +13,9 @@
 // as unavailable, with why. A measurement is the median of `--repeats` timed windows of at least
 // `--seconds` each after two warm-up steps: other processes on the machine make single numbers noisy.
 // The training step is the real one (train/step.ts and train/optimizer.ts: forward, loss, gradients,
-// SGD with momentum) on random images.
+// SGD with momentum) on random images. `--profile` adds, for the single-process engines, where one
+// training step's time goes: tf.profile's time per kernel and input shapes (data-parallel engines
+// are skipped: their kernels run in the replicas' threads, out of the profiler's sight).
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import { join } from "node:path";
@@ -41,6 +43,15 @@ interface Options {
   seconds: number;
   repeats: number;
   out: string;
+  profile: boolean;
+}
+
+/** One kernel, with the same input shapes, over a profiled training step. */
+export interface KernelTime {
+  kernel: string;
+  inputs: string;
+  calls: number;
+  ms: number;
 }
 
 export interface Measurement {
@@ -60,11 +71,13 @@ export interface Measurement {
   inferImagesPerCpuSecond: number;
   /** 1-minute load average when the measurement ended: above the core count, other work competed. */
   loadAverage: number;
+  /** With --profile, on single-process engines: one training step's kernels, largest first. */
+  profile?: KernelTime[];
 }
 
 const USAGE = `usage: npm run bench:train -- [--presets ${Object.keys(PRESETS).join(",")}] [--models ${Object.keys(ARCHITECTURES).join(",")}]
                              [--engines ${ENGINES.join(",")}] [--batches 64,128] [--inputs 28x28x1,32x32x3]
-                             [--seconds 4] [--repeats 3] [--out .bench]`;
+                             [--seconds 4] [--repeats 3] [--out .bench] [--profile]`;
 
 function fail(message: string): never {
   console.error(`bench:train: ${message}\n${USAGE}`);
@@ -87,6 +100,7 @@ function parseArgs(argv: string[]): Options & { child: boolean } {
     seconds: 4,
     repeats: 3,
     out: ".bench",
+    profile: false,
     child: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -95,8 +109,8 @@ function parseArgs(argv: string[]): Options & { child: boolean } {
       console.log(USAGE);
       process.exit(0);
     }
-    if (flag === "--child") {
-      opts.child = true;
+    if (flag === "--child" || flag === "--profile") {
+      opts[flag === "--child" ? "child" : "profile"] = true;
       continue;
     }
     const value = argv[++i];
@@ -193,6 +207,20 @@ function presetModels(opts: Options): { preset: string; name: string; widthScale
   });
 }
 
+/** One training step under tf.profile: time per kernel and input shapes, largest first. */
+async function profileStep(step: () => void): Promise<KernelTime[]> {
+  const info = await tf.profile(step);
+  const rows = new Map<string, KernelTime>();
+  for (const k of info.kernels) {
+    const inputs = (k.inputShapes ?? []).map((shape) => `[${shape?.join(",") ?? ""}]`).join(" ");
+    const row = rows.get(`${k.name} ${inputs}`) ?? { kernel: k.name, inputs, calls: 0, ms: 0 };
+    row.calls++;
+    row.ms += typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;
+    rows.set(`${k.name} ${inputs}`, row);
+  }
+  return [...rows.values()].sort((a, b) => b.ms - a.ms);
+}
+
 /** Measures every model/input/batch on this process' engine; prints one JSON line per measurement. */
 async function child(engineName: EngineName, opts: Options): Promise<void> {
   const wasm = engineName.startsWith("wasm");
@@ -215,7 +243,9 @@ async function child(engineName: EngineName, opts: Options): Promise<void> {
           const sgd = new Sgd(model.params, { momentum: 0.9, weightDecay: 5e-4, nesterov: false });
           const batch = randomBatch(batchSize, input, 10);
           const images = tf.tensor4d(batch.images, [batchSize, input.height, input.width, input.channels]);
-          const train = rate(() => trainStep(model, sgd, batch, loss, null, 0.01, engine.gradients), batchSize, opts.seconds, opts.repeats);
+          const step = () => void trainStep(model, sgd, batch, loss, null, 0.01, engine.gradients);
+          const train = rate(step, batchSize, opts.seconds, opts.repeats);
+          const profile = opts.profile && engine.replicas === 1 ? await profileStep(step) : undefined;
           const infer = rate(() => tf.tidy(() => forward(model, images, { training: false }).dataSync()), batchSize, opts.seconds, opts.repeats);
           images.dispose();
           sgd.dispose();
@@ -235,6 +265,7 @@ async function child(engineName: EngineName, opts: Options): Promise<void> {
             trainImagesPerCpuSecond: train.cpu,
             inferImagesPerCpuSecond: infer.cpu,
             loadAverage: os.loadavg()[0]!,
+            ...(profile ? { profile } : {}),
           };
           process.stdout.write(`${JSON.stringify(m)}\n`);
         }
@@ -257,7 +288,23 @@ function markdown(results: Measurement[], unavailable: Record<string, string>, o
     ),
   ];
   for (const [engine, why] of Object.entries(unavailable)) lines.push("", `${engine}: unavailable (${why})`);
+  for (const r of results.filter((m) => m.profile)) lines.push("", ...profileTable(r));
   return `${lines.join("\n")}\n`;
+}
+
+/** The kernels behind most of a profiled step (the whole list is in train.json). */
+function profileTable(r: Measurement): string[] {
+  const rows = r.profile!;
+  const total = rows.reduce((sum, k) => sum + k.ms, 0);
+  const shown = rows.slice(0, 25);
+  return [
+    `One training step of ${r.model} (${r.input}, batch ${r.batch}) on ${r.engine}: ${total.toFixed(1)} ms in ${rows.reduce((n, k) => n + k.calls, 0)} kernel calls (tf.profile; the step outside kernels is not counted).`,
+    "",
+    "| kernel | input shapes | calls | ms | share |",
+    "|---|---|---:|---:|---:|",
+    ...shown.map((k) => `| ${k.kernel} | ${k.inputs} | ${k.calls} | ${k.ms.toFixed(2)} | ${((100 * k.ms) / total).toFixed(1)}% |`),
+    ...(rows.length > shown.length ? [`| ${rows.length - shown.length} more | | ${rows.slice(25).reduce((n, k) => n + k.calls, 0)} | ${rows.slice(25).reduce((n, k) => n + k.ms, 0).toFixed(2)} | |`] : []),
+  ];
 }
 
 async function main(): Promise<void> {
@@ -268,7 +315,7 @@ async function main(): Promise<void> {
   }
   const results: Measurement[] = [];
   const unavailable: Record<string, string> = {};
-  const passThrough = ["--presets", opts.presets.join(","), ...(opts.models.length ? ["--models", opts.models.join(",")] : []), "--batches", opts.batches.join(","), "--inputs", opts.inputs.map(inputName).join(","), "--seconds", String(opts.seconds), "--repeats", String(opts.repeats)];
+  const passThrough = ["--presets", opts.presets.join(","), ...(opts.models.length ? ["--models", opts.models.join(",")] : []), "--batches", opts.batches.join(","), "--inputs", opts.inputs.map(inputName).join(","), "--seconds", String(opts.seconds), "--repeats", String(opts.repeats), ...(opts.profile ? ["--profile"] : [])];
   for (const engine of opts.engines) {
     console.error(`bench:train: ${engine} ...`);
     let out: string;
