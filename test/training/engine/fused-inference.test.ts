@@ -12,8 +12,10 @@ describe("fused inference (BN folded into convolutions)", () => {
   it.each([
     ["unmodified", false],
     ["narrow-deep", false],
+    ["wide", false],
     ["unmodified", true],
     ["narrow-deep", true],
+    ["wide", true], // 8, 15 and 30 channels: NCHWc with padded input, filter and bias
   ] as const)("gives the unfused logits for %s, on wasm (native convolutions: %s) and cpu", async (name, native) => {
     useNativeConvolutions(native);
     const graphs = nativeGraphCount();

@@ -58,8 +58,8 @@ export const CONV_CASES: [number, number, number, number, number, number, number
 ];
 
 /**
- * Geometries whose channel counts are multiples of 8 (and some of 16): onnxruntime's NCHWc kernels
- * take these (block 8 with AVX2, 16 with AVX-512); the cases above keep its plain Conv.
+ * Geometries for onnxruntime's NCHWc kernels (channel blocks of 8 with AVX2, 16 with AVX-512): whole
+ * blocks, and channel counts padded to whole blocks; the cases above keep its plain Conv.
  */
 export const BLOCKED_CONV_CASES: [number, number, number, number, number, number, number][] = [
   [2, 7, 7, 16, 16, 3, 1],
@@ -68,6 +68,10 @@ export const BLOCKED_CONV_CASES: [number, number, number, number, number, number
   [2, 8, 8, 16, 32, 1, 2], // its 1x1 shortcut
   [2, 6, 5, 8, 24, 3, 1], // multiples of 8 only
   [2, 9, 9, 32, 16, 5, 1],
+  [2, 7, 7, 20, 20, 3, 1], // 20 channels: ReorderInput pads them to the block
+  [2, 7, 6, 30, 30, 3, 1], // 30 (not a multiple of 4): the graph pads them
+  [2, 8, 8, 30, 60, 3, 2], // the wide student's transition
+  [2, 8, 8, 10, 10, 3, 1], // 10: padding would cost 2.56x the work, so plain Conv
 ];
 
 /** A convolution (padding (kernel - 1) / 2, as forward.ts), and its input and filter gradients for a random upstream gradient. */
