@@ -13,9 +13,9 @@
 // as unavailable, with why. A measurement is the median of `--repeats` timed windows of at least
 // `--seconds` each after two warm-up steps: other processes on the machine make single numbers noisy.
 // The training step is the real one (train/step.ts and train/optimizer.ts: forward, loss, gradients,
-// SGD with momentum) on random images. `--profile` adds, for the single-process engines, where one
-// training step's time goes: tf.profile's time per kernel and input shapes (data-parallel engines
-// are skipped: their kernels run in the replicas' threads, out of the profiler's sight).
+// SGD with momentum) on random images. `--profile` adds, for the single-process engines, where a
+// training step's time goes: tf.profile's time per kernel and input shapes, median of 3 steps
+// (data-parallel engines are skipped: their kernels run in the replicas' threads, out of sight).
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import { join } from "node:path";
@@ -207,18 +207,25 @@ function presetModels(opts: Options): { preset: string; name: string; widthScale
   });
 }
 
-/** One training step under tf.profile: time per kernel and input shapes, largest first. */
-async function profileStep(step: () => void): Promise<KernelTime[]> {
-  const info = await tf.profile(step);
-  const rows = new Map<string, KernelTime>();
-  for (const k of info.kernels) {
-    const inputs = (k.inputShapes ?? []).map((shape) => `[${shape?.join(",") ?? ""}]`).join(" ");
-    const row = rows.get(`${k.name} ${inputs}`) ?? { kernel: k.name, inputs, calls: 0, ms: 0 };
-    row.calls++;
-    row.ms += typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;
-    rows.set(`${k.name} ${inputs}`, row);
+/**
+ * A training step under tf.profile: time per kernel and input shapes, largest first. Each row is the
+ * median over `repeats` profiled steps, so that one step the VM stalled does not make the table.
+ */
+async function profileStep(step: () => void, repeats = 3): Promise<KernelTime[]> {
+  const runs: Map<string, KernelTime>[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const info = await tf.profile(step);
+    const rows = new Map<string, KernelTime>();
+    for (const k of info.kernels) {
+      const inputs = (k.inputShapes ?? []).map((shape) => `[${shape?.join(",") ?? ""}]`).join(" ");
+      const row = rows.get(`${k.name} ${inputs}`) ?? { kernel: k.name, inputs, calls: 0, ms: 0 };
+      row.calls++;
+      row.ms += typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;
+      rows.set(`${k.name} ${inputs}`, row);
+    }
+    runs.push(rows);
   }
-  return [...rows.values()].sort((a, b) => b.ms - a.ms);
+  return [...runs[0]!.entries()].map(([key, row]) => ({ ...row, ms: median(runs.map((rows) => rows.get(key)?.ms ?? 0)) })).sort((a, b) => b.ms - a.ms);
 }
 
 /** Measures every model/input/batch on this process' engine; prints one JSON line per measurement. */
@@ -298,7 +305,7 @@ function profileTable(r: Measurement): string[] {
   const total = rows.reduce((sum, k) => sum + k.ms, 0);
   const shown = rows.slice(0, 25);
   return [
-    `One training step of ${r.model} (${r.input}, batch ${r.batch}) on ${r.engine}: ${total.toFixed(1)} ms in ${rows.reduce((n, k) => n + k.calls, 0)} kernel calls (tf.profile; the step outside kernels is not counted).`,
+    `A training step of ${r.model} (${r.input}, batch ${r.batch}) on ${r.engine}: ${total.toFixed(1)} ms in ${rows.reduce((n, k) => n + k.calls, 0)} kernel calls (tf.profile, each row the median of 3 steps; time outside kernels is not counted).`,
     "",
     "| kernel | input shapes | calls | ms | share |",
     "|---|---|---:|---:|---:|",

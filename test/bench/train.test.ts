@@ -28,7 +28,7 @@ describe("bench:train", () => {
     expect(profile.map((k) => k.ms)).toEqual([...profile.map((k) => k.ms)].sort((a, b) => b - a));
     const md = readFileSync(join(out, "train.md"), "utf8");
     expect(md).toContain("| wasm-dp |");
-    expect(md).toMatch(/One training step of unmodified \(12x12x1, batch 8\) on wasm: [\d.]+ ms in \d+ kernel calls/);
+    expect(md).toMatch(/A training step of unmodified \(12x12x1, batch 8\) on wasm: [\d.]+ ms in \d+ kernel calls/);
   });
 
   it("refuses an unknown option, naming it", () => {
