@@ -30,6 +30,21 @@ function adminToken(): string {
   return token;
 }
 
+/**
+ * Loads the default student's ONNX session before the first request does: that takes seconds, on the
+ * isolate's only thread, and a first /v1/compare that paid it could run out of time on the teacher.
+ */
+async function warmUp(readyUrl: string): Promise<void> {
+  const started = performance.now();
+  try {
+    const r = await fetch(readyUrl, { signal: AbortSignal.timeout(60_000) });
+    if (!r.ok) throw new Error(`HTTP ${r.status}: ${(await r.text()).slice(0, 200)}`);
+    console.log(`start: default student loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  } catch (err) {
+    console.error(`start: warning: loading the default student failed (${err instanceof Error ? err.message : String(err)}); the first request will try again`);
+  }
+}
+
 if (!existsSync(MANIFEST)) {
   console.error(`start: ${MANIFEST} is missing: train and export models first (see README "Training"), or restore models/ from git`);
   process.exit(2);
@@ -69,9 +84,10 @@ const stack = await startStack({
 });
 
 const w = stack.workerUrl;
+const manifest = JSON.parse(readFileSync(MANIFEST, "utf8")) as { defaultStudent: string; models: { name: string; role: string }[] };
+await warmUp(`${w}/v2/models/${manifest.defaultStudent}/ready`);
 const auth = `-H "Authorization: Bearer ${token}"`;
 const png = `-H "Content-Type: image/png" --data-binary @samples/ankle-boot.png`;
-const manifest = JSON.parse(readFileSync(MANIFEST, "utf8")) as { defaultStudent: string; models: { name: string; role: string }[] };
 const teacherName = manifest.models.find((m) => m.role === "teacher")?.name ?? "<teacher>";
 console.log(`
 narrowdeep is running:
