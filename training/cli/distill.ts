@@ -14,8 +14,8 @@ import { openRunDir, readRunFile } from "../train/run-dir.ts";
 const USAGE = `Usage: npm run distill -- [options]
 
 Run options:
-  --preset NAME                  quick (minutes on 2 cores, the demo), full (all data, full width, ~2 h on 2
-                                 cores) or paper (60 epochs, for a GPU box); default quick
+  --preset NAME                  quick (minutes on 2 cores, the demo), full (all data, full width,
+                                 ~1 h 45 min on 2 cores) or paper (60 epochs, for a GPU box); default quick
   --config FILE                  JSON object of config fields (and optionally "preset"), applied over the preset
   --run-dir DIR                  where the run goes (default runs/<preset>-<date>-<time>)
   --resume DIR                   continue the run in DIR with its stored configuration

@@ -1,7 +1,7 @@
 // Named starting points for a run; every value can be overridden by a config file or a flag.
 //   quick: a few thousand images at small widths, a couple of epochs: minutes on 2 CPU cores. The
 //          README demo and the CI smoke run; accuracies are far from converged.
-//   full:  the whole data set at full width, sized for about 2 hours on 2 idle CPU cores (measured:
+//   full:  the whole data set at full width, 1 h 45 min to 2 h on 2 idle CPU cores (measured:
 //          README, "Training speed"): teacher and students 2 epochs each, cosine schedule.
 //   paper: the paper-style schedule for a GPU box (SGD 0.05 at batch 64, momentum 0.9, weight decay
 //          5e-4, 60 epochs, x0.1 at 1/2 and 3/4 of them; KD T=4, alpha=0.9): about 50 hours on 2 CPU cores.
