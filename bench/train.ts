@@ -218,10 +218,11 @@ async function profileStep(step: () => void, repeats = 3): Promise<KernelTime[]>
     const rows = new Map<string, KernelTime>();
     for (const k of info.kernels) {
       const inputs = (k.inputShapes ?? []).map((shape) => `[${shape?.join(",") ?? ""}]`).join(" ");
-      const row = rows.get(`${k.name} ${inputs}`) ?? { kernel: k.name, inputs, calls: 0, ms: 0 };
+      const key = `${k.name} ${inputs}`;
+      const row = rows.get(key) ?? { kernel: k.name, inputs, calls: 0, ms: 0 };
       row.calls++;
       row.ms += typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;
-      rows.set(`${k.name} ${inputs}`, row);
+      rows.set(key, row);
     }
     runs.push(rows);
   }
@@ -303,14 +304,14 @@ function markdown(results: Measurement[], unavailable: Record<string, string>, o
 function profileTable(r: Measurement): string[] {
   const rows = r.profile!;
   const total = rows.reduce((sum, k) => sum + k.ms, 0);
-  const shown = rows.slice(0, 25);
+  const [shown, rest] = [rows.slice(0, 25), rows.slice(25)];
   return [
     `A training step of ${r.model} (${r.input}, batch ${r.batch}) on ${r.engine}: ${total.toFixed(1)} ms in ${rows.reduce((n, k) => n + k.calls, 0)} kernel calls (tf.profile, each row the median of 3 steps; time outside kernels is not counted).`,
     "",
     "| kernel | input shapes | calls | ms | share |",
     "|---|---|---:|---:|---:|",
     ...shown.map((k) => `| ${k.kernel} | ${k.inputs} | ${k.calls} | ${k.ms.toFixed(2)} | ${((100 * k.ms) / total).toFixed(1)}% |`),
-    ...(rows.length > shown.length ? [`| ${rows.length - shown.length} more | | ${rows.slice(25).reduce((n, k) => n + k.calls, 0)} | ${rows.slice(25).reduce((n, k) => n + k.ms, 0).toFixed(2)} | |`] : []),
+    ...(rest.length ? [`| ${rest.length} more | | ${rest.reduce((n, k) => n + k.calls, 0)} | ${rest.reduce((n, k) => n + k.ms, 0).toFixed(2)} | |`] : []),
   ];
 }
 

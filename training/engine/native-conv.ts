@@ -54,8 +54,8 @@ export function loadNativeRuntime(): void {
 // sizes onnxruntime's own threads gave nothing on 2 cores.
 const SESSION_OPTIONS = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all", executionMode: "sequential", logSeverityLevel: 3 };
 
-const sessions = new Map<string, NativeSession>();
-let blockedGraphs = 0;
+/** Sessions by op and geometry, and whether each runs on the NCHWc kernels. */
+const sessions = new Map<string, { session: NativeSession; blocked: boolean }>();
 
 function load(bytes: Uint8Array): NativeSession {
   if (!ort) throw new Error("native convolutions used before loadNativeRuntime()");
@@ -68,11 +68,10 @@ function session(key: string, build: () => Graph): NativeSession {
   let s = sessions.get(key);
   if (!s) {
     const graph = build();
-    s = load(graph.bytes);
+    s = { session: load(graph.bytes), blocked: graph.blocked };
     sessions.set(key, s);
-    if (graph.blocked) blockedGraphs++;
   }
-  return s;
+  return s.session;
 }
 
 // onnxruntime's NCHWc layout: channels in blocks of the SIMD width, [N, C/block, H, W, block].
@@ -88,8 +87,8 @@ export function nchwcBlock(): number {
   if (block === undefined) {
     loadNativeRuntime();
     try {
-      const bytes = encodeModel({ opset: OPSET, domains: { [NCHWC]: 1 }, nodes: [node("ReorderInput", ["x"], ["y"], [int("channels_last", 1)], NCHWC)], inputs: [valueInfo("x", [1, 1, 1, 4])], outputs: [valueInfo("y", [1, "C", 1, 1])] });
-      const out = load(bytes).run({ x: new ort!.Tensor("float32", new Float32Array(4), [1, 1, 1, 4]) }, { y: null }, {}) as { y: { dims: number[] } };
+      const probe = graphModel([node("ReorderInput", ["x"], ["y"], [int("channels_last", 1)], NCHWC)], [["x", [1, 1, 1, 4]]], [1, "C", 1, 1]);
+      const out = load(probe.bytes).run({ x: new ort!.Tensor("float32", new Float32Array(4), [1, 1, 1, 4]) }, { y: null }, {}) as { y: { dims: number[] } };
       block = out.y.dims[1]! > 1 ? out.y.dims[1]! : 0;
     } catch {
       block = 0;
@@ -389,5 +388,5 @@ export function nativeConvolutionsActive(): boolean {
  * NCHWc kernels: tests use it to see which ran.
  */
 export function nativeGraphCount(which: "all" | "blocked" = "all"): number {
-  return which === "all" ? sessions.size : blockedGraphs;
+  return which === "all" ? sessions.size : [...sessions.values()].filter((s) => s.blocked).length;
 }
