@@ -41,7 +41,13 @@ export interface DistillConfig {
   /** Null: the data set's default (2 px for 28x28, 4 px for 32x32). */
   cropPadding: number | null;
   flip: boolean;
+  /** Probability of random erasing of a student's training image (0: none). */
+  erasing: number;
+  /** The same for the teacher's training images. */
+  teacherErasing: number;
   seed: number;
+  /** Students are trained once per seed: seed, seed + 1, ... (the teacher and the data split use `seed`). */
+  seeds: number;
   backend: string;
   /** Data-parallel threads on the wasm backend; 0: one per idle core (at most 8). */
   replicas: number;
@@ -104,7 +110,10 @@ export const FIELDS: Record<keyof DistillConfig, Field> = {
   augment: { kind: "boolean", help: "augment training images (crop and flip below)" },
   cropPadding: { kind: "int", nullable: true, help: "random-crop padding in pixels, 0 = no crop (default: per data set)", check: atLeast(0) },
   flip: { kind: "boolean", help: "random horizontal flips" },
+  erasing: { kind: "number", help: "probability of random erasing (Zhong et al.) of a student's training image", check: (v: number) => (v >= 0 && v <= 1 ? null : "must be in [0, 1]") },
+  teacherErasing: { kind: "number", help: "probability of random erasing of a teacher's training image", check: (v: number) => (v >= 0 && v <= 1 ? null : "must be in [0, 1]") },
   seed: { kind: "int", help: "seed of weights, data order, splits and augmentation", check: atLeast(0) },
+  seeds: { kind: "int", help: "train every student with seeds seed, seed+1, ... (mean and sd in the report)", check: atLeast(1) },
   backend: { kind: "string", help: "tfjs backend: auto, node-gpu, node, wasm or cpu", check: oneOf(["auto", "node-gpu", "node", "wasm", "cpu"]) },
   replicas: { kind: "int", help: "wasm backend: data-parallel worker threads, 0 = one per idle core (cores minus those busy when the run starts, at most 8)", check: atLeast(0) },
   convolutions: { kind: "string", help: "wasm backend: convolutions on native onnxruntime kernels (native), XNNPACK (wasm), or native where it loads (auto)", check: oneOf(CONVOLUTIONS) },

@@ -1,6 +1,8 @@
 // One batch of normalized float images (NHWC) with optional augmentation: a random crop of the image
-// zero-padded by `cropPadding` pixels on each side (the crop keeps the size), then a random
-// horizontal flip. Done in plain JS: it is a small fraction of a training step.
+// zero-padded by `cropPadding` pixels on each side (the crop keeps the size), a random horizontal
+// flip, then random erasing (Zhong et al. 2020): with probability `erasing`, a rectangle of 2-40% of
+// the image, aspect ratio 0.3-3.3, is filled with random pixel values. Done in plain JS: it is a
+// small fraction of a training step.
 import { type ImageSet, imageSize } from "./dataset.ts";
 import type { Rng } from "./rng.ts";
 
@@ -8,7 +10,14 @@ export interface Augmentation {
   /** 0 disables the random crop. */
   cropPadding: number;
   flip: boolean;
+  /** Probability of random erasing; absent or 0: none. */
+  erasing?: number;
 }
+
+/** Zhong et al.'s defaults: erased area 2-40% of the image, aspect ratio from 0.3 to 1/0.3. */
+const ERASE_AREA = [0.02, 0.4] as const;
+const ERASE_LOG_ASPECT = Math.log(0.3);
+const ERASE_TRIES = 100;
 
 export interface Batch {
   /** size * height * width * channels floats, NHWC, normalized. */
@@ -50,6 +59,26 @@ export function makeBatch(set: ImageSet, indices: ArrayLike<number>, table: Floa
         }
       }
     }
+    if (augment?.erasing && rng.next() < augment.erasing) erase(images.subarray(dst, dst + size), h, w, c, table, rng);
   }
   return { images, labels, size: indices.length };
+}
+
+/** Fills one random rectangle of a normalized NHWC image with random pixel values (in place). */
+function erase(image: Float32Array, h: number, w: number, c: number, table: Float32Array[], rng: Rng): void {
+  for (let attempt = 0; attempt < ERASE_TRIES; attempt++) {
+    const area = h * w * (ERASE_AREA[0] + rng.next() * (ERASE_AREA[1] - ERASE_AREA[0]));
+    const aspect = Math.exp(ERASE_LOG_ASPECT * (1 - 2 * rng.next()));
+    const eh = Math.round(Math.sqrt(area * aspect));
+    const ew = Math.round(Math.sqrt(area / aspect));
+    if (eh < 1 || ew < 1 || eh >= h || ew >= w) continue;
+    const y0 = rng.int(h - eh + 1);
+    const x0 = rng.int(w - ew + 1);
+    for (let y = y0; y < y0 + eh; y++) {
+      for (let x = x0; x < x0 + ew; x++) {
+        for (let k = 0; k < c; k++) image[(y * w + x) * c + k] = table[k]![rng.int(256)]!;
+      }
+    }
+    return;
+  }
 }

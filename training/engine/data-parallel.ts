@@ -145,6 +145,7 @@ export class DataParallel {
   private sum(cfg: Config, own: Gradients): Gradients {
     let loss = own.loss;
     let correct = own.correct;
+    let crossEntropySum = own.crossEntropySum;
     const grads = new Map<string, tf.Tensor>();
     tf.tidy(() => {
       let offset = 0;
@@ -162,8 +163,9 @@ export class DataParallel {
     for (let r = 1; r < this.replicas; r++) {
       loss += cfg.layout.workers[r]!.result[0]!;
       correct += cfg.layout.workers[r]!.result[1]!;
+      crossEntropySum += cfg.layout.workers[r]!.result[2]!;
     }
-    return { loss, correct, grads };
+    return { loss, correct, crossEntropySum, grads };
   }
 
   /** Reuses the shared buffers while the model, loss and batch size fit; else sends a new configuration. */

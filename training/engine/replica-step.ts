@@ -42,7 +42,7 @@ export interface WorkerSlots {
   teacher: Float32Array;
   /** The worker's gradients, trainable parameters back to back in paramSpecs order. */
   grads: Float32Array;
-  /** [loss, correct] written by the worker. */
+  /** [loss, correct, cross-entropy sum] written by the worker. */
   result: Float64Array;
 }
 
@@ -84,7 +84,7 @@ export function stepLayout(graph: Graph, replicas: number, capacity: number, buf
         workers.push(null as unknown as WorkerSlots);
         continue;
       }
-      workers.push({ meta: f64(4), images: f32(share * pixels), labels: i32(share), teacher: f32(share * graph.numClasses), grads: f32(params), result: f64(2) });
+      workers.push({ meta: f64(4), images: f32(share * pixels), labels: i32(share), teacher: f32(share * graph.numClasses), grads: f32(params), result: f64(3) });
     }
     return { bytes: offset, layout: { replicas, capacity, statsWidth: width, reduce, weights, workers } };
   };

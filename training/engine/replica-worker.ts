@@ -66,6 +66,7 @@ function step(s: State): void {
   }
   slots.result[0] = g.loss;
   slots.result[1] = g.correct;
+  slots.result[2] = g.crossEntropySum;
 }
 
 await initBackend("wasm", { log: () => {}, convolutions });

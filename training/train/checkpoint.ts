@@ -37,14 +37,23 @@ export type TensorGroup = "weights" | "optimizer";
 /** One completed epoch of one model. Accuracies are fractions in [0, 1]. */
 export interface EpochMetrics {
   epoch: number;
+  /** The training loss (KD: the whole distillation loss). */
   trainLoss: number;
+  /** Cross-entropy with the labels, whatever the loss: KD's hard part, comparable with a baseline's loss. */
+  trainCrossEntropy?: number;
   trainAccuracy: number;
   valAccuracy?: number;
-  testAccuracy: number;
-  testLoss: number;
+  valLoss?: number;
+  /**
+   * On the test split, measured once, at the last epoch: the reported model is the last epoch's, and
+   * test accuracy never chooses anything. (Runs before this rule measured it every epoch.)
+   */
+  testAccuracy?: number;
+  testLoss?: number;
   learningRate: number;
+  /** Training images per wall-clock second: everything the epoch's training waited for is counted. */
   imagesPerSecond: number;
-  /** Seconds spent in this epoch (training + evaluation). */
+  /** Wall-clock seconds of this epoch (training + evaluation). */
   seconds: number;
 }
 
@@ -53,7 +62,9 @@ export interface PartialEpoch {
   lossSum: number;
   correct: number;
   seen: number;
-  /** Training seconds spent in the epoch so far. */
+  /** Cross-entropy with the labels summed over the images seen (absent in older checkpoints). */
+  crossEntropySum?: number;
+  /** Wall-clock training seconds spent in the epoch so far. */
   seconds: number;
 }
 

@@ -155,7 +155,7 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
     while (meta.epoch < spec.epochs) {
       const epoch = meta.epoch + 1;
       const order = epochOrder(spec.seed, epoch, data.train.count);
-      const acc: PartialEpoch = meta.inEpoch ? { ...meta.inEpoch } : { batch: 0, lossSum: 0, correct: 0, seen: 0, seconds: 0 };
+      const acc: PartialEpoch = meta.inEpoch ? { crossEntropySum: 0, ...meta.inEpoch } : { batch: 0, lossSum: 0, correct: 0, seen: 0, crossEntropySum: 0, seconds: 0 };
       delete meta.inEpoch;
       const label = `${spec.name} epoch ${epoch}/${spec.epochs}`;
       const batchAt = (b: number): { batch: Batch; rngAfter: number[] } => {
@@ -165,8 +165,10 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
       // The teacher works one batch ahead (ONNX runs on its own threads while this thread trains).
       let next = acc.batch < stepsPerEpoch ? batchAt(acc.batch) : null;
       let nextLogits = next && loss.needsTeacher ? ctx.teacher!.logits(next.batch) : null;
+      // Wall-clock time, from here to the end of each step: batches, the teacher, checkpoints and the
+      // event loop (where the ONNX teacher's runs happen) all count.
+      let clock = performance.now();
       while (next) {
-        const started = performance.now();
         const current = next;
         const teacherLogits = nextLogits ? await nextLogits : null;
         next = acc.batch + 1 < stepsPerEpoch ? batchAt(acc.batch + 1) : null;
@@ -177,14 +179,17 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
         acc.batch++;
         acc.lossSum += r.loss * current.batch.size;
         acc.correct += r.correct;
+        acc.crossEntropySum! += r.crossEntropySum;
         acc.seen += current.batch.size;
-        acc.seconds += (performance.now() - started) / 1000;
-        progress.update(label, { done: acc.seen, total: stepsPerEpoch * spec.batchSize, imagesPerSecond: acc.seen / acc.seconds, loss: acc.lossSum / acc.seen, accuracy: acc.correct / acc.seen });
+        progress.update(label, { done: acc.seen, total: stepsPerEpoch * spec.batchSize, imagesPerSecond: acc.seen / Math.max(acc.seconds, 1e-9), loss: acc.lossSum / acc.seen, accuracy: acc.correct / acc.seen });
         // Let the event loop run (signal handlers, the ONNX teacher's callbacks): without it a step
         // loop that never awaits I/O would not see Ctrl-C until the sub-run ends.
         await new Promise<void>((resolve) => setImmediate(resolve));
         const stop = ctx.shouldStop?.() ?? false;
         const due = ctx.checkpointMinutes > 0 && Date.now() - lastSave >= ctx.checkpointMinutes * 60_000;
+        const now = performance.now();
+        acc.seconds += (now - clock) / 1000;
+        clock = now;
         if (next && (stop || due)) {
           if (nextLogits) await nextLogits; // settle it: nothing may run on after the process state is saved
           save(acc, current.rngAfter);
@@ -199,15 +204,16 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
       }
       progress.clear();
       const evalStart = performance.now();
-      const test = evaluate(model, data.test, table, spec.evalBatchSize);
       const val = data.val ? evaluate(model, data.val, table, spec.evalBatchSize) : undefined;
+      // The test split is measured once, on the model that is reported: the last epoch's.
+      const test = epoch === spec.epochs ? evaluate(model, data.test, table, spec.evalBatchSize) : undefined;
       const metrics: EpochMetrics = {
         epoch,
         trainLoss: acc.lossSum / acc.seen,
+        trainCrossEntropy: acc.crossEntropySum! / acc.seen,
         trainAccuracy: acc.correct / acc.seen,
-        ...(val ? { valAccuracy: val.accuracy } : {}),
-        testAccuracy: test.accuracy,
-        testLoss: test.loss,
+        ...(val ? { valAccuracy: val.accuracy, valLoss: val.loss } : {}),
+        ...(test ? { testAccuracy: test.accuracy, testLoss: test.loss } : {}),
         learningRate: learningRateAt(spec.schedule, meta.step - 1, stepsPerEpoch, spec.epochs),
         imagesPerSecond: acc.seen / acc.seconds,
         seconds: acc.seconds + (performance.now() - evalStart) / 1000,
@@ -219,9 +225,12 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
       save();
       lastSave = Date.now();
       log(
-        `${spec.name} epoch ${epoch}/${spec.epochs}: train loss ${metrics.trainLoss.toFixed(4)} acc ${(100 * metrics.trainAccuracy).toFixed(2)}%` +
-          (val ? `, val acc ${(100 * val.accuracy).toFixed(2)}%` : "") +
-          `, test acc ${(100 * test.accuracy).toFixed(2)}% loss ${test.loss.toFixed(4)}, lr ${metrics.learningRate.toPrecision(3)}, ` +
+        `${spec.name} epoch ${epoch}/${spec.epochs}: train loss ${metrics.trainLoss.toFixed(4)}` +
+          (loss.name === "ce" ? "" : ` (cross-entropy ${metrics.trainCrossEntropy!.toFixed(4)})`) +
+          ` acc ${(100 * metrics.trainAccuracy).toFixed(2)}%` +
+          (val ? `, val acc ${(100 * val.accuracy).toFixed(2)}% loss ${val.loss.toFixed(4)}` : "") +
+          (test ? `, test acc ${(100 * test.accuracy).toFixed(2)}% loss ${test.loss.toFixed(4)}` : "") +
+          `, lr ${metrics.learningRate.toPrecision(3)}, ` +
           `${metrics.imagesPerSecond.toFixed(0)} img/s, ${formatDuration(metrics.seconds)}`,
       );
       if (!meta.done && ctx.shouldStop?.()) return { meta, finished: false };

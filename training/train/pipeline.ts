@@ -16,7 +16,7 @@ import { describeModels, planSubRuns } from "./plan.ts";
 import { firstDifference } from "./run-dir.ts";
 import { ProgressBar } from "./progress.ts";
 import type { GradientFn } from "./step.ts";
-import { type ModelReport, type RunReport, kdGain, modelReport, writeReport } from "./report.ts";
+import { type RunReport, buildReport, modelReport, writeReport } from "./report.ts";
 import { type Teacher, loadTeacher } from "./teacher.ts";
 
 export interface PipelineOptions {
@@ -89,16 +89,16 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
 
   const teacherPath = opts.teacherCheckpoint ?? checkpointPath(join(runDir, "teacher"));
   let teacher: Teacher | null = null;
-  const reports = new Map<string, ModelReport>();
+  // Read from the checkpoints on disk each time: sub-runs finished earlier (before a resume, or by
+  // another process training other sub-runs of this run with --only) belong in the report too.
   const report = (): RunReport => {
-    const models = [...reports.values()];
-    return { run: basename(resolve(runDir)), preset: opts.preset, dataset: { name: data.name, labels: data.classes, normalization: data.normalization, trainSamples: data.train.count, valSamples: data.val?.count ?? 0, testSamples: data.test.count }, models, kdGain: kdGain(models), generatedAt: new Date().toISOString() };
+    const models = plan.flatMap((r) => {
+      const p = r.name === "teacher" ? teacherPath : checkpointPath(join(runDir, r.name));
+      return existsSync(p) ? [modelReport(loadCheckpoint(p))] : [];
+    });
+    const dataset = { name: data.name, labels: data.classes, normalization: data.normalization, trainSamples: data.train.count, valSamples: data.val?.count ?? 0, testSamples: data.test.count };
+    return buildReport({ run: basename(resolve(runDir)), preset: opts.preset, dataset }, models);
   };
-  // Sub-runs finished earlier (before a resume, or outside --only) still belong in the report.
-  for (const r of plan) {
-    const p = r.name === "teacher" ? teacherPath : checkpointPath(join(runDir, r.name));
-    if (existsSync(p)) reports.set(r.name, modelReport(loadCheckpoint(p)));
-  }
 
   try {
     for (const sub of selected) {
@@ -128,7 +128,6 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         shouldStop: opts.shouldStop,
         gradients: opts.gradients,
       });
-      reports.set(sub.name, modelReport(loadCheckpoint(checkpointPath(dir))));
       writeReport(runDir, report());
       if (!result.finished) return { report: report(), finished: false };
     }

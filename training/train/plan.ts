@@ -2,8 +2,10 @@
 //   teacher                      cross-entropy                      (skipped with --teacher FILE)
 //   <student>-kd                 KD from the teacher (T, alpha)     for each student architecture
 //   <student>-baseline           cross-entropy alone (alpha = 0)
-// All sub-runs share the seed, so the KD student and its baseline start from the same weights and
-// see the same images in the same order with the same augmentation.
+// With `seeds` N > 1 every student sub-run is repeated per seed, named <student>-kd-s<seed> and
+// <student>-baseline-s<seed>, seeds seed .. seed+N-1. Sub-runs of one seed share it, so a KD student
+// and its baseline start from the same weights (per architecture) and every student of that seed
+// sees the same images in the same order with the same augmentation.
 import type { DistillConfig } from "../config/schema.ts";
 import type { Augmentation } from "../data/batches.ts";
 import { datasetEntry } from "../data/index.ts";
@@ -16,9 +18,16 @@ export interface SubRun {
   spec: TrainSpec;
 }
 
-export function augmentation(config: DistillConfig): Augmentation | null {
+export function augmentation(config: DistillConfig, role: "teacher" | "student"): Augmentation | null {
   if (!config.augment) return null;
-  return { cropPadding: config.cropPadding ?? datasetEntry(config.dataset).cropPadding, flip: config.flip };
+  // Runs stored before erasing existed lack the fields; no erasing leaves the spec as it was.
+  const erasing = (role === "teacher" ? config.teacherErasing : config.erasing) ?? 0;
+  return { cropPadding: config.cropPadding ?? datasetEntry(config.dataset).cropPadding, flip: config.flip, ...(erasing > 0 ? { erasing } : {}) };
+}
+
+/** The seeds students are trained with. */
+export function studentSeeds(config: DistillConfig): number[] {
+  return Array.from({ length: config.seeds ?? 1 }, (_, i) => config.seed + i);
 }
 
 /** The sub-runs of a configuration, in training order. */
@@ -28,16 +37,21 @@ export function planSubRuns(config: DistillConfig): SubRun[] {
     evalBatchSize: config.evalBatchSize,
     schedule: { kind: config.schedule, learningRate: config.learningRate, milestones: config.milestones, gamma: config.gamma, warmupEpochs: config.warmupEpochs },
     sgd: { momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov },
-    augmentation: augmentation(config),
-    seed: config.seed,
   };
   const runs: SubRun[] = [
-    { name: "teacher", spec: { ...common, name: "teacher", role: "teacher", architecture: "teacher", widthScale: config.teacherWidthScale, loss: { name: "ce", options: {} }, epochs: config.teacherEpochs } },
+    {
+      name: "teacher",
+      spec: { ...common, name: "teacher", role: "teacher", architecture: "teacher", widthScale: config.teacherWidthScale, loss: { name: "ce", options: {} }, epochs: config.teacherEpochs, augmentation: augmentation(config, "teacher"), seed: config.seed },
+    },
   ];
-  for (const arch of config.students) {
-    const student = { ...common, role: "student" as const, architecture: arch, widthScale: config.widthScale, epochs: config.epochs };
-    runs.push({ name: `${arch}-kd`, spec: { ...student, name: `${arch}-kd`, loss: { name: "kd", options: { temperature: config.temperature, alpha: config.alpha } } } });
-    runs.push({ name: `${arch}-baseline`, spec: { ...student, name: `${arch}-baseline`, loss: { name: "ce", options: {} } } });
+  const seeds = studentSeeds(config);
+  for (const seed of seeds) {
+    const suffix = seeds.length > 1 ? `-s${seed}` : "";
+    for (const arch of config.students) {
+      const student = { ...common, role: "student" as const, architecture: arch, widthScale: config.widthScale, epochs: config.epochs, augmentation: augmentation(config, "student"), seed };
+      runs.push({ name: `${arch}-kd${suffix}`, spec: { ...student, name: `${arch}-kd${suffix}`, loss: { name: "kd", options: { temperature: config.temperature, alpha: config.alpha } } } });
+      runs.push({ name: `${arch}-baseline${suffix}`, spec: { ...student, name: `${arch}-baseline${suffix}`, loss: { name: "ce", options: {} } } });
+    }
   }
   return runs;
 }

@@ -1,4 +1,8 @@
-// The run's report: one row per trained model, as report.json (for tools) and report.md (for people).
+// The run's report: one row per trained model, and, over the seeds, each architecture's mean ± sd and
+// the paired KD - baseline difference, as report.json (for tools) and report.md (for people).
+//
+// Model selection is honest by construction: the test split is measured once, after the last epoch
+// (loop.ts), and that is the accuracy reported; validation accuracy is shown beside it.
 import { countMacs, countParams } from "../model/graph.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import type { Checkpoint } from "./checkpoint.ts";
@@ -15,18 +19,40 @@ export interface ModelReport {
   macs: number;
   epochs: number;
   done: boolean;
-  /** Fractions in [0, 1]; null before the first epoch ends. */
-  bestTestAccuracy: number | null;
-  lastTestAccuracy: number | null;
+  /** Test accuracy of the last epoch's model (fraction); null before the run ends. */
+  testAccuracy: number | null;
+  /** Validation accuracy of the last epoch, and the best epoch by validation (for the record). */
+  valAccuracy: number | null;
   bestValAccuracy: number | null;
+  bestValEpoch: number | null;
+  /** The last epoch's training cross-entropy with the labels (KD's hard part), comparable across losses. */
+  trainCrossEntropy: number | null;
   seed: number;
   backend: string;
   device: string;
-  /** Training images per second, over all epochs (evaluation excluded). */
+  /** Training images per wall-clock second, over all epochs (evaluation excluded). */
   imagesPerSecond: number | null;
   wallSeconds: number;
   /** For KD students: what computed the teacher's soft targets. */
   teacherEngine?: string;
+}
+
+/** Mean, sample standard deviation and count of a list of accuracies (fractions). */
+export interface Spread {
+  mean: number;
+  sd: number;
+  n: number;
+}
+
+/** One architecture over the seeds that have finished both its KD student and its baseline. */
+export interface ArchitectureSummary {
+  architecture: string;
+  params: number;
+  macs: number;
+  kd: Spread | null;
+  baseline: Spread | null;
+  /** KD minus baseline of the same seed, over the seeds with both. */
+  kdGain: Spread & { bySeed: Record<string, number> } | null;
 }
 
 export interface RunReport {
@@ -34,15 +60,20 @@ export interface RunReport {
   preset: string;
   dataset: Checkpoint["meta"]["dataset"];
   models: ModelReport[];
-  /** KD student minus its baseline, test accuracy (last epoch), per student architecture with both. */
+  /** Per student architecture, over seeds. */
+  architectures: ArchitectureSummary[];
+  /** Mean KD gain (test accuracy, last epoch) per student architecture with both (kept for tools). */
   kdGain: Record<string, number>;
+  /** Wall-clock training and evaluation seconds of every model of the run, summed (resumes included). */
+  computeSeconds: number;
   generatedAt: string;
 }
 
 export function modelReport(ckpt: Checkpoint): ModelReport {
   const { meta, graph } = ckpt;
-  const tests = meta.history.map((h) => h.testAccuracy);
-  const vals = meta.history.flatMap((h) => (h.valAccuracy === undefined ? [] : [h.valAccuracy]));
+  const last = meta.history.at(-1);
+  let best: { acc: number; epoch: number } | null = null;
+  for (const h of meta.history) if (h.valAccuracy !== undefined && (!best || h.valAccuracy > best.acc)) best = { acc: h.valAccuracy, epoch: h.epoch };
   // Images/s over the whole run: images seen / training seconds, from each epoch's rate and size.
   const imagesPerEpoch = meta.dataset.trainSamples - (meta.dataset.trainSamples % Number(meta.config.batchSize ?? 1));
   const trainSeconds = meta.history.reduce((s, h) => s + imagesPerEpoch / h.imagesPerSecond, 0);
@@ -56,9 +87,11 @@ export function modelReport(ckpt: Checkpoint): ModelReport {
     macs: countMacs(graph),
     epochs: meta.epoch,
     done: meta.done,
-    bestTestAccuracy: tests.length ? Math.max(...tests) : null,
-    lastTestAccuracy: tests.at(-1) ?? null,
-    bestValAccuracy: vals.length ? Math.max(...vals) : null,
+    testAccuracy: meta.done ? (last?.testAccuracy ?? null) : null,
+    valAccuracy: last?.valAccuracy ?? null,
+    bestValAccuracy: best?.acc ?? null,
+    bestValEpoch: best?.epoch ?? null,
+    trainCrossEntropy: last?.trainCrossEntropy ?? null,
     seed: Number(meta.config.seed),
     backend: meta.engine.backend,
     device: meta.engine.device,
@@ -68,35 +101,81 @@ export function modelReport(ckpt: Checkpoint): ModelReport {
   };
 }
 
+export function spread(values: number[]): Spread | null {
+  if (values.length === 0) return null;
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const sd = values.length > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1)) : 0;
+  return { mean, sd, n: values.length };
+}
+
+const isBaseline = (m: ModelReport) => m.loss.name === "ce" || (m.loss.name === "kd" && m.loss.options.alpha === 0);
+
+/** Per student architecture: KD and baseline over their finished seeds, and the paired gain. */
+export function summarize(models: ModelReport[]): ArchitectureSummary[] {
+  const students = models.filter((m) => m.role === "student" && m.testAccuracy !== null);
+  const archs = [...new Set(students.map((m) => m.architecture))];
+  return archs.map((architecture) => {
+    const mine = students.filter((m) => m.architecture === architecture);
+    const kd = mine.filter((m) => !isBaseline(m));
+    const base = mine.filter(isBaseline);
+    const bySeed: Record<string, number> = {};
+    for (const k of kd) {
+      const b = base.find((m) => m.seed === k.seed);
+      if (b) bySeed[String(k.seed)] = k.testAccuracy! - b.testAccuracy!;
+    }
+    const gain = spread(Object.values(bySeed));
+    return {
+      architecture,
+      params: mine[0]!.params,
+      macs: mine[0]!.macs,
+      kd: spread(kd.map((m) => m.testAccuracy!)),
+      baseline: spread(base.map((m) => m.testAccuracy!)),
+      kdGain: gain ? { ...gain, bySeed } : null,
+    };
+  });
+}
+
+export function buildReport(run: { run: string; preset: string; dataset: RunReport["dataset"] }, models: ModelReport[]): RunReport {
+  const architectures = summarize(models);
+  const kdGain = Object.fromEntries(architectures.flatMap((a) => (a.kdGain ? [[a.architecture, a.kdGain.mean]] : [])));
+  const computeSeconds = models.reduce((s, m) => s + m.wallSeconds, 0);
+  return { ...run, models, architectures, kdGain, computeSeconds, generatedAt: new Date().toISOString() };
+}
+
 const pct = (v: number | null) => (v === null ? "–" : `${(100 * v).toFixed(2)}%`);
 const human = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n));
-
-export function kdGain(models: ModelReport[]): Record<string, number> {
-  const gain: Record<string, number> = {};
-  for (const kd of models.filter((m) => m.role === "student" && m.loss.name !== "ce")) {
-    const base = models.find((m) => m.architecture === kd.architecture && m.loss.name === "ce");
-    if (base && kd.lastTestAccuracy !== null && base.lastTestAccuracy !== null) gain[kd.architecture] = kd.lastTestAccuracy - base.lastTestAccuracy;
-  }
-  return gain;
-}
+/** "93.41 ± 0.12" in percent (points), with the count when it is not the same for every row. */
+export const pm = (s: Spread | null, signed = false) => (s === null ? "–" : `${signed && s.mean >= 0 ? "+" : ""}${(100 * s.mean).toFixed(2)} ± ${(100 * s.sd).toFixed(2)}`);
 
 export function reportMarkdown(r: RunReport): string {
   const lines = [
     `# Run ${r.run}`,
     "",
-    `Preset \`${r.preset}\` on ${r.dataset.name}: ${r.dataset.trainSamples} training, ${r.dataset.valSamples} validation, ${r.dataset.testSamples} test images. Generated ${r.generatedAt}.`,
+    `Preset \`${r.preset}\` on ${r.dataset.name}: ${r.dataset.trainSamples} training, ${r.dataset.valSamples} validation, ${r.dataset.testSamples} test images. ` +
+      `Compute: ${formatDuration(r.computeSeconds)} of training and evaluation (wall clock, summed over models and sessions). Generated ${r.generatedAt}.`,
     "",
-    "| model | role | architecture | loss | params | MACs | best test | last test | best val | epochs | seed | backend | device | img/s | wall time |",
-    "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+    "Test accuracy is measured once, on the last epoch's model; validation accuracy is the last epoch's (best epoch by validation in brackets).",
+    "",
+    "| model | role | architecture | loss | params | MACs | test | val (best) | train CE | epochs | seed | device | img/s | wall time |",
+    "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ...r.models.map((m) => {
       const loss = m.loss.name === "kd" ? `kd (T=${m.loss.options.temperature}, alpha=${m.loss.options.alpha})` : m.loss.name;
-      return `| ${m.name} | ${m.role} | ${m.architecture} x${m.widthScale} | ${loss} | ${human(m.params)} | ${human(m.macs)} | ${pct(m.bestTestAccuracy)} | ${pct(m.lastTestAccuracy)} | ${pct(m.bestValAccuracy)} | ${m.epochs}${m.done ? "" : " (unfinished)"} | ${m.seed} | ${m.backend} | ${m.device} | ${m.imagesPerSecond === null ? "–" : m.imagesPerSecond.toFixed(0)} | ${formatDuration(m.wallSeconds)} |`;
+      const val = m.valAccuracy === null ? "–" : `${pct(m.valAccuracy)} (${pct(m.bestValAccuracy)} @${m.bestValEpoch})`;
+      return `| ${m.name} | ${m.role} | ${m.architecture} x${m.widthScale} | ${loss} | ${human(m.params)} | ${human(m.macs)} | ${pct(m.testAccuracy)} | ${val} | ${m.trainCrossEntropy === null ? "–" : m.trainCrossEntropy.toFixed(4)} | ${m.epochs}${m.done ? "" : " (unfinished)"} | ${m.seed} | ${m.backend}: ${m.device} | ${m.imagesPerSecond === null ? "–" : m.imagesPerSecond.toFixed(0)} | ${formatDuration(m.wallSeconds)} |`;
     }),
   ];
-  const gains = Object.entries(r.kdGain);
-  if (gains.length) {
-    lines.push("", "KD gain (last-epoch test accuracy of the KD student minus its baseline):", "");
-    for (const [arch, g] of gains) lines.push(`- ${arch}: ${g >= 0 ? "+" : ""}${(100 * g).toFixed(2)} points`);
+  if (r.architectures.length) {
+    lines.push(
+      "",
+      "Per architecture, over seeds (test accuracy in %, mean ± sample sd; KD gain = KD student minus the baseline of the same seed, in points):",
+      "",
+      "| architecture | params | MACs | KD student | baseline | KD gain | seeds | gain by seed |",
+      "|---|---:|---:|---:|---:|---:|---:|---|",
+      ...r.architectures.map((a) => {
+        const seeds = Object.entries(a.kdGain?.bySeed ?? {}).map(([s, g]) => `${s}: ${g >= 0 ? "+" : ""}${(100 * g).toFixed(2)}`);
+        return `| ${a.architecture} | ${human(a.params)} | ${human(a.macs)} | ${pm(a.kd)} | ${pm(a.baseline)} | ${pm(a.kdGain, true)} | ${a.kdGain?.n ?? 0} | ${seeds.join(", ")} |`;
+      }),
+    );
   }
   return lines.join("\n") + "\n";
 }

@@ -2,7 +2,7 @@
 // so `--resume DIR` continues that run and a second run never lands in the same directory.
 // (No tfjs here: the CLI checks the run directory before it loads the engine.)
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import type { DistillConfig } from "../config/schema.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 
@@ -12,8 +12,16 @@ export interface RunFile {
   preset: string;
   config: DistillConfig;
   createdAt: string;
-  /** The teacher checkpoint given with --teacher, so a resumed run distills from the same one. */
+  /**
+   * The teacher checkpoint given with --teacher, so a resumed run distills from the same one: relative
+   * to the working directory when inside it (a committed run resumes in another checkout), else absolute.
+   */
   teacher?: string;
+}
+
+function storedPath(file: string): string {
+  const rel = relative(process.cwd(), resolve(file));
+  return rel.startsWith("..") || isAbsolute(rel) ? resolve(file) : rel;
 }
 
 /** The first difference between two JSON values, as "path: a vs b", or null when equal. */
@@ -34,13 +42,13 @@ export function openRunDir(runDir: string, preset: string, config: DistillConfig
   if (!resume) {
     if (existsSync(path)) throw new Error(`${runDir} already holds a run; resume it with --resume ${runDir}, or choose another --run-dir`);
     mkdirSync(runDir, { recursive: true });
-    writeJsonAtomic(path, { preset, config, createdAt: new Date().toISOString(), ...(teacher ? { teacher: resolve(teacher) } : {}) } satisfies RunFile);
+    writeJsonAtomic(path, { preset, config, createdAt: new Date().toISOString(), ...(teacher ? { teacher: storedPath(teacher) } : {}) } satisfies RunFile);
     return;
   }
   const stored = readRunFile(runDir);
   const diff = firstDifference(stored.config, config);
   if (diff) throw new Error(`${path}: the run was started with a different configuration (${diff})`);
-  if (teacher && stored.teacher && resolve(teacher) !== stored.teacher) throw new Error(`${path}: the run distills from ${stored.teacher}, not ${teacher}`);
+  if (teacher && stored.teacher && resolve(teacher) !== resolve(stored.teacher)) throw new Error(`${path}: the run distills from ${stored.teacher}, not ${teacher}`);
 }
 
 export function readRunFile(runDir: string): RunFile {

@@ -11,6 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Batch } from "../data/batches.ts";
 import type { Loss } from "../losses/index.ts";
+import { crossEntropy } from "../losses/ce.ts";
 import { type Model, forward } from "../model/forward.ts";
 import { paramSpecs } from "../model/graph.ts";
 import type { Sgd } from "./optimizer.ts";
@@ -20,6 +21,11 @@ export interface Gradients {
   loss: number;
   /** Correctly classified images of the batch (top-1, training mode). */
   correct: number;
+  /**
+   * Cross-entropy with the labels summed over the batch's images, whatever the loss is: KD's hard
+   * part, so a KD run's training loss compares with its baseline's.
+   */
+  crossEntropySum: number;
   /** By parameter name; the caller disposes them. */
   grads: Map<string, tf.Tensor>;
 }
@@ -31,7 +37,7 @@ export const lossAndGradients: GradientFn = (model, batch, loss, teacherLogits) 
   const { height, width, channels } = model.graph.input;
   const trainable = paramSpecs(model.graph).filter((s) => s.kind === "trainable");
   const variables = trainable.map((s) => model.params.get(s.name)!);
-  const [value, correct, ...grads] = tf.tidy(() => {
+  const [value, correct, ceSum, ...grads] = tf.tidy(() => {
     const images = tf.tensor4d(batch.images, [batch.size, height, width, channels]);
     const labels = tf.tensor1d(batch.labels, "int32");
     const teacher = teacherLogits ? tf.tensor2d(teacherLogits, [batch.size, model.graph.numClasses]) : undefined;
@@ -41,17 +47,19 @@ export const lossAndGradients: GradientFn = (model, batch, loss, teacherLogits) 
       return loss.compute({ logits, labels, teacherLogits: teacher });
     }, variables);
     const correct = tf.sum(tf.equal(tf.argMax(logits!, 1), labels).asType("int32"));
+    const ceSum = tf.mul(crossEntropy(logits!, labels), batch.size);
     logits!.dispose();
-    return [value, correct, ...variables.map((v) => grads[v.name]!)];
+    return [value, correct, ceSum, ...variables.map((v) => grads[v.name]!)];
   });
-  const result = { loss: value!.dataSync()[0]!, correct: correct!.dataSync()[0]!, grads: new Map(trainable.map((s, i) => [s.name, grads[i]!])) };
+  const result = { loss: value!.dataSync()[0]!, correct: correct!.dataSync()[0]!, crossEntropySum: ceSum!.dataSync()[0]!, grads: new Map(trainable.map((s, i) => [s.name, grads[i]!])) };
   value!.dispose();
   correct!.dispose();
+  ceSum!.dispose();
   return result;
 };
 
-/** Computes the gradients of one batch and applies them; returns the batch's loss and correct count. */
-export function trainStep(model: Model, sgd: Sgd, batch: Batch, loss: Loss, teacherLogits: Float32Array | null, lr: number, gradients: GradientFn = lossAndGradients): { loss: number; correct: number } {
+/** Computes the gradients of one batch and applies them; returns the batch's loss, correct count and cross-entropy sum. */
+export function trainStep(model: Model, sgd: Sgd, batch: Batch, loss: Loss, teacherLogits: Float32Array | null, lr: number, gradients: GradientFn = lossAndGradients): { loss: number; correct: number; crossEntropySum: number } {
   const g = gradients(model, batch, loss, teacherLogits);
   try {
     if (!Number.isFinite(g.loss)) throw new Error(`training diverged: loss is ${g.loss} (lower the learning rate)`);
@@ -59,5 +67,5 @@ export function trainStep(model: Model, sgd: Sgd, batch: Batch, loss: Loss, teac
   } finally {
     for (const t of g.grads.values()) t.dispose();
   }
-  return { loss: g.loss, correct: g.correct };
+  return { loss: g.loss, correct: g.correct, crossEntropySum: g.crossEntropySum };
 }

@@ -66,12 +66,34 @@ describe("batches and augmentation", () => {
     expect(crops).toContain([0, 0, 0, 0, 1, 2, 0, 4, 5].join()); // shifted by (-1, -1)
   });
 
+  it("random erasing fills one rectangle of 2-40% of the image with random values, with its probability", () => {
+    const big = set(1, 20, 20, 1, () => 0); // all pixels 0: anything non-zero was erased
+    const areas: number[] = [];
+    for (let seed = 0; seed < 400; seed++) {
+      const img = makeBatch(big, [0], table, { cropPadding: 0, flip: false, erasing: 0.5 }, new Rng(seed)).images;
+      const erased: [number, number][] = [];
+      img.forEach((v, i) => v !== 0 && erased.push([Math.floor(i / 20), i % 20]));
+      if (erased.length === 0) continue;
+      const ys = erased.map((p) => p[0]);
+      const xs = erased.map((p) => p[1]);
+      const box = (Math.max(...ys) - Math.min(...ys) + 1) * (Math.max(...xs) - Math.min(...xs) + 1);
+      expect(erased.length).toBeGreaterThan(0.9 * box); // one rectangle (a few random values are 0)
+      areas.push(box / 400);
+    }
+    expect(areas.length).toBeGreaterThan(160); // p = 0.5 of 400
+    expect(areas.length).toBeLessThan(240);
+    expect(Math.min(...areas)).toBeGreaterThanOrEqual(0.01);
+    expect(Math.max(...areas)).toBeLessThanOrEqual(0.45);
+    expect(makeBatch(big, [0], table, { cropPadding: 0, flip: false, erasing: 0 }, new Rng(1)).images.every((v) => v === 0)).toBe(true);
+  });
+
   it("is reproducible from the RNG state", () => {
     const rng = new Rng(5);
-    makeBatch(s, [0, 1], table, { cropPadding: 1, flip: true }, rng);
+    const aug = { cropPadding: 1, flip: true, erasing: 0.5 };
+    makeBatch(s, [0, 1], table, aug, rng);
     const state = rng.state();
-    const a = makeBatch(s, [0, 1], table, { cropPadding: 1, flip: true }, rng);
-    const b = makeBatch(s, [0, 1], table, { cropPadding: 1, flip: true }, Rng.fromState(state));
+    const a = makeBatch(s, [0, 1], table, aug, rng);
+    const b = makeBatch(s, [0, 1], table, aug, Rng.fromState(state));
     expect(b).toEqual(a);
   });
 });

@@ -47,6 +47,9 @@ describe("distill pipeline", () => {
     }
     const teacher = loadCheckpoint(join(runDir, "teacher", "checkpoint.ndckpt")).meta;
     expect(teacher.history[2]!.testAccuracy).toBeGreaterThan(0.5); // bars on 10 rows: easy, 10% is chance
+    // The test split is measured once, after the last epoch; validation every epoch.
+    expect(teacher.history.map((h) => h.testAccuracy === undefined)).toEqual([true, true, false]);
+    expect(teacher.history.every((h) => h.valAccuracy !== undefined)).toBe(true);
     expect(teacher.dataset.normalization.mean[0]).toBeGreaterThan(0);
 
     const report = JSON.parse(readFileSync(join(runDir, "report.json"), "utf8")) as RunReport;
@@ -56,13 +59,18 @@ describe("distill pipeline", () => {
       expect(m.macs).toBeGreaterThan(m.params);
       expect(m.backend).toBe("wasm");
       expect(m.imagesPerSecond).toBeGreaterThan(0);
-      expect(m.lastTestAccuracy).toBeGreaterThanOrEqual(0);
-      expect(m.bestTestAccuracy).toBeGreaterThanOrEqual(m.lastTestAccuracy!);
+      expect(m.testAccuracy).toBeGreaterThanOrEqual(0);
+      expect(m.bestValAccuracy).toBeGreaterThanOrEqual(m.valAccuracy!);
+      expect(m.trainCrossEntropy).toBeGreaterThan(0);
       expect(m.seed).toBe(config.seed);
     }
     expect(report.models.find((m) => m.name === "narrow-deep-kd")!.teacherEngine).toMatch(/onnxruntime-node/);
     expect(loadCheckpoint(join(runDir, "wide-kd", "checkpoint.ndckpt")).meta.teacher).toEqual({ checkpoint: join(runDir, "teacher", "checkpoint.ndckpt"), engine: "onnxruntime-node (CPU)" });
     expect(Object.keys(report.kdGain).sort()).toEqual(["narrow-deep", "unmodified", "wide"]);
+    // A KD student's logged cross-entropy is its hard part, not the KD loss.
+    const kdLast = loadCheckpoint(join(runDir, "wide-kd", "checkpoint.ndckpt")).meta.history.at(-1)!;
+    expect(kdLast.trainCrossEntropy).not.toBeCloseTo(kdLast.trainLoss, 3);
+    expect(report.computeSeconds).toBeCloseTo(report.models.reduce((s, m) => s + m.wallSeconds, 0), 6);
     const md = readFileSync(join(runDir, "report.md"), "utf8");
     expect(md).toMatch(/\| narrow-deep-kd \| student \| narrow-deep x0.2 \| kd \(T=4, alpha=0.9\) \|/);
     expect(existsSync(join(runDir, "config.json"))).toBe(true);
@@ -71,7 +79,7 @@ describe("distill pipeline", () => {
 
     // Resuming a finished run trains nothing and keeps the report.
     const again = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l) });
-    expect(again.report.models.map((m) => m.lastTestAccuracy)).toEqual(report.models.map((m) => m.lastTestAccuracy));
+    expect(again.report.models.map((m) => m.testAccuracy)).toEqual(report.models.map((m) => m.testAccuracy));
     expect(lines.filter((l) => /already trained/.test(l))).toHaveLength(7);
   });
 
