@@ -49,6 +49,8 @@ export function openRunDir(runDir: string, preset: string, config: DistillConfig
   const diff = firstDifference(stored.config, config);
   if (diff) throw new Error(`${path}: the run was started with a different configuration (${diff})`);
   if (teacher && stored.teacher && resolve(teacher) !== resolve(stored.teacher)) throw new Error(`${path}: the run distills from ${stored.teacher}, not ${teacher}`);
+  // A run started without a teacher (its baselines need none) records the one it is first given.
+  if (teacher && !stored.teacher) writeJsonAtomic(path, { ...stored, teacher: storedPath(teacher) } satisfies RunFile);
 }
 
 export function readRunFile(runDir: string): RunFile {

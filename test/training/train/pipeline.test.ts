@@ -132,5 +132,9 @@ describe("distill pipeline", () => {
     openRunDir(withTeacher, preset, config, false, "/x/teacher.ndckpt");
     expect(readRunFile(withTeacher).teacher).toBe("/x/teacher.ndckpt");
     expect(() => openRunDir(withTeacher, preset, config, true, "/y/teacher.ndckpt")).toThrow(/distills from \/x\/teacher\.ndckpt, not \/y\/teacher\.ndckpt/);
+    // A run started without one (baselines first) records the teacher it is first resumed with.
+    openRunDir(runDir, preset, config, true, "/y/teacher.ndckpt");
+    expect(readRunFile(runDir).teacher).toBe("/y/teacher.ndckpt");
+    expect(() => openRunDir(runDir, preset, config, true, "/z/teacher.ndckpt")).toThrow(/distills from \/y\/teacher\.ndckpt/);
   });
 });
