@@ -18,11 +18,25 @@ export interface InputSpec extends TensorSpec {
 }
 
 export interface AccuracyFigure {
-  /** Fraction in [0, 1]. */
+  /** Fraction in [0, 1], measured on this ONNX file. */
   top1: number;
   dataset: string;
   split: string;
   samples: number;
+  /** When the run trained this model with several seeds: all of them (this file is one). */
+  seeds?: SeedAccuracy;
+}
+
+/**
+ * Test top-1 of every seed of a model (the training loop's, on the last epoch), their mean and sample
+ * standard deviation, and which seed was shipped: the one closest to the mean.
+ */
+export interface SeedAccuracy {
+  mean: number;
+  sd: number;
+  n: number;
+  bySeed: Record<string, number>;
+  shipped: number;
 }
 
 export interface ModelMetrics {
@@ -140,6 +154,17 @@ function entry(v: unknown, path: string): ModelEntry {
       split: str(a.split, `${path}.metrics.accuracy.split`),
       samples: num(a.samples, `${path}.metrics.accuracy.samples`),
     };
+    if (a.seeds !== undefined) {
+      const s = obj(a.seeds, `${path}.metrics.accuracy.seeds`);
+      const by = obj(s.bySeed, `${path}.metrics.accuracy.seeds.bySeed`);
+      metrics.accuracy.seeds = {
+        mean: num(s.mean, `${path}.metrics.accuracy.seeds.mean`),
+        sd: num(s.sd, `${path}.metrics.accuracy.seeds.sd`),
+        n: num(s.n, `${path}.metrics.accuracy.seeds.n`),
+        bySeed: Object.fromEntries(Object.entries(by).map(([k, v]) => [k, num(v, `${path}.metrics.accuracy.seeds.bySeed.${k}`)])),
+        shipped: num(s.shipped, `${path}.metrics.accuracy.seeds.shipped`),
+      };
+    }
   }
   const out: ModelEntry = {
     name: str(o.name, `${path}.name`),

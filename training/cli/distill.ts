@@ -21,8 +21,12 @@ Run options:
   --resume DIR                   continue the run in DIR with its stored configuration
   --only NAMES                   sub-runs to train, comma-separated: teacher, <student>-kd, <student>-baseline
   --teacher FILE                 a trained teacher checkpoint to distill from instead of training one
-  --no-export                    do not export the trained models to models/ at the end
-  --models-dir DIR               export into DIR instead of the repository's models/
+  --no-export                    do not export the trained models at the end
+  --models-dir DIR               export into DIR (default: the repository's models/; for the quick
+                                 preset, the run directory's models/, so the demo never touches the
+                                 shipped models)
+  --force                        let the export replace models trained on more images or for more
+                                 epochs (refused without it)
   --no-progress                  no progress bar (epoch summaries only)
   --describe                     print the sub-runs and each model's params and MACs, then exit
   -h, --help                     this text
@@ -34,7 +38,7 @@ ${configHelp()}
 class UsageError extends Error {}
 
 /** Fields that change how a run computes, not what it computes: a resumed run may change them. */
-const RUNTIME_FIELDS = ["backend", "replicas", "convolutions", "teacherEngine", "checkpointMinutes"] as const satisfies readonly (keyof DistillConfig)[];
+const RUNTIME_FIELDS = ["backend", "replicas", "convolutions", "teacherEngine", "teacherCache", "checkpointMinutes"] as const satisfies readonly (keyof DistillConfig)[];
 
 interface Args {
   preset?: string;
@@ -45,6 +49,7 @@ interface Args {
   teacher?: string;
   export: boolean;
   modelsDir?: string;
+  force: boolean;
   progress: boolean;
   help: boolean;
   describe: boolean;
@@ -54,10 +59,10 @@ interface Args {
 /** Run options that take a value, by flag. */
 const VALUE_OPTIONS = { "--preset": "preset", "--config": "configFile", "--run-dir": "runDir", "--resume": "resume", "--teacher": "teacher", "--models-dir": "modelsDir" } as const;
 /** Run options without a value: the setting each one makes. */
-const SWITCHES = { "-h": ["help", true], "--help": ["help", true], "--describe": ["describe", true], "--no-export": ["export", false], "--no-progress": ["progress", false] } as const;
+const SWITCHES = { "-h": ["help", true], "--help": ["help", true], "--describe": ["describe", true], "--no-export": ["export", false], "--no-progress": ["progress", false], "--force": ["force", true] } as const;
 
 export function parseArgs(argv: string[]): Args {
-  const args: Args = { export: true, progress: true, help: false, describe: false, flags: {} };
+  const args: Args = { export: true, force: false, progress: true, help: false, describe: false, flags: {} };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
@@ -162,7 +167,10 @@ async function main(argv: string[]): Promise<number> {
     console.log(`export skipped: --only trains part of the run; export it when complete with npm run export -- ${runDir}`);
   } else if (args.export) {
     const { exportRun } = await import("../export/index.ts");
-    await exportRun(runDir, { dataDir: config.data ?? undefined, modelsDir: args.modelsDir });
+    // The quick preset is the demo: its 2-epoch models go next to the run unless asked otherwise.
+    const modelsDir = args.modelsDir ?? (preset === "quick" ? join(runDir, "models") : undefined);
+    const { modelsDir: wrote } = await exportRun(runDir, { dataDir: config.data ?? undefined, modelsDir, force: args.force });
+    if (preset === "quick" && !args.modelsDir) console.log(`exported to ${wrote} (the shipped models/ are untouched; to serve these instead: npm run export -- ${runDir} --force)`);
   }
   return 0;
 }

@@ -19,6 +19,8 @@ options:
                           first CPU one that loads: node, wasm, cpu)
   --name NAME             manifest name (one checkpoint only; default: derived from the checkpoint)
   --allow-unfinished      export checkpoints of sub-runs that have not finished training
+  --force                 replace models of the manifest that were trained on more images or for
+                          more epochs than the new ones (refused without it)
   --readme FILE           README whose results table is regenerated (default: README.md when
                           writing to the default models/)
   --no-readme             leave the README alone`;
@@ -43,6 +45,7 @@ async function main(argv: string[]): Promise<void> {
       backend: { type: "string" },
       name: { type: "string" },
       "allow-unfinished": { type: "boolean" },
+      force: { type: "boolean" },
       readme: { type: "string" },
       "no-readme": { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -65,6 +68,7 @@ async function main(argv: string[]): Promise<void> {
     backend: values.backend,
     name: values.name,
     allowUnfinished: values["allow-unfinished"],
+    force: values.force,
     readme: values["no-readme"] ? null : values.readme,
   };
   let isDir: boolean;

@@ -43,6 +43,7 @@ const common: DistillConfig = {
   replicas: 0,
   convolutions: "auto",
   teacherEngine: "auto",
+  teacherCache: true,
   checkpointMinutes: 10,
 };
 

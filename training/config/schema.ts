@@ -54,6 +54,8 @@ export interface DistillConfig {
   /** What computes convolutions on the wasm backend: auto, native (onnxruntime) or wasm (XNNPACK). */
   convolutions: Convolutions;
   teacherEngine: TeacherEngine;
+  /** Cache the teacher's logits per augmented view (exact; train/teacher-cache.ts). */
+  teacherCache: boolean;
   checkpointMinutes: number;
 }
 
@@ -118,6 +120,7 @@ export const FIELDS: Record<keyof DistillConfig, Field> = {
   replicas: { kind: "int", help: "wasm backend: data-parallel worker threads, 0 = one per idle core (cores minus those busy when the run starts, at most 8)", check: atLeast(0) },
   convolutions: { kind: "string", help: "wasm backend: convolutions on native onnxruntime kernels (native), XNNPACK (wasm), or native where it loads (auto)", check: oneOf(CONVOLUTIONS) },
   teacherEngine: { kind: "string", help: "what computes the teacher's soft targets: auto, onnx or tfjs", check: oneOf(TEACHER_ENGINES) },
+  teacherCache: { kind: "boolean", help: "cache the teacher's logits per augmented view (exact: crop and flip make a finite set of views)" },
   checkpointMinutes: { kind: "number", help: "minutes between checkpoints inside an epoch, 0 = only at epoch ends", check: atLeast(0) },
 };
 

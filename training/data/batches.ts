@@ -24,6 +24,21 @@ export interface Batch {
   images: Float32Array;
   labels: Int32Array;
   size: number;
+  /**
+   * Which view of which image each one is, index * viewCount + view, when the augmentation has a
+   * finite set of views (crop and flip without erasing): a cache of the teacher's logits keys on it.
+   */
+  views?: Uint32Array;
+}
+
+/**
+ * How many distinct images the augmentation makes of one image: every crop offset times the two
+ * flips; null when it is not a finite set (random erasing).
+ */
+export function viewCount(augment: Augmentation | null): number | null {
+  if (augment?.erasing) return null;
+  const side = 2 * (augment?.cropPadding ?? 0) + 1;
+  return side * side * (augment?.flip ? 2 : 1);
 }
 
 /** Lookup table from a byte value to its normalized float, per channel. */
@@ -40,6 +55,8 @@ export function makeBatch(set: ImageSet, indices: ArrayLike<number>, table: Floa
   const size = imageSize(set);
   const images = new Float32Array(indices.length * size);
   const labels = new Int32Array(indices.length);
+  const views = viewCount(augment);
+  const keys = views === null ? undefined : new Uint32Array(indices.length);
   for (let i = 0; i < indices.length; i++) {
     const src = indices[i]! * size;
     const dst = i * size;
@@ -48,6 +65,7 @@ export function makeBatch(set: ImageSet, indices: ArrayLike<number>, table: Floa
     const dy = pad > 0 ? rng.int(2 * pad + 1) - pad : 0;
     const dx = pad > 0 ? rng.int(2 * pad + 1) - pad : 0;
     const flip = augment?.flip ? rng.next() < 0.5 : false;
+    if (keys) keys[i] = indices[i]! * views! + ((dy + pad) * (2 * pad + 1) + (dx + pad)) * (augment?.flip ? 2 : 1) + (flip ? 1 : 0);
     for (let y = 0; y < h; y++) {
       const sy = y + dy;
       for (let x = 0; x < w; x++) {
@@ -61,7 +79,7 @@ export function makeBatch(set: ImageSet, indices: ArrayLike<number>, table: Floa
     }
     if (augment?.erasing && rng.next() < augment.erasing) erase(images.subarray(dst, dst + size), h, w, c, table, rng);
   }
-  return { images, labels, size: indices.length };
+  return { images, labels, size: indices.length, ...(keys ? { views: keys } : {}) };
 }
 
 /** Fills one random rectangle of a normalized NHWC image with random pixel values (in place). */

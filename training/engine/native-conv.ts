@@ -384,6 +384,21 @@ export function nativeConvolutionsActive(): boolean {
 }
 
 /**
+ * Runs `fn` with the convolutions on tfjs' own kernels, then puts the native ones back. A check of
+ * an onnxruntime model against tfjs (the export check, the ONNX teacher's) must not run its reference
+ * on onnxruntime too: a wrong layout or folding shared by both would pass unseen.
+ */
+export async function withTfjsConvolutions<T>(fn: () => T | Promise<T>): Promise<T> {
+  const native = nativeConvolutionsActive();
+  if (native) useNativeConvolutions(false);
+  try {
+    return await fn();
+  } finally {
+    if (native) useNativeConvolutions(true);
+  }
+}
+
+/**
  * How many native graphs were built (one per op and geometry), or how many of them run on the
  * NCHWc kernels: tests use it to see which ran.
  */

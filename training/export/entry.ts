@@ -5,7 +5,7 @@
 // alpha 0) is "<architecture>-baseline"; any other distillation loss gives "<architecture>-<loss>".
 // Version: the id of the run that trained the model (its run directory's name).
 import { createHash } from "node:crypto";
-import { type ExportCheck, type Manifest, type ModelEntry, ManifestError } from "../../models/schema.ts";
+import { type ExportCheck, type Manifest, type ModelEntry, type SeedAccuracy, ManifestError } from "../../models/schema.ts";
 import { countMacs, countParams } from "../model/graph.ts";
 import type { Checkpoint } from "../train/checkpoint.ts";
 import { INPUT_NAME, OUTPUT_NAMES } from "./onnx.ts";
@@ -28,6 +28,8 @@ export interface EntryFacts {
   check: ExportCheck;
   /** Top-1 of the exported model on the test split, and how many images that was. */
   accuracy: { top1: number; samples: number };
+  /** Every seed's test accuracy, when the run trained this model with several. */
+  seeds?: SeedAccuracy;
   /** The run, the checkpoint exported and, for distilled students, the teacher's checkpoint and engine. */
   run: { id: string; preset?: string; checkpoint: string; teacher?: { checkpoint: string; engine: string } };
 }
@@ -51,7 +53,7 @@ export function modelEntry(ckpt: Checkpoint, facts: EntryFacts): ModelEntry {
     metrics: {
       params: countParams(graph),
       macs: countMacs(graph),
-      accuracy: { top1: facts.accuracy.top1, dataset: meta.dataset.name, split: "test", samples: facts.accuracy.samples },
+      accuracy: { top1: facts.accuracy.top1, dataset: meta.dataset.name, split: "test", samples: facts.accuracy.samples, ...(facts.seeds ? { seeds: facts.seeds } : {}) },
     },
     export: facts.check,
     training: {
@@ -75,6 +77,24 @@ export function modelEntry(ckpt: Checkpoint, facts: EntryFacts): ModelEntry {
       config: meta.config,
     },
   };
+}
+
+/** How much training an entry records: images seen per epoch and epochs (0 when unknown). */
+function trainingAmount(e: ModelEntry): { samples: number; epochs: number } {
+  const t = e.training ?? {};
+  return { samples: Number(t.trainSamples) || 0, epochs: Number(t.epochs) || 0 };
+}
+
+/**
+ * Why replacing `current` by `next` would lose a better-trained model, or null when it would not:
+ * a model trained on more images or for more epochs is replaced only on purpose (--force). This
+ * keeps a quick demo run from overwriting the shipped models.
+ */
+export function downgrade(current: ModelEntry, next: ModelEntry): string | null {
+  const [a, b] = [trainingAmount(current), trainingAmount(next)];
+  if (a.samples > b.samples) return `${current.name} in the manifest was trained on ${a.samples} images, the new one on ${b.samples}`;
+  if (a.epochs > b.epochs) return `${current.name} in the manifest was trained for ${a.epochs} epochs, the new one for ${b.epochs}`;
+  return null;
 }
 
 /**

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Manifest, type ModelEntry, MODEL_NAME_PATTERN } from "../../models/schema.ts";
+import { type Manifest, type ModelEntry, type SeedAccuracy, MODEL_NAME_PATTERN } from "../../models/schema.ts";
 import { bundleModels } from "../../scripts/bundle-models.ts";
 import { updateResultsTable } from "../../scripts/results-table.ts";
 import { makeBatch, normalizationTable } from "../data/batches.ts";
@@ -17,17 +17,23 @@ import { loadDataset } from "../data/index.ts";
 import { Rng } from "../data/rng.ts";
 import { type Engine, currentEngine, initBackend } from "../engine/backend.ts";
 import { disposeModel } from "../model/forward.ts";
+import { withTfjsConvolutions } from "../engine/native-conv.ts";
 import { type Checkpoint, CHECKPOINT_EXTENSION, loadCheckpoint } from "../train/checkpoint.ts";
 import { CONFIG_FILE, readRunFile } from "../train/run-dir.ts";
 import { modelFromCheckpoint } from "../train/teacher.ts";
 import { runOnnxChecker } from "./checker.ts";
-import { manifestName, mergeEntries, modelEntry } from "./entry.ts";
+import { downgrade, manifestName, mergeEntries, modelEntry } from "./entry.ts";
 import { DEFAULT_OPSET, graphToOnnx } from "./onnx.ts";
 import { type ModelFile, updateModels } from "./store.ts";
 import type { Images } from "../data/layout.ts";
 import { ExportVerificationError, PARITY_SAMPLES, assertParity, measureParity, onnxAccuracy, openSession } from "./verify.ts";
 
 export { ExportVerificationError } from "./verify.ts";
+
+/** An export that would replace better-trained models without --force. */
+export class ExportRefusedError extends Error {
+  override name = "ExportRefusedError";
+}
 export { UnsupportedLayerError } from "./onnx.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -49,6 +55,8 @@ export interface ExportOptions {
   name?: string;
   /** Export checkpoints of sub-runs that have not done all their epochs. */
   allowUnfinished?: boolean;
+  /** Replace models in the manifest trained on more images or for more epochs than the new ones. */
+  force?: boolean;
   /** README whose results table is regenerated; default: this repository's README when modelsDir is the default, else none. */
   readme?: string | null;
   log?: (line: string) => void;
@@ -65,6 +73,8 @@ interface Source {
   path: string;
   ckpt: Checkpoint;
   run: RunInfo;
+  /** Set when this checkpoint is the one shipped of several seeds of the same model. */
+  seeds?: SeedAccuracy;
 }
 
 /** Exports one checkpoint file. */
@@ -93,7 +103,37 @@ export async function exportRun(runDir: string, options: ExportOptions = {}): Pr
   if (![...latest.values()].some((s) => s.ckpt.meta.role === "teacher")) {
     (options.log ?? console.log)(`export: ${runDir} has no teacher sub-run (distilled from a teacher of another run?); the manifest keeps its teacher`);
   }
-  return exportSources([...latest.values()], options);
+  return exportSources(oneSeedEach([...latest.values()], options.log ?? console.log), options);
+}
+
+/**
+ * Sub-runs that are the same model trained with different seeds (same manifest name) ship as one:
+ * the seed whose test accuracy is closest to their mean, carrying every seed's figure.
+ */
+function oneSeedEach(sources: Source[], log: (line: string) => void): Source[] {
+  const groups = new Map<string, Source[]>();
+  for (const s of sources) {
+    const name = manifestName(s.ckpt.meta);
+    groups.set(name, [...(groups.get(name) ?? []), s]);
+  }
+  return [...groups].map(([name, members]) => {
+    if (members.length === 1) return members[0]!;
+    const bySeed: Record<string, number> = {};
+    for (const m of members) {
+      const acc = m.ckpt.meta.history.at(-1)?.testAccuracy;
+      const seed = Number(m.ckpt.meta.config.seed);
+      if (acc === undefined) throw new Error(`${m.path}: ${m.ckpt.meta.name} has no test accuracy yet; finish it before exporting its seeds`);
+      if (String(seed) in bySeed) throw new Error(`${name}: two sub-runs with seed ${seed} (${m.path})`);
+      bySeed[String(seed)] = acc;
+    }
+    const accs = Object.values(bySeed);
+    const mean = accs.reduce((a, b) => a + b, 0) / accs.length;
+    const sd = Math.sqrt(accs.reduce((a, v) => a + (v - mean) ** 2, 0) / (accs.length - 1));
+    const pick = members.reduce((best, m) => (Math.abs(bySeed[String(m.ckpt.meta.config.seed)]! - mean) < Math.abs(bySeed[String(best.ckpt.meta.config.seed)]! - mean) ? m : best));
+    const shipped = Number(pick.ckpt.meta.config.seed);
+    log(`export: ${name}: ${members.length} seeds, test ${(100 * mean).toFixed(2)} ± ${(100 * sd).toFixed(2)}%; shipping seed ${shipped} (${(100 * bySeed[String(shipped)]!).toFixed(2)}%, the closest to the mean)`);
+    return { ...pick, seeds: { mean, sd, n: accs.length, bySeed, shipped } };
+  });
 }
 
 function refuseUnfinished(path: string, ckpt: Checkpoint, options: ExportOptions): void {
@@ -201,7 +241,7 @@ function testSet({ ckpt, path, run }: Source, ctx: ExportContext): ImageSet {
 
 /** Encodes one checkpoint and verifies it; throws ExportVerificationError when it does not pass. */
 async function verifiedExport(source: Source, ctx: ExportContext): Promise<{ entry: ModelEntry; file: ModelFile }> {
-  const { path, ckpt, run } = source;
+  const { path, ckpt, run, seeds } = source;
   const { graph, meta } = ckpt;
   const name = ctx.options.name ?? manifestName(meta);
   const what = `${name} (${path})`;
@@ -229,13 +269,13 @@ async function verifiedExport(source: Source, ctx: ExportContext): Promise<{ ent
   const session = await openSession(onnx);
   try {
     const model = modelFromCheckpoint(ckpt);
-    const parity = await measureParity(model, session, parityImages).finally(() => disposeModel(model));
+    const parity = await withTfjsConvolutions(() => measureParity(model, session, parityImages)).finally(() => disposeModel(model));
     assertParity(what, parity);
     const top1 = await onnxAccuracy(session, accuracyImages, labels, graph.numClasses);
     const check = { ...parity, opset: ctx.opset, exportedAt: new Date().toISOString(), ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}) };
-    const entry = modelEntry(ckpt, { name, version: run.id, onnx, check, accuracy: { top1, samples: accuracyImages.count }, run: { id: run.id, preset: run.preset, checkpoint: repoPath(path), teacher: meta.teacher && { ...meta.teacher, checkpoint: repoPath(meta.teacher.checkpoint) } } });
+    const entry = modelEntry(ckpt, { name, version: run.id, onnx, check, accuracy: { top1, samples: accuracyImages.count }, ...(seeds ? { seeds } : {}), run: { id: run.id, preset: run.preset, checkpoint: repoPath(path), teacher: meta.teacher && { ...meta.teacher, checkpoint: repoPath(meta.teacher.checkpoint) } } });
     ctx.log(
-      `export: ${name}: ${onnx.length} bytes, max |logit diff| ${parity.maxAbsLogitDiff.toExponential(2)} over ${parity.samples} images (tfjs ${ctx.backend} vs onnxruntime-node), ` +
+      `export: ${name}: ${onnx.length} bytes, max |logit diff| ${parity.maxAbsLogitDiff.toExponential(2)} over ${parity.samples} images (tfjs ${ctx.backend} on its own kernels vs onnxruntime-node), ` +
         `top-1 agreement 100%, test top-1 ${(top1 * 100).toFixed(2)}% on ${accuracyImages.count} images, ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
     return { entry, file: { file: entry.file, bytes: onnx } };
@@ -257,7 +297,15 @@ async function exportSources(sources: Source[], options: ExportOptions): Promise
   const entries = exported.map((e) => e.entry);
   const files = exported.map((e) => e.file);
 
-  const manifest = updateModels(modelsDir, files, (current) => mergeEntries(current, entries));
+  const manifest = updateModels(modelsDir, files, (current) => {
+    const losses = options.force ? [] : entries.flatMap((e) => {
+      const old = current.models.find((m) => m.name === e.name);
+      const why = old ? downgrade(old, e) : null;
+      return why ? [why] : [];
+    });
+    if (losses.length) throw new ExportRefusedError(`export to ${modelsDir} refused: ${losses.join("; ")} (pass --force to replace them, or --models-dir to export elsewhere)`);
+    return mergeEntries(current, entries);
+  });
   log(`export: wrote ${files.map((f) => f.file).join(", ")} and manifest.json to ${modelsDir} (default student: ${manifest.defaultStudent})`);
   bundleModels(modelsDir);
   if (readme) {

@@ -6,13 +6,14 @@ import { appendFileSync, existsSync, mkdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { DistillConfig } from "../config/schema.ts";
 import { removeStaleTemporaryFiles } from "../io/atomic.ts";
-import { type Batch, makeBatch, normalizationTable } from "../data/batches.ts";
+import { type Batch, makeBatch, normalizationTable, viewCount } from "../data/batches.ts";
 import { loadDataset } from "../data/index.ts";
 import { type PreparedData, prepareData } from "../data/prepare.ts";
 import { Rng } from "../data/rng.ts";
 import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
 import { checkpointPath, train } from "./loop.ts";
-import { describeModels, planSubRuns } from "./plan.ts";
+import { augmentation, describeModels, planSubRuns } from "./plan.ts";
+import { type CachedTeacher, cacheTeacher } from "./teacher-cache.ts";
 import { firstDifference } from "./run-dir.ts";
 import { ProgressBar } from "./progress.ts";
 import type { GradientFn } from "./step.ts";
@@ -88,7 +89,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const selected = plan.filter((r) => (opts.only ? opts.only.includes(r.name) : true) && !(r.name === "teacher" && opts.teacherCheckpoint));
 
   const teacherPath = opts.teacherCheckpoint ?? checkpointPath(join(runDir, "teacher"));
-  let teacher: Teacher | null = null;
+  let teacher: Teacher | CachedTeacher | null = null;
   // Read from the checkpoints on disk each time: sub-runs finished earlier (before a resume, or by
   // another process training other sub-runs of this run with --only) belong in the report too.
   const report = (): RunReport => {
@@ -113,6 +114,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
           throw new Error(`${teacherPath}: the teacher was trained on ${ckpt.meta.dataset.name} (${ckpt.graph.input.height}x${ckpt.graph.input.width}x${ckpt.graph.input.channels}, ${ckpt.graph.numClasses} classes), not this run's ${data.name}`);
         }
         teacher = { ...withNormalization(await loadTeacher(ckpt, config.teacherEngine, probeBatch(data), log), data.normalization, ckpt.meta.dataset.normalization), source: teacherPath };
+        const views = viewCount(augmentation(config, "student"));
+        const cached = config.teacherCache !== false && views !== null ? cacheTeacher(teacher, data.train.count, views, data.classes.length) : null;
+        if (cached) teacher = cached;
         log(`teacher: ${teacherPath} (test acc ${((ckpt.meta.history.at(-1)?.testAccuracy ?? 0) * 100).toFixed(2)}%), soft targets by ${teacher.engine}`);
       }
       const dir = join(runDir, sub.name);
@@ -128,6 +132,10 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         shouldStop: opts.shouldStop,
         gradients: opts.gradients,
       });
+      if (needsTeacher && teacher && "stats" in teacher) {
+        const s = teacher.stats();
+        log(`teacher cache: ${s.hits} images answered from the cache, ${s.misses} run through the teacher so far (${((100 * s.hits) / Math.max(1, s.hits + s.misses)).toFixed(1)}% hits)`);
+      }
       writeReport(runDir, report());
       if (!result.finished) return { report: report(), finished: false };
     }

@@ -13,6 +13,7 @@ import { graphToOnnx } from "../export/onnx.ts";
 import { type Model, createModel, disposeModel, forward } from "../model/forward.ts";
 import type { TeacherEngine } from "../config/schema.ts";
 import type { Checkpoint } from "./checkpoint.ts";
+import { withTfjsConvolutions } from "../engine/native-conv.ts";
 
 
 export interface Teacher {
@@ -77,7 +78,8 @@ export async function loadTeacher(ckpt: Checkpoint, engine: TeacherEngine, probe
   }
   const reference = tfjsTeacher(ckpt);
   try {
-    const [a, b] = [await onnx.logits(probe), await reference.logits(probe)];
+    // The reference runs on tfjs' own convolution kernels, not on onnxruntime (withTfjsConvolutions).
+    const [a, b] = [await onnx.logits(probe), await withTfjsConvolutions(() => reference.logits(probe))];
     let worst = 0;
     let scale = 0;
     for (let i = 0; i < a.length; i++) {

@@ -96,6 +96,19 @@ describe("npm run distill", () => {
     expect(report.models.map((m: { name: string }) => m.name)).toEqual(["teacher", "narrow-deep-kd"]);
   }, 600_000); // five processes one after another: about 40 s on an idle 2-core machine, much more on a busy one
 
+  it("exports the quick demo next to its run, never over the shipped models/", async () => {
+    const shipped = join(import.meta.dirname, "../../../models/manifest.json");
+    const before = readFileSync(shipped, "utf8");
+    const runDir = join(mkdtempSync(join(tmpdir(), "nd-cli-")), "demo");
+    const r = await run(["--run-dir", runDir, ...tiny().filter((a) => a !== "--no-export"), "--epochs", "1"]);
+    expect(r.code, r.output).toBe(0);
+    expect(r.output).toMatch(/the shipped models\/ are untouched; to serve these instead: npm run export -- .*demo --force/);
+    const manifest = JSON.parse(readFileSync(join(runDir, "models", "manifest.json"), "utf8"));
+    expect(manifest.models.map((m: { name: string }) => m.name)).toEqual(["teacher", "narrow-deep", "narrow-deep-baseline"]);
+    expect(existsSync(join(runDir, "models", "narrow-deep.onnx"))).toBe(true);
+    expect(readFileSync(shipped, "utf8")).toBe(before);
+  }, 300_000);
+
   it("explains bad usage with exit code 2", async () => {
     const bad = await run(["--epochs", "zero"]);
     expect(bad.code).toBe(2);

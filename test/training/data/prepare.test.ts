@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { makeBatch, normalizationTable } from "../../../training/data/batches.ts";
+import { makeBatch, normalizationTable, viewCount } from "../../../training/data/batches.ts";
 import { type ImageSet, channelStats } from "../../../training/data/dataset.ts";
 import { prepareData } from "../../../training/data/prepare.ts";
 import { Rng } from "../../../training/data/rng.ts";
@@ -85,6 +85,27 @@ describe("batches and augmentation", () => {
     expect(Math.min(...areas)).toBeGreaterThanOrEqual(0.01);
     expect(Math.max(...areas)).toBeLessThanOrEqual(0.45);
     expect(makeBatch(big, [0], table, { cropPadding: 0, flip: false, erasing: 0 }, new Rng(1)).images.every((v) => v === 0)).toBe(true);
+  });
+
+  it("names each augmented image's view, one key per distinct image (the teacher cache's key)", () => {
+    const aug = { cropPadding: 1, flip: true };
+    expect(viewCount(aug)).toBe(18);
+    expect(viewCount({ ...aug, erasing: 0.5 })).toBeNull();
+    expect(viewCount(null)).toBe(1);
+    const byKey = new Map<number, string>();
+    for (let seed = 0; seed < 300; seed++) {
+      const b = makeBatch(s, [0, 1], table, aug, new Rng(seed));
+      for (let i = 0; i < 2; i++) {
+        const key = b.views![i]!;
+        expect(Math.floor(key / 18)).toBe(i);
+        const pixels = grid(b.images, i).join();
+        expect(byKey.get(key) ?? pixels).toBe(pixels);
+        byKey.set(key, pixels);
+      }
+    }
+    expect(byKey.size).toBe(36); // every view of both images was drawn
+    expect(new Set(byKey.values()).size).toBe(36); // and no two keys name the same pixels
+    expect(makeBatch(s, [0], table, { ...aug, erasing: 0.5 }, new Rng(1)).views).toBeUndefined();
   });
 
   it("is reproducible from the RNG state", () => {

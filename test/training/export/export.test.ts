@@ -9,7 +9,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parseManifest } from "../../../models/schema.ts";
 import { RESULTS_BEGIN, RESULTS_END } from "../../../scripts/results-table.ts";
 import { initBackend } from "../../../training/engine/backend.ts";
-import { type ExportOptions, ExportVerificationError, exportCheckpoint, exportRun } from "../../../training/export/index.ts";
+import { type ExportOptions, ExportRefusedError, ExportVerificationError, exportCheckpoint, exportRun } from "../../../training/export/index.ts";
+import { nativeConvolutionsActive, nativeGraphCount } from "../../../training/engine/native-conv.ts";
 import { countMacs, countParams } from "../../../training/model/graph.ts";
 import { saveCheckpoint } from "../../../training/train/checkpoint.ts";
 import { type FixtureOptions, fixtureCheckpoint } from "./fixtures.ts";
@@ -92,7 +93,7 @@ describe("exportRun", () => {
     expect(readFileSync(join(models, "bundle.ts"), "utf8")).toContain('"narrow-deep.onnx"');
     const text = readFileSync(readme, "utf8");
     expect(text).not.toContain("\nold\n");
-    expect(text).toMatch(/\| \*\*narrow-deep\*\* \(default\) \| student \| narrow-deep ×0\.125 \| 5\.3 k \| 536\.7 k \| \d+\.\d\d% \| [+-]\d+\.\d\d \| KD T=4 α=0\.9, 1 epoch on 1,000 images \|/);
+    expect(text).toMatch(/\| \*\*narrow-deep\*\* \(default\) \| student \| narrow-deep ×0\.125 \| 1\.7 k \| 184\.3 k \| \d+\.\d\d% \|  \| [+-]\d+\.\d\d \| KD T=4 α=0\.9, 1 epoch on 1,000 images \|/);
     expect(text).toContain("| teacher | teacher | teacher ×0.125 |");
     expect(text.endsWith(`${RESULTS_END}\n\n## Tests\n`)).toBe(true);
   });
@@ -121,6 +122,58 @@ describe("exportRun", () => {
     expect(changed.map((m) => m.name)).toEqual(["narrow-deep"]);
     expect(changed[0]!.sha256).toBe(sha256(join(models, "narrow-deep.onnx")));
     expect(changed[0]!.sha256).not.toBe(before.models[1]!.sha256);
+  });
+
+  it("never replaces a model trained on more images or for more epochs, unless forced", async () => {
+    const files = snapshot(models);
+    const smaller = fixtureCheckpoint({ architecture: "wide", widthScale: 0.125, seed: 9 });
+    smaller.meta.dataset.trainSamples = 500; // the manifest's wide saw 1000 images an epoch
+    const path = join(tmp("ckpt-"), "smaller.ndckpt");
+    saveCheckpoint(path, smaller);
+    const refused = exportCheckpoint(path, { ...quiet, modelsDir: models, readme: null });
+    await expect(refused).rejects.toThrow(ExportRefusedError);
+    await expect(refused).rejects.toThrow(/refused: wide in the manifest was trained on 1000 images, the new one on 500 \(pass --force/);
+    expect(snapshot(models)).toEqual(files);
+    const shorter = fixtureCheckpoint({ architecture: "wide", widthScale: 0.125, seed: 9 });
+    shorter.meta.epoch = 0;
+    saveCheckpoint(path, shorter);
+    await expect(exportCheckpoint(path, { ...quiet, modelsDir: models, readme: null, allowUnfinished: true })).rejects.toThrow(/wide in the manifest was trained for 1 epochs, the new one for 0/);
+    await exportCheckpoint(path, { ...quiet, modelsDir: models, readme: null, allowUnfinished: true, force: true });
+    expect(snapshot(models)["wide.onnx"]).not.toBe(files["wide.onnx"]);
+  });
+
+  it("checks the export against tfjs on its own kernels, not against onnxruntime's", async () => {
+    // A geometry no test has built: any native graph built during the export would be the reference's.
+    const odd = fixtureCheckpoint({ architecture: "unmodified", widthScale: 0.3, seed: 3 });
+    const path = join(tmp("ckpt-"), "odd.ndckpt");
+    saveCheckpoint(path, odd);
+    expect(nativeConvolutionsActive()).toBe(true);
+    const graphs = nativeGraphCount();
+    await exportCheckpoint(path, { ...quiet, modelsDir: tmp("models-"), readme: null, name: "odd" });
+    expect(nativeGraphCount()).toBe(graphs);
+    expect(nativeConvolutionsActive()).toBe(true); // and training's kernels are back
+  });
+});
+
+describe("exportRun with several seeds", () => {
+  it("ships each model's seed closest to the mean, with every seed's accuracy", async () => {
+    const accs = { 1: 0.9, 2: 0.92, 3: 0.97 }; // mean 0.93: seed 2 is the closest
+    const run = runDir(
+      Object.entries(accs).flatMap(([seed, testAccuracy]) => [
+        { architecture: "wide", name: `wide-kd-s${seed}`, seed: Number(seed), testAccuracy },
+        { architecture: "wide", name: `wide-baseline-s${seed}`, seed: Number(seed), testAccuracy: testAccuracy - 0.01, loss: { name: "ce", options: {} } },
+      ]),
+    );
+    const models = tmp("models-");
+    await exportRun(run, { ...quiet, modelsDir: models, readme: null });
+    const manifest = parseManifest(JSON.parse(readFileSync(join(models, "manifest.json"), "utf8")));
+    expect(manifest.models.map((m) => m.name)).toEqual(["wide", "wide-baseline"]);
+    const wide = manifest.models[0]!;
+    expect(wide.metrics.accuracy!.seeds).toMatchObject({ n: 3, shipped: 2, bySeed: { 1: 0.9, 2: 0.92, 3: 0.97 } });
+    expect(wide.metrics.accuracy!.seeds!.mean).toBeCloseTo(0.93, 10);
+    expect(wide.metrics.accuracy!.seeds!.sd).toBeCloseTo(Math.sqrt((0.03 ** 2 + 0.01 ** 2 + 0.04 ** 2) / 2), 10);
+    expect(wide.training!.subRun).toBe("wide-kd-s2");
+    expect(manifest.models[1]!.training!.subRun).toBe("wide-baseline-s2");
   });
 });
 

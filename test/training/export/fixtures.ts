@@ -16,6 +16,8 @@ export interface FixtureOptions {
   done?: boolean;
   /** Sub-run name; default "teacher" or "<architecture>-kd". */
   name?: string;
+  /** Test accuracy the training loop measured after the last epoch. */
+  testAccuracy?: number;
 }
 
 /**
@@ -41,8 +43,8 @@ export function fixtureCheckpoint(o: FixtureOptions): Checkpoint {
     step: 10,
     done: o.done ?? true,
     rng: [1, 2, 3, 4],
-    config: { preset: "test", epochs: 1 },
-    history: [],
+    config: { preset: "test", epochs: 1, seed: o.seed ?? 1 },
+    history: o.testAccuracy === undefined ? [] : [{ epoch: 1, trainLoss: 1, trainAccuracy: 0.5, testAccuracy: o.testAccuracy, testLoss: 1, learningRate: 0.1, imagesPerSecond: 100, seconds: 10 }],
     engine: { backend: "cpu", device: "CPU" },
     wallSeconds: 1,
   };

@@ -101,14 +101,31 @@ describe("results table", () => {
     const table = renderResultsTable(manifest);
     const rows = table.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| model"));
     expect(rows).toEqual([
-      "| teacher | teacher | teacher | 123.5 k | 33.30 M | 93.12% |  | labels only (CE), 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
-      "| **narrow-deep** (default) | student | narrow-deep ×0.5 | 123.5 k | 33.30 M | 91.23% | +0.72 | KD T=4 α=0.9, 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
-      "| narrow-deep-baseline | student | narrow-deep ×0.5 | 123.5 k | 33.30 M | 90.51% |  | labels only (CE), 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
+      "| teacher | teacher | teacher | 123.5 k | 33.30 M | 93.12% |  |  | labels only (CE), 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
+      "| **narrow-deep** (default) | student | narrow-deep ×0.5 | 123.5 k | 33.30 M | 91.23% |  | +0.72 | KD T=4 α=0.9, 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
+      "| narrow-deep-baseline | student | narrow-deep ×0.5 | 123.5 k | 33.30 M | 90.51% |  |  | labels only (CE), 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
     ]);
     expect(table).toContain("fashion-mnist test split, 10000 images");
     // A baseline trained on other data is no baseline: no gain is claimed.
     const other = { ...manifest, models: manifest.models.map((m) => (m.name === "narrow-deep-baseline" ? { ...m, training: { ...m.training, trainSamples: 1000 } } : m)) };
-    expect(renderResultsTable(other)).toContain("| 91.23% |  | KD");
+    expect(renderResultsTable(other)).toContain("| 91.23% |  |  | KD");
+  });
+
+  it("gives accuracy over seeds and the KD gain paired by seed", () => {
+    const seeds = (bySeed: Record<string, number>, shipped: number) => {
+      const v = Object.values(bySeed);
+      const mean = v.reduce((a, b) => a + b, 0) / v.length;
+      return { mean, sd: Math.sqrt(v.reduce((a, x) => a + (x - mean) ** 2, 0) / (v.length - 1)), n: v.length, bySeed, shipped };
+    };
+    const withSeeds = (e: ModelEntry, bySeed: Record<string, number>, shipped: number): ModelEntry => ({ ...e, metrics: { ...e.metrics, accuracy: { ...e.metrics.accuracy!, seeds: seeds(bySeed, shipped) } } });
+    const m = mergeEntries(empty, [
+      withSeeds(entry("narrow-deep", "student", 0.931), { 1: 0.93, 2: 0.932, 3: 0.934 }, 2),
+      withSeeds(entry("narrow-deep-baseline", "student", 0.928, { name: "ce", options: {} }), { 1: 0.929, 2: 0.928, 3: 0.93 }, 2),
+    ]);
+    const rows = renderResultsTable(m).split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| model"));
+    // KD - baseline per seed: +0.1, +0.4, +0.4 points: mean +0.30, sd 0.17.
+    expect(rows[0]).toContain("| 93.10% | 93.20 ± 0.20 (3) | +0.30 ± 0.17 (3 seeds) | KD");
+    expect(rows[1]).toContain("| 92.80% | 92.90 ± 0.10 (3) |  | labels only");
   });
 
   it("rewrites only the text between the markers, and names a README without them", () => {
@@ -118,7 +135,7 @@ describe("results table", () => {
     updateResultsTable(readme, manifest);
     const text = readFileSync(readme, "utf8");
     expect(text.startsWith(`intro\n${RESULTS_BEGIN}\n| model |`)).toBe(true);
-    expect(text.endsWith(`images). KD gain: the distilled student minus the same architecture trained on labels only with the same width, epochs and training images. The logit difference is the export check's largest deviation from the tfjs model.\n${RESULTS_END}\noutro\n`)).toBe(true);
+    expect(text.endsWith(`paired by seed. The logit difference is the export check's largest deviation from the tfjs model.\n${RESULTS_END}\noutro\n`)).toBe(true);
     writeFileSync(readme, "no markers\n");
     expect(() => updateResultsTable(readme, manifest)).toThrow(/README\.md: no results table markers/);
   });
