@@ -5,7 +5,7 @@
 //   npm run bench:train -- [--presets full,quick] [--models teacher,unmodified,wide,narrow-deep]
 //                          [--engines wasm-dp,wasm,wasm-xnnpack-dp,wasm-xnnpack,node-gpu,node,cpu]
 //                          [--batches 64,128]
-//                          [--inputs 28x28x1,32x32x3] [--seconds 4] [--repeats 3] [--out .bench] [--profile]
+//                          [--inputs 28x28x1,32x32x3] [--seconds 4] [--repeats 3] [--out .bench] [--profile] [--kd]
 //
 // Engines: "wasm-dp" is the wasm backend data-parallel over all cores with native convolutions where
 // onnxruntime-node loads (what training uses), "wasm" the same on one thread; "wasm-xnnpack(-dp)"
@@ -16,6 +16,9 @@
 // SGD with momentum) on random images. `--profile` adds, for the single-process engines, where a
 // training step's time goes: tf.profile's time per kernel and input shapes, median of 3 steps
 // (data-parallel engines are skipped: their kernels run in the replicas' threads, out of sight).
+// `--kd` adds, for each student, the rate of a KD step that waits for its teacher's soft targets:
+// the preset's teacher (random weights, same shape) in onnxruntime-node, as distillation runs it
+// when a view is not in the teacher cache (train/teacher-cache.ts); a cached view costs a lookup.
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import { join } from "node:path";
@@ -27,7 +30,10 @@ import { type InputShape, countMacs, countParams } from "../training/model/graph
 import { PRESETS } from "../training/config/presets.ts";
 import { ARCHITECTURES, architecture, isArchitecture } from "../training/model/resnet.ts";
 import { Sgd } from "../training/train/optimizer.ts";
-import { trainStep } from "../training/train/step.ts";
+import { type GradientFn, trainStep } from "../training/train/step.ts";
+import { loadTeacher } from "../training/train/teacher.ts";
+import type { Checkpoint } from "../training/train/checkpoint.ts";
+import type { Batch } from "../training/data/batches.ts";
 import { startTrainingEngine } from "../training/engine/index.ts";
 
 const ENGINES = ["wasm-dp", "wasm", "wasm-xnnpack-dp", "wasm-xnnpack", "node-gpu", "node", "cpu"] as const;
@@ -44,6 +50,7 @@ interface Options {
   repeats: number;
   out: string;
   profile: boolean;
+  kd: boolean;
 }
 
 /** One kernel, with the same input shapes, over a profiled training step. */
@@ -73,11 +80,14 @@ export interface Measurement {
   loadAverage: number;
   /** With --profile, on single-process engines: one training step's kernels, largest first. */
   profile?: KernelTime[];
+  /** With --kd, for students: a KD step including the teacher's forward pass (uncached). */
+  kdTrainImagesPerSecond?: number;
+  kdTrainImagesPerCpuSecond?: number;
 }
 
 const USAGE = `usage: npm run bench:train -- [--presets ${Object.keys(PRESETS).join(",")}] [--models ${Object.keys(ARCHITECTURES).join(",")}]
                              [--engines ${ENGINES.join(",")}] [--batches 64,128] [--inputs 28x28x1,32x32x3]
-                             [--seconds 4] [--repeats 3] [--out .bench] [--profile]`;
+                             [--seconds 4] [--repeats 3] [--out .bench] [--profile] [--kd]`;
 
 function fail(message: string): never {
   console.error(`bench:train: ${message}\n${USAGE}`);
@@ -101,6 +111,7 @@ function parseArgs(argv: string[]): Options & { child: boolean } {
     repeats: 3,
     out: ".bench",
     profile: false,
+    kd: false,
     child: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -109,8 +120,8 @@ function parseArgs(argv: string[]): Options & { child: boolean } {
       console.log(USAGE);
       process.exit(0);
     }
-    if (flag === "--child" || flag === "--profile") {
-      opts[flag === "--child" ? "child" : "profile"] = true;
+    if (flag === "--child" || flag === "--profile" || flag === "--kd") {
+      opts[flag.slice(2) as "child" | "profile" | "kd"] = true;
       continue;
     }
     const value = argv[++i];
@@ -173,8 +184,8 @@ function median(xs: number[]): number {
  * per wall-clock second, and per CPU second of this process (all its threads). On a busy machine the
  * wall rate drops with the share of the cores this process gets; the CPU rate much less.
  */
-function rate(step: () => void, batch: number, seconds: number, repeats: number): { wall: number; cpu: number } {
-  for (let i = 0; i < 2; i++) step();
+async function rate(step: () => void | Promise<void>, batch: number, seconds: number, repeats: number): Promise<{ wall: number; cpu: number }> {
+  for (let i = 0; i < 2; i++) await step();
   const wall: number[] = [];
   const cpu: number[] = [];
   for (let r = 0; r < repeats; r++) {
@@ -182,7 +193,7 @@ function rate(step: () => void, batch: number, seconds: number, repeats: number)
     const cpuStart = process.cpuUsage();
     let steps = 0;
     do {
-      step();
+      await step();
       steps++;
     } while (performance.now() - start < seconds * 1000);
     const used = process.cpuUsage(cpuStart);
@@ -229,6 +240,22 @@ async function profileStep(step: () => void, repeats = 3): Promise<KernelTime[]>
   return [...runs[0]!.entries()].map(([key, row]) => ({ ...row, ms: median(runs.map((rows) => rows.get(key)?.ms ?? 0)) })).sort((a, b) => b.ms - a.ms);
 }
 
+/** A KD step's rate: the teacher's soft targets from onnxruntime-node (as training loads it), then the step. */
+async function kdRate(model: Model, sgd: Sgd, batch: Batch, input: InputShape, teacherWidth: number, gradients: GradientFn, opts: Options): Promise<{ wall: number; cpu: number }> {
+  const graph = architecture("teacher", input, 10, teacherWidth);
+  const init = createModel(graph, 2);
+  const weights = new Map([...init.params].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]));
+  disposeModel(init);
+  const ckpt = { graph, weights, optimizer: new Map(), meta: {} } as unknown as Checkpoint;
+  const teacher = await loadTeacher(ckpt, "onnx", batch, () => {});
+  const kd = createLoss("kd");
+  try {
+    return await rate(async () => void trainStep(model, sgd, batch, kd, await teacher.logits(batch), 0.01, gradients), batch.size, opts.seconds, opts.repeats);
+  } finally {
+    await teacher.dispose();
+  }
+}
+
 /** Measures every model/input/batch on this process' engine; prints one JSON line per measurement. */
 async function child(engineName: EngineName, opts: Options): Promise<void> {
   const wasm = engineName.startsWith("wasm");
@@ -252,9 +279,10 @@ async function child(engineName: EngineName, opts: Options): Promise<void> {
           const batch = randomBatch(batchSize, input, 10);
           const images = tf.tensor4d(batch.images, [batchSize, input.height, input.width, input.channels]);
           const step = () => void trainStep(model, sgd, batch, loss, null, 0.01, engine.gradients);
-          const train = rate(step, batchSize, opts.seconds, opts.repeats);
+          const train = await rate(step, batchSize, opts.seconds, opts.repeats);
           const profile = opts.profile && engine.replicas === 1 ? await profileStep(step) : undefined;
-          const infer = rate(() => tf.tidy(() => forward(model, images, { training: false }).dataSync()), batchSize, opts.seconds, opts.repeats);
+          const infer = await rate(() => void tf.tidy(() => forward(model, images, { training: false }).dataSync()), batchSize, opts.seconds, opts.repeats);
+          const kd = opts.kd && name !== "teacher" ? await kdRate(model, sgd, batch, input, PRESETS[preset]!.teacherWidthScale, engine.gradients, opts) : undefined;
           images.dispose();
           sgd.dispose();
           disposeModel(model);
@@ -274,6 +302,7 @@ async function child(engineName: EngineName, opts: Options): Promise<void> {
             inferImagesPerCpuSecond: infer.cpu,
             loadAverage: os.loadavg()[0]!,
             ...(profile ? { profile } : {}),
+            ...(kd ? { kdTrainImagesPerSecond: kd.wall, kdTrainImagesPerCpuSecond: kd.cpu } : {}),
           };
           process.stdout.write(`${JSON.stringify(m)}\n`);
         }
@@ -288,11 +317,13 @@ function markdown(results: Measurement[], unavailable: Record<string, string>, o
   const lines = [
     `Training and inference throughput, images/s (median of ${opts.repeats} windows of ${opts.seconds} s; ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? "unknown CPU"}).`,
     "",
-    "| engine | device | preset | model | width | params | MMACs/img | input | batch | train img/s | infer img/s | train img/CPU-s | infer img/CPU-s | load avg |",
-    "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    "| engine | device | preset | model | width | params | MMACs/img | input | batch | train img/s | infer img/s | train img/CPU-s | infer img/CPU-s |" + (opts.kd ? " KD train img/s (teacher uncached) |" : "") + " load avg |",
+    "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|" + (opts.kd ? "---:|" : "") + "---:|",
     ...results.map(
       (r) =>
-        `| ${r.engine} | ${r.device} | ${r.preset} | ${r.model} | ${r.widthScale} | ${(r.params / 1e3).toFixed(0)}k | ${(r.macs / 1e6).toFixed(1)} | ${r.input} | ${r.batch} | ${r.trainImagesPerSecond.toFixed(1)} | ${r.inferImagesPerSecond.toFixed(0)} | ${r.trainImagesPerCpuSecond.toFixed(1)} | ${r.inferImagesPerCpuSecond.toFixed(0)} | ${r.loadAverage.toFixed(1)} |`,
+        `| ${r.engine} | ${r.device} | ${r.preset} | ${r.model} | ${r.widthScale} | ${(r.params / 1e3).toFixed(0)}k | ${(r.macs / 1e6).toFixed(1)} | ${r.input} | ${r.batch} | ${r.trainImagesPerSecond.toFixed(1)} | ${r.inferImagesPerSecond.toFixed(0)} | ${r.trainImagesPerCpuSecond.toFixed(1)} | ${r.inferImagesPerCpuSecond.toFixed(0)} |` +
+        (opts.kd ? ` ${r.kdTrainImagesPerSecond === undefined ? "–" : r.kdTrainImagesPerSecond.toFixed(1)} |` : "") +
+        ` ${r.loadAverage.toFixed(1)} |`,
     ),
   ];
   for (const [engine, why] of Object.entries(unavailable)) lines.push("", `${engine}: unavailable (${why})`);
@@ -323,7 +354,7 @@ async function main(): Promise<void> {
   }
   const results: Measurement[] = [];
   const unavailable: Record<string, string> = {};
-  const passThrough = ["--presets", opts.presets.join(","), ...(opts.models.length ? ["--models", opts.models.join(",")] : []), "--batches", opts.batches.join(","), "--inputs", opts.inputs.map(inputName).join(","), "--seconds", String(opts.seconds), "--repeats", String(opts.repeats), ...(opts.profile ? ["--profile"] : [])];
+  const passThrough = ["--presets", opts.presets.join(","), ...(opts.models.length ? ["--models", opts.models.join(",")] : []), "--batches", opts.batches.join(","), "--inputs", opts.inputs.map(inputName).join(","), "--seconds", String(opts.seconds), "--repeats", String(opts.repeats), ...(opts.profile ? ["--profile"] : []), ...(opts.kd ? ["--kd"] : [])];
   for (const engine of opts.engines) {
     console.error(`bench:train: ${engine} ...`);
     let out: string;

@@ -8,6 +8,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { formatDuration } from "./progress.ts";
 import { join } from "node:path";
+import os from "node:os";
 
 export interface ModelReport {
   name: string;
@@ -66,6 +67,8 @@ export interface RunReport {
   kdGain: Record<string, number>;
   /** Wall-clock training and evaluation seconds of every model of the run, summed (resumes included). */
   computeSeconds: number;
+  /** The machine that wrote the report (each model's device string says how it trained). */
+  machine: { cores: number; cpu: string };
   generatedAt: string;
 }
 
@@ -139,7 +142,8 @@ export function buildReport(run: { run: string; preset: string; dataset: RunRepo
   const architectures = summarize(models);
   const kdGain = Object.fromEntries(architectures.flatMap((a) => (a.kdGain ? [[a.architecture, a.kdGain.mean]] : [])));
   const computeSeconds = models.reduce((s, m) => s + m.wallSeconds, 0);
-  return { ...run, models, architectures, kdGain, computeSeconds, generatedAt: new Date().toISOString() };
+  const machine = { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model.trim() ?? "unknown" };
+  return { ...run, models, architectures, kdGain, computeSeconds, machine, generatedAt: new Date().toISOString() };
 }
 
 const pct = (v: number | null) => (v === null ? "–" : `${(100 * v).toFixed(2)}%`);
@@ -152,7 +156,8 @@ export function reportMarkdown(r: RunReport): string {
     `# Run ${r.run}`,
     "",
     `Preset \`${r.preset}\` on ${r.dataset.name}: ${r.dataset.trainSamples} training, ${r.dataset.valSamples} validation, ${r.dataset.testSamples} test images. ` +
-      `Compute: ${formatDuration(r.computeSeconds)} of training and evaluation (wall clock, summed over models and sessions). Generated ${r.generatedAt}.`,
+      `Compute: ${formatDuration(r.computeSeconds)} of training and evaluation (wall clock, summed over models and sessions; models trained side by side overlap), ` +
+      `on a ${r.machine.cores}-core ${r.machine.cpu}; each model's device column says how many threads it used. Generated ${r.generatedAt}.`,
     "",
     "Test accuracy is measured once, on the last epoch's model; validation accuracy is the last epoch's (best epoch by validation in brackets).",
     "",

@@ -12,6 +12,7 @@ import { planSubRuns } from "../../../training/train/plan.ts";
 import type { RunReport } from "../../../training/train/report.ts";
 import { openRunDir, readRunFile } from "../../../training/train/run-dir.ts";
 import { writeCifar10, writeLearnableFashionMnist } from "../data/fixtures.ts";
+import { comparable } from "./compare.ts";
 
 let engine: { backend: string; device: string };
 let dataDir: string;
@@ -65,7 +66,7 @@ describe("distill pipeline", () => {
       expect(m.seed).toBe(config.seed);
     }
     expect(report.models.find((m) => m.name === "narrow-deep-kd")!.teacherEngine).toMatch(/onnxruntime-node/);
-    expect(loadCheckpoint(join(runDir, "wide-kd", "checkpoint.ndckpt")).meta.teacher).toEqual({ checkpoint: join(runDir, "teacher", "checkpoint.ndckpt"), engine: "onnxruntime-node (CPU)" });
+    expect(loadCheckpoint(join(runDir, "wide-kd", "checkpoint.ndckpt")).meta.teacher).toEqual({ checkpoint: join(runDir, "teacher", "checkpoint.ndckpt"), engine: "onnxruntime-node (CPU), cached per augmented view" });
     expect(Object.keys(report.kdGain).sort()).toEqual(["narrow-deep", "unmodified", "wide"]);
     // A KD student's logged cross-entropy is its hard part, not the KD loss.
     const kdLast = loadCheckpoint(join(runDir, "wide-kd", "checkpoint.ndckpt")).meta.history.at(-1)!;
@@ -97,9 +98,38 @@ describe("distill pipeline", () => {
     expect(result.finished).toBe(true);
     const student = loadCheckpoint(join(runDir, "narrow-deep-kd", "checkpoint.ndckpt")).meta;
     expect(student.dataset.normalization).not.toEqual(loadCheckpoint(teacherCheckpoint).meta.dataset.normalization);
-    expect(student.teacher).toEqual({ checkpoint: teacherCheckpoint, engine: "tfjs" });
+    expect(student.teacher).toEqual({ checkpoint: teacherCheckpoint, engine: "tfjs, cached per augmented view" });
     expect(existsSync(join(runDir, "teacher"))).toBe(false);
     expect(result.report.models.map((m) => m.name)).toEqual(["teacher", "narrow-deep-kd"]); // the reused teacher is reported too
+  });
+
+  it("trains a KD student to the same weights with the teacher cache as without, over seeds", async () => {
+    expect(firstRun).toBeDefined();
+    const teacherCheckpoint = join(firstRun!, "teacher", "checkpoint.ndckpt");
+    const flags = { data: dataDir, trainLimit: 150, valSize: 30, testLimit: 0, widthScale: 0.2, epochs: 2, batchSize: 24, cropPadding: 1, seeds: 2, students: ["wide"] };
+    const runs: Record<string, string> = {};
+    const lines: string[] = [];
+    for (const teacherCache of [true, false]) {
+      const { preset, config } = resolveConfig({ preset: "quick", flags: { ...flags, teacherCache } });
+      const runDir = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
+      openRunDir(runDir, preset, config, false);
+      const result = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l), teacherCheckpoint });
+      expect(result.finished).toBe(true);
+      runs[String(teacherCache)] = runDir;
+      if (teacherCache) {
+        expect(result.report.models.map((m) => m.name)).toEqual(["teacher", "wide-kd-s1", "wide-baseline-s1", "wide-kd-s2", "wide-baseline-s2"]);
+        const wide = result.report.architectures.find((a) => a.architecture === "wide")!;
+        expect(wide.kd!.n).toBe(2);
+        expect(Object.keys(wide.kdGain!.bySeed)).toEqual(["1", "2"]);
+        expect(readFileSync(join(runDir, "report.md"), "utf8")).toMatch(/\| wide \| [\d.]+k \| [\d.]+k \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ ± [\d.]+ \| 2 \| 1: [+-][\d.]+, 2: [+-][\d.]+ \|/);
+      }
+    }
+    // Seed 2 sees other images than seed 1 and repeats some of its views: the cache answered those.
+    expect(lines.some((l) => /teacher cache: \d+ images answered from the cache/.test(l))).toBe(true);
+    for (const sub of ["wide-kd-s1", "wide-kd-s2"]) {
+      const [a, b] = [runs.true!, runs.false!].map((r) => ({ ...comparable(loadCheckpoint(join(r, sub, "checkpoint.ndckpt"))), teacherEngine: undefined }));
+      expect(a, sub).toEqual(b);
+    }
   });
 
   it("trains on CIFAR-10's 32x32 colour images with its own crop padding", async () => {
