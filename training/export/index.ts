@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { type Manifest, type ModelEntry, type SeedAccuracy, MODEL_NAME_PATTERN } from "../../models/schema.ts";
 import { bundleModels } from "../../scripts/bundle-models.ts";
 import { updateResultsTable } from "../../scripts/results-table.ts";
+import { PLOT_FILE, writeAccuracyPlot } from "../../scripts/accuracy-plot.ts";
 import { makeBatch, normalizationTable } from "../data/batches.ts";
 import { type Dataset, type ImageSet, DataError } from "../data/dataset.ts";
 import { loadDataset } from "../data/index.ts";
@@ -59,6 +60,8 @@ export interface ExportOptions {
   force?: boolean;
   /** README whose results table is regenerated; default: this repository's README when modelsDir is the default, else none. */
   readme?: string | null;
+  /** SVG of accuracy against MACs that is regenerated; default: this repository's docs/accuracy-vs-macs.svg when modelsDir is the default, else none. */
+  plot?: string | null;
   log?: (line: string) => void;
 }
 
@@ -288,6 +291,7 @@ async function exportSources(sources: Source[], options: ExportOptions): Promise
   const log = options.log ?? console.log;
   const modelsDir = resolve(options.modelsDir ?? DEFAULT_MODELS_DIR);
   const readme = options.readme !== undefined ? options.readme : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, "README.md") : null;
+  const plot = options.plot !== undefined ? options.plot : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, PLOT_FILE) : null;
   const engine = await referenceEngine(options.backend, log);
   const ctx: ExportContext = { options, opset: options.opset ?? DEFAULT_OPSET, paritySamples: options.paritySamples ?? PARITY_SAMPLES, backend: engine.backend, log, datasets: new Map() };
 
@@ -311,6 +315,10 @@ async function exportSources(sources: Source[], options: ExportOptions): Promise
   if (readme) {
     updateResultsTable(readme, manifest);
     log(`export: results table in ${readme} regenerated`);
+  }
+  if (plot) {
+    writeAccuracyPlot(plot, manifest);
+    log(`export: ${plot} regenerated`);
   }
   return { modelsDir, entries, manifest };
 }

@@ -38,6 +38,7 @@ describe("exportRun", () => {
   let run: string;
   let models: string;
   let readme: string;
+  let plot: string;
 
   beforeAll(async () => {
     run = runDir([
@@ -50,7 +51,8 @@ describe("exportRun", () => {
     models = tmp("models-");
     readme = join(tmp("readme-"), "README.md");
     writeFileSync(readme, `# x\n\n## Results\n\n${RESULTS_BEGIN}\nold\n${RESULTS_END}\n\n## Tests\n`);
-    await exportRun(run, { ...quiet, modelsDir: models, readme });
+    plot = join(tmp("plot-"), "plot.svg");
+    await exportRun(run, { ...quiet, modelsDir: models, readme, plot });
   });
 
   it("writes one verified ONNX file per sub-run and a valid manifest describing each", () => {
@@ -96,6 +98,11 @@ describe("exportRun", () => {
     expect(text).toMatch(/\| \*\*narrow-deep\*\* \(default\) \| student \| narrow-deep ×0\.125 \| 1\.7 k \| 184\.3 k \| \d+\.\d\d% \|  \| [+-]\d+\.\d\d \| KD T=4 α=0\.9, 1 epoch on 1,000 images \|/);
     expect(text).toContain("| teacher | teacher | teacher ×0.125 |");
     expect(text.endsWith(`${RESULTS_END}\n\n## Tests\n`)).toBe(true);
+    // The plot: the teacher as a square, KD students filled, baselines hollow, one of each per model.
+    const svg = readFileSync(plot, "utf8");
+    expect(svg.match(/<rect class="teacher"/g)).toHaveLength(1);
+    expect(svg.match(/<circle class="kd"/g)).toHaveLength(2); // narrow-deep, wide
+    expect(svg.match(/<circle class="baseline"/g)).toHaveLength(2); // narrow-deep-baseline, unmodified-baseline
   });
 
   it("replaces a model only with a verified one", async () => {
