@@ -37,6 +37,9 @@ ${configHelp()}
 
 class UsageError extends Error {}
 
+/** Signals this soon after the first are the same stop delivered twice, not a request to quit at once. */
+const SIGNAL_ECHO_MS = 1000;
+
 /** Fields that change how a run computes, not what it computes: a resumed run may change them. */
 const RUNTIME_FIELDS = ["backend", "replicas", "convolutions", "teacherEngine", "teacherCache", "checkpointMinutes"] as const satisfies readonly (keyof DistillConfig)[];
 
@@ -135,9 +138,14 @@ async function main(argv: string[]): Promise<number> {
   // Runs stored before the field existed have no `convolutions`: auto.
   const engine = await startTrainingEngine(config.backend, { replicas: config.replicas || undefined, convolutions: config.convolutions ?? "auto" });
   let stopping = false;
+  let stoppedAt = 0;
   const stop = (signal: string) => {
-    if (stopping) process.exit(130); // a second signal: leave now (the last checkpoint stands)
+    // A second signal means "leave now" (the last checkpoint stands), but not one that arrives with
+    // the first: npm and tsx pass a terminal's Ctrl-C or a `pkill` on to this process as well.
+    if (stopping && Date.now() - stoppedAt > SIGNAL_ECHO_MS) process.exit(130);
+    if (stopping) return;
     stopping = true;
+    stoppedAt = Date.now();
     console.error(`\n${signal}: finishing the current step and saving a checkpoint (again to quit at once)`);
   };
   process.on("SIGINT", () => stop("SIGINT"));
