@@ -13,6 +13,8 @@ export interface LaunchOptions {
   startTimeoutMs?: number;
   /** Where the host's log lines go; default: dropped, except for the reason it failed to start. */
   log?: (line: string) => void;
+  /** Extra environment for the host, e.g. { TEACHER_TOKEN }: secrets go here, never in args. */
+  env?: Record<string, string>;
 }
 
 export interface TeacherProcess {
@@ -37,7 +39,7 @@ export function eachLine(stream: NodeJS.ReadableStream, each: (line: string) => 
 export function launchTeacher(options: LaunchOptions = {}): Promise<TeacherProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...(options.args ?? [])], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env },
+    env: { ...process.env, ...options.env },
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async () => {

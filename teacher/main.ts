@@ -5,16 +5,25 @@
 //   --host      TEACHER_HOST      127.0.0.1 (loopback: expose it on purpose, e.g. 0.0.0.0 behind TLS)
 //   --port      TEACHER_PORT      8000 (Triton's HTTP port; 0 picks a free one)
 //   --provider  TEACHER_PROVIDER  auto (cuda, else cpu) | cuda | cpu
+//   --auth-header     TEACHER_AUTH_HEADER     Authorization (as "Bearer <token>"; any other header: the token alone)
+//   --max-concurrent  TEACHER_MAX_CONCURRENT  8 requests at once
+//   --max-queue       TEACHER_MAX_QUEUE       64 waiting; beyond that 503 with Retry-After
+//   --max-body-bytes  TEACHER_MAX_BODY_BYTES  4194304, refused with 413 while the body arrives
+// The token is TEACHER_TOKEN, from the environment only (a flag would show in the process list); the
+// host refuses to start without it unless --no-auth says so (e.g. a gateway in front checks it).
 // For fault tests only: --fault-delay-ms N (answer inference N ms late), --fault-garbage.
 import { parseArgs } from "node:util";
 import pkg from "../package.json" with { type: "json" };
+import { DEFAULT_TEACHER_AUTH_HEADER, TeacherLinkError, checkTeacherLink } from "../src/routing/teacher-link.ts";
 import { createTeacherApp } from "./app.ts";
 import type { ProviderChoice } from "./engine.ts";
 import type { FaultOptions } from "./faults.ts";
 import { TeacherLoadError, loadTeacher } from "./model.ts";
 import { serve } from "./serve.ts";
 
-const USAGE = "usage: npm run teacher -- [--manifest FILE] [--model NAME] [--host ADDR] [--port N] [--provider auto|cuda|cpu] [--fault-delay-ms N] [--fault-garbage]";
+const USAGE =
+  "usage: TEACHER_TOKEN=... npm run teacher -- [--manifest FILE] [--model NAME] [--host ADDR] [--port N] [--provider auto|cuda|cpu]\n" +
+  "         [--auth-header NAME | --no-auth] [--max-concurrent N] [--max-queue N] [--max-body-bytes N] [--fault-delay-ms N] [--fault-garbage]";
 
 function fail(message: string): never {
   console.error(`teacher: ${message}`);
@@ -36,6 +45,11 @@ const { values } = (() => {
         host: { type: "string" },
         port: { type: "string" },
         provider: { type: "string" },
+        "auth-header": { type: "string" },
+        "no-auth": { type: "boolean" },
+        "max-concurrent": { type: "string" },
+        "max-queue": { type: "string" },
+        "max-body-bytes": { type: "string" },
         "fault-delay-ms": { type: "string" },
         "fault-garbage": { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -61,6 +75,21 @@ if (provider !== "auto" && provider !== "cuda" && provider !== "cpu") fail(`prov
 const faultOptions: FaultOptions = {};
 if (values["fault-delay-ms"] !== undefined) faultOptions.delayMs = integer(values["fault-delay-ms"], "--fault-delay-ms", 0, 600_000);
 if (values["fault-garbage"]) faultOptions.garbage = true;
+const maxInFlight = integer(values["max-concurrent"] ?? env.TEACHER_MAX_CONCURRENT ?? "8", "max-concurrent", 1, 10_000);
+const maxQueued = integer(values["max-queue"] ?? env.TEACHER_MAX_QUEUE ?? "64", "max-queue", 0, 100_000);
+const maxBodyBytes = integer(values["max-body-bytes"] ?? env.TEACHER_MAX_BODY_BYTES ?? "4194304", "max-body-bytes", 1, 2 ** 31);
+const authHeader = values["auth-header"] ?? env.TEACHER_AUTH_HEADER ?? DEFAULT_TEACHER_AUTH_HEADER;
+const token = env.TEACHER_TOKEN ?? "";
+if (values["no-auth"]) {
+  if (token) fail("--no-auth and TEACHER_TOKEN contradict each other: unset one");
+} else {
+  if (!token) fail("TEACHER_TOKEN is not set: the host answers only callers that send it (npm start generates one into .dev.vars); --no-auth turns the check off");
+  try {
+    checkTeacherLink(token, authHeader, "TEACHER_TOKEN", "--auth-header");
+  } catch (err) {
+    fail(err instanceof TeacherLinkError ? err.message : String(err));
+  }
+}
 
 let teacher;
 try {
@@ -73,11 +102,20 @@ const used = engine.provider ?? "cpu";
 if (engine.fallbackReason) console.log(`teacher: CUDA unavailable (${engine.fallbackReason.split("\n")[0]}); using the CPU`);
 console.log(`teacher: model "${entry.name}" version ${entry.version} (${entry.file}, sha256 ${entry.sha256.slice(0, 12)}…) on ${used.toUpperCase()}`);
 if (faultOptions.delayMs || faultOptions.garbage) console.log(`teacher: FAULT INJECTION ON: ${JSON.stringify(faultOptions)}`);
+console.log(
+  values["no-auth"]
+    ? "teacher: AUTHENTICATION OFF (--no-auth): anyone who reaches this port can run the model"
+    : `teacher: callers must send ${authHeader}${authHeader.toLowerCase() === "authorization" ? ": Bearer" : ":"} <TEACHER_TOKEN>`,
+);
+console.log(`teacher: at most ${maxInFlight} requests at once and ${maxQueued} waiting; bodies up to ${maxBodyBytes} bytes`);
 
 const app = createTeacherApp({
   store,
   provider: used,
   server: { name: `${pkg.name}-teacher`, version: pkg.version },
+  ...(values["no-auth"] ? {} : { auth: { token, header: authHeader } }),
+  concurrency: { maxInFlight, maxQueued },
+  limits: { maxBodyBytes },
   ...(faultOptions.delayMs || faultOptions.garbage ? { faults: faultOptions } : {}),
 });
 let running;

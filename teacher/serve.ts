@@ -1,6 +1,9 @@
-// Serves a fetch handler (a Hono app's `fetch`) on node:http: the request becomes a web Request, the
-// Response is streamed back. Small enough to keep here rather than add a dependency for it.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+// Serves a fetch handler (a Hono app's `fetch`) on Node with @hono/node-server. It hands the app the
+// request body as a stream, so the app's body limit applies while the body arrives (a 100 MB upload
+// is refused after its headers, not after it is buffered), and after the answer it drains or cuts
+// whatever body the app left unread.
+import { createAdaptorServer } from "@hono/node-server";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
@@ -17,51 +20,13 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  if (req.method === "GET" || req.method === "HEAD") return undefined;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function toRequest(req: IncomingMessage, body: Buffer | undefined, origin: string): Request {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
-  }
-  const init: RequestInit = { method: req.method ?? "GET", headers };
-  if (body !== undefined) init.body = new Uint8Array(body.buffer, body.byteOffset, body.byteLength) as Uint8Array<ArrayBuffer>;
-  return new Request(new URL(req.url ?? "/", origin), init);
-}
-
-async function writeResponse(res: ServerResponse, response: Response): Promise<void> {
-  res.statusCode = response.status;
-  response.headers.forEach((value, name) => res.appendHeader(name, value));
-  if (response.body) {
-    const reader = response.body.getReader();
-    for (let r = await reader.read(); !r.done; r = await reader.read()) res.write(r.value);
-  }
-  res.end();
-}
-
 export function serve(handler: FetchHandler, options: ServeOptions): Promise<RunningServer> {
-  const server = createServer((req, res) => {
-    const origin = `http://${req.headers.host ?? `${options.host}:${options.port}`}`;
-    readBody(req)
-      .then((body) => handler(toRequest(req, body, origin)))
-      .then((response) => writeResponse(res, response))
-      .catch((err: unknown) => {
-        // The handler answers its own errors; this is a broken connection or a bug, so keep the
-        // details in the log and out of the reply.
-        console.error("teacher: request failed:", err);
-        if (!res.headersSent) {
-          res.statusCode = 500;
-          res.setHeader("content-type", "application/json");
-        }
-        res.end(res.headersSent ? undefined : JSON.stringify({ error: "internal error" }));
-      });
-  });
+  const server = createAdaptorServer({
+    fetch: (request: Request) => handler(request),
+    hostname: options.host,
+    // Leave the process's own Request and Response in place: the app builds them too.
+    overrideGlobalObjects: false,
+  }) as Server;
   // Keep idle connections open longer than clients do (Node's default is 5 s): a client that reuses a
   // connection the server has just closed sees a reset, which the Worker would count as "unreachable".
   server.keepAliveTimeout = 75_000;

@@ -25,6 +25,8 @@ export interface EdgeFixtures {
 export interface TeacherHosts {
   /** The fixture teacher's manifest entry (28x28 grey, the grey28 student's labels). */
   entry: ModelEntry;
+  /** The TEACHER_TOKEN every host checks. */
+  token: string;
   url: string;
   /** Answers inference late (SLOW_TEACHER_DELAY_MS). */
   slowUrl: string;

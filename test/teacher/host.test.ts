@@ -1,5 +1,6 @@
 // The teacher host as a real process on loopback: what it says at start, its Open Inference Protocol
-// answers against onnxruntime-node run directly, its refusals, and its fault-injection flags.
+// answers against onnxruntime-node run directly, its refusals, and its fault-injection flags. Every
+// host checks a token (TEACHER_TOKEN); hardening.test.ts covers the token, body limit and flood.
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,18 +8,21 @@ import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelEntry } from "../../models/schema.ts";
 import { type TeacherProcess, launchTeacher } from "../../teacher/launch.ts";
-import { writeTeacherModels } from "../src/setup/teacher.ts";
+import { newTeacherToken, writeTeacherModels } from "../src/setup/teacher.ts";
 
 let dir: string;
 let manifestPath: string;
 let teacher: ModelEntry;
 let host: TeacherProcess;
 const log: string[] = [];
+const token = newTeacherToken();
+const env = { TEACHER_TOKEN: token };
+const auth = { Authorization: `Bearer ${token}` };
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "narrowdeep-host-"));
   ({ manifestPath, teacher } = await writeTeacherModels(dir));
-  host = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0"], log: (l) => log.push(l) });
+  host = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0"], env, log: (l) => log.push(l) });
 });
 afterAll(async () => {
   await host?.stop();
@@ -30,12 +34,13 @@ function input(seed: number): Float32Array {
 }
 
 const infer = (url: string, body: unknown, model = "teacher28") =>
-  fetch(`${url}/v2/models/${model}/infer`, { method: "POST", headers: { "Content-Type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  fetch(`${url}/v2/models/${model}/infer`, { method: "POST", headers: { "Content-Type": "application/json", ...auth }, body: typeof body === "string" ? body : JSON.stringify(body) });
+const get = (url: string) => fetch(url, { headers: auth });
 
 /** Starts a host expected to fail; resolves with what it said. */
-async function refusal(args: string[]): Promise<string> {
+async function refusal(args: string[], environment: Record<string, string> = env): Promise<string> {
   try {
-    const h = await launchTeacher({ args, startTimeoutMs: 30_000 });
+    const h = await launchTeacher({ args, env: environment, startTimeoutMs: 30_000 });
     await h.stop();
   } catch (err) {
     return (err as Error).message;
@@ -49,7 +54,7 @@ describe("a teacher host", () => {
     expect(line).toMatch(/ on (CUDA|CPU)$/);
     const provider = line!.endsWith("CUDA") ? "cuda" : "cpu";
     if (provider === "cpu") expect(log.some((l) => l.startsWith("teacher: CUDA unavailable"))).toBe(true);
-    const res = await fetch(`${host.url}/v2/models/teacher28`);
+    const res = await get(`${host.url}/v2/models/teacher28`);
     expect(res.headers.get("X-Execution-Provider")).toBe(provider);
     expect(await res.json()).toEqual({
       name: "teacher28",
@@ -68,8 +73,8 @@ describe("a teacher host", () => {
     expect(new URL(host.url).hostname).toBe("127.0.0.1");
     expect(await (await fetch(`${host.url}/v2/health/live`)).json()).toEqual({ live: true });
     expect(await (await fetch(`${host.url}/v2/health/ready`)).json()).toEqual({ ready: true });
-    expect(await (await fetch(`${host.url}/v2/models/teacher28/ready`)).json()).toEqual({ name: "teacher28", ready: true });
-    expect(((await (await fetch(`${host.url}/v2`)).json()) as { name: string }).name).toBe("narrowdeep-teacher");
+    expect(await (await get(`${host.url}/v2/models/teacher28/ready`)).json()).toEqual({ name: "teacher28", ready: true });
+    expect(((await (await get(`${host.url}/v2`)).json()) as { name: string }).name).toBe("narrowdeep-teacher");
   });
 
   it("answers inference as onnxruntime-node does on the same file", async () => {
@@ -95,7 +100,7 @@ describe("a teacher host", () => {
       [await infer(host.url, { inputs: [{ name: "input", shape: [1, 1, 28, 27], datatype: "FP32", data: [] }] }), 400, /shape is \[1, 1, 28, 27\]/],
       [await infer(host.url, "{not json"), 400, /malformed JSON/],
       [await infer(host.url, { inputs: [] }, "nope"), 404, /unknown model "nope"/],
-      [await fetch(`${host.url}/v3`), 404, /no route/],
+      [await get(`${host.url}/v3`), 404, /no route/],
     ];
     for (const [res, status, message] of cases) {
       expect(res.status).toBe(status);
@@ -125,7 +130,7 @@ describe("starting a teacher host", () => {
   it("names what is wrong with its flags, manifest or model choice", async () => {
     expect(await refusal(["--port", "http"])).toMatch(/port must be an integer from 0 to 65535, got "http"/);
     expect(await refusal(["--provider", "tpu", "--manifest", manifestPath])).toMatch(/provider must be auto, cuda or cpu, got "tpu"/);
-    expect(await refusal(["--colour", "red"])).toMatch(/Unknown option '--colour'[\s\S]*usage: npm run teacher/);
+    expect(await refusal(["--colour", "red"])).toMatch(/Unknown option '--colour'[\s\S]*usage: TEACHER_TOKEN=\.\.\. npm run teacher/);
     expect(await refusal(["--manifest", join(dir, "missing.json")])).toMatch(/cannot read .*missing\.json/);
     expect(await refusal(["--manifest", manifestPath, "--model", "nope"])).toMatch(/model "nope" is not in .*manifest\.json \(it has: grey28, rgb32, teacher28\)/);
     const broken = join(dir, "broken.json");
@@ -135,18 +140,18 @@ describe("starting a teacher host", () => {
 
   it("uses the CPU when asked, and says so", async () => {
     const lines: string[] = [];
-    const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu"], log: (l) => lines.push(l) });
+    const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu"], env, log: (l) => lines.push(l) });
     try {
       expect(lines).toContain(`teacher: model "teacher28" version 1 (teacher28.onnx, sha256 ${teacher.sha256.slice(0, 12)}…) on CPU`);
       expect(lines.some((l) => l.includes("CUDA unavailable"))).toBe(false);
-      expect((await fetch(`${h.url}/v2/models/teacher28`)).headers.get("X-Execution-Provider")).toBe("cpu");
+      expect((await get(`${h.url}/v2/models/teacher28`)).headers.get("X-Execution-Provider")).toBe("cpu");
     } finally {
       await h.stop();
     }
   });
 
   it("stops on SIGTERM with exit code 0", async () => {
-    const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0"] });
+    const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0"], env });
     await h.stop();
     expect(h.child.exitCode).toBe(0);
     await expect(fetch(`${h.url}/v2/health/live`)).rejects.toThrow();
@@ -155,7 +160,7 @@ describe("starting a teacher host", () => {
 
 describe("fault injection", () => {
   it("--fault-garbage answers inference with bodies that are not inference responses, health stays true", async () => {
-    const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--fault-garbage"] });
+    const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--fault-garbage"], env });
     try {
       expect((await fetch(`${h.url}/v2/health/ready`)).status).toBe(200);
       const req = { inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: Array.from(input(3)) }] };
@@ -169,7 +174,7 @@ describe("fault injection", () => {
   });
 
   it("--fault-delay-ms holds inference answers back", async () => {
-    const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--fault-delay-ms", "400"] });
+    const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--fault-delay-ms", "400"], env });
     try {
       const req = { inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: Array.from(input(4)) }] };
       const started = performance.now();

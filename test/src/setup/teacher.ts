@@ -1,6 +1,8 @@
 // vitest globalSetup for the A/B tests: real teacher hosts (teacher/main.ts processes) on loopback,
 // serving a fixture teacher built like the edge fixtures: one well-behaved, one slow, one answering
-// garbage, and the URL of a port where nothing listens. The Worker reaches them over the protocol.
+// garbage, and the URL of a port where nothing listens. The Worker reaches them over the protocol,
+// with the token they were started with.
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -28,6 +30,9 @@ export async function writeTeacherModels(dir: string): Promise<{ manifestPath: s
   return { manifestPath, teacher: teacher.entry, manifest: full };
 }
 
+/** A fresh teacher token, as scripts/start.ts makes one. */
+export const newTeacherToken = () => randomBytes(32).toString("base64url");
+
 /** A loopback URL where nothing listens (a port the OS just handed out and took back). */
 export async function deadUrl(): Promise<string> {
   const server = createServer();
@@ -42,10 +47,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const hosts: TeacherProcess[] = [];
   try {
     const { manifestPath, teacher } = await writeTeacherModels(dir);
-    const launch = (...extra: string[]) => launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...extra] });
+    const token = newTeacherToken();
+    const launch = (...extra: string[]) => launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...extra], env: { TEACHER_TOKEN: token } });
     hosts.push(...(await Promise.all([launch(), launch("--fault-delay-ms", String(SLOW_TEACHER_DELAY_MS)), launch("--fault-garbage")])));
     const [ok, slow, garbage] = hosts as [TeacherProcess, TeacherProcess, TeacherProcess];
-    const provided: TeacherHosts = { entry: teacher, url: ok.url, slowUrl: slow.url, garbageUrl: garbage.url, downUrl: await deadUrl() };
+    const provided: TeacherHosts = { entry: teacher, token, url: ok.url, slowUrl: slow.url, garbageUrl: garbage.url, downUrl: await deadUrl() };
     project.provide("teacher", provided);
   } catch (err) {
     await Promise.all(hosts.map((h) => h.stop()));
