@@ -8,6 +8,9 @@ import { createModel, disposeModel, forward } from "../../../training/model/forw
 import { architecture } from "../../../training/model/resnet.ts";
 import { onBothBackends, randomValues, relativeError } from "./gradcheck.ts";
 
+/** Width scales whose channel counts fill (or, for wide, are padded to) whole NCHWc blocks. */
+const TEST_WIDTH = { unmodified: 2 / 3, "narrow-deep": 0.5, wide: 5 / 6 } as const;
+
 describe("fused inference (BN folded into convolutions)", () => {
   it.each([
     ["unmodified", false],
@@ -15,11 +18,11 @@ describe("fused inference (BN folded into convolutions)", () => {
     ["wide", false],
     ["unmodified", true],
     ["narrow-deep", true],
-    ["wide", true], // 8, 15 and 30 channels: NCHWc with padded input, filter and bias
+    ["wide", true], // 15, 30 and 60 channels: NCHWc with padded input, filter and bias
   ] as const)("gives the unfused logits for %s, on wasm (native convolutions: %s) and cpu", async (name, native) => {
     useNativeConvolutions(native);
     const graphs = nativeGraphCount();
-    const graph = architecture(name, { height: 12, width: 12, channels: 3 }, 5, 0.25);
+    const graph = architecture(name, { height: 12, width: 12, channels: 3 }, 5, TEST_WIDTH[name]);
     const { cpu, wasm } = await onBothBackends(() => {
       const model = createModel(graph, 3);
       // Moving statistics away from their initial 0/1, and BN scales away from 1.
@@ -33,8 +36,8 @@ describe("fused inference (BN folded into convolutions)", () => {
       return out;
     });
     expect(nativeGraphCount() > graphs).toBe(native);
-    // Width 0.25 gives 4, 8 and 16 channels: the later stages run on the NCHWc kernels (block 8 or
-    // 16), whose graphs the first model here builds and the second reuses.
+    // The widths give 4, 8 and 16 channels (narrow-deep), 8, 16 and 32 (unmodified): whole NCHWc
+    // blocks (8 or 16), whose graphs the first model here builds and the second reuses.
     if (native && nchwcBlock() > 0) expect(nativeGraphCount("blocked")).toBeGreaterThan(0);
     expect(relativeError(cpu[0]!, cpu[1]!)).toBeLessThan(1e-5);
     expect(relativeError(wasm[0]!, wasm[1]!)).toBeLessThan(1e-5);
