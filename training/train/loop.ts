@@ -15,7 +15,7 @@ import { evaluate } from "./evaluate.ts";
 import { type SgdOptions, Sgd } from "./optimizer.ts";
 import { ProgressBar, formatDuration } from "./progress.ts";
 import { type ScheduleOptions, learningRateAt } from "./schedule.ts";
-import { type GradientFn, lossAndGradients, trainStep } from "./step.ts";
+import { type FeatureTeacher, type GradientFn, lossAndGradients, trainStep } from "./step.ts";
 import type { Teacher } from "./teacher.ts";
 import { firstDifference } from "./run-dir.ts";
 import { existsSync, mkdirSync } from "node:fs";
@@ -46,6 +46,8 @@ export interface TrainContext {
   engine: { backend: string; device: string };
   /** Required when the loss needs a teacher. */
   teacher?: Teacher | null;
+  /** Required when the loss compares features (the teacher run in tfjs). */
+  featureTeacher?: FeatureTeacher;
   log: (line: string) => void;
   progress?: ProgressBar;
   /** Minutes between checkpoints inside an epoch (0: only at epoch ends). */
@@ -74,7 +76,19 @@ function datasetInfo(data: PreparedData): DatasetInfo {
     trainSamples: data.train.count,
     valSamples: data.val?.count ?? 0,
     testSamples: data.test.count,
+    ...(data.train.targets ? { multiLabel: true as const } : {}),
   };
+}
+
+/**
+ * How the step's gradients are computed: the engine's way (data-parallel threads), except for what
+ * its replicas are not sent (multi-hot targets, a tfjs teacher's features), which runs on this thread.
+ */
+function gradientsFor(spec: TrainSpec, ctx: TrainContext, multiLabel: boolean, features: boolean): GradientFn {
+  if (!features && !multiLabel) return ctx.gradients ?? lossAndGradients;
+  if (ctx.gradients && ctx.gradients !== lossAndGradients) ctx.log(`${spec.name}: ${features ? "a feature method" : "multi-label data"} trains on this thread (data-parallel replicas get labels and logits only)`);
+  const teacher = ctx.featureTeacher;
+  return (model, batch, loss, teacherLogits) => lossAndGradients(model, batch, loss, teacherLogits, teacher);
 }
 
 function modelTensors(model: Model): Map<string, StoredTensor> {
@@ -89,11 +103,18 @@ export interface TrainResult {
   finished: boolean;
 }
 
+const mapText = (e: { map?: number }) => (e.map === undefined ? "" : ` mAP ${(100 * e.map).toFixed(2)}%`);
+
 export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainResult> {
   const { data, log } = ctx;
   const path = checkpointPath(ctx.dir);
   const loss = createLoss(spec.loss.name, spec.loss.options);
   if (loss.needsTeacher && !ctx.teacher) throw new Error(`${spec.name}: the ${loss.name} loss needs a teacher`);
+  const multiLabel = data.train.targets !== undefined;
+  if (Boolean(loss.multiLabel) !== multiLabel) {
+    throw new Error(`${spec.name}: the ${loss.name} loss is for ${loss.multiLabel ? "multi-label" : "single-label"} data, ${data.name} is ${multiLabel ? "multi-label (use bce, or mlkd to distil)" : "single-label"}`);
+  }
+  if (loss.features && !ctx.featureTeacher) throw new Error(`${spec.name}: the ${loss.name} loss compares features and needs a teacher run in tfjs`);
   const graph = architecture(spec.architecture, { height: data.train.height, width: data.train.width, channels: data.train.channels }, data.classes.length, spec.widthScale);
   const stepsPerEpoch = Math.floor(data.train.count / spec.batchSize);
   if (stepsPerEpoch < 1) throw new Error(`${spec.name}: batch size ${spec.batchSize} is larger than the ${data.train.count} training images`);
@@ -149,7 +170,7 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
   const table = normalizationTable(data.normalization);
   const rng = Rng.fromState(meta.rng);
   const progress = ctx.progress ?? new ProgressBar(process.stderr, 30_000, false);
-  const gradients = ctx.gradients ?? lossAndGradients;
+  const gradients = gradientsFor(spec, ctx, multiLabel, loss.features !== undefined);
   let lastSave = Date.now();
   try {
     while (meta.epoch < spec.epochs) {
@@ -181,7 +202,6 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
         acc.correct += r.correct;
         acc.crossEntropySum! += r.crossEntropySum;
         acc.seen += current.batch.size;
-        progress.update(label, { done: acc.seen, total: stepsPerEpoch * spec.batchSize, imagesPerSecond: acc.seen / Math.max(acc.seconds, 1e-9), loss: acc.lossSum / acc.seen, accuracy: acc.correct / acc.seen });
         // Let the event loop run (signal handlers, the ONNX teacher's callbacks): without it a step
         // loop that never awaits I/O would not see Ctrl-C until the sub-run ends.
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -190,6 +210,7 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
         const now = performance.now();
         acc.seconds += (now - clock) / 1000;
         clock = now;
+        progress.update(label, { done: acc.seen, total: stepsPerEpoch * spec.batchSize, imagesPerSecond: acc.seen / acc.seconds, loss: acc.lossSum / acc.seen, accuracy: acc.correct / acc.seen });
         if (next && (stop || due)) {
           if (nextLogits) await nextLogits; // settle it: nothing may run on after the process state is saved
           save(acc, current.rngAfter);
@@ -214,6 +235,8 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
         trainAccuracy: acc.correct / acc.seen,
         ...(val ? { valAccuracy: val.accuracy, valLoss: val.loss } : {}),
         ...(test ? { testAccuracy: test.accuracy, testLoss: test.loss } : {}),
+        ...(val?.map !== undefined ? { valMap: val.map } : {}),
+        ...(test?.map !== undefined ? { testMap: test.map } : {}),
         learningRate: learningRateAt(spec.schedule, meta.step - 1, stepsPerEpoch, spec.epochs),
         imagesPerSecond: acc.seen / acc.seconds,
         seconds: acc.seconds + (performance.now() - evalStart) / 1000,
@@ -228,8 +251,8 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
         `${spec.name} epoch ${epoch}/${spec.epochs}: train loss ${metrics.trainLoss.toFixed(4)}` +
           (loss.name === "ce" ? "" : ` (cross-entropy ${metrics.trainCrossEntropy!.toFixed(4)})`) +
           ` acc ${(100 * metrics.trainAccuracy).toFixed(2)}%` +
-          (val ? `, val acc ${(100 * val.accuracy).toFixed(2)}% loss ${val.loss.toFixed(4)}` : "") +
-          (test ? `, test acc ${(100 * test.accuracy).toFixed(2)}% loss ${test.loss.toFixed(4)}` : "") +
+          (val ? `, val acc ${(100 * val.accuracy).toFixed(2)}%${mapText(val)} loss ${val.loss.toFixed(4)}` : "") +
+          (test ? `, test acc ${(100 * test.accuracy).toFixed(2)}%${mapText(test)} loss ${test.loss.toFixed(4)}` : "") +
           `, lr ${metrics.learningRate.toPrecision(3)}, ` +
           `${metrics.imagesPerSecond.toFixed(0)} img/s, ${formatDuration(metrics.seconds)}`,
       );
