@@ -2,14 +2,38 @@
 // edge API in src/. The global setups (Node) build the fixture ONNX models and provide them, and
 // start real teacher hosts on loopback for the A/B tests; the D1 migrations travel in as a binding
 // (TEST_MIGRATIONS) for the tests to apply to their fresh databases.
+//
+// Beside wrangler.toml's bindings (its rate limiter, the measurements queue and its consumer, the
+// cron trigger), Miniflare gets a rate limiter with a small allowance for the tests to exhaust, and
+// the queue consumer waits 1 s rather than 5 for a batch and retries a failed one after 1 s (its
+// other settings are wrangler.toml's: an override replaces the whole consumer entry).
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { unstable_readConfig } from "wrangler";
+
+const consumer = unstable_readConfig({ config: "wrangler.toml" }).queues.consumers?.[0];
+if (!consumer) throw new Error("wrangler.toml declares no queue consumer");
+
+/** The test rate limiter's allowance per minute (the tests read it as TEST_TEACHER_LIMIT). */
+const TEST_LIMIT = 3;
 
 export default defineConfig({
   plugins: [
     cloudflareTest(async () => ({
       wrangler: { configPath: "./wrangler.toml" },
-      miniflare: { bindings: { TEST_MIGRATIONS: await readD1Migrations("migrations") } },
+      miniflare: {
+        bindings: { TEST_MIGRATIONS: await readD1Migrations("migrations"), TEST_TEACHER_LIMIT: TEST_LIMIT },
+        ratelimits: { TEST_TEACHER_LIMITER: { simple: { limit: TEST_LIMIT, period: 60 } } },
+        queueConsumers: {
+          [consumer.queue]: {
+            ...(consumer.max_batch_size === undefined ? {} : { maxBatchSize: consumer.max_batch_size }),
+            ...(consumer.max_retries === undefined ? {} : { maxRetries: consumer.max_retries }),
+            ...(consumer.dead_letter_queue === undefined ? {} : { deadLetterQueue: consumer.dead_letter_queue }),
+            maxBatchTimeout: 1,
+            retryDelay: 1,
+          },
+        },
+      },
     })),
   ],
   test: {

@@ -10,12 +10,14 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { timing } from "hono/timing";
 import { HttpError } from "./errors.ts";
+import { isAdminRequest } from "./middleware/admin-auth.ts";
 import { decompressBody } from "./middleware/decompress.ts";
 import { type AppOptions, DEFAULT_LIMITS } from "./options.ts";
 import { abRoutes } from "./routes/ab.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { classifyRoutes } from "./routes/classify.ts";
 import type { RouteContext } from "./routes/context.ts";
+import { keyRoutes } from "./routes/keys.ts";
 import { oipRoutes } from "./routes/oip.ts";
 
 /** A 404 in the API's error shape; also for apps that mount this one (the teacher host). */
@@ -39,7 +41,7 @@ export function createApp(options: AppOptions): Hono {
         origin: origins.includes("*") ? "*" : origins,
         allowMethods: ["GET", "POST", "PATCH", "OPTIONS"],
         allowHeaders: ["Content-Type", "Inference-Header-Content-Length", "Authorization", "X-Client-Id", "X-Force-Arm"],
-        exposeHeaders: ["Server-Timing", "X-Model-Name", "X-Model-Version", "Inference-Header-Content-Length", "X-Arm", "X-Teacher-Fault"],
+        exposeHeaders: ["Server-Timing", "X-Model-Name", "X-Model-Version", "Inference-Header-Content-Length", "X-Arm", "X-Teacher-Fault", "Retry-After"],
         maxAge: 600,
       }),
     );
@@ -55,14 +57,22 @@ export function createApp(options: AppOptions): Hono {
   app.route("/v2", oipRoutes(ctx));
   if (options.abRouting) {
     // Ahead of classifyRoutes: the routed POST /v1/classify hands over to it when no teacher is set.
-    app.route("/v1", abRoutes(ctx, options.abRouting.teachers));
+    app.route("/v1", abRoutes(ctx, options.abRouting));
     app.route("/v1", adminRoutes(ctx, options.abRouting.teachers));
+    app.route("/v1", keyRoutes());
   }
   app.route("/v1", classifyRoutes(ctx));
 
   app.notFound(notFoundJson);
-  app.onError((err, c) => {
-    if (err instanceof HttpError) return c.json({ error: err.message }, err.status);
+  app.onError(async (err, c) => {
+    if (err instanceof HttpError) {
+      if (err.detail === undefined) return c.json({ error: err.message }, err.status);
+      // What is misconfigured or broken goes to the log, and to the admin; not to anyone else.
+      console.error(`${err.message}: ${err.detail}`);
+      return c.json({ error: err.message, ...((await isAdminRequest(c)) ? { detail: err.detail } : {}) }, err.status);
+    }
+    // Middleware such as bearer-auth builds its own answer (with WWW-Authenticate).
+    if (err instanceof HTTPException && err.res) return err.getResponse();
     if (err instanceof HTTPException && err.status < 500) return c.json({ error: err.message || "bad request" }, err.status);
     // Details go to the log, never to the client.
     console.error(err);

@@ -1,6 +1,6 @@
 // What createApp takes, the defaults, and how the Worker's environment variables override them.
-import type { ModelEntry } from "../models/schema.ts";
 import type { ModelStore } from "./models/store.ts";
+import type { AbRoutingOptions } from "./routes/ab.ts";
 
 export interface Limits {
   /** Largest request body, in bytes (images and JSON alike). */
@@ -11,13 +11,17 @@ export interface Limits {
   maxImageSide: number;
   /** Largest image width x height. */
   maxImagePixels: number;
+  /** Most memory the JPEG decoder may take for one image (see ImageLimits.maxJpegDecoderBytes). */
+  maxJpegDecoderBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 4 * 1024 * 1024,
   maxBatch: 64,
   maxImageSide: 8192,
-  maxImagePixels: 4096 * 1024,
+  // Sized so that 8 concurrent uploads at these limits stay under a Worker's 128 MB (README, "Memory").
+  maxImagePixels: 1024 * 1024,
+  maxJpegDecoderBytes: 28 * 1024 * 1024,
 };
 
 export interface AppOptions {
@@ -28,10 +32,11 @@ export interface AppOptions {
   /** How GET /v2 names this server. */
   server?: { name: string; version: string };
   /**
-   * A/B routing against a teacher served elsewhere (routes/ab.ts, routes/admin.ts), given the manifest
-   * entries of the models that host serves (their input specs and labels). Off when absent.
+   * A/B routing against a teacher served elsewhere (routes/ab.ts, routes/admin.ts, routes/keys.ts),
+   * given the manifest entries of the models that host serves (their input specs and labels). Off
+   * when absent.
    */
-  abRouting?: { teachers: readonly ModelEntry[] };
+  abRouting?: AbRoutingOptions;
 }
 
 /** Environment variable for each limit (wrangler.toml [vars], or .dev.vars locally). */
@@ -40,6 +45,7 @@ const LIMIT_VARS: Record<keyof Limits, string> = {
   maxBatch: "MAX_BATCH",
   maxImageSide: "MAX_IMAGE_SIDE",
   maxImagePixels: "MAX_IMAGE_PIXELS",
+  maxJpegDecoderBytes: "MAX_JPEG_DECODER_BYTES",
 };
 
 export class ConfigError extends Error {

@@ -12,11 +12,13 @@ export function decodeJpeg(bytes: Uint8Array, limits: ImageLimits): Image {
       useTArray: true,
       formatAsRGBA: false,
       maxResolutionInMP: limits.maxPixels / 1e6,
-      // Coefficients and planes take about 8 bytes a pixel on top of the 3-byte output.
-      maxMemoryUsageInMB: Math.ceil((limits.maxPixels * 12) / (1 << 20)) + 16,
+      maxMemoryUsageInMB: limits.maxJpegDecoderBytes / (1 << 20),
     });
   } catch (err) {
-    throw new HttpError(400, `cannot decode the JPEG image: ${err instanceof Error ? err.message : "corrupt data"}`);
+    const message = err instanceof Error ? err.message : "corrupt data";
+    // Components and sampling factors, not only the size, decide what a JPEG costs to decode.
+    if (message.startsWith("maxMemoryUsageInMB")) throw new HttpError(413, `the JPEG image needs more than ${limits.maxJpegDecoderBytes} bytes to decode`);
+    throw new HttpError(400, `cannot decode the JPEG image: ${message}`);
   }
   const { width, height, data, exifBuffer } = decoded;
   return applyOrientation({ width, height, channels: 3, data }, exifOrientation(exifBuffer));

@@ -17,4 +17,10 @@ export interface ImageLimits {
   maxSide: number;
   /** Largest width x height accepted (decoding memory grows with it). */
   maxPixels: number;
+  /**
+   * Most memory the JPEG decoder may account for (jpeg-js's own count: coefficient blocks, component
+   * planes and output; its real use is about 1.5x that). Bounds what sampling factors and component
+   * counts can do at a size that passes maxPixels.
+   */
+  maxJpegDecoderBytes: number;
 }

@@ -1,9 +1,14 @@
 // GET /v1/report's figures, computed in D1: per arm and model, the run count, error rate, latency
 // percentiles (nearest rank, over successful runs), top-1 agreement with the teacher (over requests
-// where both ran and succeeded) and the student/teacher ratio of median latencies.
+// where both ran and succeeded) and the student/teacher ratio of median latencies; and the D1 write
+// transactions that recorded them.
+//
+// Each figure adds the raw rows in the window to the hourly aggregates (rollup.ts) of the hours that
+// start in it, so a window reaching back past the retention period still counts everything. Over
+// aggregated hours, latencies come from a histogram rounded to two significant figures.
 import type { D1Database } from "@cloudflare/workers-types";
-import type { Arm } from "./split.ts";
-import type { Fault } from "./measurements.ts";
+import type { Arm } from "../routing/split.ts";
+import type { Fault } from "./records.ts";
 
 export interface ArmModelReport {
   arm: Arm;
@@ -27,35 +32,51 @@ export interface Report {
   requests: number;
   /** Requests the teacher was routed to but the student answered. */
   fallbacks: number;
+  /** D1 write transactions that recorded measurements, the rows they carried, and per 1,000 requests. */
+  writes: { transactions: number; rows: number; perThousandRequests: number | null };
   rows: ArmModelReport[];
 }
 
-// Nearest-rank percentile p: the smallest value whose rank r satisfies r >= p * n, written as
-// r * 100 >= P * n so that no floating-point product decides a rank.
-const pct = (p: number) => `MIN(CASE WHEN rn * 100 >= ${p} * n THEN latency_ms END)`;
+// Nearest-rank percentile p over weighted values (a raw latency weighs 1, a histogram bucket its
+// count): the smallest value whose cumulative weight c satisfies c >= p * n, written as c * 100 >= P * n
+// so that no floating-point product decides a rank.
+const pct = (p: number) => `MIN(CASE WHEN cum * 100 >= ${p} * n THEN v END)`;
+
+// ?1 = since, ?2 = until. An aggregated hour counts when it starts in the window.
+const HOURS = "hour >= ?1 AND hour < ?2";
 
 const ROWS_SQL = `
 WITH w AS (SELECT * FROM runs WHERE ts >= ?1 AND ts < ?2),
+lat AS (
+  SELECT arm, model, latency_ms AS v, 1 AS weight FROM w WHERE ok = 1
+  UNION ALL SELECT arm, model, latency_ms, n FROM run_hour_latency WHERE ${HOURS}
+),
 ranked AS (
-  SELECT arm, model, latency_ms,
-    ROW_NUMBER() OVER (PARTITION BY arm, model ORDER BY latency_ms) AS rn,
-    COUNT(*) OVER (PARTITION BY arm, model) AS n
-  FROM w WHERE ok = 1
+  SELECT arm, model, v,
+    SUM(weight) OVER (PARTITION BY arm, model ORDER BY v ROWS UNBOUNDED PRECEDING) AS cum,
+    SUM(weight) OVER (PARTITION BY arm, model) AS n
+  FROM lat
 ),
 pct AS (SELECT arm, model, ${pct(50)} AS p50, ${pct(95)} AS p95, ${pct(99)} AS p99 FROM ranked GROUP BY arm, model),
 teacher_ranked AS (
-  SELECT latency_ms, ROW_NUMBER() OVER (ORDER BY latency_ms) AS rn, COUNT(*) OVER () AS n
-  FROM w WHERE ok = 1 AND arm = 'teacher'
+  SELECT v, SUM(weight) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) AS cum, SUM(weight) OVER () AS n
+  FROM lat WHERE arm = 'teacher'
 ),
 teacher_p50 AS (SELECT ${pct(50)} AS p50 FROM teacher_ranked),
 agg AS (
-  SELECT arm, model, COUNT(*) AS count, SUM(served) AS served, SUM(ok = 0) AS errors FROM w GROUP BY arm, model
+  SELECT arm, model, SUM(count) AS count, SUM(served) AS served, SUM(errors) AS errors FROM (
+    SELECT arm, model, COUNT(*) AS count, SUM(served) AS served, SUM(ok = 0) AS errors FROM w GROUP BY arm, model
+    UNION ALL SELECT arm, model, count, served, errors FROM run_hours WHERE ${HOURS} AND count > 0
+  ) GROUP BY arm, model
 ),
 pairs AS (
-  SELECT s.model, COUNT(*) AS pairs, SUM(s.top1 = t.top1) AS agreeing
-  FROM w s JOIN w t ON t.request_id = s.request_id AND t.arm = 'teacher' AND t.ok = 1
-  WHERE s.arm = 'student' AND s.ok = 1
-  GROUP BY s.model
+  SELECT model, SUM(pairs) AS pairs, SUM(agreeing) AS agreeing FROM (
+    SELECT s.model, COUNT(*) AS pairs, SUM(s.top1 = t.top1) AS agreeing
+    FROM w s JOIN w t ON t.request_id = s.request_id AND t.arm = 'teacher' AND t.ok = 1
+    WHERE s.arm = 'student' AND s.ok = 1
+    GROUP BY s.model
+    UNION ALL SELECT model, pairs, agreeing FROM run_hours WHERE ${HOURS} AND arm = 'student' AND pairs > 0
+  ) GROUP BY model
 )
 SELECT agg.arm, agg.model, agg.count, agg.served, agg.errors, pct.p50, pct.p95, pct.p99,
   pairs.pairs, pairs.agreeing, (SELECT p50 FROM teacher_p50) AS teacher_p50
@@ -64,12 +85,22 @@ LEFT JOIN pct ON pct.arm = agg.arm AND pct.model = agg.model
 LEFT JOIN pairs ON agg.arm = 'student' AND pairs.model = agg.model
 ORDER BY agg.arm, agg.model`;
 
-const FAULTS_SQL = `SELECT arm, model, fault, COUNT(*) AS n FROM runs WHERE ts >= ?1 AND ts < ?2 AND fault IS NOT NULL GROUP BY arm, model, fault`;
+const FAULTS_SQL = `
+SELECT arm, model, fault, SUM(n) AS n FROM (
+  SELECT arm, model, fault, COUNT(*) AS n FROM runs WHERE ts >= ?1 AND ts < ?2 AND fault IS NOT NULL GROUP BY arm, model, fault
+  UNION ALL SELECT arm, model, fault, n FROM run_hour_faults WHERE ${HOURS}
+) GROUP BY arm, model, fault`;
 
 const TOTALS_SQL = `
-SELECT COUNT(DISTINCT request_id) AS requests,
-  COUNT(DISTINCT CASE WHEN arm = 'teacher' AND mode = 'ab' AND ok = 0 THEN request_id END) AS fallbacks
-FROM runs WHERE ts >= ?1 AND ts < ?2`;
+SELECT
+  (SELECT COUNT(DISTINCT request_id) FROM runs WHERE ts >= ?1 AND ts < ?2)
+    + (SELECT COALESCE(SUM(requests), 0) FROM request_hours WHERE ${HOURS}) AS requests,
+  (SELECT COUNT(DISTINCT CASE WHEN arm = 'teacher' AND mode = 'ab' AND ok = 0 THEN request_id END) FROM runs WHERE ts >= ?1 AND ts < ?2)
+    + (SELECT COALESCE(SUM(fallbacks), 0) FROM request_hours WHERE ${HOURS}) AS fallbacks,
+  (SELECT COUNT(*) FROM writes WHERE ts >= ?1 AND ts < ?2)
+    + (SELECT COALESCE(SUM(transactions), 0) FROM request_hours WHERE ${HOURS}) AS transactions,
+  (SELECT COALESCE(SUM(rows), 0) FROM writes WHERE ts >= ?1 AND ts < ?2)
+    + (SELECT COALESCE(SUM(written_rows), 0) FROM request_hours WHERE ${HOURS}) AS written_rows`;
 
 interface Row {
   arm: Arm;
@@ -96,12 +127,17 @@ export async function buildReport(db: D1Database, since: number, until: number):
     const key = `${f.arm}\u0000${f.model}`;
     faultsOf.set(key, { ...faultsOf.get(key), [f.fault]: f.n });
   }
-  const total = (totals!.results[0] ?? { requests: 0, fallbacks: 0 }) as { requests: number; fallbacks: number };
+  const total = totals!.results[0] as { requests: number; fallbacks: number; transactions: number; written_rows: number };
   return {
     since: new Date(since).toISOString(),
     until: new Date(until).toISOString(),
     requests: total.requests,
     fallbacks: total.fallbacks,
+    writes: {
+      transactions: total.transactions,
+      rows: total.written_rows,
+      perThousandRequests: total.requests > 0 ? (total.transactions / total.requests) * 1000 : null,
+    },
     rows: (rows!.results as unknown as Row[]).map((r) => ({
       arm: r.arm,
       model: r.model,

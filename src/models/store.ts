@@ -10,6 +10,12 @@ export type ModelFiles = Record<string, ArrayBuffer | Uint8Array>;
 /** A model that cannot serve: missing file, wrong size or digest, or a runtime that refused it. */
 export class ModelLoadError extends Error {
   override name = "ModelLoadError";
+  constructor(
+    readonly model: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
@@ -79,19 +85,19 @@ export class ModelStore {
 
   private async load(entry: ModelEntry): Promise<Session> {
     const file = this.files[entry.file];
-    if (!file) throw new ModelLoadError(`model "${entry.name}": file ${entry.file} is not bundled`);
+    if (!file) throw new ModelLoadError(entry.name, `model "${entry.name}": file ${entry.file} is not bundled`);
     const bytes = file instanceof Uint8Array ? file : new Uint8Array(file);
     if (bytes.length !== entry.bytes) {
-      throw new ModelLoadError(`model "${entry.name}": ${entry.file} has ${bytes.length} bytes, the manifest says ${entry.bytes}`);
+      throw new ModelLoadError(entry.name, `model "${entry.name}": ${entry.file} has ${bytes.length} bytes, the manifest says ${entry.bytes}`);
     }
     const digest = await sha256Hex(bytes);
     if (digest !== entry.sha256) {
-      throw new ModelLoadError(`model "${entry.name}": ${entry.file} has sha256 ${digest}, the manifest says ${entry.sha256}`);
+      throw new ModelLoadError(entry.name, `model "${entry.name}": ${entry.file} has sha256 ${digest}, the manifest says ${entry.sha256}`);
     }
     try {
       return await this.engine.createSession(bytes, entry);
     } catch (err) {
-      throw new ModelLoadError(`model "${entry.name}": the runtime refused ${entry.file}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new ModelLoadError(entry.name, `model "${entry.name}": the runtime refused ${entry.file}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 }

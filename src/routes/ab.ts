@@ -1,40 +1,62 @@
 // The A/B surface, mounted at /v1 ahead of the plain classifier:
-//   POST /v1/classify  routed: student or teacher by the client's sticky bucket (or X-Force-Arm),
-//                      the teacher's faults answered by the student, some student answers shadowed;
-//   POST /v1/compare   both models on the same image at once.
+//   POST /v1/classify  routed: student or teacher by the client's sticky bucket (or X-Force-Arm, for
+//                      callers with the "force" right), the teacher's faults answered by the
+//                      student, some student answers shadowed;
+//   POST /v1/compare   both models on the same image at once (callers with the "compare" right).
+// Anonymous clients reach the teacher only through the split and the shadow share. Every teacher-bound
+// request takes one unit of the client's allowance and passes the circuit breaker (teacher-gate.ts).
 // Without a teacher (TEACHER_URL and its manifest entry), /v1/classify falls through to the
 // student-only classifier.
-import type { D1Database } from "@cloudflare/workers-types";
 import { type Context, Hono } from "hono";
-import { setMetric } from "hono/timing";
+import { endTime, setMetric, startTime } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
+import { type Caller, identifyCaller, rateLimitKey, requireRight } from "../access/caller.ts";
 import { HttpError, badRequest, notFound } from "../errors.ts";
-import { decodeImage } from "../image/decode.ts";
-import type { Image, ImageFormat } from "../image/types.ts";
+import { type Fault, type RequestInfo, type RunRecord, toRow } from "../measurements/records.ts";
+import { type Background, recordLater } from "../measurements/sink.ts";
 import { ModelLoadError } from "../models/store.ts";
-import { type ArmResult, runRecord, runStudent, runTeacher } from "../routing/arms.ts";
+import { type ArmResult, type ArmFailure, runRecord, runStudent } from "../routing/arms.ts";
+import { Breakers } from "../routing/breaker.ts";
 import { ClientIdError, identifyClient } from "../routing/client.ts";
-import { type Fault, type Mode, type RequestRecord, type RunRecord, recordAfterResponse } from "../routing/measurements.ts";
-import { SettingsError, loadSettings } from "../routing/settings.ts";
-import { type AbBindings, type AbSetup, abSetup, checkSameLabels } from "../routing/setup.ts";
+import { type RoutingSettings, SettingsError, loadSettings } from "../routing/settings.ts";
+import { type AbBindings, type AbSetup, abSetup, checkSameLabels, misconfigured } from "../routing/setup.ts";
 import { type Arm, assignArm, draw, isArm } from "../routing/split.ts";
-import { imageBytes, rankPredictions, topK } from "./classify.ts";
-import { type RouteContext, findModel, nameModel } from "./context.ts";
+import { TeacherGate } from "../routing/teacher-gate.ts";
+import { rankPredictions, topK } from "./classify.ts";
+import { type RouteContext, findModel, imageLimits, nameModel, unavailableError } from "./context.ts";
+import { type ImageInfo, uploadedInputs } from "./upload.ts";
 
 /** Request header that forces an arm ("student" or "teacher"). */
 export const FORCE_ARM_HEADER = "X-Force-Arm";
 /** Response header naming the arm that answered. */
 export const ARM_HEADER = "X-Arm";
-/** Response header naming the teacher's fault when the student answered in its place. */
+/** Response header naming why the teacher did not answer when the student answered in its place. */
 export const FAULT_HEADER = "X-Teacher-Fault";
+/** Retry-After of a 429: the period of the [[ratelimits]] binding in wrangler.toml. */
+export const RATE_LIMIT_PERIOD_S = 60;
+/**
+ * How long a shadow's teacher call may run after the response: waitUntil allows 30 s, and the
+ * teacher's row must still be sent in that time.
+ */
+export const SHADOW_BUDGET_MS = 25_000;
+
+export interface AbRoutingOptions {
+  /** The manifest entries of the models the teacher host serves (their input specs and labels). */
+  teachers: readonly ModelEntry[];
+  /** Overrides SHADOW_BUDGET_MS (tests). */
+  shadowBudgetMs?: number;
+}
 
 /** What a client is told about a teacher fault; the details (addresses, bodies) stay in the log. */
 const FAULT_MESSAGES: Record<Fault, string> = {
-  timeout: "the teacher did not answer within TEACHER_TIMEOUT_MS",
+  timeout: "the teacher did not answer in time",
   unreachable: "the teacher could not be reached",
   http_error: "the teacher answered with an HTTP error",
   bad_response: "the teacher's answer is not a valid inference response",
   inference_error: "the model failed to run",
+  rate_limited: "this client is over its allowance of teacher requests",
+  circuit_open: "the teacher is failing; it is left alone for a cool-down",
+  cut: "the teacher did not answer within the time left after the response",
 };
 
 type AbContext = Context<{ Bindings: AbBindings }>;
@@ -47,41 +69,63 @@ function forcedArm(c: AbContext): Arm | undefined {
   return arm;
 }
 
-/** Runs after the response when the platform allows it (always in a Worker). */
-function afterResponse(c: AbContext, db: D1Database, work: Promise<RequestRecord | undefined>): void {
-  let ctx: { waitUntil(p: Promise<unknown>): void };
+/** The execution context's waitUntil; app.request() in a test has none, and then work just runs. */
+function background(c: AbContext): Background {
   try {
-    ctx = c.executionCtx;
+    return c.executionCtx;
   } catch {
-    ctx = { waitUntil: (p) => void p }; // app.request() in a test without an execution context
+    return { waitUntil: (work) => void work };
   }
-  recordAfterResponse(ctx, db, work);
 }
 
 /** A failed student run as the client sees it: the model's load error (503) or a bare 500. */
-function studentFailure(result: Extract<ArmResult, { ok: false }>): HttpError | unknown {
-  return result.error instanceof ModelLoadError ? new HttpError(503, result.error.message) : result.error;
+function studentFailure(result: ArmFailure): unknown {
+  return result.error instanceof ModelLoadError ? unavailableError(result.error) : result.error;
 }
 
 const failureStatus = (result: ArmResult) => (result.ok ? 200 : result.error instanceof ModelLoadError ? 503 : 500);
 
-export function abRoutes({ store, limits }: RouteContext, teachers: readonly ModelEntry[]): Hono<{ Bindings: AbBindings }> {
-  const app = new Hono<{ Bindings: AbBindings }>();
-  const imageLimits = { maxSide: limits.maxImageSide, maxPixels: limits.maxImagePixels };
+function overTheLimit(c: AbContext, what: string): HttpError {
+  c.header("Retry-After", String(RATE_LIMIT_PERIOD_S));
+  return new HttpError(429, `${what}: this client is over its allowance of teacher requests; retry later`);
+}
 
-  /** Everything a routed request needs before any model runs; bad input fails here, unrecorded. */
-  async function prepare(c: AbContext, setup: AbSetup, student: ModelEntry) {
-    checkSameLabels(student, setup.teacher);
-    const k = topK(c, student.labels.length);
-    const { settings } = await loadSettings(setup.db, c.env as Record<string, unknown>).catch((err: unknown) => {
-      throw err instanceof SettingsError ? new HttpError(503, `A/B routing is misconfigured: ${err.message}`) : err;
-    });
-    const { image, format } = await decodeImage(await imageBytes(c), imageLimits);
-    const endpoint = { url: setup.teacherUrl, model: setup.teacher.name, timeoutMs: settings.teacherTimeoutMs };
-    return { k, settings, image, format, endpoint };
+export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOptions): Hono<{ Bindings: AbBindings }> {
+  const app = new Hono<{ Bindings: AbBindings }>();
+  const { teachers } = options;
+  const shadowBudgetMs = options.shadowBudgetMs ?? SHADOW_BUDGET_MS;
+  // Per isolate: the app is built once per isolate.
+  const breakers = new Breakers();
+
+  async function settingsOf(c: AbContext, setup: AbSetup): Promise<RoutingSettings> {
+    try {
+      return (await loadSettings(setup.db, c.env as Record<string, unknown>, (work) => background(c).waitUntil(work))).settings;
+    } catch (err) {
+      if (err instanceof SettingsError) throw misconfigured(err.message);
+      throw err;
+    }
   }
 
-  const imageInfo = (image: Image, format: ImageFormat) => ({ format, width: image.width, height: image.height });
+  function gate(setup: AbSetup, settings: RoutingSettings, clientKey: string): TeacherGate {
+    return new TeacherGate({
+      endpoint: { url: setup.teacherUrl, model: setup.teacher.name, ...(setup.auth ? { auth: setup.auth } : {}) },
+      entry: setup.teacher,
+      breaker: breakers.for(setup.teacherUrl, setup.teacher.name),
+      breakerSettings: { faults: settings.breakerFaults, cooldownMs: settings.breakerCooldownMs },
+      timeoutMs: settings.teacherTimeoutMs,
+      ...(setup.limiter ? { limiter: setup.limiter } : {}),
+      clientKey,
+    });
+  }
+
+  /** The upload as input tensors for the models given; the image itself is gone when this returns. */
+  async function inputs(c: AbContext, models: ModelEntry[]) {
+    startTime(c, "decode");
+    const out = await uploadedInputs(c, models, imageLimits(limits));
+    endTime(c, "decode");
+    return out;
+  }
+
   const answer = (r: Extract<ArmResult, { ok: true }>, k: number) => ({
     model: { name: r.entry.name, version: r.entry.version },
     latencyMs: r.latencyMs,
@@ -94,72 +138,101 @@ export function abRoutes({ store, limits }: RouteContext, teachers: readonly Mod
     const received = Date.now();
     const student = store.defaultStudent();
     if (!student) throw notFound("this server hosts no default student model");
-    const override = forcedArm(c);
-    let client;
+    checkSameLabels(student, setup.teacher);
+    const forced = forcedArm(c);
+    let caller: Caller = { kind: "anonymous" };
+    if (forced) {
+      caller = await identifyCaller(c, setup.db, c.env.ADMIN_TOKEN);
+      requireRight(caller, "force", FORCE_ARM_HEADER);
+    }
+    let clientId: string;
     try {
-      client = identifyClient(c.req.raw.headers, new URL(c.req.url).protocol === "https:");
+      clientId = identifyClient(c);
     } catch (err) {
       if (err instanceof ClientIdError) throw badRequest(err.message);
       throw err;
     }
-    const { k, settings, image, format, endpoint } = await prepare(c, setup, student);
-    const { arm } = await assignArm(client.id, settings.studentPercent, override);
+    const k = topK(c, student.labels.length);
+    const settings = await settingsOf(c, setup);
+    const { arm } = await assignArm(clientId, settings.studentPercent, setup.experiment, forced);
+    const teacher = gate(setup, settings, rateLimitKey(c, caller, clientId));
+
+    // Teacher-bound work takes the client's allowance before anything is decoded.
+    let refused: ArmResult | undefined;
+    if (arm === "teacher" && !(await teacher.allowance())) {
+      if (forced) throw overTheLimit(c, `${FORCE_ARM_HEADER}: teacher`);
+      refused = teacher.limited();
+    }
+    const shadowDrawn = arm === "student" && draw(settings.shadowPercent);
+    const shadowAllowed = shadowDrawn && (await teacher.allowance());
+    const withTeacher = arm === "teacher" || shadowDrawn;
+    const { image, inputs: [studentInput, teacherInput] } = await inputs(c, withTeacher ? [student, setup.teacher] : [student]);
 
     const runs: RunRecord[] = [];
     let served: ArmResult;
     if (arm === "teacher") {
-      const teacher = await runTeacher(endpoint, setup.teacher, image);
-      setMetric(c, "teacher", teacher.latencyMs);
-      if (teacher.ok) {
-        served = teacher;
+      const t = refused ?? (await teacher.run(teacherInput!));
+      setMetric(c, "teacher", t.latencyMs);
+      if (t.ok) {
+        served = t;
       } else {
-        runs.push(runRecord(teacher, false));
-        c.header(FAULT_HEADER, teacher.fault);
-        served = await runStudent(store, student, image);
+        runs.push(runRecord(t, false));
+        c.header(FAULT_HEADER, t.fault);
+        served = await runStudent(store, student, studentInput!);
       }
     } else {
-      served = await runStudent(store, student, image);
+      served = await runStudent(store, student, studentInput!);
     }
     runs.push(runRecord(served, true));
     if (served.arm === "student") setMetric(c, "student", served.latencyMs);
 
-    const status = failureStatus(served);
-    const shadow = arm === "student" && served.ok && draw(settings.shadowPercent);
-    const mode: Mode = shadow ? "shadow" : "ab";
-    const record = (extra: typeof runs): RequestRecord => ({ requestId: crypto.randomUUID(), ts: received, mode, status, runs: [...runs, ...extra] });
-    afterResponse(
-      c,
-      setup.db,
-      shadow ? runTeacher(endpoint, setup.teacher, image).then((t) => record([runRecord(t, false)])) : Promise.resolve(record([])),
-    );
+    const shadow = shadowDrawn && served.ok;
+    const request: RequestInfo = { requestId: crypto.randomUUID(), ts: received, mode: shadow ? "shadow" : "ab", status: failureStatus(served) };
+    // The runs so far are recorded now, whatever becomes of a shadow: its teacher row follows on its own.
+    recordLater(background(c), setup.sink, runs.map((r) => toRow(request, r)));
+    if (shadow) {
+      const shadowRun = shadowAllowed ? teacher.run(teacherInput!, shadowBudgetMs) : Promise.resolve(teacher.limited());
+      recordLater(background(c), setup.sink, shadowRun.then((t) => [toRow(request, runRecord(t, false))]));
+    }
 
-    if (client.setCookie) c.header("Set-Cookie", client.setCookie, { append: true });
     if (!served.ok) throw studentFailure(served);
     c.header(ARM_HEADER, served.arm);
     nameModel(c, served.entry);
     const { model, predictions } = answer(served, k);
-    return c.json({ model, image: imageInfo(image, format), predictions });
+    return c.json({ model, image, predictions });
   });
 
   app.post("/compare", async (c) => {
     const setup = abSetup(c.env, teachers);
-    if (!setup) throw new HttpError(503, "POST /v1/compare needs a teacher: set TEACHER_URL, with the teacher's entry in models/manifest.json");
+    if (!setup) throw new HttpError(503, "POST /v1/compare needs a teacher, and this server has none", "set TEACHER_URL, with the teacher's entry in models/manifest.json");
+    const caller = await identifyCaller(c, setup.db, c.env.ADMIN_TOKEN);
+    requireRight(caller, "compare", "POST /v1/compare");
     const received = Date.now();
     const named = c.req.query("model");
     const student = named === undefined ? store.defaultStudent() : findModel(store, named);
     if (!student) throw notFound("this server hosts no default student model");
     if (student.role !== "student") throw badRequest(`model "${student.name}" is not a student`);
-    const { k, image, format, endpoint } = await prepare(c, setup, student);
+    if (named !== undefined && student.labels.join("\u0000") !== setup.teacher.labels.join("\u0000")) {
+      throw new HttpError(422, `model "${student.name}" cannot be compared with the teacher "${setup.teacher.name}": their labels differ`);
+    }
+    checkSameLabels(student, setup.teacher);
+    const k = topK(c, student.labels.length);
+    const settings = await settingsOf(c, setup);
+    const teacher = gate(setup, settings, rateLimitKey(c, caller, ""));
+    if (!(await teacher.allowance())) throw overTheLimit(c, "POST /v1/compare");
+    const { image, inputs: [studentInput, teacherInput] } = await inputs(c, [student, setup.teacher]);
 
     // The teacher's request goes out first, so its network time overlaps the student's run.
-    const teacherRun = runTeacher(endpoint, setup.teacher, image);
-    const [s, t] = await Promise.all([runStudent(store, student, image), teacherRun]);
+    const teacherRun = teacher.run(teacherInput!);
+    const [s, t] = await Promise.all([runStudent(store, student, studentInput!), teacherRun]);
     setMetric(c, "student", s.latencyMs);
     setMetric(c, "teacher", t.latencyMs);
-    afterResponse(c, setup.db, Promise.resolve({ requestId: crypto.randomUUID(), ts: received, mode: "compare", status: failureStatus(s), runs: [runRecord(s, true), runRecord(t, t.ok)] }));
+    const request: RequestInfo = { requestId: crypto.randomUUID(), ts: received, mode: "compare", status: failureStatus(s) };
+    recordLater(background(c), setup.sink, [toRow(request, runRecord(s, true)), toRow(request, runRecord(t, t.ok))]);
     if (!s.ok) throw studentFailure(s);
+    if (!t.ok) c.header(FAULT_HEADER, t.fault);
     return c.json({
-      image: imageInfo(image, format),
+      image: image satisfies ImageInfo,
       student: answer(s, k),
       teacher: t.ok ? answer(t, k) : { model: { name: t.entry.name, version: t.entry.version }, latencyMs: t.latencyMs, fault: t.fault, error: FAULT_MESSAGES[t.fault] },
       agree: t.ok ? s.top1 === t.top1 : null,

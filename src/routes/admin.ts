@@ -1,20 +1,21 @@
 // The admin API, mounted at /v1, every route behind the ADMIN_TOKEN bearer token:
-//   GET   /v1/report?since=  per arm and model: count, error rate, latency percentiles, agreement
+//   GET   /v1/report?since=  per arm and model: count, error rate, latency percentiles, agreement;
+//                            D1 write transactions per 1,000 requests
 //   GET   /v1/config         the routing settings in force, their defaults, and the teacher
 //   PATCH /v1/config         change settings at run time ({"studentPercent": 80}; null restores one)
 import type { D1Database } from "@cloudflare/workers-types";
 import { type Context, Hono } from "hono";
-import { HttpError, badRequest } from "../errors.ts";
-import { adminAuth } from "../middleware/admin-auth.ts";
-import { buildReport, parseSince } from "../routing/report.ts";
-import { SettingsError, applySettingsPatch, loadSettings, parseSettingsPatch } from "../routing/settings.ts";
-import { type AbBindings, teacherEntry } from "../routing/setup.ts";
 import type { ModelEntry } from "../../models/schema.ts";
+import { HttpError, badRequest } from "../errors.ts";
+import { buildReport, parseSince } from "../measurements/report.ts";
+import { adminAuth } from "../middleware/admin-auth.ts";
+import { SettingsError, applySettingsPatch, parseSettingsPatch, readSettings } from "../routing/settings.ts";
+import { type AbBindings, teacherEntry } from "../routing/setup.ts";
 import type { RouteContext } from "./context.ts";
 
 type AdminContext = Context<{ Bindings: AbBindings }>;
 
-function database(c: AdminContext): D1Database {
+export function database(c: AdminContext): D1Database {
   if (!c.env.DB) throw new HttpError(503, "measurements are off: the D1 binding DB is missing");
   return c.env.DB;
 }
@@ -38,14 +39,20 @@ export function adminRoutes({ store }: RouteContext, teachers: readonly ModelEnt
   });
 
   const config = async (c: AdminContext) => {
-    const effective = await loadSettings(database(c), c.env as Record<string, unknown>).catch(settingsError);
-    let teacher: { url: string | null; model: string | null } = { url: c.env.TEACHER_URL || null, model: null };
+    const effective = await readSettings(database(c), c.env as Record<string, unknown>).catch(settingsError);
+    let teacher: { url: string | null; model: string | null; authenticated: boolean } = { url: c.env.TEACHER_URL || null, model: null, authenticated: Boolean(c.env.TEACHER_TOKEN) };
     try {
       teacher = { ...teacher, model: teacherEntry(c.env, teachers)?.name ?? null };
     } catch {
       // Reported as null: the routes say what is wrong when they are used.
     }
-    return c.json({ ...effective, teacher, defaultStudent: store.defaultStudent()?.name ?? null });
+    return c.json({
+      ...effective,
+      teacher,
+      defaultStudent: store.defaultStudent()?.name ?? null,
+      measurements: c.env.MEASUREMENTS ? "queue" : "direct",
+      rateLimited: Boolean(c.env.TEACHER_RATE_LIMITER),
+    });
   };
   app.get("/config", config);
   app.patch("/config", async (c) => {

@@ -4,6 +4,7 @@ import { endTime, startTime } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
 import type { OutputTensor } from "../oip/response.ts";
 import { HttpError, notFound } from "../errors.ts";
+import type { ImageLimits } from "../image/types.ts";
 import { ModelLoadError, type ModelStore } from "../models/store.ts";
 import type { Limits } from "../options.ts";
 
@@ -11,6 +12,11 @@ export interface RouteContext {
   store: ModelStore;
   limits: Limits;
   server: { name: string; version: string };
+}
+
+/** The image limits of the API's limits. */
+export function imageLimits(limits: Limits): ImageLimits {
+  return { maxSide: limits.maxImageSide, maxPixels: limits.maxImagePixels, maxJpegDecoderBytes: limits.maxJpegDecoderBytes };
 }
 
 /** The named model, at the given version if one is named; 404 otherwise. */
@@ -29,10 +35,11 @@ export function nameModel(c: Context, entry: ModelEntry): void {
   c.header("X-Model-Version", entry.version);
 }
 
-/** A model that failed to load (bad digest, missing file) answers 503 with the reason. */
+/** A model that failed to load (bad digest, missing file) answers 503; the reason is for operators. */
+export const unavailableError = (err: ModelLoadError) => new HttpError(503, `model "${err.model}" is unavailable`, err.message);
+
 export function unavailable(err: unknown): never {
-  if (err instanceof ModelLoadError) throw new HttpError(503, err.message);
-  throw err;
+  throw err instanceof ModelLoadError ? unavailableError(err) : err;
 }
 
 /** The request's media type, lower-cased, without parameters; undefined when absent. */

@@ -1,6 +1,7 @@
 // Open Inference Protocol (KServe v2) endpoints for every hosted model, mounted at /v2.
 import { type Context, Hono } from "hono";
 import { endTime, startTime } from "hono/timing";
+import type { ModelEntry } from "../../models/schema.ts";
 import { HttpError } from "../errors.ts";
 import { parseInferRequest, splitBody } from "../oip/request.ts";
 import { inferResponse, modelConfig, modelMetadata, serverMetadata } from "../oip/response.ts";
@@ -12,6 +13,14 @@ const INFER_TYPES = new Set([undefined, "application/json", "application/octet-s
 
 export function oipRoutes({ store, limits, server }: RouteContext): Hono {
   const app = new Hono();
+  /**
+   * The parsed request, without the body: read from the raw request (Hono would cache it on the
+   * context) in a function of its own, so neither the body nor its JSON lives on while the model runs.
+   */
+  const readInferRequest = async (c: Context, entry: ModelEntry) => {
+    const { json, binary } = splitBody(new Uint8Array(await c.req.raw.arrayBuffer()), c.req.header(HEADER_LENGTH) ?? null);
+    return parseInferRequest(json, binary, entry, limits);
+  };
   const model = (c: Context) => {
     const entry = findModel(store, c.req.param("name")!, c.req.param("version"));
     nameModel(c, entry);
@@ -44,9 +53,7 @@ export function oipRoutes({ store, limits, server }: RouteContext): Hono {
         throw new HttpError(415, `Content-Type ${type} is not accepted: send application/json (or application/octet-stream with ${HEADER_LENGTH})`);
       }
       startTime(c, "decode");
-      const body = new Uint8Array(await c.req.arrayBuffer());
-      const { json, binary } = splitBody(body, c.req.header(HEADER_LENGTH) ?? null);
-      const request = parseInferRequest(json, binary, entry, limits);
+      const request = await readInferRequest(c, entry);
       endTime(c, "decode");
       const results = await runTimed(c, store, entry, request.input, request.dims);
       const { body: out, headers } = inferResponse(entry, request, results);

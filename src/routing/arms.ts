@@ -1,11 +1,11 @@
 // Running one image on either arm and timing it. The student runs here, in the Worker; the teacher
-// is asked over the protocol. Latency covers the model run only (for the teacher that includes the
-// network and encoding); decoding the image is shared work and is not counted.
+// is asked over the protocol (only through teacher-gate.ts). Latency covers the model run only (for
+// the teacher that includes the network and encoding); decoding the image is shared work and is not
+// counted.
 import type { ModelEntry } from "../../models/schema.ts";
-import { inputGeometry, toModelInput } from "../image/preprocess.ts";
-import type { Image } from "../image/types.ts";
+import type { Fault, RunRecord } from "../measurements/records.ts";
+import { singleImageDims } from "../image/preprocess.ts";
 import type { ModelStore } from "../models/store.ts";
-import type { Fault, RunRecord } from "./measurements.ts";
 import type { Arm } from "./split.ts";
 import { type TeacherEndpoint, askTeacher } from "./teacher-client.ts";
 
@@ -13,20 +13,16 @@ export type ArmResult =
   | { ok: true; arm: Arm; entry: ModelEntry; probabilities: Float32Array; top1: number; latencyMs: number }
   | { ok: false; arm: Arm; entry: ModelEntry; fault: Fault; detail: string; latencyMs: number; error?: unknown };
 
+export type ArmFailure = Extract<ArmResult, { ok: false }>;
+
 export function argmax(values: Float32Array): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
   return best;
 }
 
-/** The [1, ...] shape of one image in the model's layout. */
-export function singleImageDims(entry: ModelEntry): number[] {
-  const { height, width, channels } = inputGeometry(entry);
-  return entry.input.layout === "NCHW" ? [1, channels, height, width] : [1, height, width, channels];
-}
-
-export async function runStudent(store: ModelStore, entry: ModelEntry, image: Image): Promise<ArmResult> {
-  const input = toModelInput(image, entry);
+/** Runs the student on its input tensor (toModelInputs). */
+export async function runStudent(store: ModelStore, entry: ModelEntry, input: Float32Array): Promise<ArmResult> {
   const started = performance.now();
   try {
     const probabilities = (await store.run(entry, input, singleImageDims(entry))).get("probabilities")?.data;
@@ -38,13 +34,19 @@ export async function runStudent(store: ModelStore, entry: ModelEntry, image: Im
   }
 }
 
-export async function runTeacher(endpoint: TeacherEndpoint, entry: ModelEntry, image: Image): Promise<ArmResult> {
-  const answer = await askTeacher(endpoint, entry, toModelInput(image, entry), singleImageDims(entry));
+/** Asks the teacher about its input tensor; every failure is a fault, never an exception. */
+export async function runTeacher(endpoint: TeacherEndpoint, entry: ModelEntry, input: Float32Array, timeoutMs: number): Promise<ArmResult> {
+  const answer = await askTeacher(endpoint, entry, input, singleImageDims(entry), timeoutMs);
   if (!answer.ok) return { ok: false, arm: "teacher", entry, fault: answer.fault, detail: answer.detail, latencyMs: answer.latencyMs };
   return { ok: true, arm: "teacher", entry, probabilities: answer.probabilities, top1: argmax(answer.probabilities), latencyMs: answer.latencyMs };
 }
 
-/** The measurement row of a run. */
+/** A teacher run that did not happen: the reason, at no latency. */
+export function teacherSkipped(entry: ModelEntry, fault: Fault, detail: string): ArmFailure {
+  return { ok: false, arm: "teacher", entry, fault, detail, latencyMs: 0 };
+}
+
+/** The measurement of a run. */
 export function runRecord(result: ArmResult, served: boolean): RunRecord {
   const base = { arm: result.arm, model: result.entry.name, latencyMs: result.latencyMs, served };
   return result.ok ? { ...base, ok: true, top1: result.top1 } : { ...base, ok: false, fault: result.fault };

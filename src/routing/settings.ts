@@ -1,6 +1,9 @@
 // Routing settings: the Worker's vars give the defaults, the admin API can override them at run time
-// (stored in D1). Each isolate caches what it read for a few seconds, so routing costs no query on
-// most requests and a change reaches every isolate within CACHE_MS.
+// (stored in D1). Each isolate serves the overrides it read last and refreshes them in the background
+// (stale-while-revalidate, through waitUntil) once they are older than CACHE_MS: no request waits on
+// D1 except an isolate's very first, a change reaches every isolate within about CACHE_MS, and a D1
+// failure keeps the last values read (a kill switch set through PATCH /v1/config stays set) and is
+// logged, retried at most once per CACHE_MS.
 import type { D1Database } from "@cloudflare/workers-types";
 
 export interface RoutingSettings {
@@ -10,6 +13,10 @@ export interface RoutingSettings {
   shadowPercent: number;
   /** Longest wait for the teacher before the student answers instead. */
   teacherTimeoutMs: number;
+  /** Consecutive teacher faults that open the circuit breaker. */
+  breakerFaults: number;
+  /** How long an open breaker keeps the teacher out before one probe may try it. */
+  breakerCooldownMs: number;
 }
 
 export type SettingKey = keyof RoutingSettings;
@@ -25,9 +32,13 @@ export const SETTING_RULES: Record<SettingKey, SettingRule> = {
   studentPercent: { env: "STUDENT_PERCENT", min: 0, max: 100, fallback: 100 },
   shadowPercent: { env: "SHADOW_PERCENT", min: 0, max: 100, fallback: 0 },
   teacherTimeoutMs: { env: "TEACHER_TIMEOUT_MS", min: 1, max: 60_000, fallback: 1_000 },
+  breakerFaults: { env: "BREAKER_FAULTS", min: 1, max: 1_000, fallback: 5 },
+  breakerCooldownMs: { env: "BREAKER_COOLDOWN_MS", min: 100, max: 3_600_000, fallback: 30_000 },
 };
 const KEYS = Object.keys(SETTING_RULES) as SettingKey[];
-const CACHE_MS = 5_000;
+export const CACHE_MS = 5_000;
+/** An isolate's first read waits at most this long for D1, then routes on the defaults. */
+const FIRST_READ_MS = 1_000;
 
 export class SettingsError extends Error {
   override name = "SettingsError";
@@ -65,25 +76,58 @@ export function parseSettingsPatch(body: unknown): Partial<Record<SettingKey, nu
   return patch;
 }
 
-const cache = new WeakMap<D1Database, { overrides: Partial<RoutingSettings>; until: number }>();
+type Overrides = Partial<RoutingSettings>;
 
-async function readOverrides(db: D1Database): Promise<Partial<RoutingSettings>> {
-  const hit = cache.get(db);
-  if (hit && hit.until > Date.now()) return hit.overrides;
-  let results: { key: string; value: string }[];
-  try {
-    ({ results } = await db.prepare("SELECT key, value FROM settings").all<{ key: string; value: string }>());
-  } catch (err) {
-    // A database problem (say, migrations not applied) must not stop traffic: route on the defaults.
-    console.error(`routing settings unreadable, using the defaults: ${err instanceof Error ? err.message : String(err)}`);
-    return {};
-  }
-  const overrides: Partial<RoutingSettings> = {};
+interface Cached {
+  /** What D1 said last; undefined until a read succeeds. */
+  overrides: Overrides | undefined;
+  /** When the last read was tried (successful or not). */
+  triedAt: number;
+  /** The read in flight, so concurrent requests start one. */
+  reading: Promise<void> | undefined;
+  /** Why the last read failed; cleared by a success. */
+  error: string | undefined;
+}
+
+const caches = new WeakMap<D1Database, Cached>();
+
+async function readOverrides(db: D1Database): Promise<Overrides> {
+  const { results } = await db.prepare("SELECT key, value FROM settings").all<{ key: string; value: string }>();
+  const overrides: Overrides = {};
   for (const row of results) {
     if ((KEYS as string[]).includes(row.key)) overrides[row.key as SettingKey] = Number(row.value);
   }
-  cache.set(db, { overrides, until: Date.now() + CACHE_MS });
   return overrides;
+}
+
+/** Reads D1 into the cache; never rejects (a failure is logged and kept with the old values). */
+function refresh(db: D1Database, cached: Cached): Promise<void> {
+  cached.triedAt = Date.now();
+  cached.reading ??= readOverrides(db)
+    .then(
+      (overrides) => {
+        cached.overrides = overrides;
+        cached.error = undefined;
+      },
+      (err: unknown) => {
+        cached.error = err instanceof Error ? err.message : String(err);
+        const kept = cached.overrides === undefined ? "routing on the defaults" : `keeping the last values read (${JSON.stringify(cached.overrides)})`;
+        console.error(`routing settings unreadable from D1, ${kept}: ${cached.error}`);
+      },
+    )
+    .finally(() => {
+      cached.reading = undefined;
+    });
+  return cached.reading;
+}
+
+function cacheOf(db: D1Database): Cached {
+  let cached = caches.get(db);
+  if (!cached) {
+    cached = { overrides: undefined, triedAt: 0, reading: undefined, error: undefined };
+    caches.set(db, cached);
+  }
+  return cached;
 }
 
 export interface EffectiveSettings {
@@ -92,10 +136,40 @@ export interface EffectiveSettings {
   overridden: SettingKey[];
 }
 
-export async function loadSettings(db: D1Database, vars: Record<string, unknown>): Promise<EffectiveSettings> {
+function effective(vars: Record<string, unknown>, overrides: Overrides): EffectiveSettings {
   const defaults = settingsFromVars(vars);
-  const overrides = await readOverrides(db);
   return { settings: { ...defaults, ...overrides }, defaults, overridden: Object.keys(overrides) as SettingKey[] };
+}
+
+/**
+ * The settings in force, for the request path. `background` keeps a refresh alive after the response
+ * (the execution context's waitUntil).
+ */
+export async function loadSettings(db: D1Database, vars: Record<string, unknown>, background: (work: Promise<unknown>) => void): Promise<EffectiveSettings> {
+  const cached = cacheOf(db);
+  const stale = Date.now() - cached.triedAt >= CACHE_MS;
+  if (cached.triedAt === 0) {
+    // Nothing read yet in this isolate: wait, briefly, rather than route the first requests on
+    // defaults that may contradict a kill switch.
+    const first = refresh(db, cached);
+    await Promise.race([first, new Promise((r) => setTimeout(r, FIRST_READ_MS))]);
+    background(first);
+  } else if (stale && !cached.reading) {
+    background(refresh(db, cached));
+  }
+  return effective(vars, cached.overrides ?? {});
+}
+
+/**
+ * The settings as D1 has them now, for the admin API: reads D1 first; when it cannot, the values in
+ * force and why they may be stale.
+ */
+export async function readSettings(db: D1Database, vars: Record<string, unknown>): Promise<EffectiveSettings & { warning?: string }> {
+  const cached = cacheOf(db);
+  await cached.reading; // a read that started earlier may predate the latest change
+  await refresh(db, cached);
+  const out = effective(vars, cached.overrides ?? {});
+  return cached.error === undefined ? out : { ...out, warning: `the settings table could not be read (${cached.error}); these are the values in force in this isolate` };
 }
 
 export async function applySettingsPatch(db: D1Database, patch: Partial<Record<SettingKey, number | null>>): Promise<void> {
@@ -108,5 +182,8 @@ export async function applySettingsPatch(db: D1Database, patch: Partial<Record<S
           .bind(key, String(value), now),
   );
   await db.batch(statements);
-  cache.delete(db);
+  // This isolate sees its own change at once (not through a read that started before it).
+  const cached = cacheOf(db);
+  await cached.reading;
+  await refresh(db, cached);
 }

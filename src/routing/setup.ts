@@ -1,9 +1,14 @@
 // What A/B routing needs from the Worker's bindings, checked once per request: the D1 database, the
-// teacher's URL, and the teacher's manifest entry (its input shape, normalization and labels; the
-// file itself lives on the teacher host).
-import type { D1Database } from "@cloudflare/workers-types";
+// teacher's URL and token, the teacher's manifest entry (its input shape, normalization and labels;
+// the file itself lives on the teacher host), the rate limiter, where measurements go, and the
+// experiment's name.
+import type { D1Database, Queue } from "@cloudflare/workers-types";
 import type { ModelEntry } from "../../models/schema.ts";
 import { HttpError } from "../errors.ts";
+import { type MeasurementMessage, type MeasurementSink, measurementSink } from "../measurements/sink.ts";
+import { DEFAULT_EXPERIMENT } from "./split.ts";
+import type { RateLimiter } from "./teacher-gate.ts";
+import { DEFAULT_TEACHER_AUTH_HEADER, TeacherLinkError, checkTeacherLink, teacherAuthHeader } from "./teacher-link.ts";
 
 export interface AbBindings {
   DB?: D1Database;
@@ -11,24 +16,42 @@ export interface AbBindings {
   TEACHER_URL?: string;
   /** The teacher's name in models/manifest.json and on that server; default: the manifest's teacher. */
   TEACHER_MODEL?: string;
+  /** Secret the Worker sends the teacher host (teacher-link.ts); none sent when unset. */
+  TEACHER_TOKEN?: string;
+  /** The header that carries it; default Authorization (as "Bearer <token>"). */
+  TEACHER_AUTH_HEADER?: string;
   STUDENT_PERCENT?: string | number;
   SHADOW_PERCENT?: string | number;
   TEACHER_TIMEOUT_MS?: string | number;
-  /** Secret guarding the report and configuration endpoints. */
+  BREAKER_FAULTS?: string | number;
+  BREAKER_COOLDOWN_MS?: string | number;
+  /** Names the experiment and salts the client buckets: a new name reshuffles who gets the student. */
+  EXPERIMENT?: string;
+  /** Secret guarding the report, configuration and API key endpoints. */
   ADMIN_TOKEN?: string;
+  /** Cloudflare Rate Limiting binding: each client's allowance of teacher-bound requests. */
+  TEACHER_RATE_LIMITER?: RateLimiter;
+  /** Queue the measurement rows go through; written straight to D1 without it. */
+  MEASUREMENTS?: Queue<MeasurementMessage>;
 }
 
 export interface AbSetup {
   db: D1Database;
   teacherUrl: string;
   teacher: ModelEntry;
+  /** The header that proves the Worker to the teacher host, when TEACHER_TOKEN is set. */
+  auth: [string, string] | undefined;
+  limiter: RateLimiter | undefined;
+  sink: MeasurementSink;
+  experiment: string;
 }
 
-const misconfigured = (message: string) => new HttpError(503, `A/B routing is misconfigured: ${message}`);
+/** A 503 that tells anonymous callers only that routing is misconfigured; the detail is logged. */
+export const misconfigured = (detail: string) => new HttpError(503, "A/B routing is misconfigured on this server", detail);
 
 /**
  * The teacher's manifest entry: TEACHER_MODEL's, else the manifest's only teacher; undefined when the
- * manifest has none and none is named. A 503 names what is wrong otherwise.
+ * manifest has none and none is named. A 503 otherwise.
  */
 export function teacherEntry(env: AbBindings, teachers: readonly ModelEntry[]): ModelEntry | undefined {
   const name = env.TEACHER_MODEL;
@@ -41,6 +64,18 @@ export function teacherEntry(env: AbBindings, teachers: readonly ModelEntry[]): 
   return teachers[0];
 }
 
+function teacherAuth(env: AbBindings): [string, string] | undefined {
+  if (!env.TEACHER_TOKEN) return undefined;
+  const header = env.TEACHER_AUTH_HEADER || DEFAULT_TEACHER_AUTH_HEADER;
+  try {
+    checkTeacherLink(env.TEACHER_TOKEN, header);
+  } catch (err) {
+    if (err instanceof TeacherLinkError) throw misconfigured(err.message);
+    throw err;
+  }
+  return teacherAuthHeader(env.TEACHER_TOKEN, header);
+}
+
 /**
  * The setup, or undefined when A/B routing is off: no TEACHER_URL, or no teacher in the manifest (the
  * Worker then serves only its students).
@@ -51,7 +86,15 @@ export function abSetup(env: AbBindings, teachers: readonly ModelEntry[]): AbSet
   const teacher = teacherEntry(env, teachers);
   if (!teacher) return undefined;
   if (!env.DB) throw misconfigured("the D1 binding DB is missing");
-  return { db: env.DB, teacherUrl: env.TEACHER_URL, teacher };
+  return {
+    db: env.DB,
+    teacherUrl: env.TEACHER_URL,
+    teacher,
+    auth: teacherAuth(env),
+    limiter: env.TEACHER_RATE_LIMITER,
+    sink: measurementSink(env.DB, env.MEASUREMENTS),
+    experiment: env.EXPERIMENT || DEFAULT_EXPERIMENT,
+  };
 }
 
 /** Agreement compares label indices, so both models must name the same classes in the same order. */

@@ -1,6 +1,7 @@
-// Which arm a request goes to. A client's bucket is a hash of its id, so the same client always
-// lands on the same arm for a given split, and the share of clients on the student tracks the
-// setting as the number of clients grows.
+// Which arm a request goes to. A client's bucket is a hash of its id salted with the experiment's
+// name, so the same client always lands on the same arm for a given split, the share of clients on
+// the student tracks the setting as the number of clients grows, and a new experiment (a new name)
+// draws a new set of clients for the student rather than reusing the last one's.
 
 export type Arm = "student" | "teacher";
 export const ARMS: readonly Arm[] = ["student", "teacher"];
@@ -12,9 +13,12 @@ export function isArm(value: string): value is Arm {
   return value === "student" || value === "teacher";
 }
 
-/** A stable number in [0, 10000) for a client id: the first 32 bits of its SHA-256, modulo. */
-export async function clientBucket(clientId: string): Promise<number> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(clientId));
+/** The experiment name when EXPERIMENT is unset. */
+export const DEFAULT_EXPERIMENT = "default";
+
+/** A stable number in [0, 10000) for a client in an experiment: the first 32 bits of SHA-256, modulo. */
+export async function clientBucket(clientId: string, experiment: string): Promise<number> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${experiment}\u0000${clientId}`));
   return new DataView(digest).getUint32(0) % BUCKETS;
 }
 
@@ -25,9 +29,9 @@ export interface Assignment {
 }
 
 /** The arm for a client under a split of `studentPercent` (0..100) unless the request forces one. */
-export async function assignArm(clientId: string, studentPercent: number, override?: Arm): Promise<Assignment> {
+export async function assignArm(clientId: string, studentPercent: number, experiment: string, override?: Arm): Promise<Assignment> {
   if (override) return { arm: override, reason: "override" };
-  const bucket = await clientBucket(clientId);
+  const bucket = await clientBucket(clientId, experiment);
   return { arm: bucket < studentPercent * (BUCKETS / 100) ? "student" : "teacher", reason: "split" };
 }
 

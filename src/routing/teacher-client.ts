@@ -2,14 +2,15 @@
 // every KServe v2 server and Triton accept) to TEACHER_URL. Every way it can go wrong comes back as a
 // named fault rather than an exception, because the caller's answer is to fall back to the student.
 import type { ModelEntry } from "../../models/schema.ts";
-import type { Fault } from "./measurements.ts";
+import type { Fault } from "../measurements/records.ts";
 
 export interface TeacherEndpoint {
   /** Base URL of the OIP server, e.g. http://127.0.0.1:8000. */
   url: string;
   /** The teacher's name on that server. */
   model: string;
-  timeoutMs: number;
+  /** The header that proves the Worker to the teacher host (teacher-link.ts), when a token is set. */
+  auth?: [string, string];
 }
 
 export type TeacherAnswer =
@@ -47,7 +48,7 @@ function faultOf(err: unknown): { fault: Fault; detail: string } {
 }
 
 /** Runs one image (already preprocessed for the teacher's entry) on the teacher; never throws. */
-export async function askTeacher(endpoint: TeacherEndpoint, entry: ModelEntry, input: Float32Array, dims: number[]): Promise<TeacherAnswer> {
+export async function askTeacher(endpoint: TeacherEndpoint, entry: ModelEntry, input: Float32Array, dims: number[], timeoutMs: number): Promise<TeacherAnswer> {
   const started = performance.now();
   const elapsed = () => performance.now() - started;
   const body = JSON.stringify({
@@ -57,7 +58,9 @@ export async function askTeacher(endpoint: TeacherEndpoint, entry: ModelEntry, i
   const url = `${endpoint.url.replace(/\/+$/, "")}/v2/models/${encodeURIComponent(endpoint.model)}/infer`;
   try {
     // One signal covers connecting, the teacher's work and reading the body.
-    const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body, signal: AbortSignal.timeout(endpoint.timeoutMs) });
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (endpoint.auth) headers[endpoint.auth[0]] = endpoint.auth[1];
+    const response = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(timeoutMs) });
     const text = await response.text();
     if (!response.ok) return { ok: false, fault: "http_error", detail: `HTTP ${response.status}: ${text.slice(0, 200)}`, latencyMs: elapsed() };
     let json: unknown;

@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { encode as encodePng } from "fast-png";
 import { inject } from "vitest";
 import { createApp } from "../../src/app.ts";
-import type { Report } from "../../src/routing/report.ts";
+import type { Report } from "../../src/measurements/report.ts";
 import type { AbBindings } from "../../src/routing/setup.ts";
 import { fixtureStore } from "./helpers.ts";
 import "./fixture-types.ts";
@@ -16,6 +16,11 @@ declare global {
     interface Env {
       DB: D1Database;
       TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+      /** wrangler.toml's rate limiter, and the vitest config's small one. */
+      TEACHER_RATE_LIMITER: import("../../src/routing/teacher-gate.ts").RateLimiter;
+      TEST_TEACHER_LIMITER: import("../../src/routing/teacher-gate.ts").RateLimiter;
+      TEST_TEACHER_LIMIT: number;
+      MEASUREMENTS: Queue<import("../../src/measurements/sink.ts").MeasurementMessage>;
     }
   }
 }
@@ -23,6 +28,12 @@ declare global {
 export const hosts = inject("teacher");
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 export const TIMEOUT_MS = 1_000;
+/** The admin's credentials, which carry every right (forcing an arm, /v1/compare). */
+export const asAdmin = { Authorization: `Bearer ${ADMIN_TOKEN}` };
+/** What the teacher hosts want from a caller (the Worker sends it; so do tests that ask directly). */
+export const teacherAuth = { Authorization: `Bearer ${hosts.token}` };
+/** Headers that force an arm, as the admin. */
+export const force = (arm: string) => ({ "X-Force-Arm": arm, ...asAdmin });
 
 /** Gives this test file's fresh database the tables; call in beforeAll. */
 export const migrate = () => applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
@@ -32,7 +43,16 @@ export const abApp = () => createApp({ store: fixtureStore(), abRouting: { teach
 export type App = ReturnType<typeof abApp>;
 
 export function bindings(vars: Partial<AbBindings> = {}): AbBindings {
-  return { DB: env.DB, TEACHER_URL: hosts.url, ADMIN_TOKEN, STUDENT_PERCENT: "50", SHADOW_PERCENT: "0", TEACHER_TIMEOUT_MS: String(TIMEOUT_MS), ...vars };
+  return {
+    DB: env.DB,
+    TEACHER_URL: hosts.url,
+    TEACHER_TOKEN: hosts.token,
+    ADMIN_TOKEN,
+    STUDENT_PERCENT: "50",
+    SHADOW_PERCENT: "0",
+    TEACHER_TIMEOUT_MS: String(TIMEOUT_MS),
+    ...vars,
+  };
 }
 
 export interface Sent {
@@ -74,7 +94,7 @@ export async function report(app: App, since: number, vars: Partial<AbBindings> 
   return response.json();
 }
 
-export const row = (r: Report, arm: string, model: string) => r.rows.find((x) => x.arm === arm && x.model === model);
+export const row = (r: Report, arm: string, model: string) => r.rows.find((x: Report["rows"][number]) => x.arm === arm && x.model === model);
 
 /** Nearest-rank percentile, as the report computes it. */
 export function nearestRank(values: number[], p: number): number {

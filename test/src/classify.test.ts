@@ -1,7 +1,7 @@
 // POST /v1/classify and /v1/models/{name}/classify: PNG and JPEG of any colour type and size.
 import { encode as encodePng } from "fast-png";
 import { describe, expect, it } from "vitest";
-import { encodeFlatGreyJpeg } from "./grey-jpeg.ts";
+import { encodeFlatGreyJpeg } from "./flat-jpeg.ts";
 import { entryOf, fixtureApp, inferBody, jpegs, postJson } from "./helpers.ts";
 
 interface Classification {

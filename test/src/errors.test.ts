@@ -4,7 +4,7 @@ import { encode as encodePng } from "fast-png";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
 import { HEADER_LENGTH } from "../../src/oip/types.ts";
-import { encodeFlatGreyJpeg } from "./grey-jpeg.ts";
+import { encodeFlatGreyJpeg } from "./flat-jpeg.ts";
 import { fixtureApp, fixtureStore, inferBody, jpegs, postJson } from "./helpers.ts";
 
 const app = fixtureApp({ limits: { maxBodyBytes: 16 * 1024, maxBatch: 4 } });

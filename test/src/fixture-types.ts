@@ -34,6 +34,8 @@ export interface TeacherHosts {
   garbageUrl: string;
   /** Nothing listens there. */
   downUrl: string;
+  /** A well-behaved host that wants the token, bare, in another header. */
+  customHeader: { url: string; header: string };
 }
 
 declare module "vitest" {

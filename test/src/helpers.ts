@@ -17,8 +17,22 @@ export function fixtureApp(options: Partial<AppOptions> = {}) {
   return createApp({ store: fixtureStore(), ...options });
 }
 
-export function postJson(app: { request: (path: string, init?: RequestInit) => Response | Promise<Response> }, path: string, body: unknown, headers: Record<string, string> = {}) {
+type Requester = { request: (path: string, init?: RequestInit, env?: Record<string, unknown>) => Response | Promise<Response> };
+
+export function postJson(app: Requester, path: string, body: unknown, headers: Record<string, string> = {}) {
   return app.request(path, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
+}
+
+/** The admin token, for apps built without the A/B bindings: an error's detail is shown to the admin only. */
+const ADMIN_TOKEN = "test-admin-token-0123456789";
+
+/** postJson with the admin token (in the environment and in the request). */
+export function postJsonAsAdmin(app: Requester, path: string, body: unknown) {
+  return app.request(
+    path,
+    { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify(body) },
+    { ADMIN_TOKEN },
+  );
 }
 
 /** An OIP infer body for one model from flat data. */

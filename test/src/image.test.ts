@@ -4,10 +4,10 @@ import { describe, expect, it } from "vitest";
 import { decodeImage } from "../../src/image/decode.ts";
 import { readHeader } from "../../src/image/header.ts";
 import { resize } from "../../src/image/resize.ts";
-import { encodeFlatGreyJpeg } from "./grey-jpeg.ts";
+import { encodeFlatGreyJpeg } from "./flat-jpeg.ts";
 import { jpegs } from "./fixtures.ts";
 
-const limits = { maxSide: 4096, maxPixels: 4096 * 1024 };
+const limits = { maxSide: 4096, maxPixels: 4096 * 1024, maxJpegDecoderBytes: 128 << 20 };
 
 /** CRC-32 as PNG chunks use it. */
 function crc32(bytes: Uint8Array): number {

@@ -5,7 +5,7 @@ import { createApp } from "../../src/app.ts";
 import type { Engine } from "../../src/models/engine.ts";
 import { ortWebEngine } from "../../src/models/ort-web.ts";
 import { ModelStore } from "../../src/models/store.ts";
-import { fixtureFiles, fixtures, inferBody, postJson } from "./helpers.ts";
+import { fixtureFiles, fixtures, inferBody, postJson, postJsonAsAdmin } from "./helpers.ts";
 
 function withEntry(name: string, change: Partial<ModelEntry>): Manifest {
   return { ...fixtures.manifest, models: fixtures.manifest.models.map((m) => (m.name === name ? { ...m, ...change } : m)) };
@@ -13,16 +13,27 @@ function withEntry(name: string, change: Partial<ModelEntry>): Manifest {
 
 const greyInfer = inferBody("grey28", [1, 1, 28, 28], new Array(784).fill(0));
 
-async function errorOf(res: Response): Promise<string> {
-  return ((await res.json()) as { error: string }).error;
+type App = ReturnType<typeof createApp>;
+
+/**
+ * A 503 for grey28: anonymous callers learn only that the model is unavailable; the admin gets the
+ * reason (file names, digests).
+ */
+async function unavailableDetail(app: App): Promise<string> {
+  const anonymous = await postJson(app, "/v2/models/grey28/infer", greyInfer);
+  expect(anonymous.status).toBe(503);
+  expect(await anonymous.json()).toEqual({ error: 'model "grey28" is unavailable' });
+  const admin = await postJsonAsAdmin(app, "/v2/models/grey28/infer", greyInfer);
+  expect(admin.status).toBe(503);
+  const body = (await admin.json()) as { error: string; detail: string };
+  expect(body.error).toBe('model "grey28" is unavailable');
+  return body.detail;
 }
 
 describe("integrity", () => {
   it("refuses a model whose sha256 does not match, and keeps serving the others", async () => {
     const app = createApp({ store: new ModelStore(withEntry("grey28", { sha256: "0".repeat(64) }), fixtureFiles, ortWebEngine) });
-    const res = await postJson(app, "/v2/models/grey28/infer", greyInfer);
-    expect(res.status).toBe(503);
-    expect(await errorOf(res)).toMatch(/grey28.*has sha256 [0-9a-f]{64}, the manifest says 0{64}/);
+    expect(await unavailableDetail(app)).toMatch(/grey28.*has sha256 [0-9a-f]{64}, the manifest says 0{64}/);
     const ready = await app.request("/v2/models/grey28/ready");
     expect(ready.status).toBe(503);
     expect(await ready.json()).toEqual({ name: "grey28", ready: false });
@@ -34,11 +45,9 @@ describe("integrity", () => {
   it("refuses a file of the wrong size, or one that is not bundled", async () => {
     const entry = fixtures.manifest.models.find((m) => m.name === "grey28")!;
     const short = createApp({ store: new ModelStore(withEntry("grey28", { bytes: entry.bytes + 1 }), fixtureFiles, ortWebEngine) });
-    expect(await errorOf(await postJson(short, "/v2/models/grey28/infer", greyInfer))).toMatch(/has \d+ bytes, the manifest says \d+/);
+    expect(await unavailableDetail(short)).toMatch(/has \d+ bytes, the manifest says \d+/);
     const missing = createApp({ store: new ModelStore(fixtures.manifest, {}, ortWebEngine) });
-    const res = await postJson(missing, "/v2/models/grey28/infer", greyInfer);
-    expect(res.status).toBe(503);
-    expect(await errorOf(res)).toMatch(/file grey28.onnx is not bundled/);
+    expect(await unavailableDetail(missing)).toMatch(/file grey28.onnx is not bundled/);
   });
 
   it("answers 503 for bytes the runtime cannot load, whatever their digest", async () => {
@@ -46,9 +55,7 @@ describe("integrity", () => {
     const digest = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", junk)), (b) => b.toString(16).padStart(2, "0")).join("");
     const manifest = withEntry("grey28", { sha256: digest, bytes: junk.length });
     const app = createApp({ store: new ModelStore(manifest, { ...fixtureFiles, "grey28.onnx": junk }, ortWebEngine) });
-    const res = await postJson(app, "/v2/models/grey28/infer", greyInfer);
-    expect(res.status).toBe(503);
-    expect(await errorOf(res)).toMatch(/the runtime refused grey28.onnx/);
+    expect(await unavailableDetail(app)).toMatch(/the runtime refused grey28.onnx/);
     expect((await postJson(app, "/v2/models/rgb32/infer", inferBody("rgb32", [1, 3, 32, 32], new Array(3072).fill(0)))).status).toBe(200);
   });
 });

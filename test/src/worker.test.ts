@@ -20,10 +20,13 @@ describe("options from the environment", () => {
     expect(optionsFromEnv({})).toEqual({ limits: {}, corsOrigins: [] });
   });
 
-  it("answers 500 naming a malformed variable, without caching the failure", async () => {
+  it("answers 500 for a malformed variable, naming it to the admin only, without caching the failure", async () => {
     const res = await worker.fetch!(new Request("http://x/v2"), { MAX_BODY_BYTES: "4MB" }, createExecutionContext());
     expect(res.status).toBe(500);
-    expect(await res.json()).toEqual({ error: 'server misconfigured: MAX_BODY_BYTES must be a positive integer, got "4MB"' });
+    expect(await res.json()).toEqual({ error: "server misconfigured" });
+    const token = "admin-token-for-the-worker-test";
+    const admin = await worker.fetch!(new Request("http://x/v2", { headers: { Authorization: `Bearer ${token}` } }), { MAX_BODY_BYTES: "4MB", ADMIN_TOKEN: token }, createExecutionContext());
+    expect(await admin.json()).toEqual({ error: "server misconfigured", detail: 'MAX_BODY_BYTES must be a positive integer, got "4MB"' });
     const fixed = await worker.fetch!(new Request("http://x/v2"), { MAX_BODY_BYTES: "4194304" }, createExecutionContext());
     expect(fixed.status).toBe(200);
   });

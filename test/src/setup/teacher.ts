@@ -1,7 +1,7 @@
 // vitest globalSetup for the A/B tests: real teacher hosts (teacher/main.ts processes) on loopback,
 // serving a fixture teacher built like the edge fixtures: one well-behaved, one slow, one answering
-// garbage, and the URL of a port where nothing listens. The Worker reaches them over the protocol,
-// with the token they were started with.
+// garbage, one that wants its token in another header, and the URL of a port where nothing listens.
+// The Worker reaches them over the protocol, with the token they were started with.
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -17,6 +17,8 @@ import { FASHION_LABELS, buildFixtureModels, buildModel } from "./fixtures.ts";
 const TEACHER_SPEC = { name: "teacher28", role: "teacher" as const, architecture: "teacher", height: 28, width: 28, channels: 1, widthScale: 0.125, labels: FASHION_LABELS, mean: [0.286], std: [0.353], seed: 3 };
 /** The slow host's delay: well past the TEACHER_TIMEOUT_MS the tests use. */
 export const SLOW_TEACHER_DELAY_MS = 3_000;
+/** The header one host wants the token in, as a gateway in front of Triton might. */
+const CUSTOM_AUTH_HEADER = "X-Teacher-Token";
 
 /** A models folder with the fixture students and the fixture teacher, as the exporter would write it. */
 export async function writeTeacherModels(dir: string): Promise<{ manifestPath: string; teacher: ModelEntry; manifest: Manifest }> {
@@ -49,9 +51,24 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const { manifestPath, teacher } = await writeTeacherModels(dir);
     const token = newTeacherToken();
     const launch = (...extra: string[]) => launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...extra], env: { TEACHER_TOKEN: token } });
-    hosts.push(...(await Promise.all([launch(), launch("--fault-delay-ms", String(SLOW_TEACHER_DELAY_MS)), launch("--fault-garbage")])));
-    const [ok, slow, garbage] = hosts as [TeacherProcess, TeacherProcess, TeacherProcess];
-    const provided: TeacherHosts = { entry: teacher, token, url: ok.url, slowUrl: slow.url, garbageUrl: garbage.url, downUrl: await deadUrl() };
+    hosts.push(
+      ...(await Promise.all([
+        launch(),
+        launch("--fault-delay-ms", String(SLOW_TEACHER_DELAY_MS)),
+        launch("--fault-garbage"),
+        launch("--auth-header", CUSTOM_AUTH_HEADER),
+      ])),
+    );
+    const [ok, slow, garbage, custom] = hosts as [TeacherProcess, TeacherProcess, TeacherProcess, TeacherProcess];
+    const provided: TeacherHosts = {
+      entry: teacher,
+      token,
+      url: ok.url,
+      slowUrl: slow.url,
+      garbageUrl: garbage.url,
+      downUrl: await deadUrl(),
+      customHeader: { url: custom.url, header: CUSTOM_AUTH_HEADER },
+    };
     project.provide("teacher", provided);
   } catch (err) {
     await Promise.all(hosts.map((h) => h.stop()));
