@@ -47,7 +47,10 @@ export interface ModelMetrics {
 }
 
 export interface ExportCheck {
-  /** Largest |tfjs logit - onnxruntime logit| over the check images. */
+  /**
+   * Largest |tfjs logit - onnxruntime logit| over the check images; for a quantized model (one with
+   * `quantization`), |fp32 twin's logit - its own|, both in onnxruntime-node.
+   */
   maxAbsLogitDiff: number;
   /** Fraction of check images where both engines agree on top-1. */
   top1Agreement: number;
@@ -56,6 +59,26 @@ export interface ExportCheck {
   exportedAt: string;
   /** What onnx.checker.check_model(full_check=True) said at export, e.g. "passed (onnx 1.12.0)". */
   checker?: string;
+}
+
+/** How a quantized model was made from its fp32 twin (training/export/int8.ts, docs/int8.md). */
+export interface Quantization {
+  /** Name of the fp32 model it was quantized from, and that file's sha256 at the time. */
+  twin: string;
+  twinSha256: string;
+  /** "qdq": QuantizeLinear/DequantizeLinear pairs in a standard ONNX graph. */
+  format: string;
+  weights: string;
+  activations: string;
+  bias: string;
+  /** Where the activation ranges come from: never the test split. */
+  calibration: { dataset: string; split: string; samples: number; method: string; percentile?: number };
+  /** Mean |logit difference| from the twin over the mean |twin logit|, on the check images. */
+  relativeLogitError: number;
+  /** What the export required of it against its twin. */
+  tolerance: { maxRelativeLogitError: number };
+  /** What ran it for the figures (accuracy, export check). */
+  runtime: string;
 }
 
 export interface ModelEntry {
@@ -78,12 +101,19 @@ export interface ModelEntry {
   export?: ExportCheck;
   /** Free-form training provenance: config, engine, backend, distillation method, teacher. */
   training?: Record<string, unknown>;
+  /** Set on a quantized variant of a student. */
+  quantization?: Quantization;
 }
 
 export interface Manifest {
   schemaVersion: number;
   /** Name of the student /v1/classify uses when no model is named. */
   defaultStudent: string;
+  /**
+   * Students the Worker serves besides the default one (scripts/bundle-models.ts bundles only those);
+   * the others stay in models/ for comparison. Absent: the default student alone.
+   */
+  serve?: string[];
   models: ModelEntry[];
 }
 
@@ -194,7 +224,46 @@ function entry(v: unknown, path: string): ModelEntry {
     if (e.checker !== undefined) out.export.checker = str(e.checker, `${path}.export.checker`);
   }
   if (o.training !== undefined) out.training = obj(o.training, `${path}.training`);
+  if (o.quantization !== undefined) out.quantization = quantization(o.quantization, `${path}.quantization`);
   return out;
+}
+
+function quantization(v: unknown, path: string): Quantization {
+  const q = obj(v, path);
+  const c = obj(q.calibration, `${path}.calibration`);
+  const t = obj(q.tolerance, `${path}.tolerance`);
+  const twinSha256 = str(q.twinSha256, `${path}.twinSha256`);
+  if (!/^[0-9a-f]{64}$/.test(twinSha256)) fail(`${path}.twinSha256`, "must be 64 lowercase hex digits");
+  return {
+    twin: str(q.twin, `${path}.twin`),
+    twinSha256,
+    format: str(q.format, `${path}.format`),
+    weights: str(q.weights, `${path}.weights`),
+    activations: str(q.activations, `${path}.activations`),
+    bias: str(q.bias, `${path}.bias`),
+    calibration: {
+      dataset: str(c.dataset, `${path}.calibration.dataset`),
+      split: str(c.split, `${path}.calibration.split`),
+      samples: num(c.samples, `${path}.calibration.samples`),
+      method: str(c.method, `${path}.calibration.method`),
+      ...(c.percentile !== undefined ? { percentile: num(c.percentile, `${path}.calibration.percentile`) } : {}),
+    },
+    relativeLogitError: num(q.relativeLogitError, `${path}.relativeLogitError`),
+    tolerance: { maxRelativeLogitError: num(t.maxRelativeLogitError, `${path}.tolerance.maxRelativeLogitError`) },
+    runtime: str(q.runtime, `${path}.runtime`),
+  };
+}
+
+/** The optional list of served students: names of students in models. */
+function serveList(v: unknown, models: ModelEntry[]): string[] {
+  if (!Array.isArray(v)) fail("serve", "must be an array of student names");
+  return v.map((n, i) => {
+    const name = str(n, `serve[${i}]`);
+    const m = models.find((e) => e.name === name);
+    if (!m) fail(`serve[${i}]`, `"${name}" is not a model in models`);
+    if (m.role !== "student") fail(`serve[${i}]`, `"${name}" is a ${m.role}; the Worker serves students only`);
+    return name;
+  });
 }
 
 /** Validates parsed JSON as a manifest; throws ManifestError naming the offending field. */
@@ -212,5 +281,5 @@ export function parseManifest(json: unknown): Manifest {
   if (models.length > 0 && !models.some((m) => m.name === defaultStudent && m.role === "student")) {
     fail("defaultStudent", `"${defaultStudent}" is not a student in models`);
   }
-  return { schemaVersion: MANIFEST_SCHEMA_VERSION, defaultStudent, models };
+  return { schemaVersion: MANIFEST_SCHEMA_VERSION, defaultStudent, ...(o.serve !== undefined ? { serve: serveList(o.serve, models) } : {}), models };
 }

@@ -100,7 +100,7 @@ export function downgrade(current: ModelEntry, next: ModelEntry): string | null 
 /**
  * The manifest with `entries` added, replacing models of the same name. The default student becomes
  * the narrow-deep KD student when it is among them, else stays as it was when still valid, else is
- * the first student.
+ * the first student. The list of served students stays as it was.
  */
 export function mergeEntries(current: Manifest, entries: ModelEntry[]): Manifest {
   const names = new Set(entries.map((e) => e.name));
@@ -112,5 +112,5 @@ export function mergeEntries(current: Manifest, entries: ModelEntry[]): Manifest
   const defaultStudent = entries.some((e) => e.name === DEFAULT_STUDENT && e.role === "student") ? DEFAULT_STUDENT : keep;
   // Stable order for readers: teacher first, then students by name.
   models.sort((a, b) => (a.role === b.role ? a.name.localeCompare(b.name) : a.role === "teacher" ? -1 : 1));
-  return { schemaVersion: current.schemaVersion, defaultStudent, models };
+  return { schemaVersion: current.schemaVersion, defaultStudent, ...(current.serve ? { serve: current.serve } : {}), models };
 }
