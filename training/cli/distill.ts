@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type DistillConfig, kebab } from "../config/schema.ts";
 import { ConfigError, configHelp, parseFlag, resolveConfig } from "../config/resolve.ts";
-import { loadDataset } from "../data/index.ts";
+import { fileSetOptions, openDataset } from "../data/index.ts";
 import { describeModels, planSubRuns } from "../train/plan.ts";
 import { openRunDir, readRunFile } from "../train/run-dir.ts";
 
@@ -19,8 +19,10 @@ Run options:
   --config FILE                  JSON object of config fields (and optionally "preset"), applied over the preset
   --run-dir DIR                  where the run goes (default runs/<preset>-<date>-<time>)
   --resume DIR                   continue the run in DIR with its stored configuration
-  --only NAMES                   sub-runs to train, comma-separated: teacher, <student>-kd, <student>-baseline
-  --teacher FILE                 a trained teacher checkpoint to distill from instead of training one
+  --only NAMES                   sub-runs to train, comma-separated: teacher, <student>-<method> (kd, dkd, ...),
+                                 <student>-baseline
+  --teacher FILE                 distill from this teacher instead of training one: a checkpoint
+                                 (.ndckpt) or any ONNX image classifier (.onnx; docs/bring-your-own.md)
   --no-export                    do not export the trained models at the end
   --models-dir DIR               export into DIR (default: the repository's models/; for the quick
                                  preset, the run directory's models/, so the demo never touches the
@@ -107,7 +109,7 @@ async function main(argv: string[]): Promise<number> {
   if (teacher && !existsSync(teacher)) throw new UsageError(`--teacher ${teacher}: file not found`);
   if (args.describe) {
     ({ preset, config } = args.resume ? readRunFile(args.resume) : resolveConfig({ preset: args.preset, file: args.configFile, flags: args.flags }));
-    const { train, classes } = loadDataset(config.dataset, config.data ?? undefined);
+    const { train, classes } = await openDataset(config.dataset, config.data ?? undefined, fileSetOptions(config));
     console.log(`preset ${preset}, ${config.dataset} (${train.height}x${train.width}x${train.channels}, ${classes.length} classes)`);
     for (const line of describeModels(config, train, classes.length)) console.log(line);
     console.log(`sub-runs: ${planSubRuns(config).map((r) => r.name).join(", ")}`);
@@ -129,6 +131,9 @@ async function main(argv: string[]): Promise<number> {
     teacher ??= stored.teacher;
   } else {
     ({ preset, config } = resolveConfig({ preset: args.preset, file: args.configFile, flags: args.flags }));
+    // The loss registry loads tfjs: checked here, after --help and usage errors have answered.
+    const { checkMethods } = await import("../train/check-methods.ts");
+    checkMethods(config, teacher);
     runDir = args.runDir ?? join("runs", `${preset}-${timestamp()}`);
     openRunDir(runDir, preset, config, false, teacher);
   }

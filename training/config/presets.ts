@@ -45,6 +45,17 @@ const common: DistillConfig = {
   teacherEngine: "auto",
   teacherCache: true,
   checkpointMinutes: 10,
+  inputSize: null,
+  channels: null,
+  skipUnreadable: true,
+  holdout: 0.1,
+  loss: ["kd"],
+  lossOptions: {},
+  teacherLayout: null,
+  teacherInputSize: null,
+  teacherMean: null,
+  teacherStd: null,
+  teacherOutput: null,
 };
 
 export const PRESETS: Record<string, DistillConfig> = {

@@ -1,6 +1,6 @@
 // The experiment configuration of `npm run distill`: one flat object, every field described once
 // here (type, check, help), so the config file, the command line and --help all come from this table.
-import { DATASETS } from "../data/index.ts";
+import { DATASETS, parseSize } from "../data/index.ts";
 import { ARCHITECTURES } from "../model/resnet.ts";
 
 /** What computes the teacher's soft targets (see training/train/teacher.ts). */
@@ -57,9 +57,32 @@ export interface DistillConfig {
   /** Cache the teacher's logits per augmented view (exact; train/teacher-cache.ts). */
   teacherCache: boolean;
   checkpointMinutes: number;
+  // Fields added after the first runs were stored are optional: a configuration stored without them
+  // reads as their default, which is what those runs did.
+  /** Data sets of image files (folder, voc): "32" or "WxH"; null: the size most training images have. */
+  inputSize?: string | null;
+  /** Image files: 1 (grey) or 3 (RGB); null: grey only when every training image is grey. */
+  channels?: number | null;
+  /** Image files: skip (and report) images that cannot be read or decoded; false refuses the data set. */
+  skipUnreadable?: boolean;
+  /** Image files: fraction of the training images held out for each split the data set lacks (val, test). */
+  holdout?: number;
+  /** Distillation methods (loss registry names): one student sub-run per method and architecture. Default ["kd"]. */
+  loss?: string[];
+  /** Options of methods other than kd, by method (kd takes temperature and alpha): {"dkd": {"beta": 8}}. */
+  lossOptions?: Record<string, Record<string, number>>;
+  /** A teacher given as an ONNX file: its input layout, NCHW or NHWC; null: its metadata, else its input shape. */
+  teacherLayout?: string | null;
+  /** ONNX teacher: input size "N" or "WxH"; null: its metadata or input shape, else the data's size. */
+  teacherInputSize?: string | null;
+  /** ONNX teacher: per-channel normalization it expects; null: its metadata, else the data's own. */
+  teacherMean?: number[] | null;
+  teacherStd?: number[] | null;
+  /** ONNX teacher: the output holding its logits; null: "logits", else the one output with one value per class. */
+  teacherOutput?: string | null;
 }
 
-type Kind = "string" | "int" | "number" | "boolean" | "list" | "numbers";
+type Kind = "string" | "int" | "number" | "boolean" | "list" | "numbers" | "options";
 
 interface Field {
   kind: Kind;
@@ -74,6 +97,8 @@ interface Field {
 const positive = (v: number) => (v > 0 ? null : "must be > 0");
 const atLeast = (min: number) => (v: number) => (v >= min ? null : `must be >= ${min}`);
 const oneOf = (options: readonly string[]) => (v: string) => (options.includes(v) ? null : `must be one of: ${options.join(", ")}`);
+const size = (v: string) => (parseSize(v) ? null : 'must be a size such as "32" or "64x48" (width x height)');
+const fraction = (v: number) => (v > 0 && v < 0.5 ? null : "must be a fraction between 0 and 0.5");
 
 export const FIELDS: Record<keyof DistillConfig, Field> = {
   dataset: { kind: "string", help: "data set", check: oneOf(Object.keys(DATASETS)) },
@@ -122,6 +147,17 @@ export const FIELDS: Record<keyof DistillConfig, Field> = {
   teacherEngine: { kind: "string", help: "what computes the teacher's soft targets: auto, onnx or tfjs", check: oneOf(TEACHER_ENGINES) },
   teacherCache: { kind: "boolean", help: "cache the teacher's logits per augmented view (exact: crop and flip make a finite set of views)" },
   checkpointMinutes: { kind: "number", help: "minutes between checkpoints inside an epoch, 0 = only at epoch ends", check: atLeast(0) },
+  inputSize: { kind: "string", nullable: true, placeholder: "N|WxH", help: "image files (folder, voc): the size images are resized to (default: the size most training images have)", check: size },
+  channels: { kind: "int", nullable: true, help: "image files: 1 (grey) or 3 (RGB) (default: grey only when every training image is)", check: (v: number) => (v === 1 || v === 3 ? null : "must be 1 or 3") },
+  skipUnreadable: { kind: "boolean", help: "image files: skip (and report) unreadable images; --no-skip-unreadable refuses the data set instead" },
+  holdout: { kind: "number", help: "image files: fraction of train held out for each split the data set lacks (val/, test/)", check: fraction },
+  loss: { kind: "list", help: "distillation methods, one student sub-run each per architecture: kd, dkd, at; mlkd for multi-label data (docs/bring-your-own.md)" },
+  lossOptions: { kind: "options", placeholder: "M.K=V,...", help: "options of methods other than kd, e.g. dkd.beta=8,at.beta=1000 (a config file: {\"dkd\": {\"beta\": 8}})" },
+  teacherLayout: { kind: "string", nullable: true, help: "ONNX teacher file: input layout NCHW or NHWC (default: its metadata, else its input shape)", check: oneOf(["NCHW", "NHWC"]) },
+  teacherInputSize: { kind: "string", nullable: true, placeholder: "N|WxH", help: "ONNX teacher file: input size (default: its input shape, else the data's size)", check: size },
+  teacherMean: { kind: "numbers", nullable: true, help: "ONNX teacher file: per-channel mean it normalizes with (default: its metadata, else the data's own)" },
+  teacherStd: { kind: "numbers", nullable: true, help: "ONNX teacher file: per-channel std", check: (v: number[]) => (v.every((x) => x > 0) ? null : "must be positive") },
+  teacherOutput: { kind: "string", nullable: true, help: "ONNX teacher file: the output with its logits (default: \"logits\", else the one output with one value per class)" },
 };
 
 export class ConfigError extends Error {
@@ -154,7 +190,20 @@ export function parseValue(key: keyof DistillConfig, text: string): unknown {
       return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
     case "numbers":
       return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+    case "options":
+      return parseOptions(text);
   }
+}
+
+/** "dkd.beta=8,at.beta=1000" -> {dkd: {beta: 8}, at: {beta: 1000}}; the text itself when malformed (checkValue says why). */
+function parseOptions(text: string): unknown {
+  const out: Record<string, Record<string, number>> = {};
+  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([\w-]+)\.(\w+)=(.+)$/.exec(part);
+    if (!m) return text;
+    (out[m[1]!] ??= {})[m[2]!] = m[3]!.trim() === "" ? NaN : Number(m[3]);
+  }
+  return out;
 }
 
 /** Checks one value's type and range; `where` says where it came from, for the message. */
@@ -186,6 +235,13 @@ export function checkValue(key: keyof DistillConfig, v: unknown, where: string):
     case "numbers":
       if (!Array.isArray(v) || !v.every((n) => typeof n === "number" && Number.isFinite(n))) fail("must be a list of numbers");
       break;
+    case "options": {
+      const isObject = (o: unknown): o is Record<string, unknown> => typeof o === "object" && o !== null && !Array.isArray(o);
+      if (!isObject(v) || !Object.values(v).every((o) => isObject(o) && Object.values(o).every((n) => typeof n === "number" && Number.isFinite(n)))) {
+        fail('must map methods to options with numeric values, such as dkd.beta=8 (a config file: {"dkd": {"beta": 8}})');
+      }
+      break;
+    }
   }
   const problem = f.check ? (f.check as (x: unknown) => string | null)(v) : null;
   if (problem) fail(problem);

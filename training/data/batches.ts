@@ -3,7 +3,7 @@
 // flip, then random erasing (Zhong et al. 2020): with probability `erasing`, a rectangle of 2-40% of
 // the image, aspect ratio 0.3-3.3, is filled with random pixel values. Done in plain JS: it is a
 // small fraction of a training step.
-import { type ImageSet, imageSize } from "./dataset.ts";
+import { type ImageSet, imageSize, targetWidth } from "./dataset.ts";
 import type { Rng } from "./rng.ts";
 
 export interface Augmentation {
@@ -23,6 +23,8 @@ export interface Batch {
   /** size * height * width * channels floats, NHWC, normalized. */
   images: Float32Array;
   labels: Int32Array;
+  /** Multi-label sets: size * classes, 1 where the class is present, else 0. */
+  targets?: Float32Array;
   size: number;
   /**
    * Which view of which image each one is, index * viewCount + view, when the augmentation has a
@@ -55,12 +57,15 @@ export function makeBatch(set: ImageSet, indices: ArrayLike<number>, table: Floa
   const size = imageSize(set);
   const images = new Float32Array(indices.length * size);
   const labels = new Int32Array(indices.length);
+  const classes = targetWidth(set);
+  const targets = set.targets ? new Float32Array(indices.length * classes) : undefined;
   const views = viewCount(augment);
   const keys = views === null ? undefined : new Uint32Array(indices.length);
   for (let i = 0; i < indices.length; i++) {
     const src = indices[i]! * size;
     const dst = i * size;
     labels[i] = set.labels[indices[i]!]!;
+    if (targets) for (let k = 0; k < classes; k++) targets[i * classes + k] = set.targets![indices[i]! * classes + k]!;
     const pad = augment?.cropPadding ?? 0;
     const dy = pad > 0 ? rng.int(2 * pad + 1) - pad : 0;
     const dx = pad > 0 ? rng.int(2 * pad + 1) - pad : 0;
@@ -79,7 +84,7 @@ export function makeBatch(set: ImageSet, indices: ArrayLike<number>, table: Floa
     }
     if (augment?.erasing && rng.next() < augment.erasing) erase(images.subarray(dst, dst + size), h, w, c, table, rng);
   }
-  return { images, labels, size: indices.length, ...(keys ? { views: keys } : {}) };
+  return { images, labels, size: indices.length, ...(targets ? { targets } : {}), ...(keys ? { views: keys } : {}) };
 }
 
 /** Fills one random rectangle of a normalized NHWC image with random pixel values (in place). */

@@ -7,7 +7,7 @@ import { Rng } from "./rng.ts";
 export interface SplitOptions {
   /** Training images to use before the validation split; 0 = all. */
   trainLimit: number;
-  /** Training images held out for validation. */
+  /** Training images held out for validation (data sets without a validation split of their own). */
   valSize: number;
   /** Test images to evaluate on; 0 = all. */
   testLimit: number;
@@ -34,6 +34,7 @@ function take(set: ImageSet, limit: number, rng: Rng, what: string): ImageSet {
 export function prepareData(ds: Dataset, opts: SplitOptions): PreparedData {
   const rng = new Rng(opts.seed ^ 0x5eed5);
   const pool = take(ds.train, opts.trainLimit, rng, "train");
+  if (ds.val) return { name: ds.name, classes: ds.classes, train: pool, val: ds.val, test: take(ds.test, opts.testLimit, rng, "test"), normalization: channelStats(pool) };
   if (!Number.isInteger(opts.valSize) || opts.valSize < 0 || opts.valSize >= pool.count) {
     throw new DataError(`validation size must be a whole number from 0 to ${pool.count - 1} (the training images available), got ${opts.valSize}`);
   }

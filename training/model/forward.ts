@@ -97,7 +97,26 @@ function fusions(graph: Graph): Map<string, Fusion> {
  * Logits [B, classes] for images [B, H, W, C] (NHWC, normalized). In training mode the batch-norm
  * moving statistics are updated as a side effect, as in Keras and PyTorch.
  */
-export function forward(model: Model, images: tf.Tensor4D, { training, fuse = true }: ForwardOptions): tf.Tensor2D {
+export function forward(model: Model, images: tf.Tensor4D, options: ForwardOptions): tf.Tensor2D {
+  return run(model, images, options).get(model.graph.output) as tf.Tensor2D;
+}
+
+/**
+ * The logits and the outputs of the named layers (feature methods compare intermediate tensors).
+ * With fusion (inference), a convolution folded with its batch norm and ReLU has only the last one's output.
+ */
+export function forwardWithFeatures(model: Model, images: tf.Tensor4D, options: ForwardOptions, layers: string[]): { logits: tf.Tensor2D; features: tf.Tensor4D[] } {
+  const values = run(model, images, options);
+  const features = layers.map((name) => {
+    const v = values.get(name);
+    if (!v) throw new Error(`model has no layer output "${name}"`);
+    return v as tf.Tensor4D;
+  });
+  return { logits: values.get(model.graph.output) as tf.Tensor2D, features };
+}
+
+/** Every layer's output by layer name. */
+function run(model: Model, images: tf.Tensor4D, { training, fuse = true }: ForwardOptions): Map<string, tf.Tensor> {
   const values = new Map<string, tf.Tensor>([[INPUT, images]]);
   const get = (name: string) => values.get(name)!;
   const fused = !training && fuse ? fusions(model.graph) : new Map<string, Fusion>();
@@ -158,5 +177,5 @@ export function forward(model: Model, images: tf.Tensor4D, { training, fuse = tr
     }
     values.set(l.name, y);
   }
-  return get(model.graph.output) as tf.Tensor2D;
+  return values;
 }

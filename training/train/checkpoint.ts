@@ -50,6 +50,9 @@ export interface EpochMetrics {
    */
   testAccuracy?: number;
   testLoss?: number;
+  /** Multi-label data: mean average precision on the validation and (last epoch) test splits. */
+  valMap?: number;
+  testMap?: number;
   learningRate: number;
   /** Training images per wall-clock second: everything the epoch's training waited for is counted. */
   imagesPerSecond: number;
@@ -77,6 +80,8 @@ export interface DatasetInfo {
   trainSamples: number;
   valSamples: number;
   testSamples: number;
+  /** Present (true) only for multi-label data (multi-hot targets, sigmoid outputs). */
+  multiLabel?: true;
 }
 
 export interface CheckpointMeta {

@@ -6,19 +6,18 @@ import { appendFileSync, existsSync, mkdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { DistillConfig } from "../config/schema.ts";
 import { removeStaleTemporaryFiles } from "../io/atomic.ts";
-import { type Batch, makeBatch, normalizationTable, viewCount } from "../data/batches.ts";
-import { loadDataset } from "../data/index.ts";
-import { type PreparedData, prepareData } from "../data/prepare.ts";
-import { Rng } from "../data/rng.ts";
-import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
+import { fileSetOptions, openDataset } from "../data/index.ts";
+import { prepareData } from "../data/prepare.ts";
+import { createLoss } from "../losses/index.ts";
+import { loadCheckpoint } from "./checkpoint.ts";
 import { checkpointPath, train } from "./loop.ts";
-import { augmentation, describeModels, planSubRuns } from "./plan.ts";
-import { type CachedTeacher, cacheTeacher } from "./teacher-cache.ts";
-import { firstDifference } from "./run-dir.ts";
+import { isOnnxFile, openFeatureTeacher, openLogitsTeacher } from "./open-teacher.ts";
+import { describeModels, planSubRuns } from "./plan.ts";
+import type { CachedTeacher } from "./teacher-cache.ts";
 import { ProgressBar } from "./progress.ts";
 import type { GradientFn } from "./step.ts";
 import { type RunReport, buildReport, modelReport, writeReport } from "./report.ts";
-import { type Teacher, loadTeacher } from "./teacher.ts";
+import type { Teacher } from "./teacher.ts";
 
 export interface PipelineOptions {
   runDir: string;
@@ -42,29 +41,7 @@ export interface PipelineResult {
   finished: boolean;
 }
 
-/** The first test images, normalized: the probe that checks the ONNX teacher against tfjs. */
-function probeBatch(data: PreparedData): Batch {
-  const n = Math.min(16, data.test.count);
-  return makeBatch(data.test, Array.from({ length: n }, (_, i) => i), normalizationTable(data.normalization), null, new Rng(0));
-}
-
-/**
- * A teacher trained on other data statistics sees its own normalization: the batch is mapped from
- * this run's normalization to the teacher's, x' = (x * std + mean - mean_t) / std_t per channel.
- */
-export function withNormalization(teacher: Teacher, from: PreparedData["normalization"], to: PreparedData["normalization"]): Teacher {
-  if (firstDifference(from, to) === null) return teacher;
-  const c = from.mean.length;
-  const scale = from.std.map((s, k) => s / to.std[k]!);
-  const shift = from.mean.map((m, k) => (m - to.mean[k]!) / to.std[k]!);
-  return {
-    ...teacher,
-    logits: (batch) => {
-      const images = batch.images.map((v, i) => v * scale[i % c]! + shift[i % c]!);
-      return teacher.logits({ ...batch, images });
-    },
-  };
-}
+export { withNormalization } from "./open-teacher.ts";
 
 export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {
   const { config, runDir } = opts;
@@ -78,7 +55,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   log(`run ${resolve(runDir)}: preset ${opts.preset}, engine tfjs ${opts.engine.backend} on ${opts.engine.device}`);
 
   const started = Date.now();
-  const data = prepareData(loadDataset(config.dataset, config.data ?? undefined), { trainLimit: config.trainLimit, valSize: config.valSize, testLimit: config.testLimit, seed: config.seed });
+  const data = prepareData(await openDataset(config.dataset, config.data ?? undefined, fileSetOptions(config, log)), { trainLimit: config.trainLimit, valSize: config.valSize, testLimit: config.testLimit, seed: config.seed });
   log(`data ${data.name}: ${data.train.count} train, ${data.val?.count ?? 0} validation, ${data.test.count} test images of ${data.train.height}x${data.train.width}x${data.train.channels}; mean ${data.normalization.mean.map((v) => v.toFixed(4))}, std ${data.normalization.std.map((v) => v.toFixed(4))} (${Date.now() - started} ms)`);
   for (const line of describeModels(config, data.train, data.classes.length)) log(line);
 
@@ -90,12 +67,14 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
 
   const teacherPath = opts.teacherCheckpoint ?? checkpointPath(join(runDir, "teacher"));
   let teacher: Teacher | CachedTeacher | null = null;
+  let featureTeacher: ReturnType<typeof openFeatureTeacher> | null = null;
   // Read from the checkpoints on disk each time: sub-runs finished earlier (before a resume, or by
   // another process training other sub-runs of this run with --only) belong in the report too.
   const report = (): RunReport => {
     const models = plan.flatMap((r) => {
-      const p = r.name === "teacher" ? teacherPath : checkpointPath(join(runDir, r.name));
-      return existsSync(p) ? [modelReport(loadCheckpoint(p))] : [];
+      // A teacher given as an ONNX file has no checkpoint to report.
+      const p = r.name === "teacher" ? (isOnnxFile(teacherPath) ? null : teacherPath) : checkpointPath(join(runDir, r.name));
+      return p && existsSync(p) ? [modelReport(loadCheckpoint(p))] : [];
     });
     const dataset = { name: data.name, labels: data.classes, normalization: data.normalization, trainSamples: data.train.count, valSamples: data.val?.count ?? 0, testSamples: data.test.count };
     return buildReport({ run: basename(resolve(runDir)), preset: opts.preset, dataset }, models);
@@ -104,21 +83,11 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   try {
     for (const sub of selected) {
       if (opts.shouldStop?.()) return { report: report(), finished: false };
-      const needsTeacher = sub.spec.loss.name === "kd" && config.alpha > 0;
-      if (needsTeacher && !teacher) {
-        if (!existsSync(teacherPath)) throw new Error(`${sub.name} needs a trained teacher: ${teacherPath} does not exist (train it first, or pass --teacher FILE)`);
-        const ckpt: Checkpoint = loadCheckpoint(teacherPath);
-        if (!ckpt.meta.done) throw new Error(`${teacherPath}: the teacher has not finished training (${ckpt.meta.epoch} epochs done); resume the run first`);
-        const { height, width, channels } = ckpt.graph.input;
-        if (ckpt.meta.dataset.name !== data.name || ckpt.graph.numClasses !== data.classes.length || height !== data.train.height || width !== data.train.width || channels !== data.train.channels) {
-          throw new Error(`${teacherPath}: the teacher was trained on ${ckpt.meta.dataset.name} (${ckpt.graph.input.height}x${ckpt.graph.input.width}x${ckpt.graph.input.channels}, ${ckpt.graph.numClasses} classes), not this run's ${data.name}`);
-        }
-        teacher = { ...withNormalization(await loadTeacher(ckpt, config.teacherEngine, probeBatch(data), log), data.normalization, ckpt.meta.dataset.normalization), source: teacherPath };
-        const views = viewCount(augmentation(config, "student"));
-        const cached = config.teacherCache !== false && views !== null ? cacheTeacher(teacher, data.train.count, views, data.classes.length) : null;
-        if (cached) teacher = cached;
-        log(`teacher: ${teacherPath} (test acc ${((ckpt.meta.history.at(-1)?.testAccuracy ?? 0) * 100).toFixed(2)}%), soft targets by ${teacher.engine}`);
-      }
+      const loss = createLoss(sub.spec.loss.name, sub.spec.loss.options);
+      const needsTeacher = loss.needsTeacher;
+      if ((needsTeacher || loss.features) && !existsSync(teacherPath)) throw new Error(`${sub.name} needs a trained teacher: ${teacherPath} does not exist (train it first, or pass --teacher FILE)`);
+      if (needsTeacher && !teacher) teacher = await openLogitsTeacher(teacherPath, config, data, log);
+      if (loss.features && !featureTeacher) featureTeacher = openFeatureTeacher(teacherPath, data, log);
       const dir = join(runDir, sub.name);
       mkdirSync(dir, { recursive: true });
       const result = await train(sub.spec, {
@@ -126,6 +95,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         data,
         engine: opts.engine,
         teacher: needsTeacher ? teacher : null,
+        featureTeacher: loss.features ? featureTeacher!.features : undefined,
         log,
         progress: opts.progress,
         checkpointMinutes: config.checkpointMinutes,
@@ -141,6 +111,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     }
   } finally {
     await teacher?.dispose();
+    featureTeacher?.dispose();
   }
   const final = report();
   writeReport(runDir, final);

@@ -1,7 +1,9 @@
 // What a distill run consists of, decided from its configuration alone (no engine needed):
 //   teacher                      cross-entropy                      (skipped with --teacher FILE)
 //   <student>-kd                 KD from the teacher (T, alpha)     for each student architecture
+//   <student>-<method>           each other method of --loss (dkd, at, ...; options from lossOptions)
 //   <student>-baseline           cross-entropy alone (alpha = 0)
+// On multi-label data the teacher and the baselines train with sigmoid cross-entropy (bce).
 // With `seeds` N > 1 every student sub-run is repeated per seed, named <student>-kd-s<seed> and
 // <student>-baseline-s<seed>, seeds seed .. seed+N-1. Sub-runs of one seed share it, so a KD student
 // and its baseline start from the same weights (per architecture) and every student of that seed
@@ -30,6 +32,18 @@ export function studentSeeds(config: DistillConfig): number[] {
   return Array.from({ length: config.seeds ?? 1 }, (_, i) => config.seed + i);
 }
 
+/** The labels-only loss of the data set: cross-entropy, or sigmoid cross-entropy for multi-label data. */
+export function labelsOnlyLoss(config: DistillConfig): string {
+  return datasetEntry(config.dataset).multiLabel ? "bce" : "ce";
+}
+
+/** The distillation methods of a run, with their options ("kd": temperature and alpha, as always). */
+export function methods(config: DistillConfig): { name: string; options: Record<string, unknown> }[] {
+  return (config.loss ?? ["kd"]).map((name) =>
+    name === "kd" ? { name, options: { temperature: config.temperature, alpha: config.alpha } } : { name, options: { ...config.lossOptions?.[name] } },
+  );
+}
+
 /** The sub-runs of a configuration, in training order. */
 export function planSubRuns(config: DistillConfig): SubRun[] {
   const common = {
@@ -41,7 +55,7 @@ export function planSubRuns(config: DistillConfig): SubRun[] {
   const runs: SubRun[] = [
     {
       name: "teacher",
-      spec: { ...common, name: "teacher", role: "teacher", architecture: "teacher", widthScale: config.teacherWidthScale, loss: { name: "ce", options: {} }, epochs: config.teacherEpochs, augmentation: augmentation(config, "teacher"), seed: config.seed },
+      spec: { ...common, name: "teacher", role: "teacher", architecture: "teacher", widthScale: config.teacherWidthScale, loss: { name: labelsOnlyLoss(config), options: {} }, epochs: config.teacherEpochs, augmentation: augmentation(config, "teacher"), seed: config.seed },
     },
   ];
   const seeds = studentSeeds(config);
@@ -49,8 +63,8 @@ export function planSubRuns(config: DistillConfig): SubRun[] {
     const suffix = seeds.length > 1 ? `-s${seed}` : "";
     for (const arch of config.students) {
       const student = { ...common, role: "student" as const, architecture: arch, widthScale: config.widthScale, epochs: config.epochs, augmentation: augmentation(config, "student"), seed };
-      runs.push({ name: `${arch}-kd${suffix}`, spec: { ...student, name: `${arch}-kd${suffix}`, loss: { name: "kd", options: { temperature: config.temperature, alpha: config.alpha } } } });
-      runs.push({ name: `${arch}-baseline${suffix}`, spec: { ...student, name: `${arch}-baseline${suffix}`, loss: { name: "ce", options: {} } } });
+      for (const loss of methods(config)) runs.push({ name: `${arch}-${loss.name}${suffix}`, spec: { ...student, name: `${arch}-${loss.name}${suffix}`, loss } });
+      runs.push({ name: `${arch}-baseline${suffix}`, spec: { ...student, name: `${arch}-baseline${suffix}`, loss: { name: labelsOnlyLoss(config), options: {} } } });
     }
   }
   return runs;

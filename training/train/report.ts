@@ -22,6 +22,8 @@ export interface ModelReport {
   done: boolean;
   /** Test accuracy of the last epoch's model (fraction); null before the run ends. */
   testAccuracy: number | null;
+  /** Multi-label data: the last epoch's test mean average precision. */
+  testMap?: number;
   /** Validation accuracy of the last epoch, and the best epoch by validation (for the record). */
   valAccuracy: number | null;
   bestValAccuracy: number | null;
@@ -45,9 +47,11 @@ export interface Spread {
   n: number;
 }
 
-/** One architecture over the seeds that have finished both its KD student and its baseline. */
+/** One architecture and distillation method over the seeds that have finished both its student and its baseline. */
 export interface ArchitectureSummary {
   architecture: string;
+  /** The distillation method (loss) of the "kd" figures: kd, dkd, at, ... */
+  method?: string;
   params: number;
   macs: number;
   kd: Spread | null;
@@ -91,6 +95,7 @@ export function modelReport(ckpt: Checkpoint): ModelReport {
     epochs: meta.epoch,
     done: meta.done,
     testAccuracy: meta.done ? (last?.testAccuracy ?? null) : null,
+    ...(meta.done && last?.testMap !== undefined ? { testMap: last.testMap } : {}),
     valAccuracy: last?.valAccuracy ?? null,
     bestValAccuracy: best?.acc ?? null,
     bestValEpoch: best?.epoch ?? null,
@@ -111,15 +116,21 @@ export function spread(values: number[]): Spread | null {
   return { mean, sd, n: values.length };
 }
 
-const isBaseline = (m: ModelReport) => m.loss.name === "ce" || (m.loss.name === "kd" && m.loss.options.alpha === 0);
+/** Trained on the labels alone: the baseline of its architecture. */
+export const isBaseline = (m: Pick<ModelReport, "loss">) => m.loss.name === "ce" || m.loss.name === "bce" || (m.loss.name === "kd" && m.loss.options.alpha === 0);
 
-/** Per student architecture: KD and baseline over their finished seeds, and the paired gain. */
+/** Per student architecture and distillation method: student and baseline over their finished seeds, and the paired gain. */
 export function summarize(models: ModelReport[]): ArchitectureSummary[] {
   const students = models.filter((m) => m.role === "student" && m.testAccuracy !== null);
   const archs = [...new Set(students.map((m) => m.architecture))];
-  return archs.map((architecture) => {
+  // One row per method an architecture was distilled with (one row when it has only baselines).
+  const pairs = archs.flatMap((architecture) => {
+    const methods = [...new Set(students.filter((m) => m.architecture === architecture && !isBaseline(m)).map((m) => m.loss.name))];
+    return (methods.length ? methods : [undefined]).map((method) => ({ architecture, method }));
+  });
+  return pairs.map(({ architecture, method }) => {
     const mine = students.filter((m) => m.architecture === architecture);
-    const kd = mine.filter((m) => !isBaseline(m));
+    const kd = mine.filter((m) => !isBaseline(m) && m.loss.name === method);
     const base = mine.filter(isBaseline);
     const bySeed: Record<string, number> = {};
     for (const k of kd) {
@@ -129,6 +140,7 @@ export function summarize(models: ModelReport[]): ArchitectureSummary[] {
     const gain = spread(Object.values(bySeed));
     return {
       architecture,
+      ...(method ? { method } : {}),
       params: mine[0]!.params,
       macs: mine[0]!.macs,
       kd: spread(kd.map((m) => m.testAccuracy!)),
@@ -140,7 +152,7 @@ export function summarize(models: ModelReport[]): ArchitectureSummary[] {
 
 export function buildReport(run: { run: string; preset: string; dataset: RunReport["dataset"] }, models: ModelReport[]): RunReport {
   const architectures = summarize(models);
-  const kdGain = Object.fromEntries(architectures.flatMap((a) => (a.kdGain ? [[a.architecture, a.kdGain.mean]] : [])));
+  const kdGain = Object.fromEntries(architectures.flatMap((a) => (a.kdGain && a.method === "kd" ? [[a.architecture, a.kdGain.mean]] : [])));
   const computeSeconds = models.reduce((s, m) => s + m.wallSeconds, 0);
   const machine = { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model.trim() ?? "unknown" };
   return { ...run, models, architectures, kdGain, computeSeconds, machine, generatedAt: new Date().toISOString() };
@@ -164,21 +176,23 @@ export function reportMarkdown(r: RunReport): string {
     "| model | role | architecture | loss | params | MACs | test | val (best) | train CE | epochs | seed | device | img/s | wall time |",
     "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ...r.models.map((m) => {
-      const loss = m.loss.name === "kd" ? `kd (T=${m.loss.options.temperature}, alpha=${m.loss.options.alpha})` : m.loss.name;
+      const options = Object.entries(m.loss.options).map(([k, v]) => `${k}=${v}`);
+      const loss = m.loss.name === "kd" ? `kd (T=${m.loss.options.temperature}, alpha=${m.loss.options.alpha})` : options.length ? `${m.loss.name} (${options.join(", ")})` : m.loss.name;
       const val = m.valAccuracy === null ? "–" : `${pct(m.valAccuracy)} (${pct(m.bestValAccuracy)} @${m.bestValEpoch})`;
-      return `| ${m.name} | ${m.role} | ${m.architecture} x${m.widthScale} | ${loss} | ${human(m.params)} | ${human(m.macs)} | ${pct(m.testAccuracy)} | ${val} | ${m.trainCrossEntropy === null ? "–" : m.trainCrossEntropy.toFixed(4)} | ${m.epochs}${m.done ? "" : " (unfinished)"} | ${m.seed} | ${m.backend}: ${m.device} | ${m.imagesPerSecond === null ? "–" : m.imagesPerSecond.toFixed(0)} | ${formatDuration(m.wallSeconds)} |`;
+      const test = m.testMap === undefined ? pct(m.testAccuracy) : `${pct(m.testAccuracy)} (mAP ${pct(m.testMap)})`;
+      return `| ${m.name} | ${m.role} | ${m.architecture} x${m.widthScale} | ${loss} | ${human(m.params)} | ${human(m.macs)} | ${test} | ${val} | ${m.trainCrossEntropy === null ? "–" : m.trainCrossEntropy.toFixed(4)} | ${m.epochs}${m.done ? "" : " (unfinished)"} | ${m.seed} | ${m.backend}: ${m.device} | ${m.imagesPerSecond === null ? "–" : m.imagesPerSecond.toFixed(0)} | ${formatDuration(m.wallSeconds)} |`;
     }),
   ];
   if (r.architectures.length) {
     lines.push(
       "",
-      "Per architecture, over seeds (test accuracy in %, mean ± sample sd; KD gain = KD student minus the baseline of the same seed, in points):",
+      "Per architecture and distillation method (kd unless named in brackets), over seeds (test accuracy in %, mean ± sample sd; KD gain = the distilled student minus the baseline of the same seed, in points):",
       "",
       "| architecture | params | MACs | KD student | baseline | KD gain | seeds | gain by seed |",
       "|---|---:|---:|---:|---:|---:|---:|---|",
       ...r.architectures.map((a) => {
         const seeds = Object.entries(a.kdGain?.bySeed ?? {}).map(([s, g]) => `${s}: ${g >= 0 ? "+" : ""}${(100 * g).toFixed(2)}`);
-        return `| ${a.architecture} | ${human(a.params)} | ${human(a.macs)} | ${pm(a.kd)} | ${pm(a.baseline)} | ${pm(a.kdGain, true)} | ${a.kdGain?.n ?? 0} | ${seeds.join(", ")} |`;
+        return `| ${a.method && a.method !== "kd" ? `${a.architecture} (${a.method})` : a.architecture} | ${human(a.params)} | ${human(a.macs)} | ${pm(a.kd)} | ${pm(a.baseline)} | ${pm(a.kdGain, true)} | ${a.kdGain?.n ?? 0} | ${seeds.join(", ")} |`;
       }),
     );
   }

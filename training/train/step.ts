@@ -11,19 +11,19 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Batch } from "../data/batches.ts";
 import type { Loss } from "../losses/index.ts";
-import { crossEntropy } from "../losses/ce.ts";
-import { type Model, forward } from "../model/forward.ts";
-import { paramSpecs } from "../model/graph.ts";
+import { type Model, forward, forwardWithFeatures } from "../model/forward.ts";
+import { type Graph, paramSpecs } from "../model/graph.ts";
+import { labelLoss, topOneCorrect } from "./metrics.ts";
 import type { Sgd } from "./optimizer.ts";
 
 export interface Gradients {
   /** Batch-mean loss. */
   loss: number;
-  /** Correctly classified images of the batch (top-1, training mode). */
+  /** Correctly classified images of the batch (top-1, training mode; multi-label: a class present). */
   correct: number;
   /**
    * Cross-entropy with the labels summed over the batch's images, whatever the loss is: KD's hard
-   * part, so a KD run's training loss compares with its baseline's.
+   * part, so a KD run's training loss compares with its baseline's (multi-label: sigmoid cross-entropy).
    */
   crossEntropySum: number;
   /** By parameter name; the caller disposes them. */
@@ -32,22 +32,38 @@ export interface Gradients {
 
 export type GradientFn = (model: Model, batch: Batch, loss: Loss, teacherLogits: Float32Array | null) => Gradients;
 
-/** Loss and gradients of one batch on this thread. */
-export const lossAndGradients: GradientFn = (model, batch, loss, teacherLogits) => {
+/**
+ * A feature method's teacher: its outputs of the layers `layers` names in its graph, for the
+ * student's normalized batch, in inference mode (constants to the student's gradients).
+ */
+export type FeatureTeacher = (images: tf.Tensor4D, layers: (graph: Graph) => string[]) => tf.Tensor4D[];
+
+/** Loss and gradients of one batch on this thread (feature methods: with the teacher's features). */
+export function lossAndGradients(model: Model, batch: Batch, loss: Loss, teacherLogits: Float32Array | null, featureTeacher?: FeatureTeacher): Gradients {
   const { height, width, channels } = model.graph.input;
+  const classes = model.graph.numClasses;
   const trainable = paramSpecs(model.graph).filter((s) => s.kind === "trainable");
   const variables = trainable.map((s) => model.params.get(s.name)!);
+  if (loss.features && !featureTeacher) throw new Error(`the ${loss.name} loss compares features: it needs a teacher run in tfjs`);
   const [value, correct, ceSum, ...grads] = tf.tidy(() => {
     const images = tf.tensor4d(batch.images, [batch.size, height, width, channels]);
     const labels = tf.tensor1d(batch.labels, "int32");
-    const teacher = teacherLogits ? tf.tensor2d(teacherLogits, [batch.size, model.graph.numClasses]) : undefined;
+    const targets = batch.targets ? tf.tensor2d(batch.targets, [batch.size, classes]) : undefined;
+    const teacher = teacherLogits ? tf.tensor2d(teacherLogits, [batch.size, classes]) : undefined;
+    // Computed before the tape: the teacher's features are constants to the student's gradients.
+    const teacherFeatures = loss.features ? featureTeacher!(images, loss.features) : undefined;
     let logits: tf.Tensor2D | undefined;
     const { value, grads } = tf.variableGrads(() => {
-      logits = tf.keep(forward(model, images, { training: true })); // variableGrads disposes what f leaves
-      return loss.compute({ logits, labels, teacherLogits: teacher });
+      if (!loss.features) {
+        logits = tf.keep(forward(model, images, { training: true })); // variableGrads disposes what f leaves
+        return loss.compute({ logits, labels, targets, teacherLogits: teacher });
+      }
+      const out = forwardWithFeatures(model, images, { training: true }, loss.features(model.graph));
+      logits = tf.keep(out.logits);
+      return loss.compute({ logits, labels, targets, teacherLogits: teacher, features: out.features, teacherFeatures });
     }, variables);
-    const correct = tf.sum(tf.equal(tf.argMax(logits!, 1), labels).asType("int32"));
-    const ceSum = tf.mul(crossEntropy(logits!, labels), batch.size);
+    const correct = topOneCorrect(logits!, labels, targets);
+    const ceSum = tf.mul(labelLoss(logits!, labels, targets), batch.size);
     logits!.dispose();
     return [value, correct, ceSum, ...variables.map((v) => grads[v.name]!)];
   });
@@ -56,7 +72,7 @@ export const lossAndGradients: GradientFn = (model, batch, loss, teacherLogits) 
   correct!.dispose();
   ceSum!.dispose();
   return result;
-};
+}
 
 /** Computes the gradients of one batch and applies them; returns the batch's loss, correct count and cross-entropy sum. */
 export function trainStep(model: Model, sgd: Sgd, batch: Batch, loss: Loss, teacherLogits: Float32Array | null, lr: number, gradients: GradientFn = lossAndGradients): { loss: number; correct: number; crossEntropySum: number } {

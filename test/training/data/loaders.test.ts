@@ -95,6 +95,6 @@ describe("CIFAR binary loaders", () => {
   });
 
   it("rejects an unknown data set by name", () => {
-    expect(() => loadDataset("imagenet", "/nowhere")).toThrow(/unknown data set "imagenet" \(known: fashion-mnist, cifar10, cifar100\)/);
+    expect(() => loadDataset("imagenet", "/nowhere")).toThrow(/unknown data set "imagenet" \(known: fashion-mnist, cifar10, cifar100, folder, voc\)/);
   });
 });

@@ -79,7 +79,7 @@ describe("losses", () => {
   });
 
   it("rejects unknown losses, unknown options and out-of-range values", () => {
-    expect(() => createLoss("dkd")).toThrow(/unknown loss "dkd" \(known: ce, kd\)/);
+    expect(() => createLoss("fitnets")).toThrow(/unknown loss "fitnets" \(known: ce, kd, dkd, at, bce, mlkd\)/);
     expect(() => createLoss("kd", { temprature: 4 })).toThrow(/loss "kd" has no option "temprature" \(options: temperature, alpha\)/);
     expect(() => createLoss("kd", { alpha: 1.5 })).toThrow(/option alpha must be a number from 0 to 1, got 1.5/);
     expect(() => createLoss("kd", { temperature: 0 })).toThrow(/option temperature must be a number > 0/);
