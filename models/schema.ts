@@ -25,6 +25,11 @@ export interface AccuracyFigure {
   samples: number;
   /** When the run trained this model with several seeds: all of them (this file is one). */
   seeds?: SeedAccuracy;
+  /**
+   * Multi-label models: mean average precision over the classes present in the split; `top1` is then
+   * the fraction of images whose top-scoring class is one of theirs.
+   */
+  mAP?: number;
 }
 
 /**
@@ -94,6 +99,11 @@ export interface ModelEntry {
   input: InputSpec;
   /** Always "logits" then "probabilities". */
   outputs: TensorSpec[];
+  /**
+   * What "probabilities" is. Absent or "softmax": one class per image, the probabilities sum to 1.
+   * "sigmoid": a multi-label model, each class's probability on its own (present when above a threshold).
+   */
+  outputActivation?: "softmax" | "sigmoid";
   /** Applied to pixel values scaled to [0, 1]: (x - mean[c]) / std[c]. */
   normalization: { mean: number[]; std: number[] };
   labels: string[];
@@ -184,6 +194,7 @@ function entry(v: unknown, path: string): ModelEntry {
       split: str(a.split, `${path}.metrics.accuracy.split`),
       samples: num(a.samples, `${path}.metrics.accuracy.samples`),
     };
+    if (a.mAP !== undefined) metrics.accuracy.mAP = num(a.mAP, `${path}.metrics.accuracy.mAP`);
     if (a.seeds !== undefined) {
       const s = obj(a.seeds, `${path}.metrics.accuracy.seeds`);
       const by = obj(s.bySeed, `${path}.metrics.accuracy.seeds.bySeed`);
@@ -224,6 +235,10 @@ function entry(v: unknown, path: string): ModelEntry {
     if (e.checker !== undefined) out.export.checker = str(e.checker, `${path}.export.checker`);
   }
   if (o.training !== undefined) out.training = obj(o.training, `${path}.training`);
+  if (o.outputActivation !== undefined) {
+    if (o.outputActivation !== "softmax" && o.outputActivation !== "sigmoid") fail(`${path}.outputActivation`, 'must be "softmax" or "sigmoid"');
+    out.outputActivation = o.outputActivation;
+  }
   if (o.quantization !== undefined) out.quantization = quantization(o.quantization, `${path}.quantization`);
   return out;
 }

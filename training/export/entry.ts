@@ -1,13 +1,14 @@
 // What the manifest says about one exported model, and how new entries merge into a manifest.
 //
 // Names: the teacher is "teacher"; a student distilled with "kd" is named by its architecture
-// ("narrow-deep", "wide", "unmodified"); a student trained on labels alone (loss "ce", or "kd" with
-// alpha 0) is "<architecture>-baseline"; any other distillation loss gives "<architecture>-<loss>".
+// ("narrow-deep", "wide", "unmodified"); a student trained on labels alone (loss "ce" or "bce", or "kd"
+// with alpha 0) is "<architecture>-baseline"; any other distillation loss gives "<architecture>-<loss>".
 // Version: the id of the run that trained the model (its run directory's name).
 import { createHash } from "node:crypto";
 import { type ExportCheck, type Manifest, type ModelEntry, type SeedAccuracy, ManifestError } from "../../models/schema.ts";
 import { countMacs, countParams } from "../model/graph.ts";
 import type { Checkpoint } from "../train/checkpoint.ts";
+import { isBaseline } from "../train/report.ts";
 import { INPUT_NAME, OUTPUT_NAMES } from "./onnx.ts";
 
 /** The student /v1/classify uses by default: the paper's proposal. */
@@ -15,8 +16,7 @@ export const DEFAULT_STUDENT = "narrow-deep";
 
 export function manifestName(meta: Checkpoint["meta"]): string {
   if (meta.role === "teacher") return "teacher";
-  const alpha = meta.loss.options.alpha;
-  if (meta.loss.name === "ce" || (meta.loss.name === "kd" && alpha === 0)) return `${meta.architecture}-baseline`;
+  if (isBaseline(meta)) return `${meta.architecture}-baseline`;
   if (meta.loss.name === "kd") return meta.architecture;
   return `${meta.architecture}-${meta.loss.name}`;
 }
@@ -26,8 +26,8 @@ export interface EntryFacts {
   version: string;
   onnx: Uint8Array;
   check: ExportCheck;
-  /** Top-1 of the exported model on the test split, and how many images that was. */
-  accuracy: { top1: number; samples: number };
+  /** Top-1 of the exported model on the test split, and how many images that was (multi-label: and the mAP). */
+  accuracy: { top1: number; samples: number; mAP?: number };
   /** Every seed's test accuracy, when the run trained this model with several. */
   seeds?: SeedAccuracy;
   /** The run, the checkpoint exported and, for distilled students, the teacher's checkpoint and engine. */
@@ -48,12 +48,13 @@ export function modelEntry(ckpt: Checkpoint, facts: EntryFacts): ModelEntry {
     bytes: facts.onnx.length,
     input: { name: INPUT_NAME, shape: [-1, channels, height, width], datatype: "FP32", layout: "NCHW" },
     outputs: OUTPUT_NAMES.map((name) => ({ name, shape: [-1, graph.numClasses], datatype: "FP32" as const })),
+    ...(meta.dataset.multiLabel ? { outputActivation: "sigmoid" as const } : {}),
     normalization: meta.dataset.normalization,
     labels: meta.dataset.labels,
     metrics: {
       params: countParams(graph),
       macs: countMacs(graph),
-      accuracy: { top1: facts.accuracy.top1, dataset: meta.dataset.name, split: "test", samples: facts.accuracy.samples, ...(facts.seeds ? { seeds: facts.seeds } : {}) },
+      accuracy: { top1: facts.accuracy.top1, dataset: meta.dataset.name, split: "test", samples: facts.accuracy.samples, ...(facts.seeds ? { seeds: facts.seeds } : {}), ...(facts.accuracy.mAP !== undefined ? { mAP: facts.accuracy.mAP } : {}) },
     },
     export: facts.check,
     training: {

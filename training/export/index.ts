@@ -14,7 +14,11 @@ import { updateResultsTable } from "../../scripts/results-table.ts";
 import { PLOT_FILE, writeAccuracyPlot } from "../../scripts/accuracy-plot.ts";
 import { makeBatch, normalizationTable } from "../data/batches.ts";
 import { type Dataset, type ImageSet, DataError } from "../data/dataset.ts";
-import { loadDataset } from "../data/index.ts";
+import { fileSetOptions, loadDataset, openDataset } from "../data/index.ts";
+import type { DistillConfig } from "../config/schema.ts";
+import { multiLabelAccuracy } from "./multi-label.ts";
+import { exportOnnxTeacher } from "./onnx-teacher.ts";
+import { isOnnxFile } from "../train/open-teacher.ts";
 import { Rng } from "../data/rng.ts";
 import { type Engine, currentEngine, initBackend } from "../engine/backend.ts";
 import { disposeModel } from "../model/forward.ts";
@@ -103,10 +107,12 @@ export async function exportRun(runDir: string, options: ExportOptions = {}): Pr
   }
   if (latest.size === 0) throw new Error(`${runDir}: no checkpoints (*${CHECKPOINT_EXTENSION}) found; train first (npm run distill)`);
   for (const s of latest.values()) refuseUnfinished(s.path, s.ckpt, options);
+  // A teacher given as an ONNX file goes into the manifest with the students it taught.
+  const teacherFile = run.teacher && isOnnxFile(run.teacher) ? run.teacher : undefined;
   if (![...latest.values()].some((s) => s.ckpt.meta.role === "teacher")) {
-    (options.log ?? console.log)(`export: ${runDir} has no teacher sub-run (distilled from a teacher of another run?); the manifest keeps its teacher`);
+    (options.log ?? console.log)(teacherFile ? `export: ${runDir} distilled from the ONNX file ${teacherFile}: it becomes the manifest's teacher` : `export: ${runDir} has no teacher sub-run (distilled from a teacher of another run?); the manifest keeps its teacher`);
   }
-  return exportSources(oneSeedEach([...latest.values()], options.log ?? console.log), options);
+  return exportSources(oneSeedEach([...latest.values()], options.log ?? console.log), options, teacherFile);
 }
 
 /**
@@ -162,13 +168,17 @@ interface RunInfo {
   id: string;
   preset?: string;
   dataDir?: string;
+  /** The run's configuration: how its data set of image files was read. */
+  config?: DistillConfig;
+  /** The teacher the run distilled from when it trained none (--teacher FILE), as its run file records it. */
+  teacher?: string;
 }
 
 function runInfo(runDir: string): RunInfo {
   const id = basename(resolve(runDir));
   if (!existsSync(join(runDir, CONFIG_FILE))) return { id };
-  const { preset, config } = readRunFile(runDir);
-  return { id, preset, dataDir: config.data ?? undefined };
+  const { preset, config, teacher } = readRunFile(runDir);
+  return { id, preset, dataDir: config.data ?? undefined, config, ...(teacher ? { teacher } : {}) };
 }
 
 /** The run a checkpoint belongs to: the nearest folder above its own that holds a run's config.json, else its own folder. */
@@ -224,11 +234,15 @@ interface ExportContext {
 }
 
 /** The test split of the checkpoint's data set, loaded once per export, checked against the model. */
-function testSet({ ckpt, path, run }: Source, ctx: ExportContext): ImageSet {
+async function testSet({ ckpt, path, run }: Source, ctx: ExportContext): Promise<ImageSet> {
   const { graph, meta } = ckpt;
   let dataset = ctx.datasets.get(meta.dataset.name);
   if (!dataset) {
-    dataset = loadDataset(meta.dataset.name, ctx.options.dataDir ?? run.dataDir);
+    // Image files are read as the run read them (same decoded sets, from memory in the distill
+    // process); a checkpoint without its run at the size and channels its model takes.
+    const { height, width, channels } = graph.input;
+    const files = run.config ? fileSetOptions(run.config, ctx.log) : { ...fileSetOptions({}, ctx.log), size: { width, height }, channels: channels === 1 ? (1 as const) : (3 as const) };
+    dataset = await openDataset(meta.dataset.name, ctx.options.dataDir ?? run.dataDir, files);
     ctx.datasets.set(meta.dataset.name, dataset);
   }
   const { height, width, channels } = graph.input;
@@ -255,7 +269,8 @@ async function verifiedExport(source: Source, ctx: ExportContext): Promise<{ ent
     opset: ctx.opset,
     docString: `narrowdeep ${name}, run ${run.id}`,
     // What a runtime without our manifest needs to feed the model and read its answer.
-    metadata: { input_layout: "NCHW", normalization: JSON.stringify(meta.dataset.normalization), labels: JSON.stringify(meta.dataset.labels), run: run.id },
+    metadata: { input_layout: "NCHW", normalization: JSON.stringify(meta.dataset.normalization), labels: JSON.stringify(meta.dataset.labels), run: run.id, ...(meta.dataset.multiLabel ? { output_activation: "sigmoid" } : {}) },
+    ...(meta.dataset.multiLabel ? { activation: "sigmoid" as const } : {}),
   });
   const checker = runOnnxChecker(onnx);
   if (checker.status === "failed") throw new ExportVerificationError(`${what}: onnx.checker rejects the export: ${checker.detail}`);
@@ -263,7 +278,7 @@ async function verifiedExport(source: Source, ctx: ExportContext): Promise<{ ent
 
   // One normalized copy of the test images serves both checks: parity takes the first
   // paritySamples, accuracy the first accuracySamples (all by default).
-  const test = testSet(source, ctx);
+  const test = await testSet(source, ctx);
   const accuracySamples = ctx.options.accuracySamples || test.count;
   const { images, labels } = normalizedImages(test, meta.dataset.normalization, Math.max(ctx.paritySamples, accuracySamples));
   const parityImages: Images = { ...images, count: Math.min(ctx.paritySamples, images.count) };
@@ -274,9 +289,10 @@ async function verifiedExport(source: Source, ctx: ExportContext): Promise<{ ent
     const model = modelFromCheckpoint(ckpt);
     const parity = await withTfjsConvolutions(() => measureParity(model, session, parityImages)).finally(() => disposeModel(model));
     assertParity(what, parity);
-    const top1 = await onnxAccuracy(session, accuracyImages, labels, graph.numClasses);
+    const accuracy = test.targets ? await multiLabelAccuracy(session, accuracyImages, test.targets, graph.numClasses) : { top1: await onnxAccuracy(session, accuracyImages, labels, graph.numClasses) };
+    const top1 = accuracy.top1;
     const check = { ...parity, opset: ctx.opset, exportedAt: new Date().toISOString(), ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}) };
-    const entry = modelEntry(ckpt, { name, version: run.id, onnx, check, accuracy: { top1, samples: accuracyImages.count }, ...(seeds ? { seeds } : {}), run: { id: run.id, preset: run.preset, checkpoint: repoPath(path), teacher: meta.teacher && { ...meta.teacher, checkpoint: repoPath(meta.teacher.checkpoint) } } });
+    const entry = modelEntry(ckpt, { name, version: run.id, onnx, check, accuracy: { ...accuracy, samples: accuracyImages.count }, ...(seeds ? { seeds } : {}), run: { id: run.id, preset: run.preset, checkpoint: repoPath(path), teacher: meta.teacher && { ...meta.teacher, checkpoint: repoPath(meta.teacher.checkpoint) } } });
     ctx.log(
       `export: ${name}: ${onnx.length} bytes, max |logit diff| ${parity.maxAbsLogitDiff.toExponential(2)} over ${parity.samples} images (tfjs ${ctx.backend} on its own kernels vs onnxruntime-node), ` +
         `top-1 agreement 100%, test top-1 ${(top1 * 100).toFixed(2)}% on ${accuracyImages.count} images, ${((Date.now() - started) / 1000).toFixed(1)} s`,
@@ -287,7 +303,14 @@ async function verifiedExport(source: Source, ctx: ExportContext): Promise<{ ent
   }
 }
 
-async function exportSources(sources: Source[], options: ExportOptions): Promise<ExportResult> {
+/** A run's teacher given as an ONNX file, as the manifest's teacher, on the test split its students were measured on. */
+async function teacherFileExport(path: string, student: Source, ctx: ExportContext): Promise<{ entry: ModelEntry; file: ModelFile }> {
+  const { meta } = student.ckpt;
+  const test = await testSet(student, ctx);
+  return exportOnnxTeacher({ path, config: student.run.config ?? {}, run: student.run, test, classes: meta.dataset.labels, normalization: meta.dataset.normalization, accuracySamples: ctx.options.accuracySamples, recordedPath: repoPath(path), log: ctx.log });
+}
+
+async function exportSources(sources: Source[], options: ExportOptions, teacherFile?: string): Promise<ExportResult> {
   const log = options.log ?? console.log;
   const modelsDir = resolve(options.modelsDir ?? DEFAULT_MODELS_DIR);
   const readme = options.readme !== undefined ? options.readme : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, "README.md") : null;
@@ -298,6 +321,7 @@ async function exportSources(sources: Source[], options: ExportOptions): Promise
   // Every model is verified before anything is written.
   const exported = [];
   for (const source of sources) exported.push(await verifiedExport(source, ctx));
+  if (teacherFile) exported.push(await teacherFileExport(teacherFile, sources[0]!, ctx));
   const entries = exported.map((e) => e.entry);
   const files = exported.map((e) => e.file);
 

@@ -1,6 +1,7 @@
 // Graph -> ONNX ModelProto, encoded with protobufjs against the ONNX schema (onnx.proto beside this
 // file). Batch norm that follows a convolution is folded into the convolution's weights and bias; the
-// input is NCHW. Outputs: "logits" and "probabilities" (softmax), both [N, classes].
+// input is NCHW. Outputs: "logits" and "probabilities" (softmax; sigmoid for multi-label models),
+// both [N, classes].
 import { type Graph, type Layer, BN_EPSILON, INPUT } from "../model/graph.ts";
 import type { Model } from "../model/forward.ts";
 import { type NodeProto, type TensorProto, encodeModel, floatTensor as tensorProto, int, ints, valueInfo } from "./proto.ts";
@@ -26,6 +27,8 @@ export interface OnnxOptions {
   docString?: string;
   /** Stored as the model's metadata_props, so the file describes itself to other runtimes. */
   metadata?: Record<string, string>;
+  /** What turns logits into "probabilities": softmax (default; one class per image) or sigmoid (multi-label). */
+  activation?: "softmax" | "sigmoid";
 }
 
 function readModel(model: Model): WeightedGraph {
@@ -137,7 +140,8 @@ export function graphToOnnx(source: Model | WeightedGraph, options: OnnxOptions 
 
   const [logits, probabilities] = OUTPUT_NAMES;
   nodes.push({ name: "logits", opType: "Identity", input: [ref(graph.output)], output: [logits], attribute: [] });
-  nodes.push({ name: "softmax", opType: "Softmax", input: [logits], output: [probabilities], attribute: [int("axis", 1)] });
+  if (options.activation === "sigmoid") nodes.push({ name: "sigmoid", opType: "Sigmoid", input: [logits], output: [probabilities], attribute: [] });
+  else nodes.push({ name: "softmax", opType: "Softmax", input: [logits], output: [probabilities], attribute: [int("axis", 1)] });
 
   const { channels, height, width } = graph.input;
   return encodeModel({
