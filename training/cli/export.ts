@@ -1,13 +1,17 @@
 // npm run export -- <run dir | checkpoint file> [options]
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type ExportOptions, exportCheckpoint, exportRun } from "../export/index.ts";
+import { CALIBRATION_METHODS, type CalibrationMethod } from "../export/calibrate.ts";
+import { type ExportOptions, exportCheckpoint, exportInt8Variants, exportRun } from "../export/index.ts";
 
-const USAGE = `usage: npm run export -- <run dir | checkpoint.ndckpt> [options]
+const USAGE = `usage: npm run export -- <run dir | checkpoint.ndckpt | models dir> [options]
 
 Exports trained models to ONNX in models/ and records them in models/manifest.json, after checking
 each against the tfjs model (max |logit diff| <= 1e-4 and same top-1 on 512 test images).
 A run directory exports the final checkpoint of every sub-run (teacher and students).
+Every student also gets an int8 variant, <name>-int8 (docs/int8.md). A models folder (one with a
+manifest.json) gets int8 variants of its fp32 students, made from their ONNX files.
 
 options:
   --models-dir DIR        where the models and manifest go (default: models/)
@@ -23,13 +27,28 @@ options:
                           more epochs than the new ones (refused without it)
   --readme FILE           README whose results table is regenerated (default: README.md when
                           writing to the default models/)
-  --no-readme             leave the README alone`;
+  --no-readme             leave the README alone
+  --no-int8               no int8 variants of the students
+  --calibration METHOD    how int8 activation ranges are calibrated: minmax (default) or percentile
+  --calibration-percentile P
+                          share of values the percentile method keeps in range (default 99.99)
+  --calibration-samples N training images the ranges are measured on (default 1000)`;
 
 function count(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} must be a whole number >= 0, got "${value}"`);
   return n;
+}
+
+function calibrationSettings(method: string | undefined, percentile: string | undefined, samples: string | undefined): ExportOptions["calibration"] {
+  if (method !== undefined && !(CALIBRATION_METHODS as readonly string[]).includes(method)) throw new Error(`--calibration must be one of ${CALIBRATION_METHODS.join(", ")}, got "${method}"`);
+  const p = percentile === undefined ? undefined : Number(percentile);
+  if (p !== undefined && !(p > 50 && p <= 100)) throw new Error(`--calibration-percentile must be a number in (50, 100], got "${percentile}"`);
+  if (p !== undefined && method === "minmax") throw new Error("--calibration-percentile goes with --calibration percentile, not minmax");
+  const n = count("--calibration-samples", samples);
+  if (n === 0) throw new Error("--calibration-samples must be at least 1");
+  return { method: method as CalibrationMethod | undefined, percentile: p, samples: n };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -48,6 +67,10 @@ async function main(argv: string[]): Promise<void> {
       force: { type: "boolean" },
       readme: { type: "string" },
       "no-readme": { type: "boolean" },
+      "no-int8": { type: "boolean" },
+      calibration: { type: "string" },
+      "calibration-percentile": { type: "string" },
+      "calibration-samples": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -70,6 +93,8 @@ async function main(argv: string[]): Promise<void> {
     allowUnfinished: values["allow-unfinished"],
     force: values.force,
     readme: values["no-readme"] ? null : values.readme,
+    int8: !values["no-int8"],
+    calibration: calibrationSettings(values.calibration, values["calibration-percentile"], values["calibration-samples"]),
   };
   let isDir: boolean;
   try {
@@ -77,7 +102,8 @@ async function main(argv: string[]): Promise<void> {
   } catch {
     throw new Error(`${target}: no such run directory or checkpoint file`);
   }
-  await (isDir ? exportRun(target, options) : exportCheckpoint(target, options));
+  if (isDir && existsSync(join(target, "manifest.json"))) await exportInt8Variants(target, options);
+  else await (isDir ? exportRun(target, options) : exportCheckpoint(target, options));
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -5,7 +5,8 @@
 // (verify.ts), and measure its own top-1 on the test split with onnxruntime. Only when every model
 // passes are the files and the manifest written, as one transaction (store.ts); then the Worker's
 // bundle and the README's results table are regenerated.
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Manifest, type ModelEntry, type SeedAccuracy, MODEL_NAME_PATTERN } from "../../models/schema.ts";
@@ -28,8 +29,9 @@ import { CONFIG_FILE, readRunFile } from "../train/run-dir.ts";
 import { modelFromCheckpoint } from "../train/teacher.ts";
 import { runOnnxChecker } from "./checker.ts";
 import { downgrade, manifestName, mergeEntries, modelEntry } from "./entry.ts";
+import { type CalibrationSettings, Int8ParityError, int8Variant } from "./int8.ts";
 import { DEFAULT_OPSET, graphToOnnx } from "./onnx.ts";
-import { type ModelFile, updateModels } from "./store.ts";
+import { type ModelFile, readManifest, updateModels } from "./store.ts";
 import type { Images } from "../data/layout.ts";
 import { ExportVerificationError, PARITY_SAMPLES, assertParity, measureParity, onnxAccuracy, openSession } from "./verify.ts";
 
@@ -64,6 +66,10 @@ export interface ExportOptions {
   force?: boolean;
   /** README whose results table is regenerated; default: this repository's README when modelsDir is the default, else none. */
   readme?: string | null;
+  /** Also write an int8 (QDQ) variant of every student, "<name>-int8" (default true). */
+  int8?: boolean;
+  /** How the int8 variants' activation ranges are calibrated on training images. */
+  calibration?: CalibrationSettings;
   /** SVG of accuracy against MACs that is regenerated; default: this repository's docs/accuracy-vs-macs.svg when modelsDir is the default, else none. */
   plot?: string | null;
   log?: (line: string) => void;
@@ -256,8 +262,17 @@ async function testSet({ ckpt, path, run }: Source, ctx: ExportContext): Promise
   return test;
 }
 
-/** Encodes one checkpoint and verifies it; throws ExportVerificationError when it does not pass. */
-async function verifiedExport(source: Source, ctx: ExportContext): Promise<{ entry: ModelEntry; file: ModelFile }> {
+/** One verified model: its manifest entry and file. */
+interface Exported {
+  entry: ModelEntry;
+  file: ModelFile;
+}
+
+/**
+ * Encodes one checkpoint and verifies it (ExportVerificationError when it does not pass), then makes
+ * a student's int8 variant, which is left out, with the reason logged, when it strays from its twin.
+ */
+async function verifiedExport(source: Source, ctx: ExportContext): Promise<Exported[]> {
   const { path, ckpt, run, seeds } = source;
   const { graph, meta } = ckpt;
   const name = ctx.options.name ?? manifestName(meta);
@@ -297,7 +312,21 @@ async function verifiedExport(source: Source, ctx: ExportContext): Promise<{ ent
       `export: ${name}: ${onnx.length} bytes, max |logit diff| ${parity.maxAbsLogitDiff.toExponential(2)} over ${parity.samples} images (tfjs ${ctx.backend} on its own kernels vs onnxruntime-node), ` +
         `top-1 agreement 100%, test top-1 ${(top1 * 100).toFixed(2)}% on ${accuracyImages.count} images, ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
-    return { entry, file: { file: entry.file, bytes: onnx } };
+    const fp32 = { entry, file: { file: entry.file, bytes: onnx } };
+    if (ctx.options.int8 === false || meta.role !== "student") return [fp32];
+    // int8 parity and accuracy are single-label (argmax); a sigmoid student stays fp32 for now.
+    if (meta.dataset.multiLabel) {
+      ctx.log(`export: no int8 variant of ${name}: multi-label students are not quantized`);
+      return [fp32];
+    }
+    const train = ctx.datasets.get(meta.dataset.name)!.train;
+    try {
+      return [fp32, await int8Variant({ twin: entry, onnx, train, test: accuracyImages, labels, calibration: ctx.options.calibration, log: ctx.log })];
+    } catch (err) {
+      if (!(err instanceof Int8ParityError)) throw err;
+      ctx.log(`export: no int8 variant of ${name}: ${err.message}`);
+      return [fp32];
+    }
   } finally {
     await session.release();
   }
@@ -312,19 +341,57 @@ async function teacherFileExport(path: string, student: Source, ctx: ExportConte
 
 async function exportSources(sources: Source[], options: ExportOptions, teacherFile?: string): Promise<ExportResult> {
   const log = options.log ?? console.log;
-  const modelsDir = resolve(options.modelsDir ?? DEFAULT_MODELS_DIR);
-  const readme = options.readme !== undefined ? options.readme : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, "README.md") : null;
-  const plot = options.plot !== undefined ? options.plot : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, PLOT_FILE) : null;
   const engine = await referenceEngine(options.backend, log);
   const ctx: ExportContext = { options, opset: options.opset ?? DEFAULT_OPSET, paritySamples: options.paritySamples ?? PARITY_SAMPLES, backend: engine.backend, log, datasets: new Map() };
 
   // Every model is verified before anything is written.
-  const exported = [];
-  for (const source of sources) exported.push(await verifiedExport(source, ctx));
+  const exported: Exported[] = [];
+  for (const source of sources) exported.push(...(await verifiedExport(source, ctx)));
   if (teacherFile) exported.push(await teacherFileExport(teacherFile, sources[0]!, ctx));
+  return writeExport(exported, options);
+}
+
+/**
+ * The int8 variants of the fp32 students of a models folder, made from their ONNX files (no
+ * checkpoints needed) and measured on the data set their entries name. Written with their twins to
+ * options.modelsDir (the twins are copied when that is another folder).
+ */
+export async function exportInt8Variants(sourceDir: string, options: ExportOptions = {}): Promise<ExportResult> {
+  if (options.int8 === false) throw new Error("int8 variants of a models folder were asked for with int8 off: nothing to export");
+  if (options.name !== undefined) throw new Error("a model name can only be given when exporting one checkpoint");
+  const log = options.log ?? console.log;
+  const twins = readManifest(sourceDir).models.filter((m) => m.role === "student" && !m.quantization && m.outputActivation !== "sigmoid");
+  if (twins.length === 0) throw new Error(`${sourceDir}: no fp32 single-label students in its manifest.json to quantize`);
+  const copyTwins = resolve(sourceDir) !== resolve(options.modelsDir ?? DEFAULT_MODELS_DIR);
+  const datasets = new Map<string, Dataset>();
+  const exported: Exported[] = [];
+  for (const twin of twins) {
+    const path = join(sourceDir, twin.file);
+    if (!existsSync(path)) throw new Error(`${twin.name}: its file ${path} does not exist`);
+    const onnx = new Uint8Array(readFileSync(path));
+    if (createHash("sha256").update(onnx).digest("hex") !== twin.sha256) throw new Error(`${path} does not match its manifest entry's sha256`);
+    const name = twin.metrics.accuracy?.dataset;
+    if (!name) throw new Error(`${twin.name}: its manifest entry names no data set (metrics.accuracy.dataset) to calibrate on`);
+    const dataset = datasets.get(name) ?? loadDataset(name, options.dataDir);
+    datasets.set(name, dataset);
+    const [, channels, height, width] = twin.input.shape;
+    const { test } = dataset;
+    if (test.channels !== channels || test.height !== height || test.width !== width) throw new DataError(`${twin.name} takes ${height}x${width}x${channels} images, ${name} has ${test.height}x${test.width}x${test.channels}`);
+    const { images, labels } = normalizedImages(test, twin.normalization, options.accuracySamples || test.count);
+    if (copyTwins) exported.push({ entry: twin, file: { file: twin.file, bytes: onnx } });
+    exported.push(await int8Variant({ twin, onnx, train: dataset.train, test: images, labels, calibration: options.calibration, log }));
+  }
+  return writeExport(exported, options);
+}
+
+/** Writes verified models and their manifest entries as one transaction, then what is generated from them. */
+function writeExport(exported: Exported[], options: ExportOptions): ExportResult {
+  const log = options.log ?? console.log;
+  const modelsDir = resolve(options.modelsDir ?? DEFAULT_MODELS_DIR);
+  const readme = options.readme !== undefined ? options.readme : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, "README.md") : null;
+  const plot = options.plot !== undefined ? options.plot : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, PLOT_FILE) : null;
   const entries = exported.map((e) => e.entry);
   const files = exported.map((e) => e.file);
-
   const manifest = updateModels(modelsDir, files, (current) => {
     const losses = options.force ? [] : entries.flatMap((e) => {
       const old = current.models.find((m) => m.name === e.name);

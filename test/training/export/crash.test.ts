@@ -18,7 +18,8 @@ import { fixtureCheckpoint } from "./fixtures.ts";
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
 const digest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
-const options = ["--accuracy-samples", "64", "--no-readme", "--backend", "wasm"];
+// int8 variants are written in the same transaction as any file; int8.test.ts tests them.
+const options = ["--accuracy-samples", "64", "--no-readme", "--backend", "wasm", "--no-int8"];
 
 interface State {
   manifest: Manifest;
@@ -68,11 +69,11 @@ beforeAll(async () => {
   oldRun = runWith([{ arch: "narrow-deep", seed: 1 }, { arch: "wide", seed: 1 }]);
   newRun = runWith([{ arch: "narrow-deep", seed: 2 }, { arch: "wide", seed: 2 }]);
   oldModels = tmp("models-old-");
-  await exportRun(oldRun, { modelsDir: oldModels, accuracySamples: 64, log: () => {} });
+  await exportRun(oldRun, { modelsDir: oldModels, accuracySamples: 64, int8: false, log: () => {} });
   oldState = readState(oldModels);
   const newModels = tmp("models-new-");
   cpSync(oldModels, newModels, { recursive: true });
-  await exportRun(newRun, { modelsDir: newModels, accuracySamples: 64, log: () => {} });
+  await exportRun(newRun, { modelsDir: newModels, accuracySamples: 64, int8: false, log: () => {} });
   newState = readState(newModels);
   expect(newState.files["narrow-deep.onnx"]).not.toBe(oldState.files["narrow-deep.onnx"]);
 });
@@ -110,7 +111,7 @@ describe("an export killed while writing models/", () => {
     cpSync(oldModels, models, { recursive: true });
     await exportKilledAt(newRun, models, "committed");
     expect(existsSync(join(models, ".export.lock"))).toBe(true);
-    await exportRun(oldRun, { modelsDir: models, accuracySamples: 64, log: () => {} });
+    await exportRun(oldRun, { modelsDir: models, accuracySamples: 64, int8: false, log: () => {} });
     expect(strip(readState(models))).toEqual(strip(oldState));
     expect(readdirSync(models).filter((f) => f.startsWith("."))).toEqual([]);
   });

@@ -13,22 +13,14 @@ import { type ExportOptions, ExportRefusedError, ExportVerificationError, export
 import { nativeConvolutionsActive, nativeGraphCount } from "../../../training/engine/native-conv.ts";
 import { countMacs, countParams } from "../../../training/model/graph.ts";
 import { saveCheckpoint } from "../../../training/train/checkpoint.ts";
-import { type FixtureOptions, fixtureCheckpoint } from "./fixtures.ts";
+import { fixtureCheckpoint, fixtureRunDir as runDir } from "./fixtures.ts";
 
-const quiet = { log: () => {}, accuracySamples: 256 } satisfies ExportOptions;
+// int8 variants have their own tests (int8.test.ts); here they would only double the time.
+const quiet = { log: () => {}, accuracySamples: 256, int8: false } satisfies ExportOptions;
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
 const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 /** Every file of a folder with its bytes, to show a failed export changed nothing. */
 const snapshot = (dir: string) => Object.fromEntries(readdirSync(dir).map((f) => [f, sha256(join(dir, f))]));
-
-function runDir(subRuns: FixtureOptions[]): string {
-  const dir = tmp("run-");
-  for (const o of subRuns) {
-    const ckpt = fixtureCheckpoint({ widthScale: 0.125, ...o });
-    saveCheckpoint(join(dir, ckpt.meta.name, "last.ndckpt"), ckpt);
-  }
-  return dir;
-}
 
 beforeAll(async () => {
   await initBackend("wasm", { log: () => {} });

@@ -1,9 +1,12 @@
 // Checkpoints of small untrained models with realistic batch-norm statistics, for export tests.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { FASHION_MNIST_CLASSES } from "../../../training/data/fashion-mnist.ts";
 import { architecture } from "../../../training/model/resnet.ts";
 import { createModel, disposeModel, forward } from "../../../training/model/forward.ts";
-import type { Checkpoint, CheckpointMeta } from "../../../training/train/checkpoint.ts";
+import { type Checkpoint, type CheckpointMeta, saveCheckpoint } from "../../../training/train/checkpoint.ts";
 
 export const FASHION_NORMALIZATION = { mean: [0.286], std: [0.353] };
 
@@ -49,4 +52,14 @@ export function fixtureCheckpoint(o: FixtureOptions): Checkpoint {
     wallSeconds: 1,
   };
   return { graph, weights, optimizer: new Map(), meta };
+}
+
+/** A run folder with one final checkpoint per sub-run (at width x0.125 unless given). */
+export function fixtureRunDir(subRuns: FixtureOptions[]): string {
+  const dir = mkdtempSync(join(tmpdir(), "run-"));
+  for (const o of subRuns) {
+    const ckpt = fixtureCheckpoint({ widthScale: 0.125, ...o });
+    saveCheckpoint(join(dir, ckpt.meta.name, "last.ndckpt"), ckpt);
+  }
+  return dir;
 }
