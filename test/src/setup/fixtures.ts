@@ -5,7 +5,11 @@ import { createHash } from "node:crypto";
 import { encode as encodeJpeg } from "jpeg-js";
 import * as ort from "onnxruntime-node";
 import type { Manifest, ModelEntry } from "../../../models/schema.ts";
+import { calibrate } from "../../../training/export/calibrate.ts";
+import { openInt8Session } from "../../../training/export/int8.ts";
 import { graphToOnnx } from "../../../training/export/onnx.ts";
+import { decodeModel } from "../../../training/export/proto.ts";
+import { planQdq, toQdq } from "../../../training/export/quantize.ts";
 import { type Graph, countMacs, countParams, paramSpecs } from "../../../training/model/graph.ts";
 import { architecture } from "../../../training/model/resnet.ts";
 import type { EdgeFixtures, ReferenceRun } from "../fixture-types.ts";
@@ -90,11 +94,11 @@ function entryFor(spec: Spec, graph: Graph, bytes: Uint8Array): ModelEntry {
   };
 }
 
-async function reference(entry: ModelEntry, bytes: Uint8Array, batch: number, seed: number): Promise<ReferenceRun> {
+async function reference(entry: ModelEntry, bytes: Uint8Array, batch: number, seed: number, open = (b: Uint8Array) => ort.InferenceSession.create(b, { intraOpNumThreads: 1 })): Promise<ReferenceRun> {
   const dims = [batch, ...entry.input.shape.slice(1)];
   const n = normal(uniform(seed));
   const input = Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => n());
-  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+  const session = await open(bytes);
   const out = await session.run({ input: new ort.Tensor("float32", input, dims) });
   await session.release();
   return {
@@ -113,6 +117,18 @@ export function buildModel(spec: Spec): { entry: ModelEntry; bytes: Uint8Array }
   return { entry: entryFor(spec, graph, bytes), bytes };
 }
 
+/** The exporter's int8 (QDQ) variant of a fixture model, calibrated on 64 seeded random inputs. */
+async function int8Model(entry: ModelEntry, bytes: Uint8Array, seed: number): Promise<{ entry: ModelEntry; bytes: Uint8Array }> {
+  const model = decodeModel(bytes);
+  const plan = planQdq(model);
+  const [, channels, height, width] = entry.input.shape as [number, number, number, number];
+  const n = normal(uniform(seed));
+  const images = { data: Float32Array.from({ length: 64 * channels * height * width }, () => n()), count: 64, height, width, channels };
+  const q = toQdq(model, plan, await calibrate(model, plan.tensors, images, { method: "minmax" }));
+  const name = `${entry.name}-int8`;
+  return { entry: { ...entry, name, file: `${name}.onnx`, sha256: createHash("sha256").update(q).digest("hex"), bytes: q.length }, bytes: q };
+}
+
 /** The fixture models (as ONNX bytes by file name), their manifest, and reference runs. */
 export async function buildFixtureModels(): Promise<{ manifest: Manifest; files: Map<string, Uint8Array>; references: ReferenceRun[] }> {
   const files = new Map<string, Uint8Array>();
@@ -124,6 +140,12 @@ export async function buildFixtureModels(): Promise<{ manifest: Manifest; files:
     models.push(entry);
     references.push(await reference(entry, bytes, 1, spec.seed + 100), await reference(entry, bytes, 3, spec.seed + 200));
   }
+  // grey28-int8, served by name like the others (test/src/int8.test.ts); its reference keeps the Q/DQ
+  // nodes (training/export/int8.ts says why).
+  const int8 = await int8Model(models[0]!, files.get(models[0]!.file)!, SPECS[0]!.seed + 300);
+  files.set(int8.entry.file, int8.bytes);
+  models.push(int8.entry);
+  references.push(await reference(int8.entry, int8.bytes, 3, SPECS[0]!.seed + 200, openInt8Session));
   return { manifest: { schemaVersion: 1, defaultStudent: "grey28", models }, files, references };
 }
 
