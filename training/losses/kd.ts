@@ -4,7 +4,7 @@
 // alpha = 0 is plain cross-entropy: the baseline each student is also trained with.
 import * as tf from "@tensorflow/tfjs";
 import { crossEntropy } from "./ce.ts";
-import { type LossFactory, numericOptions } from "./loss.ts";
+import { type LossFactory, type LossInputs, numericOptions } from "./loss.ts";
 
 /** Batch-mean KL(softmax(teacher / T) || softmax(student / T)). */
 export function softTargetKl(logits: tf.Tensor2D, teacherLogits: tf.Tensor2D, temperature: number): tf.Scalar {
@@ -15,22 +15,38 @@ export function softTargetKl(logits: tf.Tensor2D, teacherLogits: tf.Tensor2D, te
   });
 }
 
-export const kd: LossFactory = (given) => {
-  const { temperature, alpha } = numericOptions("kd", given, {
-    temperature: { default: 4, check: (v) => v > 0, expect: "a number > 0" },
-    alpha: { default: 0.9, check: (v) => v >= 0 && v <= 1, expect: "a number from 0 to 1" },
-  });
-  return {
-    name: "kd",
-    options: { temperature, alpha },
-    needsTeacher: alpha > 0,
-    compute: ({ logits, labels, teacherLogits }) =>
-      tf.tidy(() => {
-        const hard = crossEntropy(logits, labels);
-        if (alpha === 0) return hard;
-        if (!teacherLogits) throw new Error("the kd loss needs the teacher's logits");
-        const soft = softTargetKl(logits, teacherLogits, temperature);
-        return soft.mul(alpha * temperature * temperature).add(hard.mul(1 - alpha)) as tf.Scalar;
-      }),
-  };
+/** KD's options: the temperature T and the weight alpha of the soft term. */
+const KD_OPTIONS = {
+  temperature: { default: 4, check: (v: number) => v > 0, expect: "a number > 0" },
+  alpha: { default: 0.9, check: (v: number) => v >= 0 && v <= 1, expect: "a number from 0 to 1" },
 };
+
+/**
+ * Hinton's combination, alpha * T^2 * soft + (1 - alpha) * hard, for a soft term between the
+ * teacher's and the student's outputs at temperature T and a hard term with the labels (kd here;
+ * mlkd.ts gives the multi-label pair).
+ */
+export function softTargetLoss(
+  name: string,
+  terms: { hard: (inputs: LossInputs) => tf.Scalar; soft: (logits: tf.Tensor2D, teacherLogits: tf.Tensor2D, temperature: number) => tf.Scalar; multiLabel?: true },
+): LossFactory {
+  return (given) => {
+    const { temperature, alpha } = numericOptions(name, given, KD_OPTIONS);
+    return {
+      name,
+      options: { temperature, alpha },
+      needsTeacher: alpha > 0,
+      ...(terms.multiLabel ? { multiLabel: true } : {}),
+      compute: (inputs) =>
+        tf.tidy(() => {
+          const hard = terms.hard(inputs);
+          if (alpha === 0) return hard;
+          if (!inputs.teacherLogits) throw new Error(`the ${name} loss needs the teacher's logits`);
+          const soft = terms.soft(inputs.logits, inputs.teacherLogits, temperature);
+          return soft.mul(alpha * temperature * temperature).add(hard.mul(1 - alpha)) as tf.Scalar;
+        }),
+    };
+  };
+}
+
+export const kd = softTargetLoss("kd", { hard: ({ logits, labels }) => crossEntropy(logits, labels), soft: softTargetKl });

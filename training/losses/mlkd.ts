@@ -5,7 +5,7 @@
 // Both terms are means over images and classes, so alpha weighs terms of one scale, as in kd.ts.
 import * as tf from "@tensorflow/tfjs";
 import { requireTargets, sigmoidCrossEntropy } from "./bce.ts";
-import { type LossFactory, numericOptions } from "./loss.ts";
+import { softTargetLoss } from "./kd.ts";
 
 /** Mean over images and classes of the binary KL between the teacher's and the student's sigmoids at T. */
 export function binarySoftTargetKl(logits: tf.Tensor2D, teacherLogits: tf.Tensor2D, temperature: number): tf.Scalar {
@@ -20,22 +20,8 @@ export function binarySoftTargetKl(logits: tf.Tensor2D, teacherLogits: tf.Tensor
   });
 }
 
-export const mlkd: LossFactory = (given) => {
-  const { temperature, alpha } = numericOptions("mlkd", given, {
-    temperature: { default: 4, check: (v) => v > 0, expect: "a number > 0" },
-    alpha: { default: 0.9, check: (v) => v >= 0 && v <= 1, expect: "a number from 0 to 1" },
-  });
-  return {
-    name: "mlkd",
-    options: { temperature, alpha },
-    needsTeacher: alpha > 0,
-    multiLabel: true,
-    compute: ({ logits, targets, teacherLogits }) =>
-      tf.tidy(() => {
-        const hard = sigmoidCrossEntropy(logits, requireTargets("mlkd", targets));
-        if (alpha === 0) return hard;
-        if (!teacherLogits) throw new Error("the mlkd loss needs the teacher's logits");
-        return binarySoftTargetKl(logits, teacherLogits, temperature).mul(alpha * temperature * temperature).add(hard.mul(1 - alpha)) as tf.Scalar;
-      }),
-  };
-};
+export const mlkd = softTargetLoss("mlkd", {
+  hard: ({ logits, targets }) => sigmoidCrossEntropy(logits, requireTargets("mlkd", targets)),
+  soft: binarySoftTargetKl,
+  multiLabel: true,
+});
