@@ -7,7 +7,7 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseManifest } from "../../../models/schema.ts";
-import { resolveConfig } from "../../../training/config/resolve.ts";
+import { parseFlag, resolveConfig } from "../../../training/config/resolve.ts";
 import type { DistillConfig } from "../../../training/config/schema.ts";
 import { initBackend } from "../../../training/engine/backend.ts";
 import { exportRun } from "../../../training/export/index.ts";
@@ -76,6 +76,11 @@ describe("bring your own", () => {
     expect(() => checkMethods(config({ dataset: "voc", loss: ["kd"] }))).toThrow(/kd is for single-label data, and voc is multi-label \(its method: mlkd\)/);
     expect(() => checkMethods(config({ loss: ["mlkd"] }))).toThrow(/mlkd is for multi-label data, and fashion-mnist is single-label/);
     expect(() => checkMethods(config({ loss: ["at"] }), "t.onnx")).toThrow(/at compares the teacher's intermediate tensors, which an ONNX teacher file does not give/);
+    // The flags: --loss a list, --loss-options method.option=value pairs.
+    expect(parseFlag("--loss", () => "kd,dkd")).toEqual({ key: "loss", value: ["kd", "dkd"] });
+    expect(parseFlag("--loss-options", () => "dkd.beta=8,dkd.alpha=0.5,at.p=1")).toEqual({ key: "lossOptions", value: { dkd: { beta: 8, alpha: 0.5 }, at: { p: 1 } } });
+    expect(() => parseFlag("--loss-options", () => "dkd=8")).toThrow(/--loss-options: lossOptions must map methods to options with numeric values, such as dkd.beta=8/);
+    expect(() => parseFlag("--input-size", () => "32x")).toThrow(/--input-size: inputSize must be a size such as "32" or "64x48"/);
   });
 
   it("distils a folder of images from an ONNX teacher made elsewhere and exports the student with the folder's classes", async () => {
