@@ -1,5 +1,5 @@
-// Tests that run inside workerd (the Workers runtime) through @cloudflare/vitest-pool-workers: the
-// edge API in src/. The global setups (Node) build the fixture ONNX models and provide them, and
+// Tests of the edge API in src/: those that run inside workerd (the Workers runtime) through
+// @cloudflare/vitest-pool-workers, and (*.node.test.ts) those that run workerd from Node to measure it. The global setups (Node) build the fixture ONNX models and provide them, and
 // start real teacher hosts on loopback for the A/B tests; the D1 migrations travel in as a binding
 // (TEST_MIGRATIONS) for the tests to apply to their fresh databases.
 //
@@ -18,28 +18,40 @@ if (!consumer) throw new Error("wrangler.toml declares no queue consumer");
 const TEST_LIMIT = 3;
 
 export default defineConfig({
-  plugins: [
-    cloudflareTest(async () => ({
-      wrangler: { configPath: "./wrangler.toml" },
-      miniflare: {
-        bindings: { TEST_MIGRATIONS: await readD1Migrations("migrations"), TEST_TEACHER_LIMIT: TEST_LIMIT },
-        ratelimits: { TEST_TEACHER_LIMITER: { simple: { limit: TEST_LIMIT, period: 60 } } },
-        queueConsumers: {
-          [consumer.queue]: {
-            ...(consumer.max_batch_size === undefined ? {} : { maxBatchSize: consumer.max_batch_size }),
-            ...(consumer.max_retries === undefined ? {} : { maxRetries: consumer.max_retries }),
-            ...(consumer.dead_letter_queue === undefined ? {} : { deadLetterQueue: consumer.dead_letter_queue }),
-            maxBatchTimeout: 1,
-            retryDelay: 1,
-          },
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest(async () => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: { TEST_MIGRATIONS: await readD1Migrations("migrations"), TEST_TEACHER_LIMIT: TEST_LIMIT },
+              ratelimits: { TEST_TEACHER_LIMITER: { simple: { limit: TEST_LIMIT, period: 60 } } },
+              queueConsumers: {
+                [consumer.queue]: {
+                  ...(consumer.max_batch_size === undefined ? {} : { maxBatchSize: consumer.max_batch_size }),
+                  ...(consumer.max_retries === undefined ? {} : { maxRetries: consumer.max_retries }),
+                  ...(consumer.dead_letter_queue === undefined ? {} : { deadLetterQueue: consumer.dead_letter_queue }),
+                  maxBatchTimeout: 1,
+                  retryDelay: 1,
+                },
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "workerd",
+          include: ["test/src/**/*.test.ts"],
+          exclude: ["test/src/**/*.node.test.ts"],
+          globalSetup: ["test/src/setup/global.ts", "test/src/setup/teacher.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
-    })),
-  ],
-  test: {
-    include: ["test/src/**/*.test.ts"],
-    globalSetup: ["test/src/setup/global.ts", "test/src/setup/teacher.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+      {
+        // Node driving workerd from outside, where a figure needs the process (memory).
+        test: { name: "workerd-from-node", include: ["test/src/**/*.node.test.ts"], environment: "node", pool: "forks", testTimeout: 300_000, hookTimeout: 300_000 },
+      },
+    ],
   },
 });

@@ -20,8 +20,9 @@ export const DEFAULT_LIMITS: Limits = {
   maxBatch: 64,
   maxImageSide: 8192,
   // Sized so that 8 concurrent uploads at these limits stay under a Worker's 128 MB (README, "Memory").
-  maxImagePixels: 1024 * 1024,
-  maxJpegDecoderBytes: 28 * 1024 * 1024,
+  maxImagePixels: 512 * 1024,
+  // jpeg-js's own count for a 4-component JPEG without subsampling at maxImagePixels: 28 bytes a pixel.
+  maxJpegDecoderBytes: 14 * 1024 * 1024,
 };
 
 export interface AppOptions {
