@@ -1,4 +1,7 @@
 // `npm run loadtest`: the local system (teacher host + `wrangler dev`) under load, on loopback.
+//   0. writes: 2,000 routed requests with measurements written straight to D1 (a wrangler config
+//      without the queue), then 2,000 through the measurements queue: D1 write transactions per
+//      1,000 requests for each, and rows lost (requests answered but missing from the report);
 //   1. mixed: 20,000 requests at concurrency 32 over the endpoints (routed classify, compare, OIP
 //      infer, named-model classify, health, report): no 5xx, none dropped, p50/p99, and the memory
 //      of the workerd that runs the Worker after the run within 10% of its memory after a warm-up
@@ -7,18 +10,29 @@
 //      every request it forwards, health checks included, which is dev tooling, not the Worker);
 //   2. teacher faults: routed traffic while the teacher host is killed and later restarted: every
 //      request answered, no 5xx, the student standing in, and the report counting the faults.
+// Clients send CF-Connecting-IP (one address per simulated client; locally the header passes through,
+// on Cloudflare's edge only Cloudflare sets it), so each has its own teacher allowance; /v1/compare
+// uses API keys the run makes. `--phases writes` (or mixed, faults, comma-separated) runs some only.
 // Results go to .bench/loadtest.json; the exit code is 1 when a check fails.
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import autocannon, { type RequestSpec, type Result } from "autocannon";
 import { encode } from "fast-png";
 import { type ModelEntry, parseManifest } from "../models/schema.ts";
 import { FASHION_MNIST_DIR, loadFashionMnist } from "../training/data/fashion-mnist.ts";
 import { writeJsonAtomic } from "../training/io/atomic.ts";
+import type { Report } from "../src/measurements/report.ts";
 import { type Stack, applyLocalMigrations, startStack } from "../scripts/stack.ts";
 
 const MIXED_REQUESTS = Number(process.env.LOADTEST_REQUESTS ?? 20_000);
 const FAULT_REQUESTS = Number(process.env.LOADTEST_FAULT_REQUESTS ?? 4_000);
+const WRITE_REQUESTS = Number(process.env.LOADTEST_WRITE_REQUESTS ?? 2_000);
+const PHASES = ["writes", "mixed", "faults"] as const;
+/** API keys for /v1/compare: each has the allowance of one client (60 a minute). */
+const COMPARE_KEYS = 16;
+/** The configuration without the queue, next to wrangler.toml so that its relative paths hold. */
+const DIRECT_CONFIG = ".loadtest-direct.wrangler.toml";
 /** Warm-up goes on in chunks until workerd's memory grows less than WARMUP_SETTLED over one. */
 const WARMUP_CHUNK = 2_000;
 const WARMUP_MAX_CHUNKS = 8;
@@ -28,6 +42,19 @@ const CLIENTS = 2_000;
 const IMAGES = 256;
 const PERSIST = ".wrangler/loadtest";
 const TOKEN = randomBytes(18).toString("base64url");
+const TEACHER_TOKEN = randomBytes(32).toString("base64url");
+
+const phases = (() => {
+  const { values } = parseArgs({ options: { phases: { type: "string" } } });
+  const list = (values.phases ?? PHASES.join(",")).split(",").map((p) => p.trim());
+  for (const p of list) {
+    if (!(PHASES as readonly string[]).includes(p)) {
+      console.error(`loadtest: unknown phase "${p}" in --phases (known: ${PHASES.join(", ")})`);
+      process.exit(2);
+    }
+  }
+  return new Set(list);
+})();
 
 const manifest = parseManifest(JSON.parse(readFileSync("models/manifest.json", "utf8")));
 const student = manifest.models.find((m) => m.name === manifest.defaultStudent)!;
@@ -55,6 +82,11 @@ function images(entry: ModelEntry): { png: Buffer; tensor: number[] }[] {
 }
 
 const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)]!;
+/** A simulated client: its id and its address. */
+function client(): Record<string, string> {
+  const n = Math.floor(Math.random() * CLIENTS);
+  return { "x-client-id": `client-${n}`, "cf-connecting-ip": `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` };
+}
 
 interface Tally {
   status: Map<number, number>;
@@ -86,14 +118,20 @@ function run(stack: Stack, requests: NonNullable<Parameters<typeof autocannon>[0
 
 const auth = { authorization: `Bearer ${TOKEN}` };
 const data = images(student);
+const compareKeys: string[] = [];
 const classify = (path: string): RequestSpec & { setupRequest: (r: RequestSpec) => RequestSpec } => ({
   method: "POST",
   path,
-  setupRequest: (r) => ({ ...r, body: pick(data).png, headers: { "content-type": "image/png", "x-client-id": `client-${Math.floor(Math.random() * CLIENTS)}` } }),
+  setupRequest: (r) => ({ ...r, body: pick(data).png, headers: { "content-type": "image/png", ...client() } }),
+});
+const compare = (): RequestSpec & { setupRequest: (r: RequestSpec) => RequestSpec } => ({
+  method: "POST",
+  path: "/v1/compare",
+  setupRequest: (r) => ({ ...r, body: pick(data).png, headers: { "content-type": "image/png", authorization: `Bearer ${pick(compareKeys)}` } }),
 });
 const MIXED = [
   ...Array.from({ length: 10 }, () => classify("/v1/classify")),
-  ...Array.from({ length: 3 }, () => classify("/v1/compare")),
+  ...Array.from({ length: 3 }, () => compare()),
   ...Array.from({ length: 3 }, () => ({
     method: "POST",
     path: `/v2/models/${student.name}/infer`,
@@ -116,97 +154,172 @@ const answered = (t: Tally) => [...t.status.values()].reduce((a, b) => a + b, 0)
 const checks: { name: string; ok: boolean; detail: string }[] = [];
 const check = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
 
-rmSync(PERSIST, { recursive: true, force: true });
-applyLocalMigrations(PERSIST);
-console.log("loadtest: starting the teacher host and wrangler dev");
-const stack = await startStack({
-  workerPort: 8797,
-  teacherPort: 8097,
-  persistTo: PERSIST,
-  vars: { STUDENT_PERCENT: "50", SHADOW_PERCENT: "10", TEACHER_TIMEOUT_MS: "2000", ADMIN_TOKEN: TOKEN },
-});
-const output: Record<string, unknown> = { connections: CONNECTIONS, student: student.name };
+const VARS = { STUDENT_PERCENT: "50", SHADOW_PERCENT: "10", TEACHER_TIMEOUT_MS: "2000", ADMIN_TOKEN: TOKEN, TEACHER_TOKEN };
+let stack: Stack | undefined;
+const output: Record<string, unknown> = { connections: CONNECTIONS, student: student.name, phases: [...phases] };
 // Ctrl-C (or a timeout's SIGTERM) still stops the teacher host and wrangler dev.
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void stack.stop().then(() => process.exit(130)));
-try {
-  // V8's heap and compiled code grow for the first several thousand requests, then level off; the
-  // comparison is against the level, so warm-up lasts until the memory stops growing.
-  let warm = stack.workerdMemory();
-  let warmup = 0;
-  for (let chunk = 1; chunk <= WARMUP_MAX_CHUNKS; chunk++) {
-    await run(stack, MIXED, WARMUP_CHUNK);
-    warmup += WARMUP_CHUNK;
-    const now = stack.workerdMemory();
-    const growth = now.worker / warm.worker - 1;
-    console.log(`loadtest: warm-up ${warmup}: workerd ${mb(now.worker)} MB (${(growth * 100).toFixed(1)}% over the last ${WARMUP_CHUNK})`);
-    warm = now;
-    if (chunk >= 2 && growth < WARMUP_SETTLED) break;
-  }
-  output.warmupRequests = warmup;
-
-  console.log(`loadtest: mixed, ${MIXED_REQUESTS} requests at concurrency ${CONNECTIONS}`);
-  // workerd's memory through the run: a leak climbs steadily, a heap settling levels off.
-  const memory: { requests: number; workerMB: number; proxyMB: number }[] = [{ requests: 0, workerMB: mb(warm.worker), proxyMB: mb(warm.proxy) }];
-  const mixed = await run(stack, MIXED, MIXED_REQUESTS, (done) => {
-    if (done % 2_000 === 0) {
-      const now = stack.workerdMemory();
-      memory.push({ requests: done, workerMB: mb(now.worker), proxyMB: mb(now.proxy) });
-      console.log(`loadtest:   ${done} / ${MIXED_REQUESTS}: workerd ${mb(now.worker)} MB (dev proxy ${mb(now.proxy)} MB)`);
-    }
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    rmSync(DIRECT_CONFIG, { force: true });
+    void (stack?.stop() ?? Promise.resolve()).then(() => process.exit(130));
   });
-  const after = stack.workerdMemory();
-  const m = mixed.result;
-  check("mixed: no 5xx", fivexx(mixed.tally) === 0, JSON.stringify(Object.fromEntries(mixed.tally.status)));
-  check("mixed: none dropped", m.errors === 0 && m.timeouts === 0 && answered(mixed.tally) === MIXED_REQUESTS, `${answered(mixed.tally)} answered, ${m.errors} errors, ${m.timeouts} timeouts`);
-  const growth = after.worker / warm.worker - 1;
-  check("mixed: workerd memory within 10% of warm-up", growth <= 0.1, `${mb(warm.worker)} MB -> ${mb(after.worker)} MB (${(growth * 100).toFixed(1)}%); dev proxy ${mb(warm.proxy)} -> ${mb(after.proxy)} MB`);
-  output.mixed = {
-    requests: MIXED_REQUESTS,
-    seconds: m.duration,
-    requestsPerSecond: m.requests.average,
-    latencyMs: { p50: m.latency.p50, p90: m.latency.p90, p99: m.latency.p99, max: m.latency.max },
-    status: Object.fromEntries(mixed.tally.status),
-    arms: Object.fromEntries(mixed.tally.arms),
-    memoryMB: { afterWarmup: mb(warm.worker), afterRun: mb(after.worker), devProxy: { afterWarmup: mb(warm.proxy), afterRun: mb(after.proxy) }, byRequests: memory },
-  };
-  const mixedReport = await (await fetch(`${stack.workerUrl}/v1/report`, { headers: auth })).json();
-  output.mixedReport = mixedReport;
+}
 
-  console.log(`loadtest: teacher faults, ${FAULT_REQUESTS} routed requests; the teacher is killed at 25% and restarted at 60%`);
+async function start(config?: string): Promise<Stack> {
+  rmSync(PERSIST, { recursive: true, force: true });
+  applyLocalMigrations(PERSIST);
+  console.log(`loadtest: starting the teacher host and wrangler dev${config ? ` (${config})` : ""}`);
+  return startStack({ workerPort: 8797, teacherPort: 8097, persistTo: PERSIST, teacherToken: TEACHER_TOKEN, vars: VARS, ...(config ? { config } : {}) });
+}
+
+async function report(s: Stack, since: number): Promise<Report> {
+  const r = await fetch(`${s.workerUrl}/v1/report?since=${since}`, { headers: auth });
+  if (!r.ok) throw new Error(`report: HTTP ${r.status} ${await r.text()}`);
+  return (await r.json()) as Report;
+}
+
+/**
+ * WRITE_REQUESTS routed requests; then, once the measurements have landed (the queue's consumer
+ * writes a batch at most 5 s after its first message), transactions per 1,000 requests and rows lost.
+ */
+async function writes(s: Stack, via: "direct" | "queue") {
+  console.log(`loadtest: writes (${via}), ${WRITE_REQUESTS} routed requests at concurrency ${CONNECTIONS}`);
   const since = Date.now();
-  let killed = false;
-  let restart: Promise<void> | undefined;
-  const faults = await run(stack, ROUTED, FAULT_REQUESTS, (done) => {
-    if (!killed && done >= FAULT_REQUESTS * 0.25) {
-      killed = true;
-      stack.teacher.child.kill("SIGKILL");
-    }
-    if (!restart && done >= FAULT_REQUESTS * 0.6) restart = stack.startTeacher();
-  });
-  await restart;
-  await new Promise((r) => setTimeout(r, 1_000)); // the last measurements are written after their responses
-  const report = (await (await fetch(`${stack.workerUrl}/v1/report?since=${since}`, { headers: auth })).json()) as { fallbacks: number; rows: { arm: string; faults: Record<string, number> }[] };
-  const reported = report.rows.filter((r) => r.arm === "teacher").reduce((n, r) => n + Object.values(r.faults).reduce((a, b) => a + b, 0), 0);
-  const seen = [...faults.tally.faults.values()].reduce((a, b) => a + b, 0);
-  check("faults: no 5xx", fivexx(faults.tally) === 0, JSON.stringify(Object.fromEntries(faults.tally.status)));
-  check("faults: every request answered", faults.result.errors === 0 && faults.result.timeouts === 0 && answered(faults.tally) === FAULT_REQUESTS, `${answered(faults.tally)} answered`);
-  check("faults: the student stood in", seen > 0, `${seen} responses carried X-Teacher-Fault: ${JSON.stringify(Object.fromEntries(faults.tally.faults))}`);
-  check("faults: the report counts them", report.fallbacks === seen && reported >= seen, `report: ${report.fallbacks} fallbacks, ${reported} teacher faults (shadow faults included)`);
-  output.faults = {
-    requests: FAULT_REQUESTS,
-    latencyMs: { p50: faults.result.latency.p50, p99: faults.result.latency.p99 },
-    status: Object.fromEntries(faults.tally.status),
-    arms: Object.fromEntries(faults.tally.arms),
-    teacherFaults: Object.fromEntries(faults.tally.faults),
-    report,
+  const { tally } = await run(s, ROUTED, WRITE_REQUESTS);
+  const answered = tally.status.get(200) ?? 0;
+  let r = await report(s, since);
+  for (const deadline = Date.now() + 60_000; r.requests < answered && Date.now() < deadline; r = await report(s, since)) await new Promise((done) => setTimeout(done, 1_000));
+  const served = r.rows.reduce((n, row) => n + row.served, 0);
+  const result = {
+    requests: WRITE_REQUESTS,
+    answered,
+    status: Object.fromEntries(tally.status),
+    recordedRequests: r.requests,
+    servedRows: served,
+    rowsLost: answered - served,
+    transactions: r.writes.transactions,
+    rowsWritten: r.writes.rows,
+    transactionsPerThousandRequests: r.writes.perThousandRequests,
   };
+  check(`writes (${via}): every answered request recorded`, result.rowsLost === 0 && r.requests === answered, `${answered} answered, ${r.requests} in the report, ${served} served rows`);
+  console.log(`loadtest:   ${via}: ${result.transactions} D1 write transactions for ${r.requests} requests (${result.transactionsPerThousandRequests?.toFixed(1)} per 1,000), ${result.rowsLost} rows lost`);
+  return result;
+}
+
+try {
+  if (phases.has("writes")) {
+    // Before: wrangler.toml without the queue, so every request writes its own rows.
+    const toml = readFileSync("wrangler.toml", "utf8");
+    const direct = toml.replace(/^\[\[queues\.(producers|consumers)\]\]\n(?:(?!\[)[^\n]*\n)*/gm, "");
+    if (direct === toml || /queues/.test(direct.replace(/^#.*$/gm, ""))) throw new Error("could not take the queue out of wrangler.toml");
+    writeFileSync(DIRECT_CONFIG, `# Written by bench/loadtest.ts for its "before" measurement, and removed after it.\n${direct}`);
+    try {
+      stack = await start(DIRECT_CONFIG);
+      const before = await writes(stack, "direct");
+      await stack.stop();
+      stack = await start();
+      const after = await writes(stack, "queue");
+      output.writes = { direct: before, queue: after };
+      check("writes: the queue batches D1 writes", (after.transactionsPerThousandRequests ?? Infinity) < (before.transactionsPerThousandRequests ?? 0) / 10, `${before.transactionsPerThousandRequests?.toFixed(1)} -> ${after.transactionsPerThousandRequests?.toFixed(1)} transactions per 1,000 requests`);
+    } finally {
+      rmSync(DIRECT_CONFIG, { force: true });
+    }
+  }
+  if (phases.has("mixed") || phases.has("faults")) {
+    stack ??= await start();
+    for (let i = 0; i < COMPARE_KEYS; i++) {
+      const r = await fetch(`${stack.workerUrl}/v1/keys`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ name: `loadtest-${i}`, rights: ["compare"] }) });
+      if (r.status !== 201) throw new Error(`cannot make an API key: HTTP ${r.status} ${await r.text()}`);
+      compareKeys.push(((await r.json()) as { key: string }).key);
+    }
+  }
+  if (phases.has("mixed")) {
+    const s = stack!;
+    // V8's heap and compiled code grow for the first several thousand requests, then level off; the
+    // comparison is against the level, so warm-up lasts until the memory stops growing.
+    let warm = s.workerdMemory();
+    let warmup = 0;
+    for (let chunk = 1; chunk <= WARMUP_MAX_CHUNKS; chunk++) {
+      await run(s, MIXED, WARMUP_CHUNK);
+      warmup += WARMUP_CHUNK;
+      const now = s.workerdMemory();
+      const growth = now.worker / warm.worker - 1;
+      console.log(`loadtest: warm-up ${warmup}: workerd ${mb(now.worker)} MB (${(growth * 100).toFixed(1)}% over the last ${WARMUP_CHUNK})`);
+      warm = now;
+      if (chunk >= 2 && growth < WARMUP_SETTLED) break;
+    }
+    output.warmupRequests = warmup;
+
+    console.log(`loadtest: mixed, ${MIXED_REQUESTS} requests at concurrency ${CONNECTIONS}`);
+    // workerd's memory through the run: a leak climbs steadily, a heap settling levels off.
+    const memory: { requests: number; workerMB: number; proxyMB: number }[] = [{ requests: 0, workerMB: mb(warm.worker), proxyMB: mb(warm.proxy) }];
+    const mixed = await run(s, MIXED, MIXED_REQUESTS, (done) => {
+      if (done % 2_000 === 0) {
+        const now = s.workerdMemory();
+        memory.push({ requests: done, workerMB: mb(now.worker), proxyMB: mb(now.proxy) });
+        console.log(`loadtest:   ${done} / ${MIXED_REQUESTS}: workerd ${mb(now.worker)} MB (dev proxy ${mb(now.proxy)} MB)`);
+      }
+    });
+    const after = s.workerdMemory();
+    const m = mixed.result;
+    check("mixed: no 5xx", fivexx(mixed.tally) === 0, JSON.stringify(Object.fromEntries(mixed.tally.status)));
+    check("mixed: none dropped", m.errors === 0 && m.timeouts === 0 && answered(mixed.tally) === MIXED_REQUESTS, `${answered(mixed.tally)} answered, ${m.errors} errors, ${m.timeouts} timeouts`);
+    const growth = after.worker / warm.worker - 1;
+    check("mixed: workerd memory within 10% of warm-up", growth <= 0.1, `${mb(warm.worker)} MB -> ${mb(after.worker)} MB (${(growth * 100).toFixed(1)}%); dev proxy ${mb(warm.proxy)} -> ${mb(after.proxy)} MB`);
+    output.mixed = {
+      requests: MIXED_REQUESTS,
+      seconds: m.duration,
+      requestsPerSecond: m.requests.average,
+      latencyMs: { p50: m.latency.p50, p90: m.latency.p90, p99: m.latency.p99, max: m.latency.max },
+      status: Object.fromEntries(mixed.tally.status),
+      arms: Object.fromEntries(mixed.tally.arms),
+      memoryMB: { afterWarmup: mb(warm.worker), afterRun: mb(after.worker), devProxy: { afterWarmup: mb(warm.proxy), afterRun: mb(after.proxy) }, byRequests: memory },
+    };
+    const mixedReport = await (await fetch(`${s.workerUrl}/v1/report`, { headers: auth })).json();
+    output.mixedReport = mixedReport;
+  }
+  if (phases.has("faults")) {
+    const s = stack!;
+    console.log(`loadtest: teacher faults, ${FAULT_REQUESTS} routed requests; the teacher is killed at 25% and restarted at 60%`);
+    const since = Date.now();
+    let killed = false;
+    let restart: Promise<void> | undefined;
+    const faults = await run(s, ROUTED, FAULT_REQUESTS, (done) => {
+      if (!killed && done >= FAULT_REQUESTS * 0.25) {
+        killed = true;
+        s.teacher.child.kill("SIGKILL");
+      }
+      if (!restart && done >= FAULT_REQUESTS * 0.6) restart = s.startTeacher();
+    });
+    await restart;
+    const seen = [...faults.tally.faults.values()].reduce((a, b) => a + b, 0);
+    // The last measurements are written after their responses, through the queue.
+    let faultReport = await report(s, since);
+    for (const deadline = Date.now() + 60_000; faultReport.requests < answered(faults.tally) && Date.now() < deadline; faultReport = await report(s, since)) {
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    const reported = faultReport.rows.filter((r) => r.arm === "teacher").reduce((n, r) => n + Object.values(r.faults).reduce((a, b) => a + (b ?? 0), 0), 0);
+    check("faults: no 5xx", fivexx(faults.tally) === 0, JSON.stringify(Object.fromEntries(faults.tally.status)));
+    check("faults: every request answered", faults.result.errors === 0 && faults.result.timeouts === 0 && answered(faults.tally) === FAULT_REQUESTS, `${answered(faults.tally)} answered`);
+    check("faults: the student stood in", seen > 0, `${seen} responses carried X-Teacher-Fault: ${JSON.stringify(Object.fromEntries(faults.tally.faults))}`);
+    check("faults: the report counts them", faultReport.fallbacks === seen && reported >= seen, `report: ${faultReport.fallbacks} fallbacks, ${reported} teacher faults (shadow faults included)`);
+    output.faults = {
+      requests: FAULT_REQUESTS,
+      latencyMs: { p50: faults.result.latency.p50, p99: faults.result.latency.p99 },
+      status: Object.fromEntries(faults.tally.status),
+      arms: Object.fromEntries(faults.tally.arms),
+      teacherFaults: Object.fromEntries(faults.tally.faults),
+      report: faultReport,
+    };
+  }
 } finally {
-  await stack.stop();
+  await stack?.stop();
 }
 
 output.checks = checks;
 writeJsonAtomic(".bench/loadtest.json", output);
-console.log(JSON.stringify(output.mixed, null, 2));
-console.log(JSON.stringify({ faults: { ...(output.faults as object), report: undefined } }, null, 2));
+if (output.writes) console.log(JSON.stringify({ writes: output.writes }, null, 2));
+if (output.mixed) console.log(JSON.stringify(output.mixed, null, 2));
+if (output.faults) console.log(JSON.stringify({ faults: { ...(output.faults as object), report: undefined } }, null, 2));
 for (const c of checks) console.log(`${c.ok ? "PASS" : "FAIL"}  ${c.name}: ${c.detail}`);
 process.exit(checks.every((c) => c.ok) ? 0 : 1);

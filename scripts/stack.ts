@@ -1,7 +1,7 @@
 // The local system: the teacher host and `wrangler dev` (the Worker in workerd, with local D1), started
 // together and stopped together. scripts/start.ts (`npm start`) and bench/loadtest.ts both use it.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TeacherProcess, eachLine, launchTeacher } from "../teacher/launch.ts";
 
@@ -11,6 +11,10 @@ const QUIET_ENV = { WRANGLER_SEND_METRICS: "false", CI: "1", NO_COLOR: "1" };
 export interface StackOptions {
   workerPort: number;
   teacherPort: number;
+  /** The secret the teacher host checks (its environment); the Worker gets it from .dev.vars or vars. */
+  teacherToken: string;
+  /** Another wrangler configuration than wrangler.toml (in the same folder, so its paths hold). */
+  config?: string;
   /** wrangler's local state (D1); default .wrangler/state. */
   persistTo?: string;
   /** Extra Worker vars (override wrangler.toml and .dev.vars). */
@@ -60,7 +64,7 @@ async function waitHealthy(url: string, child: ChildProcess, timeoutMs: number, 
 }
 
 /** Process ids below `root` whose command is `name` (Linux /proc). */
-function descendants(root: number, name: string): number[] {
+export function descendants(root: number, name: string): number[] {
   const parent = new Map<number, number>();
   const comm = new Map<number, string>();
   for (const entry of readdirSync("/proc")) {
@@ -81,16 +85,28 @@ function descendants(root: number, name: string): number[] {
   return [...comm].filter(([pid, c]) => c === name && under(pid)).map(([pid]) => pid);
 }
 
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  if (!m) throw new Error(`no VmRSS for process ${pid}`);
-  return Number(m[1]) * 1024;
+/**
+ * A process's resident memory and its peak (VmHWM), in bytes (Linux /proc). `resetPeak` starts the
+ * peak afresh from now (the kernel's clear_refs), so it can bracket one burst of work.
+ */
+export function processMemory(pid: number, resetPeak = false): { rss: number; peak: number } {
+  if (resetPeak) writeFileSync(`/proc/${pid}/clear_refs`, "5");
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (field: string) => {
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
+    if (!m) throw new Error(`no ${field} for process ${pid}`);
+    return Number(m[1]) * 1024;
+  };
+  return { rss: kb("VmRSS"), peak: kb("VmHWM") };
 }
+
+const rssBytes = (pid: number) => processMemory(pid).rss;
 
 export async function startStack(options: StackOptions): Promise<Stack> {
   const log = options.log ?? (() => {});
   const teacherArgs = ["--port", String(options.teacherPort)];
-  let teacher = await launchTeacher({ args: teacherArgs, log: (l) => log("teacher", l) });
+  const teacherEnv = { TEACHER_TOKEN: options.teacherToken };
+  let teacher = await launchTeacher({ args: teacherArgs, env: teacherEnv, log: (l) => log("teacher", l) });
   const teacherUrl = teacher.url;
   if (options.signal?.aborted) {
     await teacher.stop();
@@ -100,6 +116,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const vars = { TEACHER_URL: teacherUrl, ...options.vars };
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(options.workerPort), "--show-interactive-dev-session=false", "--log-level", "warn"];
   if (options.persistTo) args.push("--persist-to", options.persistTo);
+  if (options.config) args.push("--config", options.config);
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   // Its own process group, so stopping it also stops the workerd it starts.
   const wrangler = spawn(WRANGLER, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...QUIET_ENV }, detached: true });
@@ -148,7 +165,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     },
     stopTeacher: () => teacher.stop(),
     async startTeacher() {
-      teacher = await launchTeacher({ args: ["--port", new URL(teacherUrl).port], log: (l) => log("teacher", l) });
+      teacher = await launchTeacher({ args: ["--port", new URL(teacherUrl).port], env: teacherEnv, log: (l) => log("teacher", l) });
     },
     workerdMemory() {
       const pids = descendants(wrangler.pid!, "workerd");

@@ -1,7 +1,9 @@
 // `npm start`: the whole local system on the models in models/: applies the local D1 migrations,
 // starts the teacher host (127.0.0.1:8000) and `wrangler dev` (127.0.0.1:8787), waits until both
 // answer, prints commands to try, and stops both on Ctrl-C.
-// Ports: TEACHER_PORT, WORKER_PORT. The admin token comes from .dev.vars (created on first run).
+// Ports: TEACHER_PORT, WORKER_PORT. The secrets come from .dev.vars, written with random values on
+// the first run: ADMIN_TOKEN (the admin API), TEACHER_TOKEN (the Worker's proof to the teacher host;
+// wrangler dev reads it from .dev.vars, the teacher host gets it in its environment).
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { applyLocalMigrations, startStack } from "./stack.ts";
@@ -19,14 +21,14 @@ function port(name: string, fallback: number): number {
   return n;
 }
 
-/** The admin token from .dev.vars, writing a fresh random one (readable by the owner only) if absent. */
-function adminToken(): string {
+/** A secret from .dev.vars, adding a fresh random one (the file readable by the owner only) if absent. */
+function devSecret(name: string): string {
   const text = existsSync(DEV_VARS) ? readFileSync(DEV_VARS, "utf8") : "";
-  const m = /^ADMIN_TOKEN\s*=\s*"?([^"\n]+)"?\s*$/m.exec(text);
+  const m = new RegExp(`^${name}\\s*=\\s*"?([^"\\n]+)"?\\s*$`, "m").exec(text);
   if (m) return m[1]!;
-  const token = randomBytes(24).toString("base64url");
-  writeFileSync(DEV_VARS, `${text}${text && !text.endsWith("\n") ? "\n" : ""}ADMIN_TOKEN="${token}"\n`, { mode: 0o600 });
-  console.log(`start: wrote a new ADMIN_TOKEN to ${DEV_VARS}`);
+  const token = randomBytes(32).toString("base64url");
+  writeFileSync(DEV_VARS, `${text}${text && !text.endsWith("\n") ? "\n" : ""}${name}="${token}"\n`, { mode: 0o600 });
+  console.log(`start: wrote a new ${name} to ${DEV_VARS}`);
   return token;
 }
 
@@ -51,7 +53,8 @@ if (!existsSync(MANIFEST)) {
 }
 const teacherPort = port("TEACHER_PORT", 8000);
 const workerPort = port("WORKER_PORT", 8787);
-const token = adminToken();
+const token = devSecret("ADMIN_TOKEN");
+const teacherToken = devSecret("TEACHER_TOKEN");
 
 console.log("start: applying D1 migrations to the local database");
 try {
@@ -70,6 +73,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => on
 const stack = await startStack({
   teacherPort,
   workerPort,
+  teacherToken,
   signal: starting.signal,
   log: (source, line) => {
     // wrangler dev tries to fetch Request.cf data from the internet and says so with a stack trace;
@@ -96,12 +100,13 @@ narrowdeep is running:
 
 Try (samples/ has Fashion-MNIST test images; any PNG or JPEG works):
   curl -s -X POST ${w}/v1/classify -H "X-Client-Id: alice" ${png} -D -
-  curl -s -X POST ${w}/v1/classify -H "X-Force-Arm: teacher" ${png}
-  curl -s -X POST "${w}/v1/compare?k=3" ${png}
+  curl -s -X POST ${w}/v1/classify -H "X-Force-Arm: teacher" ${auth} ${png}     # forcing an arm needs a key or the admin token
+  curl -s -X POST "${w}/v1/compare?k=3" ${auth} ${png}
+  curl -s -X POST ${w}/v1/keys ${auth} -H "Content-Type: application/json" -d '{"name": "me", "rights": ["compare", "force"]}'
   curl -s "${w}/v1/report?since=1h" ${auth}
   curl -s -X PATCH ${w}/v1/config ${auth} -H "Content-Type: application/json" -d '{"studentPercent": 80, "shadowPercent": 10}'
   curl -s ${w}/v2/models/${manifest.defaultStudent}
-  curl -s ${stack.teacherUrl}/v2/models/${teacherName}   # names the teacher's execution provider (cuda or cpu)
+  curl -s ${stack.teacherUrl}/v2/models/${teacherName} -H "Authorization: Bearer $(sed -n 's/^TEACHER_TOKEN="\\(.*\\)"/\\1/p' ${DEV_VARS})"   # the teacher's execution provider
 
 Ctrl-C stops both.`);
 

@@ -2,11 +2,12 @@
 // constant time, in a configurable header), the body limit enforced while the body arrives (a 100 MB
 // upload is refused at once and the host's memory stays flat), and the concurrency bound (a flood
 // gets 503 with Retry-After, and the host keeps serving).
-import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { processMemory as memory } from "../../scripts/stack.ts";
 import { type TeacherProcess, launchTeacher } from "../../teacher/launch.ts";
 import { newTeacherToken, writeTeacherModels } from "../src/setup/teacher.ts";
 
@@ -43,14 +44,6 @@ async function refusal(args: string[], env: Record<string, string>): Promise<str
 const inferBody = JSON.stringify({ inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: new Array(784).fill(0.25) }] });
 const infer = (url: string, headers: Record<string, string>) =>
   fetch(`${url}/v2/models/teacher28/infer`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: inferBody });
-
-/** Resident and peak memory of a process, in bytes; the peak restarts from now when `reset`. */
-function memory(pid: number, reset = false): { rss: number; peak: number } {
-  if (reset) writeFileSync(`/proc/${pid}/clear_refs`, "5");
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
-  return { rss: kb("VmRSS"), peak: kb("VmHWM") };
-}
 
 /**
  * Uploads `total` bytes of zeros in 1 MB writes, with a Content-Length or chunked, until the host
