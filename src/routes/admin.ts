@@ -11,7 +11,7 @@ import { buildReport, parseSince } from "../measurements/report.ts";
 import { adminAuth } from "../middleware/admin-auth.ts";
 import { SettingsError, applySettingsPatch, parseSettingsPatch, readSettings } from "../routing/settings.ts";
 import { type AbBindings, teacherEntry } from "../routing/setup.ts";
-import type { RouteContext } from "./context.ts";
+import { type RouteContext, jsonBody, validated } from "./context.ts";
 
 type AdminContext = Context<{ Bindings: AbBindings }>;
 
@@ -56,19 +56,8 @@ export function adminRoutes({ store }: RouteContext, teachers: readonly ModelEnt
   };
   app.get("/config", config);
   app.patch("/config", async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw badRequest("the body must be JSON, e.g. {\"studentPercent\": 80}");
-    }
-    let patch;
-    try {
-      patch = parseSettingsPatch(body);
-    } catch (err) {
-      settingsError(err);
-    }
-    await applySettingsPatch(database(c), patch);
+    const body = await jsonBody(c, '{"studentPercent": 80}');
+    await applySettingsPatch(database(c), validated(() => parseSettingsPatch(body), SettingsError));
     return config(c);
   });
   return app;

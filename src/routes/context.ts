@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { endTime, startTime } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
 import type { OutputTensor } from "../oip/response.ts";
-import { HttpError, notFound } from "../errors.ts";
+import { HttpError, badRequest, notFound } from "../errors.ts";
 import type { ImageLimits } from "../image/types.ts";
 import { ModelLoadError, type ModelStore } from "../models/store.ts";
 import type { Limits } from "../options.ts";
@@ -40,6 +40,25 @@ export const unavailableError = (err: ModelLoadError) => new HttpError(503, `mod
 
 export function unavailable(err: unknown): never {
   throw err instanceof ModelLoadError ? unavailableError(err) : err;
+}
+
+/** The request's JSON body; a 400 that shows what is expected when it is not JSON. */
+export async function jsonBody(c: Context, example: string): Promise<unknown> {
+  try {
+    return await c.req.json();
+  } catch {
+    throw badRequest(`the body must be JSON, e.g. ${example}`);
+  }
+}
+
+/** Runs a validator: its own error type becomes a 400 with the validator's message. */
+export function validated<T>(parse: () => T, invalid: abstract new (...args: never[]) => Error): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof invalid) throw badRequest(err.message);
+    throw err;
+  }
 }
 
 /** The request's media type, lower-cased, without parameters; undefined when absent. */

@@ -4,10 +4,11 @@
 //   DELETE /v1/keys/:id  revokes a key at once (its next use answers 401)
 import { Hono } from "hono";
 import { ApiKeyError, createKey, listKeys, parseNewKey, revokeKey } from "../access/api-keys.ts";
-import { badRequest, notFound } from "../errors.ts";
+import { notFound } from "../errors.ts";
 import { adminAuth } from "../middleware/admin-auth.ts";
 import type { AbBindings } from "../routing/setup.ts";
 import { database } from "./admin.ts";
+import { jsonBody, validated } from "./context.ts";
 
 export function keyRoutes(): Hono<{ Bindings: AbBindings }> {
   const app = new Hono<{ Bindings: AbBindings }>();
@@ -15,20 +16,8 @@ export function keyRoutes(): Hono<{ Bindings: AbBindings }> {
   app.use("/keys/*", adminAuth());
 
   app.post("/keys", async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw badRequest('the body must be JSON, e.g. {"name": "ci", "rights": ["compare"]}');
-    }
-    let request;
-    try {
-      request = parseNewKey(body);
-    } catch (err) {
-      if (err instanceof ApiKeyError) throw badRequest(err.message);
-      throw err;
-    }
-    return c.json(await createKey(database(c), request), 201);
+    const body = await jsonBody(c, '{"name": "ci", "rights": ["compare"]}');
+    return c.json(await createKey(database(c), validated(() => parseNewKey(body), ApiKeyError)), 201);
   });
 
   app.get("/keys", async (c) => c.json({ keys: await listKeys(database(c)) }));

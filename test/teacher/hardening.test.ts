@@ -133,30 +133,20 @@ describe("the teacher token", () => {
 });
 
 describe("the body limit", () => {
-  it("refuses a 100 MB body by its Content-Length before reading it, with the host's memory flat", async () => {
-    const h = await start(["--max-body-bytes", "1048576"]);
-    const pid = h.child.pid!;
-    const before = memory(pid, true);
-    const r = await upload(h.url, 100 << 20, false);
-    expect(r.status).toBe(413);
-    expect(JSON.parse(r.body)).toEqual({ error: "the body is over the limit of 1048576 bytes" });
-    expect(r.ms).toBeLessThan(5_000);
-    const after = memory(pid);
-    expect(after.peak - before.rss).toBeLessThan(30 << 20);
-    // Still serving.
-    expect((await infer(h.url, { Authorization: `Bearer ${token}` })).status).toBe(200);
-  });
-
-  it("stops reading a chunked body at the limit", async () => {
-    const h = await start(["--max-body-bytes", "1048576"]);
-    const pid = h.child.pid!;
-    const before = memory(pid, true);
-    const r = await upload(h.url, 100 << 20, true);
-    expect(r.status).toBe(413);
-    expect(r.ms).toBeLessThan(5_000);
-    expect(memory(pid).peak - before.rss).toBeLessThan(30 << 20);
-    expect((await infer(h.url, { Authorization: `Bearer ${token}` })).status).toBe(200);
-  });
+  // A 100 MB body, with its Content-Length (refused before reading) or chunked (refused at the limit):
+  // answered 413 within seconds, the host's peak memory barely moved, and the host still serving.
+  for (const chunked of [false, true]) {
+    it(`refuses a 100 MB body ${chunked ? "sent chunked, at the limit" : "by its Content-Length, before reading it"}, with the host's memory flat`, async () => {
+      const h = await start(["--max-body-bytes", "1048576"]);
+      const before = memory(h.child.pid!, true);
+      const r = await upload(h.url, 100 << 20, chunked);
+      expect(r.status).toBe(413);
+      expect(JSON.parse(r.body)).toEqual({ error: "the body is over the limit of 1048576 bytes" });
+      expect(r.ms).toBeLessThan(5_000);
+      expect(memory(h.child.pid!).peak - before.rss).toBeLessThan(30 << 20);
+      expect((await infer(h.url, { Authorization: `Bearer ${token}` })).status).toBe(200);
+    });
+  }
 });
 
 describe("a flood", () => {
