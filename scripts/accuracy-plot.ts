@@ -49,7 +49,8 @@ function ticks(lo: number, hi: number, count: number): number[] {
 }
 
 export function renderAccuracyPlot(manifest: Manifest): string {
-  const points = manifest.models.map(point).filter((p): p is Point => p !== null);
+  // int8 variants share their fp32 twin's MACs and accuracy to a tenth of a point: the table lists them.
+  const points = manifest.models.filter((m) => !m.quantization).map(point).filter((p): p is Point => p !== null);
   if (points.length === 0) throw new Error("no model in the manifest has a test accuracy to plot");
   const archs = [...new Set(points.filter((p) => p.kind !== "teacher").map((p) => p.architecture))];
   const color = (p: Point) => (p.kind === "teacher" ? "#333" : COLORS[archs.indexOf(p.architecture) % COLORS.length]!);

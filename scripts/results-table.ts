@@ -42,7 +42,7 @@ function meanSd(xs: number[]): { mean: number; sd: number } {
  * top-1: paired by seed, mean ± sd, when both were trained over the same seeds; else the one difference.
  */
 function gain(m: ModelEntry, all: ModelEntry[]): string {
-  if (m.role !== "student" || m.name.endsWith("-baseline")) return "";
+  if (m.role !== "student" || m.name.endsWith("-baseline") || m.quantization) return "";
   const base = all.find((b) => b.name === `${m.architecture}-baseline`);
   if (!base || SAME_SETUP.some((k) => m.training?.[k] !== base.training?.[k])) return "";
   const [kd, ce] = [m.metrics.accuracy?.seeds?.bySeed, base.metrics.accuracy?.seeds?.bySeed];
@@ -79,8 +79,8 @@ export function renderResultsTable(manifest: Manifest): string {
       acc ? pct(acc.top1) : "n/a",
       overSeeds(m),
       gain(m, manifest.models),
-      training(m),
-      m.export ? m.export.maxAbsLogitDiff.toExponential(1) : "n/a",
+      m.quantization ? `int8 of ${m.quantization.twin} (${m.quantization.calibration.method}, ${m.quantization.calibration.samples} ${m.quantization.calibration.split} images)` : training(m),
+      m.quantization ? `${(100 * m.quantization.relativeLogitError).toFixed(1)}% (vs fp32)` : m.export ? m.export.maxAbsLogitDiff.toExponential(1) : "n/a",
       `${(m.bytes / 1024).toFixed(0)} KiB`,
       `\`${m.version}\``,
     ];
@@ -95,7 +95,7 @@ export function renderResultsTable(manifest: Manifest): string {
     `Top-1 (this file) is measured by onnxruntime-node on the exported ONNX files themselves (${datasets.join("; ")}). ` +
       "Over seeds: the training loop's test top-1 of every seed the model was trained with, mean ± sample sd (seeds); the file shipped is the seed closest to the mean. " +
       "KD gain: the distilled student minus the same architecture trained on labels only with the same width, epochs and training images, paired by seed. " +
-      "The logit difference is the export check's largest deviation from the tfjs model.",
+      "The logit difference is the export check's largest deviation from the tfjs model; for an int8 variant, its mean logit difference from its fp32 twin relative to the twin's mean logit (docs/int8.md).",
   ].join("\n");
 }
 

@@ -43,6 +43,14 @@ describe("accuracy plot", () => {
     for (const y of ys) expect(y).toBeLessThanOrEqual(440 - 56);
   });
 
+  it("leaves int8 variants to the table", () => {
+    const twin = manifest.models[1]!;
+    const int8 = { ...twin, name: "narrow-deep-int8", quantization: { twin: "narrow-deep" } } as unknown as ModelEntry;
+    const svg = renderAccuracyPlot({ ...manifest, models: [...manifest.models, int8] });
+    expect(svg.match(/<circle class="kd"/g)).toHaveLength(2);
+    expect(svg).not.toContain("narrow-deep-int8");
+  });
+
   it("refuses a manifest with no accuracy to plot", () => {
     const bare = { ...manifest, models: manifest.models.map((m) => ({ ...m, metrics: { params: 1, macs: m.metrics.macs } })) };
     expect(() => renderAccuracyPlot(bare)).toThrow(/no model in the manifest has a test accuracy to plot/);

@@ -106,7 +106,8 @@ describe("npm run distill", () => {
     expect(r.code, r.output).toBe(0);
     expect(r.output).toMatch(/the shipped models\/ are untouched; to serve these instead: npm run export -- .*demo --force/);
     const manifest = JSON.parse(readFileSync(join(runDir, "models", "manifest.json"), "utf8"));
-    expect(manifest.models.map((m: { name: string }) => m.name)).toEqual(["teacher", "narrow-deep", "narrow-deep-baseline"]);
+    // int8 variants join them when they pass their parity check (these tiny students may not).
+    expect(manifest.models.map((m: { name: string }) => m.name).filter((n: string) => !n.endsWith("-int8"))).toEqual(["teacher", "narrow-deep", "narrow-deep-baseline"]);
     expect(existsSync(join(runDir, "models", "narrow-deep.onnx"))).toBe(true);
     expect(readFileSync(shipped, "utf8")).toBe(before);
   }, 300_000);

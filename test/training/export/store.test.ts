@@ -111,6 +111,19 @@ describe("results table", () => {
     expect(renderResultsTable(other)).toContain("| 91.23% |  |  | KD");
   });
 
+  it("lists an int8 variant with its twin and its error against it, and claims no KD gain for it", () => {
+    const int8: ModelEntry = {
+      ...entry("narrow-deep-int8", "student", 0.9119),
+      architecture: "narrow-deep",
+      quantization: {
+        twin: "narrow-deep", twinSha256: "0".repeat(64), format: "qdq", weights: "int8 per channel", activations: "uint8 per tensor", bias: "int32",
+        calibration: { dataset: "fashion-mnist", split: "train", samples: 1000, method: "minmax" }, relativeLogitError: 0.012, tolerance: { maxRelativeLogitError: 0.1 }, runtime: "onnxruntime-node",
+      },
+    };
+    const row = renderResultsTable(mergeEntries(manifest, [int8])).split("\n").find((l) => l.startsWith("| narrow-deep-int8 |"))!;
+    expect(row).toContain("| 91.19% |  |  | int8 of narrow-deep (minmax, 1000 train images) | 1.2% (vs fp32) |");
+  });
+
   it("gives accuracy over seeds and the KD gain paired by seed", () => {
     const seeds = (bySeed: Record<string, number>, shipped: number) => {
       const v = Object.values(bySeed);
@@ -135,7 +148,7 @@ describe("results table", () => {
     updateResultsTable(readme, manifest);
     const text = readFileSync(readme, "utf8");
     expect(text.startsWith(`intro\n${RESULTS_BEGIN}\n| model |`)).toBe(true);
-    expect(text.endsWith(`paired by seed. The logit difference is the export check's largest deviation from the tfjs model.\n${RESULTS_END}\noutro\n`)).toBe(true);
+    expect(text.endsWith(`its fp32 twin relative to the twin's mean logit (docs/int8.md).\n${RESULTS_END}\noutro\n`)).toBe(true);
     writeFileSync(readme, "no markers\n");
     expect(() => updateResultsTable(readme, manifest)).toThrow(/README\.md: no results table markers/);
   });
