@@ -19,12 +19,12 @@ import { type ArmResult, type ArmFailure, runRecord, runStudent } from "../routi
 import { Breakers } from "../routing/breaker.ts";
 import { ClientIdError, identifyClient } from "../routing/client.ts";
 import { type RoutingSettings, SettingsError, loadSettings } from "../routing/settings.ts";
-import { type AbBindings, type AbSetup, abSetup, checkSameLabels, misconfigured } from "../routing/setup.ts";
+import { type AbBindings, type AbSetup, abSetup, checkSameLabels, misconfigured, sameLabels } from "../routing/setup.ts";
 import { type Arm, assignArm, draw, isArm } from "../routing/split.ts";
 import { TeacherGate } from "../routing/teacher-gate.ts";
 import { rankPredictions, topK } from "./classify.ts";
 import { type RouteContext, findModel, imageLimits, nameModel, unavailableError } from "./context.ts";
-import { type ImageInfo, uploadedInputs } from "./upload.ts";
+import { uploadedInputs } from "./upload.ts";
 
 /** Request header that forces an arm ("student" or "teacher"). */
 export const FORCE_ARM_HEADER = "X-Force-Arm";
@@ -172,7 +172,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     let served: ArmResult;
     if (arm === "teacher") {
       const t = refused ?? (await teacher.run(teacherInput!));
-      setMetric(c, "teacher", t.latencyMs);
+      if (t.latencyMs > 0) setMetric(c, "teacher", t.latencyMs); // 0: not asked (over the limit, breaker open)
       if (t.ok) {
         served = t;
       } else {
@@ -212,10 +212,11 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     const student = named === undefined ? store.defaultStudent() : findModel(store, named);
     if (!student) throw notFound("this server hosts no default student model");
     if (student.role !== "student") throw badRequest(`model "${student.name}" is not a student`);
-    if (named !== undefined && student.labels.join("\u0000") !== setup.teacher.labels.join("\u0000")) {
+    // The default student is the operator's choice (misconfigured when it does not fit); a named one the caller's.
+    if (named === undefined) checkSameLabels(student, setup.teacher);
+    else if (!sameLabels(student, setup.teacher)) {
       throw new HttpError(422, `model "${student.name}" cannot be compared with the teacher "${setup.teacher.name}": their labels differ`);
     }
-    checkSameLabels(student, setup.teacher);
     const k = topK(c, student.labels.length);
     const settings = await settingsOf(c, setup);
     const teacher = gate(setup, settings, rateLimitKey(c, caller, ""));
@@ -232,7 +233,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     if (!s.ok) throw studentFailure(s);
     if (!t.ok) c.header(FAULT_HEADER, t.fault);
     return c.json({
-      image: image satisfies ImageInfo,
+      image,
       student: answer(s, k),
       teacher: t.ok ? answer(t, k) : { model: { name: t.entry.name, version: t.entry.version }, latencyMs: t.latencyMs, fault: t.fault, error: FAULT_MESSAGES[t.fault] },
       agree: t.ok ? s.top1 === t.top1 : null,

@@ -98,8 +98,9 @@ export function abSetup(env: AbBindings, teachers: readonly ModelEntry[]): AbSet
 }
 
 /** Agreement compares label indices, so both models must name the same classes in the same order. */
+export const sameLabels = (a: ModelEntry, b: ModelEntry) => a.labels.length === b.labels.length && a.labels.every((l, i) => l === b.labels[i]);
+
+/** The default student must be comparable with the teacher: otherwise routing is misconfigured. */
 export function checkSameLabels(student: ModelEntry, teacher: ModelEntry): void {
-  if (student.labels.length !== teacher.labels.length || student.labels.some((l, i) => l !== teacher.labels[i])) {
-    throw misconfigured(`student "${student.name}" and teacher "${teacher.name}" have different labels`);
-  }
+  if (!sameLabels(student, teacher)) throw misconfigured(`student "${student.name}" and teacher "${teacher.name}" have different labels`);
 }
