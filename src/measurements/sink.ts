@@ -16,8 +16,19 @@ export interface MeasurementSink {
   write(rows: RunRow[]): Promise<void>;
 }
 
-export function queueSink(queue: Queue<MeasurementMessage>): MeasurementSink {
-  return { kind: "queue", write: async (rows) => void (await queue.send({ rows }, { contentType: "json" })) };
+/** To the queue; when the queue refuses a message, the rows go straight to D1 rather than nowhere. */
+export function queueSink(queue: Queue<MeasurementMessage>, fallback: MeasurementSink): MeasurementSink {
+  return {
+    kind: "queue",
+    async write(rows) {
+      try {
+        await queue.send({ rows }, { contentType: "json" });
+      } catch (err) {
+        console.error(`measurement queue refused ${rows.length} rows, writing them to D1: ${err instanceof Error ? err.message : String(err)}`);
+        await fallback.write(rows);
+      }
+    },
+  };
 }
 
 export function directSink(db: D1Database): MeasurementSink {
@@ -25,7 +36,7 @@ export function directSink(db: D1Database): MeasurementSink {
 }
 
 export function measurementSink(db: D1Database, queue: Queue<MeasurementMessage> | undefined): MeasurementSink {
-  return queue ? queueSink(queue) : directSink(db);
+  return queue ? queueSink(queue, directSink(db)) : directSink(db);
 }
 
 export interface Background {

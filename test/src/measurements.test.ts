@@ -126,6 +126,14 @@ describe("through the queue", () => {
     expect(await transactions("direct", since)).toBe(0);
   });
 
+  it("writes straight to D1 when the queue refuses a message", async () => {
+    const since = Date.now();
+    const refusing = { send: () => Promise.reject(new Error("queue unavailable (test)")), sendBatch: () => Promise.reject(new Error("queue unavailable (test)")) };
+    await classify(app, 50, { "X-Force-Arm": "student", ...asAdmin }, { MEASUREMENTS: refusing as unknown as typeof env.MEASUREMENTS });
+    expect((await report(app, since)).requests).toBe(1);
+    expect(await transactions("direct", since)).toBe(1);
+  });
+
   it("loses nothing across a consumer failure: the batch comes back and is written once", async () => {
     const since = Date.now();
     await env.DB.prepare("ALTER TABLE writes RENAME TO writes_away").run();
