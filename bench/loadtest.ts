@@ -92,14 +92,17 @@ interface Tally {
   status: Map<number, number>;
   arms: Map<string, number>;
   faults: Map<string, number>;
+  /** The first few 5xx answers, to say what failed. */
+  serverErrors: { path: string; status: number; body: string }[];
 }
 
 function run(stack: Stack, requests: NonNullable<Parameters<typeof autocannon>[0]["requests"]>, amount: number, onProgress?: (done: number) => void): Promise<{ result: Result; tally: Tally }> {
-  const tally: Tally = { status: new Map(), arms: new Map(), faults: new Map() };
+  const tally: Tally = { status: new Map(), arms: new Map(), faults: new Map(), serverErrors: [] };
   const bump = (m: Map<string | number, number>, k: string | number) => m.set(k, (m.get(k) ?? 0) + 1);
   const withTally = requests.map((r) => ({
     ...r,
-    onResponse: (_status: number, _body: string, _ctx: unknown, raw: Record<string, string>) => {
+    onResponse: (status: number, body: string, _ctx: unknown, raw: Record<string, string>) => {
+      if (status >= 500 && tally.serverErrors.length < 10) tally.serverErrors.push({ path: r.path ?? "", status, body: body.slice(0, 300) });
       // autocannon keeps the header names' case as sent.
       const headers = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.toLowerCase(), v]));
       if (headers["x-arm"]) bump(tally.arms as Map<string | number, number>, headers["x-arm"]);
@@ -262,7 +265,7 @@ try {
     });
     const after = s.workerdMemory();
     const m = mixed.result;
-    check("mixed: no 5xx", fivexx(mixed.tally) === 0, JSON.stringify(Object.fromEntries(mixed.tally.status)));
+    check("mixed: no 5xx", fivexx(mixed.tally) === 0, `${JSON.stringify(Object.fromEntries(mixed.tally.status))}${mixed.tally.serverErrors.length ? `; first: ${JSON.stringify(mixed.tally.serverErrors)}` : ""}`);
     check("mixed: none dropped", m.errors === 0 && m.timeouts === 0 && answered(mixed.tally) === MIXED_REQUESTS, `${answered(mixed.tally)} answered, ${m.errors} errors, ${m.timeouts} timeouts`);
     const growth = after.worker / warm.worker - 1;
     check("mixed: workerd memory within 10% of warm-up", growth <= 0.1, `${mb(warm.worker)} MB -> ${mb(after.worker)} MB (${(growth * 100).toFixed(1)}%); dev proxy ${mb(warm.proxy)} -> ${mb(after.proxy)} MB`);
@@ -299,7 +302,7 @@ try {
       await new Promise((r) => setTimeout(r, 1_000));
     }
     const reported = faultReport.rows.filter((r) => r.arm === "teacher").reduce((n, r) => n + Object.values(r.faults).reduce((a, b) => a + (b ?? 0), 0), 0);
-    check("faults: no 5xx", fivexx(faults.tally) === 0, JSON.stringify(Object.fromEntries(faults.tally.status)));
+    check("faults: no 5xx", fivexx(faults.tally) === 0, `${JSON.stringify(Object.fromEntries(faults.tally.status))}${faults.tally.serverErrors.length ? `; first: ${JSON.stringify(faults.tally.serverErrors)}` : ""}`);
     check("faults: every request answered", faults.result.errors === 0 && faults.result.timeouts === 0 && answered(faults.tally) === FAULT_REQUESTS, `${answered(faults.tally)} answered`);
     check("faults: the student stood in", seen > 0, `${seen} responses carried X-Teacher-Fault: ${JSON.stringify(Object.fromEntries(faults.tally.faults))}`);
     check("faults: the report counts them", faultReport.fallbacks === seen && reported >= seen, `report: ${faultReport.fallbacks} fallbacks, ${reported} teacher faults (shadow faults included)`);
