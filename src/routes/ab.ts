@@ -22,7 +22,7 @@ import { type RoutingSettings, SettingsError, loadSettings } from "../routing/se
 import { type AbBindings, type AbSetup, abSetup, checkSameLabels, misconfigured, sameLabels } from "../routing/setup.ts";
 import { type Arm, assignArm, draw, isArm } from "../routing/split.ts";
 import { TeacherGate } from "../routing/teacher-gate.ts";
-import { rankPredictions, topK } from "./classify.ts";
+import { type Selection, predictionSelection, rankPredictions } from "./classify.ts";
 import { type RouteContext, findModel, imageLimits, nameModel, unavailableError } from "./context.ts";
 import { uploadedInputs } from "./upload.ts";
 
@@ -126,10 +126,10 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     return out;
   }
 
-  const answer = (r: Extract<ArmResult, { ok: true }>, k: number) => ({
+  const answer = (r: Extract<ArmResult, { ok: true }>, selection: Selection) => ({
     model: { name: r.entry.name, version: r.entry.version },
     latencyMs: r.latencyMs,
-    predictions: rankPredictions(r.probabilities, r.entry, k),
+    predictions: rankPredictions(r.probabilities, r.entry, selection),
   });
 
   app.post("/classify", async (c, next) => {
@@ -152,7 +152,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
       if (err instanceof ClientIdError) throw badRequest(err.message);
       throw err;
     }
-    const k = topK(c, student.labels.length);
+    const selection = predictionSelection(c, student);
     const settings = await settingsOf(c, setup);
     const { arm } = await assignArm(clientId, settings.studentPercent, setup.experiment, forced);
     const teacher = gate(setup, settings, rateLimitKey(c, caller, clientId));
@@ -198,7 +198,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     if (!served.ok) throw studentFailure(served);
     c.header(ARM_HEADER, served.arm);
     nameModel(c, served.entry);
-    const { model, predictions } = answer(served, k);
+    const { model, predictions } = answer(served, selection);
     return c.json({ model, image, predictions });
   });
 
@@ -217,7 +217,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     else if (!sameLabels(student, setup.teacher)) {
       throw new HttpError(422, `model "${student.name}" cannot be compared with the teacher "${setup.teacher.name}": their labels differ`);
     }
-    const k = topK(c, student.labels.length);
+    const selection = predictionSelection(c, student);
     const settings = await settingsOf(c, setup);
     const teacher = gate(setup, settings, rateLimitKey(c, caller, ""));
     if (!(await teacher.allowance())) throw overTheLimit(c, "POST /v1/compare");
@@ -234,8 +234,8 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     if (!t.ok) c.header(FAULT_HEADER, t.fault);
     return c.json({
       image,
-      student: answer(s, k),
-      teacher: t.ok ? answer(t, k) : { model: { name: t.entry.name, version: t.entry.version }, latencyMs: t.latencyMs, fault: t.fault, error: FAULT_MESSAGES[t.fault] },
+      student: answer(s, selection),
+      teacher: t.ok ? answer(t, selection) : { model: { name: t.entry.name, version: t.entry.version }, latencyMs: t.latencyMs, fault: t.fault, error: FAULT_MESSAGES[t.fault] },
       agree: t.ok ? s.top1 === t.top1 : null,
       latencyRatio: t.ok && t.latencyMs > 0 ? s.latencyMs / t.latencyMs : null,
     });

@@ -132,7 +132,7 @@ describe("starting a teacher host", () => {
     expect(await refusal(["--provider", "tpu", "--manifest", manifestPath])).toMatch(/provider must be auto, cuda or cpu, got "tpu"/);
     expect(await refusal(["--colour", "red"])).toMatch(/Unknown option '--colour'[\s\S]*usage: TEACHER_TOKEN=\.\.\. npm run teacher/);
     expect(await refusal(["--manifest", join(dir, "missing.json")])).toMatch(/cannot read .*missing\.json/);
-    expect(await refusal(["--manifest", manifestPath, "--model", "nope"])).toMatch(/model "nope" is not in .*manifest\.json \(it has: grey28, rgb32, grey28-int8, teacher28\)/);
+    expect(await refusal(["--manifest", manifestPath, "--model", "nope"])).toMatch(/model "nope" is not in .*manifest\.json \(it has: grey28, rgb32, grey28-int8, tags28, teacher28\)/);
     const broken = join(dir, "broken.json");
     writeFileSync(broken, JSON.stringify({ schemaVersion: 1, defaultStudent: "x", models: [{ name: "x" }] }));
     expect(await refusal(["--manifest", broken])).toMatch(/manifest models\[0\]\.role: must be "teacher" or "student"/);

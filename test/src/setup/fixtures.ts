@@ -67,12 +67,16 @@ export interface Spec {
   mean: number[];
   std: number[];
   seed: number;
+  /** "sigmoid": a multi-label model (per-class probabilities). */
+  activation?: "softmax" | "sigmoid";
 }
 
 const SPECS: Spec[] = [
   { name: "grey28", architecture: "narrow-deep", height: 28, width: 28, channels: 1, widthScale: 0.5, labels: FASHION_LABELS, mean: [0.286], std: [0.353], seed: 1 },
   { name: "rgb32", architecture: "unmodified", height: 32, width: 32, channels: 3, widthScale: 0.25, labels: CIFAR_LABELS, mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616], seed: 2 },
 ];
+
+const MULTI_LABEL: Spec = { name: "tags28", architecture: "wide", height: 28, width: 28, channels: 1, widthScale: 0.25, labels: ["person", "dog", "car", "chair"], mean: [0.5], std: [0.25], seed: 4, activation: "sigmoid" };
 
 function entryFor(spec: Spec, graph: Graph, bytes: Uint8Array): ModelEntry {
   return {
@@ -91,6 +95,7 @@ function entryFor(spec: Spec, graph: Graph, bytes: Uint8Array): ModelEntry {
     normalization: { mean: spec.mean, std: spec.std },
     labels: spec.labels,
     metrics: { params: countParams(graph), macs: countMacs(graph) },
+    ...(spec.activation === "sigmoid" ? { outputActivation: "sigmoid" as const } : {}),
   };
 }
 
@@ -113,7 +118,7 @@ async function reference(entry: ModelEntry, bytes: Uint8Array, batch: number, se
 /** One fixture model from its spec: the exporter's ONNX of seeded weights, and its manifest entry. */
 export function buildModel(spec: Spec): { entry: ModelEntry; bytes: Uint8Array } {
   const graph = architecture(spec.architecture, { height: spec.height, width: spec.width, channels: spec.channels }, spec.labels.length, spec.widthScale);
-  const bytes = graphToOnnx({ graph, tensors: randomWeights(graph, spec.seed) });
+  const bytes = graphToOnnx({ graph, tensors: randomWeights(graph, spec.seed) }, { activation: spec.activation });
   return { entry: entryFor(spec, graph, bytes), bytes };
 }
 
@@ -146,6 +151,11 @@ export async function buildFixtureModels(): Promise<{ manifest: Manifest; files:
   files.set(int8.entry.file, int8.bytes);
   models.push(int8.entry);
   references.push(await reference(int8.entry, int8.bytes, 3, SPECS[0]!.seed + 200, openInt8Session));
+  // tags28: a multi-label model (sigmoid probabilities, test/src/multilabel.test.ts).
+  const tags = buildModel(MULTI_LABEL);
+  files.set(tags.entry.file, tags.bytes);
+  models.push(tags.entry);
+  references.push(await reference(tags.entry, tags.bytes, 1, MULTI_LABEL.seed + 100));
   return { manifest: { schemaVersion: 1, defaultStudent: "grey28", models }, files, references };
 }
 
