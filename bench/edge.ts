@@ -34,16 +34,26 @@ const stats = (xs: number[]) => {
 };
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
-/** The models to measure: the students of `dir` if it has any, else the fixtures written to .bench. */
+/**
+ * The models to measure: the students of `dir` if it has any, else the fixtures written to .bench.
+ * Either way they are copied into .bench with every student in the manifest's serve list, so the
+ * benchmark's Worker serves them all (a deployment bundles only the default and its serve list) and
+ * the benchmark never rewrites the shipped models/bundle.ts.
+ */
 async function chooseModels(): Promise<{ dir: string; students: ModelEntry[]; source: string }> {
   const dir = resolve(arg("models") ?? join(ROOT, "models"));
   const manifestPath = join(dir, "manifest.json");
-  if (existsSync(manifestPath)) {
-    const students = parseManifest(JSON.parse(readFileSync(manifestPath, "utf8"))).models.filter((m) => m.role === "student");
-    if (students.length > 0) return { dir, students, source: relative(ROOT, dir) || "." };
-  }
   const fixtureDir = join(WORK, "models");
   rmSync(fixtureDir, { recursive: true, force: true });
+  if (existsSync(manifestPath)) {
+    const manifest = parseManifest(JSON.parse(readFileSync(manifestPath, "utf8")));
+    const students = manifest.models.filter((m) => m.role === "student");
+    if (students.length > 0) {
+      for (const m of students) writeFileAtomic(join(fixtureDir, m.file), readFileSync(join(dir, m.file)));
+      writeJsonAtomic(join(fixtureDir, "manifest.json"), { ...manifest, serve: students.map((m) => m.name).filter((n) => n !== manifest.defaultStudent) });
+      return { dir: fixtureDir, students, source: relative(ROOT, dir) || "." };
+    }
+  }
   const { manifest, files } = await buildFixtureModels();
   for (const [name, bytes] of files) writeFileAtomic(join(fixtureDir, name), bytes);
   writeJsonAtomic(join(fixtureDir, "manifest.json"), manifest);
