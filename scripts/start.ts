@@ -48,7 +48,7 @@ async function warmUp(readyUrl: string): Promise<void> {
 }
 
 if (!existsSync(MANIFEST)) {
-  console.error(`start: ${MANIFEST} is missing: train and export models first (see README "Training"), or restore models/ from git`);
+  console.error(`start: ${MANIFEST} is missing: train and export models first (see docs/training.md), or restore models/ from git`);
   process.exit(2);
 }
 const teacherPort = port("TEACHER_PORT", 8000);

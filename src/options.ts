@@ -19,7 +19,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 4 * 1024 * 1024,
   maxBatch: 64,
   maxImageSide: 8192,
-  // Sized so that 8 concurrent uploads at these limits stay under a Worker's 128 MB (README, "Memory").
+  // Sized so that 8 concurrent uploads at these limits stay under a Worker's 128 MB (docs/ab-safety.md, memory).
   maxImagePixels: 512 * 1024,
   // jpeg-js's own count for a 4-component JPEG without subsampling at maxImagePixels: 28 bytes a pixel.
   maxJpegDecoderBytes: 14 * 1024 * 1024,
