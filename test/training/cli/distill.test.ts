@@ -112,6 +112,13 @@ describe("npm run distill", () => {
     expect(readFileSync(shipped, "utf8")).toBe(before);
   }, 300_000);
 
+  it("is started by npm under plain node: the tsx CLI would SIGKILL a child busy in a training step", () => {
+    // tsx's CLI relays SIGINT/SIGTERM and SIGKILLs its child when the child does not confirm the
+    // signal within 30 ms: a synchronous training step takes longer, so Ctrl-C lost the step's checkpoint.
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "../../../package.json"), "utf8")) as { scripts: Record<string, string> };
+    expect(pkg.scripts.distill).toMatch(/^node --import tsx training\/cli\/distill\.ts$/);
+  });
+
   it("explains bad usage with exit code 2", async () => {
     const bad = await run(["--epochs", "zero"]);
     expect(bad.code).toBe(2);
