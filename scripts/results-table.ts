@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type Manifest, type ModelEntry, parseManifest } from "../models/schema.ts";
 import { writeFileAtomic } from "../training/io/atomic.ts";
+import { spread } from "../training/train/report.ts";
 
 export const RESULTS_BEGIN = "<!-- results:begin (generated from models/manifest.json by scripts/results-table.ts) -->";
 export const RESULTS_END = "<!-- results:end -->";
@@ -30,12 +31,6 @@ const SAME_SETUP = ["widthScale", "epochs", "trainSamples"] as const;
 
 const signed = (points: number) => `${points >= 0 ? "+" : ""}${points.toFixed(2)}`;
 
-/** Mean and sample sd of a list, in points. */
-function meanSd(xs: number[]): { mean: number; sd: number } {
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, v) => a + (v - mean) ** 2, 0) / (xs.length - 1)) : 0;
-  return { mean: mean * 100, sd: sd * 100 };
-}
 
 /**
  * KD student minus its label-only baseline (same architecture and training setup), in points of
@@ -49,8 +44,8 @@ function gain(m: ModelEntry, all: ModelEntry[]): string {
   if (kd && ce) {
     const paired = Object.keys(kd).filter((s) => s in ce).map((s) => kd[s]! - ce[s]!);
     if (paired.length > 1) {
-      const { mean, sd } = meanSd(paired);
-      return `${signed(mean)} ± ${sd.toFixed(2)} (${paired.length} seeds)`;
+      const { mean, sd } = spread(paired)!;
+      return `${signed(100 * mean)} ± ${(100 * sd).toFixed(2)} (${paired.length} seeds)`;
     }
   }
   const [a, b] = [m.metrics.accuracy?.top1, base?.metrics.accuracy?.top1];

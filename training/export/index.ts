@@ -26,6 +26,7 @@ import { disposeModel } from "../model/forward.ts";
 import { withTfjsConvolutions } from "../engine/native-conv.ts";
 import { type Checkpoint, CHECKPOINT_EXTENSION, loadCheckpoint } from "../train/checkpoint.ts";
 import { CONFIG_FILE, readRunFile } from "../train/run-dir.ts";
+import { spread } from "../train/report.ts";
 import { modelFromCheckpoint } from "../train/teacher.ts";
 import { runOnnxChecker } from "./checker.ts";
 import { downgrade, manifestName, mergeEntries, modelEntry } from "./entry.ts";
@@ -141,13 +142,11 @@ function oneSeedEach(sources: Source[], log: (line: string) => void): Source[] {
       if (String(seed) in bySeed) throw new Error(`${name}: two sub-runs with seed ${seed} (${m.path})`);
       bySeed[String(seed)] = acc;
     }
-    const accs = Object.values(bySeed);
-    const mean = accs.reduce((a, b) => a + b, 0) / accs.length;
-    const sd = Math.sqrt(accs.reduce((a, v) => a + (v - mean) ** 2, 0) / (accs.length - 1));
+    const { mean, sd, n } = spread(Object.values(bySeed))!;
     const pick = members.reduce((best, m) => (Math.abs(bySeed[String(m.ckpt.meta.config.seed)]! - mean) < Math.abs(bySeed[String(best.ckpt.meta.config.seed)]! - mean) ? m : best));
     const shipped = Number(pick.ckpt.meta.config.seed);
     log(`export: ${name}: ${members.length} seeds, test ${(100 * mean).toFixed(2)} ± ${(100 * sd).toFixed(2)}%; shipping seed ${shipped} (${(100 * bySeed[String(shipped)]!).toFixed(2)}%, the closest to the mean)`);
-    return { ...pick, seeds: { mean, sd, n: accs.length, bySeed, shipped } };
+    return { ...pick, seeds: { mean, sd, n, bySeed, shipped } };
   });
 }
 
