@@ -1,12 +1,14 @@
 // Installs the Debian packages the project needs (Fashion-MNIST data, onnx.checker for the export
-// tests) when they are missing, so a fresh machine is set up by `npm install` alone.
-// It never fails the install: without root or apt it says what to install by hand.
+// tests, chromium for the dashboard's browser test) when they are missing, so a fresh machine is set
+// up by `npm install` alone. It never fails the install: without root or apt it says what to install
+// by hand, and each package is installed on its own, so one that fails leaves the others in.
 import { existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 
 const needs = [
   { pkg: "dataset-fashion-mnist", present: () => existsSync("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") },
   { pkg: "python3-onnx", present: () => existsSync("/usr/lib/python3/dist-packages/onnx/__init__.py") },
+  { pkg: "chromium", present: () => existsSync("/usr/bin/chromium") },
 ];
 
 const missing = needs.filter((n) => !n.present()).map((n) => n.pkg);
@@ -17,11 +19,17 @@ if (!canApt) {
   console.warn(`narrowdeep: optional system packages missing: ${missing.join(", ")} (install them with apt-get as root)`);
   process.exit(0);
 }
+const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
 try {
-  console.log(`narrowdeep: installing ${missing.join(", ")} with apt-get`);
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit", env });
-  execFileSync("apt-get", ["install", "-y", "-qq", ...missing], { stdio: "inherit", env });
 } catch (err) {
-  console.warn(`narrowdeep: apt-get install ${missing.join(" ")} failed: ${err.message}`);
+  console.warn(`narrowdeep: apt-get update failed: ${err.message}`);
+}
+for (const pkg of missing) {
+  try {
+    console.log(`narrowdeep: installing ${pkg} with apt-get`);
+    execFileSync("apt-get", ["install", "-y", "-qq", pkg], { stdio: "inherit", env });
+  } catch (err) {
+    console.warn(`narrowdeep: apt-get install ${pkg} failed: ${err.message}`);
+  }
 }
