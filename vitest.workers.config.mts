@@ -27,6 +27,9 @@ export default defineConfig({
             miniflare: {
               bindings: { TEST_MIGRATIONS: await readD1Migrations("migrations"), TEST_TEACHER_LIMIT: TEST_LIMIT },
               ratelimits: { TEST_TEACHER_LIMITER: { simple: { limit: TEST_LIMIT, period: 60 } } },
+              // For test/src/r2.test.ts, which hands it to the Worker as MODELS (the Worker entry the
+              // other tests use must keep serving its bundled models).
+              r2Buckets: ["TEST_MODELS"],
               queueConsumers: {
                 [consumer.queue]: {
                   ...(consumer.max_batch_size === undefined ? {} : { maxBatchSize: consumer.max_batch_size }),

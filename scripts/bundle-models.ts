@@ -10,17 +10,15 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type Manifest, type ModelEntry, parseManifest } from "../models/schema.ts";
+import { parseManifest } from "../models/schema.ts";
+import { servedStudents } from "../src/models/served.ts";
 import { writeFileAtomic } from "../training/io/atomic.ts";
 
 export const BUNDLE_FILE = "bundle.ts";
 const EMPTY_MANIFEST = { schemaVersion: 1, defaultStudent: "none", models: [] };
 
-/** The students a deployment of this manifest serves: the default one, then the `serve` list. */
-export function servedStudents(manifest: Manifest): ModelEntry[] {
-  const names = [...new Set([manifest.defaultStudent, ...(manifest.serve ?? [])])];
-  return names.flatMap((n) => manifest.models.filter((m) => m.name === n && m.role === "student"));
-}
+/** The students a deployment of this manifest serves (the Worker's rule too, for models read from R2). */
+export { servedStudents };
 
 /** The text of bundle.ts for the manifest in modelsDir (an empty registry when there is none). */
 export function bundleSource(modelsDir: string): string {

@@ -1,21 +1,26 @@
-// The Worker's handlers over a bundle of models (a manifest and its files):
+// The Worker's handlers over a bundle of models (a manifest and its files), or over the models of the
+// R2 bucket bound as MODELS when there is one (src/models/r2.ts):
 //   fetch      the API; the app is built on the first request, not at module load (start-up stays
 //              well under the one second Workers allow, and the environment is known by then);
+//              warm-up runs and model version checks go to waitUntil, after the response;
 //   queue      the measurements queue's consumer: batches of rows into D1;
 //   scheduled  the cron trigger: raw measurements past their retention become hourly aggregates.
-import type { D1Database, MessageBatch } from "@cloudflare/workers-types";
+import type { D1Database, MessageBatch, R2Bucket } from "@cloudflare/workers-types";
 import type { Hono } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
-import { ManifestError, parseManifest } from "../models/schema.ts";
+import { type Manifest, ManifestError, parseManifest } from "../models/schema.ts";
 import pkg from "../package.json";
 import { createApp } from "./app.ts";
+import { DASHBOARD_ASSETS } from "./dashboard/assets.ts";
 import { consumeMeasurements } from "./measurements/consumer.ts";
 import { DEFAULT_RETENTION_HOURS, rollUp } from "./measurements/rollup.ts";
-import { type ModelFiles, ModelStore, studentsOnly } from "./models/store.ts";
+import { type ModelFiles, ModelStore, type StoreOptions, studentsOnly } from "./models/store.ts";
 import { ortWebEngine } from "./models/ort-web.ts";
+import { ModelSourceError, ModelUpdater, R2ModelFiles, r2OptionsFromEnv, servedManifest } from "./models/r2.ts";
+import { type WarmupResult, warmupFromEnv } from "./models/warmup.ts";
 import { ConfigError, optionsFromEnv } from "./options.ts";
 
-type Env = Record<string, unknown> & { DB?: D1Database; ADMIN_TOKEN?: string; MEASUREMENT_RETENTION_HOURS?: string };
+type Env = Record<string, unknown> & { DB?: D1Database; MODELS?: R2Bucket; ADMIN_TOKEN?: string; MEASUREMENT_RETENTION_HOURS?: string };
 
 /** Whether the request carries the admin token: only then does a misconfiguration say what it is. */
 async function fromAdmin(request: Request, env: Env): Promise<boolean> {
@@ -36,31 +41,70 @@ function database(env: Env, job: string): D1Database {
   return env.DB;
 }
 
+const logWarmup = (r: WarmupResult) =>
+  console.log(`warm-up: model "${r.model}" ${r.runs} runs in ${Math.round(r.ms)} ms, ${r.steady ? "steady" : "stopped at the cap"} at ${r.lastWindowMeanMs.toFixed(1)} ms a run`);
+
+interface Built {
+  app: Hono;
+  store: ModelStore;
+  /** Only with models from R2. */
+  updater?: ModelUpdater;
+}
+
+async function buildWorker(env: Env, manifestJson: unknown, modelFiles: ModelFiles): Promise<Built> {
+  const options = optionsFromEnv(env);
+  const storeOptions: StoreOptions = { warmup: warmupFromEnv(env), onWarmup: logWarmup };
+  let manifest: Manifest;
+  let store: ModelStore;
+  let updater: ModelUpdater | undefined;
+  if (env.MODELS) {
+    const files = new R2ModelFiles(env.MODELS, r2OptionsFromEnv(env));
+    const read = await files.manifest();
+    manifest = read.manifest;
+    store = new ModelStore(servedManifest(manifest), files, ortWebEngine, storeOptions);
+    updater = new ModelUpdater(store, files, read.etag);
+  } else {
+    manifest = parseManifest(manifestJson);
+    store = new ModelStore(studentsOnly(manifest), modelFiles, ortWebEngine, storeOptions);
+  }
+  const app = createApp({
+    store,
+    server: { name: pkg.name, version: pkg.version },
+    // The teachers run on the teacher host (TEACHER_URL); their entries say how to feed them.
+    abRouting: { teachers: manifest.models.filter((m) => m.role === "teacher") },
+    dashboard: { assets: DASHBOARD_ASSETS },
+    ...options,
+  });
+  return { app, store, updater };
+}
+
 export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): ExportedHandler<Env> {
-  let app: Hono | undefined;
-  const build = (env: Env) => {
-    const manifest = parseManifest(manifestJson);
-    return createApp({
-      store: new ModelStore(studentsOnly(manifest), modelFiles, ortWebEngine),
-      server: { name: pkg.name, version: pkg.version },
-      // The teachers run on the teacher host (TEACHER_URL); their entries say how to feed them.
-      abRouting: { teachers: manifest.models.filter((m) => m.role === "teacher") },
-      ...optionsFromEnv(env),
-    });
-  };
+  let built: Promise<Built> | undefined;
   return {
     async fetch(request, env, ctx) {
+      let worker: Built;
       try {
-        app ??= build(env);
+        built ??= buildWorker(env, manifestJson, modelFiles).catch((err) => {
+          built = undefined;
+          throw err;
+        });
+        worker = await built;
       } catch (err) {
         // A bad manifest or variable: logged, and named to the admin, on every request until it is
-        // fixed and redeployed; anyone else learns only that the server is misconfigured.
+        // fixed and redeployed (500); anyone else learns only that the server is misconfigured. No
+        // usable manifest in the R2 bucket: 503 until one is uploaded, retried on every request.
         console.error(err);
-        const detail = err instanceof ConfigError || err instanceof ManifestError ? err.message : "cannot start";
-        const body = (await fromAdmin(request, env)) ? { error: "server misconfigured", detail } : { error: "server misconfigured" };
-        return Response.json(body, { status: 500 });
+        const [status, error] = err instanceof ModelSourceError ? [503, "models unavailable"] : [500, "server misconfigured"];
+        const detail = err instanceof ConfigError || err instanceof ManifestError || err instanceof ModelSourceError ? err.message : "cannot start";
+        const body = (await fromAdmin(request, env)) ? { error, detail } : { error };
+        return Response.json(body, { status });
       }
-      return app.fetch(request, env, ctx);
+      const response = await worker.app.fetch(request, env, ctx);
+      const { store, updater } = worker;
+      const check = updater?.maybeCheck()?.then(() => store.background());
+      const background = [store.background(), check].filter((p) => p !== undefined);
+      if (background.length > 0) ctx.waitUntil(Promise.all(background));
+      return response;
     },
     async queue(batch, env) {
       await consumeMeasurements(batch as unknown as MessageBatch<unknown>, database(env, "the measurements queue consumer"));

@@ -6,6 +6,8 @@ import type { OutputTensor } from "../oip/response.ts";
 export interface Session {
   /** Runs the model on one input (row-major, `dims` batch first); outputs by name. */
   run(input: Float32Array, dims: number[]): Promise<Map<string, OutputTensor>>;
+  /** Frees the runtime's memory for it (a model replaced by a new version). */
+  release?(): Promise<void>;
 }
 
 export interface Engine {

@@ -37,6 +37,10 @@ class OrtSession implements Session {
     const feeds = { [this.entry.input.name]: new ort.Tensor("float32", input, dims) };
     return outputsByName(this.entry, await this.session.run(feeds));
   }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
 }
 
 export const ortWebEngine: Engine = {

@@ -69,8 +69,9 @@ export function mediaType(c: Context): string | undefined {
 }
 
 /**
- * Runs the model, timing it as `inference` in Server-Timing; the request that first needs the model
- * also shows `load` (digest check and session creation).
+ * Runs the model, timing it as `inference` in Server-Timing, and the wait for its turn (other requests'
+ * runs, or one warm-up run) as `queue`; the request that first needs the model also shows `load`
+ * (digest check and session creation).
  */
 export async function runTimed(c: Context, store: ModelStore, entry: ModelEntry, input: Float32Array, dims: number[]): Promise<Map<string, OutputTensor>> {
   if (!store.isLoaded(entry)) {
@@ -78,8 +79,13 @@ export async function runTimed(c: Context, store: ModelStore, entry: ModelEntry,
     await store.session(entry).catch(unavailable);
     endTime(c, "load");
   }
-  startTime(c, "inference");
-  const results = await store.run(entry, input, dims).catch(unavailable);
+  startTime(c, "queue");
+  const results = await store
+    .run(entry, input, dims, () => {
+      endTime(c, "queue");
+      startTime(c, "inference");
+    })
+    .catch(unavailable);
   endTime(c, "inference");
   return results;
 }

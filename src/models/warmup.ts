@@ -1,0 +1,82 @@
+// Warm-up runs for a new session. A fresh isolate runs its first inferences in V8's baseline WASM
+// tier (Liftoff): 15-35 ms each against about 5 at steady speed, for the first 5-15 runs. After a
+// session's first run (the request that created it is not held up), the store runs the model on a
+// fixed synthetic input in the background until its speed holds steady, so the next users get the
+// optimized code. The Worker hands the runs to `waitUntil`; requests arriving meanwhile go first
+// (serial.ts).
+import type { ModelEntry } from "../../models/schema.ts";
+import { ConfigError } from "../options.ts";
+
+export interface WarmupOptions {
+  /** Most warm-up runs per session; 0 turns warm-up off. */
+  maxRuns: number;
+  /** Runs always made, steady or not (the baseline tier can look steady between its own slow runs). */
+  minRuns: number;
+  /** Speed is steady when the mean of the last `window` runs is within `tolerance` of the `window` before. */
+  window: number;
+  tolerance: number;
+}
+
+/** The Worker's default (WARMUP_RUNS sets maxRuns). The store's own default is off. */
+export const DEFAULT_WARMUP: WarmupOptions = { maxRuns: 50, minRuns: 15, window: 5, tolerance: 0.15 };
+export const WARMUP_OFF: WarmupOptions = { ...DEFAULT_WARMUP, maxRuns: 0 };
+
+export interface WarmupResult {
+  model: string;
+  runs: number;
+  /** Wall time of the runs themselves (not the waits for requests between them). */
+  ms: number;
+  /** Whether it stopped on steady speed rather than at maxRuns. */
+  steady: boolean;
+  /** Mean of the last window, in ms; workerd's clock ticks in whole ms (and on Cloudflare may not move within a request). */
+  lastWindowMeanMs: number;
+}
+
+/** One input of the model's shape (batch 1), the same every time: a smooth pattern rather than zeros, so no kernel takes a shortcut. */
+export function syntheticInput(entry: ModelEntry): { input: Float32Array; dims: number[] } {
+  const dims = [1, ...entry.input.shape.slice(1)];
+  const size = dims.reduce((a, b) => a * b, 1);
+  return { input: Float32Array.from({ length: size }, (_, i) => Math.sin(i * 0.37)), dims };
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/**
+ * Whether the last two windows of run times agree within the tolerance. A clock that did not move
+ * over both windows says nothing (Cloudflare's clock may stand still while code runs), so that is not steady.
+ */
+export function isSteady(times: number[], { window, tolerance }: Pick<WarmupOptions, "window" | "tolerance">): boolean {
+  if (times.length < 2 * window) return false;
+  const last = mean(times.slice(-window));
+  const before = mean(times.slice(-2 * window, -window));
+  if (last + before === 0) return false;
+  return Math.abs(last - before) <= tolerance * Math.max(last, before);
+}
+
+/** One warm-up run, answering its own duration in ms (measured with `now` once it starts). */
+export type TimedRun = (input: Float32Array, dims: number[], now: () => number) => Promise<number>;
+
+/** Runs `runOnce` until steady (after minRuns), maxRuns, or `stopped()` (the session was replaced). */
+export async function warmUp(entry: ModelEntry, runOnce: TimedRun, options: WarmupOptions, stopped = () => false, now = () => performance.now()): Promise<WarmupResult> {
+  const { input, dims } = syntheticInput(entry);
+  const times: number[] = [];
+  let steady = false;
+  while (times.length < options.maxRuns && !stopped()) {
+    // runOnce times itself: the wait for requests that go first is not the model's speed.
+    times.push(await runOnce(input, dims, now));
+    if (times.length >= options.minRuns && isSteady(times, options)) {
+      steady = true;
+      break;
+    }
+  }
+  return { model: entry.name, runs: times.length, ms: times.reduce((a, b) => a + b, 0), steady, lastWindowMeanMs: times.length ? mean(times.slice(-options.window)) : 0 };
+}
+
+/** WARMUP_RUNS (the most warm-up runs per session; 0 turns warm-up off) over the defaults. */
+export function warmupFromEnv(env: Record<string, unknown>): WarmupOptions {
+  const raw = env.WARMUP_RUNS;
+  if (raw === undefined || raw === "") return DEFAULT_WARMUP;
+  const n = typeof raw === "number" ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0 || n > 1000) throw new ConfigError(`WARMUP_RUNS must be an integer from 0 to 1000, got "${String(raw)}"`);
+  return { ...DEFAULT_WARMUP, maxRuns: n, minRuns: Math.min(DEFAULT_WARMUP.minRuns, n) };
+}
