@@ -12,6 +12,7 @@ import { timing } from "hono/timing";
 import { HttpError } from "./errors.ts";
 import { isAdminRequest } from "./middleware/admin-auth.ts";
 import { decompressBody } from "./middleware/decompress.ts";
+import { REQUEST_ID_HEADER, requestId } from "./middleware/request-id.ts";
 import { type AppOptions, DEFAULT_LIMITS } from "./options.ts";
 import { abRoutes } from "./routes/ab.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -33,6 +34,8 @@ export function createApp(options: AppOptions): Hono {
   };
   const app = new Hono();
 
+  // First, so that every response carries the id, errors and CORS preflights included.
+  app.use(requestId());
   const origins = options.corsOrigins ?? [];
   app.use(timing({ totalDescription: "total", crossOrigin: origins.includes("*") ? "*" : origins.length > 0 }));
   if (origins.length > 0) {
@@ -40,8 +43,8 @@ export function createApp(options: AppOptions): Hono {
       cors({
         origin: origins.includes("*") ? "*" : origins,
         allowMethods: ["GET", "POST", "PATCH", "OPTIONS"],
-        allowHeaders: ["Content-Type", "Inference-Header-Content-Length", "Authorization", "X-Client-Id", "X-Force-Arm"],
-        exposeHeaders: ["Server-Timing", "X-Model-Name", "X-Model-Version", "Inference-Header-Content-Length", "X-Arm", "X-Teacher-Fault", "Retry-After"],
+        allowHeaders: ["Content-Type", "Inference-Header-Content-Length", "Authorization", "X-Client-Id", "X-Force-Arm", REQUEST_ID_HEADER],
+        exposeHeaders: ["Server-Timing", "X-Model-Name", "X-Model-Version", "Inference-Header-Content-Length", "X-Arm", "X-Teacher-Fault", "Retry-After", REQUEST_ID_HEADER],
         maxAge: 600,
       }),
     );

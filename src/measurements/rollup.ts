@@ -10,6 +10,18 @@ export const DEFAULT_RETENTION_HOURS = 72;
 /** Hours folded per run at most, so that one run stays short after a long pause. */
 const MAX_HOURS_PER_RUN = 48;
 
+/** A request: a client may reuse its X-Request-Id, so a request is its id and its arrival time. */
+export const REQUEST = "request_id || '@' || ts";
+
+/** Joins to student row `s` the teacher row `t` of the same request in `table`, when the teacher answered. */
+export const teacherOkPair = (table: string) => `${table} t ON t.request_id = s.request_id AND t.ts = s.ts AND t.arm = 'teacher' AND t.ok = 1`;
+
+/**
+ * Runs that reached the model and so took time: successes and failures alike (a timeout at its
+ * timeout), but not calls the breaker or the rate limit stopped before they left (latency 0).
+ */
+export const RAN = "(ok = 1 OR fault NOT IN ('rate_limited', 'circuit_open'))";
+
 /** Latency rounded to two significant figures: the histogram's bucket, at most 5% off. */
 export const LATENCY_BUCKET = `CASE
   WHEN latency_ms < 1 THEN ROUND(latency_ms, 2)
@@ -20,25 +32,27 @@ export const LATENCY_BUCKET = `CASE
   ELSE ROUND(latency_ms / 1000) * 1000 END`;
 
 // ?1 = the hour's start, ?2 = its end. Every INSERT adds to what an earlier run folded for the same
-// hour (rows that arrived late, after their hour was folded).
+// hour (rows that arrived late, after their hour was folded). Model version and reason stay grouping
+// keys, so the report separates them over aggregated hours as over raw rows.
 const IN_HOUR = "ts >= ?1 AND ts < ?2";
+const KEYS = "arm, model, version, reason";
 const FOLD_HOUR = [
-  `INSERT INTO run_hours (hour, arm, model, count, served, errors, pairs, agreeing)
-   SELECT ?1, arm, model, COUNT(*), SUM(served), SUM(ok = 0), 0, 0 FROM runs WHERE ${IN_HOUR} GROUP BY arm, model
-   ON CONFLICT (hour, arm, model) DO UPDATE SET count = count + excluded.count, served = served + excluded.served, errors = errors + excluded.errors`,
-  `INSERT INTO run_hours (hour, arm, model, count, served, errors, pairs, agreeing)
-   SELECT ?1, 'student', s.model, 0, 0, 0, COUNT(*), SUM(s.top1 = t.top1)
-   FROM runs s JOIN runs t ON t.request_id = s.request_id AND t.arm = 'teacher' AND t.ok = 1
-   WHERE s.arm = 'student' AND s.ok = 1 AND s.ts >= ?1 AND s.ts < ?2 GROUP BY s.model
-   ON CONFLICT (hour, arm, model) DO UPDATE SET pairs = pairs + excluded.pairs, agreeing = agreeing + excluded.agreeing`,
-  `INSERT INTO run_hour_faults (hour, arm, model, fault, n)
-   SELECT ?1, arm, model, fault, COUNT(*) FROM runs WHERE ${IN_HOUR} AND fault IS NOT NULL GROUP BY arm, model, fault
-   ON CONFLICT (hour, arm, model, fault) DO UPDATE SET n = n + excluded.n`,
-  `INSERT INTO run_hour_latency (hour, arm, model, latency_ms, n)
-   SELECT ?1, arm, model, ${LATENCY_BUCKET} AS bucket, COUNT(*) FROM runs WHERE ${IN_HOUR} AND ok = 1 GROUP BY arm, model, bucket
-   ON CONFLICT (hour, arm, model, latency_ms) DO UPDATE SET n = n + excluded.n`,
+  `INSERT INTO run_hours (hour, ${KEYS}, count, served, errors, pairs, agreeing)
+   SELECT ?1, ${KEYS}, COUNT(*), SUM(served), SUM(ok = 0), 0, 0 FROM runs WHERE ${IN_HOUR} GROUP BY ${KEYS}
+   ON CONFLICT (hour, ${KEYS}) DO UPDATE SET count = count + excluded.count, served = served + excluded.served, errors = errors + excluded.errors`,
+  `INSERT INTO run_hours (hour, ${KEYS}, count, served, errors, pairs, agreeing)
+   SELECT ?1, 'student', s.model, s.version, s.reason, 0, 0, 0, COUNT(*), SUM(s.top1 = t.top1)
+   FROM runs s JOIN ${teacherOkPair("runs")}
+   WHERE s.arm = 'student' AND s.ok = 1 AND s.ts >= ?1 AND s.ts < ?2 GROUP BY s.model, s.version, s.reason
+   ON CONFLICT (hour, ${KEYS}) DO UPDATE SET pairs = pairs + excluded.pairs, agreeing = agreeing + excluded.agreeing`,
+  `INSERT INTO run_hour_faults (hour, ${KEYS}, fault, n)
+   SELECT ?1, ${KEYS}, fault, COUNT(*) FROM runs WHERE ${IN_HOUR} AND fault IS NOT NULL GROUP BY ${KEYS}, fault
+   ON CONFLICT (hour, ${KEYS}, fault) DO UPDATE SET n = n + excluded.n`,
+  `INSERT INTO run_hour_latency (hour, ${KEYS}, ok, latency_ms, n)
+   SELECT ?1, ${KEYS}, ok, ${LATENCY_BUCKET} AS bucket, COUNT(*) FROM runs WHERE ${IN_HOUR} AND ${RAN} GROUP BY ${KEYS}, ok, bucket
+   ON CONFLICT (hour, ${KEYS}, ok, latency_ms) DO UPDATE SET n = n + excluded.n`,
   `INSERT INTO request_hours (hour, requests, fallbacks, transactions, written_rows)
-   SELECT ?1, COUNT(DISTINCT request_id), COUNT(DISTINCT CASE WHEN arm = 'teacher' AND mode = 'ab' AND ok = 0 THEN request_id END), 0, 0
+   SELECT ?1, COUNT(DISTINCT ${REQUEST}), COUNT(DISTINCT CASE WHEN arm = 'teacher' AND mode = 'ab' AND ok = 0 THEN ${REQUEST} END), 0, 0
    FROM runs WHERE ${IN_HOUR}
    ON CONFLICT (hour) DO UPDATE SET requests = requests + excluded.requests, fallbacks = fallbacks + excluded.fallbacks`,
   `INSERT INTO request_hours (hour, requests, fallbacks, transactions, written_rows)

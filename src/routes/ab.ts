@@ -14,6 +14,7 @@ import { type Caller, identifyCaller, rateLimitKey, requireRight } from "../acce
 import { HttpError, badRequest, notFound } from "../errors.ts";
 import { type Fault, type RequestInfo, type RunRecord, toRow } from "../measurements/records.ts";
 import { type Background, recordLater } from "../measurements/sink.ts";
+import { requestIdOf } from "../middleware/request-id.ts";
 import { ModelLoadError } from "../models/store.ts";
 import { type ArmResult, type ArmFailure, runRecord, runStudent } from "../routing/arms.ts";
 import { Breakers } from "../routing/breaker.ts";
@@ -154,7 +155,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     }
     const selection = predictionSelection(c, student);
     const settings = await settingsOf(c, setup);
-    const { arm } = await assignArm(clientId, settings.studentPercent, setup.experiment, forced);
+    const { arm, reason } = await assignArm(clientId, settings.studentPercent, setup.experiment, forced);
     const teacher = gate(setup, settings, rateLimitKey(c, caller, clientId));
 
     // Teacher-bound work takes the client's allowance before anything is decoded.
@@ -187,12 +188,12 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     if (served.arm === "student") setMetric(c, "student", served.latencyMs);
 
     const shadow = shadowDrawn && served.ok;
-    const request: RequestInfo = { requestId: crypto.randomUUID(), ts: received, mode: shadow ? "shadow" : "ab", status: failureStatus(served) };
+    const request: RequestInfo = { requestId: requestIdOf(c), ts: received, mode: shadow ? "shadow" : "ab", reason, status: failureStatus(served) };
     // The runs so far are recorded now, whatever becomes of a shadow: its teacher row follows on its own.
     recordLater(background(c), setup.sink, runs.map((r) => toRow(request, r)));
     if (shadow) {
       const shadowRun = shadowAllowed ? teacher.run(teacherInput!, shadowBudgetMs) : Promise.resolve(teacher.limited());
-      recordLater(background(c), setup.sink, shadowRun.then((t) => [toRow(request, runRecord(t, false))]));
+      recordLater(background(c), setup.sink, shadowRun.then((t) => [toRow({ ...request, reason: "shadow" }, runRecord(t, false))]));
     }
 
     if (!served.ok) throw studentFailure(served);
@@ -228,7 +229,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     const [s, t] = await Promise.all([runStudent(store, student, studentInput!), teacherRun]);
     setMetric(c, "student", s.latencyMs);
     setMetric(c, "teacher", t.latencyMs);
-    const request: RequestInfo = { requestId: crypto.randomUUID(), ts: received, mode: "compare", status: failureStatus(s) };
+    const request: RequestInfo = { requestId: requestIdOf(c), ts: received, mode: "compare", reason: "compare", status: failureStatus(s) };
     recordLater(background(c), setup.sink, [toRow(request, runRecord(s, true)), toRow(request, runRecord(t, t.ok))]);
     if (!s.ok) throw studentFailure(s);
     if (!t.ok) c.header(FAULT_HEADER, t.fault);

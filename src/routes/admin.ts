@@ -7,7 +7,7 @@ import type { D1Database } from "@cloudflare/workers-types";
 import { type Context, Hono } from "hono";
 import type { ModelEntry } from "../../models/schema.ts";
 import { HttpError, badRequest } from "../errors.ts";
-import { buildReport, parseSince } from "../measurements/report.ts";
+import { SinceError, buildReport, parseSince } from "../measurements/report.ts";
 import { adminAuth } from "../middleware/admin-auth.ts";
 import { SettingsError, applySettingsPatch, parseSettingsPatch, readSettings } from "../routing/settings.ts";
 import { type AbBindings, teacherEntry } from "../routing/setup.ts";
@@ -32,9 +32,7 @@ export function adminRoutes({ store }: RouteContext, teachers: readonly ModelEnt
 
   app.get("/report", async (c) => {
     const now = Date.now();
-    const raw = c.req.query("since");
-    const since = parseSince(raw, now);
-    if (since === undefined) throw badRequest(`since must be an ISO 8601 time, milliseconds since the epoch, or a duration such as 15m, 2h, 7d; got "${raw!.slice(0, 40)}"`);
+    const since = validated(() => parseSince(c.req.query("since"), now), SinceError);
     return c.json(await buildReport(database(c), since, now + 1));
   });
 

@@ -48,6 +48,6 @@ export function teacherSkipped(entry: ModelEntry, fault: Fault, detail: string):
 
 /** The measurement of a run. */
 export function runRecord(result: ArmResult, served: boolean): RunRecord {
-  const base = { arm: result.arm, model: result.entry.name, latencyMs: result.latencyMs, served };
+  const base = { arm: result.arm, model: result.entry.name, version: result.entry.version, latencyMs: result.latencyMs, served };
   return result.ok ? { ...base, ok: true, top1: result.top1 } : { ...base, ok: false, fault: result.fault };
 }

@@ -24,13 +24,13 @@ export async function clientBucket(clientId: string, experiment: string): Promis
 
 export interface Assignment {
   arm: Arm;
-  /** "override": forced by the request header; "split": the client's bucket. */
-  reason: "override" | "split";
+  /** "forced": by the request header (X-Force-Arm); "split": the client's bucket. */
+  reason: "forced" | "split";
 }
 
 /** The arm for a client under a split of `studentPercent` (0..100) unless the request forces one. */
 export async function assignArm(clientId: string, studentPercent: number, experiment: string, override?: Arm): Promise<Assignment> {
-  if (override) return { arm: override, reason: "override" };
+  if (override) return { arm: override, reason: "forced" };
   const bucket = await clientBucket(clientId, experiment);
   return { arm: bucket < studentPercent * (BUCKETS / 100) ? "student" : "teacher", reason: "split" };
 }

@@ -73,6 +73,8 @@ export async function askTeacher(endpoint: TeacherEndpoint, entry: ModelEntry, i
     if (typeof probabilities === "string") return { ok: false, fault: "bad_response", detail: probabilities, latencyMs: elapsed() };
     return { ok: true, probabilities, latencyMs: elapsed() };
   } catch (err) {
-    return { ok: false, ...faultOf(err), latencyMs: elapsed() };
+    const fault = faultOf(err);
+    // A timeout is measured at the timeout: the wait the client had, not the timer's late firing.
+    return { ok: false, ...fault, latencyMs: fault.fault === "timeout" ? timeoutMs : elapsed() };
   }
 }

@@ -94,7 +94,12 @@ export async function report(app: App, since: number, vars: Partial<AbBindings> 
   return response.json();
 }
 
-export const row = (r: Report, arm: string, model: string) => r.rows.find((x: Report["rows"][number]) => x.arm === arm && x.model === model);
+/** The report's row for an arm and model (and reason); throws when the report has several that match. */
+export function row(r: Report, arm: string, model: string, reason?: string): Report["rows"][number] | undefined {
+  const found = r.rows.filter((x) => x.arm === arm && x.model === model && (reason === undefined || x.reason === reason));
+  if (found.length > 1) throw new Error(`the report has ${found.length} rows for ${arm} ${model}${reason ? ` ${reason}` : ""}: name the reason`);
+  return found[0];
+}
 
 /** Nearest-rank percentile, as the report computes it. */
 export function nearestRank(values: number[], p: number): number {

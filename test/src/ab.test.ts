@@ -139,7 +139,12 @@ describe("teacher faults", () => {
       }
       const r = await report(app, since);
       expect(r.fallbacks).toBe(3);
-      expect(row(r, "teacher", "teacher28")).toMatchObject({ count: 3, served: 0, errors: 3, errorRate: 1, faults: { [c.fault]: 3 }, latencyMs: { p50: null } });
+      const teacher = row(r, "teacher", "teacher28", "forced")!;
+      expect(teacher).toMatchObject({ count: 3, served: 0, errors: 3, errorRate: 1, faults: { [c.fault]: 3 } });
+      // Failed runs count in the latencies that include failures (a timeout at the timeout), not in the others.
+      expect(teacher.latencyMs).toMatchObject({ includesFailures: true, runs: 3 });
+      if (c.fault === "timeout") expect(teacher.latencyMs).toMatchObject({ p50: TIMEOUT_MS, p99: TIMEOUT_MS });
+      expect(teacher.successLatencyMs).toEqual({ includesFailures: false, runs: 0, p50: null, p95: null, p99: null });
       expect(row(r, "student", "grey28")).toMatchObject({ count: 3, served: 3, errors: 0 });
     });
   }

@@ -28,7 +28,7 @@ async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 20_00
 }
 
 function row(requestId: string, arm: "student" | "teacher", ts: number): RunRow {
-  return { requestId, ts, mode: "shadow", status: 200, arm, model: arm === "student" ? "grey28" : "teacher28", latencyMs: 5, ok: true, fault: null, top1: 3, served: arm === "student" };
+  return { requestId, ts, mode: "shadow", reason: arm === "student" ? "split" : "shadow", status: 200, arm, model: arm === "student" ? "grey28" : "teacher28", version: "1", latencyMs: 5, ok: true, fault: null, top1: 3, served: arm === "student" };
 }
 
 describe("without a queue", () => {
@@ -92,6 +92,15 @@ describe("the queue consumer", () => {
     expect(result.retryMessages).toEqual([]);
     expect(await rowsOf(ids)).toBe(80);
     expect(await transactions("queue", since)).toBe(1);
+  });
+
+  it("keeps rows from a deployment that did not record reason and version, as unrecorded", async () => {
+    const id = crypto.randomUUID();
+    const { reason: _reason, version: _version, ...older } = row(id, "student", Date.now());
+    const result = await deliver([{ id: "older", body: { rows: [older] } }, { id: "bad-reason", body: { rows: [{ ...row(id, "teacher", Date.now()), reason: "because" }] } }]);
+    expect(result.explicitAcks.sort()).toEqual(["bad-reason", "older"]);
+    const stored = await env.DB.prepare("SELECT arm, reason, version FROM runs WHERE request_id = ?1").bind(id).all();
+    expect(stored.results).toEqual([{ arm: "student", reason: "unrecorded", version: "" }]);
   });
 
   it("retries a batch when D1 fails, loses nothing, and writes nothing twice", async () => {

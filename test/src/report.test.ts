@@ -1,7 +1,9 @@
 // GET /v1/report and the configuration endpoints in workerd: the figures against what was sent, the
 // token guard, and changing the split at run time.
 import { beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../../src/app.ts";
 import { ADMIN_TOKEN, abApp, asAdmin, classify, force, hosts, migrate, nearestRank, png, report, row, send } from "./ab-helpers.ts";
+import { entryOf, fixtureStore, fixtures } from "./helpers.ts";
 
 const app = abApp();
 beforeAll(migrate);
@@ -32,9 +34,13 @@ describe("GET /v1/report", () => {
     const t = sent.map((c) => c.teacher.latencyMs);
     const student = row(r, "student", "grey28")!;
     const teacher = row(r, "teacher", "teacher28")!;
-    expect(student).toMatchObject({ count: 12, served: 12, errors: 0, errorRate: 0, faults: {} });
-    expect(student.latencyMs).toEqual({ p50: nearestRank(s, 50), p95: nearestRank(s, 95), p99: nearestRank(s, 99) });
-    expect(teacher.latencyMs).toEqual({ p50: nearestRank(t, 50), p95: nearestRank(t, 95), p99: nearestRank(t, 99) });
+    expect(student).toMatchObject({ reason: "compare", version: entryOf("grey28").version, count: 12, served: 12, errors: 0, errorRate: 0, faults: {} });
+    expect(teacher).toMatchObject({ reason: "compare", version: hosts.entry.version });
+    const percentiles = (values: number[]) => ({ runs: values.length, p50: nearestRank(values, 50), p95: nearestRank(values, 95), p99: nearestRank(values, 99) });
+    // No run failed: both kinds of percentiles say the same, and say which they are.
+    expect(student.latencyMs).toEqual({ includesFailures: true, ...percentiles(s) });
+    expect(student.successLatencyMs).toEqual({ includesFailures: false, ...percentiles(s) });
+    expect(teacher.latencyMs).toEqual({ includesFailures: true, ...percentiles(t) });
     expect(student.agreement).toEqual({ pairs: 12, top1: sent.filter((c) => c.agree).length / 12 });
     expect(student.latencyRatio).toBeCloseTo(nearestRank(s, 50) / nearestRank(t, 50), 10);
     expect(teacher.agreement).toBeNull();
@@ -49,27 +55,101 @@ describe("GET /v1/report", () => {
     const r = await report(app, since);
     expect(r.requests).toBe(7);
     expect(r.fallbacks).toBe(2);
-    expect(row(r, "student", "grey28")).toMatchObject({ count: 5, served: 5, errors: 0, agreement: { pairs: 0, top1: null } });
-    expect(row(r, "teacher", "teacher28")).toMatchObject({ count: 4, served: 2, errors: 2, errorRate: 0.5, faults: { bad_response: 2 } });
-    const teacher = row(r, "teacher", "teacher28")!.latencyMs;
-    expect(teacher.p50).toBeGreaterThan(0);
-    expect(teacher.p50! <= teacher.p95! && teacher.p95! <= teacher.p99!).toBe(true);
+    expect(row(r, "student", "grey28")).toMatchObject({ reason: "forced", count: 5, served: 5, errors: 0, agreement: { pairs: 0, top1: null } });
+    const teacher = row(r, "teacher", "teacher28")!;
+    expect(teacher).toMatchObject({ reason: "forced", count: 4, served: 2, errors: 2, errorRate: 0.5, faults: { bad_response: 2 } });
+    expect(teacher.latencyMs.runs).toBe(4);
+    expect(teacher.successLatencyMs.runs).toBe(2);
+    for (const l of [teacher.latencyMs, teacher.successLatencyMs]) {
+      expect(l.p50).toBeGreaterThan(0);
+      expect(l.p50! <= l.p95! && l.p95! <= l.p99!).toBe(true);
+    }
   });
 
-  it("takes since as a duration, an ISO time or epoch milliseconds, and refuses anything else", async () => {
+  it("separates the split's traffic from forced and compare traffic, and shadows from both", async () => {
+    const since = Date.now();
+    // The split: every client on the student, half of the answers shadowed.
+    for (let i = 0; i < 4; i++) await classify(app, 500 + i, { "X-Client-Id": `split-${i}` }, { STUDENT_PERCENT: "100", SHADOW_PERCENT: "100" });
+    for (let i = 0; i < 3; i++) await classify(app, 510 + i, force("student"));
+    for (let i = 0; i < 2; i++) await send(app, "/v1/compare", { method: "POST", headers: asAdmin, body: png(520 + i) }, { TEACHER_TIMEOUT_MS: "10000" });
+    const r = await report(app, since);
+    expect(r.requests).toBe(9);
+    expect(r.rows.map((x) => [x.arm, x.reason, x.count])).toEqual([
+      ["student", "compare", 2],
+      ["student", "forced", 3],
+      ["student", "split", 4],
+      ["teacher", "compare", 2],
+      ["teacher", "shadow", 4],
+    ]);
+    expect(row(r, "student", "grey28", "split")!.agreement!.pairs).toBe(4);
+    expect(row(r, "student", "grey28", "compare")!.agreement!.pairs).toBe(2);
+    expect(row(r, "student", "grey28", "forced")!.agreement!.pairs).toBe(0);
+  });
+
+  it("groups by model version", async () => {
+    const next = { ...fixtures.manifest, models: fixtures.manifest.models.map((m) => (m.name === "grey28" ? { ...m, version: "next" } : m)) };
+    const nextApp = createApp({ store: fixtureStore(next), abRouting: { teachers: [hosts.entry] } });
+    const since = Date.now();
+    for (let i = 0; i < 2; i++) await classify(app, 600 + i, force("student"));
+    for (let i = 0; i < 3; i++) await classify(nextApp, 610 + i, force("student"));
+    const r = await report(app, since);
+    expect(r.rows.map((x) => [x.model, x.version, x.count])).toEqual([
+      ["grey28", entryOf("grey28").version, 2],
+      ["grey28", "next", 3],
+    ]);
+  });
+
+  it("counts a timeout as an error, at the timeout, in the percentiles that include failures", async () => {
+    await classify(app, 699, force("teacher")); // the teacher's connection is warm: the timeout is the only delay
+    const since = Date.now();
+    const vars = { TEACHER_TIMEOUT_MS: "250" };
+    await classify(app, 700, force("teacher"), vars);
+    await classify(app, 701, force("teacher"), { ...vars, TEACHER_URL: hosts.slowUrl });
+    await classify(app, 702, force("teacher"), { ...vars, TEACHER_URL: hosts.slowUrl });
+    const teacher = row(await report(app, since), "teacher", "teacher28")!;
+    expect(teacher).toMatchObject({ count: 3, errors: 2, errorRate: 2 / 3, faults: { timeout: 2 } });
+    expect(teacher.latencyMs).toMatchObject({ includesFailures: true, runs: 3, p95: 250, p99: 250 });
+    expect(teacher.successLatencyMs.runs).toBe(1);
+    expect(teacher.successLatencyMs.p99).toBeLessThan(250);
+  });
+
+  it("takes since as a duration, an ISO time or epoch milliseconds", async () => {
     const now = Date.now();
-    for (const since of ["1h", new Date(now - 3_600_000).toISOString(), String(now - 3_600_000)]) {
+    const hourAgo = now - 3_600_000;
+    for (const since of ["1h", "60m", new Date(hourAgo).toISOString(), new Date(hourAgo).toISOString().replace("Z", "+00:00"), String(hourAgo)]) {
       const { response } = await send(app, `/v1/report?since=${encodeURIComponent(since)}`, { headers: auth });
       expect(response.status).toBe(200);
       const body = (await response.json()) as { since: string; requests: number };
-      expect(Math.abs(Date.parse(body.since) - (now - 3_600_000))).toBeLessThan(5_000);
+      expect(Math.abs(Date.parse(body.since) - hourAgo)).toBeLessThan(5_000);
       expect(body.requests).toBeGreaterThan(0);
     }
-    const future = await report(app, now + 60_000);
-    expect(future.rows).toEqual([]);
-    const { response } = await send(app, "/v1/report?since=yesterday", { headers: auth });
-    expect(response.status).toBe(400);
-    expect(((await response.json()) as { error: string }).error).toMatch(/^since must be an ISO 8601 time/);
+    const today = new Date(now).toISOString().slice(0, 10);
+    const { response } = await send(app, `/v1/report?since=${today}`, { headers: auth });
+    expect(((await response.json()) as { since: string }).since).toBe(`${today}T00:00:00.000Z`);
+    expect((await report(app, now)).rows).toEqual([]);
+  });
+
+  it("refuses a since that is malformed, implausible or in the future, with 400 and the reason", async () => {
+    const cases: [string, RegExp][] = [
+      ["yesterday", /^since must be an ISO 8601 date or time with offset/],
+      ["99999999999999999", /^since="99999999999999999" is in the future \(beyond any date\)/],
+      ["2026", /^since=2026 reads as 2026 ms after 1970; for the year give a date, e.g. 2026-01-01$/],
+      [String(Math.floor(Date.now() / 1000) - 3600), /reads as milliseconds, which is 1970-.*; for seconds since the epoch write \d+000$/],
+      ["100000d", /reaches back before 2000-01-01T00:00:00.000Z/],
+      ["1999-12-31", /reaches back before 2000-01-01/],
+      ["2026-02-31", /^since must be an ISO 8601/],
+      ["2026-11-29T10:00", /^since must be an ISO 8601/], // a time without an offset
+      ["2999-01-01", /is in the future \(2999-01-01T00:00:00.000Z\)/],
+      ["-5", /^since must be an ISO 8601/],
+      ["1e12", /^since must be an ISO 8601/],
+    ];
+    for (const [since, error] of cases) {
+      const { response } = await send(app, `/v1/report?since=${encodeURIComponent(since)}`, { headers: auth });
+      expect(response.status, since).toBe(400);
+      const body = (await response.json()) as Record<string, string>;
+      expect(Object.keys(body)).toEqual(["error"]);
+      expect(body.error, since).toMatch(error);
+    }
   });
 });
 

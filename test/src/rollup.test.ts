@@ -17,25 +17,35 @@ beforeAll(migrate);
 const T0 = Date.UTC(2026, 0, 5, 10); // an hour's start, long past any retention
 const NOW = T0 + 10 * 24 * HOUR_MS;
 
-/** A day's worth of rows in hours 0-3 after T0: shadowed pairs, fallbacks, faults, varied latencies. */
+/**
+ * A day's worth of rows in hours 0-3 after T0: shadowed pairs, compared pairs, fallbacks, faults,
+ * varied latencies, two versions of the student and every reason, so that the aggregates must keep
+ * version and reason apart.
+ */
 function rows(prefix: string, hours = 4): RunRow[] {
   const out: RunRow[] = [];
   let n = 0;
   for (let h = 0; h < hours; h++) {
+    const version = h % 2 === 0 ? "v1" : "v2";
     for (let i = 0; i < 25; i++, n++) {
       const requestId = `${prefix}-${h}-${i}`;
       const ts = T0 + h * HOUR_MS + i * 60_000;
       const base = { requestId, ts, status: 200 };
       const studentLatency = 1.3 + ((n * 37) % 90) / 7;
       const teacherLatency = 40 + ((n * 53) % 400);
+      const student = { arm: "student" as const, model: "grey28", version, latencyMs: studentLatency, ok: true as const, fault: null, top1: i % 10, served: true };
+      const teacher = { arm: "teacher" as const, model: "teacher28", version: "t1", latencyMs: teacherLatency, ok: true as const, fault: null, top1: i % 3 === 0 ? (i + 1) % 10 : i % 10 };
       if (i % 5 === 0) {
         // The teacher arm failed; the student answered.
         const fault: Fault = i % 10 === 0 ? "timeout" : "circuit_open";
-        out.push({ ...base, mode: "ab", arm: "teacher", model: "teacher28", latencyMs: fault === "timeout" ? 1000 : 0, ok: false, fault, top1: null, served: false });
-        out.push({ ...base, mode: "ab", arm: "student", model: "grey28", latencyMs: studentLatency, ok: true, fault: null, top1: i % 10, served: true });
+        out.push({ ...base, ...teacher, mode: "ab", reason: "split", latencyMs: fault === "timeout" ? 1000 : 0, ok: false, fault, top1: null, served: false });
+        out.push({ ...base, ...student, mode: "ab", reason: "split" });
+      } else if (i % 7 === 0) {
+        out.push({ ...base, ...student, mode: "compare", reason: "compare" });
+        out.push({ ...base, ...teacher, mode: "compare", reason: "compare", served: true });
       } else {
-        out.push({ ...base, mode: "shadow", arm: "student", model: "grey28", latencyMs: studentLatency, ok: true, fault: null, top1: i % 10, served: true });
-        out.push({ ...base, mode: "shadow", arm: "teacher", model: "teacher28", latencyMs: teacherLatency, ok: true, fault: null, top1: i % 3 === 0 ? (i + 1) % 10 : i % 10, served: false });
+        out.push({ ...base, ...student, mode: "shadow", reason: i % 2 === 0 ? "split" : "forced" });
+        out.push({ ...base, ...teacher, mode: "shadow", reason: "shadow", served: false });
       }
     }
   }
@@ -54,10 +64,14 @@ function expectSameReport(after: Report, before: Report): void {
   expect(after.rows.length).toBe(before.rows.length);
   after.rows.forEach((r, i) => {
     const b = before.rows[i]!;
-    expect({ ...r, latencyMs: undefined, latencyRatio: undefined }).toEqual({ ...b, latencyMs: undefined, latencyRatio: undefined });
-    for (const p of ["p50", "p95", "p99"] as const) {
-      if (b.latencyMs[p] === null) expect(r.latencyMs[p]).toBeNull();
-      else expect(Math.abs(r.latencyMs[p]! - b.latencyMs[p]!) / b.latencyMs[p]!).toBeLessThanOrEqual(0.05);
+    const exact = (x: Report["rows"][number]) => ({ ...x, latencyMs: undefined, successLatencyMs: undefined, latencyRatio: undefined });
+    expect(exact(r)).toEqual(exact(b));
+    for (const kind of ["latencyMs", "successLatencyMs"] as const) {
+      expect({ ...r[kind], p50: 0, p95: 0, p99: 0 }).toEqual({ ...b[kind], p50: 0, p95: 0, p99: 0 });
+      for (const p of ["p50", "p95", "p99"] as const) {
+        if (b[kind][p] === null) expect(r[kind][p]).toBeNull();
+        else expect(Math.abs(r[kind][p]! - b[kind][p]!) / b[kind][p]!).toBeLessThanOrEqual(0.05);
+      }
     }
   });
 }
@@ -76,6 +90,19 @@ describe("the roll-up", () => {
     const before = await Promise.all(windows.map(([s, u]) => buildReport(env.DB, s, u)));
     expect(before[0]!).toMatchObject({ requests: 100, fallbacks: 20, writes: { transactions: 2, rows: 200 } });
     expect(before.map((r) => r.requests)).toEqual([100, 50, 75]);
+    // Version and reason are keys: each student version by each reason, the teacher by each reason.
+    expect(before[0]!.rows.map((r) => `${r.arm} ${r.version} ${r.reason}`)).toEqual([
+      ...["v1", "v2"].flatMap((v) => ["compare", "forced", "split"].map((reason) => `student ${v} ${reason}`)),
+      "teacher t1 compare",
+      "teacher t1 shadow",
+      "teacher t1 split",
+    ]);
+    // The teacher's split rows are its failures: the timeouts count in its latencies at the timeout,
+    // the breaker's refusals (latency 0) do not.
+    const teacherSplit = before[0]!.rows.find((r) => r.arm === "teacher" && r.reason === "split")!;
+    expect(teacherSplit).toMatchObject({ count: 20, errors: 20, errorRate: 1, faults: { timeout: 12, circuit_open: 8 } });
+    expect(teacherSplit.latencyMs).toEqual({ includesFailures: true, runs: 12, p50: 1000, p95: 1000, p99: 1000 });
+    expect(teacherSplit.successLatencyMs).toEqual({ includesFailures: false, runs: 0, p50: null, p95: null, p99: null });
 
     await rollUpAt(NOW);
     expect(await rawCount()).toBe(0);
@@ -86,7 +113,7 @@ describe("the roll-up", () => {
 
   it("keeps rows within the retention raw, and adds late rows to hours already folded", async () => {
     const recent = NOW - 2 * HOUR_MS;
-    await insertRows(env.DB, [{ requestId: "recent", ts: recent, mode: "ab", status: 200, arm: "student", model: "grey28", latencyMs: 3, ok: true, fault: null, top1: 1, served: true }], "direct", recent);
+    await insertRows(env.DB, [{ requestId: "recent", ts: recent, mode: "ab", reason: "split", status: 200, arm: "student", model: "grey28", version: "v1", latencyMs: 3, ok: true, fault: null, top1: 1, served: true }], "direct", recent);
     // A row that reached D1 after its hour was folded (a long-delayed queue retry).
     await insertRows(env.DB, rows("late", 1).slice(0, 2), "queue", T0 + 3);
     const before = await buildReport(env.DB, 0, NOW);
