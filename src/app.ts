@@ -17,6 +17,7 @@ import { type AppOptions, DEFAULT_LIMITS } from "./options.ts";
 import { abRoutes } from "./routes/ab.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { classifyRoutes } from "./routes/classify.ts";
+import { dashboardRoutes } from "./routes/dashboard.ts";
 import type { RouteContext } from "./routes/context.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { oipRoutes } from "./routes/oip.ts";
@@ -63,6 +64,7 @@ export function createApp(options: AppOptions): Hono {
     app.route("/v1", abRoutes(ctx, options.abRouting));
     app.route("/v1", adminRoutes(ctx, options.abRouting.teachers));
     app.route("/v1", keyRoutes());
+    if (options.dashboard) app.route("/dashboard", dashboardRoutes({ ...options.dashboard, base: "/dashboard" }));
   }
   app.route("/v1", classifyRoutes(ctx));
 

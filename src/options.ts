@@ -1,6 +1,7 @@
 // What createApp takes, the defaults, and how the Worker's environment variables override them.
 import type { ModelStore } from "./models/store.ts";
 import type { AbRoutingOptions } from "./routes/ab.ts";
+import type { DashboardOptions } from "./routes/dashboard.ts";
 
 export interface Limits {
   /** Largest request body, in bytes (images and JSON alike). */
@@ -38,6 +39,8 @@ export interface AppOptions {
    * when absent.
    */
   abRouting?: AbRoutingOptions;
+  /** The dashboard (routes/dashboard.ts), served at /dashboard beside A/B routing; off when absent. */
+  dashboard?: DashboardOptions;
 }
 
 /** Environment variable for each limit (wrangler.toml [vars], or .dev.vars locally). */

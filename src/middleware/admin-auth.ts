@@ -14,13 +14,17 @@ export interface AdminAuthOptions {
 
 export const ADMIN_REALM = "narrowdeep-admin";
 
-const adminTokenOf = (c: Context): string | undefined => (c.env as { ADMIN_TOKEN?: string } | undefined)?.ADMIN_TOKEN || undefined;
+export const adminTokenOf = (c: Context): string | undefined => (c.env as { ADMIN_TOKEN?: string } | undefined)?.ADMIN_TOKEN || undefined;
+
+/** Whether `candidate` is the admin token (constant time); false when no token is set. */
+export async function isAdminToken(c: Context, candidate: string | undefined): Promise<boolean> {
+  const expected = adminTokenOf(c);
+  return expected !== undefined && candidate !== undefined && (await timingSafeEqual(expected, candidate));
+}
 
 /** Whether the request carries the admin token (for optional privileges, such as error details). */
 export async function isAdminRequest(c: Context): Promise<boolean> {
-  const expected = adminTokenOf(c);
-  const match = /^Bearer +(\S+)$/i.exec(c.req.header("authorization") ?? "");
-  return expected !== undefined && match !== null && (await timingSafeEqual(expected, match[1]!));
+  return isAdminToken(c, /^Bearer +(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1]);
 }
 
 export function adminAuth(options: AdminAuthOptions = {}): MiddlewareHandler {

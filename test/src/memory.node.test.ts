@@ -61,11 +61,12 @@ async function inspect(mf: Miniflare): Promise<() => Promise<number>> {
 }
 
 async function start(): Promise<Running> {
-  const type = (f: string) => (f.endsWith(".wasm") ? "CompiledWasm" : f.endsWith(".onnx") ? "Data" : "ESModule");
+  // wrangler.toml's rules: the ORT WebAssembly, the models, and the dashboard's scripts and styles as text.
+  const type = (f: string) => (f === "index.js" ? "ESModule" : f.endsWith(".wasm") ? "CompiledWasm" : f.endsWith(".onnx") ? "Data" : "Text");
   const mf = new Miniflare({
     modulesRoot: dir,
     // The entry first: Miniflare takes the first module as the main one.
-    modules: ["index.js", ...readdirSync(dir).filter((f) => /\.(wasm|onnx)$/.test(f))].map((f) => ({ type: type(f), path: join(dir, f) })),
+    modules: ["index.js", ...readdirSync(dir).filter((f) => /\.(wasm|onnx|js|css)$/.test(f) && f !== "index.js")].map((f) => ({ type: type(f), path: join(dir, f) })),
     compatibilityDate: config.compatibility_date!,
     compatibilityFlags: config.compatibility_flags,
     bindings: config.vars as Record<string, string>,

@@ -1,0 +1,247 @@
+// The dashboard's script (plain browser JavaScript, served as is by the Worker): polls
+// <base>/data?window=..., fills the tables and draws the charts with uPlot (global `uPlot`), and sends
+// the split form with its CSRF token. A 401 (the session ended) reloads the page, which then shows the
+// sign-in form.
+"use strict";
+(() => {
+  const body = document.body;
+  const base = body.dataset.base;
+  const windowName = body.dataset.window;
+  const pollMs = Number(body.dataset.pollMs) || 5000;
+  const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+  const charts = new Map();
+
+  const field = (name) => document.querySelector(`[data-field="${name}"]`);
+  const fmt = (v, digits = 1) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+  const pct = (v) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
+  const label = (s) => `${s.arm ? `${s.arm} ` : ""}${s.model}${s.version ? ` (${s.version})` : ""}`;
+
+  function cell(tr, text, name) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (name) td.dataset.field = name;
+    tr.appendChild(td);
+  }
+
+  function fillRows(data) {
+    const tbody = document.getElementById("arm-rows");
+    tbody.replaceChildren();
+    for (const r of data.report.rows) {
+      const tr = document.createElement("tr");
+      tr.dataset.arm = r.arm;
+      tr.dataset.model = r.model;
+      tr.dataset.version = r.version ?? "";
+      tr.dataset.reason = r.reason;
+      cell(tr, r.arm, "arm");
+      cell(tr, r.model, "model");
+      cell(tr, r.version ?? "–", "version");
+      cell(tr, r.reason, "reason");
+      cell(tr, String(r.count), "count");
+      cell(tr, String(r.served), "served");
+      cell(tr, String(r.errors), "errors");
+      cell(tr, pct(r.errorRate), "errorRate");
+      cell(tr, fmt(r.latencyMs.p50), "p50");
+      cell(tr, fmt(r.latencyMs.p95), "p95");
+      cell(tr, fmt(r.latencyMs.p99), "p99");
+      if (r.agreementInterval) {
+        cell(tr, `${pct(r.agreement.top1)} (${pct(r.agreementInterval.low)}–${pct(r.agreementInterval.high)})`, "agreement");
+      } else {
+        cell(tr, "–", "agreement");
+      }
+      cell(tr, r.agreement ? String(r.agreement.pairs) : "–", "pairs");
+      tbody.appendChild(tr);
+    }
+    if (data.report.rows.length === 0) {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td");
+      td.colSpan = 13;
+      td.className = "muted";
+      td.textContent = "No measurements in this window yet.";
+      tr.appendChild(td);
+      tbody.appendChild(tr);
+    }
+    field("requests").textContent = String(data.report.requests);
+    field("fallbacks").textContent = String(data.report.fallbacks);
+    field("window").textContent = `${new Date(data.report.since).toLocaleString()} to ${new Date(data.report.until).toLocaleString()}`;
+  }
+
+  function fillFaults(data) {
+    const tbody = document.getElementById("fault-rows");
+    tbody.replaceChildren();
+    for (const r of data.report.rows) {
+      if (r.arm !== "teacher") continue;
+      for (const [fault, n] of Object.entries(r.faults)) {
+        const tr = document.createElement("tr");
+        tr.dataset.fault = fault;
+        cell(tr, r.model);
+        cell(tr, r.version ?? "–");
+        cell(tr, r.reason);
+        cell(tr, fault);
+        cell(tr, String(n), "faultCount");
+        tbody.appendChild(tr);
+      }
+    }
+    if (tbody.children.length === 0) {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td");
+      td.colSpan = 5;
+      td.className = "muted";
+      td.textContent = "No teacher faults in this window.";
+      tr.appendChild(td);
+      tbody.appendChild(tr);
+    }
+  }
+
+  function fillRouting(data) {
+    const { settings, overridden } = data.routing;
+    field("studentPercent").textContent = String(settings.studentPercent);
+    field("shadowPercent").textContent = String(settings.shadowPercent);
+    field("overridden").textContent = overridden.length ? `(set at run time: ${overridden.join(", ")})` : "(the Worker's defaults)";
+    const form = document.getElementById("split-form");
+    // Never overwrite what someone is typing.
+    if (!form.contains(document.activeElement)) {
+      form.elements.studentPercent.value = settings.studentPercent;
+      form.elements.shadowPercent.value = settings.shadowPercent;
+    }
+  }
+
+  /** x: every interval start in the window, in seconds (uPlot's time unit). */
+  function intervals(series) {
+    const first = Math.floor(series.since / series.intervalMs) * series.intervalMs;
+    const xs = [];
+    for (let t = first; t < series.until; t += series.intervalMs) xs.push(t);
+    return xs;
+  }
+
+  function column(xs, points, value) {
+    const at = new Map(points.map((p) => [p.t, p]));
+    return xs.map((t) => (at.has(t) ? value(at.get(t)) : null));
+  }
+
+  function draw(id, options, data) {
+    const el = document.getElementById(id);
+    charts.get(id)?.destroy();
+    el.replaceChildren();
+    const width = Math.max(320, el.clientWidth || 560);
+    const chart = new uPlot({ width, height: 220, legend: { live: false }, ...options }, data, el);
+    charts.set(id, chart);
+  }
+
+  const colour = (i) => COLOURS[i % COLOURS.length];
+
+  function drawVolume(series) {
+    const xs = intervals(series);
+    const data = [xs.map((t) => t / 1000)];
+    const lines = [{}];
+    series.runs.forEach((s, i) => {
+      data.push(column(xs, s.points, (p) => p.count));
+      lines.push({ label: `${label(s)} runs`, stroke: colour(i), width: 2, spanGaps: false });
+      data.push(column(xs, s.points, (p) => p.errors));
+      lines.push({ label: `${label(s)} errors`, stroke: colour(i), dash: [4, 4], width: 1 });
+    });
+    draw("chart-volume", { series: lines, axes: [{}, { label: "runs" }] }, data);
+  }
+
+  function drawLatency(series) {
+    const xs = intervals(series);
+    const data = [xs.map((t) => t / 1000)];
+    const lines = [{}];
+    series.runs.forEach((s, i) => {
+      for (const [q, dash] of [["p50", undefined], ["p95", [6, 3]], ["p99", [2, 3]]]) {
+        data.push(column(xs, s.points, (p) => p[q]));
+        lines.push({ label: `${label(s)} ${q}`, stroke: colour(i), width: q === "p50" ? 2 : 1, dash, points: { show: true, size: 4 } });
+      }
+    });
+    draw("chart-latency", { series: lines, axes: [{}, { label: "ms" }] }, data);
+  }
+
+  function drawCdf(series) {
+    if (series.latencyCdf.length === 0) return draw("chart-cdf", { series: [{}], scales: { x: { time: false } } }, [[]]);
+    const joined = uPlot.join(series.latencyCdf.map((s) => [s.points.map((p) => p[0]), s.points.map((p) => p[1])]));
+    draw(
+      "chart-cdf",
+      {
+        scales: { x: { time: false, distr: 3 }, y: { range: [0, 1] } },
+        series: [{ label: "ms" }, ...series.latencyCdf.map((s, i) => ({ label: `${label(s)} (${s.runs})`, stroke: colour(i), width: 2, spanGaps: true, paths: uPlot.paths.stepped({ align: 1 }) }))],
+        axes: [{ label: "ms" }, { label: "share", values: (u, ticks) => ticks.map((v) => `${Math.round(v * 100)}%`) }],
+      },
+      joined,
+    );
+  }
+
+  function drawAgreement(series) {
+    const xs = intervals(series);
+    const data = [xs.map((t) => t / 1000)];
+    const lines = [{}];
+    const bands = [];
+    series.agreement.forEach((a, i) => {
+      const at = data.length;
+      data.push(column(xs, a.points, (p) => p.top1));
+      lines.push({ label: `${label(a)} top-1`, stroke: colour(i), width: 2, points: { show: true, size: 5 } });
+      data.push(column(xs, a.points, (p) => p.high));
+      lines.push({ label: "CI high", stroke: colour(i), width: 0.5, dash: [2, 2] });
+      data.push(column(xs, a.points, (p) => p.low));
+      lines.push({ label: "CI low", stroke: colour(i), width: 0.5, dash: [2, 2] });
+      bands.push({ series: [at + 1, at + 2], fill: `${colour(i)}33` });
+    });
+    draw("chart-agreement", { series: lines, bands, scales: { y: { range: [0, 1] } }, axes: [{}, { label: "agreement", values: (u, ticks) => ticks.map((v) => `${Math.round(v * 100)}%`) }] }, data);
+  }
+
+  function fillCanary(data) {
+    const el = field("canary");
+    if (!data.canary) {
+      el.textContent = "No canary controller on this server.";
+      return;
+    }
+    renderCanary(el, data.canary);
+  }
+
+  // Filled in by the canary panel when the server has a canary controller (see fillCanary).
+  function renderCanary(el, canary) {
+    el.textContent = JSON.stringify(canary);
+  }
+
+  async function poll() {
+    let response;
+    try {
+      response = await fetch(`${base}/data?window=${encodeURIComponent(windowName)}`, { credentials: "same-origin", cache: "no-store" });
+    } catch (err) {
+      field("status").textContent = `offline (${err.message}); retrying`;
+      return;
+    }
+    if (response.status === 401) return location.reload();
+    if (!response.ok) {
+      field("status").textContent = `error ${response.status}: ${(await response.json().catch(() => ({}))).error ?? ""}`;
+      return;
+    }
+    const data = await response.json();
+    fillRows(data);
+    fillFaults(data);
+    fillRouting(data);
+    fillCanary(data);
+    drawVolume(data.series);
+    drawLatency(data.series);
+    drawCdf(data.series);
+    drawAgreement(data.series);
+    field("status").textContent = `updated ${new Date().toLocaleTimeString()}, every ${pollMs / 1000} s`;
+    body.dataset.updated = String(Date.now());
+  }
+
+  document.getElementById("split-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const error = field("configError");
+    error.textContent = "";
+    const response = await fetch(form.action, { method: "POST", body: new URLSearchParams(new FormData(form)), credentials: "same-origin" });
+    if (response.status === 401) return location.reload();
+    if (!response.ok) {
+      error.textContent = (await response.json().catch(() => ({}))).error ?? `error ${response.status}`;
+      return;
+    }
+    form.querySelector("button").blur();
+    await poll();
+  });
+
+  void poll();
+  setInterval(poll, pollMs);
+})();
