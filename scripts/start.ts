@@ -95,8 +95,9 @@ const png = `-H "Content-Type: image/png" --data-binary @samples/ankle-boot.png`
 const teacherName = manifest.models.find((m) => m.role === "teacher")?.name ?? "<teacher>";
 console.log(`
 narrowdeep is running:
-  Worker   ${w}   (wrangler dev, local D1)
-  teacher  ${stack.teacherUrl}   (Open Inference Protocol)
+  Worker     ${w}   (wrangler dev, local D1)
+  teacher    ${stack.teacherUrl}   (Open Inference Protocol)
+  dashboard  ${w}/dashboard   (sign in with ADMIN_TOKEN from ${DEV_VARS}; docs/dashboard.md)
 
 Try (samples/ has Fashion-MNIST test images; any PNG or JPEG works):
   curl -s -X POST ${w}/v1/classify -H "X-Client-Id: alice" ${png} -D -
