@@ -5,7 +5,7 @@
 // It goes to the log, and into the body (as "detail") only for a caller holding the admin token;
 // anonymous callers see the message alone.
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 413 | 415 | 422 | 429 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
 
 export class HttpError extends Error {
   override name = "HttpError";

@@ -4,7 +4,8 @@
 //              well under the one second Workers allow, and the environment is known by then);
 //              warm-up runs and model version checks go to waitUntil, after the response;
 //   queue      the measurements queue's consumer: batches of rows into D1;
-//   scheduled  the cron trigger: raw measurements past their retention become hourly aggregates.
+//   scheduled  the cron triggers (scheduled.ts): hourly, raw measurements past their retention become
+//              hourly aggregates; every minute, the canary controller judges its step.
 import type { D1Database, MessageBatch, R2Bucket } from "@cloudflare/workers-types";
 import type { Hono } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
@@ -12,13 +13,16 @@ import { type Manifest, ManifestError, parseManifest } from "../models/schema.ts
 import pkg from "../package.json";
 import { createApp } from "./app.ts";
 import { DASHBOARD_ASSETS } from "./dashboard/assets.ts";
+import { canaryTick } from "./canary/controller.ts";
 import { consumeMeasurements } from "./measurements/consumer.ts";
+import { REQUEST_ID_HEADER, chooseRequestId } from "./middleware/request-id.ts";
 import { DEFAULT_RETENTION_HOURS, rollUp } from "./measurements/rollup.ts";
 import { type ModelFiles, ModelStore, type StoreOptions, studentsOnly } from "./models/store.ts";
 import { ortWebEngine } from "./models/ort-web.ts";
 import { ModelSourceError, ModelUpdater, R2ModelFiles, r2OptionsFromEnv, servedManifest } from "./models/r2.ts";
 import { type WarmupResult, warmupFromEnv } from "./models/warmup.ts";
 import { ConfigError, optionsFromEnv } from "./options.ts";
+import { jobsFor } from "./scheduled.ts";
 
 type Env = Record<string, unknown> & { DB?: D1Database; MODELS?: R2Bucket; ADMIN_TOKEN?: string; MEASUREMENT_RETENTION_HOURS?: string };
 
@@ -97,7 +101,8 @@ export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): Exp
         const [status, error] = err instanceof ModelSourceError ? [503, "models unavailable"] : [500, "server misconfigured"];
         const detail = err instanceof ConfigError || err instanceof ManifestError || err instanceof ModelSourceError ? err.message : "cannot start";
         const body = (await fromAdmin(request, env)) ? { error, detail } : { error };
-        return Response.json(body, { status });
+        // Outside the app, so without its middleware: the request id is set here.
+        return Response.json(body, { status, headers: { [REQUEST_ID_HEADER]: chooseRequestId(request.headers.get(REQUEST_ID_HEADER)) } });
       }
       const response = await worker.app.fetch(request, env, ctx);
       const { store, updater } = worker;
@@ -110,8 +115,15 @@ export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): Exp
       await consumeMeasurements(batch as unknown as MessageBatch<unknown>, database(env, "the measurements queue consumer"));
     },
     async scheduled(controller, env) {
-      const result = await rollUp(database(env, "the measurement roll-up"), controller.scheduledTime, retentionHours(env));
-      if (result.hours.length > 0 || result.remaining) console.log(`measurement roll-up: folded ${result.hours.length} hours${result.remaining ? ", more left for the next run" : ""}`);
+      const jobs = jobsFor(controller.cron, env);
+      if (jobs.includes("rollup")) {
+        const result = await rollUp(database(env, "the measurement roll-up"), controller.scheduledTime, retentionHours(env));
+        if (result.hours.length > 0 || result.remaining) console.log(`measurement roll-up: folded ${result.hours.length} hours${result.remaining ? ", more left for the next run" : ""}`);
+      }
+      if (jobs.includes("canary")) {
+        const decision = await canaryTick(database(env, "the canary controller"), controller.scheduledTime);
+        if (decision && decision.action !== "hold") console.log(`canary: ${decision.action} ${decision.percentFrom}% -> ${decision.percentTo}%: ${decision.reason}`);
+      }
     },
   };
 }

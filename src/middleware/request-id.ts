@@ -30,12 +30,15 @@ export function isValidRequestId(id: string, options: Pick<RequestIdOptions, "ma
   return id.length > 0 && id.length <= (options.maxLength ?? MAX_REQUEST_ID_LENGTH) && (options.pattern ?? REQUEST_ID_PATTERN).test(id);
 }
 
+/** The id a request is answered with: the one it sent when valid, else a new one. */
+export function chooseRequestId(sent: string | null | undefined, options: RequestIdOptions = {}): string {
+  return sent !== undefined && sent !== null && isValidRequestId(sent, options) ? sent : (options.generate ?? (() => crypto.randomUUID()))();
+}
+
 export function requestId(options: RequestIdOptions = {}): MiddlewareHandler<{ Variables: RequestIdVariables }> {
   const headerName = options.headerName ?? REQUEST_ID_HEADER;
-  const generate = options.generate ?? (() => crypto.randomUUID());
   return async function requestId(c, next) {
-    const sent = c.req.header(headerName);
-    const id = sent !== undefined && isValidRequestId(sent, options) ? sent : generate();
+    const id = chooseRequestId(c.req.header(headerName), options);
     c.set("requestId", id);
     c.header(headerName, id);
     await next();

@@ -2,18 +2,24 @@
 //   GET   /v1/report?since=  per arm and model: count, error rate, latency percentiles, agreement;
 //                            D1 write transactions per 1,000 requests
 //   GET   /v1/config         the routing settings in force, their defaults, and the teacher
-//   PATCH /v1/config         change settings at run time ({"studentPercent": 80}; null restores one)
+//   PATCH /v1/config         change settings at run time ({"studentPercent": 80}; null restores one;
+//                            {"canary": {"steps": [5, 50, 100]}} the canary's, routes/canary.ts)
 import type { D1Database } from "@cloudflare/workers-types";
 import { type Context, Hono } from "hono";
 import type { ModelEntry } from "../../models/schema.ts";
 import { HttpError, badRequest } from "../errors.ts";
+import { CanarySettingsError, canarySettingValues, parseCanaryPatch, readCanarySettings } from "../canary/settings.ts";
+import { readCanaryState } from "../canary/state.ts";
 import { SinceError, buildReport, parseSince } from "../measurements/report.ts";
 import { adminAuth } from "../middleware/admin-auth.ts";
-import { SettingsError, applySettingsPatch, parseSettingsPatch, readSettings } from "../routing/settings.ts";
+import { SettingsError, parseSettingsPatch, readSettings, refreshSettings, routingSettingValues, settingStatements } from "../routing/settings.ts";
 import { type AbBindings, teacherEntry } from "../routing/setup.ts";
 import { type RouteContext, jsonBody, validated } from "./context.ts";
 
 type AdminContext = Context<{ Bindings: AbBindings }>;
+
+/** PATCH /v1/config's key for the canary's settings (canary/settings.ts). */
+const CANARY_KEY = "canary";
 
 export function database(c: AdminContext): D1Database {
   if (!c.env.DB) throw new HttpError(503, "measurements are off: the D1 binding DB is missing");
@@ -44,8 +50,13 @@ export function adminRoutes({ store }: RouteContext, teachers: readonly ModelEnt
     } catch {
       // Reported as null: the routes say what is wrong when they are used.
     }
+    // D1 in trouble must not hide the routing settings in force: the canary's are then unknown.
+    const canary = await readCanarySettings(database(c)).catch((err: unknown) => err instanceof Error ? err : new Error(String(err)));
+    const warnings = [effective.warning, canary instanceof Error ? `the canary's settings could not be read (${canary.message})` : undefined].filter((w) => w !== undefined);
     return c.json({
       ...effective,
+      ...(warnings.length > 0 ? { warning: warnings.join("; ") } : {}),
+      canary: canary instanceof Error ? null : canary,
       teacher,
       defaultStudent: store.defaultStudent()?.name ?? null,
       measurements: c.env.MEASUREMENTS ? "queue" : "direct",
@@ -55,7 +66,17 @@ export function adminRoutes({ store }: RouteContext, teachers: readonly ModelEnt
   app.get("/config", config);
   app.patch("/config", async (c) => {
     const body = await jsonBody(c, '{"studentPercent": 80}');
-    await applySettingsPatch(database(c), validated(() => parseSettingsPatch(body), SettingsError));
+    const routing = validated(() => parseSettingsPatch(body, [CANARY_KEY]), SettingsError);
+    const canaryValue = (body as Record<string, unknown>)[CANARY_KEY];
+    const canary = canaryValue === undefined ? {} : validated(() => parseCanaryPatch(canaryValue), CanarySettingsError);
+    const db = database(c);
+    if (routing.studentPercent !== undefined) {
+      const state = await readCanaryState(db);
+      if (state.status === "running") throw new HttpError(409, `the canary sets studentPercent while it runs (now ${state.percent}%); pause or stop it first (POST /v1/canary/pause)`);
+    }
+    // Routing and canary settings change together or not at all.
+    await db.batch(settingStatements(db, { ...routingSettingValues(routing), ...canarySettingValues(canary) }));
+    await refreshSettings(db);
     return config(c);
   });
   return app;

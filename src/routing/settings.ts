@@ -4,7 +4,7 @@
 // D1 except an isolate's very first, a change reaches every isolate within about CACHE_MS, and a D1
 // failure keeps the last values read (a kill switch set through PATCH /v1/config stays set) and is
 // logged, retried at most once per CACHE_MS.
-import type { D1Database } from "@cloudflare/workers-types";
+import type { D1Database, D1PreparedStatement } from "@cloudflare/workers-types";
 
 export interface RoutingSettings {
   /** Share of clients routed to the student, 0..100. */
@@ -64,15 +64,20 @@ export function settingsFromVars(vars: Record<string, unknown>): RoutingSettings
   return out;
 }
 
-/** Validates a PATCH body: known keys only; a number sets the key, null returns it to the default. */
-export function parseSettingsPatch(body: unknown): Partial<Record<SettingKey, number | null>> {
+/**
+ * Validates a PATCH body: known keys only; a number sets the key, null returns it to the default.
+ * `alsoKnown` names keys another part of the body's owner takes (they are not this function's).
+ */
+export function parseSettingsPatch(body: unknown, alsoKnown: readonly string[] = []): Partial<Record<SettingKey, number | null>> {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw new SettingsError("body must be a JSON object");
+  const known = [...KEYS, ...alsoKnown].join(", ");
   const patch: Partial<Record<SettingKey, number | null>> = {};
   for (const [key, value] of Object.entries(body)) {
-    if (!(KEYS as string[]).includes(key)) throw new SettingsError(`unknown setting "${key}" (known: ${KEYS.join(", ")})`);
+    if (alsoKnown.includes(key)) continue;
+    if (!(KEYS as string[]).includes(key)) throw new SettingsError(`unknown setting "${key}" (known: ${known})`);
     patch[key as SettingKey] = value === null ? null : check(key as SettingKey, value, key);
   }
-  if (Object.keys(patch).length === 0) throw new SettingsError(`body names no setting (known: ${KEYS.join(", ")})`);
+  if (Object.keys(body).length === 0) throw new SettingsError(`body names no setting (known: ${known})`);
   return patch;
 }
 
@@ -172,18 +177,31 @@ export async function readSettings(db: D1Database, vars: Record<string, unknown>
   return cached.error === undefined ? out : { ...out, warning: `the settings table could not be read (${cached.error}); these are the values in force in this isolate` };
 }
 
-export async function applySettingsPatch(db: D1Database, patch: Partial<Record<SettingKey, number | null>>): Promise<void> {
-  const now = Date.now();
-  const statements = Object.entries(patch).map(([key, value]) =>
+/**
+ * Statements that set (a string) or remove (null, back to the default) rows of the settings table;
+ * run them in one batch with whatever else must change with them, then refreshSettings.
+ */
+export function settingStatements(db: D1Database, values: Record<string, string | null>, now = Date.now()): D1PreparedStatement[] {
+  return Object.entries(values).map(([key, value]) =>
     value === null
       ? db.prepare("DELETE FROM settings WHERE key = ?1").bind(key)
       : db
           .prepare("INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET value = ?2, updated_at = ?3")
-          .bind(key, String(value), now),
+          .bind(key, value, now),
   );
-  await db.batch(statements);
-  // This isolate sees its own change at once (not through a read that started before it).
+}
+
+/** Makes this isolate see a change it wrote at once (not through a read that started before it). */
+export async function refreshSettings(db: D1Database): Promise<void> {
   const cached = cacheOf(db);
   await cached.reading;
   await refresh(db, cached);
+}
+
+export const routingSettingValues = (patch: Partial<Record<SettingKey, number | null>>): Record<string, string | null> =>
+  Object.fromEntries(Object.entries(patch).map(([key, value]) => [key, value === null ? null : String(value)]));
+
+export async function applySettingsPatch(db: D1Database, patch: Partial<Record<SettingKey, number | null>>): Promise<void> {
+  await db.batch(settingStatements(db, routingSettingValues(patch)));
+  await refreshSettings(db);
 }

@@ -2,6 +2,7 @@
 // token guard, and changing the split at run time.
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
+import { CANARY_DEFAULTS } from "../../src/canary/settings.ts";
 import { ADMIN_TOKEN, abApp, asAdmin, classify, force, hosts, migrate, nearestRank, png, report, row, send } from "./ab-helpers.ts";
 import { entryOf, fixtureStore, fixtures } from "./helpers.ts";
 
@@ -194,6 +195,7 @@ describe("/v1/config", () => {
       settings,
       defaults: settings,
       overridden: [],
+      canary: { settings: CANARY_DEFAULTS, defaults: CANARY_DEFAULTS, overridden: [] },
       teacher: { url: hosts.url, model: "teacher28", authenticated: true },
       defaultStudent: "grey28",
       measurements: "direct",
@@ -218,8 +220,8 @@ describe("/v1/config", () => {
     const cases: [string, string][] = [
       ['{"studentPercent": 101}', "studentPercent must be a number from 0 to 100, got 101"],
       ['{"teacherTimeoutMs": 0}', "teacherTimeoutMs must be a number from 1 to 60000, got 0"],
-      ['{"split": 5}', 'unknown setting "split" (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs)'],
-      ["{}", "body names no setting (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs)"],
+      ['{"split": 5}', 'unknown setting "split" (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, canary)'],
+      ["{}", "body names no setting (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, canary)"],
       ["[1]", "body must be a JSON object"],
       ["{", 'the body must be JSON, e.g. {"studentPercent": 80}'],
     ];
