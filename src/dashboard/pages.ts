@@ -70,7 +70,7 @@ export function dashboardPage({ base, window, csrfToken, pollMs }: DashboardPage
           <strong data-field="shadowPercent">–</strong>% of student answers
           <span class="muted" data-field="overridden"></span>
         </p>
-        <form id="split-form" method="post" action="${base}/config">
+        <form id="split-form" class="action-form" method="post" action="${base}/config" data-error="configError">
           ${csrfField(csrfToken)}
           <label>Student % <input name="studentPercent" type="number" min="0" max="100" step="1" required /></label>
           <label>Shadow % <input name="shadowPercent" type="number" min="0" max="100" step="1" required /></label>
@@ -80,7 +80,23 @@ export function dashboardPage({ base, window, csrfToken, pollMs }: DashboardPage
       </section>
       <section id="canary">
         <h2>Canary</h2>
-        <div data-field="canary" class="muted">–</div>
+        <div>
+          <span data-field="canaryState">–</span>
+          <form class="action-form inline" method="post" action="${base}/canary/pause" data-when="running" data-error="canaryError" hidden>
+            ${csrfField(csrfToken)}<button type="submit">Pause</button>
+          </form>
+          <form class="action-form inline" method="post" action="${base}/canary/resume" data-when="paused" data-error="canaryError" hidden>
+            ${csrfField(csrfToken)}<button type="submit">Resume</button>
+          </form>
+          <span class="error" role="alert" data-field="canaryError"></span>
+        </div>
+        <p class="muted" data-field="canarySettings"></p>
+        <table>
+          <thead>
+            <tr><th>time</th><th>by</th><th>action</th><th>share %</th><th>agreement</th><th>p99 ms</th><th>error rate</th><th>pairs</th><th>reason</th></tr>
+          </thead>
+          <tbody id="canary-rows"></tbody>
+        </table>
       </section>
       <section id="arms">
         <h2>Per arm, model version and reason</h2>

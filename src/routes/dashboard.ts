@@ -6,11 +6,13 @@
 //   GET  /dashboard/data?window= the page's figures as JSON: the report over the window (its student rows
 //                                with agreementInterval, 95% Wilson), series over time, the split
 //   POST /dashboard/config       form fields studentPercent, shadowPercent: changes the split
+//   POST /dashboard/canary/pause, /dashboard/canary/resume: as POST /v1/canary/pause and /resume
 //   GET  /dashboard/assets/<f>   uPlot and the page's script and styles (public: they hold no data)
 //
 // CSRF: every POST must come from the page's own origin (Hono's csrf middleware checks Origin and
 // Sec-Fetch-Site), and every POST that acts for a session must carry that session's CSRF token (a form
 // field the page got from the server). SameSite=Strict on the cookie is a third line, not the only one.
+import type { D1Database } from "@cloudflare/workers-types";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { csrf } from "hono/csrf";
 import { etag } from "hono/etag";
@@ -19,6 +21,9 @@ import { secureHeaders } from "hono/secure-headers";
 import { WINDOWS, type WindowName, dashboardPage, signInPage } from "../dashboard/pages.ts";
 import { buildSeries, wilsonInterval } from "../dashboard/series.ts";
 import { type Session, type SessionOptions, checkCsrfToken, sessionCookies } from "../dashboard/session.ts";
+import { CanaryConflict, pauseCanary, resumeCanary } from "../canary/controller.ts";
+import { readCanarySettings } from "../canary/settings.ts";
+import { readCanaryDecisions, readCanaryState } from "../canary/state.ts";
 import { HttpError, badRequest } from "../errors.ts";
 import { buildReport } from "../measurements/report.ts";
 import { adminTokenOf, isAdminToken } from "../middleware/admin-auth.ts";
@@ -53,6 +58,8 @@ const WINDOW_MS: Record<WindowName, number> = { "15m": 15 * 60_000, "1h": 3_600_
 /** Chart intervals: about 15 to 30 points a window; whole hours from 24 h up (the aggregates' grain). */
 const INTERVAL_MS: Record<WindowName, number> = { "15m": 60_000, "1h": 2 * 60_000, "24h": 3_600_000, "7d": 6 * 3_600_000 };
 const DEFAULT_WINDOW: WindowName = "1h";
+/** Canary decisions the page lists, newest first. */
+const CANARY_DECISIONS = 20;
 
 function windowOf(c: Context): WindowName {
   const raw = c.req.query("window");
@@ -91,6 +98,12 @@ function sameOriginPosts(): MiddlewareHandler {
     }
     await next();
   };
+}
+
+/** The canary's state (without its revision token), settings and latest decisions, as D1 has them. */
+async function canaryPanel(db: D1Database) {
+  const [{ token: _revision, ...state }, settings, decisions] = await Promise.all([readCanaryState(db), readCanarySettings(db), readCanaryDecisions(db, CANARY_DECISIONS)]);
+  return { ...state, ...settings, decisions };
 }
 
 /** The form's fields as strings (repeated or file fields are refused). */
@@ -167,14 +180,15 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
     const db = database(c);
     const until = Date.now() + 1;
     const since = until - 1 - WINDOW_MS[window];
-    const [report, series, routing] = await Promise.all([
+    const [report, series, routing, canary] = await Promise.all([
       buildReport(db, since, until),
       buildSeries(db, since, until, INTERVAL_MS[window]),
       readSettings(db, c.env as Record<string, unknown>),
+      canaryPanel(db),
     ]);
     // The report's rows as GET /v1/report has them, each student row with its agreement's interval.
     const rows = report.rows.map((r) => ({ ...r, agreementInterval: r.agreement?.top1 != null ? wilsonInterval(Math.round(r.agreement.top1 * r.agreement.pairs), r.agreement.pairs) : null }));
-    return c.json({ window, report: { ...report, rows }, series, routing });
+    return c.json({ window, report: { ...report, rows }, series, routing, canary });
   });
 
   app.post("/config", async (c) => {
@@ -185,6 +199,21 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
     await applySettingsPatch(db, validated(() => parseSettingsPatch(patch), SettingsError));
     return c.json(await readSettings(db, c.env as Record<string, unknown>));
   });
+
+  const canaryActions = { pause: pauseCanary, resume: resumeCanary };
+  for (const [name, act] of Object.entries(canaryActions)) {
+    app.post(`/canary/${name}`, async (c) => {
+      await signedIn(c, await formFields(c));
+      const db = database(c);
+      try {
+        await act(db, Date.now());
+      } catch (err) {
+        if (err instanceof CanaryConflict) throw new HttpError(409, err.message);
+        throw err;
+      }
+      return c.json(await canaryPanel(db));
+    });
+  }
 
   return app;
 }

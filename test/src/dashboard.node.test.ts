@@ -2,7 +2,8 @@
 // stack: the teacher host on the shipped teacher and `wrangler dev` on the shipped students, with a
 // fresh local D1. Real traffic (routed, shadowed and compared requests), then: signed out the page is
 // the sign-in form alone; a wrong token answers 401; the right one shows the dashboard, whose table
-// must equal GET /v1/report over the same window, whose four charts are drawn, and whose split form
+// must equal GET /v1/report over the same window, whose four charts are drawn, whose canary panel
+// follows the canary (started through the admin API, paused from the page) and whose split form
 // changes the split; sign-out returns to the form. No console errors are allowed (a Content-Security-
 // Policy violation is one). A screenshot goes to .bench/dashboard.png (the README's is a copy).
 //
@@ -171,8 +172,21 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
     for (const id of ["chart-volume", "chart-latency", "chart-cdf", "chart-agreement"]) {
       await expect(page.locator(`#${id} canvas`).count(), id).resolves.toBe(1);
     }
+    // The canary: started through the admin API, shown, paused from the page.
+    expect((await worker("/v1/canary/start", { method: "POST", headers: auth })).status).toBe(200);
+    await page.waitForSelector('[data-field="canaryState"]:text-matches("^running ")');
+    await page.waitForSelector('#canary-rows tr[data-action="start"]');
+    expect(await page.isVisible('#canary form[data-when="running"] button')).toBe(true);
+    expect(await page.isVisible('#canary form[data-when="paused"] button')).toBe(false);
     mkdirSync(".bench", { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    await page.click('#canary form[data-when="running"] button');
+    await page.waitForSelector('[data-field="canaryState"]:text-matches("^paused ")');
+    expect(await page.isVisible('#canary form[data-when="running"] button')).toBe(false);
+    expect(await page.isVisible('#canary form[data-when="paused"] button')).toBe(true);
+    const canary = (await (await worker("/v1/canary", { headers: auth })).json()) as { status: string; decisions: { action: string }[] };
+    expect(canary.status).toBe("paused");
+    expect(canary.decisions[0]!.action).toBe("pause");
 
     // The split from the page's form (the session's CSRF token, the browser's own Origin).
     await page.fill("input[name=studentPercent]", "60");

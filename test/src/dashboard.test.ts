@@ -257,3 +257,47 @@ describe("dashboard files and figures", () => {
     expect(wilsonInterval(50, 50).high).toBe(1);
   });
 });
+
+describe("dashboard canary panel", () => {
+  interface Panel {
+    status: string;
+    percent: number;
+    settings: { steps: number[] };
+    decisions: { action: string; actor: string; percentTo: number }[];
+  }
+  async function panel(cookie: string): Promise<Panel> {
+    const { response } = await send(app, "/dashboard/data?window=15m", { headers: { Cookie: cookie } });
+    expect(response.status).toBe(200);
+    return ((await response.json()) as { canary: Panel }).canary;
+  }
+
+  it("shows the canary's state and history, and pauses and resumes it with the session's token", async () => {
+    const cookie = await signIn();
+    const token = csrfTokenOf((await page(cookie)).body);
+    const before = await panel(cookie);
+    expect(before).toMatchObject({ status: "off", decisions: [] });
+    expect(before.settings.steps.length).toBeGreaterThan(0);
+    expect((await post("/dashboard/canary/pause", { csrf: token }, { Cookie: cookie })).response.status).toBe(409);
+
+    expect((await send(app, "/v1/canary/start", { method: "POST", headers: asAdmin })).response.status).toBe(200);
+    expect(await panel(cookie)).toMatchObject({ status: "running", percent: before.settings.steps[0], decisions: [{ action: "start", actor: "admin" }] });
+
+    const crossSite = await post("/dashboard/canary/pause", { csrf: token }, { Cookie: cookie, Origin: "https://evil.example" });
+    expect(crossSite.response.status).toBe(403);
+    expect((await post("/dashboard/canary/pause", { csrf: "wrong" }, { Cookie: cookie })).response.status).toBe(403);
+    expect((await panel(cookie)).status).toBe("running");
+
+    const paused = await post("/dashboard/canary/pause", { csrf: token }, { Cookie: cookie });
+    expect(paused.response.status).toBe(200);
+    expect(((await paused.response.json()) as Panel).status).toBe("paused");
+    const again = await post("/dashboard/canary/pause", { csrf: token }, { Cookie: cookie });
+    expect(again.response.status).toBe(409);
+    expect(((await again.response.json()) as { error: string }).error).toMatch(/cannot pause the canary: it is paused/);
+
+    expect((await post("/dashboard/canary/resume", { csrf: token }, { Cookie: cookie })).response.status).toBe(200);
+    const after = await panel(cookie);
+    expect(after.status).toBe("running");
+    expect(after.decisions.slice(0, 3).map((d) => d.action)).toEqual(["resume", "pause", "start"]);
+    expect((await send(app, "/dashboard/canary/stop", { method: "POST", headers: { ...FORM_TYPE, Origin: ORIGIN, Cookie: cookie }, body: form({ csrf: token }) })).response.status).toBe(404);
+  });
+});

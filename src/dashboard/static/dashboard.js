@@ -23,6 +23,17 @@
     tr.appendChild(td);
   }
 
+  /** A table's one row when it has nothing to show, across all its columns. */
+  function emptyRow(tbody, text) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = tbody.closest("table").querySelectorAll("thead th").length;
+    td.className = "muted";
+    td.textContent = text;
+    tr.appendChild(td);
+    tbody.appendChild(tr);
+  }
+
   function fillRows(data) {
     const tbody = document.getElementById("arm-rows");
     tbody.replaceChildren();
@@ -51,15 +62,7 @@
       cell(tr, r.agreement ? String(r.agreement.pairs) : "–", "pairs");
       tbody.appendChild(tr);
     }
-    if (data.report.rows.length === 0) {
-      const tr = document.createElement("tr");
-      const td = document.createElement("td");
-      td.colSpan = 13;
-      td.className = "muted";
-      td.textContent = "No measurements in this window yet.";
-      tr.appendChild(td);
-      tbody.appendChild(tr);
-    }
+    if (tbody.children.length === 0) emptyRow(tbody, "No measurements in this window yet.");
     field("requests").textContent = String(data.report.requests);
     field("fallbacks").textContent = String(data.report.fallbacks);
     field("window").textContent = `${new Date(data.report.since).toLocaleString()} to ${new Date(data.report.until).toLocaleString()}`;
@@ -81,15 +84,7 @@
         tbody.appendChild(tr);
       }
     }
-    if (tbody.children.length === 0) {
-      const tr = document.createElement("tr");
-      const td = document.createElement("td");
-      td.colSpan = 5;
-      td.className = "muted";
-      td.textContent = "No teacher faults in this window.";
-      tr.appendChild(td);
-      tbody.appendChild(tr);
-    }
+    if (tbody.children.length === 0) emptyRow(tbody, "No teacher faults in this window.");
   }
 
   function fillRouting(data) {
@@ -187,18 +182,36 @@
     draw("chart-agreement", { series: lines, bands, scales: { y: { range: [0, 1] } }, axes: [{}, { label: "agreement", values: (u, ticks) => ticks.map((v) => `${Math.round(v * 100)}%`) }] }, data);
   }
 
-  function fillCanary(data) {
-    const el = field("canary");
-    if (!data.canary) {
-      el.textContent = "No canary controller on this server.";
-      return;
-    }
-    renderCanary(el, data.canary);
-  }
+  const time = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
 
-  // Filled in by the canary panel when the server has a canary controller (see fillCanary).
-  function renderCanary(el, canary) {
-    el.textContent = JSON.stringify(canary);
+  function fillCanary(canary) {
+    const step = canary.settings.steps.indexOf(canary.percent);
+    const at = canary.status === "off" ? "" : ` ${canary.model} (${canary.version}) at ${canary.percent}%${step >= 0 ? `, step ${step + 1} of ${canary.settings.steps.length}` : ""}, since ${new Date(canary.stepStartedAt).toLocaleString()}`;
+    field("canaryState").textContent = `${canary.status.replace("_", " ")}${at}`;
+    const s = canary.settings;
+    field("canarySettings").textContent =
+      `Steps ${s.steps.join(", ")}%; holds while agreement ≥ ${pct(s.minAgreement)}, p99 ≤ ${s.maxP99Ms} ms, errors ≤ ${pct(s.maxErrorRate)}, ` +
+      `teacher faults ≤ ${pct(s.maxTeacherFaultRate)} over ${s.windowMinutes} min with at least ${s.minSamples} samples` +
+      (canary.overridden.length ? ` (set at run time: ${canary.overridden.join(", ")})` : "");
+    for (const form of document.querySelectorAll("#canary form[data-when]")) form.hidden = form.dataset.when !== canary.status;
+    const tbody = document.getElementById("canary-rows");
+    tbody.replaceChildren();
+    for (const d of canary.decisions) {
+      const tr = document.createElement("tr");
+      tr.dataset.action = d.action;
+      const f = d.figures;
+      cell(tr, time(d.at));
+      cell(tr, d.actor);
+      cell(tr, d.action, "canaryAction");
+      cell(tr, d.percentFrom === d.percentTo ? String(d.percentTo) : `${d.percentFrom} → ${d.percentTo}`);
+      cell(tr, f ? pct(f.agreement) : "–");
+      cell(tr, f ? fmt(f.p99Ms) : "–");
+      cell(tr, f ? pct(f.errorRate) : "–");
+      cell(tr, f ? String(f.pairs) : "–");
+      cell(tr, d.reason);
+      tbody.appendChild(tr);
+    }
+    if (tbody.children.length === 0) emptyRow(tbody, "No decisions yet: start the canary with POST /v1/canary/start (docs/ab-testing.md).");
   }
 
   async function poll() {
@@ -218,7 +231,7 @@
     fillRows(data);
     fillFaults(data);
     fillRouting(data);
-    fillCanary(data);
+    fillCanary(data.canary);
     drawVolume(data.series);
     drawLatency(data.series);
     drawCdf(data.series);
@@ -227,20 +240,23 @@
     body.dataset.updated = String(Date.now());
   }
 
-  document.getElementById("split-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const form = event.target;
-    const error = field("configError");
-    error.textContent = "";
-    const response = await fetch(form.action, { method: "POST", body: new URLSearchParams(new FormData(form)), credentials: "same-origin" });
-    if (response.status === 401) return location.reload();
-    if (!response.ok) {
-      error.textContent = (await response.json().catch(() => ({}))).error ?? `error ${response.status}`;
-      return;
-    }
-    form.querySelector("button").blur();
-    await poll();
-  });
+  // The page's forms post with fetch, so that an error is shown beside the form rather than as a JSON
+  // page; the browser still sends its Origin, and the form still carries the CSRF token.
+  for (const form of document.querySelectorAll("form.action-form")) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const error = field(form.dataset.error);
+      error.textContent = "";
+      const response = await fetch(form.action, { method: "POST", body: new URLSearchParams(new FormData(form)), credentials: "same-origin" });
+      if (response.status === 401) return location.reload();
+      if (!response.ok) {
+        error.textContent = (await response.json().catch(() => ({}))).error ?? `error ${response.status}`;
+        return;
+      }
+      form.querySelector("button").blur();
+      await poll();
+    });
+  }
 
   void poll();
   setInterval(poll, pollMs);
