@@ -1,9 +1,11 @@
 // X-Request-Id in workerd: on every response (successes, 4xx and 5xx, the admin guard's 401, CORS),
 // the client's own when valid, else a new UUID; and it is the id stored with the measurements.
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Hono } from "hono";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
+import worker from "../../src/index.ts";
 import { MAX_REQUEST_ID_LENGTH, isValidRequestId, requestId } from "../../src/middleware/request-id.ts";
 import { abApp, asAdmin, classify, force, migrate, png, send } from "./ab-helpers.ts";
 import { fixtureStore } from "./helpers.ts";
@@ -77,6 +79,14 @@ describe("X-Request-Id", () => {
     await new Promise((r) => setTimeout(r, 5)); // another millisecond: the key is (id, arrival time, arm)
     await classify(app, 6, { ...force("student"), "X-Request-Id": "reused" });
     expect((await storedIds(since)).filter((r) => r.id === "reused")).toHaveLength(2);
+  });
+
+  it("is on the Worker's own answer when it cannot start (outside the app)", async () => {
+    const sent = await worker.fetch!(new Request("http://x/v2", { headers: { "X-Request-Id": "boot-1" } }), { MAX_BODY_BYTES: "4MB" }, createExecutionContext());
+    expect(sent.status).toBe(500);
+    expect(sent.headers.get("X-Request-Id")).toBe("boot-1");
+    const made = await worker.fetch!(new Request("http://x/v2", { headers: { "X-Request-Id": "not valid" } }), { MAX_BODY_BYTES: "4MB" }, createExecutionContext());
+    expect(made.headers.get("X-Request-Id")).toMatch(UUID);
   });
 
   it("is exposed to browsers when CORS is on", async () => {
