@@ -1,7 +1,8 @@
 // What the canary judges a step by, computed in D1 from the raw run rows of a window: the student
 // under test (its model and version) on the split's traffic only (forced and compare requests are
 // someone's choice, not the split's), and the teacher's run on the same requests (a shadow, or the
-// teacher arm the student answered for). Raw rows only: a window is minutes, far inside the
+// teacher arm the student answered for) unless the client's allowance kept the teacher out. An open
+// breaker counts as a teacher fault: it opened on the teacher's faults. Raw rows only: a window is minutes, far inside the
 // retention before the roll-up folds them.
 import type { D1Database } from "@cloudflare/workers-types";
 import { RAN } from "../measurements/rollup.ts";
@@ -16,6 +17,8 @@ WITH s AS (
 paired AS (
   SELECT s.ok AS s_ok, s.top1 AS s_top1, t.ok AS t_ok, t.top1 AS t_top1
   FROM s JOIN runs t ON t.request_id = s.request_id AND t.ts = s.ts AND t.arm = 'teacher'
+  -- Over its client's allowance the teacher was not asked: no evidence, and no fault of the teacher.
+  WHERE t.fault IS NOT 'rate_limited'
 ),
 lat AS (SELECT latency_ms AS v, ROW_NUMBER() OVER (ORDER BY latency_ms) AS rank, COUNT(*) OVER () AS n FROM s WHERE ${RAN})
 SELECT

@@ -162,6 +162,16 @@ describe("the canary", () => {
     expect(await studentPercent()).toBe(5);
   });
 
+  it("does not count a shadow the client's allowance kept from the teacher, as a pair or as a fault", async () => {
+    await restart(LENIENT);
+    const limited = { TEACHER_RATE_LIMITER: env.TEST_TEACHER_LIMITER, SHADOW_PERCENT: "100" };
+    const address = { "CF-Connecting-IP": `10.77.${Math.floor(Math.random() * 256)}.${Math.floor(Math.random() * 256)}` };
+    for (const id of low) await classify(app, seed++, { "X-Client-Id": id, ...address }, limited);
+    const decision = (await tick())!;
+    // The test limiter allows 3 teacher calls a minute per address: the fourth shadow was refused.
+    expect(decision).toMatchObject({ action: "hold", figures: { studentRuns: 4, pairs: env.TEST_TEACHER_LIMIT, teacherFaults: 0 } });
+  });
+
   it("does not count forced or compared requests as the split's samples", async () => {
     await restart(LENIENT);
     for (let i = 0; i < 5; i++) await traffic([]);
