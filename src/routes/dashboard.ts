@@ -192,7 +192,9 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
   });
 
   app.post("/config", async (c) => {
-    const { csrf: _token, ...fields } = await formFields(c).then(async (form) => (await signedIn(c, form), form));
+    const form = await formFields(c);
+    await signedIn(c, form);
+    const { csrf: _token, ...fields } = form;
     // Empty fields leave their setting as it is.
     const patch = Object.fromEntries(Object.entries(fields).filter(([, v]) => v.trim() !== ""));
     const db = database(c);
