@@ -1,6 +1,7 @@
 // The dashboard in a real browser (Debian's chromium, driven by playwright-core) against the real
 // stack: the teacher host on the shipped teacher and `wrangler dev` on the shipped students, with a
-// fresh local D1. Real traffic (routed, shadowed and compared requests), then: signed out the page is
+// fresh local D1. Real traffic (routed, shadowed and compared requests, then some forced to the
+// teacher with its host stopped: teacher faults), then: signed out the page is
 // the sign-in form alone; a wrong token answers 401; the right one shows the dashboard, whose table
 // must equal GET /v1/report over the same window, whose four charts are drawn, whose canary panel
 // follows the canary (started through the admin API, paused from the page) and whose split form
@@ -22,6 +23,8 @@ const SCREENSHOT = ".bench/dashboard.png";
 const ADMIN_TOKEN = "dashboard-browser-test-admin-token";
 const TEACHER_TOKEN = "dashboard-browser-test-teacher-token";
 const auth = { Authorization: `Bearer ${ADMIN_TOKEN}` };
+/** Requests forced to the teacher while its host is down. */
+const UNREACHABLE = 3;
 const SAMPLES = ["ankle-boot", "pullover", "shirt", "trouser"].map((name) => readFileSync(join("samples", `${name}.png`)));
 
 if (!existsSync(CHROMIUM)) {
@@ -80,7 +83,8 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
 
   it("shows live figures that equal GET /v1/report, behind the sign-in form", async () => {
     // Real traffic: routed requests from 16 clients (half the buckets get the student, half of its
-    // answers are shadowed) and 4 compared requests (both arms, as the admin).
+    // answers are shadowed), 4 compared requests (both arms, as the admin), then 3 forced to the
+    // teacher while its host is down.
     const sent: Promise<Response>[] = [];
     for (let i = 0; i < 16; i++) {
       sent.push(worker("/v1/classify", { method: "POST", headers: { "Content-Type": "image/png", "X-Client-Id": `browser-${i}` }, body: SAMPLES[i % 4] }));
@@ -88,6 +92,13 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
     for (let i = 0; i < 4; i++) sent.push(worker("/v1/compare", { method: "POST", headers: { ...auth, "Content-Type": "image/png" }, body: SAMPLES[i] }));
     const statuses = await Promise.all(sent.map(async (p) => (await p).status));
     expect(statuses.every((s) => s === 200), `statuses ${statuses.join(",")}\n${log.slice(-20).join("\n")}`).toBe(true);
+    // Teacher faults: with the teacher host down, requests forced to the teacher fall back to the student.
+    await stack.stopTeacher();
+    for (let i = 0; i < UNREACHABLE; i++) {
+      const r = await worker("/v1/classify", { method: "POST", headers: { ...auth, "Content-Type": "image/png", "X-Force-Arm": "teacher" }, body: SAMPLES[i] });
+      expect([r.status, r.headers.get("x-teacher-fault")]).toEqual([200, "unreachable"]);
+      sent.push(Promise.resolve(r));
+    }
     // The queue consumer writes rows within its batch timeout (5 s).
     for (let tries = 0; (await report("15m")).requests < sent.length; tries++) {
       expect(tries, "measurements did not reach D1").toBeLessThan(40);
@@ -166,6 +177,7 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
       compared = true;
     }
     expect(compared, "the report kept changing while the page was read").toBe(true);
+    await expect(page.locator('#fault-rows tr[data-fault="unreachable"] [data-field="faultCount"]').allTextContents()).resolves.toEqual([String(UNREACHABLE)]);
     expect(new Set((await report("15m")).rows.map((r) => r.arm))).toEqual(new Set(["student", "teacher"]));
 
     // Four charts drawn by uPlot.
