@@ -1,9 +1,14 @@
-// Edge benchmark (not a test): for each student, request latency through `wrangler dev` over loopback
-// at concurrency 1 and 16, the Worker's own inference time (its Server-Timing header), the same model
-// in onnxruntime-node for reference, the bundle size (raw and gzip) and the first request's latency.
-//   npm run bench [-- --models DIR] [-- --requests N]
-// Without trained students in models/ it measures the test fixtures (seeded random weights) and
-// says so. Writes .bench/edge.json and .bench/edge.md.
+// Edge benchmark (not a test): for each student, fp32 and int8, request latency through `wrangler dev`
+// over loopback at concurrency 1 and 16; the Worker's own inference time and its overhead around it
+// (its Server-Timing header: `total` minus `inference`, at c=1); onnxruntime-node on one thread
+// running the fp32 model (an int8 model's fp32 twin) and the ratio to it; MACs, convolutions, the
+// file's sha256; the bundle size (raw and gzip); the first request of each model (cold start); and
+// the first requests of a fresh isolate with warm-up on and off (WARMUP_RUNS=0).
+//   npm run bench [-- --models DIR] [-- --requests N] [-- --first N] [-- --no-int8] [-- --out DIR]
+// When the models have no int8 variants, the benchmark makes them in its copy under .bench with the
+// exporter (training/export/int8.ts, calibrated on Fashion-MNIST training images). Without trained
+// students in models/ it measures the test fixtures (seeded random weights) and says so. Writes
+// edge.json (machine-readable, with each model's sha256) and edge.md (the tables) to --out (.bench).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpus, loadavg } from "node:os";
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, existsSync, rmSync } from "node:fs";
@@ -11,7 +16,10 @@ import { join, relative, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import * as ort from "onnxruntime-node";
 import { encode as encodePng } from "fast-png";
-import { type ModelEntry, parseManifest } from "../models/schema.ts";
+import { createHash } from "node:crypto";
+import { type Manifest, type ModelEntry, parseManifest } from "../models/schema.ts";
+import { exportInt8Variants } from "../training/export/index.ts";
+import { decodeModel } from "../training/export/proto.ts";
 import { bundleModels } from "../scripts/bundle-models.ts";
 import { buildFixtureModels } from "../test/src/setup/fixtures.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../training/io/atomic.ts";
@@ -26,6 +34,7 @@ function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
+const flag = (name: string) => process.argv.includes(`--${name}`);
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 const stats = (xs: number[]) => {
@@ -50,14 +59,41 @@ async function chooseModels(): Promise<{ dir: string; students: ModelEntry[]; so
     const students = manifest.models.filter((m) => m.role === "student");
     if (students.length > 0) {
       for (const m of students) writeFileAtomic(join(fixtureDir, m.file), readFileSync(join(dir, m.file)));
-      writeJsonAtomic(join(fixtureDir, "manifest.json"), { ...manifest, serve: students.map((m) => m.name).filter((n) => n !== manifest.defaultStudent) });
-      return { dir: fixtureDir, students, source: relative(ROOT, dir) || "." };
+      writeJsonAtomic(join(fixtureDir, "manifest.json"), { ...manifest, models: students, serve: students.map((m) => m.name).filter((n) => n !== manifest.defaultStudent) });
+      const all = await withInt8(fixtureDir, students);
+      return { dir: fixtureDir, students: all, source: relative(ROOT, dir) || "." };
     }
   }
   const { manifest, files } = await buildFixtureModels();
   for (const [name, bytes] of files) writeFileAtomic(join(fixtureDir, name), bytes);
   writeJsonAtomic(join(fixtureDir, "manifest.json"), manifest);
   return { dir: fixtureDir, students: manifest.models, source: "test fixtures (seeded random weights; no trained students in models/)" };
+}
+
+/**
+ * The students plus an int8 variant of each fp32 one that has none, made in the copy by the exporter
+ * (unless --no-int8, or when the data set to calibrate on is missing: then fp32 alone, said so).
+ */
+async function withInt8(dir: string, students: ModelEntry[]): Promise<ModelEntry[]> {
+  const missing = students.filter((m) => !m.quantization && m.outputActivation !== "sigmoid" && !students.some((q) => q.quantization?.twin === m.name));
+  if (flag("no-int8") || missing.length === 0) return students;
+  console.log(`bench: making int8 variants of ${missing.map((m) => m.name).join(", ")} in ${relative(ROOT, dir)} (the exporter; --no-int8 skips them)`);
+  try {
+    const samples = Number(arg("accuracy-samples") ?? 2000);
+    await exportInt8Variants(dir, { modelsDir: dir, readme: null, plot: null, accuracySamples: samples, log: (l) => console.log(`bench:   ${l}`) });
+  } catch (err) {
+    console.warn(`bench: no int8 variants: ${err instanceof Error ? err.message : String(err)}`);
+    return students;
+  }
+  const manifest: Manifest = parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
+  const all = manifest.models.filter((m) => m.role === "student");
+  writeJsonAtomic(join(dir, "manifest.json"), { ...manifest, serve: all.map((m) => m.name).filter((n) => n !== manifest.defaultStudent) });
+  return all;
+}
+
+/** Convolutions in an ONNX file (Conv nodes; an int8 QDQ file keeps Conv between its Q/DQ pairs). */
+function convolutions(bytes: Uint8Array): number {
+  return decodeModel(bytes).nodes.filter((n) => n.opType === "Conv" || n.opType === "ConvInteger" || n.opType === "QLinearConv").length;
 }
 
 /** A wrangler config and entry that run src/worker.ts over the chosen models' bundle. */
@@ -80,13 +116,28 @@ function writeWorker(modelsDir: string): string {
   return config;
 }
 
-function startDev(config: string): ChildProcess {
-  const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(PORT), "--log-level", "error"], {
+/** wrangler dev processes still running, stopped if the benchmark exits early. */
+const running = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const dev of running) {
+    try {
+      process.kill(-dev.pid!, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+});
+
+function startDev(config: string, vars: Record<string, string> = {}): ChildProcess {
+  const varArgs = Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
+  const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(PORT), "--log-level", "error", ...varArgs], {
     cwd: ROOT,
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
     stdio: ["ignore", "ignore", "inherit"],
     detached: true,
   });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
   return child;
 }
 
@@ -105,8 +156,17 @@ async function waitReady(timeoutMs = 120_000): Promise<void> {
 
 interface Timed {
   ms: number;
+  /** Server-Timing phases, ms (workerd's clock ticks in whole ms). */
   inferenceMs: number | undefined;
+  totalMs: number | undefined;
+  queueMs: number | undefined;
+  loadMs: number | undefined;
 }
+
+const phase = (header: string, name: string) => {
+  const m = new RegExp(`(?:^|,)\\s*${name};dur=([\\d.]+)`).exec(header);
+  return m ? Number(m[1]) : undefined;
+};
 
 async function timedRequest(path: string, init: RequestInit): Promise<Timed> {
   const t = performance.now();
@@ -114,8 +174,8 @@ async function timedRequest(path: string, init: RequestInit): Promise<Timed> {
   await res.arrayBuffer();
   const ms = performance.now() - t;
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
-  const m = /inference;dur=([\d.]+)/.exec(res.headers.get("Server-Timing") ?? "");
-  return { ms, inferenceMs: m ? Number(m[1]) : undefined };
+  const header = res.headers.get("Server-Timing") ?? "";
+  return { ms, inferenceMs: phase(header, "inference"), totalMs: phase(header, "total"), queueMs: phase(header, "queue"), loadMs: phase(header, "load") };
 }
 
 /** `total` requests from `concurrency` loops, each waiting for its answer before the next. */
@@ -189,94 +249,218 @@ function spawnSyncChecked(cmd: string, args: string[]): boolean {
   return r.status === 0;
 }
 
+/** Targets for the default student (issue #13). */
+const TARGETS = { inWorkerOverNode: 2.5, overheadMs: 1.5, firstRequestsOverSteady: 2 };
+
+interface ModelResult {
+  model: string;
+  version: string;
+  precision: "fp32" | "int8";
+  /** The fp32 model the onnxruntime-node figure runs: itself, or an int8 model's twin. */
+  fp32Twin: string;
+  sha256: string;
+  bytes: number;
+  params: number;
+  macs: number;
+  convolutions: number;
+  /** The model's first request in the isolate (the first of all also starts onnxruntime-web). */
+  coldStart: { clientMs: number; loadMs: number | undefined; includesOrtInit: boolean };
+  inferC1: ReturnType<typeof stats>;
+  inferC16: ReturnType<typeof stats>;
+  classifyPngC1: ReturnType<typeof stats>;
+  /** Server-Timing `inference` at c=1. */
+  inWorkerInference: ReturnType<typeof stats>;
+  /** Server-Timing `total` minus `inference` at c=1: JSON, routing, the queue, serializing. */
+  workerOverhead: ReturnType<typeof stats>;
+  onnxruntimeNodeFp32: ReturnType<typeof stats>;
+  /** In-Worker mean over onnxruntime-node's mean on the fp32 twin. */
+  inWorkerOverNode: number;
+}
+
+interface FreshIsolate {
+  warmupRuns: string;
+  /** Server-Timing of the first requests, in order (request 1 also loads the session and starts ORT). */
+  requests: { clientMs: number; inferenceMs?: number; queueMs?: number; totalMs?: number; loadMs?: number }[];
+  /** Requests 2..N: mean and worst in-Worker time (queue + inference), and the worst over steady state. */
+  after1: { meanMs: number; worstMs: number; worstOverSteady: number };
+}
+
+/** c=1 requests after the first, timed by the Worker. */
+const inWorker = (t: Timed) => (t.inferenceMs ?? 0) + (t.queueMs ?? 0);
+
+async function freshIsolate(config: string, m: ModelEntry, init: () => RequestInit, count: number, warmupRuns: string | undefined, steadyMs: number): Promise<FreshIsolate> {
+  const dev = startDev(config, warmupRuns === undefined ? {} : { WARMUP_RUNS: warmupRuns });
+  try {
+    await waitReady();
+    const requests: Timed[] = [];
+    for (let i = 0; i < count; i++) requests.push(await timedRequest(`/v2/models/${m.name}/infer`, init()));
+    const rest = requests.slice(1).map(inWorker);
+    const worst = Math.max(...rest);
+    return {
+      warmupRuns: warmupRuns ?? "default",
+      requests: requests.map((t) => ({ clientMs: round(t.ms), inferenceMs: t.inferenceMs, queueMs: t.queueMs, totalMs: t.totalMs, loadMs: t.loadMs })),
+      after1: { meanMs: round(rest.reduce((a, b) => a + b, 0) / Math.max(1, rest.length)), worstMs: worst, worstOverSteady: round(worst / steadyMs) },
+    };
+  } finally {
+    await stopDev(dev);
+  }
+}
+
+async function stopDev(dev: ChildProcess): Promise<void> {
+  if (dev.exitCode !== null || dev.signalCode !== null) return;
+  const exited = new Promise<void>((r) => dev.once("exit", () => r()));
+  try {
+    process.kill(-dev.pid!, "SIGTERM");
+  } catch {
+    return;
+  }
+  await exited;
+}
+
 async function main(): Promise<void> {
   const requests = Number(arg("requests") ?? 400);
+  const first = Number(arg("first") ?? 20);
+  const out = resolve(arg("out") ?? OUT);
   const { dir, students, source } = await chooseModels();
   const config = writeWorker(dir);
   console.log(`bench: ${students.length} student(s) from ${source}`);
   const size = bundleSize(config);
   console.log(`bench: bundle ${round(size.rawBytes / 2 ** 20)} MiB raw, ${round(size.gzipBytes / 2 ** 20)} MiB gzip`);
-
-  const dev = startDev(config);
-  const stop = () => {
-    try {
-      process.kill(-dev.pid!, "SIGTERM");
-    } catch {
-      // already gone
-    }
-  };
-  process.on("exit", stop);
-  try {
-    await waitReady();
-    const results = [];
-    const inits = new Map(students.map((m) => {
+  const manifest = parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
+  const defaultStudent = students.find((m) => m.name === manifest.defaultStudent) ?? students[0]!;
+  const inits = new Map(
+    students.map((m) => {
       const body = inferBody(m);
       return [m.name, () => ({ method: "POST", headers: { "Content-Type": "application/json" }, body })] as const;
-    }));
+    }),
+  );
+
+  const dev = startDev(config);
+  const results: ModelResult[] = [];
+  try {
+    await waitReady();
     // First requests: the isolate's first inference pays ORT's WASM start-up and the session; later
     // models only their session. Then every model is warmed up before any is measured, so the JIT's
     // warm-up does not land on whichever model comes first.
     const cold = new Map<string, Timed>();
     for (const m of students) cold.set(m.name, await timedRequest(`/v2/models/${m.name}/infer`, inits.get(m.name)!()));
     for (const m of students) await load(`/v2/models/${m.name}/infer`, inits.get(m.name)!, 1, 50);
-    let first = true;
+    const nodeTimes = new Map<string, ReturnType<typeof stats>>();
     for (const m of students) {
       const init = inits.get(m.name)!;
       const c1 = await load(`/v2/models/${m.name}/infer`, init, 1, requests);
       const c16 = await load(`/v2/models/${m.name}/infer`, init, 16, requests * 2);
       const png = examplePng();
       const classify = await load(`/v1/models/${m.name}/classify`, () => ({ method: "POST", headers: { "Content-Type": "image/png" }, body: png }), 1, requests);
-      const inWorker = c1.map((t) => t.inferenceMs).filter((x): x is number => x !== undefined);
-      const node = await nodeReference(dir, m, requests);
-      const r = {
+      const twin = students.find((t) => t.name === (m.quantization?.twin ?? m.name)) ?? m;
+      if (!nodeTimes.has(twin.name)) nodeTimes.set(twin.name, await nodeReference(dir, twin, requests));
+      const node = nodeTimes.get(twin.name)!;
+      const timed = c1.filter((t) => t.inferenceMs !== undefined && t.totalMs !== undefined);
+      const inference = stats(timed.map((t) => t.inferenceMs!));
+      const bytes = new Uint8Array(readFileSync(join(dir, m.file)));
+      const r: ModelResult = {
         model: m.name,
         version: m.version,
+        precision: m.quantization ? "int8" : "fp32",
+        fp32Twin: twin.name,
+        sha256: createHash("sha256").update(bytes).digest("hex"),
+        bytes: bytes.length,
         params: m.metrics.params,
         macs: m.metrics.macs,
-        firstRequestMs: round(cold.get(m.name)!.ms),
-        firstRequestIncludesOrtInit: first,
+        convolutions: convolutions(bytes),
+        coldStart: { clientMs: round(cold.get(m.name)!.ms), loadMs: cold.get(m.name)!.loadMs, includesOrtInit: m === students[0] },
         inferC1: stats(c1.map((t) => t.ms)),
         inferC16: stats(c16.map((t) => t.ms)),
         classifyPngC1: stats(classify.map((t) => t.ms)),
-        inWorkerInference: stats(inWorker),
-        onnxruntimeNode: node,
+        inWorkerInference: inference,
+        workerOverhead: stats(timed.map((t) => t.totalMs! - t.inferenceMs!)),
+        onnxruntimeNodeFp32: node,
+        inWorkerOverNode: round(inference.mean / node.mean),
       };
-      first = false;
+      if (r.sha256 !== m.sha256) throw new Error(`${m.file} has sha256 ${r.sha256}, its manifest entry says ${m.sha256}`);
       results.push(r);
-      console.log(`bench: ${m.name}: c1 median ${round(r.inferC1.median)} ms, c16 median ${round(r.inferC16.median)} ms, in-Worker ${round(r.inWorkerInference.mean)} ms, node ${round(node.median, 3)} ms`);
+      console.log(`bench: ${m.name}: c1 median ${round(r.inferC1.median)} ms, in-Worker ${round(inference.mean)} ms, node fp32 ${round(node.mean, 3)} ms (x${r.inWorkerOverNode}), overhead ${round(r.workerOverhead.mean)} ms`);
     }
-    const report = {
-      date: new Date().toISOString(),
-      source,
-      requestsPerRun: requests,
-      // Other work on the machine inflates every figure: the load average says how busy it was.
-      machine: { cpus: cpus().length, node: process.version, loadAverage1m: round(loadavg()[0]!) },
-      bundle: size,
-      models: results,
-    };
-    mkdirSync(OUT, { recursive: true });
-    writeJsonAtomic(join(OUT, "edge.json"), report);
-    writeFileAtomic(join(OUT, "edge.md"), markdown(report));
-    console.log(markdown(report));
   } finally {
-    stop();
+    await stopDev(dev);
   }
+
+  // A fresh isolate (a new wrangler dev) per setting: its first requests at c=1, back to back, the
+  // harshest case for warm-up (each request lands while a warm-up run may be going).
+  const steady = results.find((r) => r.model === defaultStudent.name)!.inWorkerInference.mean;
+  const fresh: FreshIsolate[] = [];
+  for (const runs of ["0", undefined]) {
+    const f = await freshIsolate(config, defaultStudent, inits.get(defaultStudent.name)!, first, runs, steady);
+    fresh.push(f);
+    console.log(`bench: fresh isolate, WARMUP_RUNS=${f.warmupRuns}: requests 2-${first} in-Worker mean ${f.after1.meanMs} ms, worst ${f.after1.worstMs} ms (${f.after1.worstOverSteady}x steady ${round(steady)} ms)`);
+  }
+
+  const def = results.find((r) => r.model === defaultStudent.name)!;
+  const warmOn = fresh.find((f) => f.warmupRuns === "default")!;
+  const report = {
+    date: new Date().toISOString(),
+    command: `npm run bench${process.argv.slice(2).length ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+    source,
+    requestsPerRun: requests,
+    // Other work on the machine inflates every figure: the load average says how busy it was.
+    machine: { cpus: cpus().length, node: process.version, loadAverage1m: round(loadavg()[0]!) },
+    bundle: size,
+    defaultStudent: defaultStudent.name,
+    targets: {
+      inWorkerOverNode: { target: TARGETS.inWorkerOverNode, value: def.inWorkerOverNode, met: def.inWorkerOverNode <= TARGETS.inWorkerOverNode },
+      overheadMs: { target: TARGETS.overheadMs, value: round(def.workerOverhead.mean), met: def.workerOverhead.mean <= TARGETS.overheadMs },
+      firstRequestsOverSteady: { target: TARGETS.firstRequestsOverSteady, value: warmOn.after1.worstOverSteady, met: warmOn.after1.worstOverSteady <= TARGETS.firstRequestsOverSteady },
+    },
+    models: results,
+    freshIsolate: { model: defaultStudent.name, steadyInWorkerMs: round(steady), runs: fresh },
+  };
+  mkdirSync(out, { recursive: true });
+  writeJsonAtomic(join(out, "edge.json"), report);
+  writeFileAtomic(join(out, "edge.md"), markdown(report));
+  console.log(markdown(report));
+  console.log(`bench: wrote ${relative(ROOT, join(out, "edge.json")) || join(out, "edge.json")} and edge.md`);
 }
 
-function markdown(r: { date: string; source: string; bundle: { rawBytes: number; gzipBytes: number }; requestsPerRun: number; machine: { cpus: number; node: string; loadAverage1m: number }; models: { model: string; params: number; firstRequestMs: number; firstRequestIncludesOrtInit: boolean; inferC1: ReturnType<typeof stats>; inferC16: ReturnType<typeof stats>; classifyPngC1: ReturnType<typeof stats>; inWorkerInference: ReturnType<typeof stats>; onnxruntimeNode: ReturnType<typeof stats> }[] }): string {
+type Report = {
+  date: string;
+  command: string;
+  source: string;
+  bundle: { rawBytes: number; gzipBytes: number };
+  requestsPerRun: number;
+  machine: { cpus: number; node: string; loadAverage1m: number };
+  defaultStudent: string;
+  targets: Record<string, { target: number; value: number; met: boolean }>;
+  models: ModelResult[];
+  freshIsolate: { model: string; steadyInWorkerMs: number; runs: FreshIsolate[] };
+};
+
+function markdown(r: Report): string {
   const ms = (x: number) => round(x, 2).toFixed(2);
+  const mac = (x: number) => `${(x / 1e6).toFixed(1)}M`;
+  const [off, on] = [r.freshIsolate.runs.find((f) => f.warmupRuns === "0")!, r.freshIsolate.runs.find((f) => f.warmupRuns !== "0")!];
+  const n = off.requests.length;
+  const cell = (t: FreshIsolate["requests"][number]) => `${(t.inferenceMs ?? 0) + (t.queueMs ?? 0)}${t.queueMs ? ` (${t.queueMs} queued)` : ""}`;
   const lines = [
-    `Models: ${r.source}. ${r.requestsPerRun} requests per run (c16: ${2 * r.requestsPerRun}), ${r.machine.cpus} CPUs (load average ${r.machine.loadAverage1m} at the end), Node ${r.machine.node}, ${r.date.slice(0, 10)}.`,
-    `Bundle: ${(r.bundle.rawBytes / 2 ** 20).toFixed(2)} MiB raw, ${(r.bundle.gzipBytes / 2 ** 20).toFixed(2)} MiB gzip.`,
+    `Measured with \`${r.command}\`: models ${r.source}; ${r.requestsPerRun} requests per run (c16: ${2 * r.requestsPerRun}); ${r.machine.cpus} CPUs (load average ${r.machine.loadAverage1m} at the end); Node ${r.machine.node}; ${r.date.slice(0, 10)}.`,
+    `Bundle: ${(r.bundle.rawBytes / 2 ** 20).toFixed(2)} MiB raw, ${(r.bundle.gzipBytes / 2 ** 20).toFixed(2)} MiB gzip (every student measured is in it; a deployment bundles its serve list).`,
     "",
-    "| model | params | first request (ms) | infer c=1 median / p99 (ms) | infer c=16 median / p99 (ms) | classify PNG c=1 median / p99 (ms) | in-Worker inference mean (ms) | onnxruntime-node median (ms) |",
-    "|---|---|---|---|---|---|---|---|",
+    "| model | precision | MACs | convs | in-Worker mean (ms) | onnxruntime-node fp32, 1 thread (ms) | ratio | Worker overhead, c=1 (ms) | cold start (ms) | infer c=1 median / p99 (ms) | infer c=16 median (ms) | classify PNG c=1 median (ms) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ...r.models.map(
       (m) =>
-        `| ${m.model} | ${m.params} | ${ms(m.firstRequestMs)}${m.firstRequestIncludesOrtInit ? " (ORT init)" : ""} | ${ms(m.inferC1.median)} / ${ms(m.inferC1.p99)} | ${ms(m.inferC16.median)} / ${ms(m.inferC16.p99)} | ${ms(m.classifyPngC1.median)} / ${ms(m.classifyPngC1.p99)} | ${ms(m.inWorkerInference.mean)} | ${round(m.onnxruntimeNode.median, 3).toFixed(3)} |`,
+        `| ${m.model}${m.model === r.defaultStudent ? " (default)" : ""} | ${m.precision} | ${mac(m.macs)} | ${m.convolutions} | ${ms(m.inWorkerInference.mean)} | ${round(m.onnxruntimeNodeFp32.mean, 3).toFixed(3)}${m.fp32Twin !== m.model ? ` (${m.fp32Twin})` : ""} | ${m.inWorkerOverNode.toFixed(2)}x | ${ms(m.workerOverhead.mean)} | ${ms(m.coldStart.clientMs)}${m.coldStart.includesOrtInit ? " (ORT init)" : ""} | ${ms(m.inferC1.median)} / ${ms(m.inferC1.p99)} | ${ms(m.inferC16.median)} | ${ms(m.classifyPngC1.median)} |`,
     ),
     "",
-    "In-Worker inference is the Worker's own Server-Timing `inference` phase; workerd's clock ticks in whole milliseconds, hence the mean.",
+    `Targets for the default student (${r.defaultStudent}): ${Object.entries(r.targets).map(([k, t]) => `${k} ${t.value} (target <= ${t.target}: ${t.met ? "met" : "NOT met"})`).join("; ")}.`,
+    "",
+    `First ${n} requests of a fresh isolate (${r.freshIsolate.model}, c=1 back to back; in-Worker ms = Server-Timing queue + inference; request 1 also loads the session and starts onnxruntime-web; steady state ${r.freshIsolate.steadyInWorkerMs} ms):`,
+    "",
+    `| request | ${Array.from({ length: n }, (_, i) => i + 1).join(" | ")} | 2-${n} mean | 2-${n} worst / steady |`,
+    `|---|${"---|".repeat(n + 2)}`,
+    `| warm-up off (WARMUP_RUNS=0) | ${off.requests.map(cell).join(" | ")} | ${off.after1.meanMs} | ${off.after1.worstOverSteady}x |`,
+    `| warm-up on (default) | ${on.requests.map(cell).join(" | ")} | ${on.after1.meanMs} | ${on.after1.worstOverSteady}x |`,
+    "",
+    "In-Worker times are the Worker's own Server-Timing phases; workerd's clock ticks in whole milliseconds, hence means over many requests. The ratio is the in-Worker mean over onnxruntime-node's mean on the fp32 model (an int8 model's fp32 twin). Overhead is Server-Timing `total` minus `inference` at c=1: parsing the JSON body, routing, waiting for the run queue, serializing the answer.",
     "",
   ];
   return lines.join("\n");

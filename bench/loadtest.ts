@@ -3,19 +3,27 @@
 //      without the queue), then 2,000 through the measurements queue: D1 write transactions per
 //      1,000 requests for each, and rows lost (requests answered but missing from the report);
 //   1. mixed: 20,000 requests at concurrency 32 over the endpoints (routed classify, compare, OIP
-//      infer, named-model classify, health, report): no 5xx, none dropped, p50/p99, and the memory
-//      of the workerd that runs the Worker after the run within 10% of its memory after a warm-up
-//      that lasts until that memory levels off
-//      (wrangler's dev proxy, a second workerd in front of it, is reported beside it: it grows with
-//      every request it forwards, health checks included, which is dev tooling, not the Worker);
+//      infer, named-model classify, health, report): no 5xx from the Worker, none dropped, p50/p99.
+//      wrangler's dev proxy answers some requests itself with 503 "Your worker restarted
+//      mid-request" (workers-sdk #14641): those are told apart by their body (the Worker's errors
+//      are JSON {"error"}) and reported separately. The workerd process's memory (the Worker, the
+//      local D1's SQLite and the runtime) and the dev proxy's are reported, not checked;
 //   2. teacher faults: routed traffic while the teacher host is killed and later restarted: every
-//      request answered, no 5xx, the student standing in, and the report counting the faults.
+//      request answered, no 5xx, the student standing in, and the report counting the faults;
+//   3. miniflare: the mixed phase again with the Worker under Miniflare's own HTTP server (no dev
+//      proxy, bench/miniflare-stack.ts): 0 non-2xx answers, none dropped, and the Worker isolate's
+//      own memory (V8 heap after GC plus onnxruntime-web's WebAssembly memory, read through the
+//      inspector: bench/isolate-memory.ts) after the run within 10% of its level after warm-up; the
+//      workerd process's memory and the local D1's size are reported beside it.
 // Clients send CF-Connecting-IP (one address per simulated client; locally the header passes through,
 // on Cloudflare's edge only Cloudflare sets it), so each has its own teacher allowance; /v1/compare
-// uses API keys the run makes. `--phases writes` (or mixed, faults, comma-separated) runs some only.
+// uses API keys the run makes. `--phases writes` (or mixed, faults, miniflare, comma-separated) runs
+// some only. Smaller runs for a smoke test: LOADTEST_REQUESTS, LOADTEST_FAULT_REQUESTS,
+// LOADTEST_WRITE_REQUESTS, LOADTEST_WARMUP_CHUNK (requests per warm-up chunk, default 2,000).
 // Results go to .bench/loadtest.json; the exit code is 1 when a check fails.
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon, { type RequestSpec, type Result } from "autocannon";
 import { encode } from "fast-png";
@@ -24,23 +32,32 @@ import { FASHION_MNIST_DIR, loadFashionMnist } from "../training/data/fashion-mn
 import { writeJsonAtomic } from "../training/io/atomic.ts";
 import type { Report } from "../src/measurements/report.ts";
 import { type Stack, applyLocalMigrations, startStack } from "../scripts/stack.ts";
+import type { IsolateMemory } from "./isolate-memory.ts";
+import { type MiniflareStack, startMiniflareStack } from "./miniflare-stack.ts";
 
 const MIXED_REQUESTS = Number(process.env.LOADTEST_REQUESTS ?? 20_000);
 const FAULT_REQUESTS = Number(process.env.LOADTEST_FAULT_REQUESTS ?? 4_000);
 const WRITE_REQUESTS = Number(process.env.LOADTEST_WRITE_REQUESTS ?? 2_000);
-const PHASES = ["writes", "mixed", "faults"] as const;
-/** API keys for /v1/compare: each has the allowance of one client (60 a minute). */
-const COMPARE_KEYS = 16;
+const PHASES = ["writes", "mixed", "faults", "miniflare"] as const;
+/**
+ * API keys for /v1/compare: each has the allowance of one client (60 a minute). 3 requests in 20 are
+ * compares: 64 keys keep up to ~400 req/s under the allowance, so none is refused with a 429.
+ */
+const COMPARE_KEYS = 64;
 /** The configuration without the queue, next to wrangler.toml so that its relative paths hold. */
 const DIRECT_CONFIG = ".loadtest-direct.wrangler.toml";
 /** Warm-up goes on in chunks until workerd's memory grows less than WARMUP_SETTLED over one. */
-const WARMUP_CHUNK = 2_000;
+const WARMUP_CHUNK = Number(process.env.LOADTEST_WARMUP_CHUNK ?? 2_000);
 const WARMUP_MAX_CHUNKS = 8;
 const WARMUP_SETTLED = 0.03;
 const CONNECTIONS = 32;
 const CLIENTS = 2_000;
 const IMAGES = 256;
 const PERSIST = ".wrangler/loadtest";
+const MINIFLARE_PERSIST = ".wrangler/loadtest-miniflare";
+const MINIFLARE_OUTDIR = ".bench/loadtest-worker";
+/** The body of wrangler dev's own 503 (its proxy, not the Worker): workers-sdk #14641. */
+const PROXY_RESTART = "Your worker restarted mid-request";
 const TOKEN = randomBytes(18).toString("base64url");
 const TEACHER_TOKEN = randomBytes(32).toString("base64url");
 
@@ -92,17 +109,23 @@ interface Tally {
   status: Map<number, number>;
   arms: Map<string, number>;
   faults: Map<string, number>;
-  /** The first few 5xx answers, to say what failed. */
+  /** wrangler dev's proxy's own 503s (PROXY_RESTART), which the Worker never saw. */
+  proxyRestarts: number;
+  /** The first few of the Worker's own non-2xx answers, to say what failed. */
   serverErrors: { path: string; status: number; body: string }[];
 }
 
-function run(stack: Stack, requests: NonNullable<Parameters<typeof autocannon>[0]["requests"]>, amount: number, onProgress?: (done: number) => void): Promise<{ result: Result; tally: Tally }> {
-  const tally: Tally = { status: new Map(), arms: new Map(), faults: new Map(), serverErrors: [] };
+/** What the phases drive: wrangler dev (scripts/stack.ts) or Miniflare's own server. */
+type Target = Pick<Stack, "workerUrl" | "teacher" | "startTeacher" | "workerdMemory" | "stop">;
+
+function run(stack: Target, requests: NonNullable<Parameters<typeof autocannon>[0]["requests"]>, amount: number, onProgress?: (done: number) => void): Promise<{ result: Result; tally: Tally }> {
+  const tally: Tally = { status: new Map(), arms: new Map(), faults: new Map(), proxyRestarts: 0, serverErrors: [] };
   const bump = (m: Map<string | number, number>, k: string | number) => m.set(k, (m.get(k) ?? 0) + 1);
   const withTally = requests.map((r) => ({
     ...r,
     onResponse: (status: number, body: string, _ctx: unknown, raw: Record<string, string>) => {
-      if (status >= 500 && tally.serverErrors.length < 10) tally.serverErrors.push({ path: r.path ?? "", status, body: body.slice(0, 300) });
+      if (status === 503 && body.includes(PROXY_RESTART)) tally.proxyRestarts++;
+      else if ((status < 200 || status > 299) && tally.serverErrors.length < 10) tally.serverErrors.push({ path: r.path ?? "", status, body: body.slice(0, 300) });
       // autocannon keeps the header names' case as sent.
       const headers = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.toLowerCase(), v]));
       if (headers["x-arm"]) bump(tally.arms as Map<string | number, number>, headers["x-arm"]);
@@ -152,19 +175,23 @@ const MIXED = [
 const ROUTED = [classify("/v1/classify")];
 
 const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
-const fivexx = (t: Tally) => [...t.status].filter(([s]) => s >= 500).reduce((n, [, c]) => n + c, 0);
+/** 5xx answers from the Worker itself (the dev proxy's restarts are counted apart). */
+const fivexx = (t: Tally) => [...t.status].filter(([s]) => s >= 500).reduce((n, [, c]) => n + c, 0) - t.proxyRestarts;
+const non2xx = (t: Tally) => [...t.status].filter(([s]) => s < 200 || s > 299).reduce((n, [, c]) => n + c, 0);
+const statusDetail = (t: Tally) => `${JSON.stringify(Object.fromEntries(t.status))}${t.proxyRestarts ? `, of them ${t.proxyRestarts} dev-proxy restarts` : ""}${t.serverErrors.length ? `; first from the Worker: ${JSON.stringify(t.serverErrors)}` : ""}`;
 const answered = (t: Tally) => [...t.status.values()].reduce((a, b) => a + b, 0);
 const checks: { name: string; ok: boolean; detail: string }[] = [];
 const check = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
 
 const VARS = { STUDENT_PERCENT: "50", SHADOW_PERCENT: "10", TEACHER_TIMEOUT_MS: "2000", ADMIN_TOKEN: TOKEN, TEACHER_TOKEN };
 let stack: Stack | undefined;
+let miniflare: MiniflareStack | undefined;
 const output: Record<string, unknown> = { connections: CONNECTIONS, student: student.name, phases: [...phases] };
 // Ctrl-C (or a timeout's SIGTERM) still stops the teacher host and wrangler dev.
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
     rmSync(DIRECT_CONFIG, { force: true });
-    void (stack?.stop() ?? Promise.resolve()).then(() => process.exit(130));
+    void Promise.all([stack?.stop(), miniflare?.stop()]).then(() => process.exit(130));
   });
 }
 
@@ -175,7 +202,7 @@ async function start(config?: string): Promise<Stack> {
   return startStack({ workerPort: 8797, teacherPort: 8097, persistTo: PERSIST, teacherToken: TEACHER_TOKEN, vars: VARS, ...(config ? { config } : {}) });
 }
 
-async function report(s: Stack, since: number): Promise<Report> {
+async function report(s: Target, since: number): Promise<Report> {
   const r = await fetch(`${s.workerUrl}/v1/report?since=${since}`, { headers: auth });
   if (!r.ok) throw new Error(`report: HTTP ${r.status} ${await r.text()}`);
   return (await r.json()) as Report;
@@ -185,7 +212,7 @@ async function report(s: Stack, since: number): Promise<Report> {
  * WRITE_REQUESTS routed requests; then, once the measurements have landed (the queue's consumer
  * writes a batch at most 5 s after its first message), transactions per 1,000 requests and rows lost.
  */
-async function writes(s: Stack, via: "direct" | "queue") {
+async function writes(s: Target, via: "direct" | "queue") {
   console.log(`loadtest: writes (${via}), ${WRITE_REQUESTS} routed requests at concurrency ${CONNECTIONS}`);
   const since = Date.now();
   const { tally } = await run(s, ROUTED, WRITE_REQUESTS);
@@ -209,6 +236,118 @@ async function writes(s: Stack, via: "direct" | "queue") {
   return result;
 }
 
+/** The API keys /v1/compare uses, made in the target's own database. */
+async function makeCompareKeys(target: Target): Promise<void> {
+  compareKeys.length = 0;
+  for (let i = 0; i < COMPARE_KEYS; i++) {
+    const r = await fetch(`${target.workerUrl}/v1/keys`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ name: `loadtest-${i}`, rights: ["compare"] }) });
+    if (r.status !== 201) throw new Error(`cannot make an API key: HTTP ${r.status} ${await r.text()}`);
+    compareKeys.push(((await r.json()) as { key: string }).key);
+  }
+}
+
+/** Bytes of the files under a folder (the local D1's SQLite files), 0 when it does not exist. */
+function folderBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir).reduce((n, f) => {
+    const p = join(dir, f);
+    const st = statSync(p);
+    return n + (st.isDirectory() ? folderBytes(p) : st.size);
+  }, 0);
+}
+
+interface IsolateProbe {
+  sample(): Promise<IsolateMemory>;
+  d1Dir: string;
+}
+
+/**
+ * The mixed traffic after a warm-up that lasts until memory levels off (V8's heap and compiled code
+ * grow for the first several thousand requests). With an isolate probe (Miniflare) the memory
+ * checked is the Worker isolate's own and every non-2xx answer fails the phase; without one (wrangler
+ * dev) the workerd process's memory is reported only, since it also holds the local D1 and the
+ * runtime, and the dev proxy's own 503s are counted apart from the Worker's answers.
+ */
+async function mixedPhase(s: Target, server: "wrangler dev" | "miniflare", probe?: IsolateProbe) {
+  const label = server === "miniflare" ? "miniflare" : "mixed";
+  const isolateBytes = (m: IsolateMemory) => m.heapBytes + m.wasmBytes;
+  const level = async () => (probe ? isolateBytes(await probe.sample()) : s.workerdMemory().worker);
+  let warm = await level();
+  let warmup = 0;
+  for (let chunk = 1; chunk <= WARMUP_MAX_CHUNKS; chunk++) {
+    await run(s, MIXED, WARMUP_CHUNK);
+    warmup += WARMUP_CHUNK;
+    const now = await level();
+    const growth = now / warm - 1;
+    console.log(`loadtest: ${label} warm-up ${warmup}: ${probe ? "Worker isolate" : "workerd"} ${mb(now)} MB (${(growth * 100).toFixed(1)}% over the last ${WARMUP_CHUNK})`);
+    warm = now;
+    if (chunk >= 2 && growth < WARMUP_SETTLED) break;
+  }
+
+  console.log(`loadtest: ${label}, ${MIXED_REQUESTS} requests at concurrency ${CONNECTIONS} through ${server}`);
+  type Point = { requests: number; workerdMB: number; proxyMB: number; isolate?: { heapMB: number; wasmMB: number }; d1MB?: number };
+  const point = async (requests: number): Promise<Point> => {
+    const rss = s.workerdMemory();
+    const isolate = probe ? await probe.sample() : undefined;
+    return {
+      requests,
+      workerdMB: mb(rss.worker),
+      proxyMB: mb(rss.proxy),
+      ...(isolate ? { isolate: { heapMB: mb(isolate.heapBytes), wasmMB: mb(isolate.wasmBytes) }, d1MB: mb(folderBytes(probe!.d1Dir)) } : {}),
+    };
+  };
+  // Memory through the run: a leak climbs steadily, a heap settling levels off. The samples are taken
+  // while requests run (the inspector's answers wait for the isolate), so each is a little late.
+  const memory: Point[] = [await point(0)];
+  const sampling: Promise<void>[] = [];
+  const mixed = await run(s, MIXED, MIXED_REQUESTS, (done) => {
+    if (done % 2_000 === 0) {
+      sampling.push(
+        point(done).then((p) => {
+          memory.push(p);
+          console.log(`loadtest:   ${done} / ${MIXED_REQUESTS}: workerd ${p.workerdMB} MB${p.isolate ? `, isolate heap ${p.isolate.heapMB} MB + WASM ${p.isolate.wasmMB} MB, D1 files ${p.d1MB} MB` : `, dev proxy ${p.proxyMB} MB`}`);
+        }),
+      );
+    }
+  });
+  await Promise.all(sampling);
+  const after = await point(MIXED_REQUESTS);
+  memory.push(after);
+  const m = mixed.result;
+  if (probe) {
+    check(`${label}: 0 non-2xx`, non2xx(mixed.tally) === 0, statusDetail(mixed.tally));
+  } else {
+    check(`${label}: no 5xx from the Worker`, fivexx(mixed.tally) === 0, statusDetail(mixed.tally));
+  }
+  check(`${label}: none dropped`, m.errors === 0 && m.timeouts === 0 && answered(mixed.tally) === MIXED_REQUESTS, `${answered(mixed.tally)} answered, ${m.errors} errors, ${m.timeouts} timeouts`);
+  const first = memory[0]!;
+  if (probe) {
+    const before = first.isolate!.heapMB + first.isolate!.wasmMB;
+    const end = after.isolate!.heapMB + after.isolate!.wasmMB;
+    const growth = end / before - 1;
+    check(
+      `${label}: the Worker isolate's memory within 10% of warm-up`,
+      growth <= 0.1,
+      `heap after GC ${first.isolate!.heapMB} -> ${after.isolate!.heapMB} MB, WASM ${first.isolate!.wasmMB} -> ${after.isolate!.wasmMB} MB (${(growth * 100).toFixed(1)}%); reported, not checked: workerd process ${first.workerdMB} -> ${after.workerdMB} MB, local D1 files ${first.d1MB} -> ${after.d1MB} MB`,
+    );
+  }
+  const report = await (await fetch(`${s.workerUrl}/v1/report`, { headers: auth })).json();
+  return {
+    server,
+    warmupRequests: warmup,
+    requests: MIXED_REQUESTS,
+    seconds: m.duration,
+    requestsPerSecond: m.requests.average,
+    latencyMs: { p50: m.latency.p50, p90: m.latency.p90, p99: m.latency.p99, max: m.latency.max },
+    status: Object.fromEntries(mixed.tally.status),
+    devProxyRestarts: mixed.tally.proxyRestarts,
+    workerErrors: mixed.tally.serverErrors,
+    arms: Object.fromEntries(mixed.tally.arms),
+    memory,
+    report,
+  };
+}
+
 try {
   if (phases.has("writes")) {
     // Before: wrangler.toml without the queue, so every request writes its own rows.
@@ -230,57 +369,9 @@ try {
   }
   if (phases.has("mixed") || phases.has("faults")) {
     stack ??= await start();
-    for (let i = 0; i < COMPARE_KEYS; i++) {
-      const r = await fetch(`${stack.workerUrl}/v1/keys`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ name: `loadtest-${i}`, rights: ["compare"] }) });
-      if (r.status !== 201) throw new Error(`cannot make an API key: HTTP ${r.status} ${await r.text()}`);
-      compareKeys.push(((await r.json()) as { key: string }).key);
-    }
+    await makeCompareKeys(stack);
   }
-  if (phases.has("mixed")) {
-    const s = stack!;
-    // V8's heap and compiled code grow for the first several thousand requests, then level off; the
-    // comparison is against the level, so warm-up lasts until the memory stops growing.
-    let warm = s.workerdMemory();
-    let warmup = 0;
-    for (let chunk = 1; chunk <= WARMUP_MAX_CHUNKS; chunk++) {
-      await run(s, MIXED, WARMUP_CHUNK);
-      warmup += WARMUP_CHUNK;
-      const now = s.workerdMemory();
-      const growth = now.worker / warm.worker - 1;
-      console.log(`loadtest: warm-up ${warmup}: workerd ${mb(now.worker)} MB (${(growth * 100).toFixed(1)}% over the last ${WARMUP_CHUNK})`);
-      warm = now;
-      if (chunk >= 2 && growth < WARMUP_SETTLED) break;
-    }
-    output.warmupRequests = warmup;
-
-    console.log(`loadtest: mixed, ${MIXED_REQUESTS} requests at concurrency ${CONNECTIONS}`);
-    // workerd's memory through the run: a leak climbs steadily, a heap settling levels off.
-    const memory: { requests: number; workerMB: number; proxyMB: number }[] = [{ requests: 0, workerMB: mb(warm.worker), proxyMB: mb(warm.proxy) }];
-    const mixed = await run(s, MIXED, MIXED_REQUESTS, (done) => {
-      if (done % 2_000 === 0) {
-        const now = s.workerdMemory();
-        memory.push({ requests: done, workerMB: mb(now.worker), proxyMB: mb(now.proxy) });
-        console.log(`loadtest:   ${done} / ${MIXED_REQUESTS}: workerd ${mb(now.worker)} MB (dev proxy ${mb(now.proxy)} MB)`);
-      }
-    });
-    const after = s.workerdMemory();
-    const m = mixed.result;
-    check("mixed: no 5xx", fivexx(mixed.tally) === 0, `${JSON.stringify(Object.fromEntries(mixed.tally.status))}${mixed.tally.serverErrors.length ? `; first: ${JSON.stringify(mixed.tally.serverErrors)}` : ""}`);
-    check("mixed: none dropped", m.errors === 0 && m.timeouts === 0 && answered(mixed.tally) === MIXED_REQUESTS, `${answered(mixed.tally)} answered, ${m.errors} errors, ${m.timeouts} timeouts`);
-    const growth = after.worker / warm.worker - 1;
-    check("mixed: workerd memory within 10% of warm-up", growth <= 0.1, `${mb(warm.worker)} MB -> ${mb(after.worker)} MB (${(growth * 100).toFixed(1)}%); dev proxy ${mb(warm.proxy)} -> ${mb(after.proxy)} MB`);
-    output.mixed = {
-      requests: MIXED_REQUESTS,
-      seconds: m.duration,
-      requestsPerSecond: m.requests.average,
-      latencyMs: { p50: m.latency.p50, p90: m.latency.p90, p99: m.latency.p99, max: m.latency.max },
-      status: Object.fromEntries(mixed.tally.status),
-      arms: Object.fromEntries(mixed.tally.arms),
-      memoryMB: { afterWarmup: mb(warm.worker), afterRun: mb(after.worker), devProxy: { afterWarmup: mb(warm.proxy), afterRun: mb(after.proxy) }, byRequests: memory },
-    };
-    const mixedReport = await (await fetch(`${s.workerUrl}/v1/report`, { headers: auth })).json();
-    output.mixedReport = mixedReport;
-  }
+  if (phases.has("mixed")) output.mixed = await mixedPhase(stack!, "wrangler dev");
   if (phases.has("faults")) {
     const s = stack!;
     console.log(`loadtest: teacher faults, ${FAULT_REQUESTS} routed requests; the teacher is killed at 25% and restarted at 60%`);
@@ -302,7 +393,7 @@ try {
       await new Promise((r) => setTimeout(r, 1_000));
     }
     const reported = faultReport.rows.filter((r) => r.arm === "teacher").reduce((n, r) => n + Object.values(r.faults).reduce((a, b) => a + (b ?? 0), 0), 0);
-    check("faults: no 5xx", fivexx(faults.tally) === 0, `${JSON.stringify(Object.fromEntries(faults.tally.status))}${faults.tally.serverErrors.length ? `; first: ${JSON.stringify(faults.tally.serverErrors)}` : ""}`);
+    check("faults: no 5xx from the Worker", fivexx(faults.tally) === 0, statusDetail(faults.tally));
     check("faults: every request answered", faults.result.errors === 0 && faults.result.timeouts === 0 && answered(faults.tally) === FAULT_REQUESTS, `${answered(faults.tally)} answered`);
     check("faults: the student stood in", seen > 0, `${seen} responses carried X-Teacher-Fault: ${JSON.stringify(Object.fromEntries(faults.tally.faults))}`);
     check("faults: the report counts them", faultReport.fallbacks === seen && reported >= seen, `report: ${faultReport.fallbacks} fallbacks, ${reported} teacher faults (shadow faults included)`);
@@ -310,19 +401,30 @@ try {
       requests: FAULT_REQUESTS,
       latencyMs: { p50: faults.result.latency.p50, p99: faults.result.latency.p99 },
       status: Object.fromEntries(faults.tally.status),
+      devProxyRestarts: faults.tally.proxyRestarts,
       arms: Object.fromEntries(faults.tally.arms),
       teacherFaults: Object.fromEntries(faults.tally.faults),
       report: faultReport,
     };
   }
+  if (phases.has("miniflare")) {
+    // The wrangler dev stack's ports are reused: it goes first.
+    await stack?.stop();
+    stack = undefined;
+    console.log("loadtest: starting the teacher host and the Worker under Miniflare's own server");
+    miniflare = await startMiniflareStack({ port: 8797, teacherPort: 8097, teacherToken: TEACHER_TOKEN, persistTo: MINIFLARE_PERSIST, outdir: MINIFLARE_OUTDIR, vars: VARS });
+    await makeCompareKeys(miniflare);
+    const isolate = miniflare.isolate;
+    output.miniflare = await mixedPhase(miniflare, "miniflare", { sample: () => isolate.sample(), d1Dir: join(MINIFLARE_PERSIST, "v3", "d1") });
+  }
 } finally {
-  await stack?.stop();
+  await Promise.all([stack?.stop(), miniflare?.stop()]);
 }
 
 output.checks = checks;
 writeJsonAtomic(".bench/loadtest.json", output);
 if (output.writes) console.log(JSON.stringify({ writes: output.writes }, null, 2));
-if (output.mixed) console.log(JSON.stringify(output.mixed, null, 2));
+for (const phase of ["mixed", "miniflare"] as const) if (output[phase]) console.log(JSON.stringify({ [phase]: { ...(output[phase] as object), report: undefined } }, null, 2));
 if (output.faults) console.log(JSON.stringify({ faults: { ...(output.faults as object), report: undefined } }, null, 2));
 for (const c of checks) console.log(`${c.ok ? "PASS" : "FAIL"}  ${c.name}: ${c.detail}`);
 process.exit(checks.every((c) => c.ok) ? 0 : 1);

@@ -156,7 +156,8 @@ describe("warm-up", () => {
 describe("WARMUP_RUNS", () => {
   it("sets the cap; 0 turns warm-up off; anything else is a configuration error", () => {
     expect(warmupFromEnv({})).toEqual(DEFAULT_WARMUP);
-    expect(warmupFromEnv({ WARMUP_RUNS: "20" })).toMatchObject({ maxRuns: 20, minRuns: 15 });
+    expect(warmupFromEnv({ WARMUP_RUNS: "20" })).toMatchObject({ maxRuns: 20, minRuns: 20 });
+    expect(warmupFromEnv({ WARMUP_RUNS: "100" })).toMatchObject({ maxRuns: 100, minRuns: DEFAULT_WARMUP.minRuns });
     expect(warmupFromEnv({ WARMUP_RUNS: "0" })).toMatchObject({ maxRuns: 0 });
     expect(() => warmupFromEnv({ WARMUP_RUNS: "-1" })).toThrow('WARMUP_RUNS must be an integer from 0 to 1000, got "-1"');
     expect(() => warmupFromEnv({ WARMUP_RUNS: "lots" })).toThrow(/WARMUP_RUNS/);
