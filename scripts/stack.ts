@@ -19,6 +19,8 @@ export interface StackOptions {
   persistTo?: string;
   /** Extra Worker vars (override wrangler.toml and .dev.vars). */
   vars?: Record<string, string>;
+  /** Lets GET /__scheduled?cron=<expression> fire a Cron Trigger (wrangler dev's --test-scheduled). */
+  testScheduled?: boolean;
   /** Where both processes' log lines go. */
   log?: (source: "teacher" | "worker", line: string) => void;
   /** Aborting while the stack starts stops what has started and rejects. */
@@ -117,6 +119,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(options.workerPort), "--show-interactive-dev-session=false", "--log-level", "warn"];
   if (options.persistTo) args.push("--persist-to", options.persistTo);
   if (options.config) args.push("--config", options.config);
+  if (options.testScheduled) args.push("--test-scheduled");
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   // Its own process group, so stopping it also stops the workerd it starts.
   const wrangler = spawn(WRANGLER, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...QUIET_ENV }, detached: true });

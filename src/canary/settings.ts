@@ -26,7 +26,7 @@ export type CanarySettingKey = keyof CanarySettings;
 export const CANARY_DEFAULTS: CanarySettings = {
   steps: [5, 25, 50, 100],
   minAgreement: 0.9,
-  maxP99Ms: 100,
+  maxP99Ms: 250,
   maxErrorRate: 0.01,
   maxTeacherFaultRate: 0.2,
   windowMinutes: 10,
