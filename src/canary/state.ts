@@ -3,6 +3,7 @@
 // student moves, the studentPercent override. Each change takes the state from the revision it read
 // (its token): a writer that read an older state changes nothing and is told so.
 import type { D1Database, D1PreparedStatement } from "@cloudflare/workers-types";
+import { HttpError } from "../errors.ts";
 import type { CanarySettings } from "./settings.ts";
 
 export type CanaryStatus = "off" | "running" | "paused" | "rolled_back" | "done";
@@ -149,4 +150,13 @@ export async function writeCanaryChange(db: D1Database, change: CanaryChange): P
   }
   const [updated] = await db.batch(statements);
   return (updated!.meta.changes ?? 0) === 1;
+}
+
+/**
+ * A running canary owns studentPercent: an admin's change of it (PATCH /v1/config, the dashboard's
+ * form) answers 409 until the canary is paused or stopped.
+ */
+export async function assertSplitFree(db: D1Database): Promise<void> {
+  const state = await readCanaryState(db);
+  if (state.status === "running") throw new HttpError(409, `the canary sets studentPercent while it runs (now ${state.percent}%); pause or stop it first (POST /v1/canary/pause)`);
 }

@@ -9,7 +9,7 @@ import { type Context, Hono } from "hono";
 import type { ModelEntry } from "../../models/schema.ts";
 import { HttpError, badRequest } from "../errors.ts";
 import { CanarySettingsError, canarySettingValues, parseCanaryPatch, readCanarySettings } from "../canary/settings.ts";
-import { readCanaryState } from "../canary/state.ts";
+import { assertSplitFree } from "../canary/state.ts";
 import { SinceError, buildReport, parseSince } from "../measurements/report.ts";
 import { adminAuth } from "../middleware/admin-auth.ts";
 import { SettingsError, parseSettingsPatch, readSettings, refreshSettings, routingSettingValues, settingStatements } from "../routing/settings.ts";
@@ -70,10 +70,7 @@ export function adminRoutes({ store }: RouteContext, teachers: readonly ModelEnt
     const canaryValue = (body as Record<string, unknown>)[CANARY_KEY];
     const canary = canaryValue === undefined ? {} : validated(() => parseCanaryPatch(canaryValue), CanarySettingsError);
     const db = database(c);
-    if (routing.studentPercent !== undefined) {
-      const state = await readCanaryState(db);
-      if (state.status === "running") throw new HttpError(409, `the canary sets studentPercent while it runs (now ${state.percent}%); pause or stop it first (POST /v1/canary/pause)`);
-    }
+    if (routing.studentPercent !== undefined) await assertSplitFree(db);
     // Routing and canary settings change together or not at all.
     await db.batch(settingStatements(db, { ...routingSettingValues(routing), ...canarySettingValues(canary) }));
     await refreshSettings(db);

@@ -5,6 +5,7 @@
 // failure keeps the last values read (a kill switch set through PATCH /v1/config stays set) and is
 // logged, retried at most once per CACHE_MS.
 import type { D1Database, D1PreparedStatement } from "@cloudflare/workers-types";
+import { assertSplitFree } from "../canary/state.ts";
 
 export interface RoutingSettings {
   /** Share of clients routed to the student, 0..100. */
@@ -202,6 +203,7 @@ export const routingSettingValues = (patch: Partial<Record<SettingKey, number | 
   Object.fromEntries(Object.entries(patch).map(([key, value]) => [key, value === null ? null : String(value)]));
 
 export async function applySettingsPatch(db: D1Database, patch: Partial<Record<SettingKey, number | null>>): Promise<void> {
+  if (patch.studentPercent !== undefined) await assertSplitFree(db);
   await db.batch(settingStatements(db, routingSettingValues(patch)));
   await refreshSettings(db);
 }

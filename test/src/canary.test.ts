@@ -13,6 +13,7 @@ import worker from "../../src/index.ts";
 import { buildReport } from "../../src/measurements/report.ts";
 import { ModelStore } from "../../src/models/store.ts";
 import { ortWebEngine } from "../../src/models/ort-web.ts";
+import { applySettingsPatch } from "../../src/routing/settings.ts";
 import { DEFAULT_CRONS } from "../../src/scheduled.ts";
 import { clientBucket, DEFAULT_EXPERIMENT } from "../../src/routing/split.ts";
 import type { AbBindings } from "../../src/routing/setup.ts";
@@ -244,6 +245,9 @@ describe("the canary", () => {
     expect((await act("start", 409)) as unknown).toEqual({ error: "cannot start the canary: it is running at 5% (start needs off or rolled_back or done)" });
     expect((await act("resume", 409)) as unknown).toEqual({ error: "cannot resume the canary: it is running at 5% (resume needs paused)" });
     expect(await patchConfig({ studentPercent: 80 }, 409)).toEqual({ error: "the canary sets studentPercent while it runs (now 5%); pause or stop it first (POST /v1/canary/pause)" });
+    // Every writer of the split goes through the same guard (the dashboard's form included).
+    await expect(applySettingsPatch(env.DB, { studentPercent: 80 })).rejects.toMatchObject({ status: 409 });
+    expect(await studentPercent()).toBe(5);
     // Its settings may change while it runs; they apply at the next tick.
     expect((await patchConfig({ canary: { minSamples: 7 } })).canary).toMatchObject({ settings: { minSamples: 7 }, overridden: expect.arrayContaining(["minSamples"]) });
     const stopped = await act("stop");
