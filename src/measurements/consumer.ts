@@ -1,7 +1,7 @@
 // The measurements queue's consumer (the same Worker's queue handler): every message of a batch into
 // D1 in one write transaction. A message that is not a measurement is logged and acknowledged (it
 // would fail forever). When D1 fails, the whole batch is retried: rows a retry brings again are
-// skipped by the table's (request_id, arm) key, so nothing is lost and nothing is counted twice.
+// skipped by the table's (request_id, ts, arm) key, so nothing is lost and nothing is counted twice.
 import type { D1Database, Message, MessageBatch } from "@cloudflare/workers-types";
 import { type RunRow, parseRow } from "./records.ts";
 import { insertRows } from "./write.ts";
