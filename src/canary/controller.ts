@@ -2,6 +2,7 @@
 // completes or rolls back (to 0%); admin calls start, pause, resume and stop it. Every one of these is
 // a decision written with the state in one D1 transaction (state.ts).
 import type { D1Database } from "@cloudflare/workers-types";
+import { HttpError } from "../errors.ts";
 import { refreshSettings } from "../routing/settings.ts";
 import { canaryFigures } from "./figures.ts";
 import { judge } from "./judge.ts";
@@ -10,9 +11,12 @@ import { type CanaryAction, type CanaryChange, type CanaryState, type CanaryStat
 
 export const MINUTE_MS = 60_000;
 
-/** An admin call that does not fit the canary's state (answered 409). */
-export class CanaryConflict extends Error {
+/** An admin call that does not fit the canary's state: a 409 with the reason. */
+export class CanaryConflict extends HttpError {
   override name = "CanaryConflict";
+  constructor(message: string) {
+    super(409, message);
+  }
 }
 
 export interface TickResult {

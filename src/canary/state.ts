@@ -125,7 +125,8 @@ export async function writeCanaryChange(db: D1Database, change: CanaryChange): P
   const { from, now, to } = change;
   const next = { ...from, ...to };
   const token = crypto.randomUUID();
-  const ours = "(SELECT token FROM canary_state WHERE id = 1) = ?";
+  // The statements after the UPDATE run only while the token is this change's.
+  const ours = (param: string) => `(SELECT token FROM canary_state WHERE id = 1) = ${param}`;
   const statements: D1PreparedStatement[] = [
     db
       .prepare("UPDATE canary_state SET status = ?1, model = ?2, version = ?3, percent = ?4, step_started_at = ?5, updated_at = ?6, token = ?7 WHERE id = 1 AND token = ?8")
@@ -133,7 +134,7 @@ export async function writeCanaryChange(db: D1Database, change: CanaryChange): P
     db
       .prepare(
         `INSERT INTO canary_decisions (ts, action, actor, model, version, percent_from, percent_to, reason, figures, settings)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE ${ours.replace("?", "?11")}`,
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE ${ours("?11")}`,
       )
       .bind(now, change.action, change.actor, next.model, next.version, from.percent, next.percent, change.reason, change.figures ? JSON.stringify(change.figures) : null, change.settings ? JSON.stringify(change.settings) : null, token),
   ];
@@ -142,7 +143,7 @@ export async function writeCanaryChange(db: D1Database, change: CanaryChange): P
     statements.push(
       db
         .prepare(
-          `INSERT INTO settings (key, value, updated_at) SELECT 'studentPercent', ?1, ?2 WHERE ${ours.replace("?", "?3")}
+          `INSERT INTO settings (key, value, updated_at) SELECT 'studentPercent', ?1, ?2 WHERE ${ours("?3")}
            ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
         )
         .bind(String(next.percent), now, token),

@@ -6,10 +6,10 @@
 //   POST /v1/canary/stop        ends it; the share stays
 // Its settings change through PATCH /v1/config ({"canary": {...}}, routes/admin.ts). Each POST
 // answers what GET answers; a call that does not fit the state (pausing a canary that is not
-// running) answers 409.
+// running) answers 409 (CanaryConflict).
 import { type Context, Hono } from "hono";
-import { HttpError, badRequest, notFound } from "../errors.ts";
-import { CanaryConflict, pauseCanary, resumeCanary, startCanary, stopCanary } from "../canary/controller.ts";
+import { badRequest, notFound } from "../errors.ts";
+import { pauseCanary, resumeCanary, startCanary, stopCanary } from "../canary/controller.ts";
 import { readCanarySettings } from "../canary/settings.ts";
 import { readCanaryDecisions, readCanaryState } from "../canary/state.ts";
 import { adminAuth } from "../middleware/admin-auth.ts";
@@ -49,15 +49,6 @@ async function canaryView(c: CanaryContext, limit = DEFAULT_LIMIT) {
   };
 }
 
-async function conflictsAs409(work: () => Promise<void>): Promise<void> {
-  try {
-    await work();
-  } catch (err) {
-    if (err instanceof CanaryConflict) throw new HttpError(409, err.message);
-    throw err;
-  }
-}
-
 export function canaryRoutes({ store }: RouteContext): Hono<{ Bindings: AbBindings }> {
   const app = new Hono<{ Bindings: AbBindings }>();
   for (const path of ["/canary", "/canary/*"]) app.use(path, adminAuth());
@@ -66,13 +57,13 @@ export function canaryRoutes({ store }: RouteContext): Hono<{ Bindings: AbBindin
   app.post("/canary/start", async (c) => {
     const student = store.defaultStudent();
     if (!student) throw notFound("this server hosts no default student model to put under a canary");
-    await conflictsAs409(() => startCanary(database(c), { name: student.name, version: student.version }, Date.now()));
+    await startCanary(database(c), { name: student.name, version: student.version }, Date.now());
     return c.json(await canaryView(c));
   });
   const actions = { pause: pauseCanary, resume: resumeCanary, stop: stopCanary };
   for (const [name, act] of Object.entries(actions)) {
     app.post(`/canary/${name}`, async (c) => {
-      await conflictsAs409(() => act(database(c), Date.now()));
+      await act(database(c), Date.now());
       return c.json(await canaryView(c));
     });
   }
