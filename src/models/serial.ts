@@ -1,7 +1,9 @@
 // One inference at a time, requests first. An isolate has one onnxruntime-web WASM instance for all
-// its models, and its runs must not overlap (the C API's run is not re-entrant, and ORT's JS glue
-// keeps per-run state on the instance). Background work (warm-up runs) waits while any request's run
-// is queued, so a request waits for at most the one background run already going.
+// its models, and its runs must not overlap: onnxruntime-web 1.30's run() (ort.wasm.mjs) takes its
+// argument arrays from the instance's one WASM stack (stackSave, stackAlloc), awaits while it prepares
+// the tensors, and restores the stack at the end, so two runs in flight would free each other's
+// arguments. Background work (warm-up runs) waits while any request's run is queued, so a request
+// waits for at most the one background run already going.
 
 export type Priority = "request" | "background";
 
