@@ -51,7 +51,7 @@ function worker(vars: Record<string, string> = {}) {
     const ctx = createExecutionContext();
     const headers = new Headers(init.headers);
     if (admin) headers.set("Authorization", `Bearer ${ADMIN_TOKEN}`);
-    const res = await handler.fetch!(new Request(`http://x${path}`, { ...init, headers }), workerEnv, ctx);
+    const res = await handler.fetch!(new Request(`http://x${path}`, { method: init.method, body: init.body, headers }), workerEnv, ctx);
     // What the request left to waitUntil (a version check) is done before the next one.
     await waitOnExecutionContext(ctx);
     return res;
