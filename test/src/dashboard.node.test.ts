@@ -108,8 +108,8 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
     const consoleErrors: string[] = [];
     const page: Page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on("console", (m) => {
-      // The wrong token's 401 is logged as a failed load; it is meant.
-      if (m.type() === "error" && !/status of 401/.test(m.text())) consoleErrors.push(m.text());
+      // The wrong token's 401 and the refused split's 409 are logged as failed loads; both are meant.
+      if (m.type() === "error" && !/status of (401|409)\b/.test(m.text())) consoleErrors.push(m.text());
     });
     page.on("pageerror", (e) => consoleErrors.push(e.message));
 
@@ -192,6 +192,14 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
     expect(await page.isVisible('#canary form[data-when="paused"] button')).toBe(false);
     mkdirSync(".bench", { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    // While the canary runs it owns the split: the form sends only what changed, so the shadow
+    // share can change, and the student's share is refused with the canary's reason.
+    await page.fill("input[name=shadowPercent]", "40");
+    await page.click("#split-form button[type=submit]");
+    await page.waitForSelector('[data-field="shadowPercent"]:text-is("40")');
+    await page.fill("input[name=studentPercent]", "70");
+    await page.click("#split-form button[type=submit]");
+    await page.waitForSelector('[data-field="configError"]:text-matches("canary sets studentPercent while it runs")');
     await page.click('#canary form[data-when="running"] button');
     await page.waitForSelector('[data-field="canaryState"]:text-matches("^paused ")');
     expect(await page.isVisible('#canary form[data-when="running"] button')).toBe(false);

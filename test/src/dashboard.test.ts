@@ -282,6 +282,11 @@ describe("dashboard canary panel", () => {
     expect((await send(app, "/v1/canary/start", { method: "POST", headers: asAdmin })).response.status).toBe(200);
     expect(await panel(cookie)).toMatchObject({ status: "running", percent: before.settings.steps[0], decisions: [{ action: "start", actor: "admin" }] });
 
+    const split = await post("/dashboard/config", { csrf: token, studentPercent: "30" }, { Cookie: cookie });
+    expect(split.response.status).toBe(409);
+    expect(((await split.response.json()) as { error: string }).error).toMatch(/canary sets studentPercent while it runs/);
+    expect((await post("/dashboard/config", { csrf: token, shadowPercent: "20" }, { Cookie: cookie })).response.status).toBe(200);
+
     const crossSite = await post("/dashboard/canary/pause", { csrf: token }, { Cookie: cookie, Origin: "https://evil.example" });
     expect(crossSite.response.status).toBe(403);
     expect((await post("/dashboard/canary/pause", { csrf: "wrong" }, { Cookie: cookie })).response.status).toBe(403);

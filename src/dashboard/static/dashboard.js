@@ -94,9 +94,10 @@
     field("overridden").textContent = overridden.length ? `(set at run time: ${overridden.join(", ")})` : "(the Worker's defaults)";
     const form = document.getElementById("split-form");
     // Never overwrite what someone is typing.
-    if (!form.contains(document.activeElement)) {
-      form.elements.studentPercent.value = settings.studentPercent;
-      form.elements.shadowPercent.value = settings.shadowPercent;
+    for (const name of ["studentPercent", "shadowPercent"]) {
+      const input = form.elements[name];
+      input.dataset.current = String(settings[name]);
+      if (!form.contains(document.activeElement)) input.value = settings[name];
     }
   }
 
@@ -247,7 +248,13 @@
       event.preventDefault();
       const error = field(form.dataset.error);
       error.textContent = "";
-      const response = await fetch(form.action, { method: "POST", body: new URLSearchParams(new FormData(form)), credentials: "same-origin" });
+      // Only what was changed is sent: an unchanged studentPercent would be refused while the canary
+      // runs (it owns the split then), even beside a change of the shadow share.
+      const body = new URLSearchParams();
+      for (const [name, value] of new FormData(form)) {
+        if (form.elements[name]?.dataset?.current !== value) body.append(name, value);
+      }
+      const response = await fetch(form.action, { method: "POST", body, credentials: "same-origin" });
       if (response.status === 401) return location.reload();
       if (!response.ok) {
         error.textContent = (await response.json().catch(() => ({}))).error ?? `error ${response.status}`;
