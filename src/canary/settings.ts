@@ -39,7 +39,8 @@ const RANGES: Record<NumberKey, { min: number; max: number; integer?: boolean }>
   maxP99Ms: { min: 0, max: 60_000 },
   maxErrorRate: { min: 0, max: 1 },
   maxTeacherFaultRate: { min: 0, max: 1 },
-  windowMinutes: { min: 1, max: 7 * 24 * 60, integer: true },
+  // A day at most: ticks read raw rows only, which the roll-up keeps MEASUREMENT_RETENTION_HOURS (72).
+  windowMinutes: { min: 1, max: 24 * 60, integer: true },
   minSamples: { min: 1, max: 1_000_000, integer: true },
 };
 const KEYS = Object.keys(CANARY_DEFAULTS) as CanarySettingKey[];

@@ -266,7 +266,7 @@ describe("the canary", () => {
       [{ canary: { minAgreement: 1.5 } }, "canary.minAgreement must be a number from 0 to 1, got 1.5"],
       [{ canary: { maxP99Ms: -1 } }, "canary.maxP99Ms must be a number from 0 to 60000, got -1"],
       [{ canary: { maxErrorRate: "0.1" } }, 'canary.maxErrorRate must be a number from 0 to 1, got "0.1"'],
-      [{ canary: { windowMinutes: 0.5 } }, "canary.windowMinutes must be an integer from 1 to 10080, got 0.5"],
+      [{ canary: { windowMinutes: 0.5 } }, "canary.windowMinutes must be an integer from 1 to 1440, got 0.5"],
       [{ canary: { minSamples: 0 } }, "canary.minSamples must be an integer from 1 to 1000000, got 0"],
       [{ canary: { speed: 3 } }, 'unknown canary setting "speed" (known: steps, minAgreement, maxP99Ms, maxErrorRate, maxTeacherFaultRate, windowMinutes, minSamples)'],
       [{ canary: {} }, "canary names no setting (known: steps, minAgreement, maxP99Ms, maxErrorRate, maxTeacherFaultRate, windowMinutes, minSamples)"],
