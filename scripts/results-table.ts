@@ -1,7 +1,9 @@
 // The README's results table, generated from models/manifest.json (never typed by hand): it sits
 // between the RESULTS_BEGIN and RESULTS_END markers. `npm run export` regenerates it; by hand:
-//   npx tsx scripts/results-table.ts [models/manifest.json] [README.md]
-import { readFileSync } from "node:fs";
+//   npx tsx scripts/results-table.ts [models/manifest.json] [README.md] [docs/bench/edge.json]
+// The in-Worker latency column comes from `npm run bench -- --out docs/bench` (edge.json), and only
+// for files whose sha256 the bench measured: a retrained model shows no stale figure.
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type Manifest, type ModelEntry, parseManifest } from "../models/schema.ts";
@@ -10,6 +12,29 @@ import { spread } from "../training/train/report.ts";
 
 export const RESULTS_BEGIN = "<!-- results:begin (generated from models/manifest.json by scripts/results-table.ts) -->";
 export const RESULTS_END = "<!-- results:end -->";
+/** Where `npm run bench -- --out docs/bench` leaves its figures for this table. */
+export const EDGE_FILE = "docs/bench/edge.json";
+
+/** The part of bench/edge.ts' edge.json this table reads. */
+export interface EdgeBench {
+  date: string;
+  command: string;
+  models: { model: string; sha256: string; inWorkerInference: { mean: number; n: number } }[];
+}
+
+/** Reads an edge.json; undefined when there is none (never benchmarked). */
+export function readEdgeBench(path: string): EdgeBench | undefined {
+  if (!existsSync(path)) return undefined;
+  const bench = JSON.parse(readFileSync(path, "utf8")) as EdgeBench;
+  if (typeof bench.date !== "string" || !Array.isArray(bench.models)) throw new Error(`${path}: not an edge.json written by npm run bench`);
+  return bench;
+}
+
+/** In-Worker inference mean (ms) of the file with this sha256, as the bench measured it. */
+function inWorker(m: ModelEntry, bench: EdgeBench | undefined): string {
+  const hit = bench?.models.find((b) => b.sha256 === m.sha256);
+  return hit ? hit.inWorkerInference.mean.toFixed(2) : "";
+}
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 const millions = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`);
@@ -60,7 +85,7 @@ function overSeeds(m: ModelEntry): string {
 }
 
 /** The table (Markdown) for a manifest. */
-export function renderResultsTable(manifest: Manifest): string {
+export function renderResultsTable(manifest: Manifest, bench?: EdgeBench): string {
   if (manifest.models.length === 0) return "_No models exported yet: run `npm run distill`, which exports at its end._";
   const rows = manifest.models.map((m) => {
     const acc = m.metrics.accuracy;
@@ -74,6 +99,7 @@ export function renderResultsTable(manifest: Manifest): string {
       acc ? pct(acc.top1) : "n/a",
       overSeeds(m),
       gain(m, manifest.models),
+      inWorker(m, bench),
       m.quantization ? `int8 of ${m.quantization.twin} (${m.quantization.calibration.method}, ${m.quantization.calibration.samples} ${m.quantization.calibration.split} images)` : training(m),
       m.quantization ? `${(100 * m.quantization.relativeLogitError).toFixed(1)}% (vs fp32)` : m.export ? m.export.maxAbsLogitDiff.toExponential(1) : "n/a",
       `${(m.bytes / 1024).toFixed(0)} KiB`,
@@ -81,33 +107,36 @@ export function renderResultsTable(manifest: Manifest): string {
     ];
   });
   const datasets = [...new Set(manifest.models.map((m) => (m.metrics.accuracy ? `${m.metrics.accuracy.dataset} ${m.metrics.accuracy.split} split, ${m.metrics.accuracy.samples} images` : "")).filter(Boolean))];
-  const header = ["model", "role", "architecture", "params", "MACs/image", "top-1 (this file)", "top-1 over seeds (%)", "KD gain (points)", "training", "max abs logit diff (tfjs vs ONNX)", "ONNX size", "version (run)"];
+  const header = ["model", "role", "architecture", "params", "MACs/image", "top-1 (this file)", "top-1 over seeds (%)", "KD gain (points)", "in-Worker (ms)", "training", "max abs logit diff (tfjs vs ONNX)", "ONNX size", "version (run)"];
   return [
     `| ${header.join(" | ")} |`,
-    `|${header.map((_, i) => (i >= 3 && i <= 7 ? "---:" : "---")).join("|")}|`,
+    `|${header.map((_, i) => (i >= 3 && i <= 8 ? "---:" : "---")).join("|")}|`,
     ...rows.map((r) => `| ${r.join(" | ")} |`),
     "",
     `Top-1 (this file) is measured by onnxruntime-node on the exported ONNX files themselves (${datasets.join("; ")}). ` +
       "Over seeds: the training loop's test top-1 of every seed the model was trained with, mean ± sample sd (seeds); the file shipped is the seed closest to the mean. " +
       "KD gain: the distilled student minus the same architecture trained on labels only with the same width, epochs and training images, paired by seed. " +
+      (bench
+        ? `In-Worker: the mean of the Worker's Server-Timing inference at c=1, measured by \`${bench.command}\` on ${bench.date.slice(0, 10)} (docs/benchmarks.md), shown only for the very files measured (same sha256). `
+        : "") +
       "The logit difference is the export check's largest deviation from the tfjs model; for an int8 variant, its mean logit difference from its fp32 twin relative to the twin's mean logit (docs/int8.md).",
   ].join("\n");
 }
 
 /** Replaces the text between the markers in `readme` with the table for `manifest`. */
-export function updateResultsTable(readmePath: string, manifest: Manifest): void {
+export function updateResultsTable(readmePath: string, manifest: Manifest, bench = readEdgeBench(resolve(readmePath, "..", EDGE_FILE))): void {
   const text = readFileSync(readmePath, "utf8");
   const begin = text.indexOf(RESULTS_BEGIN);
   const end = text.indexOf(RESULTS_END);
   if (begin < 0 || end < begin) throw new Error(`${readmePath}: no results table markers (${RESULTS_BEGIN} ... ${RESULTS_END})`);
-  const next = `${text.slice(0, begin + RESULTS_BEGIN.length)}\n${renderResultsTable(manifest)}\n${text.slice(end)}`;
+  const next = `${text.slice(0, begin + RESULTS_BEGIN.length)}\n${renderResultsTable(manifest, bench)}\n${text.slice(end)}`;
   if (next !== text) writeFileAtomic(readmePath, next);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const [manifestPath = "models/manifest.json", readme = "README.md"] = process.argv.slice(2);
+  const [manifestPath = "models/manifest.json", readme = "README.md", edge = EDGE_FILE] = process.argv.slice(2);
   try {
-    updateResultsTable(readme, parseManifest(JSON.parse(readFileSync(manifestPath, "utf8"))));
+    updateResultsTable(readme, parseManifest(JSON.parse(readFileSync(manifestPath, "utf8"))), readEdgeBench(edge));
     console.log(`results-table: ${readme} regenerated from ${manifestPath}`);
   } catch (err) {
     console.error(`results-table: ${err instanceof Error ? err.message : String(err)}`);

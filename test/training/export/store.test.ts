@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type Manifest, type ModelEntry, ManifestError } from "../../../models/schema.ts";
-import { RESULTS_BEGIN, RESULTS_END, renderResultsTable, updateResultsTable } from "../../../scripts/results-table.ts";
+import { type EdgeBench, RESULTS_BEGIN, RESULTS_END, readEdgeBench, renderResultsTable, updateResultsTable } from "../../../scripts/results-table.ts";
 import { mergeEntries } from "../../../training/export/entry.ts";
 import { readManifest, recoverModels, updateModels } from "../../../training/export/store.ts";
 
@@ -101,14 +101,42 @@ describe("results table", () => {
     const table = renderResultsTable(manifest);
     const rows = table.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| model"));
     expect(rows).toEqual([
-      "| teacher | teacher | teacher | 123.5 k | 33.30 M | 93.12% |  |  | labels only (CE), 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
-      "| **narrow-deep** (default) | student | narrow-deep ×0.5 | 123.5 k | 33.30 M | 91.23% |  | +0.72 | KD T=4 α=0.9, 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
-      "| narrow-deep-baseline | student | narrow-deep ×0.5 | 123.5 k | 33.30 M | 90.51% |  |  | labels only (CE), 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
+      "| teacher | teacher | teacher | 123.5 k | 33.30 M | 93.12% |  |  |  | labels only (CE), 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
+      "| **narrow-deep** (default) | student | narrow-deep ×0.5 | 123.5 k | 33.30 M | 91.23% |  | +0.72 |  | KD T=4 α=0.9, 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
+      "| narrow-deep-baseline | student | narrow-deep ×0.5 | 123.5 k | 33.30 M | 90.51% |  |  |  | labels only (CE), 30 epochs on 55,000 images | 3.2e-6 | 2 KiB | `run-1` |",
     ]);
     expect(table).toContain("fashion-mnist test split, 10000 images");
     // A baseline trained on other data is no baseline: no gain is claimed.
     const other = { ...manifest, models: manifest.models.map((m) => (m.name === "narrow-deep-baseline" ? { ...m, training: { ...m.training, trainSamples: 1000 } } : m)) };
-    expect(renderResultsTable(other)).toContain("| 91.23% |  |  | KD");
+    expect(renderResultsTable(other)).toContain("| 91.23% |  |  |  | KD");
+  });
+
+  it("shows the bench's in-Worker latency only for the very file it measured", () => {
+    const [teacher, student] = manifest.models;
+    const studentFile = "ab".repeat(32);
+    const m = { ...manifest, models: manifest.models.map((e) => (e === student ? { ...e, sha256: studentFile } : e)) };
+    const bench: EdgeBench = {
+      date: "2026-11-29T23:00:00.000Z",
+      command: "npm run bench -- --out docs/bench",
+      models: [
+        { model: "narrow-deep", sha256: studentFile, inWorkerInference: { mean: 1.234, n: 400 } },
+        // The teacher's file changed since it was measured: no figure.
+        { model: "teacher", sha256: "cd".repeat(32), inWorkerInference: { mean: 9, n: 400 } },
+      ],
+    };
+    const table = renderResultsTable(m, bench);
+    const row = (name: string) => table.split("\n").find((l) => l.includes(`| ${name} |`) || l.includes(`**${name}**`))!;
+    expect(row("narrow-deep")).toContain("| +0.72 | 1.23 | KD");
+    expect(row(teacher!.name)).toContain("| 93.12% |  |  |  | labels only");
+    expect(table).toContain("measured by `npm run bench -- --out docs/bench` on 2026-11-29");
+    expect(renderResultsTable(manifest)).not.toContain("In-Worker:");
+  });
+
+  it("reads edge.json when there is one and names a file that is not one", () => {
+    const dir = tmp();
+    expect(readEdgeBench(join(dir, "edge.json"))).toBeUndefined();
+    writeFileSync(join(dir, "edge.json"), JSON.stringify({ rows: [] }));
+    expect(() => readEdgeBench(join(dir, "edge.json"))).toThrow(/edge\.json: not an edge\.json written by npm run bench/);
   });
 
   it("lists an int8 variant with its twin and its error against it, and claims no KD gain for it", () => {
@@ -121,7 +149,7 @@ describe("results table", () => {
       },
     };
     const row = renderResultsTable(mergeEntries(manifest, [int8])).split("\n").find((l) => l.startsWith("| narrow-deep-int8 |"))!;
-    expect(row).toContain("| 91.19% |  |  | int8 of narrow-deep (minmax, 1000 train images) | 1.2% (vs fp32) |");
+    expect(row).toContain("| 91.19% |  |  |  | int8 of narrow-deep (minmax, 1000 train images) | 1.2% (vs fp32) |");
   });
 
   it("gives accuracy over seeds and the KD gain paired by seed", () => {
@@ -137,8 +165,8 @@ describe("results table", () => {
     ]);
     const rows = renderResultsTable(m).split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| model"));
     // KD - baseline per seed: +0.1, +0.4, +0.4 points: mean +0.30, sd 0.17.
-    expect(rows[0]).toContain("| 93.10% | 93.20 ± 0.20 (3) | +0.30 ± 0.17 (3 seeds) | KD");
-    expect(rows[1]).toContain("| 92.80% | 92.90 ± 0.10 (3) |  | labels only");
+    expect(rows[0]).toContain("| 93.10% | 93.20 ± 0.20 (3) | +0.30 ± 0.17 (3 seeds) |  | KD");
+    expect(rows[1]).toContain("| 92.80% | 92.90 ± 0.10 (3) |  |  | labels only");
   });
 
   it("rewrites only the text between the markers, and names a README without them", () => {
