@@ -199,6 +199,12 @@ export async function buildReport(db: D1Database, since: number, until: number):
 
 const DURATION = /^(\d+(?:\.\d+)?)(s|m|h|d)$/;
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** A duration such as "15m", "2h" or "7d" in milliseconds; undefined when it is not one. */
+export function durationMs(value: string): number | undefined {
+  const m = DURATION.exec(value);
+  return m ? Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS] : undefined;
+}
 /** A date, or a date and time with its offset (a time without one would be read in the server's zone). */
 const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
 /** No measurement is older than this: an earlier `since` is a mistake (seconds for milliseconds, a year). */
@@ -230,9 +236,9 @@ export function parseSince(value: string | undefined, now: number): number {
   if (value === undefined || value === "") return 0;
   const shown = JSON.stringify(value.slice(0, 40));
   let t: number;
-  const duration = DURATION.exec(value);
-  if (duration) {
-    t = now - Number(duration[1]) * UNIT_MS[duration[2] as keyof typeof UNIT_MS];
+  const duration = durationMs(value);
+  if (duration !== undefined) {
+    t = now - duration;
   } else if (/^\d+$/.test(value)) {
     t = Number(value);
     if (t < EARLIEST_SINCE) {

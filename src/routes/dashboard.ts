@@ -25,7 +25,7 @@ import { pauseCanary, resumeCanary } from "../canary/controller.ts";
 import { readCanarySettings } from "../canary/settings.ts";
 import { readCanaryDecisions, readCanaryState } from "../canary/state.ts";
 import { HttpError, badRequest } from "../errors.ts";
-import { buildReport } from "../measurements/report.ts";
+import { buildReport, durationMs } from "../measurements/report.ts";
 import { adminTokenOf, isAdminToken } from "../middleware/admin-auth.ts";
 import { SettingsError, applySettingsPatch, parseSettingsPatch, readSettings } from "../routing/settings.ts";
 import type { AbBindings } from "../routing/setup.ts";
@@ -54,7 +54,6 @@ export interface DashboardOptions {
 
 type Env = { Bindings: AbBindings };
 
-const WINDOW_MS: Record<WindowName, number> = { "15m": 15 * 60_000, "1h": 3_600_000, "24h": 24 * 3_600_000, "7d": 7 * 24 * 3_600_000 };
 /** Chart intervals: about 15 to 30 points a window; whole hours from 24 h up (the aggregates' grain). */
 const INTERVAL_MS: Record<WindowName, number> = { "15m": 60_000, "1h": 2 * 60_000, "24h": 3_600_000, "7d": 6 * 3_600_000 };
 const DEFAULT_WINDOW: WindowName = "1h";
@@ -179,7 +178,7 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
     const window = windowOf(c);
     const db = database(c);
     const until = Date.now() + 1;
-    const since = until - 1 - WINDOW_MS[window];
+    const since = until - 1 - durationMs(window)!;
     const [report, series, routing, canary] = await Promise.all([
       buildReport(db, since, until),
       buildSeries(db, since, until, INTERVAL_MS[window]),
