@@ -1,7 +1,8 @@
 // The models one server hosts: a manifest plus the bytes of each file (bundled, or read from an R2
 // bucket: r2.ts). A model's bytes are checked against the manifest's size and sha256 and turned into
 // a session on first use, once per isolate; never at module load (Workers allow one second of
-// start-up). After a session's first run it is warmed up in the background (warmup.ts) when asked.
+// start-up). A session is warmed up (warmup.ts) when asked: as part of its load (blocking), or after
+// its first run, in the background.
 import type { Manifest, ModelEntry } from "../../models/schema.ts";
 import type { OutputTensor } from "../oip/response.ts";
 import type { Engine, Session } from "./engine.ts";
@@ -32,7 +33,7 @@ export function bundledFiles(files: ModelFiles): ModelFileSource {
 const isSource = (files: ModelFiles | ModelFileSource): files is ModelFileSource => typeof (files as ModelFileSource).read === "function";
 
 export interface StoreOptions {
-  /** Warm-up after a session's first run; off unless given. */
+  /** Warm-up of each new session, blocking or in the background; off unless given. */
   warmup?: Partial<WarmupOptions>;
   /** Where warm-up results go (the Worker logs them). */
   onWarmup?: (result: WarmupResult) => void;
@@ -141,10 +142,26 @@ export class ModelStore {
     const key = sessionKey(entry);
     let s = this.sessions.get(key);
     if (!s) {
-      s = this.load(entry);
+      const loading = this.load(entry);
+      s = loading;
+      if (this.blocking) {
+        const warming = loading.then(
+          (session) => this.warm(entry, session, () => this.sessions.get(key) !== s),
+          () => undefined,
+        );
+        this.warmups.set(key, warming);
+        s = loading.then(async (session) => {
+          await warming;
+          return session;
+        });
+      }
       this.sessions.set(key, s);
     }
     return s;
+  }
+
+  private get blocking(): boolean {
+    return this.warmupOptions.mode === "blocking" && this.warmupOptions.maxRuns > 0;
   }
 
   /** Whether the model's load has started (and so will not be paid again). */
@@ -173,11 +190,18 @@ export class ModelStore {
     return result;
   }
 
-  /** After the session's first run (so the request that made it is not held up), its warm-up, once. */
+  /** In background mode: after the session's first run (so the request that made it is not held up), its warm-up, once. */
   private startWarmup(entry: ModelEntry, session: Session, first: Promise<unknown>): void {
     const key = sessionKey(entry);
-    if (this.warmupOptions.maxRuns === 0 || this.warmups.has(key)) return;
+    if (this.warmupOptions.maxRuns === 0 || this.blocking || this.warmups.has(key)) return;
     const sessionPromise = this.sessions.get(key);
+    const warming = first.catch(() => undefined).then(() => this.warm(entry, session, () => this.sessions.get(key) !== sessionPromise));
+    this.warmups.set(key, warming);
+    this.track(warming);
+  }
+
+  /** Warms the session up; never fails (a failed warm-up is logged and answers undefined). */
+  private warm(entry: ModelEntry, session: Session, stopped: () => boolean): Promise<WarmupResult | undefined> {
     const runOnce = async (input: Float32Array, dims: number[], now: () => number) => {
       // onnxruntime-web's run settles in microtasks: without a turn of the event loop between runs,
       // requests that arrived meanwhile could not even be read until the whole warm-up was over.
@@ -188,21 +212,16 @@ export class ModelStore {
         return now() - t;
       }, "background");
     };
-    const warming = first
-      .catch(() => undefined)
-      .then(() => warmUp(entry, runOnce, this.warmupOptions, () => this.sessions.get(key) !== sessionPromise))
-      .then(
-        (result) => {
-          this.options.onWarmup?.(result);
-          return result;
-        },
-        (err) => {
-          console.error(`warm-up of model "${entry.name}" failed: ${err instanceof Error ? err.message : String(err)}`);
-          return undefined;
-        },
-      );
-    this.warmups.set(key, warming);
-    this.track(warming);
+    return warmUp(entry, runOnce, this.warmupOptions, stopped).then(
+      (result) => {
+        this.options.onWarmup?.(result);
+        return result;
+      },
+      (err) => {
+        console.error(`warm-up of model "${entry.name}" failed: ${err instanceof Error ? err.message : String(err)}`);
+        return undefined;
+      },
+    );
   }
 
   private track(work: Promise<unknown>): void {

@@ -1,13 +1,19 @@
 // Warm-up runs for a new session. A fresh isolate runs its first inferences in V8's baseline WASM
-// tier (Liftoff): 15-35 ms each against about 5 at steady speed, for the first 5-15 runs. After a
-// session's first run (the request that created it is not held up), the store runs the model on a
-// fixed synthetic input in the background until its speed holds steady, so the next users get the
-// optimized code. The Worker hands the runs to `waitUntil`; requests arriving meanwhile go first
-// (serial.ts).
+// tier (Liftoff): 2-3x slower than at steady speed, for the first 10-30 runs. The store runs the
+// model on a fixed synthetic input until its speed holds steady, in one of two places:
+// - blocking: before the session serves anyone, as part of its load (the first request pays it on
+//   top of the cold start; every later request gets the optimized code);
+// - background: after the session's first run, in `waitUntil`, with requests arriving meanwhile
+//   going first (serial.ts); those requests still run on the baseline tier.
 import type { ModelEntry } from "../../models/schema.ts";
 import { ConfigError } from "../options.ts";
 
+export type WarmupMode = "blocking" | "background";
+export const WARMUP_MODES: readonly WarmupMode[] = ["blocking", "background"];
+
 export interface WarmupOptions {
+  /** Before the session serves (blocking) or after its first run, in the background. */
+  mode: WarmupMode;
   /** Most warm-up runs per session; 0 turns warm-up off. */
   maxRuns: number;
   /** Runs always made, steady or not (the baseline tier can look steady between its own slow runs). */
@@ -23,7 +29,7 @@ export interface WarmupOptions {
  * code, which it compiles in the background (seen in a smoke run: 16 runs "steady" at 43 ms, the
  * next requests at 5 ms).
  */
-export const DEFAULT_WARMUP: WarmupOptions = { maxRuns: 60, minRuns: 30, window: 5, tolerance: 0.15 };
+export const DEFAULT_WARMUP: WarmupOptions = { mode: "blocking", maxRuns: 60, minRuns: 30, window: 5, tolerance: 0.15 };
 export const WARMUP_OFF: WarmupOptions = { ...DEFAULT_WARMUP, maxRuns: 0 };
 
 export interface WarmupResult {
@@ -77,11 +83,17 @@ export async function warmUp(entry: ModelEntry, runOnce: TimedRun, options: Warm
   return { model: entry.name, runs: times.length, ms: times.reduce((a, b) => a + b, 0), steady, lastWindowMeanMs: times.length ? mean(times.slice(-options.window)) : 0 };
 }
 
-/** WARMUP_RUNS (the most warm-up runs per session; 0 turns warm-up off) over the defaults. */
+/** WARMUP_MODE (blocking or background) and WARMUP_RUNS (the most warm-up runs per session; 0 turns warm-up off) over the defaults. */
 export function warmupFromEnv(env: Record<string, unknown>): WarmupOptions {
+  const options = { ...DEFAULT_WARMUP };
+  const mode = env.WARMUP_MODE;
+  if (mode !== undefined && mode !== "") {
+    if (!(WARMUP_MODES as readonly unknown[]).includes(mode)) throw new ConfigError(`WARMUP_MODE must be one of ${WARMUP_MODES.join(", ")}, got "${String(mode)}"`);
+    options.mode = mode as WarmupMode;
+  }
   const raw = env.WARMUP_RUNS;
-  if (raw === undefined || raw === "") return DEFAULT_WARMUP;
+  if (raw === undefined || raw === "") return options;
   const n = typeof raw === "number" ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(n) || n < 0 || n > 1000) throw new ConfigError(`WARMUP_RUNS must be an integer from 0 to 1000, got "${String(raw)}"`);
-  return { ...DEFAULT_WARMUP, maxRuns: n, minRuns: Math.min(DEFAULT_WARMUP.minRuns, n) };
+  return { ...options, maxRuns: n, minRuns: Math.min(DEFAULT_WARMUP.minRuns, n) };
 }

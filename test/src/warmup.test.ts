@@ -1,6 +1,7 @@
-// Warm-up runs after a session's first run: the request that made the session is answered first, the
-// warm-up runs in the background on a synthetic input, requests arriving meanwhile go ahead of it and
-// get the right answers, and WARMUP_RUNS turns it off.
+// Warm-up of a new session on a synthetic input. Blocking: it is part of the session's load, so the
+// first request waits for it and every request runs warm code. Background: the request that made the
+// session is answered first, requests arriving meanwhile go ahead of the warm-up runs and get the
+// right answers. WARMUP_MODE chooses; WARMUP_RUNS caps it or turns it off.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app.ts";
@@ -89,11 +90,11 @@ describe("the run queue", () => {
   });
 });
 
-describe("warm-up", () => {
+describe("background warm-up", () => {
   it("starts after the first request's run, runs the synthetic input in the background, and stops at steady speed or the cap", async () => {
     const log: string[] = [];
     const results: WarmupResult[] = [];
-    const store = warmStore(log, { maxRuns: 40, minRuns: 10, window: 5, tolerance: 0.5 }, results);
+    const store = warmStore(log, { mode: "background", maxRuns: 40, minRuns: 10, window: 5, tolerance: 0.5 }, results);
     const app = createApp({ store });
     expect(store.background()).toBeUndefined();
     expectReference(await logits(await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))));
@@ -117,7 +118,7 @@ describe("warm-up", () => {
 
   it("lets requests that arrive meanwhile go first, with the right answers", async () => {
     const log: string[] = [];
-    const store = warmStore(log, { maxRuns: 30, minRuns: 30 });
+    const store = warmStore(log, { mode: "background", maxRuns: 30, minRuns: 30 });
     const app = createApp({ store });
     await logits(await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input)));
     const during = await Promise.all(Array.from({ length: 6 }, () => postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))));
@@ -143,13 +144,61 @@ describe("warm-up", () => {
 
   it("stops when its session is replaced by a new version", async () => {
     const log: string[] = [];
-    const store = warmStore(log, { maxRuns: 200, minRuns: 200 });
+    const store = warmStore(log, { mode: "background", maxRuns: 200, minRuns: 200 });
     await postJson(createApp({ store }), "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input));
     const background = store.background()!;
     store.replace({ ...fixtures.manifest, models: fixtures.manifest.models.filter((m) => m.name !== "grey28") });
     await background;
     expect(log.filter((l) => l === "warm-up").length).toBeLessThan(200);
     expect(await store.warmup(grey)).toBeUndefined();
+  });
+});
+
+describe("blocking warm-up", () => {
+  it("is part of the session's load: the first request waits for it and runs warm, and nothing is left in the background", async () => {
+    const log: string[] = [];
+    const results: WarmupResult[] = [];
+    const store = warmStore(log, { mode: "blocking", maxRuns: 40, minRuns: 10, window: 5, tolerance: 0.5 }, results);
+    const app = createApp({ store });
+    const first = await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input));
+    // Its Server-Timing shows the wait as the session's load, not as inference.
+    expect(first.headers.get("Server-Timing")).toMatch(/(^|,)load;dur=/);
+    expectReference(await logits(first));
+    expect(store.background()).toBeUndefined();
+    const result = (await store.warmup(grey))!;
+    expect(results).toEqual([result]);
+    expect(result.runs).toBeGreaterThanOrEqual(10);
+    expect(log).toEqual([...Array(result.runs).fill("warm-up"), "request"]);
+    await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input));
+    expect(log.filter((l) => l === "warm-up")).toHaveLength(result.runs);
+  });
+
+  it("warms up once when the first requests arrive together, and all of them get the right answers", async () => {
+    const log: string[] = [];
+    const store = warmStore(log, { mode: "blocking", maxRuns: 12, minRuns: 12 });
+    const app = createApp({ store });
+    const together = await Promise.all(Array.from({ length: 5 }, () => postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))));
+    for (const res of together) expectReference(await logits(res));
+    expect(log).toEqual([...Array(12).fill("warm-up"), ...Array(5).fill("request")]);
+  });
+
+  it("a failed load starts none, and the request gets the load's error", async () => {
+    const log: string[] = [];
+    const missing = new ModelStore(fixtures.manifest, {}, loggingEngine(log), { warmup: { mode: "blocking", maxRuns: 10 } });
+    const res = await postJson(createApp({ store: missing }), "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input));
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: string }).error).toBe('model "grey28" is unavailable');
+    expect(log).toEqual([]);
+    expect(await missing.warmup(grey)).toBeUndefined();
+  });
+});
+
+describe("WARMUP_MODE", () => {
+  it("is blocking by default, background when asked, and a configuration error otherwise", () => {
+    expect(warmupFromEnv({}).mode).toBe("blocking");
+    expect(warmupFromEnv({ WARMUP_MODE: "background" }).mode).toBe("background");
+    expect(warmupFromEnv({ WARMUP_MODE: "background", WARMUP_RUNS: "20" })).toMatchObject({ mode: "background", maxRuns: 20 });
+    expect(() => warmupFromEnv({ WARMUP_MODE: "eager" })).toThrow('WARMUP_MODE must be one of blocking, background, got "eager"');
   });
 });
 
@@ -163,12 +212,12 @@ describe("WARMUP_RUNS", () => {
     expect(() => warmupFromEnv({ WARMUP_RUNS: "lots" })).toThrow(/WARMUP_RUNS/);
   });
 
-  it("the Worker hands the warm-up to waitUntil, and answers 500 naming a bad value to the admin", async () => {
+  it("in background mode the Worker hands the warm-up to waitUntil, and answers 500 naming a bad value to the admin", async () => {
     const worker = createWorker(fixtures.manifest, fixtureFiles);
     const ctx = createExecutionContext();
     const logged = vi.spyOn(console, "log");
     try {
-      const res = await worker.fetch!(new Request("http://x/v2/models/grey28/infer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(inferBody("grey28", ref.dims, ref.input)) }), { WARMUP_RUNS: "12" }, ctx);
+      const res = await worker.fetch!(new Request("http://x/v2/models/grey28/infer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(inferBody("grey28", ref.dims, ref.input)) }), { WARMUP_RUNS: "12", WARMUP_MODE: "background" }, ctx);
       expectReference(await logits(res));
       // The warm-up outlives the response: waitUntil holds the request's context open for it.
       await waitOnExecutionContext(ctx);
