@@ -30,7 +30,9 @@ export const CANARY_DEFAULTS: CanarySettings = {
   maxErrorRate: 0.01,
   maxTeacherFaultRate: 0.2,
   windowMinutes: 10,
-  minSamples: 50,
+  // 100: a nearest-rank p99 over 100 runs or more is not the slowest run, so one cold start (with
+  // the blocking warm-up, several hundred ms) cannot roll a canary back on its own.
+  minSamples: 100,
 };
 
 type NumberKey = Exclude<CanarySettingKey, "steps">;

@@ -55,6 +55,10 @@ export interface CanaryDecision {
   reason: string;
   figures: CanaryFigures | null;
   settings: CanarySettings | null;
+  /** Ticks this row stands for: holds of one step share a row (its figures are the latest tick's). */
+  repeats: number;
+  /** A shared hold row: when the step began holding (`at` is the latest tick). */
+  firstAt: string | null;
 }
 
 interface StateRow {
@@ -85,6 +89,8 @@ interface DecisionRow {
   reason: string;
   figures: string | null;
   settings: string | null;
+  first_ts: number | null;
+  repeats: number;
 }
 
 /** The newest decisions first. */
@@ -102,6 +108,8 @@ export async function readCanaryDecisions(db: D1Database, limit: number): Promis
     reason: r.reason,
     figures: r.figures === null ? null : (JSON.parse(r.figures) as CanaryFigures),
     settings: r.settings === null ? null : (JSON.parse(r.settings) as CanarySettings),
+    repeats: r.repeats,
+    firstAt: r.first_ts === null ? null : new Date(r.first_ts).toISOString(),
   }));
 }
 
@@ -127,17 +135,38 @@ export async function writeCanaryChange(db: D1Database, change: CanaryChange): P
   const token = crypto.randomUUID();
   // The statements after the UPDATE run only while the token is this change's.
   const ours = (param: string) => `(SELECT token FROM canary_state WHERE id = 1) = ${param}`;
+  const figures = change.figures ? JSON.stringify(change.figures) : null;
+  const settings = change.settings ? JSON.stringify(change.settings) : null;
+  // A cron hold after a cron hold of the same step (student, version, share) updates that row
+  // (migration 0006); the INSERT then finds it and writes nothing.
+  const cronHold = change.action === "hold" && change.actor === "cron";
+  const sharedHold = `EXISTS (SELECT 1 FROM canary_decisions WHERE id = (SELECT MAX(id) FROM canary_decisions)
+    AND action = 'hold' AND actor = 'cron' AND model IS ?4 AND version IS ?5 AND percent_to = ?7)`;
+  const decision = [now, change.action, change.actor, next.model, next.version, from.percent, next.percent, change.reason, figures, settings, token];
   const statements: D1PreparedStatement[] = [
     db
       .prepare("UPDATE canary_state SET status = ?1, model = ?2, version = ?3, percent = ?4, step_started_at = ?5, updated_at = ?6, token = ?7 WHERE id = 1 AND token = ?8")
       .bind(next.status, next.model, next.version, next.percent, next.stepStartedAt, now, token, from.token),
+  ];
+  if (cronHold) {
+    statements.push(
+      db
+        .prepare(
+          // ?2, ?3 and ?6 are bound for the INSERT's sake; the columns on the right are the row's old values.
+          `UPDATE canary_decisions SET first_ts = COALESCE(first_ts, ts), ts = ?1, repeats = repeats + 1, reason = ?8, figures = ?9, settings = ?10
+           WHERE id = (SELECT MAX(id) FROM canary_decisions) AND ${sharedHold} AND ${ours("?11")}`,
+        )
+        .bind(...decision),
+    );
+  }
+  statements.push(
     db
       .prepare(
         `INSERT INTO canary_decisions (ts, action, actor, model, version, percent_from, percent_to, reason, figures, settings)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE ${ours("?11")}`,
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE ${ours("?11")}${cronHold ? ` AND NOT ${sharedHold}` : ""}`,
       )
-      .bind(now, change.action, change.actor, next.model, next.version, from.percent, next.percent, change.reason, change.figures ? JSON.stringify(change.figures) : null, change.settings ? JSON.stringify(change.settings) : null, token),
-  ];
+      .bind(...decision),
+  );
   if (change.setsStudentPercent) {
     // PATCH /v1/config's upsert of the same row, run only while this change holds the token.
     statements.push(

@@ -48,10 +48,11 @@ const studentPercent = async () => ((await admin<{ settings: { studentPercent: n
 
 /** The canary's cron firing now, through the Worker's scheduled handler. */
 async function tick(): Promise<CanaryDecision | undefined> {
-  const before = (await canary()).decisions[0]?.id ?? 0;
+  const before = (await canary()).decisions[0];
   await worker.scheduled!(createScheduledController({ scheduledTime: Date.now(), cron: DEFAULT_CRONS.canary }), env as never, createExecutionContext());
   const latest = (await canary()).decisions[0];
-  return latest && latest.id > before ? latest : undefined;
+  // A new row, or a hold that joined the step's hold row (migration 0006).
+  return latest && (latest.id !== before?.id || latest.repeats !== before.repeats) ? latest : undefined;
 }
 
 /** Client ids the split puts on the student at a share of `percent` (and on the teacher below it). */
@@ -100,7 +101,7 @@ describe("the canary", () => {
   it("is off until started, and says so", async () => {
     const state = await canary();
     expect(state).toMatchObject({ status: "off", model: null, version: null, percent: 0, step: { index: null, of: 4 }, decisions: [] });
-    expect(state.settings).toEqual({ steps: [5, 25, 50, 100], minAgreement: 0.9, maxP99Ms: 250, maxErrorRate: 0.01, maxTeacherFaultRate: 0.2, windowMinutes: 10, minSamples: 50 });
+    expect(state.settings).toEqual({ steps: [5, 25, 50, 100], minAgreement: 0.9, maxP99Ms: 250, maxErrorRate: 0.01, maxTeacherFaultRate: 0.2, windowMinutes: 10, minSamples: 100 });
     expect(await tick()).toBeUndefined(); // nothing to judge, nothing recorded
   });
 
@@ -161,6 +162,25 @@ describe("the canary", () => {
     expect(decision!.figures).toMatchObject({ pairs: 3, studentRuns: 3 });
     expect(await canary()).toMatchObject({ status: "running", percent: 5 });
     expect(await studentPercent()).toBe(5);
+  });
+
+  it("keeps one row for the holds of a step, with the latest tick's figures, and a new row after any other decision", async () => {
+    await restart({ ...LENIENT, minSamples: 10 });
+    const first = (await tick())!;
+    expect(first).toMatchObject({ action: "hold", repeats: 1, firstAt: null, figures: { pairs: 0 } });
+    await traffic(low.slice(0, 2));
+    const second = (await tick())!;
+    expect(second).toMatchObject({ id: first.id, action: "hold", repeats: 2, firstAt: first.at, reason: "too few samples: 2 paired requests in the window, 10 needed", figures: { pairs: 2 } });
+    expect(Date.parse(second.at)).toBeGreaterThanOrEqual(Date.parse(first.at));
+    expect((await tick())!).toMatchObject({ id: first.id, repeats: 3, firstAt: first.at });
+    expect((await canary()).decisions.slice(0, 2).map((d) => d.action)).toEqual(["hold", "start"]);
+    // After a pause and a resume the step holds in a row of its own.
+    await act("pause");
+    await act("resume");
+    const after = (await tick())!;
+    expect(after).toMatchObject({ action: "hold", repeats: 1, firstAt: null });
+    expect(after.id).toBeGreaterThan(first.id);
+    expect((await canary()).decisions.slice(0, 5).map((d) => d.action)).toEqual(["hold", "resume", "pause", "hold", "start"]);
   });
 
   it("does not count a shadow the client's allowance kept from the teacher, as a pair or as a fault", async () => {

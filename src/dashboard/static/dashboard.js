@@ -201,9 +201,10 @@
       const tr = document.createElement("tr");
       tr.dataset.action = d.action;
       const f = d.figures;
-      cell(tr, time(d.at));
+      // A step's holds share one row: its first and latest tick, and how many.
+      cell(tr, d.firstAt ? `${time(d.firstAt)} – ${time(d.at)}` : time(d.at));
       cell(tr, d.actor);
-      cell(tr, d.action, "canaryAction");
+      cell(tr, d.repeats > 1 ? `${d.action} ×${d.repeats}` : d.action, "canaryAction");
       cell(tr, d.percentFrom === d.percentTo ? String(d.percentTo) : `${d.percentFrom} → ${d.percentTo}`);
       cell(tr, f ? pct(f.agreement) : "–");
       cell(tr, f ? fmt(f.p99Ms) : "–");
