@@ -14,7 +14,7 @@ import { isAdminRequest } from "./middleware/admin-auth.ts";
 import { decompressBody } from "./middleware/decompress.ts";
 import { REQUEST_ID_HEADER, requestId } from "./middleware/request-id.ts";
 import { type AppOptions, DEFAULT_LIMITS } from "./options.ts";
-import { abRoutes } from "./routes/ab.ts";
+import { abRoutes, teachersOf } from "./routes/ab.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { canaryRoutes } from "./routes/canary.ts";
 import { classifyRoutes } from "./routes/classify.ts";
@@ -63,7 +63,7 @@ export function createApp(options: AppOptions): Hono {
   if (options.abRouting) {
     // Ahead of classifyRoutes: the routed POST /v1/classify hands over to it when no teacher is set.
     app.route("/v1", abRoutes(ctx, options.abRouting));
-    app.route("/v1", adminRoutes(ctx, options.abRouting.teachers));
+    app.route("/v1", adminRoutes(ctx, teachersOf(options.abRouting.teachers)));
     app.route("/v1", canaryRoutes(ctx));
     app.route("/v1", keyRoutes());
     if (options.dashboard) app.route("/dashboard", dashboardRoutes({ ...options.dashboard, base: "/dashboard" }));

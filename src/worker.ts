@@ -66,7 +66,7 @@ async function buildWorker(env: Env, manifestJson: unknown, modelFiles: ModelFil
     const read = await files.manifest();
     manifest = read.manifest;
     store = new ModelStore(servedManifest(manifest), files, ortWebEngine, storeOptions);
-    updater = new ModelUpdater(store, files, read.etag);
+    updater = new ModelUpdater(store, files, read.etag, manifest);
   } else {
     manifest = parseManifest(manifestJson);
     store = new ModelStore(studentsOnly(manifest), modelFiles, ortWebEngine, storeOptions);
@@ -74,8 +74,9 @@ async function buildWorker(env: Env, manifestJson: unknown, modelFiles: ModelFil
   const app = createApp({
     store,
     server: { name: pkg.name, version: pkg.version },
-    // The teachers run on the teacher host (TEACHER_URL); their entries say how to feed them.
-    abRouting: { teachers: manifest.models.filter((m) => m.role === "teacher") },
+    // The teachers run on the teacher host (TEACHER_URL); their entries say how to feed them. With
+    // models from R2 they come from the manifest served now, so a new teacher needs no redeploy.
+    abRouting: { teachers: () => (updater?.manifest ?? manifest).models.filter((m) => m.role === "teacher") },
     dashboard: { assets: DASHBOARD_ASSETS },
     ...options,
   });

@@ -114,10 +114,17 @@ export class ModelUpdater {
     private readonly store: ModelStore,
     private readonly files: R2ModelFiles,
     private etag: string,
+    /** The whole manifest served (teachers included): the A/B routing reads its teachers from here. */
+    private current: Manifest,
     private readonly log: { info: (line: string) => void; error: (line: string) => void } = { info: (l) => console.log(l), error: (l) => console.error(l) },
     now = Date.now(),
   ) {
     this.lastCheck = now;
+  }
+
+  /** The manifest served now, whole: its teachers too. */
+  get manifest(): Manifest {
+    return this.current;
   }
 
   /** Starts a version check when the last one is at least checkSeconds old; its promise is for waitUntil. */
@@ -151,6 +158,7 @@ export class ModelUpdater {
       throw new ModelSourceError(`not serving the new manifest ${this.files.objectName(this.files.options.manifestKey)} (etag ${read}): ${message(err)}`);
     }
     this.store.replace(next);
+    this.current = manifest;
     this.etag = read;
     this.log.info(`models: now serving ${next.models.map((m) => `${m.name}@${m.version}`).join(", ")} from ${this.files.objectName(this.files.options.manifestKey)} (etag ${read})`);
   }

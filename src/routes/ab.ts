@@ -41,9 +41,15 @@ export const RATE_LIMIT_PERIOD_S = 60;
  */
 export const SHADOW_BUDGET_MS = 25_000;
 
+/** The teachers option as a function, whichever form it was given in. */
+export const teachersOf = (teachers: AbRoutingOptions["teachers"]): (() => readonly ModelEntry[]) => (typeof teachers === "function" ? teachers : () => teachers);
+
 export interface AbRoutingOptions {
-  /** The manifest entries of the models the teacher host serves (their input specs and labels). */
-  teachers: readonly ModelEntry[];
+  /**
+   * The manifest entries of the models the teacher host serves (their input specs and labels), or a
+   * function read on every request (models from R2: the manifest's current version).
+   */
+  teachers: readonly ModelEntry[] | (() => readonly ModelEntry[]);
   /** Overrides SHADOW_BUDGET_MS (tests). */
   shadowBudgetMs?: number;
 }
@@ -93,7 +99,7 @@ function overTheLimit(c: AbContext, what: string): HttpError {
 
 export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOptions): Hono<{ Bindings: AbBindings }> {
   const app = new Hono<{ Bindings: AbBindings }>();
-  const { teachers } = options;
+  const teachers = teachersOf(options.teachers);
   const shadowBudgetMs = options.shadowBudgetMs ?? SHADOW_BUDGET_MS;
   // Per isolate: the app is built once per isolate.
   const breakers = new Breakers();
@@ -134,7 +140,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
   });
 
   app.post("/classify", async (c, next) => {
-    const setup = abSetup(c.env, teachers);
+    const setup = abSetup(c.env, teachers());
     if (!setup) return next();
     const received = Date.now();
     const student = store.defaultStudent();
@@ -204,7 +210,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
   });
 
   app.post("/compare", async (c) => {
-    const setup = abSetup(c.env, teachers);
+    const setup = abSetup(c.env, teachers());
     if (!setup) throw new HttpError(503, "POST /v1/compare needs a teacher, and this server has none", "set TEACHER_URL, with the teacher's entry in models/manifest.json");
     const caller = await identifyCaller(c, setup.db, c.env.ADMIN_TOKEN);
     requireRight(caller, "compare", "POST /v1/compare");

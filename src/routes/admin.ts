@@ -31,7 +31,7 @@ function settingsError(err: unknown): never {
   throw err;
 }
 
-export function adminRoutes({ store }: RouteContext, teachers: readonly ModelEntry[]): Hono<{ Bindings: AbBindings }> {
+export function adminRoutes({ store }: RouteContext, teachers: () => readonly ModelEntry[]): Hono<{ Bindings: AbBindings }> {
   const app = new Hono<{ Bindings: AbBindings }>();
   // Scoped to these paths: a bare use() here would guard every /v1 route once mounted.
   for (const path of ["/report", "/config"]) app.use(path, adminAuth());
@@ -46,7 +46,7 @@ export function adminRoutes({ store }: RouteContext, teachers: readonly ModelEnt
     const effective = await readSettings(database(c), c.env as Record<string, unknown>).catch(settingsError);
     let teacher: { url: string | null; model: string | null; authenticated: boolean } = { url: c.env.TEACHER_URL || null, model: null, authenticated: Boolean(c.env.TEACHER_TOKEN) };
     try {
-      teacher = { ...teacher, model: teacherEntry(c.env, teachers)?.name ?? null };
+      teacher = { ...teacher, model: teacherEntry(c.env, teachers())?.name ?? null };
     } catch {
       // Reported as null: the routes say what is wrong when they are used.
     }

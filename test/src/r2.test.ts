@@ -2,8 +2,9 @@
 // Models from an R2 bucket (Miniflare's R2, bound as TEST_MODELS and handed to the Worker as MODELS):
 // the Worker reads the manifest and files from it, refuses a missing object or a wrong sha256 with a
 // 503 and a log line naming the object, and picks up a new version off the request path (waitUntil)
-// while a broken new version leaves the old one serving.
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+// while a broken new version leaves the old one serving; the A/B routing's teacher follows the
+// manifest served.
+import { applyD1Migrations, createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Manifest, ModelEntry } from "../../models/schema.ts";
@@ -44,9 +45,9 @@ beforeEach(async () => {
 afterEach(() => vi.restoreAllMocks());
 
 /** A Worker over the bucket (checking for new versions on every request), and a way to call it. */
-function worker(vars: Record<string, string> = {}) {
+function worker(vars: Record<string, string> = {}, bindings: Record<string, unknown> = {}) {
   const handler = createWorker({ schemaVersion: 1, defaultStudent: "none", models: [] }, {});
-  const workerEnv = { MODELS: bucket, MODELS_CHECK_SECONDS: "0", WARMUP_RUNS: "0", ADMIN_TOKEN, ...vars };
+  const workerEnv = { MODELS: bucket, MODELS_CHECK_SECONDS: "0", WARMUP_RUNS: "0", ADMIN_TOKEN, ...vars, ...bindings };
   return async (path: string, init: RequestInit = {}, admin = false) => {
     const ctx = createExecutionContext();
     const headers = new Headers(init.headers);
@@ -159,6 +160,19 @@ describe("models from R2", () => {
     const still = await call("/v2/models/grey28/infer", infer(fp32Ref));
     expect(still.status).toBe(200);
     expect(still.headers.get("X-Model-Version")).toBe(grey.version);
+  });
+
+  it("takes the A/B routing's teacher from the manifest served now: a new teacher needs no redeploy", async () => {
+    await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
+    const teacher = (name: string): ModelEntry => ({ ...grey, name, role: "teacher", file: `${name}.onnx` });
+    await upload(grey, fixtureFiles["grey28.onnx"]!, { ...manifestOf(grey), models: [grey, teacher("teacher-a")] });
+    const call = worker({ TEACHER_URL: "http://127.0.0.1:9" }, { DB: env.DB });
+    const teacherOf = async () => ((await (await call("/v1/config", {}, true)).json()) as { teacher: { model: string | null } }).teacher.model;
+    expect(await teacherOf()).toBe("teacher-a");
+    await upload(grey, fixtureFiles["grey28.onnx"]!, { ...manifestOf(grey), models: [grey, teacher("teacher-b")] });
+    // The request that starts the check still reads the old manifest; the next one the new.
+    await call("/v2/health/live");
+    expect(await teacherOf()).toBe("teacher-b");
   });
 
   it("checks at most every MODELS_CHECK_SECONDS", async () => {
