@@ -1,5 +1,6 @@
 // The README's results table, generated from models/manifest.json (never typed by hand): it sits
-// between the RESULTS_BEGIN and RESULTS_END markers. `npm run export` regenerates it; by hand:
+// between the RESULTS_BEGIN and RESULTS_END markers; with it, the "At the edge" table from edge.json
+// (scripts/edge-table.ts) where the README has its markers. `npm run export` regenerates both; by hand:
 //   npx tsx scripts/results-table.ts [models/manifest.json] [README.md] [docs/bench/edge.json]
 // The in-Worker latency column comes from `npm run bench -- --out docs/bench` (edge.json), and only
 // for files whose sha256 the bench measured: a retrained model shows no stale figure.
@@ -9,18 +10,14 @@ import { pathToFileURL } from "node:url";
 import { type Manifest, type ModelEntry, parseManifest } from "../models/schema.ts";
 import { writeFileAtomic } from "../training/io/atomic.ts";
 import { spread } from "../training/train/report.ts";
+import { EDGE_BEGIN, EDGE_END, type EdgeBench, renderEdgeTable } from "./edge-table.ts";
+
+export type { EdgeBench };
 
 export const RESULTS_BEGIN = "<!-- results:begin (generated from models/manifest.json by scripts/results-table.ts) -->";
 export const RESULTS_END = "<!-- results:end -->";
 /** Where `npm run bench -- --out docs/bench` leaves its figures for this table. */
 export const EDGE_FILE = "docs/bench/edge.json";
-
-/** The part of bench/edge.ts' edge.json this table reads. */
-export interface EdgeBench {
-  date: string;
-  command: string;
-  models: { model: string; sha256: string; inWorkerInference: { mean: number; n: number } }[];
-}
 
 /** Reads an edge.json; undefined when there is none (never benchmarked). */
 export function readEdgeBench(path: string): EdgeBench | undefined {
@@ -123,13 +120,23 @@ export function renderResultsTable(manifest: Manifest, bench?: EdgeBench): strin
   ].join("\n");
 }
 
-/** Replaces the text between the markers in `readme` with the table for `manifest`. */
+/** `text` with what lies between `begin` and `end` replaced; undefined when the markers are missing. */
+function between(text: string, begin: string, end: string, content: string): string | undefined {
+  const b = text.indexOf(begin);
+  const e = text.indexOf(end);
+  if (b < 0 || e < b) return undefined;
+  return `${text.slice(0, b + begin.length)}\n${content}\n${text.slice(e)}`;
+}
+
+/**
+ * Replaces the text between the results markers in `readme` with the table for `manifest`, and,
+ * when the README has edge markers and there is a bench, the edge table.
+ */
 export function updateResultsTable(readmePath: string, manifest: Manifest, bench = readEdgeBench(resolve(readmePath, "..", EDGE_FILE))): void {
   const text = readFileSync(readmePath, "utf8");
-  const begin = text.indexOf(RESULTS_BEGIN);
-  const end = text.indexOf(RESULTS_END);
-  if (begin < 0 || end < begin) throw new Error(`${readmePath}: no results table markers (${RESULTS_BEGIN} ... ${RESULTS_END})`);
-  const next = `${text.slice(0, begin + RESULTS_BEGIN.length)}\n${renderResultsTable(manifest, bench)}\n${text.slice(end)}`;
+  let next = between(text, RESULTS_BEGIN, RESULTS_END, renderResultsTable(manifest, bench));
+  if (next === undefined) throw new Error(`${readmePath}: no results table markers (${RESULTS_BEGIN} ... ${RESULTS_END})`);
+  if (bench) next = between(next, EDGE_BEGIN, EDGE_END, renderEdgeTable(bench, new Set(manifest.models.map((m) => m.sha256)))) ?? next;
   if (next !== text) writeFileAtomic(readmePath, next);
 }
 
