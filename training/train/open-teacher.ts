@@ -3,6 +3,9 @@
 //     (teacher.ts), or any ONNX classifier file (onnx-teacher.ts); cached per augmented view;
 //   for its features (at): a checkpoint as a tfjs model, whose intermediate tensors exist.
 // Either way it sees the student's batch mapped to its own normalization.
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import type { DistillConfig } from "../config/schema.ts";
 import { type Batch, makeBatch, normalizationTable, viewCount } from "../data/batches.ts";
@@ -74,8 +77,26 @@ async function sanity(teacher: Teacher, batch: Batch, classes: number): Promise<
   return `top-1 ${(100 * right / Math.max(1, batch.size)).toFixed(1)}%`;
 }
 
-/** The teacher of the logit-based methods, checked, in the run's normalization, cached when it can be. */
-export async function openLogitsTeacher(path: string, config: DistillConfig, data: PreparedData, log: (line: string) => void): Promise<Teacher | CachedTeacher> {
+/**
+ * The key of a cache of soft targets: a hash of everything the teacher's logits for a view key
+ * depend on (the teacher file and engine, how it reads its input, the training images in order, the
+ * normalization and the augmentation that numbers the views).
+ */
+export function cacheKey(path: string, engine: string, config: DistillConfig, data: PreparedData): string {
+  const hash = createHash("sha256");
+  const { images, labels, count, height, width, channels } = data.train;
+  hash.update(readFileSync(path));
+  hash.update(JSON.stringify({ engine, onnx: isOnnxFile(path) ? onnxTeacherOptions(config) : null, data: data.name, classes: data.classes, count, height, width, channels, normalization: data.normalization, augmentation: augmentation(config, "student") }));
+  hash.update(images);
+  hash.update(labels);
+  return hash.digest("hex").slice(0, 32);
+}
+
+/**
+ * The teacher of the logit-based methods, checked, in the run's normalization, cached when it can be;
+ * the cache is kept in `cacheDir` when given, so that a resumed run or another process reuses it.
+ */
+export async function openLogitsTeacher(path: string, config: DistillConfig, data: PreparedData, log: (line: string) => void, cacheDir?: string): Promise<Teacher | CachedTeacher> {
   let teacher: Teacher;
   let about: string;
   if (isOnnxFile(path)) {
@@ -91,7 +112,13 @@ export async function openLogitsTeacher(path: string, config: DistillConfig, dat
     about = `test acc ${((ckpt.meta.history.at(-1)?.testAccuracy ?? 0) * 100).toFixed(2)}%`;
   }
   const views = viewCount(augmentation(config, "student"));
-  const cached = config.teacherCache !== false && views !== null ? cacheTeacher(teacher, data.train.count, views, data.classes.length) : null;
+  let cached: CachedTeacher | null = null;
+  if (config.teacherCache !== false && views !== null) {
+    const key = cacheDir ? cacheKey(path, teacher.engine, config, data) : "";
+    const file = cacheDir ? { path: join(cacheDir, `teacher-logits-${key}.bin`), key } : undefined;
+    cached = cacheTeacher(teacher, data.train.count, views, data.classes.length, { file });
+    if (cached && file) log(`teacher cache: ${file.path}, ${cached.stats().loaded} views read from earlier runs`);
+  }
   log(`teacher: ${path} (${about}), soft targets by ${(cached ?? teacher).engine}`);
   return cached ?? teacher;
 }

@@ -30,6 +30,8 @@ export interface PipelineOptions {
   only?: string[];
   /** A trained teacher's checkpoint, instead of training one in this run. */
   teacherCheckpoint?: string;
+  /** Where the teacher's soft targets are cached across processes (teacher-cache.ts); none: in memory only. */
+  teacherCacheDir?: string;
   log?: (line: string) => void;
   progress?: ProgressBar;
   shouldStop?: () => boolean;
@@ -86,7 +88,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       const loss = createLoss(sub.spec.loss.name, sub.spec.loss.options);
       const needsTeacher = loss.needsTeacher;
       if ((needsTeacher || loss.features) && !existsSync(teacherPath)) throw new Error(`${sub.name} needs a trained teacher: ${teacherPath} does not exist (train it first, or pass --teacher FILE)`);
-      if (needsTeacher && !teacher) teacher = await openLogitsTeacher(teacherPath, config, data, log);
+      if (needsTeacher && !teacher) teacher = await openLogitsTeacher(teacherPath, config, data, log, opts.teacherCacheDir);
       if (loss.features && !featureTeacher) featureTeacher = openFeatureTeacher(teacherPath, data, log);
       const dir = join(runDir, sub.name);
       mkdirSync(dir, { recursive: true });

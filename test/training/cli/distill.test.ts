@@ -22,8 +22,9 @@ const tiny = () => [
   "--epochs", "2", "--teacher-epochs", "1", "--batch-size", "16", "--eval-batch-size", "64", "--backend", "wasm", "--replicas", "1", "--no-export", "--no-progress",
 ];
 
-function start(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> } {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+/** Each run's teacher-logits cache goes to a directory of its own (by default it is the repository's). */
+function start(args: string[], cacheDir = mkdtempSync(join(tmpdir(), "nd-cli-cache-"))): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> } {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NARROWDEEP_CACHE_DIR: cacheDir } });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));
   child.stderr!.on("data", (d) => (output += d));
@@ -31,7 +32,7 @@ function start(args: string[]): { child: ChildProcess; done: Promise<{ code: num
   return { child, done };
 }
 
-const run = (args: string[]) => start(args).done;
+const run = (args: string[], cacheDir?: string) => start(args, cacheDir).done;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Optimizer steps saved over all checkpoints of the run; every checkpoint present must load. */
@@ -53,13 +54,15 @@ describe("npm run distill", () => {
     expect(ref.code, ref.output).toBe(0);
 
     const runDir = join(mkdtempSync(join(tmpdir(), "nd-cli-kill-")), "run");
+    // The interrupted processes share one cache of the teacher's soft targets, as a resumed run does.
+    const cache = mkdtempSync(join(tmpdir(), "nd-cli-cache-"));
     // Checkpoints every few milliseconds, so kills land during writes too.
     let args = [...tiny(), ...only, "--checkpoint-minutes", "0.00005", "--run-dir", runDir];
     const kills: string[] = [];
     // First a polite stop: SIGTERM checkpoints the current step and exits with 130. It comes twice at
     // once, as when npm and tsx pass a `pkill` or a terminal's Ctrl-C on: still a polite stop.
     {
-      const { child, done } = start(args);
+      const { child, done } = start(args, cache);
       while (child.exitCode === null && stepsDone(runDir) === 0) await sleep(20);
       await sleep(Math.floor(Math.random() * 500));
       child.kill("SIGTERM");
@@ -72,7 +75,7 @@ describe("npm run distill", () => {
     }
     for (let attempt = 0; attempt < 2; attempt++) {
       const before = stepsDone(runDir);
-      const { child, done } = start(args);
+      const { child, done } = start(args, cache);
       // Kill once this attempt has made progress, at a random moment after that.
       const deadline = Date.now() + 60_000;
       while (Date.now() < deadline && child.exitCode === null && stepsDone(runDir) <= before) await sleep(20);
@@ -85,8 +88,9 @@ describe("npm run distill", () => {
       args = ["--resume", runDir, ...only, "--no-export", "--no-progress"];
     }
     console.log(`SIGKILL test: ${kills.join("; ")}`);
-    const last = await run(["--resume", runDir, ...only, "--no-export", "--no-progress"]);
+    const last = await run(["--resume", runDir, ...only, "--no-export", "--no-progress"], cache);
     expect(last.code, `${kills.join("; ")}\n${last.output}`).toBe(0);
+    expect(readdirSync(cache).filter((f) => /^teacher-logits-[0-9a-f]{32}\.bin$/.test(f))).toHaveLength(1);
     for (const dir of [runDir, join(runDir, "teacher"), join(runDir, "narrow-deep-kd")]) expect(readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
     for (const sub of ["teacher", "narrow-deep-kd"]) {
       const a = loadCheckpoint(join(reference, "run", sub, "checkpoint.ndckpt"));

@@ -1,4 +1,7 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Batch, makeBatch, normalizationTable, viewCount } from "../../../training/data/batches.ts";
 import type { ImageSet } from "../../../training/data/dataset.ts";
 import { Rng } from "../../../training/data/rng.ts";
@@ -81,8 +84,64 @@ describe("teacher cache", () => {
 
   it("is not made when it would not fit its memory budget", async () => {
     const tfjs = await loadTeacher(ckpt, "tfjs", batch(ours), () => {});
-    expect(cacheTeacher(tfjs, 1000, 50, 10, 1000 * 50 * 10 * 4 - 1)).toBeNull();
-    expect(cacheTeacher(tfjs, 1000, 50, 10, 1000 * 50 * 10 * 4)).not.toBeNull();
+    expect(cacheTeacher(tfjs, 1000, 50, 10, { maxBytes: 1000 * 50 * 10 * 4 - 1 })).toBeNull();
+    expect(cacheTeacher(tfjs, 1000, 50, 10, { maxBytes: 1000 * 50 * 10 * 4 })).not.toBeNull();
     await tfjs.dispose();
+  });
+
+  describe("kept in a file", () => {
+    let dir: string;
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), "teacher-cache-"));
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    /** The onnx teacher, counting the images it runs on. */
+    async function counting() {
+      const onnx = await loadTeacher(ckpt, "onnx", batch(ours), () => {});
+      const counter = { ran: 0 };
+      const teacher = { ...onnx, logits: (b: Batch) => ((counter.ran += b.size), onnx.logits(b)) };
+      return { teacher, counter, onnx };
+    }
+
+    it("answers a later process from the views an earlier one computed, exactly", async () => {
+      const file = { path: join(dir, "logits.bin"), key: "k1" };
+      const first = await counting();
+      const a = cacheTeacher(first.teacher, set.count, views, 5, { file })!;
+      const values: Float32Array[] = [];
+      for (const seed of [0, 1, 2]) values.push(await a.logits(augmented(seed)));
+      expect(existsSync(file.path)).toBe(false); // written on dispose (or every few minutes), not per batch
+      await a.dispose();
+      expect(existsSync(file.path)).toBe(true);
+
+      const second = await counting();
+      const b = cacheTeacher(second.teacher, set.count, views, 5, { file })!;
+      expect(b.stats().loaded).toBe(a.stats().misses);
+      expect(a.stats().misses).toBe(first.counter.ran);
+      for (const [seed, want] of values.entries()) expect(await b.logits(augmented(seed))).toEqual(want);
+      expect(second.counter.ran).toBe(0);
+      await b.dispose();
+    });
+
+    it("merges what two processes computed, and refuses a file of another key", async () => {
+      const file = { path: join(dir, "logits.bin"), key: "k1" };
+      const [one, two] = [await counting(), await counting()];
+      const a = cacheTeacher(one.teacher, set.count, views, 5, { file })!;
+      const b = cacheTeacher(two.teacher, set.count, views, 5, { file })!; // opened before a saved
+      const fromA = await a.logits(augmented(1, [0, 1, 2]));
+      const fromB = await b.logits(augmented(1, [3, 4, 5]));
+      a.save();
+      b.save(); // merges a's entries before replacing the file
+      const three = await counting();
+      const c = cacheTeacher(three.teacher, set.count, views, 5, { file })!;
+      expect(await c.logits(augmented(1, [0, 1, 2]))).toEqual(fromA);
+      expect(await c.logits(augmented(1, [3, 4, 5]))).toEqual(fromB);
+      expect(three.counter.ran).toBe(0);
+      for (const t of [a, b, c]) await t.dispose();
+
+      expect(() => cacheTeacher(three.teacher, set.count, views, 5, { file: { ...file, key: "k2" } })).toThrow(/another teacher or data set/);
+      writeFileSync(file.path, "not a cache");
+      expect(() => cacheTeacher(three.teacher, set.count, views, 5, { file })).toThrow(/not a teacher logits cache file/);
+    });
   });
 });
