@@ -16,7 +16,6 @@ import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, existsSy
 import { join, relative, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import * as ort from "onnxruntime-node";
-import * as ortWeb from "onnxruntime-web/wasm";
 import { encode as encodePng } from "fast-png";
 import { createHash } from "node:crypto";
 import { type Manifest, type ModelEntry, parseManifest } from "../models/schema.ts";
@@ -25,6 +24,8 @@ import { decodeModel } from "../training/export/proto.ts";
 import { bundleModels } from "../scripts/bundle-models.ts";
 import { buildFixtureModels } from "../test/src/setup/fixtures.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../training/io/atomic.ts";
+import { referenceInput, stats, timeRuns } from "./timing.ts";
+import { wasmReference } from "./wasm-reference.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const OUT = join(ROOT, ".bench");
@@ -38,11 +39,6 @@ function arg(name: string): string | undefined {
 }
 const flag = (name: string) => process.argv.includes(`--${name}`);
 
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: quantile(s, 0.5), p99: quantile(s, 0.99), mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length), n: s.length };
-};
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 /**
@@ -209,46 +205,12 @@ function examplePng(): Uint8Array<ArrayBuffer> {
   return new Uint8Array(encodePng({ width: w, height: h, channels: 3, depth: 8, data }));
 }
 
-/** A model's synthetic batch-1 input (the same in every runtime). */
-const referenceInput = (m: ModelEntry) => {
-  const dims = [1, ...m.input.shape.slice(1)];
-  return { dims, data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i)) };
-};
-
-/** Times `runs` calls of `run` after `warmup` untimed ones. */
-async function timeRuns(run: () => Promise<unknown>, warmup: number, runs: number) {
-  for (let i = 0; i < warmup; i++) await run();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    await run();
-    times.push(performance.now() - t);
-  }
-  return stats(times);
-}
-
 /** onnxruntime-node, natively on one thread: the reference the Worker is compared with. */
 async function nodeReference(dir: string, m: ModelEntry, runs: number) {
   const session = await ort.InferenceSession.create(readFileSync(join(dir, m.file)), { intraOpNumThreads: 1, interOpNumThreads: 1 });
-  const { dims, data } = referenceInput(m);
+  const { dims, data } = referenceInput(m.input.shape);
   const input = new ort.Tensor("float32", data, dims);
   const times = await timeRuns(() => session.run({ [m.input.name]: input }), 20, runs);
-  await session.release();
-  return times;
-}
-
-/**
- * onnxruntime-web's WASM build in Node, one thread, the Worker's session options: the same engine
- * outside workerd, so the ratio splits into what WASM costs and what the Worker adds. 100 untimed
- * runs first, past V8's tier-up.
- */
-async function webReference(dir: string, m: ModelEntry, runs: number) {
-  ortWeb.env.wasm.numThreads = 1;
-  ortWeb.env.wasm.proxy = false;
-  const session = await ortWeb.InferenceSession.create(readFileSync(join(dir, m.file)), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-  const { dims, data } = referenceInput(m);
-  const input = new ortWeb.Tensor("float32", data, dims);
-  const times = await timeRuns(() => session.run({ [m.input.name]: input }), 100, runs);
   await session.release();
   return times;
 }
@@ -310,9 +272,13 @@ interface ModelResult {
   inWorkerOverNode: number;
   /** The model itself in onnxruntime-web's WASM, in Node (no Worker), one thread. */
   onnxruntimeWebInNode: ReturnType<typeof stats>;
+  /** The same with explicit bounds checks on every WebAssembly memory access, as workerd compiles it (wasm-reference.ts). */
+  onnxruntimeWebInNodeBoundsChecked: ReturnType<typeof stats>;
   /** onnxruntime-web in Node over onnxruntime-node (WASM's share of the ratio), and the in-Worker mean over onnxruntime-web in Node (the Worker's). */
   wasmOverNode: number;
   inWorkerOverWasm: number;
+  /** Explicit bounds checks over the default (the part of inWorkerOverWasm that workerd's V8 setup explains). */
+  boundsChecksOverWasm: number;
 }
 
 /** The warm-up settings a fresh isolate is measured with: the Worker's vars, and how the tables name them. */
@@ -420,7 +386,8 @@ async function main(): Promise<void> {
       const twin = students.find((t) => t.name === (m.quantization?.twin ?? m.name)) ?? m;
       if (!nodeTimes.has(twin.name)) nodeTimes.set(twin.name, await nodeReference(dir, twin, requests));
       const node = nodeTimes.get(twin.name)!;
-      const web = await webReference(dir, m, requests);
+      const web = wasmReference(join(dir, m.file), m.input, requests, false);
+      const checked = wasmReference(join(dir, m.file), m.input, requests, true);
       const timed = c1.filter((t) => t.inferenceMs !== undefined && t.totalMs !== undefined);
       const inference = stats(timed.map((t) => t.inferenceMs!));
       const bytes = new Uint8Array(readFileSync(join(dir, m.file)));
@@ -444,12 +411,14 @@ async function main(): Promise<void> {
         onnxruntimeNodeFp32: node,
         inWorkerOverNode: round(inference.mean / node.mean),
         onnxruntimeWebInNode: web,
+        onnxruntimeWebInNodeBoundsChecked: checked,
         wasmOverNode: round(web.mean / node.mean),
         inWorkerOverWasm: round(inference.mean / web.mean),
+        boundsChecksOverWasm: round(checked.mean / web.mean),
       };
       if (r.sha256 !== m.sha256) throw new Error(`${m.file} has sha256 ${r.sha256}, its manifest entry says ${m.sha256}`);
       results.push(r);
-      console.log(`bench: ${m.name}: c1 median ${round(r.inferC1.median)} ms, in-Worker ${round(inference.mean)} ms, node fp32 ${round(node.mean, 3)} ms (x${r.inWorkerOverNode}), ort-web in Node ${round(web.mean, 3)} ms, overhead ${round(r.workerOverhead.mean)} ms`);
+      console.log(`bench: ${m.name}: c1 median ${round(r.inferC1.median)} ms, in-Worker ${round(inference.mean)} ms, node fp32 ${round(node.mean, 3)} ms (x${r.inWorkerOverNode}), ort-web in Node ${round(web.mean, 3)} ms (bounds-checked ${round(checked.mean, 3)} ms), overhead ${round(r.workerOverhead.mean)} ms`);
     }
   } finally {
     await stopDev(dev);
@@ -515,11 +484,11 @@ function markdown(r: Report): string {
     `Measured with \`${r.command}\`: models ${r.source}; ${r.requestsPerRun} requests per run (c16: ${2 * r.requestsPerRun}); ${r.machine.cpus} CPUs (load average ${r.machine.loadAverage1m} at the end); Node ${r.machine.node}; ${r.date.slice(0, 10)}.`,
     `Bundle: ${(r.bundle.rawBytes / 2 ** 20).toFixed(2)} MiB raw, ${(r.bundle.gzipBytes / 2 ** 20).toFixed(2)} MiB gzip (every student measured is in it; a deployment bundles its serve list).`,
     "",
-    "| model | precision | MACs | convs | in-Worker mean (ms) | onnxruntime-node fp32, 1 thread (ms) | ratio | onnxruntime-web in Node (ms): / node, in-Worker / it | Worker overhead, c=1 (ms) | cold start (ms) | infer c=1 median / p99 (ms) | infer c=16 median (ms) | classify PNG c=1 median (ms) |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| model | precision | MACs | convs | in-Worker mean (ms) | onnxruntime-node fp32, 1 thread (ms) | ratio | onnxruntime-web in Node (ms): / node, in-Worker / it | bounds-checked (ms): / unchecked | Worker overhead, c=1 (ms) | cold start (ms) | infer c=1 median / p99 (ms) | infer c=16 median (ms) | classify PNG c=1 median (ms) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ...r.models.map(
       (m) =>
-        `| ${m.model}${m.model === r.defaultStudent ? " (default)" : ""} | ${m.precision} | ${mac(m.macs)} | ${m.convolutions} | ${ms(m.inWorkerInference.mean)} | ${round(m.onnxruntimeNodeFp32.mean, 3).toFixed(3)}${m.fp32Twin !== m.model ? ` (${m.fp32Twin})` : ""} | ${m.inWorkerOverNode.toFixed(2)}x | ${round(m.onnxruntimeWebInNode.mean, 3).toFixed(3)}: ${m.wasmOverNode.toFixed(2)}x, ${m.inWorkerOverWasm.toFixed(2)}x | ${ms(m.workerOverhead.mean)} | ${ms(m.coldStart.clientMs)}${m.coldStart.includesOrtInit ? " (ORT init)" : ""} | ${ms(m.inferC1.median)} / ${ms(m.inferC1.p99)} | ${ms(m.inferC16.median)} | ${ms(m.classifyPngC1.median)} |`,
+        `| ${m.model}${m.model === r.defaultStudent ? " (default)" : ""} | ${m.precision} | ${mac(m.macs)} | ${m.convolutions} | ${ms(m.inWorkerInference.mean)} | ${round(m.onnxruntimeNodeFp32.mean, 3).toFixed(3)}${m.fp32Twin !== m.model ? ` (${m.fp32Twin})` : ""} | ${m.inWorkerOverNode.toFixed(2)}x | ${round(m.onnxruntimeWebInNode.mean, 3).toFixed(3)}: ${m.wasmOverNode.toFixed(2)}x, ${m.inWorkerOverWasm.toFixed(2)}x | ${round(m.onnxruntimeWebInNodeBoundsChecked.mean, 3).toFixed(3)}: ${m.boundsChecksOverWasm.toFixed(2)}x | ${ms(m.workerOverhead.mean)} | ${ms(m.coldStart.clientMs)}${m.coldStart.includesOrtInit ? " (ORT init)" : ""} | ${ms(m.inferC1.median)} / ${ms(m.inferC1.p99)} | ${ms(m.inferC16.median)} | ${ms(m.classifyPngC1.median)} |`,
     ),
     "",
     `Targets for the default student (${r.defaultStudent}): ${Object.entries(r.targets).map(([k, t]) => `${k} ${t.value} (target <= ${t.target}: ${t.met ? "met" : "NOT met"})`).join("; ")}.`,
@@ -533,7 +502,7 @@ function markdown(r: Report): string {
         `| ${f.setting} | ${ms(f.requests[0]!.clientMs)} (${f.requests[0]!.loadMs ?? "-"}) | ${f.requests.slice(1).map(cell).join(" | ")} | ${f.after1.meanMs} (${f.after1.meanOverSteady}x) | ${f.after1.worstMs} (${f.after1.worstOverSteadyWorst}x; ${f.after1.worstOverSteady}x) |`,
     ),
     "",
-    "In-Worker times are the Worker's own Server-Timing phases; workerd's clock ticks in whole milliseconds, hence means over many requests. The ratio is the in-Worker mean over onnxruntime-node's mean on the fp32 model (an int8 model's fp32 twin); onnxruntime-web in Node runs the model itself in the Worker's WASM engine outside the Worker, so the ratio is its two columns' product: what WASM costs against native code, and what the Worker adds. Overhead is Server-Timing `total` minus `inference` at c=1: parsing the JSON body, routing, waiting for the run queue, serializing the answer. Cold start is the model's first request: it loads the session (digest check, session creation, the first model's also starts onnxruntime-web) and, with the default blocking warm-up, runs the warm-up.",
+    "In-Worker times are the Worker's own Server-Timing phases; workerd's clock ticks in whole milliseconds, hence means over many requests. The ratio is the in-Worker mean over onnxruntime-node's mean on the fp32 model (an int8 model's fp32 twin); onnxruntime-web in Node runs the model itself in the Worker's WASM engine outside the Worker, so the ratio is its two columns' product: what WASM costs against native code, and what the Worker adds. Bounds-checked is the same run with \`--wasm-enforce-bounds-checks\`: workerd never installs V8's WebAssembly trap handler, so its compiled WASM checks the bounds of every memory access, which Node's does not; this column is the part of the Worker's share that this explains. Overhead is Server-Timing `total` minus `inference` at c=1: parsing the JSON body, routing, waiting for the run queue, serializing the answer. Cold start is the model's first request: it loads the session (digest check, session creation, the first model's also starts onnxruntime-web) and, with the default blocking warm-up, runs the warm-up.",
     "",
   ];
   return lines.join("\n");
