@@ -48,7 +48,11 @@ describe("CircuitBreaker", () => {
 describe("the breaker in the Worker", () => {
   const app = abApp();
   beforeAll(migrate);
-  const vars = { BREAKER_FAULTS: "2", BREAKER_COOLDOWN_MS: "500", TEACHER_URL: hosts.garbageUrl };
+  // The cool-down is read when a request is admitted, so each step names the one it needs: a long
+  // one where the breaker must still be open however slow the machine, a short one (after waiting it
+  // out) where it must have cooled down. Wall-clock margins alone fail on a loaded machine.
+  const vars = { BREAKER_FAULTS: "2", BREAKER_COOLDOWN_MS: "60000", TEACHER_URL: hosts.garbageUrl };
+  const cooled = { ...vars, BREAKER_COOLDOWN_MS: "500" };
   const forced = { "X-Force-Arm": "teacher", ...asAdmin };
 
   it("stops calling a failing teacher after K faults, answers with the student at once, and counts it", async () => {
@@ -70,20 +74,20 @@ describe("the breaker in the Worker", () => {
 
     // After the cool-down, one probe reaches the (still failing) teacher, and the breaker opens again.
     await new Promise((r) => setTimeout(r, 550));
-    expect((await classify(app, 10, forced, vars)).response.headers.get("X-Teacher-Fault")).toBe("bad_response");
+    expect((await classify(app, 10, forced, cooled)).response.headers.get("X-Teacher-Fault")).toBe("bad_response");
     expect((await classify(app, 11, forced, vars)).response.headers.get("X-Teacher-Fault")).toBe("circuit_open");
   });
 
   it("closes when the probe succeeds", async () => {
     // The slow host times out at 1 s, and answers when given 10 s.
-    const slow = { BREAKER_FAULTS: "2", BREAKER_COOLDOWN_MS: "300", TEACHER_URL: hosts.slowUrl, TEACHER_TIMEOUT_MS: "1000" };
+    const slow = { BREAKER_FAULTS: "2", BREAKER_COOLDOWN_MS: "60000", TEACHER_URL: hosts.slowUrl, TEACHER_TIMEOUT_MS: "1000" };
     for (const fault of ["timeout", "timeout"]) expect((await classify(app, 20, forced, slow)).response.headers.get("X-Teacher-Fault")).toBe(fault);
     const open = await classify(app, 20, forced, slow);
     expect(open.response.headers.get("X-Teacher-Fault")).toBe("circuit_open");
     // At once: no timeout is waited out while the breaker is open.
     expect(open.responseMs).toBeLessThan(1_000);
     await new Promise((r) => setTimeout(r, 350));
-    const patient = { ...slow, TEACHER_TIMEOUT_MS: "10000" };
+    const patient = { ...slow, BREAKER_COOLDOWN_MS: "300", TEACHER_TIMEOUT_MS: "10000" };
     const probe = await classify(app, 21, forced, patient);
     expect(probe.response.headers.get("X-Arm")).toBe("teacher");
     const after = await classify(app, 22, forced, patient);
@@ -92,7 +96,7 @@ describe("the breaker in the Worker", () => {
 
   it("keeps one breaker per teacher: a healthy teacher is not held back by a failing one", async () => {
     // The garbage host's breaker has cooled down by now: its probe fails and it opens again.
-    await classify(app, 30, forced, vars);
+    expect((await classify(app, 30, forced, cooled)).response.headers.get("X-Teacher-Fault")).toBe("bad_response");
     expect((await classify(app, 31, forced, vars)).response.headers.get("X-Teacher-Fault")).toBe("circuit_open");
     expect((await classify(app, 32, forced, { ...vars, TEACHER_URL: hosts.url })).response.headers.get("X-Arm")).toBe("teacher");
   });

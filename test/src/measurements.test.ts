@@ -64,8 +64,10 @@ describe("shadow rows", () => {
     const since = Date.now();
     const { response, responseMs, settledMs } = await classify(short, 6, { "X-Force-Arm": "student", ...asAdmin }, { TEACHER_URL: hosts.slowUrl, SHADOW_PERCENT: "100", TEACHER_TIMEOUT_MS: "10000" });
     expect(response.status).toBe(200);
-    expect(responseMs).toBeLessThan(300);
-    expect(settledMs).toBeLessThan(2_000);
+    // The slow teacher answers after 3 s: the answer does not wait for it, and neither does
+    // waitUntil (the shadow is cut at its 300 ms budget). Margins wide enough for a loaded machine.
+    expect(responseMs).toBeLessThan(1_500);
+    expect(settledMs).toBeLessThan(2_500);
     const r = await report(app, since);
     expect(r.rows.find((x) => x.arm === "teacher")).toMatchObject({ count: 1, errors: 1, faults: { cut: 1 } });
     expect(r.rows.find((x) => x.arm === "student")).toMatchObject({ count: 1, served: 1 });
