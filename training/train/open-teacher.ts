@@ -114,8 +114,8 @@ export async function openLogitsTeacher(path: string, config: DistillConfig, dat
   const views = viewCount(augmentation(config, "student"));
   let cached: CachedTeacher | null = null;
   if (config.teacherCache !== false && views !== null) {
-    const key = cacheDir ? cacheKey(path, teacher.engine, config, data) : "";
-    const file = cacheDir ? { path: join(cacheDir, `teacher-logits-${key}.bin`), key } : undefined;
+    const key = cacheDir && cacheKey(path, teacher.engine, config, data);
+    const file = key ? { path: join(cacheDir, `teacher-logits-${key}.bin`), key } : undefined;
     cached = cacheTeacher(teacher, data.train.count, views, data.classes.length, { file });
     if (cached && file) log(`teacher cache: ${file.path}, ${cached.stats().loaded} views read from earlier runs`);
   }
