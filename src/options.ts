@@ -6,6 +6,8 @@ import type { DashboardOptions } from "./routes/dashboard.ts";
 export interface Limits {
   /** Largest request body, in bytes (images and JSON alike). */
   maxBodyBytes: number;
+  /** Largest uploaded image (a raw body, or the file of a multipart form), in bytes. */
+  maxUploadBytes: number;
   /** Largest batch one infer request may carry. */
   maxBatch: number;
   /** Largest image width or height. */
@@ -18,12 +20,15 @@ export interface Limits {
 
 export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 4 * 1024 * 1024,
+  // Uploads, pixels and the JPEG decoder are sized together so that 8 concurrent uploads at these
+  // limits stay under a Worker's 128 MB (docs/ab-safety.md, memory). A 512x512 16-bit RGBA PNG
+  // stored without compression is 2.1 MB.
+  maxUploadBytes: 2.5 * 1024 * 1024,
   maxBatch: 64,
   maxImageSide: 8192,
-  // Sized so that 8 concurrent uploads at these limits stay under a Worker's 128 MB (docs/ab-safety.md, memory).
-  maxImagePixels: 512 * 1024,
+  maxImagePixels: 512 * 512,
   // jpeg-js's own count for a 4-component JPEG without subsampling at maxImagePixels: 28 bytes a pixel.
-  maxJpegDecoderBytes: 14 * 1024 * 1024,
+  maxJpegDecoderBytes: 7 * 1024 * 1024,
 };
 
 export interface AppOptions {
@@ -46,6 +51,7 @@ export interface AppOptions {
 /** Environment variable for each limit (wrangler.toml [vars], or .dev.vars locally). */
 const LIMIT_VARS: Record<keyof Limits, string> = {
   maxBodyBytes: "MAX_BODY_BYTES",
+  maxUploadBytes: "MAX_UPLOAD_BYTES",
   maxBatch: "MAX_BATCH",
   maxImageSide: "MAX_IMAGE_SIDE",
   maxImagePixels: "MAX_IMAGE_PIXELS",

@@ -24,7 +24,7 @@ import { type AbBindings, type AbSetup, abSetup, checkSameLabels, misconfigured,
 import { type Arm, assignArm, draw, isArm } from "../routing/split.ts";
 import { TeacherGate } from "../routing/teacher-gate.ts";
 import { type Selection, predictionSelection, rankPredictions } from "./classify.ts";
-import { type RouteContext, findModel, imageLimits, nameModel, unavailableError } from "./context.ts";
+import { type RouteContext, findModel, nameModel, unavailableError } from "./context.ts";
 import { uploadedInputs } from "./upload.ts";
 
 /** Request header that forces an arm ("student" or "teacher"). */
@@ -128,7 +128,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
   /** The upload as input tensors for the models given; the image itself is gone when this returns. */
   async function inputs(c: AbContext, models: ModelEntry[]) {
     startTime(c, "decode");
-    const out = await uploadedInputs(c, models, imageLimits(limits));
+    const out = await uploadedInputs(c, models, limits);
     endTime(c, "decode");
     return out;
   }

@@ -4,7 +4,7 @@ import { endTime, startTime } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
 import { badRequest, notFound } from "../errors.ts";
 import { singleImageDims } from "../image/preprocess.ts";
-import { type RouteContext, findModel, imageLimits, nameModel, runTimed } from "./context.ts";
+import { type RouteContext, findModel, nameModel, runTimed } from "./context.ts";
 import { uploadedInputs } from "./upload.ts";
 
 const DEFAULT_K = 5;
@@ -56,7 +56,7 @@ export function classifyRoutes({ store, limits }: RouteContext): Hono {
     nameModel(c, entry);
     const selection = predictionSelection(c, entry);
     startTime(c, "decode");
-    const { image, inputs } = await uploadedInputs(c, [entry], imageLimits(limits));
+    const { image, inputs } = await uploadedInputs(c, [entry], limits);
     endTime(c, "decode");
     const results = await runTimed(c, store, entry, inputs[0]!, singleImageDims(entry));
     const probabilities = results.get("probabilities")?.data;

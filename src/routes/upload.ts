@@ -1,14 +1,16 @@
 // An uploaded image (raw body or multipart field) to the input tensors of the models that will see it.
 // Only the tensors outlive uploadedInputs(): the body and the decoded pixels (megabytes for a large
 // image) are unreachable before the caller waits for a model or the teacher, so concurrent uploads
-// queued in an isolate hold a few kilobytes each, not their images.
+// queued in an isolate hold a few kilobytes each, not their images. While they are read, they hold
+// their bodies: maxUploadBytes bounds that, below the body limit that JSON batches need.
 import type { Context } from "hono";
 import type { ModelEntry } from "../../models/schema.ts";
 import { HttpError, badRequest } from "../errors.ts";
 import { decodeImage } from "../image/decode.ts";
 import { toModelInputs } from "../image/preprocess.ts";
-import type { ImageFormat, ImageLimits } from "../image/types.ts";
-import { mediaType } from "./context.ts";
+import type { ImageFormat } from "../image/types.ts";
+import type { Limits } from "../options.ts";
+import { imageLimits, mediaType } from "./context.ts";
 
 /** Content types of a raw image body; the bytes themselves decide PNG or JPEG. */
 const RAW_TYPES = new Set([undefined, "image/png", "image/jpeg", "image/jpg", "application/octet-stream"]);
@@ -21,9 +23,19 @@ export interface ImageInfo {
   height: number;
 }
 
-/** The uploaded image's bytes, from a raw body or a multipart form; never empty. */
-export async function imageBytes(c: Context): Promise<Uint8Array> {
+/** Room a multipart form's boundaries and part headers take around the file. */
+const MULTIPART_FRAMING = 4096;
+
+const tooLarge = (maxBytes: number) => new HttpError(413, `the image is over the upload limit of ${maxBytes} bytes`);
+
+/** The uploaded image's bytes, from a raw body or a multipart form; never empty, never over maxBytes. */
+export async function imageBytes(c: Context, maxBytes: number): Promise<Uint8Array> {
+  // Refused before reading when the client says how much it sends; a multipart form's framing is
+  // at most a few hundred bytes, so its Content-Length may exceed the limit by that much.
+  const declared = Number(c.req.header("Content-Length"));
+  if (declared > maxBytes + (mediaType(c) === "multipart/form-data" ? MULTIPART_FRAMING : 0)) throw tooLarge(maxBytes);
   const bytes = await uploadedBytes(c);
+  if (bytes.length > maxBytes) throw tooLarge(maxBytes);
   if (bytes.length === 0) throw badRequest("the image is empty: send a PNG or JPEG image");
   return bytes;
 }
@@ -52,7 +64,7 @@ async function uploadedBytes(c: Context): Promise<Uint8Array> {
 }
 
 /** The upload's description and one input tensor per model (in the order given). */
-export async function uploadedInputs(c: Context, models: readonly ModelEntry[], limits: ImageLimits): Promise<{ image: ImageInfo; inputs: Float32Array[] }> {
-  const { image, format } = await decodeImage(await imageBytes(c), limits);
+export async function uploadedInputs(c: Context, models: readonly ModelEntry[], limits: Limits): Promise<{ image: ImageInfo; inputs: Float32Array[] }> {
+  const { image, format } = await decodeImage(await imageBytes(c, limits.maxUploadBytes), imageLimits(limits));
   return { image: { format, width: image.width, height: image.height }, inputs: toModelInputs(image, models) };
 }

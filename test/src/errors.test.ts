@@ -148,7 +148,7 @@ describe("CORS", () => {
 });
 
 // Classify uploads, against small image and body limits.
-const imageApp = fixtureApp({ limits: { maxImageSide: 1000, maxImagePixels: 250_000, maxBodyBytes: 256 * 1024 } });
+const imageApp = fixtureApp({ limits: { maxImageSide: 1000, maxImagePixels: 250_000, maxBodyBytes: 256 * 1024, maxUploadBytes: 128 * 1024 } });
 const png = encodePng({ width: 30, height: 20, channels: 1, depth: 8, data: new Uint8Array(600).fill(100) });
 
 function post(body: BodyInit, headers: Record<string, string> = { "Content-Type": "application/octet-stream" }, path = "/v1/classify") {
@@ -227,6 +227,26 @@ describe("classify rejects", () => {
 
   it("a body over the limit (413)", async () => {
     await expectError(post(new Uint8Array(300 * 1024)), 413, /over the limit of 262144 bytes/);
+  });
+
+  it("an upload over the upload limit though under the body limit (413): declared, streamed, in a form, or inflated", async () => {
+    const over = new Uint8Array(200 * 1024).fill(7);
+    const message = /the image is over the upload limit of 131072 bytes/;
+    await expectError(post(over), 413, message);
+    const stream = new ReadableStream({
+      start(controller) {
+        controller.enqueue(over);
+        controller.close();
+      },
+    });
+    await expectError(imageApp.request("/v1/classify", { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: stream, duplex: "half" } as RequestInit), 413, message);
+    const form = new FormData();
+    form.append("image", new File([over], "big.png"));
+    await expectError(imageApp.request("/v1/classify", { method: "POST", body: form }), 413, message);
+    const gzipped = new Uint8Array(await new Response(new Blob([over]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+    await expectError(post(gzipped, { "Content-Type": "application/octet-stream", "Content-Encoding": "gzip" }), 413, message);
+    // At the limit, the size is no objection (the bytes are: they are no image).
+    await expectError(post(over.subarray(0, 128 * 1024)), 415, /must be PNG or JPEG/);
   });
 
   it("keeps serving after all of the above", async () => {

@@ -125,7 +125,7 @@ async function bursts(upload: MaxUpload): Promise<{ statuses: number[]; isolateB
   const w = await start();
   try {
     // Warm: ORT's start-up and the default student's session are paid before measuring.
-    const small = maxPng({ ...limits, maxImagePixels: 28 * 28, maxBodyBytes: 8_192 });
+    const small = maxPng({ ...limits, maxImagePixels: 28 * 28, maxUploadBytes: 8_192 });
     for (let i = 0; i < 2; i++) expect(await w.classify(small.bytes)).toBe(200);
     const isolateBefore = await w.heapUsage();
     let isolatePeak = isolateBefore;
@@ -158,7 +158,7 @@ describe(`${CONCURRENT} concurrent maximum-size uploads in one isolate`, () => {
         `${upload.kind} ${upload.width}x${upload.height}, ${upload.bytes.length} bytes, ${BURSTS} bursts of ${CONCURRENT}: ` +
           `JS heap + array buffers ${MB(b.isolateBefore)} MB before, ${MB(b.isolatePeak)} MB at the peak sampled; ` +
           `+ ORT WebAssembly memory ${MB(ort.bytes)} MB (${ort.models} students loaded) + bundled models ${MB(ort.modelBytes)} MB = ${MB(total)} MB ` +
-          `(limits: ${limits.maxImagePixels} pixels, ${limits.maxBodyBytes} body bytes, ${limits.maxJpegDecoderBytes} JPEG decoder bytes)`,
+          `(limits: ${limits.maxImagePixels} pixels, ${limits.maxUploadBytes} upload bytes, ${limits.maxJpegDecoderBytes} JPEG decoder bytes)`,
       );
       expect(b.statuses).toEqual(new Array(BURSTS * CONCURRENT).fill(200));
       expect(total).toBeLessThan(ISOLATE_LIMIT);

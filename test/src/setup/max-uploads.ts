@@ -1,6 +1,6 @@
 // The largest uploads the Worker accepts under given limits, of the kinds that cost the most to
 // decode: a 16-bit RGBA PNG and a progressive colour JPEG (no chroma subsampling), each with as many
-// pixels as maxImagePixels allows and padded to just under maxBodyBytes (the PNG with incompressible
+// pixels as maxImagePixels allows and padded to just under the upload limit (the PNG with incompressible
 // rows, the JPEG with segments decoders skip), so that a request holds as much as it can.
 import { encode as encodePng } from "fast-png";
 import type { Limits } from "../../../src/options.ts";
@@ -14,7 +14,7 @@ export interface MaxUpload {
 }
 
 /** What the body may hold, leaving room for nothing else: the image is the whole body. */
-const bodyTarget = (limits: Limits) => limits.maxBodyBytes - 1024;
+const bodyTarget = (limits: Limits) => Math.min(limits.maxUploadBytes, limits.maxBodyBytes) - 1024;
 
 function side(limits: Limits): number {
   return Math.min(limits.maxImageSide, Math.floor(Math.sqrt(limits.maxImagePixels)));
@@ -40,7 +40,7 @@ export function maxPng(limits: Limits): MaxUpload {
       }
     }
     const bytes = encodePng({ width: n, height: n, channels: 4, depth: 16, data });
-    if (bytes.length <= limits.maxBodyBytes || randomRows === 0) return { kind: "png-rgba16", width: n, height: n, bytes };
+    if (bytes.length <= bodyTarget(limits) + 1024 || randomRows === 0) return { kind: "png-rgba16", width: n, height: n, bytes };
     randomRows = Math.max(0, randomRows - Math.ceil((bytes.length - target) / rowBytes));
   }
 }
