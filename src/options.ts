@@ -21,14 +21,14 @@ export interface Limits {
 export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 4 * 1024 * 1024,
   // Uploads, pixels and the JPEG decoder are sized together so that 8 concurrent uploads at these
-  // limits stay under a Worker's 128 MB (docs/ab-safety.md, memory). A 512x512 16-bit RGBA PNG
-  // stored without compression is 2.1 MB.
+  // limits stay under a Worker's 128 MB (docs/ab-safety.md, memory). 768x512 pixels take a VGA
+  // frame (640x480); a 16-bit RGBA PNG of 768x512 stored without compression would be 3.1 MB.
   maxUploadBytes: 2.5 * 1024 * 1024,
   maxBatch: 64,
   maxImageSide: 8192,
-  maxImagePixels: 512 * 512,
+  maxImagePixels: 768 * 512,
   // jpeg-js's own count for a 4-component JPEG without subsampling at maxImagePixels: 28 bytes a pixel.
-  maxJpegDecoderBytes: 7 * 1024 * 1024,
+  maxJpegDecoderBytes: 28 * 768 * 512,
 };
 
 export interface AppOptions {
