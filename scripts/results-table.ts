@@ -78,7 +78,8 @@ function gain(m: ModelEntry, all: ModelEntry[]): string {
 /** Test top-1 over seeds, "mean ± sd (n)", in percent; empty for a model trained once. */
 function overSeeds(m: ModelEntry): string {
   const s = m.metrics.accuracy?.seeds;
-  return s ? `${(100 * s.mean).toFixed(2)} ± ${(100 * s.sd).toFixed(2)} (${s.n})` : "";
+  if (!s) return "";
+  return `${(100 * s.mean).toFixed(2)}${s.n > 1 ? ` ± ${(100 * s.sd).toFixed(2)}` : ""} (${s.n})`;
 }
 
 /** The table (Markdown) for a manifest. */

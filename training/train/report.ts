@@ -160,8 +160,8 @@ export function buildReport(run: { run: string; preset: string; dataset: RunRepo
 
 const pct = (v: number | null) => (v === null ? "–" : `${(100 * v).toFixed(2)}%`);
 const human = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n));
-/** "93.41 ± 0.12" in percent (points), with the count when it is not the same for every row. */
-export const pm = (s: Spread | null, signed = false) => (s === null ? "–" : `${signed && s.mean >= 0 ? "+" : ""}${(100 * s.mean).toFixed(2)} ± ${(100 * s.sd).toFixed(2)}`);
+/** "93.41 ± 0.12", mean ± sd in percent (points); one seed has no sd, so it shows the mean alone. */
+export const pm = (s: Spread | null, signed = false) => (s === null ? "–" : `${signed && s.mean >= 0 ? "+" : ""}${(100 * s.mean).toFixed(2)}${s.n > 1 ? ` ± ${(100 * s.sd).toFixed(2)}` : ""}`);
 
 export function reportMarkdown(r: RunReport): string {
   const lines = [
