@@ -19,7 +19,8 @@ Run options:
                                  ~1 h 45 min on 2 cores) or paper (60 epochs, for a GPU box); default quick
   --config FILE                  JSON object of config fields (and optionally "preset"), applied over the preset
   --run-dir DIR                  where the run goes (default runs/<preset>-<date>-<time>)
-  --resume DIR                   continue the run in DIR with its stored configuration
+  --resume DIR                   continue the run in DIR with its stored configuration (and the
+                                 --only it was started with, unless --only is given again)
   --only NAMES                   sub-runs to train, comma-separated: teacher, <student>-<method> (kd, dkd, ...),
                                  <student>-baseline
   --teacher FILE                 distill from this teacher instead of training one: a checkpoint
@@ -136,15 +137,21 @@ async function main(argv: string[]): Promise<number> {
     config = { ...stored.config, ...args.flags };
     // How it runs is not part of the experiment: compare the rest with what is stored.
     const runtime = Object.fromEntries(RUNTIME_FIELDS.map((k) => [k, stored.config[k]]));
-    openRunDir(runDir, preset, { ...config, ...runtime }, true, teacher);
+    openRunDir(runDir, preset, { ...config, ...runtime }, true, { teacher });
     teacher ??= stored.teacher;
+    // The sub-runs it was started with, unless this process is told others (two processes may train
+    // different sub-runs of one run side by side).
+    if (!args.only && stored.only) {
+      args.only = stored.only;
+      console.log(`resuming the sub-runs the run was started with: ${stored.only.join(", ")} (--only overrides)`);
+    }
   } else {
     ({ preset, config } = resolveConfig({ preset: args.preset, file: args.configFile, flags: args.flags }));
     // The loss registry loads tfjs: checked here, after --help and usage errors have answered.
     const { checkMethods } = await import("../train/check-methods.ts");
     checkMethods(config, teacher);
     runDir = args.runDir ?? join("runs", `${preset}-${timestamp()}`);
-    openRunDir(runDir, preset, config, false, teacher);
+    openRunDir(runDir, preset, config, false, { teacher, only: args.only });
   }
 
   // The engine and training code load only now: --help and usage errors answer at once.

@@ -17,6 +17,14 @@ export interface RunFile {
    * to the working directory when inside it (a committed run resumes in another checkout), else absolute.
    */
   teacher?: string;
+  /** The sub-runs given with --only, so `--resume` trains those and not the whole plan. */
+  only?: string[];
+}
+
+/** What a run is started with besides its configuration. */
+export interface RunOptions {
+  teacher?: string;
+  only?: string[];
 }
 
 function storedPath(file: string): string {
@@ -37,12 +45,12 @@ export function firstDifference(a: unknown, b: unknown, path = ""): string | nul
 }
 
 /** Creates a run directory (refusing one that already holds a run) or checks the one being resumed. */
-export function openRunDir(runDir: string, preset: string, config: DistillConfig, resume: boolean, teacher?: string): void {
+export function openRunDir(runDir: string, preset: string, config: DistillConfig, resume: boolean, { teacher, only }: RunOptions = {}): void {
   const path = join(runDir, CONFIG_FILE);
   if (!resume) {
     if (existsSync(path)) throw new Error(`${runDir} already holds a run; resume it with --resume ${runDir}, or choose another --run-dir`);
     mkdirSync(runDir, { recursive: true });
-    writeJsonAtomic(path, { preset, config, createdAt: new Date().toISOString(), ...(teacher ? { teacher: storedPath(teacher) } : {}) } satisfies RunFile);
+    writeJsonAtomic(path, { preset, config, createdAt: new Date().toISOString(), ...(teacher ? { teacher: storedPath(teacher) } : {}), ...(only?.length ? { only } : {}) } satisfies RunFile);
     return;
   }
   const stored = readRunFile(runDir);

@@ -71,7 +71,8 @@ describe("npm run distill", () => {
       expect(r.code, r.output).toBe(130);
       expect(r.output).toMatch(/SIGTERM: finishing the current step[\s\S]*stopped; continue with: npm run distill -- --resume/);
       kills.push(`SIGTERM after step ${stepsDone(runDir)}`);
-      args = ["--resume", runDir, ...only, "--no-export", "--no-progress"];
+      // No --only: the run remembers the sub-runs it was started with.
+      args = ["--resume", runDir, "--no-export", "--no-progress"];
     }
     for (let attempt = 0; attempt < 2; attempt++) {
       const before = stepsDone(runDir);
@@ -85,7 +86,6 @@ describe("npm run distill", () => {
       const r = await done;
       kills.push(`attempt ${attempt}: after step ${before}, +${delay} ms, ${r.signal ?? `exit ${r.code}`}`);
       if (!killed || r.signal !== "SIGKILL") break; // finished before the kill landed
-      args = ["--resume", runDir, ...only, "--no-export", "--no-progress"];
     }
     console.log(`SIGKILL test: ${kills.join("; ")}`);
     const last = await run(["--resume", runDir, ...only, "--no-export", "--no-progress"], cache);
@@ -100,6 +100,7 @@ describe("npm run distill", () => {
     }
     const report = JSON.parse(readFileSync(join(runDir, "report.json"), "utf8"));
     expect(report.models.map((m: { name: string }) => m.name)).toEqual(["teacher", "narrow-deep-kd"]);
+    expect(readdirSync(runDir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()).toEqual(["narrow-deep-kd", "teacher"]);
   }, 600_000); // five processes one after another: about 40 s on an idle 2-core machine, much more on a busy one
 
   it("exports the quick demo next to its run, never over the shipped models/", async () => {

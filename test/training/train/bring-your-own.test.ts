@@ -32,7 +32,7 @@ async function run(flags: Partial<DistillConfig>, teacherCheckpoint?: string) {
   const { preset, config } = resolveConfig({ preset: "quick", flags });
   checkMethods(config, teacherCheckpoint);
   const runDir = join(temp("run"), "run");
-  openRunDir(runDir, preset, config, false, teacherCheckpoint);
+  openRunDir(runDir, preset, config, false, { teacher: teacherCheckpoint });
   const lines: string[] = [];
   const result = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l), teacherCheckpoint });
   expect(result.finished).toBe(true);

@@ -159,12 +159,13 @@ describe("distill pipeline", () => {
     expect(() => openRunDir(runDir, preset, { ...config, epochs: 9 }, true)).toThrow(/started with a different configuration \(epochs: 2 vs 9\)/);
     // A run started with --teacher remembers it, and refuses another one on resume.
     const withTeacher = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
-    openRunDir(withTeacher, preset, config, false, "/x/teacher.ndckpt");
+    openRunDir(withTeacher, preset, config, false, { teacher: "/x/teacher.ndckpt", only: ["teacher"] });
+    expect(readRunFile(withTeacher).only).toEqual(["teacher"]);
     expect(readRunFile(withTeacher).teacher).toBe("/x/teacher.ndckpt");
-    expect(() => openRunDir(withTeacher, preset, config, true, "/y/teacher.ndckpt")).toThrow(/distills from \/x\/teacher\.ndckpt, not \/y\/teacher\.ndckpt/);
+    expect(() => openRunDir(withTeacher, preset, config, true, { teacher: "/y/teacher.ndckpt" })).toThrow(/distills from \/x\/teacher\.ndckpt, not \/y\/teacher\.ndckpt/);
     // A run started without one (baselines first) records the teacher it is first resumed with.
-    openRunDir(runDir, preset, config, true, "/y/teacher.ndckpt");
+    openRunDir(runDir, preset, config, true, { teacher: "/y/teacher.ndckpt" });
     expect(readRunFile(runDir).teacher).toBe("/y/teacher.ndckpt");
-    expect(() => openRunDir(runDir, preset, config, true, "/z/teacher.ndckpt")).toThrow(/distills from \/y\/teacher\.ndckpt/);
+    expect(() => openRunDir(runDir, preset, config, true, { teacher: "/z/teacher.ndckpt" })).toThrow(/distills from \/y\/teacher\.ndckpt/);
   });
 });
