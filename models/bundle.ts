@@ -2,12 +2,18 @@
 // `npx tsx scripts/bundle-models.ts` (wrangler dev and deploy run it as their build step).
 import manifest from "./manifest.json";
 import file0 from "./narrow-deep.onnx";
+import file1 from "./narrow-deep-int8.onnx";
+import file2 from "./unmodified-int8.onnx";
+import file3 from "./wide-int8.onnx";
 
 // The students served (the default one and manifest.json's serve list) and the teachers, which the
 // Worker only describes; the other students are not bundled.
-const served = new Set(["narrow-deep"]);
+const served = new Set(["narrow-deep","narrow-deep-int8","unmodified-int8","wide-int8"]);
 const all = manifest as { models: { name: string; role: string }[] };
 export const manifestJson: unknown = { ...all, models: all.models.filter((m) => m.role === "teacher" || served.has(m.name)) };
 export const modelFiles: Record<string, ArrayBuffer> = {
   "narrow-deep.onnx": file0,
+  "narrow-deep-int8.onnx": file1,
+  "unmodified-int8.onnx": file2,
+  "wide-int8.onnx": file3,
 };

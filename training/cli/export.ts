@@ -29,6 +29,10 @@ options:
                           writing to the default models/)
   --no-readme             leave the README alone
   --no-int8               no int8 variants of the students
+  --default-student NAME  the student the Worker serves by default (default: the narrow-deep KD
+                          student when exported, in the precision of the current default; else kept)
+  --serve NAMES           students served besides the default, comma-separated ("" for none;
+                          default: the manifest's list is kept)
   --calibration METHOD    how int8 activation ranges are calibrated: minmax (default) or percentile
   --calibration-percentile P
                           share of values the percentile method keeps in range (default 99.99)
@@ -68,6 +72,8 @@ async function main(argv: string[]): Promise<void> {
       readme: { type: "string" },
       "no-readme": { type: "boolean" },
       "no-int8": { type: "boolean" },
+      "default-student": { type: "string" },
+      serve: { type: "string" },
       calibration: { type: "string" },
       "calibration-percentile": { type: "string" },
       "calibration-samples": { type: "string" },
@@ -94,6 +100,8 @@ async function main(argv: string[]): Promise<void> {
     force: values.force,
     readme: values["no-readme"] ? null : values.readme,
     int8: !values["no-int8"],
+    defaultStudent: values["default-student"],
+    serve: values.serve === undefined ? undefined : values.serve.split(",").map((n) => n.trim()).filter(Boolean),
     calibration: calibrationSettings(values.calibration, values["calibration-percentile"], values["calibration-samples"]),
   };
   let isDir: boolean;

@@ -98,20 +98,36 @@ export function downgrade(current: ModelEntry, next: ModelEntry): string | null 
   return null;
 }
 
+/** What a deployment serves, when chosen at export rather than kept from the manifest. */
+export interface ServingChoice {
+  /** The default student (`--default-student`). */
+  defaultStudent?: string;
+  /** Students served besides it (`--serve`); the schema checks the names. */
+  serve?: string[];
+}
+
 /**
- * The manifest with `entries` added, replacing models of the same name. The default student becomes
- * the narrow-deep KD student when it is among them, else stays as it was when still valid, else is
- * the first student. The list of served students stays as it was.
+ * The manifest with `entries` added, replacing models of the same name. The default student is the
+ * one chosen, else the narrow-deep KD student when it is among them (its int8 variant when the current
+ * default is an int8 variant and one is among them: a deployment keeps its precision), else stays as
+ * it was when still valid, else is the first student. The served list is the one chosen, else stays.
  */
-export function mergeEntries(current: Manifest, entries: ModelEntry[]): Manifest {
+export function mergeEntries(current: Manifest, entries: ModelEntry[], choice: ServingChoice = {}): Manifest {
   const names = new Set(entries.map((e) => e.name));
   if (names.size !== entries.length) throw new ManifestError(`two exported models have the same name (${entries.map((e) => e.name).join(", ")})`);
   const models = [...current.models.filter((m) => !names.has(m.name)), ...entries];
   const students = models.filter((m) => m.role === "student");
   if (students.length === 0) throw new ManifestError("the manifest needs at least one student model: export a student along with (or before) the teacher");
+  if (choice.defaultStudent !== undefined && !students.some((m) => m.name === choice.defaultStudent)) {
+    throw new ManifestError(`--default-student ${choice.defaultStudent}: no such student (students: ${students.map((m) => m.name).join(", ")})`);
+  }
   const keep = students.some((m) => m.name === current.defaultStudent) ? current.defaultStudent : students[0]!.name;
-  const defaultStudent = entries.some((e) => e.name === DEFAULT_STUDENT && e.role === "student") ? DEFAULT_STUDENT : keep;
+  const int8 = current.models.find((m) => m.name === current.defaultStudent)?.quantization !== undefined;
+  const preferred = entries.filter((e) => e.role === "student" && (int8 ? e.quantization?.twin === DEFAULT_STUDENT : e.name === DEFAULT_STUDENT));
+  const exported = entries.some((e) => e.name === DEFAULT_STUDENT && e.role === "student") ? (preferred[0]?.name ?? DEFAULT_STUDENT) : undefined;
+  const defaultStudent = choice.defaultStudent ?? exported ?? keep;
+  const serve = choice.serve ?? current.serve;
   // Stable order for readers: teacher first, then students by name.
   models.sort((a, b) => (a.role === b.role ? a.name.localeCompare(b.name) : a.role === "teacher" ? -1 : 1));
-  return { schemaVersion: current.schemaVersion, defaultStudent, ...(current.serve ? { serve: current.serve } : {}), models };
+  return { schemaVersion: current.schemaVersion, defaultStudent, ...(serve ? { serve } : {}), models };
 }

@@ -29,7 +29,7 @@ import { CONFIG_FILE, readRunFile } from "../train/run-dir.ts";
 import { spread } from "../train/report.ts";
 import { modelFromCheckpoint } from "../train/teacher.ts";
 import { runOnnxChecker } from "./checker.ts";
-import { downgrade, manifestName, mergeEntries, modelEntry } from "./entry.ts";
+import { type ServingChoice, downgrade, manifestName, mergeEntries, modelEntry } from "./entry.ts";
 import { type CalibrationSettings, Int8ParityError, int8Variant } from "./int8.ts";
 import { DEFAULT_OPSET, graphToOnnx } from "./onnx.ts";
 import { type ModelFile, readManifest, updateModels } from "./store.ts";
@@ -47,7 +47,7 @@ export { UnsupportedLayerError } from "./onnx.ts";
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const DEFAULT_MODELS_DIR = join(REPO, "models");
 
-export interface ExportOptions {
+export interface ExportOptions extends ServingChoice {
   /** Where models and manifest.json go; default: this repository's models/. */
   modelsDir?: string;
   /** Where the run's data set is read from; default: the data set's standard location. */
@@ -398,7 +398,7 @@ function writeExport(exported: Exported[], options: ExportOptions): ExportResult
       return why ? [why] : [];
     });
     if (losses.length) throw new ExportRefusedError(`export to ${modelsDir} refused: ${losses.join("; ")} (pass --force to replace them, or --models-dir to export elsewhere)`);
-    return mergeEntries(current, entries);
+    return mergeEntries(current, entries, { defaultStudent: options.defaultStudent, serve: options.serve });
   });
   log(`export: wrote ${files.map((f) => f.file).join(", ")} and manifest.json to ${modelsDir} (default student: ${manifest.defaultStudent})`);
   bundleModels(modelsDir);

@@ -88,6 +88,29 @@ describe("mergeEntries", () => {
     expect(m.models.find((e) => e.name === "wide")!.metrics.accuracy!.top1).toBe(0.92);
     expect(() => mergeEntries(empty, [entry("teacher", "teacher", 0.9)])).toThrow(/needs at least one student/);
   });
+
+  it("takes the default student and the served list chosen at export, and keeps an int8 default's precision", () => {
+    const int8 = (twin: string): ModelEntry => ({
+      ...entry(`${twin}-int8`, "student", 0.9),
+      quantization: {
+        twin, twinSha256: "0".repeat(64), format: "qdq", weights: "int8 per channel", activations: "uint8 per tensor", bias: "int32",
+        calibration: { dataset: "fashion-mnist", split: "train", samples: 1000, method: "minmax" }, relativeLogitError: 0.01, tolerance: { maxRelativeLogitError: 0.1 }, runtime: "onnxruntime-node",
+      },
+    });
+    const all = [entry("narrow-deep", "student", 0.9), int8("narrow-deep"), entry("wide", "student", 0.9), int8("wide")];
+    let m = mergeEntries(empty, all);
+    expect(m.defaultStudent).toBe("narrow-deep");
+    expect(m.serve).toBeUndefined();
+    m = mergeEntries(m, [int8("wide")], { defaultStudent: "narrow-deep-int8", serve: ["narrow-deep", "wide-int8"] });
+    expect([m.defaultStudent, m.serve]).toEqual(["narrow-deep-int8", ["narrow-deep", "wide-int8"]]);
+    // Exported again without a choice: still the int8 narrow-deep, the list kept.
+    m = mergeEntries(m, all);
+    expect([m.defaultStudent, m.serve]).toEqual(["narrow-deep-int8", ["narrow-deep", "wide-int8"]]);
+    // An fp32 default stays fp32 on re-export; an empty list serves the default alone.
+    m = mergeEntries(m, all, { defaultStudent: "wide", serve: [] });
+    expect(mergeEntries(m, all)).toMatchObject({ defaultStudent: "narrow-deep", serve: [] });
+    expect(() => mergeEntries(m, all, { defaultStudent: "narrow-deep-fp16" })).toThrow(/--default-student narrow-deep-fp16: no such student \(students: narrow-deep, narrow-deep-int8, wide, wide-int8\)/);
+  });
 });
 
 describe("results table", () => {
