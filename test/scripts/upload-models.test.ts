@@ -9,23 +9,26 @@ import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseManifest } from "../../models/schema.ts";
 import { DEFAULT_BUCKET, uploadModels, uploadPlan } from "../../scripts/upload-models.ts";
+import { servedStudents } from "../../src/models/served.ts";
 
 let dir: string;
 const shipped = parseManifest(JSON.parse(readFileSync("models/manifest.json", "utf8")));
 const student = shipped.models.find((m) => m.name === shipped.defaultStudent)!;
+/** The default student first, then the manifest's serve list. */
+const served = servedStudents(shipped);
 
-/** A models folder with the shipped manifest and the default student's file only. */
+/** A models folder with the shipped manifest and the served students' files only. */
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "narrowdeep-upload-"));
   copyFileSync("models/manifest.json", join(dir, "manifest.json"));
-  copyFileSync(join("models", student.file), join(dir, student.file));
+  for (const m of served) copyFileSync(join("models", m.file), join(dir, m.file));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("upload plan", () => {
   it("puts the served students' files, then the manifest last", () => {
     const plan = uploadPlan({ modelsDir: dir, prefix: "models/", all: false });
-    expect(plan.map((u) => u.key)).toEqual([`models/${student.file}`, "models/manifest.json"]);
+    expect(plan.map((u) => u.key)).toEqual([...served.map((m) => `models/${m.file}`), "models/manifest.json"]);
     expect(plan.at(-1)!.contentType).toBe("application/json");
   });
 
@@ -54,7 +57,7 @@ describe("a local upload", () => {
     const persist = join(dir, "state");
     const lines: string[] = [];
     uploadModels({ modelsDir: dir, bucket: DEFAULT_BUCKET, prefix: "", all: false, target: { remote: false, persistTo: persist } }, (l) => lines.push(l));
-    expect(lines).toEqual([`upload-models: ${DEFAULT_BUCKET}/${student.file} (local (${persist}))`, `upload-models: ${DEFAULT_BUCKET}/manifest.json (local (${persist}))`]);
+    expect(lines).toEqual([...served.map((m) => m.file), "manifest.json"].map((key) => `upload-models: ${DEFAULT_BUCKET}/${key} (local (${persist}))`));
     // Where `wrangler dev --persist-to` keeps R2 (v3/r2), opened as the MODELS binding.
     const mf = new Miniflare({
       modules: true,
@@ -63,8 +66,10 @@ describe("a local upload", () => {
       r2Persist: join(persist, "v3", "r2"),
     });
     try {
-      const model = new Uint8Array(await (await mf.dispatchFetch(`http://x/${student.file}`)).arrayBuffer());
-      expect(createHash("sha256").update(model).digest("hex")).toBe(student.sha256);
+      for (const m of served) {
+        const model = new Uint8Array(await (await mf.dispatchFetch(`http://x/${m.file}`)).arrayBuffer());
+        expect(createHash("sha256").update(model).digest("hex")).toBe(m.sha256);
+      }
       expect(parseManifest(await (await mf.dispatchFetch("http://x/manifest.json")).json())).toEqual(shipped);
     } finally {
       await mf.dispose();
