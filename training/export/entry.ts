@@ -123,9 +123,9 @@ export function mergeEntries(current: Manifest, entries: ModelEntry[], choice: S
   }
   const keep = students.some((m) => m.name === current.defaultStudent) ? current.defaultStudent : students[0]!.name;
   const int8 = current.models.find((m) => m.name === current.defaultStudent)?.quantization !== undefined;
-  const preferred = entries.filter((e) => e.role === "student" && (int8 ? e.quantization?.twin === DEFAULT_STUDENT : e.name === DEFAULT_STUDENT));
-  const exported = entries.some((e) => e.name === DEFAULT_STUDENT && e.role === "student") ? (preferred[0]?.name ?? DEFAULT_STUDENT) : undefined;
-  const defaultStudent = choice.defaultStudent ?? exported ?? keep;
+  const int8Twin = int8 ? entries.find((e) => e.role === "student" && e.quantization?.twin === DEFAULT_STUDENT)?.name : undefined;
+  const exported = entries.some((e) => e.name === DEFAULT_STUDENT && e.role === "student");
+  const defaultStudent = choice.defaultStudent ?? (exported ? (int8Twin ?? DEFAULT_STUDENT) : keep);
   const serve = choice.serve ?? current.serve;
   // Stable order for readers: teacher first, then students by name.
   models.sort((a, b) => (a.role === b.role ? a.name.localeCompare(b.name) : a.role === "teacher" ? -1 : 1));

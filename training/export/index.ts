@@ -398,7 +398,7 @@ function writeExport(exported: Exported[], options: ExportOptions): ExportResult
       return why ? [why] : [];
     });
     if (losses.length) throw new ExportRefusedError(`export to ${modelsDir} refused: ${losses.join("; ")} (pass --force to replace them, or --models-dir to export elsewhere)`);
-    return mergeEntries(current, entries, { defaultStudent: options.defaultStudent, serve: options.serve });
+    return mergeEntries(current, entries, options);
   });
   log(`export: wrote ${files.map((f) => f.file).join(", ")} and manifest.json to ${modelsDir} (default student: ${manifest.defaultStudent})`);
   bundleModels(modelsDir);

@@ -8,10 +8,8 @@ import { writeJsonAtomic } from "../io/atomic.ts";
 
 export const CONFIG_FILE = "config.json";
 
-export interface RunFile {
-  preset: string;
-  config: DistillConfig;
-  createdAt: string;
+/** What a run is started with besides its configuration. */
+export interface RunOptions {
   /**
    * The teacher checkpoint given with --teacher, so a resumed run distills from the same one: relative
    * to the working directory when inside it (a committed run resumes in another checkout), else absolute.
@@ -21,10 +19,10 @@ export interface RunFile {
   only?: string[];
 }
 
-/** What a run is started with besides its configuration. */
-export interface RunOptions {
-  teacher?: string;
-  only?: string[];
+export interface RunFile extends RunOptions {
+  preset: string;
+  config: DistillConfig;
+  createdAt: string;
 }
 
 function storedPath(file: string): string {
