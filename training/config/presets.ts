@@ -56,6 +56,7 @@ const common: DistillConfig = {
   teacherMean: null,
   teacherStd: null,
   teacherOutput: null,
+  teacherLabels: null,
 };
 
 export const PRESETS: Record<string, DistillConfig> = {

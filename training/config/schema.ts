@@ -80,6 +80,8 @@ export interface DistillConfig {
   teacherStd?: number[] | null;
   /** ONNX teacher: the output holding its logits; null: "logits", else the one output with one value per class. */
   teacherOutput?: string | null;
+  /** ONNX teacher: a file of its class names in the order of its outputs (JSON list or one a line); null: its metadata's. */
+  teacherLabels?: string | null;
 }
 
 type Kind = "string" | "int" | "number" | "boolean" | "list" | "numbers" | "options";
@@ -158,6 +160,7 @@ export const FIELDS: Record<keyof DistillConfig, Field> = {
   teacherMean: { kind: "numbers", nullable: true, help: "ONNX teacher file: per-channel mean it normalizes with (default: its metadata, else the data's own)" },
   teacherStd: { kind: "numbers", nullable: true, help: "ONNX teacher file: per-channel std", check: (v: number[]) => (v.every((x) => x > 0) ? null : "must be positive") },
   teacherOutput: { kind: "string", nullable: true, help: "ONNX teacher file: the output with its logits (default: \"logits\", else the one output with one value per class)" },
+  teacherLabels: { kind: "string", nullable: true, placeholder: "FILE", help: "ONNX teacher file: its class names in the order of its outputs, a JSON list or one a line, matched to the data set's classes (default: its metadata's)" },
 };
 
 export class ConfigError extends Error {

@@ -6,8 +6,11 @@
 //   size    --teacher-input-size, else the input's fixed height and width, else the data's size
 //   norm    --teacher-mean/--teacher-std, else metadata, else the data set's own (said in the log)
 //   output  --teacher-output, else one named "logits", else the one output with a value per class
-// It is checked before training: onnxruntime-node loads it, it takes the data's channels, its labels
-// (when it names them) are the data set's, and one batch gives [batch, classes]. The batch the
+//   classes --teacher-labels, else metadata, else taken to be the data set's, in its order
+//           (teacher-labels.ts pairs the names; outputs in another order are permuted to the data's)
+// It is checked before training: onnxruntime-node loads it, it takes the data's channels, its input
+// is not larger than MAX_TEACHER_PIXELS unless the flag says so, its labels (when it names them) are
+// the data set's, and one batch gives [batch, classes]. The batch the
 // student sees (NHWC, the data's normalization and size) is mapped to what it takes (pipeline.ts'
 // withNormalization, then resize and layout here). An output of probabilities (rows of a softmax) is
 // turned into log-probabilities, which are logits up to a constant per row: KD and DKD only see
@@ -19,9 +22,10 @@ import type { DistillConfig } from "../config/schema.ts";
 import type { Batch } from "../data/batches.ts";
 import { parseSize } from "../data/index.ts";
 import { nhwcToNchw } from "../data/layout.ts";
-import { firstDifference } from "./run-dir.ts";
+import { excerpt } from "./excerpt.ts";
 import { readOnnxMetadata } from "./onnx-file.ts";
 import type { Teacher } from "./teacher.ts";
+import { classOrder, readTeacherLabels } from "./teacher-labels.ts";
 
 type Layout = "NCHW" | "NHWC";
 type Normalization = { mean: number[]; std: number[] };
@@ -33,7 +37,16 @@ export interface OnnxTeacherOptions {
   mean: number[] | null;
   std: number[] | null;
   output: string | null;
+  /** Its class names in the order of its outputs (--teacher-labels); absent: its metadata's. */
+  labels?: string[];
 }
+
+/**
+ * A teacher's input larger than this many pixels an image is refused unless --teacher-input-size
+ * names its size: the teacher runs on a whole batch at once (8 images of a declared 8000x8000 take
+ * 2 GB before its first layer), and a file from elsewhere should not decide that silently.
+ */
+export const MAX_TEACHER_PIXELS = 1024 * 1024;
 
 export function onnxTeacherOptions(config: Partial<DistillConfig>): OnnxTeacherOptions {
   return {
@@ -42,6 +55,7 @@ export function onnxTeacherOptions(config: Partial<DistillConfig>): OnnxTeacherO
     mean: config.teacherMean ?? null,
     std: config.teacherStd ?? null,
     output: config.teacherOutput ?? null,
+    ...(config.teacherLabels ? { labels: readTeacherLabels(config.teacherLabels) } : {}),
   };
 }
 
@@ -65,6 +79,8 @@ export interface OnnxTeacherSpec {
   output: string;
   /** Rows of the output are probabilities (a softmax): logs are taken. */
   probabilities: boolean;
+  /** order[i]: the output's column of the data set's class i; null: the same order. */
+  order: number[] | null;
   /** Where each fact came from, for the log. */
   sources: string[];
 }
@@ -75,6 +91,8 @@ export class TeacherFileError extends Error {
 
 export interface OnnxTeacher extends Teacher {
   spec: OnnxTeacherSpec;
+  /** The file's own outputs by name, columns as the file has them, for a batch in its normalization. */
+  run(batch: Batch, outputs: string[]): Promise<Record<string, Float32Array>>;
 }
 
 function layoutFromShape(shape: readonly (number | string)[]): Layout | null {
@@ -109,12 +127,14 @@ export async function loadOnnxTeacher(path: string, options: OnnxTeacherOptions,
   try {
     session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: "all", logSeverityLevel: 3 });
   } catch (err) {
-    return fail(`onnxruntime-node cannot load it as a model: ${(err as Error).message.split("\n")[0]}`);
+    return fail(`onnxruntime-node cannot load it as a model: ${firstLine(err)}`);
   }
   try {
     const spec = describe(session, readOnnxMetadata(bytes), options, data, fail);
     const run = runner(ort, session, spec, data);
-    const out = await run(probe).catch((err: Error) => fail(`it does not run on a batch of the data: ${err.message.split("\n")[0]}`));
+    const out = await run(probe, [spec.output])
+      .then((o) => o[spec.output]!)
+      .catch((err: Error) => fail(`it does not run on a batch of the data: ${firstLine(err)}`));
     const classes = data.classes.length;
     if (out.dims.length !== 2 || out.dims[0] !== probe.size || out.dims[1] !== classes) {
       fail(`its output "${spec.output}" is [${out.dims.join(", ")}] for a batch of ${probe.size}; the data set has ${classes} classes, so one logit per class ([${probe.size}, ${classes}]) is needed`);
@@ -126,15 +146,25 @@ export async function loadOnnxTeacher(path: string, options: OnnxTeacherOptions,
       source: path,
       spec,
       async logits(batch) {
-        const { data } = await run(batch);
-        return spec.probabilities ? data.map((p) => Math.log(Math.max(p, 1e-30))) : data;
+        const { data } = (await run(batch, [spec.output]))[spec.output]!;
+        const logits = spec.probabilities ? data.map((p) => Math.log(Math.max(p, 1e-30))) : data;
+        return spec.order ? permuteColumns(logits, spec.order) : logits;
       },
+      run: async (batch, outputs) => Object.fromEntries(Object.entries(await run(batch, outputs)).map(([name, out]) => [name, out.data])),
       dispose: () => session.release(),
     };
   } catch (err) {
     await session.release();
     throw err;
   }
+}
+
+const firstLine = (err: unknown) => excerpt(String((err as Error)?.message ?? err).split("\n")[0]!);
+
+/** Each row's values in `order`: out[r][i] = values[r][order[i]]. */
+function permuteColumns(values: Float32Array, order: number[]): Float32Array {
+  const k = order.length;
+  return values.map((_, i) => values[i - (i % k) + order[i % k]!]!);
 }
 
 /** Rows of non-negative numbers that each sum to 1: a softmax's output. */
@@ -153,12 +183,12 @@ function isProbabilities(values: Float32Array, classes: number): boolean {
 
 function describe(session: ortTypes.InferenceSession, metadata: Record<string, string>, options: OnnxTeacherOptions, data: TeacherData, fail: (why: string) => never): OnnxTeacherSpec {
   const sources: string[] = [];
-  if (session.inputNames.length !== 1) fail(`it takes ${session.inputNames.length} inputs (${session.inputNames.join(", ")}); a teacher takes one image tensor`);
+  if (session.inputNames.length !== 1) fail(`it takes ${session.inputNames.length} inputs (${excerpt(session.inputNames.join(", "))}); a teacher takes one image tensor`);
   const input = session.inputNames[0]!;
   const meta = session.inputMetadata[0];
   const shape = meta && meta.isTensor ? meta.shape : [];
   if (meta && meta.isTensor && meta.type !== "float32") fail(`its input "${input}" is ${meta.type}, not float32`);
-  if (shape.length !== 0 && shape.length !== 4) fail(`its input "${input}" has shape [${shape.join(", ")}]; an image classifier takes 4 dimensions (NCHW or NHWC)`);
+  if (shape.length !== 0 && shape.length !== 4) fail(`its input "${input}" has shape [${excerpt(shape.join(", "))}]; an image classifier takes 4 dimensions (NCHW or NHWC)`);
 
   const fromMeta = metadata.input_layout === "NCHW" || metadata.input_layout === "NHWC" ? metadata.input_layout : null;
   const layout = options.layout ?? fromMeta ?? layoutFromShape(shape);
@@ -170,7 +200,15 @@ function describe(session: ortTypes.InferenceSession, metadata: Record<string, s
   const fixed = typeof h === "number" && typeof w === "number" ? { width: w, height: h } : null;
   if (options.size && fixed && (options.size.width !== fixed.width || options.size.height !== fixed.height)) fail(`its input is fixed at ${fixed.width}x${fixed.height}, not --teacher-input-size ${options.size.width}x${options.size.height}`);
   const size = options.size ?? fixed ?? { width: data.width, height: data.height };
-  sources.push(`input "${input}" ${size.width}x${size.height} (${options.size ? "flag" : fixed ? "input shape" : "the data's size"})`);
+  const sizeFrom = options.size ? "flag" : fixed ? "input shape" : "the data's size";
+  if (!options.size && size.width * size.height > MAX_TEACHER_PIXELS) {
+    const mb = (size.width * size.height * data.channels * 4) / 1e6;
+    fail(
+      `its input is ${size.width}x${size.height} (${sizeFrom}): ${(size.width * size.height).toLocaleString("en-US")} pixels, ${mb.toFixed(0)} MB an image as float32, and the teacher runs on whole batches; ` +
+        `the cap is ${MAX_TEACHER_PIXELS.toLocaleString("en-US")} pixels (1024x1024). Pass --teacher-input-size ${size.width}x${size.height} to run it at that size anyway`,
+    );
+  }
+  sources.push(`input "${input}" ${size.width}x${size.height} (${sizeFrom})`);
 
   const metaNorm = parseJson<Normalization>(metadata.normalization);
   let normalization: Normalization;
@@ -187,10 +225,7 @@ function describe(session: ortTypes.InferenceSession, metadata: Record<string, s
   }
   if (normalization.mean.length !== data.channels || normalization.std.length !== data.channels) fail(`its normalization has ${normalization.mean.length} means and ${normalization.std.length} stds; the data has ${data.channels} channels`);
 
-  const labels = parseJson<string[]>(metadata.labels);
-  if (Array.isArray(labels) && firstDifference(labels, data.classes) !== null) {
-    fail(`its metadata names the classes ${JSON.stringify(labels)}, the data set ${JSON.stringify(data.classes)}: a teacher's logits must be in the data set's class order`);
-  }
+  const order = classesOf(metadata, options, data, sources, fail);
 
   const classes = data.classes.length;
   const outputs = session.outputNames;
@@ -200,17 +235,37 @@ function describe(session: ortTypes.InferenceSession, metadata: Record<string, s
   });
   let output: string;
   if (options.output) {
-    if (!outputs.includes(options.output)) fail(`it has no output "${options.output}" (outputs: ${outputs.join(", ")})`);
+    if (!outputs.includes(options.output)) fail(`it has no output "${excerpt(options.output)}" (outputs: ${excerpt(outputs.join(", "))})`);
     output = options.output;
   } else if (outputs.includes("logits")) {
     output = "logits";
   } else if (outputs.length === 1 || perClass.length === 1) {
     output = perClass[0] ?? outputs[0]!;
   } else {
-    return fail(`cannot tell which of its outputs (${outputs.map((n, i) => `${n} [${(session.outputMetadata[i] as { shape?: unknown[] }).shape?.join(", ") ?? "?"}]`).join(", ")}) holds the logits; pass --teacher-output`);
+    return fail(`cannot tell which of its outputs (${excerpt(outputs.map((n, i) => `${n} [${(session.outputMetadata[i] as { shape?: unknown[] }).shape?.join(", ") ?? "?"}]`).join(", "))}) holds the logits; pass --teacher-output`);
   }
   sources.push(`output "${output}"`);
-  return { input, layout, ...size, channels: data.channels, normalization, output, probabilities: false, sources };
+  return { input, layout, ...size, channels: data.channels, normalization, output, probabilities: false, order, sources };
+}
+
+/** Which output column is which class of the data set (teacher-labels.ts), from the flag or the metadata. */
+function classesOf(metadata: Record<string, string>, options: OnnxTeacherOptions, data: TeacherData, sources: string[], fail: (why: string) => never): number[] | null {
+  const fromMeta = parseJson<unknown>(metadata.labels);
+  const metaLabels = Array.isArray(fromMeta) && fromMeta.every((l) => typeof l === "string") ? (fromMeta as string[]) : null;
+  const labels = options.labels ?? metaLabels;
+  const from = options.labels ? "--teacher-labels" : "its metadata";
+  if (!labels) {
+    const note = metadata.labels === undefined ? "" : " (its metadata's labels are not a list of names)";
+    sources.push(`classes: it names none${note}, so its outputs are taken to be the data set's classes in order (pass --teacher-labels if not)`);
+    return null;
+  }
+  try {
+    const { order, how } = classOrder(labels, data.classes);
+    sources.push(`classes from ${from}: ${how}`);
+    return order;
+  } catch (err) {
+    return fail(`${from}: ${(err as Error).message}`);
+  }
 }
 
 /** The batch (NHWC at the data's size) resized when the teacher takes another size, in its layout. */
@@ -228,13 +283,18 @@ function feed(spec: OnnxTeacherSpec, from: TeacherData, batch: Batch): { data: F
   return { data: nhwcToNchw({ data: images, count: batch.size, height: h, width: w, channels: c }), dims: [batch.size, c, h, w] };
 }
 
-type Runner = (batch: Batch) => Promise<{ data: Float32Array; dims: readonly number[] }>;
+type Runner = (batch: Batch, outputs: string[]) => Promise<Record<string, { data: Float32Array; dims: readonly number[] }>>;
 
 function runner(ort: typeof ortTypes, session: ortTypes.InferenceSession, spec: OnnxTeacherSpec, from: TeacherData): Runner {
-  return async (batch) => {
+  return async (batch, outputs) => {
     const { data, dims } = feed(spec, from, batch);
-    const out = (await session.run({ [spec.input]: new ort.Tensor("float32", data, dims) }, [spec.output]))[spec.output]!;
-    if (!(out.data instanceof Float32Array)) throw new TeacherFileError(`the teacher's output "${spec.output}" is ${out.type}, not float32`);
-    return { data: out.data, dims: out.dims };
+    const results = await session.run({ [spec.input]: new ort.Tensor("float32", data, dims) }, outputs);
+    return Object.fromEntries(
+      outputs.map((name) => {
+        const out = results[name]!;
+        if (!(out.data instanceof Float32Array)) throw new TeacherFileError(`the teacher's output "${name}" is ${out.type}, not float32`);
+        return [name, { data: out.data, dims: out.dims }];
+      }),
+    );
   };
 }

@@ -15,9 +15,10 @@ function weights(count: number, seed: number): Float32Array {
 
 /**
  * NHWC input [N, h, w, c] -> Flatten -> Gemm with `classes` outputs, named `output`; optionally a
- * Softmax after it (the output then holds probabilities; `raw` names the Gemm's output), and metadata_props.
+ * Softmax after it (the output then holds probabilities; `raw` names the Gemm's output, also an
+ * output of the file with `exposeRaw`), and metadata_props.
  */
-export function gemmTeacher(o: { h: number; w: number; c: number; classes: number; output?: string; softmax?: boolean; raw?: string; metadata?: Record<string, string>; symbolic?: boolean }): FixtureTeacher {
+export function gemmTeacher(o: { h: number; w: number; c: number; classes: number; output?: string; softmax?: boolean; raw?: string; exposeRaw?: boolean; metadata?: Record<string, string>; symbolic?: boolean }): FixtureTeacher {
   const size = o.h * o.w * o.c;
   const W = weights(size * o.classes, 1);
   const b = weights(o.classes, 2);
@@ -30,7 +31,7 @@ export function gemmTeacher(o: { h: number; w: number; c: number; classes: numbe
     nodes,
     initializers: [floatTensor("W", [size, o.classes], W), floatTensor("b", [o.classes], b)],
     inputs: [valueInfo("image", o.symbolic ? ["N", "H", "W", "C"] : ["N", o.h, o.w, o.c])],
-    outputs: [valueInfo(output, ["N", o.classes])],
+    outputs: [valueInfo(output, ["N", o.classes]), ...(o.exposeRaw ? [valueInfo(raw, ["N", o.classes])] : [])],
     name: "gemm-teacher",
     metadata: o.metadata,
   });
