@@ -1,18 +1,21 @@
 // The teacher host's HTTP API: the Worker's own app (Open Inference Protocol at /v2, classification at
 // /v1) over a store holding the teacher, plus the execution provider in the model's metadata and in
 // an X-Execution-Provider header, so a caller can see whether the GPU is doing the work.
-// In front of it, in this order: the token check (nothing is read from a caller without the token),
-// the concurrency bound, then fault injection (so a delayed request holds its slot, as a slow model
-// would); the app's own body limit applies while the body is read.
+// In front of it, in this order: the request metrics (so refusals count), the token check (nothing is
+// read from a caller without the token), reading the whole body under its limit (so a slow sender
+// holds no slot), the concurrency bound, then fault injection (so a delayed request holds its slot,
+// as a slow model would). GET /metrics sits behind the token like everything but the health probes.
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { createApp, notFoundJson } from "../src/app.ts";
 import type { ModelStore } from "../src/models/store.ts";
-import type { Limits } from "../src/options.ts";
+import { DEFAULT_LIMITS, type Limits } from "../src/options.ts";
 import { type TeacherAuthOptions, teacherAuth } from "./auth.ts";
+import { bufferBody } from "./body.ts";
 import { type ConcurrencyOptions, concurrencyLimit } from "./concurrency.ts";
 import type { ExecutionProvider } from "./engine.ts";
 import { type FaultOptions, faults } from "./faults.ts";
+import type { TeacherMetrics } from "./metrics.ts";
 
 export interface TeacherAppOptions {
   store: ModelStore;
@@ -23,17 +26,23 @@ export interface TeacherAppOptions {
   concurrency?: ConcurrencyOptions;
   limits?: Partial<Limits>;
   faults?: FaultOptions;
+  /** Served at GET /metrics, and fed by every request; none when absent. */
+  metrics?: TeacherMetrics;
 }
 
 export function createTeacherApp(options: TeacherAppOptions): Hono {
   const app = new Hono();
+  const { metrics } = options;
+  if (metrics) app.use(metrics.requests());
   app.use(async (c, next) => {
     await next();
     c.header("X-Execution-Provider", options.provider);
   });
   if (options.auth) app.use(teacherAuth(options.auth));
-  app.use(concurrencyLimit(options.concurrency));
+  app.use(bufferBody({ maxBytes: options.limits?.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes }));
+  app.use(concurrencyLimit({ ...options.concurrency, ...(metrics ? { onChange: metrics.slots } : {}) }));
   if (options.faults) app.use(faults(options.faults));
+  if (metrics) app.get("/metrics", metrics.handler);
   for (const path of ["/v2/models/:name", "/v2/models/:name/versions/:version"]) {
     app.get(path, async (c, next) => {
       await next();

@@ -6,9 +6,13 @@
 //   --port      TEACHER_PORT      8000 (Triton's HTTP port; 0 picks a free one)
 //   --provider  TEACHER_PROVIDER  auto (cuda, else cpu) | cuda | cpu
 //   --auth-header     TEACHER_AUTH_HEADER     Authorization (as "Bearer <token>"; any other header: the token alone)
-//   --max-concurrent  TEACHER_MAX_CONCURRENT  8 requests at once
+//   --max-concurrent  TEACHER_MAX_CONCURRENT  64 requests at once (a batch holds at most this many)
 //   --max-queue       TEACHER_MAX_QUEUE       64 waiting; beyond that 503 with Retry-After
 //   --max-body-bytes  TEACHER_MAX_BODY_BYTES  4194304, refused with 413 while the body arrives
+//   --max-batch       TEACHER_MAX_BATCH       32 images in one onnxruntime run (1: no batching)
+//   --batch-window-ms TEACHER_BATCH_WINDOW_MS 2: how long a request waits for others to batch with
+//   --headers-timeout-ms TEACHER_HEADERS_TIMEOUT_MS 10000 for a request's headers to arrive
+//   --request-timeout-ms TEACHER_REQUEST_TIMEOUT_MS 30000 for a whole request to arrive (then 408)
 // The token is TEACHER_TOKEN, from the environment only (a flag would show in the process list); the
 // host refuses to start without it unless --no-auth says so (e.g. a gateway in front checks it).
 // For fault tests only: --fault-delay-ms N (answer inference N ms late), --fault-garbage.
@@ -16,14 +20,17 @@ import { parseArgs } from "node:util";
 import pkg from "../package.json" with { type: "json" };
 import { DEFAULT_TEACHER_AUTH_HEADER, TeacherLinkError, checkTeacherLink } from "../src/routing/teacher-link.ts";
 import { createTeacherApp } from "./app.ts";
+import { DEFAULT_BATCH_WINDOW_MS, DEFAULT_MAX_BATCH } from "./batching.ts";
 import type { ProviderChoice } from "./engine.ts";
 import type { FaultOptions } from "./faults.ts";
+import { TeacherMetrics } from "./metrics.ts";
 import { TeacherLoadError, loadTeacher } from "./model.ts";
-import { serve } from "./serve.ts";
+import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, serve } from "./serve.ts";
 
 const USAGE =
   "usage: TEACHER_TOKEN=... npm run teacher -- [--manifest FILE] [--model NAME] [--host ADDR] [--port N] [--provider auto|cuda|cpu]\n" +
-  "         [--auth-header NAME | --no-auth] [--max-concurrent N] [--max-queue N] [--max-body-bytes N] [--fault-delay-ms N] [--fault-garbage]";
+  "         [--auth-header NAME | --no-auth] [--max-concurrent N] [--max-queue N] [--max-body-bytes N] [--max-batch N] [--batch-window-ms N]\n" +
+  "         [--headers-timeout-ms N] [--request-timeout-ms N] [--fault-delay-ms N] [--fault-garbage]";
 
 function fail(message: string): never {
   console.error(`teacher: ${message}`);
@@ -50,6 +57,10 @@ const { values } = (() => {
         "max-concurrent": { type: "string" },
         "max-queue": { type: "string" },
         "max-body-bytes": { type: "string" },
+        "max-batch": { type: "string" },
+        "batch-window-ms": { type: "string" },
+        "headers-timeout-ms": { type: "string" },
+        "request-timeout-ms": { type: "string" },
         "fault-delay-ms": { type: "string" },
         "fault-garbage": { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -75,9 +86,13 @@ if (provider !== "auto" && provider !== "cuda" && provider !== "cpu") fail(`prov
 const faultOptions: FaultOptions = {};
 if (values["fault-delay-ms"] !== undefined) faultOptions.delayMs = integer(values["fault-delay-ms"], "--fault-delay-ms", 0, 600_000);
 if (values["fault-garbage"]) faultOptions.garbage = true;
-const maxInFlight = integer(values["max-concurrent"] ?? env.TEACHER_MAX_CONCURRENT ?? "8", "max-concurrent", 1, 10_000);
+const maxInFlight = integer(values["max-concurrent"] ?? env.TEACHER_MAX_CONCURRENT ?? "64", "max-concurrent", 1, 10_000);
 const maxQueued = integer(values["max-queue"] ?? env.TEACHER_MAX_QUEUE ?? "64", "max-queue", 0, 100_000);
 const maxBodyBytes = integer(values["max-body-bytes"] ?? env.TEACHER_MAX_BODY_BYTES ?? "4194304", "max-body-bytes", 1, 2 ** 31);
+const maxBatch = integer(values["max-batch"] ?? env.TEACHER_MAX_BATCH ?? String(DEFAULT_MAX_BATCH), "max-batch", 1, 4096);
+const windowMs = integer(values["batch-window-ms"] ?? env.TEACHER_BATCH_WINDOW_MS ?? String(DEFAULT_BATCH_WINDOW_MS), "batch-window-ms", 0, 1_000);
+const headersTimeoutMs = integer(values["headers-timeout-ms"] ?? env.TEACHER_HEADERS_TIMEOUT_MS ?? String(DEFAULT_HEADERS_TIMEOUT_MS), "headers-timeout-ms", 100, 600_000);
+const requestTimeoutMs = integer(values["request-timeout-ms"] ?? env.TEACHER_REQUEST_TIMEOUT_MS ?? String(DEFAULT_REQUEST_TIMEOUT_MS), "request-timeout-ms", 100, 3_600_000);
 const authHeader = values["auth-header"] ?? env.TEACHER_AUTH_HEADER ?? DEFAULT_TEACHER_AUTH_HEADER;
 const token = env.TEACHER_TOKEN ?? "";
 if (values["no-auth"]) {
@@ -91,13 +106,15 @@ if (values["no-auth"]) {
   }
 }
 
+const metrics = new TeacherMetrics();
 let teacher;
 try {
-  teacher = await loadTeacher({ manifestPath, provider: provider as ProviderChoice, ...(name ? { name } : {}) });
+  teacher = await loadTeacher({ manifestPath, provider: provider as ProviderChoice, ...(name ? { name } : {}), batching: { maxBatch, windowMs, onRun: metrics.run } });
 } catch (err) {
   fail(err instanceof TeacherLoadError || (err instanceof Error && err.name === "ManifestError") ? err.message : String(err));
 }
 const { entry, store, engine } = teacher;
+metrics.countBatchQueue(() => store.waiting);
 const used = engine.provider ?? "cpu";
 if (engine.fallbackReason) console.log(`teacher: CUDA unavailable (${engine.fallbackReason.split("\n")[0]}); using the CPU`);
 console.log(`teacher: model "${entry.name}" version ${entry.version} (${entry.file}, sha256 ${entry.sha256.slice(0, 12)}…) on ${used.toUpperCase()}`);
@@ -107,7 +124,8 @@ console.log(
     ? "teacher: AUTHENTICATION OFF (--no-auth): anyone who reaches this port can run the model"
     : `teacher: callers must send ${authHeader}${authHeader.toLowerCase() === "authorization" ? ": Bearer" : ":"} <TEACHER_TOKEN>`,
 );
-console.log(`teacher: at most ${maxInFlight} requests at once and ${maxQueued} waiting; bodies up to ${maxBodyBytes} bytes`);
+console.log(`teacher: at most ${maxInFlight} requests at once and ${maxQueued} waiting; bodies up to ${maxBodyBytes} bytes, within ${requestTimeoutMs} ms`);
+console.log(maxBatch === 1 ? "teacher: batching off (--max-batch 1)" : `teacher: batches of up to ${maxBatch} images, gathered for up to ${windowMs} ms`);
 
 const app = createTeacherApp({
   store,
@@ -117,10 +135,11 @@ const app = createTeacherApp({
   concurrency: { maxInFlight, maxQueued },
   limits: { maxBodyBytes },
   ...(faultOptions.delayMs || faultOptions.garbage ? { faults: faultOptions } : {}),
+  metrics,
 });
 let running;
 try {
-  running = await serve(app.fetch, { host, port });
+  running = await serve(app.fetch, { host, port, headersTimeoutMs, requestTimeoutMs });
 } catch (err) {
   fail(`cannot listen on ${host}:${port}: ${(err as Error).message}`);
 }

@@ -1,10 +1,11 @@
 // The teacher host's one model: its entry in models/manifest.json (role "teacher", or the one named),
 // served by the same ModelStore as the Worker, which checks the file's size and sha256 before
-// opening it. Loading happens at start, so a bad file stops the host instead of failing requests.
+// opening it, and runs through a batcher (batching.ts). Loading happens at start, so a bad file stops
+// the host instead of failing requests.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type ModelEntry, parseManifest } from "../models/schema.ts";
-import { ModelStore } from "../src/models/store.ts";
+import { type BatchingOptions, BatchingStore } from "./batching.ts";
 import { type NodeEngine, type ProviderChoice, nodeEngine } from "./engine.ts";
 
 export interface LoadOptions {
@@ -13,11 +14,13 @@ export interface LoadOptions {
   /** Model to serve; default: the manifest's only teacher. */
   name?: string;
   provider?: ProviderChoice;
+  /** Dynamic batching; default batches of up to 32 images gathered over 2 ms. */
+  batching?: BatchingOptions;
 }
 
 export interface LoadedTeacher {
   entry: ModelEntry;
-  store: ModelStore;
+  store: BatchingStore;
   engine: NodeEngine;
 }
 
@@ -56,7 +59,7 @@ export async function loadTeacher(options: LoadOptions): Promise<LoadedTeacher> 
   }
   const engine = nodeEngine(options.provider);
   // The host serves exactly this model, under the manifest's name for it.
-  const store = new ModelStore({ ...manifest, defaultStudent: entry.name, models: [entry] }, { [entry.file]: bytes }, engine);
+  const store = new BatchingStore({ ...manifest, defaultStudent: entry.name, models: [entry] }, { [entry.file]: bytes }, engine, options.batching);
   try {
     await store.session(entry);
   } catch (err) {
