@@ -16,6 +16,8 @@ if (!consumer) throw new Error("wrangler.toml declares no queue consumer");
 
 /** The test rate limiter's allowance per minute (the tests read it as TEST_TEACHER_LIMIT). */
 const TEST_LIMIT = 3;
+/** What .dev.vars holds locally: the key that signs client ids (the tests sign their clients' ids with it). */
+const TEST_CLIENT_ID_SECRET = "test-client-id-secret-0123456789abcdef";
 
 export default defineConfig({
   test: {
@@ -25,7 +27,7 @@ export default defineConfig({
           cloudflareTest(async () => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              bindings: { TEST_MIGRATIONS: await readD1Migrations("migrations"), TEST_TEACHER_LIMIT: TEST_LIMIT },
+              bindings: { TEST_MIGRATIONS: await readD1Migrations("migrations"), TEST_TEACHER_LIMIT: TEST_LIMIT, CLIENT_ID_SECRET: TEST_CLIENT_ID_SECRET },
               ratelimits: { TEST_TEACHER_LIMITER: { simple: { limit: TEST_LIMIT, period: 60 } } },
               // For test/src/r2.test.ts, which hands it to the Worker as MODELS (the Worker entry the
               // other tests use must keep serving its bundled models).

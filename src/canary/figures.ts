@@ -4,16 +4,28 @@
 // teacher arm the student answered for) unless the client's allowance kept the teacher out. An open
 // breaker counts as a teacher fault: it opened on the teacher's faults. Raw rows only: a window is minutes, far inside the
 // retention before the roll-up folds them.
+//
+// Evidence is weighed per client: of one client's split requests in the window (its tag in the run
+// rows: its address, or the client a trusted caller names; access/caller.ts evidenceKey) only the
+// first PER_CLIENT count, for every figure. A judgement needs minSamples pairs, so one client holds
+// at most PER_CLIENT / minSamples of the evidence any decision rests on (5% at the defaults).
 import type { D1Database } from "@cloudflare/workers-types";
 import { RAN } from "../measurements/rollup.ts";
 import type { CanaryFigures } from "./state.ts";
 
-// ?1 since, ?2 until, ?3 model, ?4 version. p99 is nearest rank, as in the report.
+/** Split requests of one client that count in a window. */
+export const PER_CLIENT = 5;
+
+// ?1 since, ?2 until, ?3 model, ?4 version, ?5 PER_CLIENT. p99 is nearest rank, as in the report. A
+// row without a client (written before clients were recorded) is a client of its own.
 const FIGURES_SQL = `
-WITH s AS (
-  SELECT request_id, ts, ok, fault, top1, latency_ms FROM runs
+WITH split AS (
+  SELECT request_id, ts, ok, fault, top1, latency_ms,
+    ROW_NUMBER() OVER (PARTITION BY COALESCE(client, request_id) ORDER BY ts, request_id) AS nth
+  FROM runs
   WHERE ts >= ?1 AND ts < ?2 AND arm = 'student' AND reason = 'split' AND model = ?3 AND version = ?4
 ),
+s AS (SELECT request_id, ts, ok, fault, top1, latency_ms FROM split WHERE nth <= ?5),
 paired AS (
   SELECT s.ok AS s_ok, s.top1 AS s_top1, t.ok AS t_ok, t.top1 AS t_top1
   FROM s JOIN runs t ON t.request_id = s.request_id AND t.ts = s.ts AND t.arm = 'teacher'
@@ -33,7 +45,7 @@ SELECT
 const share = (part: number, whole: number) => (whole > 0 ? part / whole : null);
 
 export async function canaryFigures(db: D1Database, model: string, version: string, since: number, until: number): Promise<CanaryFigures> {
-  const r = (await db.prepare(FIGURES_SQL).bind(since, until, model, version).first<{
+  const r = (await db.prepare(FIGURES_SQL).bind(since, until, model, version, PER_CLIENT).first<{
     runs: number;
     errors: number;
     p99: number | null;

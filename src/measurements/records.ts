@@ -53,6 +53,11 @@ export interface RunRow {
   fault: Fault | null;
   top1: number | null;
   served: boolean;
+  /**
+   * Who sent the request, as an opaque tag (routing/client.ts clientTag); absent in rows from before
+   * clients were recorded, and in queue messages from such a deployment.
+   */
+  client?: string;
 }
 
 /** What a request says about itself; each run adds its part. */
@@ -63,6 +68,7 @@ export interface RequestInfo {
   /** Why the request's arm ran; a shadow's teacher row says "shadow" instead. */
   reason: Reason;
   status: number;
+  client?: string;
 }
 
 export const toRow = (request: RequestInfo, run: RunRecord): RunRow => ({
@@ -77,6 +83,9 @@ export const toRow = (request: RequestInfo, run: RunRecord): RunRow => ({
   served: run.served,
 });
 
+/** What a client tag looks like (16 hex digits). */
+const CLIENT_TAG = /^[0-9a-f]{16}$/;
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
@@ -86,7 +95,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
  */
 export function parseRow(v: unknown): RunRow | string {
   if (!isObject(v)) return "not an object";
-  const { requestId, ts, mode, reason, status, arm, model, version, latencyMs, ok, fault, top1, served } = v;
+  const { requestId, ts, mode, reason, status, arm, model, version, latencyMs, ok, fault, top1, served, client } = v;
   if (typeof requestId !== "string" || requestId.length === 0 || requestId.length > MAX_REQUEST_ID_LENGTH) return "requestId";
   if (typeof ts !== "number" || !Number.isSafeInteger(ts) || ts < 0) return "ts";
   if (mode !== "ab" && mode !== "shadow" && mode !== "compare") return "mode";
@@ -99,5 +108,7 @@ export function parseRow(v: unknown): RunRow | string {
   if (typeof ok !== "boolean" || typeof served !== "boolean") return "ok/served";
   if (fault !== null && !(FAULTS as readonly unknown[]).includes(fault)) return "fault";
   if (top1 !== null && (typeof top1 !== "number" || !Number.isInteger(top1))) return "top1";
-  return { requestId, ts, mode, reason: (reason as Reason | undefined) ?? UNRECORDED, status, arm, model, version: (version as string | undefined) ?? "", latencyMs, ok, fault: fault as Fault | null, top1: top1 as number | null, served };
+  if (client !== undefined && (typeof client !== "string" || !CLIENT_TAG.test(client))) return "client";
+  const row: RunRow = { requestId, ts, mode, reason: (reason as Reason | undefined) ?? UNRECORDED, status, arm, model, version: (version as string | undefined) ?? "", latencyMs, ok, fault: fault as Fault | null, top1: top1 as number | null, served };
+  return client === undefined ? row : { ...row, client };
 }

@@ -10,10 +10,10 @@ export type WriteSource = "direct" | "queue";
 // One statement for all rows: the rows travel as one JSON parameter (D1 allows 100 bound parameters
 // per statement, which would otherwise cap a statement at 9 rows).
 const INSERT_RUNS = `
-INSERT INTO runs (request_id, ts, mode, reason, arm, model, version, latency_ms, ok, fault, top1, served, status)
+INSERT INTO runs (request_id, ts, mode, reason, arm, model, version, latency_ms, ok, fault, top1, served, status, client)
 SELECT r.value ->> '$.requestId', r.value ->> '$.ts', r.value ->> '$.mode', r.value ->> '$.reason', r.value ->> '$.arm',
   r.value ->> '$.model', r.value ->> '$.version', r.value ->> '$.latencyMs', r.value ->> '$.ok', r.value ->> '$.fault',
-  r.value ->> '$.top1', r.value ->> '$.served', r.value ->> '$.status'
+  r.value ->> '$.top1', r.value ->> '$.served', r.value ->> '$.status', r.value ->> '$.client'
 FROM json_each(?1) AS r WHERE true
 ON CONFLICT (request_id, ts, arm) DO NOTHING`;
 

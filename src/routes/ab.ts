@@ -1,6 +1,7 @@
 // The A/B surface, mounted at /v1 ahead of the plain classifier:
-//   POST /v1/classify  routed: student or teacher by the client's sticky bucket (or X-Force-Arm, for
-//                      callers with the "force" right), the teacher's faults answered by the
+//   POST /v1/classify  routed: student or teacher by the client's sticky bucket (the id the Worker
+//                      signed in a cookie; callers with a key may name theirs in X-Client-Id), or by
+//                      X-Force-Arm for callers with the "force" right; the teacher's faults answered by the
 //                      student, some student answers shadowed;
 //   POST /v1/compare   both models on the same image at once (callers with the "compare" right).
 // Anonymous clients reach the teacher only through the split and the shadow share. Every teacher-bound
@@ -10,7 +11,8 @@
 import { type Context, Hono } from "hono";
 import { endTime, setMetric, startTime } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
-import { type Caller, identifyCaller, rateLimitKey, requireRight } from "../access/caller.ts";
+import { evidenceKey, identifyCaller, rateLimitKey, requireRight } from "../access/caller.ts";
+import { usableAdminToken } from "../access/secrets.ts";
 import { HttpError, badRequest, notFound } from "../errors.ts";
 import { type Fault, type RequestInfo, type RunRecord, toRow } from "../measurements/records.ts";
 import { type Background, recordLater } from "../measurements/sink.ts";
@@ -18,7 +20,7 @@ import { requestIdOf } from "../middleware/request-id.ts";
 import { ModelLoadError } from "../models/store.ts";
 import { type ArmResult, type ArmFailure, runRecord, runStudent } from "../routing/arms.ts";
 import { Breakers } from "../routing/breaker.ts";
-import { ClientIdError, identifyClient } from "../routing/client.ts";
+import { ClientIdError, clientTag, identifyClient } from "../routing/client.ts";
 import { type RoutingSettings, SettingsError, loadSettings } from "../routing/settings.ts";
 import { type AbBindings, type AbSetup, abSetup, checkSameLabels, misconfigured, sameLabels } from "../routing/setup.ts";
 import { type Arm, assignArm, draw, isArm } from "../routing/split.ts";
@@ -147,22 +149,21 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     if (!student) throw notFound("this server hosts no default student model");
     checkSameLabels(student, setup.teacher);
     const forced = forcedArm(c);
-    let caller: Caller = { kind: "anonymous" };
-    if (forced) {
-      caller = await identifyCaller(c, setup.db, c.env.ADMIN_TOKEN);
-      requireRight(caller, "force", FORCE_ARM_HEADER);
-    }
+    // Credentials, when sent, are checked whatever the request: a trusted caller may name its client.
+    const caller = await identifyCaller(c, setup.db, usableAdminToken(c.env));
+    if (forced) requireRight(caller, "force", FORCE_ARM_HEADER);
     let clientId: string;
     try {
-      clientId = identifyClient(c);
+      clientId = await identifyClient(c, setup.clientSecret, caller.kind !== "anonymous");
     } catch (err) {
       if (err instanceof ClientIdError) throw badRequest(err.message);
       throw err;
     }
+    const client = await clientTag(evidenceKey(c, caller, clientId), setup.clientSecret);
     const selection = predictionSelection(c, student);
     const settings = await settingsOf(c, setup);
     const { arm, reason } = await assignArm(clientId, settings.studentPercent, setup.experiment, forced);
-    const teacher = gate(setup, settings, rateLimitKey(c, caller, clientId));
+    const teacher = gate(setup, settings, rateLimitKey(c, caller));
 
     // Teacher-bound work takes the client's allowance before anything is decoded.
     let refused: ArmResult | undefined;
@@ -194,7 +195,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     if (served.arm === "student") setMetric(c, "student", served.latencyMs);
 
     const shadow = shadowDrawn && served.ok;
-    const request: RequestInfo = { requestId: requestIdOf(c), ts: received, mode: shadow ? "shadow" : "ab", reason, status: failureStatus(served) };
+    const request: RequestInfo = { requestId: requestIdOf(c), ts: received, mode: shadow ? "shadow" : "ab", reason, status: failureStatus(served), client };
     // The runs so far are recorded now, whatever becomes of a shadow: its teacher row follows on its own.
     recordLater(background(c), setup.sink, runs.map((r) => toRow(request, r)));
     if (shadow) {
@@ -212,7 +213,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
   app.post("/compare", async (c) => {
     const setup = abSetup(c.env, teachers());
     if (!setup) throw new HttpError(503, "POST /v1/compare needs a teacher, and this server has none", "set TEACHER_URL, with the teacher's entry in models/manifest.json");
-    const caller = await identifyCaller(c, setup.db, c.env.ADMIN_TOKEN);
+    const caller = await identifyCaller(c, setup.db, usableAdminToken(c.env));
     requireRight(caller, "compare", "POST /v1/compare");
     const received = Date.now();
     const named = c.req.query("model");
@@ -226,7 +227,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     }
     const selection = predictionSelection(c, student);
     const settings = await settingsOf(c, setup);
-    const teacher = gate(setup, settings, rateLimitKey(c, caller, ""));
+    const teacher = gate(setup, settings, rateLimitKey(c, caller));
     if (!(await teacher.allowance())) throw overTheLimit(c, "POST /v1/compare");
     const { image, inputs: [studentInput, teacherInput] } = await inputs(c, [student, setup.teacher]);
 

@@ -4,6 +4,7 @@
 // experiment's name.
 import type { D1Database, Queue } from "@cloudflare/workers-types";
 import type { ModelEntry } from "../../models/schema.ts";
+import { clientIdSecret } from "../access/secrets.ts";
 import { HttpError } from "../errors.ts";
 import { type MeasurementMessage, type MeasurementSink, measurementSink } from "../measurements/sink.ts";
 import { DEFAULT_EXPERIMENT } from "./split.ts";
@@ -27,10 +28,14 @@ export interface AbBindings {
   BREAKER_COOLDOWN_MS?: string | number;
   /** Names the experiment and salts the client buckets: a new name reshuffles who gets the student. */
   EXPERIMENT?: string;
-  /** Secret guarding the report, configuration and API key endpoints. */
+  /** Secret guarding the report, configuration and API key endpoints (32 characters or more). */
   ADMIN_TOKEN?: string;
+  /** Signs the client ids the Worker issues (routing/client.ts); default: derived from ADMIN_TOKEN. */
+  CLIENT_ID_SECRET?: string;
   /** Cloudflare Rate Limiting binding: each client's allowance of teacher-bound requests. */
   TEACHER_RATE_LIMITER?: RateLimiter;
+  /** Cloudflare Rate Limiting binding: each address's allowance of wrong guesses (access/auth-throttle.ts). */
+  AUTH_RATE_LIMITER?: RateLimiter;
   /** Queue the measurement rows go through; written straight to D1 without it. */
   MEASUREMENTS?: Queue<MeasurementMessage>;
 }
@@ -44,6 +49,8 @@ export interface AbSetup {
   limiter: RateLimiter | undefined;
   sink: MeasurementSink;
   experiment: string;
+  /** The key that signs client ids and tags clients in measurement rows. */
+  clientSecret: string;
 }
 
 /** A 503 that tells anonymous callers only that routing is misconfigured; the detail is logged. */
@@ -86,6 +93,8 @@ export function abSetup(env: AbBindings, teachers: readonly ModelEntry[]): AbSet
   const teacher = teacherEntry(env, teachers);
   if (!teacher) return undefined;
   if (!env.DB) throw misconfigured("the D1 binding DB is missing");
+  const clientSecret = clientIdSecret(env);
+  if (!clientSecret) throw misconfigured("no key to sign client ids: set CLIENT_ID_SECRET, or ADMIN_TOKEN, of 32 characters or more");
   return {
     db: env.DB,
     teacherUrl: env.TEACHER_URL,
@@ -94,6 +103,7 @@ export function abSetup(env: AbBindings, teachers: readonly ModelEntry[]): AbSet
     limiter: env.TEACHER_RATE_LIMITER,
     sink: measurementSink(env.DB, env.MEASUREMENTS),
     experiment: env.EXPERIMENT || DEFAULT_EXPERIMENT,
+    clientSecret,
   };
 }
 

@@ -6,6 +6,7 @@ import { env } from "cloudflare:workers";
 import { encode as encodePng } from "fast-png";
 import { inject } from "vitest";
 import { createApp } from "../../src/app.ts";
+import { signedClientCookie } from "../../src/routing/client.ts";
 import type { Report } from "../../src/measurements/report.ts";
 import type { AbBindings } from "../../src/routing/setup.ts";
 import { fixtureStore } from "./helpers.ts";
@@ -20,13 +21,17 @@ declare global {
       TEACHER_RATE_LIMITER: import("../../src/routing/teacher-gate.ts").RateLimiter;
       TEST_TEACHER_LIMITER: import("../../src/routing/teacher-gate.ts").RateLimiter;
       TEST_TEACHER_LIMIT: number;
+      /** The key that signs client ids (the vitest config's binding). */
+      CLIENT_ID_SECRET: string;
+      /** wrangler.toml's allowance of wrong guesses per address. */
+      AUTH_RATE_LIMITER: import("../../src/routing/teacher-gate.ts").RateLimiter;
       MEASUREMENTS: Queue<import("../../src/measurements/sink.ts").MeasurementMessage>;
     }
   }
 }
 
 export const hosts = inject("teacher");
-export const ADMIN_TOKEN = "test-admin-token-0123456789";
+export const ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijkl";
 export const TIMEOUT_MS = 1_000;
 /** The admin's credentials, which carry every right (forcing an arm, /v1/compare). */
 export const asAdmin = { Authorization: `Bearer ${ADMIN_TOKEN}` };
@@ -34,6 +39,12 @@ export const asAdmin = { Authorization: `Bearer ${ADMIN_TOKEN}` };
 export const teacherAuth = { Authorization: `Bearer ${hosts.token}` };
 /** Headers that force an arm, as the admin. */
 export const force = (arm: string) => ({ "X-Force-Arm": arm, ...asAdmin });
+
+/**
+ * The headers of an anonymous client the Worker issued `id` to: its signed nd_client cookie (an
+ * anonymous X-Client-Id picks nothing).
+ */
+export const asClient = async (id: string) => ({ Cookie: await signedClientCookie(id, env.CLIENT_ID_SECRET) });
 
 /** Gives this test file's fresh database the tables; call in beforeAll. */
 export const migrate = () => applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
@@ -48,6 +59,7 @@ export function bindings(vars: Partial<AbBindings> = {}): AbBindings {
     TEACHER_URL: hosts.url,
     TEACHER_TOKEN: hosts.token,
     ADMIN_TOKEN,
+    CLIENT_ID_SECRET: env.CLIENT_ID_SECRET,
     STUDENT_PERCENT: "50",
     SHADOW_PERCENT: "0",
     TEACHER_TIMEOUT_MS: String(TIMEOUT_MS),

@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { AbBindings } from "../../src/routing/setup.ts";
 import { assignArm } from "../../src/routing/split.ts";
-import { TIMEOUT_MS, abApp, asAdmin, classify, force, hosts, migrate, report, row, send, png, teacherAuth } from "./ab-helpers.ts";
+import { TIMEOUT_MS, abApp, asAdmin, asClient, classify, force, hosts, migrate, report, row, send, png, teacherAuth } from "./ab-helpers.ts";
 
 const app = abApp();
 beforeAll(migrate);
@@ -25,7 +25,7 @@ describe("the split", () => {
   it("routes requests through the app within tolerance of STUDENT_PERCENT, and the same client always to the same arm", async () => {
     const arms = new Map<string, string>();
     for (let i = 0; i < 150; i++) {
-      const { response } = await classify(app, i, { "X-Client-Id": `user-${i}` }, { STUDENT_PERCENT: "30" });
+      const { response } = await classify(app, i, await asClient(`user-${i}`), { STUDENT_PERCENT: "30" });
       expect(response.status).toBe(200);
       const arm = response.headers.get("X-Arm")!;
       expect(["student", "teacher"]).toContain(arm);
@@ -38,7 +38,7 @@ describe("the split", () => {
     // 150 clients at 30%: the standard error is 3.7 points; the hash makes this exact for these ids.
     expect(Math.abs(share - 0.3)).toBeLessThan(0.1);
     for (let i = 0; i < 30; i++) {
-      const { response } = await classify(app, 1000 + i, { "X-Client-Id": `user-${i}` }, { STUDENT_PERCENT: "30" });
+      const { response } = await classify(app, 1000 + i, await asClient(`user-${i}`), { STUDENT_PERCENT: "30" });
       expect(response.headers.get("X-Arm")).toBe(arms.get(`user-${i}`));
     }
   });
@@ -59,7 +59,7 @@ describe("the split", () => {
     // And the routes use the EXPERIMENT var.
     const arms = async (experiment: string) => {
       const out: string[] = [];
-      for (let i = 0; i < 12; i++) out.push((await classify(app, i, { "X-Client-Id": `client-${i}` }, { EXPERIMENT: experiment })).response.headers.get("X-Arm")!);
+      for (let i = 0; i < 12; i++) out.push((await classify(app, i, await asClient(`client-${i}`), { EXPERIMENT: experiment })).response.headers.get("X-Arm")!);
       return out;
     };
     const expected = async (experiment: string) => Promise.all(Array.from({ length: 12 }, async (_, i) => (await assignArm(`client-${i}`, 50, experiment)).arm));
@@ -67,16 +67,62 @@ describe("the split", () => {
     expect(await arms("summer")).toEqual(await expected("summer"));
   });
 
-  it("gives a client without an id a cookie and keeps it on its arm", async () => {
+  it("gives a client without an id a signed cookie and keeps it on its arm", async () => {
     const first = await classify(app, 1);
     const cookie = first.response.headers.get("Set-Cookie")!;
-    expect(cookie).toMatch(/^nd_client=[0-9a-f-]{36}; Max-Age=31536000; Path=\/; HttpOnly; SameSite=Lax$/);
+    // The id, a dot and its HMAC-SHA256 (base64, URL-encoded).
+    expect(cookie).toMatch(/^nd_client=[0-9a-f-]{36}\.[A-Za-z0-9%]{44,}; Max-Age=31536000; Path=\/; HttpOnly; SameSite=Lax$/);
     const arm = first.response.headers.get("X-Arm");
     for (let i = 0; i < 5; i++) {
       const again = await classify(app, 2 + i, { Cookie: cookie.split(";")[0]! });
       expect(again.response.headers.get("Set-Cookie")).toBeNull();
       expect(again.response.headers.get("X-Arm")).toBe(arm);
     }
+  });
+
+  it("does not let an anonymous caller choose its arm: X-Client-Id is ignored, unsigned or forged cookies are replaced", async () => {
+    // The attack: pick an id whose bucket is on the teacher and send it every time.
+    let teacherId = "";
+    for (let i = 0; !teacherId; i++) if ((await assignArm(`mine-${i}`, 50, "default")).arm === "teacher") teacherId = `mine-${i}`;
+    const { Cookie: signed } = await asClient(teacherId);
+    const signature = (cookie: string) => decodeURIComponent(cookie.slice("nd_client=".length)).split(".").pop()!;
+    const mine = signature(signed);
+    const flipped = `${mine.slice(0, 10)}${mine[10] === "A" ? "B" : "A"}${mine.slice(11)}`;
+    const cookie = (id: string, sig: string) => ({ Cookie: `nd_client=${encodeURIComponent(`${id}.${sig}`)}` });
+    const attempts: Record<string, string>[] = [
+      { "X-Client-Id": teacherId },
+      { Cookie: `nd_client=${teacherId}` },
+      cookie(teacherId, flipped),
+      cookie(teacherId, signature((await asClient("someone-else")).Cookie)),
+    ];
+    for (const headers of attempts) {
+      const arms = new Set<string>();
+      for (let i = 0; i < 16; i++) {
+        const { response } = await classify(app, 40 + i, headers);
+        expect(response.status).toBe(200);
+        // Each request is a new client, with a cookie of its own: its arm is the split's draw.
+        expect(response.headers.get("Set-Cookie")).toMatch(/^nd_client=[0-9a-f-]{36}\./);
+        arms.add(response.headers.get("X-Arm")!);
+      }
+      expect([...arms].sort()).toEqual(["student", "teacher"]);
+    }
+    // The same id, signed by the Worker, is that client: always the teacher.
+    for (let i = 0; i < 4; i++) expect((await classify(app, 60 + i, { Cookie: signed, "X-Client-Id": "other" })).response.headers.get("X-Arm")).toBe("teacher");
+  });
+
+  it("lets a caller with an API key or the admin token name its client in X-Client-Id", async () => {
+    const made = (await (await send(app, "/v1/keys", { method: "POST", headers: { ...asAdmin, "Content-Type": "application/json" }, body: JSON.stringify({ name: "app", rights: ["compare"] }) })).response.json()) as { key: string };
+    for (const auth of [asAdmin, { Authorization: `Bearer ${made.key}` }]) {
+      for (let i = 0; i < 8; i++) {
+        const { response } = await classify(app, 70 + i, { ...auth, "X-Client-Id": `named-${i}` });
+        expect(response.headers.get("X-Arm")).toBe((await assignArm(`named-${i}`, 50, "default")).arm);
+        expect(response.headers.get("Set-Cookie")).toBeNull();
+      }
+    }
+    // A wrong key is refused, not treated as anonymous.
+    const wrong = await classify(app, 80, { Authorization: "Bearer ndk_not-a-key", "X-Client-Id": "named-0" });
+    expect(wrong.response.status).toBe(401);
+    expect(await wrong.response.json()).toEqual({ error: "unknown or revoked API key" });
   });
 
   it("obeys X-Force-Arm whatever the split, and refuses other values", async () => {

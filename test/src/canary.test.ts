@@ -17,7 +17,8 @@ import { applySettingsPatch } from "../../src/routing/settings.ts";
 import { DEFAULT_CRONS } from "../../src/scheduled.ts";
 import { clientBucket, DEFAULT_EXPERIMENT } from "../../src/routing/split.ts";
 import type { AbBindings } from "../../src/routing/setup.ts";
-import { type App, abApp, asAdmin, classify, force, hosts, migrate, png, send } from "./ab-helpers.ts";
+import { PER_CLIENT } from "../../src/canary/figures.ts";
+import { type App, abApp, asAdmin, asClient, classify, force, hosts, migrate, png, send } from "./ab-helpers.ts";
 import { entryOf, fixtureFiles, fixtures } from "./helpers.ts";
 
 const app = abApp();
@@ -71,7 +72,7 @@ let seed = 1_000;
  * answer shadowed), plus a forced request and a compare call, which the canary must not count.
  */
 async function traffic(ids: string[], vars: Partial<AbBindings> = {}, target: App = app): Promise<void> {
-  for (const id of ids) await classify(target, seed++, { "X-Client-Id": id }, { SHADOW_PERCENT: "100", ...vars });
+  for (const id of ids) await classify(target, seed++, await asClient(id), { SHADOW_PERCENT: "100", ...vars });
   await classify(target, seed++, force("student"), { SHADOW_PERCENT: "100", ...vars });
   await send(target, "/v1/compare", { method: "POST", headers: asAdmin, body: png(seed++) }, { TEACHER_TIMEOUT_MS: "10000", ...vars });
 }
@@ -96,7 +97,7 @@ describe("the canary", () => {
     middle = await clients(5, 50, 4, "middle");
     high = await clients(50, 100, 2, "high");
   });
-  const armOf = async (id: string) => (await classify(app, seed++, { "X-Client-Id": id })).response.headers.get("X-Arm");
+  const armOf = async (id: string) => (await classify(app, seed++, await asClient(id))).response.headers.get("X-Arm");
 
   it("is off until started, and says so", async () => {
     const state = await canary();
@@ -189,10 +190,35 @@ describe("the canary", () => {
     const address = { "CF-Connecting-IP": `10.77.${Math.floor(Math.random() * 256)}.${Math.floor(Math.random() * 256)}` };
     // The limiter counts in whole minutes: start the requests well inside one.
     if (Date.now() % 60_000 > 50_000) await new Promise((r) => setTimeout(r, 60_000 - (Date.now() % 60_000) + 100));
-    for (const id of low) await classify(app, seed++, { "X-Client-Id": id, ...address }, limited);
+    for (const id of low) await classify(app, seed++, { ...(await asClient(id)), ...address }, limited);
     const decision = (await tick())!;
     // The test limiter allows 3 teacher calls a minute per address: the fourth shadow was refused.
     expect(decision).toMatchObject({ action: "hold", figures: { studentRuns: 4, pairs: env.TEST_TEACHER_LIMIT, teacherFaults: 0 } });
+  });
+
+  it("cannot be steered by one anonymous client: 25 noise images neither roll it back nor promote it", async () => {
+    // The poisoning case: minSamples 20, every student answer shadowed, agreement wanted at 0.9, and
+    // an attacker sending noise (png(seed) is noise) on the student arm, one cron tick after each try.
+    await restart({ ...LENIENT, minAgreement: 0.9, minSamples: 20 });
+    const noise = async (headers: () => Promise<Record<string, string>>) => {
+      for (let i = 0; i < 25; i++) expect((await classify(app, seed++, await headers(), { SHADOW_PERCENT: "100" })).response.status).toBe(200);
+      return (await tick())!;
+    };
+    // 1. Naming a student-bucket id in X-Client-Id: ignored, each request is a new client on the split's draw.
+    const named = await noise(async () => ({ "X-Client-Id": low[0]! }));
+    expect(named).toMatchObject({ action: "hold" });
+    const drawn = named.figures!.pairs;
+    expect(drawn).toBeLessThan(20);
+    // 2. Keeping one Worker-signed cookie from the student's bucket: its first PER_CLIENT requests count.
+    const kept = await noise(() => asClient(low[1]!));
+    expect(kept).toMatchObject({ action: "hold", figures: { pairs: drawn + PER_CLIENT } });
+    // 3. A new student-bucket cookie for every request from one address: the address is the client.
+    const shopped = await clients(0, 5, 25, "shopped");
+    const address = { "CF-Connecting-IP": "203.0.113.9" };
+    const sybil = await noise(async () => ({ ...(await asClient(shopped.pop()!)), ...address }));
+    expect(sybil).toMatchObject({ action: "hold", percentFrom: 5, percentTo: 5, figures: { pairs: drawn + 2 * PER_CLIENT } });
+    expect(sybil.reason).toBe(`too few samples: ${drawn + 2 * PER_CLIENT} paired requests in the window, 20 needed`);
+    expect(await canary()).toMatchObject({ status: "running", percent: 5 });
   });
 
   it("does not count forced or compared requests as the split's samples", async () => {
@@ -237,7 +263,7 @@ describe("the canary", () => {
     damaged[damaged.length - 100] = damaged[damaged.length - 100]! ^ 0x01;
     const broken = createApp({ store: new ModelStore(fixtures.manifest, { ...fixtureFiles, "grey28.onnx": damaged }, ortWebEngine), abRouting: { teachers: [hosts.entry] } });
     await restart({ ...LENIENT, maxErrorRate: 0.1 });
-    for (const id of low) expect((await classify(broken, seed++, { "X-Client-Id": id })).response.status).toBe(503);
+    for (const id of low) expect((await classify(broken, seed++, await asClient(id))).response.status).toBe(503);
     const decision = (await tick())!;
     expect(decision.figures).toMatchObject({ studentRuns: low.length, studentErrors: low.length, errorRate: 1, pairs: 0 });
     expect(decision).toMatchObject({ action: "rollback", percentTo: 0, reason: `student error rate 1 (${low.length} of ${low.length}) above 0.1` });
