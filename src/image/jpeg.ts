@@ -1,11 +1,13 @@
 // JPEG (baseline or progressive, grey, RGB or CMYK) to an Image, via jpeg-js (pure JS), turned as
-// its EXIF orientation says.
+// its EXIF orientation says; the segments are counted first (jpeg-segments.ts).
 import { decode } from "jpeg-js";
 import { HttpError } from "../errors.ts";
+import { checkJpegSegments } from "./jpeg-segments.ts";
 import { applyOrientation, exifOrientation } from "./orientation.ts";
 import type { Image, ImageLimits } from "./types.ts";
 
 export function decodeJpeg(bytes: Uint8Array, limits: ImageLimits): Image {
+  checkJpegSegments(bytes);
   let decoded: { width: number; height: number; data: Uint8Array; exifBuffer?: Uint8Array };
   try {
     decoded = decode(bytes, {

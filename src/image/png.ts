@@ -1,70 +1,35 @@
-// PNG of every colour type and bit depth to an Image, via fast-png (pure JS).
+// PNG of every colour type and bit depth to an Image, via fast-png (pure JS), after png-chunks.ts has
+// walked the file and capped inflates have measured what it would cost.
 import { decode } from "fast-png";
 import { HttpError } from "../errors.ts";
+import { inflatedLength } from "./inflate.ts";
+import { type PngHeader, undecodablePng as undecodable, walkPng } from "./png-chunks.ts";
 import type { Image } from "./types.ts";
 
-const be32 = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
-
-const undecodable = (why: string) => new HttpError(400, `cannot decode the PNG image: ${why}`);
+/** Most bytes the compressed ancillary chunks (ICC profile, text) of one file may inflate to, together. */
+export const PNG_MAX_ANCILLARY_INFLATED = 1 << 20;
 
 /** Upper bound of the inflated image data: one filter byte per row (per Adam7 pass) plus the samples. */
-function inflatedBound(b: Uint8Array): number {
-  const width = be32(b, 16);
-  const height = be32(b, 20);
-  const depth = b[24]!;
-  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[b[25]!] ?? 4;
+function inflatedBound({ width, height, depth, channels }: PngHeader): number {
   return height * (Math.ceil((width * channels * depth) / 8) + 1) + 4 * height + 8 * channels * 2 + 64;
 }
 
-function idatChunks(b: Uint8Array): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
-  for (let at = 8; at + 8 <= b.length; ) {
-    const length = be32(b, at);
-    const type = String.fromCharCode(b[at + 4]!, b[at + 5]!, b[at + 6]!, b[at + 7]!);
-    if (type === "IDAT") chunks.push(b.subarray(at + 8, Math.min(b.length, at + 8 + length)));
-    if (type === "IEND") break;
-    at += 12 + length;
-  }
-  return chunks;
-}
-
-/**
- * A decompression bomb inflates far beyond what its dimensions need. Inflate once with a cap before
- * handing the file to the decoder, which would inflate everything. Corrupt streams are left to it.
- */
-async function inflatesBeyond(chunks: Uint8Array[], limit: number): Promise<boolean> {
-  const stream = new DecompressionStream("deflate");
-  const writer = stream.writable.getWriter();
-  const reader = stream.readable.getReader();
-  void (async () => {
-    for (const c of chunks) await writer.write(c as Uint8Array<ArrayBuffer>);
-    await writer.close();
-  })().catch(() => undefined);
-  let total = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return false;
-      total += value.length;
-      if (total > limit) {
-        await reader.cancel().catch(() => undefined);
-        return true;
-      }
-    }
-  } catch {
-    return false;
-  }
-}
-
 export async function decodePng(bytes: Uint8Array): Promise<Image> {
-  const depthByte = bytes[24]!;
-  if (bytes[28] === 1 && depthByte < 8) throw new HttpError(415, "interlaced PNGs with fewer than 8 bits per sample are not supported");
-  if (await inflatesBeyond(idatChunks(bytes), inflatedBound(bytes))) {
+  const chunks = walkPng(bytes);
+  if (chunks.header.interlaced && chunks.header.depth < 8) throw new HttpError(415, "interlaced PNGs with fewer than 8 bits per sample are not supported");
+  // Decompression bombs: inflating once with a cap costs at most what an honest file of this size would.
+  let ancillary = 0;
+  for (const { type, stream } of chunks.compressed) {
+    ancillary += await inflatedLength([stream], PNG_MAX_ANCILLARY_INFLATED - ancillary);
+    if (ancillary > PNG_MAX_ANCILLARY_INFLATED) throw new HttpError(413, `the PNG's ${type} chunk inflates beyond ${PNG_MAX_ANCILLARY_INFLATED} bytes, the limit for its ancillary chunks together (a decompression bomb?)`);
+  }
+  const bound = inflatedBound(chunks.header);
+  if ((await inflatedLength(chunks.data, bound)) > bound) {
     throw new HttpError(413, "the PNG image data inflates beyond what its dimensions need (a decompression bomb?)");
   }
   let png: ReturnType<typeof decode>;
   try {
-    png = decode(bytes, { checkCrc: true });
+    png = decode(chunks.decodable, { checkCrc: true });
   } catch (err) {
     throw undecodable(err instanceof Error ? err.message : "corrupt data");
   }

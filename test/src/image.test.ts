@@ -3,29 +3,19 @@ import { encode as encodePng } from "fast-png";
 import { describe, expect, it } from "vitest";
 import { decodeImage } from "../../src/image/decode.ts";
 import { readHeader } from "../../src/image/header.ts";
+import { JPEG_MAX_SCANS, JPEG_MAX_SEGMENTS, JPEG_MAX_TABLES } from "../../src/image/jpeg-segments.ts";
+import { PNG_MAX_COMPRESSED_CHUNKS } from "../../src/image/png-chunks.ts";
+import { PNG_MAX_ANCILLARY_INFLATED } from "../../src/image/png.ts";
 import { resize } from "../../src/image/resize.ts";
+import { craftedImages, ihdr, manyScansJpeg, pngChunk, pngFile, zlibZeros } from "./crafted-images.ts";
 import { encodeFlatGreyJpeg } from "./flat-jpeg.ts";
 import { jpegs } from "./fixtures.ts";
 
 const limits = { maxSide: 4096, maxPixels: 4096 * 1024, maxJpegDecoderBytes: 128 << 20 };
 
-/** CRC-32 as PNG chunks use it. */
-function crc32(bytes: Uint8Array): number {
-  let c = ~0;
-  for (const b of bytes) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-}
-
 /** The PNG with a tRNS chunk (the encoder writes none for grey or RGB) right after IHDR. */
 function withTrns(png: Uint8Array, body: number[]): Uint8Array {
-  const chunk = new Uint8Array(12 + body.length);
-  const view = new DataView(chunk.buffer);
-  view.setUint32(0, body.length);
-  chunk.set([0x74, 0x52, 0x4e, 0x53, ...body], 4);
-  view.setUint32(8 + body.length, crc32(chunk.subarray(4, 8 + body.length)));
+  const chunk = pngChunk("tRNS", body);
   const ihdrEnd = 8 + 25;
   return Uint8Array.from([...png.subarray(0, ihdrEnd), ...chunk, ...png.subarray(ihdrEnd)]);
 }
@@ -75,6 +65,114 @@ describe("decodeImage", () => {
       expect(Math.abs(colour.data[i + 1]! - 100)).toBeLessThanOrEqual(3);
       expect(Math.abs(colour.data[i + 2]! - 50)).toBeLessThanOrEqual(3);
     }
+  });
+});
+
+/** A PNG's chunks, split after the signature (each with its length, type and CRC). */
+function chunksOf(png: Uint8Array): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  for (let at = 8; at < png.length; ) {
+    const end = at + 12 + new DataView(png.buffer, png.byteOffset).getUint32(at);
+    chunks.push(png.subarray(at, end));
+    at = end;
+  }
+  return chunks;
+}
+
+const typeOf = (chunk: Uint8Array) => String.fromCharCode(...chunk.subarray(4, 8));
+const latin1 = (text: string) => Array.from(text, (c) => c.charCodeAt(0));
+
+async function refusal(bytes: Uint8Array): Promise<{ status: number; message: string }> {
+  try {
+    await decodeImage(bytes, limits);
+  } catch (err) {
+    return { status: (err as { status: number }).status, message: (err as Error).message };
+  }
+  throw new Error("the image decoded");
+}
+
+describe("hostile images", () => {
+  // An 8-bit RGB PNG of 40x30 whose image data spans several IDAT chunks.
+  const rgb = Uint8Array.from({ length: 40 * 30 * 3 }, (_, i) => (i * 7919) % 251);
+  const plain = encodePng({ width: 40, height: 30, channels: 3, depth: 8, data: rgb });
+  const [header, ...rest] = chunksOf(plain);
+  const data = rest.filter((c) => typeOf(c) === "IDAT");
+  const end = rest.at(-1)!;
+  const split = (idat: Uint8Array, parts: number) => {
+    const body = idat.subarray(8, idat.length - 4);
+    const size = Math.ceil(body.length / parts);
+    return Array.from({ length: parts }, (_, i) => pngChunk("IDAT", body.subarray(i * size, (i + 1) * size)));
+  };
+  const pixelsOf = async (png: Uint8Array) => Array.from((await decodeImage(png, limits)).image.data);
+
+  it("refuses each crafted file with the reason", async () => {
+    for (const crafted of craftedImages()) {
+      const { status, message } = await refusal(crafted.bytes);
+      expect(status, crafted.name).toBe(crafted.status);
+      expect(message, crafted.name).toMatch(crafted.reason);
+    }
+  });
+
+  it("drops ancillary chunks, compressed ones inflating within the cap included, and decodes the same pixels", async () => {
+    const profile = pngChunk("iCCP", [...latin1("ICC profile\0\0"), ...zlibZeros(3144)]);
+    const ztxt = pngChunk("zTXt", [...latin1("Comment\0\0"), ...zlibZeros(100)]);
+    const itxt = pngChunk("iTXt", [...latin1("XML:com.adobe.xmp\0\x01\0en\0\0"), ...zlibZeros(PNG_MAX_ANCILLARY_INFLATED - 3244)]);
+    const text = pngChunk("tEXt", latin1("Software\0test"));
+    const busy = pngFile([header!, profile, ztxt, ...split(data[0]!, 5), itxt, text, pngChunk("prVt", [1, 2, 3]), end]);
+    expect(await pixelsOf(busy)).toEqual(Array.from(rgb));
+    // One byte more, in any of them, is over the cap.
+    const over = pngFile([header!, profile, ztxt, data[0]!, pngChunk("iTXt", [...latin1("XML:com.adobe.xmp\0\x01\0en\0\0"), ...zlibZeros(PNG_MAX_ANCILLARY_INFLATED - 3243)]), end]);
+    expect(await refusal(over)).toMatchObject({ status: 413, message: expect.stringMatching(/iTXt chunk inflates beyond 1048576 bytes/) });
+    const ztxtBomb = pngFile([header!, pngChunk("zTXt", [...latin1("k\0\0"), ...zlibZeros(50_000_000)]), data[0]!, end]);
+    expect(await refusal(ztxtBomb)).toMatchObject({ status: 413, message: expect.stringMatching(/zTXt chunk inflates beyond/) });
+    const many = Array.from({ length: PNG_MAX_COMPRESSED_CHUNKS + 1 }, () => ztxt);
+    expect(await refusal(pngFile([header!, ...many, data[0]!, end]))).toMatchObject({ status: 400, message: expect.stringMatching(/more than 64 compressed ancillary chunks/) });
+  });
+
+  it("refuses a structure the decoder could be steered by (400)", async () => {
+    const cases: [string, Uint8Array, RegExp][] = [
+      ["chunks after IEND", pngFile([header!, data[0]!, end, pngChunk("tEXt", latin1("k\0v"))]), /\d+ bytes after the IEND chunk/],
+      ["IDAT chunks with a chunk between them", pngFile([header!, ...split(data[0]!, 2).flatMap((c, i) => (i ? [pngChunk("tEXt", latin1("k\0v")), c] : [c])), end]), /IDAT chunks are not contiguous/],
+      ["no IEND", pngFile([header!, data[0]!]), /no IEND chunk/],
+      ["a chunk running past the end", pngFile([header!, data[0]!.subarray(0, 20)]), /IDAT chunk at byte 33 runs past the end/],
+      ["no IDAT", pngFile([header!, end]), /no IDAT chunk/],
+      ["an unknown critical chunk", pngFile([header!, pngChunk("ABCD", []), data[0]!, end]), /unknown critical chunk ABCD/],
+      ["a chunk before IHDR", pngFile([pngChunk("tEXt", latin1("k\0v")), header!, data[0]!, end]), /no IHDR chunk/],
+      ["a depth PNG does not define", pngFile([ihdr(40, 30, 2, 4), data[0]!, end]), /colour type 2 at 4 bits/],
+      ["a palette image without PLTE", pngFile([ihdr(40, 30, 3), data[0]!, end]), /without a PLTE/],
+      ["PLTE after IDAT", pngFile([ihdr(40, 30, 3), data[0]!, pngChunk("PLTE", [0, 0, 0]), end]), /PLTE after the image data/],
+    ];
+    for (const [name, png, reason] of cases) expect(await refusal(png), name).toMatchObject({ status: 400, message: expect.stringMatching(reason) });
+  });
+
+  it("keeps the decoder's CRC check on the chunks it is given", async () => {
+    const corrupt = pngFile([header!, data[0]!, end]);
+    const crcByte = 8 + header!.length + data[0]!.length - 1; // the IDAT's CRC
+    corrupt[crcByte] = corrupt[crcByte]! ^ 0xff;
+    expect(await refusal(corrupt)).toMatchObject({ status: 400, message: expect.stringMatching(/CRC mismatch for chunk IDAT/) });
+  });
+
+  it("takes IDAT split into many chunks, up to the cap (1,024 plus one per KiB of file)", async () => {
+    expect(await pixelsOf(pngFile([header!, ...split(data[0]!, 1000), end]))).toEqual(Array.from(rgb));
+    expect(await refusal(pngFile([header!, ...split(data[0]!, 1100), end]))).toMatchObject({ status: 400, message: expect.stringMatching(/more than 10\d\d chunks/) });
+  });
+
+  it("counts a JPEG's scans, segments and tables before decoding", async () => {
+    // manyScansJpeg's base has two scans of its own.
+    expect((await decodeImage(manyScansJpeg(JPEG_MAX_SCANS - 2).bytes, limits)).image.width).toBe(8);
+    expect(await refusal(manyScansJpeg(JPEG_MAX_SCANS - 1).bytes)).toMatchObject({ status: 400, message: expect.stringMatching(/more than 100 scans/) });
+    const jpeg = encodeFlatGreyJpeg(16, 8, () => 100);
+    const withSegments = (segment: number[], count: number) => Uint8Array.from([0xff, 0xd8, ...new Array<number[]>(count).fill(segment).flat(), ...jpeg.subarray(2)]);
+    const comment = [0xff, 0xfe, 0, 3, 0x21];
+    expect((await decodeImage(withSegments(comment, JPEG_MAX_SEGMENTS - 5), limits)).image.width).toBe(16);
+    expect(await refusal(withSegments(comment, JPEG_MAX_SEGMENTS))).toMatchObject({ status: 400, message: expect.stringMatching(/more than 1024 marker segments/) });
+    // One DHT segment defining 300 empty tables.
+    const emptyTable = [0x10, ...new Array<number>(16).fill(0)];
+    const tables = [0xff, 0xc4, ((2 + 17 * 300) >> 8) & 0xff, (2 + 17 * 300) & 0xff, ...new Array<number[]>(300).fill(emptyTable).flat()];
+    expect(await refusal(withSegments(tables, 1))).toMatchObject({ status: 400, message: expect.stringMatching(new RegExp(`more than ${JPEG_MAX_TABLES} Huffman`)) });
+    const sof = jpeg.indexOf(0xc0);
+    const frame = Array.from(jpeg.subarray(sof - 1, sof + 1 + ((jpeg[sof + 1]! << 8) | jpeg[sof + 2]!)));
+    expect(await refusal(withSegments(frame, 1))).toMatchObject({ status: 400, message: expect.stringMatching(/a second frame header/) });
   });
 });
 
