@@ -6,17 +6,30 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { MEASURED_THROUGHPUT, PRESETS } from "../config/presets.ts";
 import { type DistillConfig, kebab } from "../config/schema.ts";
 import { ConfigError, configHelp, parseFlag, resolveConfig } from "../config/resolve.ts";
 import { fileSetOptions, openDataset } from "../data/index.ts";
-import { describeModels, planSubRuns } from "../train/plan.ts";
+import { describeModels, expectedSeconds, planSubRuns } from "../train/plan.ts";
 import { openRunDir, readRunFile } from "../train/run-dir.ts";
+
+/** Fashion-MNIST's training split, which the presets hold validation images out of. */
+const FASHION_MNIST_TRAIN_IMAGES = 60_000;
+
+/** "31.9 h": a preset's expected compute at the measured throughput. */
+function presetHours(name: string): string {
+  const config = PRESETS[name]!;
+  const images = config.trainLimit || FASHION_MNIST_TRAIN_IMAGES - config.valSize;
+  const seconds = expectedSeconds(config, images, MEASURED_THROUGHPUT);
+  return seconds < 3600 ? `${Math.round(seconds / 60)} min` : `${(seconds / 3600).toFixed(1)} h`;
+}
 
 const USAGE = `Usage: npm run distill -- [options]
 
 Run options:
-  --preset NAME                  quick (minutes on 2 cores, the demo), full (all data, full width,
-                                 ~1 h 45 min on 2 cores) or paper (60 epochs, for a GPU box); default quick
+  --preset NAME                  quick (the demo: ${presetHours("quick")}), full (all data, full width,
+                                 3 seeds: ${presetHours("full")}) or paper (60 epochs, for a GPU box:
+                                 ${presetHours("paper")}); default quick
   --config FILE                  JSON object of config fields (and optionally "preset"), applied over the preset
   --run-dir DIR                  where the run goes (default runs/<preset>-<date>-<time>)
   --resume DIR                   continue the run in DIR with its stored configuration (and the
@@ -40,6 +53,11 @@ node_modules/.cache/narrowdeep (about 110 MB per teacher for Fashion-MNIST): a r
 runs from the same teacher, do not run the teacher again on views it has seen. --no-teacher-cache
 turns the cache off.
 
+Times are compute on Fashion-MNIST, sub-runs one after another, at the throughput the committed
+runs measured on a 2-core CPU: teacher ${MEASURED_THROUGHPUT.teacher}, students ${MEASURED_THROUGHPUT.student} training images/s at full
+width, evaluation included (${MEASURED_THROUGHPUT.source}); narrower models train faster. While a run trains, its
+log and progress line give the whole run's ETA at the rate it measures.
+
 Config fields (override the preset; a config file uses the camelCase names):
 ${configHelp()}
 `;
@@ -53,7 +71,7 @@ const SIGNAL_ECHO_MS = 1000;
 const CACHE_DIR = process.env.NARROWDEEP_CACHE_DIR || fileURLToPath(new URL("../../node_modules/.cache/narrowdeep", import.meta.url));
 
 /** Fields that change how a run computes, not what it computes: a resumed run may change them. */
-const RUNTIME_FIELDS = ["backend", "replicas", "convolutions", "teacherEngine", "teacherCache", "checkpointMinutes"] as const satisfies readonly (keyof DistillConfig)[];
+const RUNTIME_FIELDS = ["backend", "replicas", "convolutions", "teacherEngine", "teacherCache", "checkpointMinutes", "metricsEvery"] as const satisfies readonly (keyof DistillConfig)[];
 
 interface Args {
   preset?: string;

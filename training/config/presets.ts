@@ -4,10 +4,24 @@
 //   full:  the recipe behind the shipped models (docs/distillation.md): the teacher 40 epochs with
 //          random erasing, every student 15 epochs with KD and alone, 3 seeds; SGD with Nesterov
 //          momentum at batch 128, learning rate 0.1 (0.05 at batch 64, scaled), cosine after a
-//          1-epoch warm-up. About 12 hours on 2 CPU cores; it resumes from its checkpoints.
+//          1-epoch warm-up. Hours of compute at MEASURED_THROUGHPUT (`distill --help` prints the
+//          figure, plan.ts computes it); it resumes from its checkpoints.
 //   paper: the paper-style schedule for a GPU box (SGD 0.05 at batch 64, momentum 0.9, weight decay
 //          5e-4, 60 epochs, x0.1 at 1/2 and 3/4 of them; KD T=4, alpha=0.9).
 import type { DistillConfig } from "./schema.ts";
+
+/**
+ * Training images per wall-clock second, evaluation included, of the full-width Fashion-MNIST
+ * models, as the committed runs measured them on the 2-core development machine (tfjs wasm, one
+ * replica each, two sub-runs side by side): epochs x images per epoch / wall seconds, from
+ * models/runs/fmnist-teacher (the teacher, 40 epochs in 10h57m) and models/runs/fmnist-students
+ * (18 students x 15 epochs, KD and baselines, in 20h56m). A test holds them to those reports.
+ */
+export const MEASURED_THROUGHPUT = {
+  teacher: 55.7,
+  student: 196.8,
+  source: "the committed runs fmnist-teacher and fmnist-students (2-core AMD EPYC, tfjs wasm, one replica per sub-run)",
+} as const;
 
 const common: DistillConfig = {
   dataset: "fashion-mnist",
@@ -45,6 +59,7 @@ const common: DistillConfig = {
   teacherEngine: "auto",
   teacherCache: true,
   checkpointMinutes: 10,
+  metricsEvery: 50,
   inputSize: null,
   channels: null,
   skipUnreadable: true,
@@ -85,5 +100,6 @@ export const PRESETS: Record<string, DistillConfig> = {
     teacherEpochs: 4,
     schedule: "cosine",
     checkpointMinutes: 1,
+    metricsEvery: 10,
   },
 };

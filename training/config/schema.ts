@@ -82,6 +82,8 @@ export interface DistillConfig {
   teacherOutput?: string | null;
   /** ONNX teacher: a file of its class names in the order of its outputs (JSON list or one a line); null: its metadata's. */
   teacherLabels?: string | null;
+  /** Optimizer steps between the step records of metrics.jsonl (epoch records come at every epoch's end). */
+  metricsEvery?: number;
 }
 
 type Kind = "string" | "int" | "number" | "boolean" | "list" | "numbers" | "options";
@@ -149,6 +151,7 @@ export const FIELDS: Record<keyof DistillConfig, Field> = {
   teacherEngine: { kind: "string", help: "what computes the teacher's soft targets: auto, onnx or tfjs", check: oneOf(TEACHER_ENGINES) },
   teacherCache: { kind: "boolean", help: "cache the teacher's logits per augmented view (exact: crop and flip make a finite set of views)" },
   checkpointMinutes: { kind: "number", help: "minutes between checkpoints inside an epoch, 0 = only at epoch ends", check: atLeast(0) },
+  metricsEvery: { kind: "int", help: "optimizer steps between step records of metrics.jsonl (epoch records: every epoch)", check: atLeast(1) },
   inputSize: { kind: "string", nullable: true, placeholder: "N|WxH", help: "image files (folder, voc): the size images are resized to (default: the size most training images have)", check: size },
   channels: { kind: "int", nullable: true, help: "image files: 1 (grey) or 3 (RGB) (default: grey only when every training image is)", check: (v: number) => (v === 1 || v === 3 ? null : "must be 1 or 3") },
   skipUnreadable: { kind: "boolean", help: "image files: skip (and report) unreadable images; --no-skip-unreadable refuses the data set instead" },

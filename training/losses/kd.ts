@@ -36,6 +36,7 @@ export function softTargetLoss(
       name,
       options: { temperature, alpha },
       needsTeacher: alpha > 0,
+      labelWeight: 1 - alpha,
       ...(terms.multiLabel ? { multiLabel: true } : {}),
       compute: (inputs) =>
         tf.tidy(() => {

@@ -33,6 +33,11 @@ export interface Loss {
    * graph and of the teacher's (which then runs in tfjs, where its intermediate tensors exist).
    */
   features?: (graph: Graph) => string[];
+  /**
+   * The weight of the labels-only term inside the loss (absent: 1), so that a log can split the loss
+   * into that term and the rest (the distillation part): rest = loss - labelWeight * cross-entropy.
+   */
+  labelWeight?: number;
   compute(inputs: LossInputs): tf.Scalar;
 }
 

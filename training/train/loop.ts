@@ -13,7 +13,9 @@ import { architecture } from "../model/resnet.ts";
 import { type Checkpoint, type CheckpointMeta, type DatasetInfo, type EpochMetrics, type PartialEpoch, type StoredTensor, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { evaluate } from "./evaluate.ts";
 import { type SgdOptions, Sgd } from "./optimizer.ts";
-import { ProgressBar, formatDuration } from "./progress.ts";
+import { type RunEta, subRunKind } from "./eta.ts";
+import { type MetricsLog, distillationPart, epochRecord } from "./metrics-log.ts";
+import { ProgressBar, formatDuration, runRemainingText } from "./progress.ts";
 import { type ScheduleOptions, learningRateAt } from "./schedule.ts";
 import { type FeatureTeacher, type GradientFn, lossAndGradients, trainStep } from "./step.ts";
 import type { Teacher } from "./teacher.ts";
@@ -55,6 +57,11 @@ export interface TrainContext {
   /** Asked after every step; when it returns true the run checkpoints and returns unfinished (SIGINT). */
   shouldStop?: () => boolean;
   gradients?: GradientFn;
+  /** The run's metrics.jsonl, and the optimizer steps between its step records (default 50). */
+  metrics?: MetricsLog;
+  metricsEvery?: number;
+  /** The whole run's remaining time, for the progress line and the epoch log lines. */
+  eta?: RunEta;
 }
 
 export const CHECKPOINT_FILE = "checkpoint.ndckpt";
@@ -143,6 +150,11 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
 
   mkdirSync(ctx.dir, { recursive: true });
   removeStaleTemporaryFiles(ctx.dir); // left by a process killed while writing a checkpoint
+  // The labels-only term's weight, to log the distillation part of the loss; none without a teacher term.
+  const labelWeight = loss.needsTeacher ? (loss.labelWeight ?? 1) : null;
+  const kind = subRunKind(spec);
+  const metricsEvery = ctx.metricsEvery ?? 50;
+  let resumed: CheckpointMeta | null = null;
   if (existsSync(path)) {
     const ckpt = loadCheckpoint(path);
     const diff = firstDifference(ckpt.meta.config, config) ?? firstDifference(ckpt.meta.dataset, meta.dataset);
@@ -150,7 +162,12 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
     for (const [name, v] of model.params) v.assign(tf.tensor(ckpt.weights.get(name)!.data, ckpt.weights.get(name)!.shape));
     sgd.load(ckpt.optimizer);
     meta = { ...ckpt.meta, engine: ctx.engine };
+    resumed = ckpt.meta;
     if (teacherInfo) meta.teacher = teacherInfo;
+  }
+  ctx.metrics?.reconcile(spec.name, resumed, stepsPerEpoch, labelWeight);
+  ctx.eta?.progress(spec.name, meta.epoch + (meta.inEpoch ? meta.inEpoch.batch / stepsPerEpoch : 0));
+  if (resumed) {
     if (meta.done) {
       log(`${spec.name}: already trained (${meta.epoch} epochs), skipping`);
       sgd.dispose();
@@ -210,7 +227,17 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
         const now = performance.now();
         acc.seconds += (now - clock) / 1000;
         clock = now;
-        progress.update(label, { done: acc.seen, total: stepsPerEpoch * spec.batchSize, imagesPerSecond: acc.seen / acc.seconds, loss: acc.lossSum / acc.seen, accuracy: acc.correct / acc.seen });
+        const imagesPerSecond = acc.seen / acc.seconds;
+        ctx.eta?.observe(kind, spec.role, (stepsPerEpoch * spec.batchSize) / imagesPerSecond);
+        ctx.eta?.progress(spec.name, epoch - 1 + acc.batch / stepsPerEpoch);
+        progress.update(label, { done: acc.seen, total: stepsPerEpoch * spec.batchSize, imagesPerSecond, loss: acc.lossSum / acc.seen, accuracy: acc.correct / acc.seen, run: ctx.eta?.remaining() });
+        if (ctx.metrics && meta.step % metricsEvery === 0) {
+          // Running means of the epoch so far (as Keras logs batches): a resumed epoch continues them exactly.
+          const trainLoss = acc.lossSum / acc.seen;
+          const crossEntropy = acc.crossEntropySum! / acc.seen;
+          const distillation = distillationPart(trainLoss, crossEntropy, labelWeight);
+          ctx.metrics.append({ subRun: spec.name, kind: "step", epoch, step: meta.step, loss: trainLoss, crossEntropy, ...(distillation !== undefined ? { distillation } : {}), trainAccuracy: acc.correct / acc.seen, learningRate: lr, imagesPerSecond, time: new Date().toISOString() });
+        }
         if (next && (stop || due)) {
           if (nextLogits) await nextLogits; // settle it: nothing may run on after the process state is saved
           save(acc, current.rngAfter);
@@ -247,6 +274,10 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
       meta.done = epoch === spec.epochs;
       save();
       lastSave = Date.now();
+      ctx.metrics?.append({ ...epochRecord(spec.name, metrics, stepsPerEpoch, labelWeight), time: new Date().toISOString() });
+      ctx.eta?.observe(kind, spec.role, metrics.seconds);
+      ctx.eta?.progress(spec.name, epoch);
+      const run = ctx.eta?.remaining();
       log(
         `${spec.name} epoch ${epoch}/${spec.epochs}: train loss ${metrics.trainLoss.toFixed(4)}` +
           (loss.name === "ce" ? "" : ` (cross-entropy ${metrics.trainCrossEntropy!.toFixed(4)})`) +
@@ -254,7 +285,8 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
           (val ? `, val acc ${(100 * val.accuracy).toFixed(2)}%${mapText(val)} loss ${val.loss.toFixed(4)}` : "") +
           (test ? `, test acc ${(100 * test.accuracy).toFixed(2)}%${mapText(test)} loss ${test.loss.toFixed(4)}` : "") +
           `, lr ${metrics.learningRate.toPrecision(3)}, ` +
-          `${metrics.imagesPerSecond.toFixed(0)} img/s, ${formatDuration(metrics.seconds)}`,
+          `${metrics.imagesPerSecond.toFixed(0)} img/s, ${formatDuration(metrics.seconds)}` +
+          (run ? `; run: ${runRemainingText(run)}` : ""),
       );
       if (!meta.done && ctx.shouldStop?.()) return { meta, finished: false };
     }

@@ -4,13 +4,16 @@
 // report.md, rewritten after every sub-run.
 import { appendFileSync, existsSync, mkdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { MEASURED_THROUGHPUT } from "../config/presets.ts";
 import type { DistillConfig } from "../config/schema.ts";
 import { removeStaleTemporaryFiles } from "../io/atomic.ts";
 import { fileSetOptions, openDataset } from "../data/index.ts";
 import { prepareData } from "../data/prepare.ts";
 import { createLoss } from "../losses/index.ts";
-import { loadCheckpoint } from "./checkpoint.ts";
+import { type CheckpointMeta, loadCheckpoint } from "./checkpoint.ts";
+import { RunEta, subRunKind } from "./eta.ts";
 import { checkpointPath, train } from "./loop.ts";
+import { MetricsLog } from "./metrics-log.ts";
 import { isOnnxFile, openFeatureTeacher, openLogitsTeacher } from "./open-teacher.ts";
 import { describeModels, planSubRuns } from "./plan.ts";
 import type { CachedTeacher } from "./teacher-cache.ts";
@@ -67,6 +70,19 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   if (unknown.length) throw new Error(`--only: unknown sub-run ${unknown.join(", ")} (sub-runs: ${known.join(", ")})`);
   const selected = plan.filter((r) => (opts.only ? opts.only.includes(r.name) : true) && !(r.name === "teacher" && opts.teacherCheckpoint));
 
+  // The run's ETA starts from what its checkpoints on disk measured (earlier sessions, other processes).
+  const onDisk = new Map<string, CheckpointMeta>();
+  for (const r of plan) {
+    const p = checkpointPath(join(runDir, r.name));
+    if (existsSync(p)) onDisk.set(r.name, loadCheckpoint(p).meta);
+  }
+  const eta = new RunEta(selected.map((r) => ({ name: r.name, kind: subRunKind(r.spec), role: r.spec.role, epochs: r.spec.epochs, done: onDisk.get(r.name)?.epoch ?? 0 })), MEASURED_THROUGHPUT);
+  for (const r of plan) {
+    const last = onDisk.get(r.name)?.history.at(-1);
+    if (last) eta.observe(subRunKind(r.spec), r.spec.role, last.seconds);
+  }
+  const metrics = new MetricsLog(runDir);
+
   const teacherPath = opts.teacherCheckpoint ?? checkpointPath(join(runDir, "teacher"));
   let teacher: Teacher | CachedTeacher | null = null;
   let featureTeacher: ReturnType<typeof openFeatureTeacher> | null = null;
@@ -103,6 +119,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         checkpointMinutes: config.checkpointMinutes,
         shouldStop: opts.shouldStop,
         gradients: opts.gradients,
+        metrics,
+        metricsEvery: config.metricsEvery,
+        eta,
       });
       if (needsTeacher && teacher && "stats" in teacher) {
         const s = teacher.stats();

@@ -13,6 +13,7 @@ import type { Augmentation } from "../data/batches.ts";
 import { datasetEntry } from "../data/index.ts";
 import { countMacs, countParams } from "../model/graph.ts";
 import { architecture } from "../model/resnet.ts";
+import type { Throughput } from "./eta.ts";
 import type { TrainSpec } from "./loop.ts";
 
 export interface SubRun {
@@ -79,3 +80,11 @@ export function describeModels(config: DistillConfig, input: { height: number; w
   });
 }
 
+/**
+ * Wall-clock seconds to train every sub-run of `config` one after another on `trainImages`
+ * training images, at `throughput` (a run that trains sub-runs side by side overlaps them).
+ */
+export function expectedSeconds(config: DistillConfig, trainImages: number, throughput: Throughput): number {
+  const imagesPerEpoch = trainImages - (trainImages % config.batchSize);
+  return planSubRuns(config).reduce((s, r) => s + (r.spec.epochs * imagesPerEpoch) / throughput[r.spec.role], 0);
+}

@@ -1,6 +1,7 @@
 // A run interrupted and resumed ends in the same state as one left alone: weights, batch-norm
-// statistics, optimizer slots, step, RNG state and per-epoch metrics, bit for bit.
-import { mkdtempSync } from "node:fs";
+// statistics, optimizer slots, step, RNG state and per-epoch metrics, bit for bit; and its
+// metrics.jsonl holds the same records, none missing, none twice, also after a crash.
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +12,7 @@ import { startTrainingEngine } from "../../../training/engine/index.ts";
 import type { GradientFn } from "../../../training/train/step.ts";
 import { type Checkpoint, loadCheckpoint } from "../../../training/train/checkpoint.ts";
 import { type TrainSpec, checkpointPath, train } from "../../../training/train/loop.ts";
+import { MetricsLog, type MetricsRecord, readMetrics } from "../../../training/train/metrics-log.ts";
 import { type Teacher, loadTeacher } from "../../../training/train/teacher.ts";
 import { makeBatch, normalizationTable } from "../../../training/data/batches.ts";
 import { Rng } from "../../../training/data/rng.ts";
@@ -44,15 +46,22 @@ const spec = (over: Partial<TrainSpec> = {}): TrainSpec => ({
   ...over,
 });
 
-async function interrupted(s: TrainSpec, stops: number[], teacher?: Teacher, gradients?: GradientFn): Promise<Checkpoint> {
-  const dir = mkdtempSync(join(tmpdir(), "nd-resume-"));
-  for (const after of [...stops, Infinity]) {
+/** Trains `s` in a run directory of its own, stopping after each of `stops` steps and resuming; `crash` runs between. */
+async function interrupted(s: TrainSpec, stops: number[], teacher?: Teacher, gradients?: GradientFn, crash?: (metrics: MetricsLog, stop: number) => void): Promise<Checkpoint & { records: MetricsRecord[] }> {
+  const runDir = mkdtempSync(join(tmpdir(), "nd-resume-"));
+  const dir = join(runDir, s.name);
+  const metrics = new MetricsLog(runDir);
+  for (const [i, after] of [...stops, Infinity].entries()) {
     let steps = 0;
-    const r = await train(s, { dir, data, engine, log, teacher, gradients, checkpointMinutes: 0, shouldStop: () => ++steps >= after });
+    const r = await train(s, { dir, data, engine, log, teacher, gradients, checkpointMinutes: 0, shouldStop: () => ++steps >= after, metrics, metricsEvery: 2 });
     expect(r.finished).toBe(after === Infinity);
+    if (after !== Infinity) crash?.(metrics, i);
   }
-  return loadCheckpoint(checkpointPath(dir));
+  return { ...loadCheckpoint(checkpointPath(dir)), records: readMetrics(metrics.path) };
 }
+
+/** The records without what differs between two runs of one configuration (wall clock). */
+const sameRecords = (c: { records: MetricsRecord[] }) => c.records.map(({ time: _t, imagesPerSecond: _i, ...r }) => r);
 
 describe("resume", () => {
   it("ends where an uninterrupted run ends, after stops mid-epoch and at an epoch boundary", async () => {
@@ -61,6 +70,25 @@ describe("resume", () => {
     expect(alone.meta.step).toBe(12); // 2 epochs x floor(100 / 16)
     // 3 steps into epoch 1; then 3 more steps (the end of epoch 1, a boundary); then 2 into epoch 2.
     const resumed = await interrupted(spec(), [3, 3, 2]);
+    expect(comparable(resumed)).toEqual(comparable(alone));
+    // Steps 2, 4, ..., 12 and the two epochs (6 steps each), in order, once each.
+    expect(alone.records.map((r) => `${r.kind}:${r.epoch}:${r.step}`)).toEqual(["step:1:2", "step:1:4", "step:1:6", "epoch:1:6", "step:2:8", "step:2:10", "step:2:12", "epoch:2:12"]);
+    expect(alone.records.find((r) => r.kind === "epoch" && r.epoch === 2)).toMatchObject({ subRun: "s", valAccuracy: alone.meta.history[1]!.valAccuracy, testAccuracy: alone.meta.history[1]!.testAccuracy });
+    expect(sameRecords(resumed)).toEqual(sameRecords(alone));
+  });
+
+  it("continues metrics.jsonl without gaps or duplicates after crashes: lines past the checkpoint, torn lines, a lost file", async () => {
+    const alone = await interrupted(spec(), []);
+    const resumed = await interrupted(spec(), [3, 3, 2], undefined, undefined, (metrics, i) => {
+      if (i === 0) {
+        // Killed after logging steps the checkpoint does not hold, in the middle of a line.
+        metrics.append({ subRun: "s", kind: "step", epoch: 1, step: 4, loss: 9, trainAccuracy: 0, learningRate: 0, imagesPerSecond: 0 });
+        appendFileSync(metrics.path, '{"subRun":"s","kind":"st');
+      }
+      if (i === 1) rmSync(metrics.path); // lost: the epoch records come back from the checkpoint
+    });
+    const expected = sameRecords(alone).filter((r) => r.kind === "epoch" || r.step > 6);
+    expect(sameRecords(resumed)).toEqual(expected);
     expect(comparable(resumed)).toEqual(comparable(alone));
   });
 
@@ -74,6 +102,9 @@ describe("resume", () => {
       const alone = await interrupted(kd, [], teacher);
       const resumed = await interrupted(kd, [5], teacher);
       expect(comparable(resumed)).toEqual(comparable(alone));
+      expect(sameRecords(resumed)).toEqual(sameRecords(alone));
+      // KD's parts: loss = (1 - alpha) * cross-entropy + the distillation part.
+      for (const r of alone.records) expect(r.loss).toBeCloseTo(0.1 * r.crossEntropy! + r.distillation!, 10);
     } finally {
       await teacher.dispose();
     }
