@@ -1,7 +1,7 @@
 // The tfjs side of a Graph: parameters as named variables, and the forward pass that walks the layers.
 import * as tf from "@tensorflow/tfjs";
 import { batchNormTraining } from "../engine/batchnorm.ts";
-import { type BatchNormLayer, type Graph, type Layer, type ParamSpec, type ReluLayer, BN_EPSILON, BN_MOMENTUM, INPUT, paramSpecs } from "./graph.ts";
+import { type BatchNormLayer, type ConvLayer, type Graph, type Layer, type ParamSpec, type ReluLayer, BN_EPSILON, BN_MOMENTUM, INPUT, paramSpecs } from "./graph.ts";
 
 export interface Model {
   graph: Graph;
@@ -115,6 +115,20 @@ export function forwardWithFeatures(model: Model, images: tf.Tensor4D, options: 
   return { logits: values.get(model.graph.output) as tf.Tensor2D, features };
 }
 
+/**
+ * The layer's symmetric zero padding of (kernel - 1) / 2 in a form every tfjs backend runs: tfjs-node
+ * (TensorFlow) takes only "same" and "valid". At stride 1 with an odd kernel "same" is that padding;
+ * at stride 2 TensorFlow's "same" pads 0 before and 1 after on even sizes, so the input is padded
+ * here and the convolution is "valid".
+ */
+function padded(x: tf.Tensor4D, l: ConvLayer): { x: tf.Tensor4D; pad: "same" | "valid" } {
+  const p = (l.kernel - 1) / 2;
+  if (l.kernel % 2 !== 1) throw new Error(`layer ${l.name}: kernel ${l.kernel} is even; the graph's symmetric padding needs an odd kernel`);
+  if (l.stride === 1) return { x, pad: "same" };
+  if (p === 0) return { x, pad: "valid" };
+  return { x: tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]), pad: "valid" };
+}
+
 /** Every layer's output by layer name. */
 function run(model: Model, images: tf.Tensor4D, { training, fuse = true }: ForwardOptions): Map<string, tf.Tensor> {
   const values = new Map<string, tf.Tensor>([[INPUT, images]]);
@@ -128,14 +142,15 @@ function run(model: Model, images: tf.Tensor4D, { training, fuse = true }: Forwa
       case "conv": {
         const f = fused.get(l.name);
         const kernel = param(model, `${l.name}.kernel`) as tf.Tensor4D;
+        const { x, pad } = padded(get(l.input) as tf.Tensor4D, l);
         if (!f) {
-          y = tf.conv2d(get(l.input) as tf.Tensor4D, kernel, l.stride, (l.kernel - 1) / 2);
+          y = tf.conv2d(x, kernel, l.stride, pad);
           break;
         }
         // BN(conv(x, k)) = conv(x, k * scale) + (beta - mean * scale), scale = gamma / sqrt(var + eps).
         const scale = param(model, `${f.bn.name}.movingVariance`).add(BN_EPSILON).rsqrt().mul(param(model, `${f.bn.name}.gamma`));
         const bias = param(model, `${f.bn.name}.beta`).sub(param(model, `${f.bn.name}.movingMean`).mul(scale));
-        y = tf.fused.conv2d({ x: get(l.input) as tf.Tensor4D, filter: kernel.mul(scale) as tf.Tensor4D, strides: l.stride, pad: (l.kernel - 1) / 2, bias, activation: f.relu ? "relu" : "linear" });
+        y = tf.fused.conv2d({ x, filter: kernel.mul(scale) as tf.Tensor4D, strides: l.stride, pad, bias, activation: f.relu ? "relu" : "linear" });
         done.add(f.bn.name);
         if (f.relu) done.add(f.relu.name);
         values.set((f.relu ?? f.bn).name, y);
