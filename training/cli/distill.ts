@@ -211,6 +211,9 @@ async function main(argv: string[]): Promise<number> {
     console.error(`stopped; continue with: npm run distill -- --resume ${runDir}`);
     return 130;
   }
+  const { writeCurves } = await import("../train/curves.ts");
+  const { svg } = writeCurves(runDir);
+  console.log(`curves: ${svg} (metrics.csv beside it)`);
   if (args.export && args.only) {
     console.log(`export skipped: --only trains part of the run; export it when complete with npm run export -- ${runDir}`);
   } else if (args.export) {

@@ -4,12 +4,14 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CALIBRATION_METHODS, type CalibrationMethod } from "../export/calibrate.ts";
 import { type ExportOptions, exportCheckpoint, exportInt8Variants, exportRun } from "../export/index.ts";
+import { writeCurves } from "../train/curves.ts";
 
 const USAGE = `usage: npm run export -- <run dir | checkpoint.ndckpt | models dir> [options]
 
 Exports trained models to ONNX in models/ and records them in models/manifest.json, after checking
 each against the tfjs model (max |logit diff| <= 1e-4 and same top-1 on 512 test images).
-A run directory exports the final checkpoint of every sub-run (teacher and students).
+A run directory exports the final checkpoint of every sub-run (teacher and students), and gets
+its curves: metrics.csv and curves.svg (as npm run curves writes them).
 Every student also gets an int8 variant, <name>-int8 (docs/int8.md). A models folder (one with a
 manifest.json) gets int8 variants of its fp32 students, made from their ONNX files.
 
@@ -111,7 +113,12 @@ async function main(argv: string[]): Promise<void> {
     throw new Error(`${target}: no such run directory or checkpoint file`);
   }
   if (isDir && existsSync(join(target, "manifest.json"))) await exportInt8Variants(target, options);
-  else await (isDir ? exportRun(target, options) : exportCheckpoint(target, options));
+  else if (!isDir) await exportCheckpoint(target, options);
+  else {
+    await exportRun(target, options);
+    const { csv, svg } = writeCurves(target);
+    console.log(`curves: ${csv}, ${svg}`);
+  }
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
