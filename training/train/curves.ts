@@ -148,7 +148,7 @@ export function curvesSvg(runs: SubRunCurves[], title: string): string {
   const methods = [...new Set(runs.map((r) => r.method))];
   const legendRows = archs.map((a) => methods.flatMap((m) => {
     const same = runs.filter((r) => r.architecture === a && r.method === m);
-    return same.length ? [{ run: same[0]!, label: `${a} ${m}${same.length > 1 ? ` (${same.length} runs)` : ""}` }] : [];
+    return same.length ? [{ run: same[0]!, label: `${a === m ? a : `${a} ${m}`}${same.length > 1 ? ` (${same.length} runs)` : ""}` }] : [];
   }));
   const width = PANEL_W * panels.length;
   const height = PANEL_H + 24 + legendRows.length * 18;
