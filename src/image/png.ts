@@ -20,11 +20,11 @@ export async function decodePng(bytes: Uint8Array): Promise<Image> {
   // Decompression bombs: inflating once with a cap costs at most what an honest file of this size would.
   let ancillary = 0;
   for (const { type, stream } of chunks.compressed) {
-    ancillary += await inflatedLength([stream], PNG_MAX_ANCILLARY_INFLATED - ancillary);
+    ancillary += inflatedLength([stream], PNG_MAX_ANCILLARY_INFLATED - ancillary);
     if (ancillary > PNG_MAX_ANCILLARY_INFLATED) throw new HttpError(413, `the PNG's ${type} chunk inflates beyond ${PNG_MAX_ANCILLARY_INFLATED} bytes, the limit for its ancillary chunks together (a decompression bomb?)`);
   }
   const bound = inflatedBound(chunks.header);
-  if ((await inflatedLength(chunks.data, bound)) > bound) {
+  if (inflatedLength(chunks.data, bound) > bound) {
     throw new HttpError(413, "the PNG image data inflates beyond what its dimensions need (a decompression bomb?)");
   }
   let png: ReturnType<typeof decode>;
