@@ -1,10 +1,10 @@
 // Picks the TensorFlow.js backend at run time: the fastest one that loads, or the one asked for.
 // Training code uses the tfjs API only, so the same code runs on a CUDA box (tfjs-node-gpu), a CPU box
 // with libtensorflow (tfjs-node), or anywhere (wasm, then pure-JS cpu).
-import { execFileSync } from "node:child_process";
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import type { Convolutions } from "../config/schema.ts";
+import { gpuName } from "./machine.ts";
 import { nchwcBlock, useNativeConvolutions } from "./native-conv.ts";
 import { registerWasmTrainingKernels } from "./wasm-kernels.ts";
 
@@ -47,20 +47,23 @@ async function activate(name: string): Promise<void> {
   await tf.ready();
 }
 
-function gpuName(): string | undefined {
-  try {
-    const out = execFileSync("nvidia-smi", ["--query-gpu=name", "--format=csv,noheader"], { encoding: "utf8", timeout: 5000, stdio: ["ignore", "pipe", "ignore"] });
-    return out.trim().split("\n")[0] || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function loadNative(pkg: string): Promise<{ isUsingGpuDevice?: boolean }> {
-  await import(pkg);
+/**
+ * Imports tfjs-node or tfjs-node-gpu, which registers the "tensorflow" backend. TensorFlow 2.21's
+ * oneDNN Conv2DBackpropFilter corrupts the heap on a 1x1 stride-2 convolution over an even-sized
+ * input (every projection shortcut here), so oneDNN's kernels are off unless the environment says
+ * otherwise (Eigen's run instead): set before the import, which loads TensorFlow.
+ */
+export async function importNative(pkg: string): Promise<void> {
+  process.env.TF_ENABLE_ONEDNN_OPTS ??= "0";
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= "1";
+  await import(/* @vite-ignore */ pkg);
   // tfjs-node registers "tensorflow" with the tfjs-core it imports; if npm gave it its own copy
   // (a version mismatch), our tfjs never sees it.
   if (!tf.findBackendFactory("tensorflow")) throw new Error(`${pkg} loaded but registered no backend with this @tensorflow/tfjs (versions differ?)`);
+}
+
+async function loadNative(pkg: string): Promise<{ isUsingGpuDevice?: boolean }> {
+  await importNative(pkg);
   await activate("tensorflow");
   return tf.backend() as unknown as { isUsingGpuDevice?: boolean };
 }
