@@ -30,9 +30,10 @@ import { spread } from "../train/report.ts";
 import { modelFromCheckpoint } from "../train/teacher.ts";
 import { runOnnxChecker } from "./checker.ts";
 import { type ServingChoice, downgrade, manifestName, mergeEntries, modelEntry } from "./entry.ts";
-import { type CalibrationSettings, Int8ParityError, int8Variant } from "./int8.ts";
+import { type CalibrationSettings, type Int8Settings, Int8ParityError, int8Variant } from "./int8.ts";
 import { DEFAULT_OPSET, graphToOnnx } from "./onnx.ts";
 import { type ModelFile, readManifest, updateModels } from "./store.ts";
+import { writeTritonRepository } from "./triton.ts";
 import type { Images } from "../data/layout.ts";
 import { ExportVerificationError, PARITY_SAMPLES, assertParity, measureParity, onnxAccuracy, openSession } from "./verify.ts";
 
@@ -71,6 +72,8 @@ export interface ExportOptions extends ServingChoice {
   int8?: boolean;
   /** How the int8 variants' activation ranges are calibrated on training images. */
   calibration?: CalibrationSettings;
+  /** How the int8 variants' weights are stored and where their native figure is measured. */
+  int8Settings?: Int8Settings;
   /** SVG of accuracy against MACs that is regenerated; default: this repository's docs/accuracy-vs-macs.svg when modelsDir is the default, else none. */
   plot?: string | null;
   log?: (line: string) => void;
@@ -320,7 +323,7 @@ async function verifiedExport(source: Source, ctx: ExportContext): Promise<Expor
     }
     const train = ctx.datasets.get(meta.dataset.name)!.train;
     try {
-      return [fp32, await int8Variant({ twin: entry, onnx, train, test: accuracyImages, labels, calibration: ctx.options.calibration, log: ctx.log })];
+      return [fp32, await int8Variant({ twin: entry, onnx, train, test: accuracyImages, labels, calibration: ctx.options.calibration, settings: ctx.options.int8Settings, log: ctx.log })];
     } catch (err) {
       if (!(err instanceof Int8ParityError)) throw err;
       ctx.log(`export: no int8 variant of ${name}: ${err.message}`);
@@ -378,7 +381,7 @@ export async function exportInt8Variants(sourceDir: string, options: ExportOptio
     if (test.channels !== channels || test.height !== height || test.width !== width) throw new DataError(`${twin.name} takes ${height}x${width}x${channels} images, ${name} has ${test.height}x${test.width}x${test.channels}`);
     const { images, labels } = normalizedImages(test, twin.normalization, options.accuracySamples || test.count);
     if (copyTwins) exported.push({ entry: twin, file: { file: twin.file, bytes: onnx } });
-    exported.push(await int8Variant({ twin, onnx, train: dataset.train, test: images, labels, calibration: options.calibration, log }));
+    exported.push(await int8Variant({ twin, onnx, train: dataset.train, test: images, labels, calibration: options.calibration, settings: options.int8Settings, log }));
   }
   return writeExport(exported, options);
 }
@@ -401,6 +404,7 @@ function writeExport(exported: Exported[], options: ExportOptions): ExportResult
     return mergeEntries(current, entries, options);
   });
   log(`export: wrote ${files.map((f) => f.file).join(", ")} and manifest.json to ${modelsDir} (default student: ${manifest.defaultStudent})`);
+  for (const dir of writeTritonRepository(modelsDir, manifest)) log(`export: Triton model repository: ${dir} (docs/teacher.md)`);
   bundleModels(modelsDir);
   if (readme) {
     updateResultsTable(readme, manifest);

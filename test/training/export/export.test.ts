@@ -19,8 +19,8 @@ import { fixtureCheckpoint, fixtureRunDir as runDir } from "./fixtures.ts";
 const quiet = { log: () => {}, accuracySamples: 256, int8: false } satisfies ExportOptions;
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
 const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
-/** Every file of a folder with its bytes, to show a failed export changed nothing. */
-const snapshot = (dir: string) => Object.fromEntries(readdirSync(dir).map((f) => [f, sha256(join(dir, f))]));
+/** Every file of a folder with its bytes, to show a failed export changed nothing (the Triton folder is derived from them). */
+const snapshot = (dir: string) => Object.fromEntries(readdirSync(dir, { withFileTypes: true }).filter((f) => f.isFile()).map((f) => [f.name, sha256(join(dir, f.name))]));
 
 beforeAll(async () => {
   await initBackend("wasm", { log: () => {} });
@@ -83,7 +83,7 @@ describe("exportRun", () => {
   });
 
   it("leaves no staging folder or lock, regenerates the Worker bundle and the README table", () => {
-    expect(readdirSync(models).sort()).toEqual(["bundle.ts", "manifest.json", "narrow-deep-baseline.onnx", "narrow-deep.onnx", "teacher.onnx", "unmodified-baseline.onnx", "wide.onnx"]);
+    expect(readdirSync(models).sort()).toEqual(["bundle.ts", "manifest.json", "narrow-deep-baseline.onnx", "narrow-deep.onnx", "teacher.onnx", "triton", "unmodified-baseline.onnx", "wide.onnx"]);
     expect(readFileSync(join(models, "bundle.ts"), "utf8")).toContain('"narrow-deep.onnx"');
     const text = readFileSync(readme, "utf8");
     expect(text).not.toContain("\nold\n");
