@@ -1,4 +1,5 @@
 // What createApp takes, the defaults, and how the Worker's environment variables override them.
+import { type SecretBindings, secretProblems } from "./access/secrets.ts";
 import type { ModelStore } from "./models/store.ts";
 import type { AbRoutingOptions } from "./routes/ab.ts";
 import type { DashboardOptions } from "./routes/dashboard.ts";
@@ -77,4 +78,10 @@ export function optionsFromEnv(env: Record<string, unknown>): Pick<AppOptions, "
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
   return { limits, corsOrigins: origins };
+}
+
+/** Refuses to start with a secret too short to resist guessing (access/secrets.ts). */
+export function checkSecrets(env: SecretBindings): void {
+  const problems = secretProblems(env);
+  if (problems.length > 0) throw new ConfigError(problems.join("; "));
 }

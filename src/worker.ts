@@ -21,10 +21,10 @@ import { type ModelFiles, ModelStore, type StoreOptions, studentsOnly } from "./
 import { ortWebEngine } from "./models/ort-web.ts";
 import { ModelSourceError, ModelUpdater, R2ModelFiles, r2OptionsFromEnv, servedManifest } from "./models/r2.ts";
 import { type WarmupResult, warmupFromEnv } from "./models/warmup.ts";
-import { ConfigError, optionsFromEnv } from "./options.ts";
+import { ConfigError, checkSecrets, optionsFromEnv } from "./options.ts";
 import { jobsFor } from "./scheduled.ts";
 
-type Env = Record<string, unknown> & { DB?: D1Database; MODELS?: R2Bucket; ADMIN_TOKEN?: string; MEASUREMENT_RETENTION_HOURS?: string };
+type Env = Record<string, unknown> & { DB?: D1Database; MODELS?: R2Bucket; ADMIN_TOKEN?: string; CLIENT_ID_SECRET?: string; MEASUREMENT_RETENTION_HOURS?: string };
 
 /** Whether the request carries the admin token: only then does a misconfiguration say what it is. */
 async function fromAdmin(request: Request, env: Env): Promise<boolean> {
@@ -56,6 +56,7 @@ interface Built {
 }
 
 async function buildWorker(env: Env, manifestJson: unknown, modelFiles: ModelFiles): Promise<Built> {
+  checkSecrets(env);
   const options = optionsFromEnv(env);
   const storeOptions: StoreOptions = { warmup: warmupFromEnv(env), onWarmup: logWarmup };
   let manifest: Manifest;

@@ -1,9 +1,12 @@
 // The dashboard's sign-in session: a signed cookie (Hono's setSignedCookie, HMAC-SHA256) that holds
-// when it expires and a random CSRF token. HttpOnly (page scripts never see it), SameSite=Strict,
-// scoped to the dashboard's path, Secure over HTTPS. The expiry lives inside the signed value as well
-// as in Max-Age, so a client cannot stretch a session by keeping the cookie longer.
+// the session's id, when it expires and a random CSRF token. HttpOnly (page scripts never see it),
+// SameSite=Strict, scoped to the dashboard's path, Secure over HTTPS. The expiry lives inside the
+// signed value as well as in Max-Age, so a client cannot stretch a session by keeping the cookie
+// longer. Signing out revokes the session in D1 (revoked_sessions, until it would have expired): a
+// copy of the cookie replayed afterwards is refused, although its signature still holds.
 //
 // The signing key is derived from ADMIN_TOKEN: rotating the token ends every session.
+import type { D1Database } from "@cloudflare/workers-types";
 import type { Context } from "hono";
 import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
 import { timingSafeEqual } from "hono/utils/buffer";
@@ -20,6 +23,8 @@ export interface SessionOptions {
 }
 
 export interface Session {
+  /** Random; what sign-out revokes. */
+  id: string;
   /** Milliseconds since the epoch. */
   expiresAt: number;
   /** Sent back with every change the page makes (a form field); see checkCsrfToken. */
@@ -29,9 +34,10 @@ export interface Session {
 export interface SessionCookies {
   /** Sets a fresh session cookie and returns the session. */
   start(c: Context, adminToken: string): Promise<Session>;
-  /** The request's session, or undefined when it has none, a forged one or an expired one. */
-  read(c: Context, adminToken: string): Promise<Session | undefined>;
-  end(c: Context): void;
+  /** The request's session, or undefined when it has none, a forged, expired or revoked one. */
+  read(c: Context, adminToken: string, db: D1Database): Promise<Session | undefined>;
+  /** Revokes the session and clears the cookie. */
+  end(c: Context, session: Session, db: D1Database): Promise<void>;
 }
 
 export const DEFAULT_SESSION_TTL_S = 8 * 3600;
@@ -52,8 +58,8 @@ export function sessionCookies(options: SessionOptions = {}): SessionCookies {
   const secure = (c: Context) => new URL(c.req.url).protocol === "https:";
   return {
     async start(c, adminToken) {
-      const session = { expiresAt: now() + ttlSeconds * 1000, csrfToken: randomToken() };
-      await setSignedCookie(c, name, `${session.expiresAt}.${session.csrfToken}`, signingKey(adminToken), {
+      const session = { id: randomToken(), expiresAt: now() + ttlSeconds * 1000, csrfToken: randomToken() };
+      await setSignedCookie(c, name, `${session.expiresAt}.${session.csrfToken}.${session.id}`, signingKey(adminToken), {
         httpOnly: true,
         sameSite: "Strict",
         secure: secure(c),
@@ -62,14 +68,21 @@ export function sessionCookies(options: SessionOptions = {}): SessionCookies {
       });
       return session;
     },
-    async read(c, adminToken) {
+    async read(c, adminToken, db) {
       const value = await getSignedCookie(c, signingKey(adminToken), name);
-      const m = typeof value === "string" ? /^(\d{1,16})\.([\w-]{16,64})$/.exec(value) : null;
+      const m = typeof value === "string" ? /^(\d{1,16})\.([\w-]{16,64})\.([\w-]{16,64})$/.exec(value) : null;
       if (!m) return undefined;
-      const expiresAt = Number(m[1]);
-      return expiresAt > now() ? { expiresAt, csrfToken: m[2]! } : undefined;
+      const session = { expiresAt: Number(m[1]), csrfToken: m[2]!, id: m[3]! };
+      if (session.expiresAt <= now()) return undefined;
+      const revoked = await db.prepare("SELECT 1 AS revoked FROM revoked_sessions WHERE id = ?1").bind(session.id).first();
+      return revoked ? undefined : session;
     },
-    end(c) {
+    async end(c, session, db) {
+      await db.batch([
+        db.prepare("INSERT INTO revoked_sessions (id, expires_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING").bind(session.id, session.expiresAt),
+        // A revoked session past its expiry is refused by its cookie alone: its row can go.
+        db.prepare("DELETE FROM revoked_sessions WHERE expires_at <= ?1").bind(now()),
+      ]);
       deleteCookie(c, name, { path, secure: secure(c), httpOnly: true, sameSite: "Strict" });
     },
   };

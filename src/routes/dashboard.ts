@@ -1,8 +1,9 @@
 // The dashboard, mounted at /dashboard: a page for people, admin only.
 //   GET  /dashboard[?window=1h]  signed in: the dashboard; signed out: the sign-in form alone
 //   POST /dashboard/sign-in      form field `token` (ADMIN_TOKEN): sets the session cookie, 303 back;
-//                                a wrong token answers 401 with the form again
-//   POST /dashboard/sign-out     ends the session, 303 back to the form
+//                                a wrong token answers 401 with the form again, and past the
+//                                address's allowance of wrong guesses 429 (access/auth-throttle.ts)
+//   POST /dashboard/sign-out     revokes the session (D1) and clears its cookie, 303 back to the form
 //   GET  /dashboard/data?window= the page's figures as JSON: the report over the window (its student rows
 //                                with agreementInterval, 95% Wilson), series over time, the split
 //   POST /dashboard/config       form fields studentPercent, shadowPercent: changes the split
@@ -20,6 +21,7 @@ import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import { WINDOWS, type WindowName, dashboardPage, signInPage } from "../dashboard/pages.ts";
 import { buildSeries, wilsonInterval } from "../dashboard/series.ts";
+import { authThrottle } from "../access/auth-throttle.ts";
 import { type Session, type SessionOptions, checkCsrfToken, sessionCookies } from "../dashboard/session.ts";
 import { pauseCanary, resumeCanary } from "../canary/controller.ts";
 import { readCanarySettings } from "../canary/settings.ts";
@@ -105,14 +107,16 @@ async function canaryPanel(db: D1Database) {
   return { ...state, ...settings, decisions };
 }
 
-/** The form's fields as strings (repeated or file fields are refused). */
+/** The form's fields as strings (repeated or file fields are refused: which value counts would be a guess). */
 async function formFields(c: Context): Promise<Record<string, string>> {
   const type = c.req.header("content-type") ?? "";
   if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i.test(type)) throw new HttpError(415, "send the form as application/x-www-form-urlencoded");
-  const body = await c.req.parseBody();
+  const body = await c.req.parseBody({ all: true });
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(body)) {
-    if (typeof value !== "string") throw badRequest(`form field "${key}" must be a single text value`);
+    const name = key.slice(0, 40);
+    if (Array.isArray(value)) throw badRequest(`form field "${name}" is repeated; send it once`);
+    if (typeof value !== "string") throw badRequest(`form field "${name}" must be a single text value`);
     out[key] = value;
   }
   return out;
@@ -122,6 +126,7 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
   const base = options.base ?? "/dashboard";
   const pollMs = options.pollMs ?? 5_000;
   const sessions = sessionCookies({ ...options.session, path: base });
+  const throttle = authThrottle();
   const app = new Hono<Env>();
 
   app.get("/assets/:file", etag(), (c) => {
@@ -143,8 +148,8 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
   });
   app.on("POST", "*", sameOriginPosts());
 
-  /** The request's session; undefined when signed out or expired. */
-  const sessionOf = (c: Context<Env>) => sessions.read(c, adminTokenOf(c)!);
+  /** The request's session; undefined when signed out, expired or revoked. */
+  const sessionOf = (c: Context<Env>) => sessions.read(c, adminTokenOf(c)!, database(c));
   /** The session, for routes that act for one; the CSRF token too when `form` is given. */
   const signedIn = async (c: Context<Env>, form?: Record<string, string>): Promise<Session> => {
     const session = await sessionOf(c);
@@ -162,14 +167,25 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
   app.post("/sign-in", async (c) => {
     const { token } = await formFields(c);
     if (!token) return c.html(signInPage(base, "Enter the admin token."), 400);
-    if (!(await isAdminToken(c, token))) return c.html(signInPage(base, "That is not the admin token."), 401);
+    // Over the allowance the form comes back with why (the 429 carries Retry-After).
+    const refused = (err: HttpError) => c.html(signInPage(base, `${err.message[0]!.toUpperCase()}${err.message.slice(1)}.`), 429);
+    try {
+      await throttle.assertOpen(c);
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 429) return refused(err);
+      throw err;
+    }
+    if (!(await isAdminToken(c, token))) {
+      const over = await throttle.failed(c, "dashboard sign-in");
+      return over ? refused(over) : c.html(signInPage(base, "That is not the admin token."), 401);
+    }
     await sessions.start(c, token);
     return c.redirect(base, 303);
   });
 
   app.post("/sign-out", async (c) => {
-    await signedIn(c, await formFields(c));
-    sessions.end(c);
+    const session = await signedIn(c, await formFields(c));
+    await sessions.end(c, session, database(c));
     return c.redirect(base, 303);
   });
 

@@ -45,9 +45,15 @@ export class SettingsError extends Error {
   override name = "SettingsError";
 }
 
+/**
+ * A plain decimal, as vars and form fields write numbers: "50", "-1", "0.5". JavaScript's Number()
+ * would also take "0x32", " 5e1 " or "Infinity", which nobody means as a percentage.
+ */
+const DECIMAL = /^-?\d+(\.\d+)?$/;
+
 function check(key: SettingKey, value: unknown, source: string): number {
   const rule = SETTING_RULES[key];
-  const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+  const n = typeof value === "string" ? (DECIMAL.test(value) ? Number(value) : NaN) : value;
   if (typeof n !== "number" || !Number.isFinite(n) || n < rule.min || n > rule.max) {
     throw new SettingsError(`${source} must be a number from ${rule.min} to ${rule.max}, got ${JSON.stringify(value)}`);
   }

@@ -121,6 +121,29 @@ describe("dashboard access", () => {
     expect(response.headers.get("set-cookie")).toMatch(/^narrowdeep_dashboard=; Max-Age=0; Path=\/dashboard/);
   });
 
+  it("revokes the session on sign-out: a copy of the cookie replayed afterwards gets 401; other sessions live on", async () => {
+    const cookie = await signIn();
+    const other = await signIn();
+    const token = csrfTokenOf((await page(cookie)).body);
+    expect((await post("/dashboard/sign-out", { csrf: token }, { Cookie: cookie })).response.status).toBe(303);
+    // The cookie's signature and expiry still hold; the server has revoked it.
+    const replayed = await send(app, "/dashboard/data", { headers: { Cookie: cookie } });
+    expect(replayed.response.status).toBe(401);
+    expect(await replayed.response.json()).toEqual({ error: "not signed in (or the session expired): sign in at /dashboard" });
+    expect((await page(cookie)).body).toMatch(/name="token"/);
+    expect((await post("/dashboard/config", { csrf: token, studentPercent: "40" }, { Cookie: cookie })).response.status).toBe(401);
+    expect((await send(app, "/dashboard/data", { headers: { Cookie: other } })).response.status).toBe(200);
+  });
+
+  it("is disabled (503) with an ADMIN_TOKEN under 32 characters, which the admin API refuses too", async () => {
+    const short = "short-admin-token-0123456789";
+    const { response } = await send(app, "/dashboard", {}, { ADMIN_TOKEN: short });
+    expect(response.status).toBe(503);
+    const admin = await send(app, "/v1/config", { headers: { Authorization: `Bearer ${short}` } }, { ADMIN_TOKEN: short });
+    expect(admin.response.status).toBe(503);
+    expect(await admin.response.json()).toEqual({ error: "the admin API is disabled on this server" });
+  });
+
   it("is disabled (503) without an ADMIN_TOKEN", async () => {
     const { response } = await send(app, "/dashboard", {}, { ADMIN_TOKEN: "" });
     expect(response.status).toBe(503);
@@ -144,6 +167,18 @@ describe("dashboard changes (CSRF)", () => {
     const bad = await post("/dashboard/config", { csrf: token, studentPercent: "170" }, { Cookie: cookie });
     expect(bad.response.status).toBe(400);
     expect(await bad.response.json()).toEqual({ error: 'studentPercent must be a number from 0 to 100, got "170"' });
+    // Numbers are plain decimals: what JavaScript's Number() would also read as 50 is refused.
+    for (const sloppy of [" 5e1 ", "0x32", "5e1", "50 ", "Infinity"]) {
+      const refused = await post("/dashboard/config", { csrf: token, shadowPercent: sloppy }, { Cookie: cookie });
+      expect(refused.response.status).toBe(400);
+      expect(await refused.response.json()).toEqual({ error: `shadowPercent must be a number from 0 to 100, got ${JSON.stringify(sloppy)}` });
+    }
+    // A repeated field is refused rather than one of its values picked.
+    const body = `${form({ csrf: token, studentPercent: "20" })}&studentPercent=90`;
+    const repeated = await send(app, "/dashboard/config", { method: "POST", headers: { ...FORM_TYPE, Origin: ORIGIN, Cookie: cookie }, body });
+    expect(repeated.response.status).toBe(400);
+    expect(await repeated.response.json()).toEqual({ error: 'form field "studentPercent" is repeated; send it once' });
+    expect(await splitNow()).toBe(70);
   });
 
   it("refuses a cross-origin post even with a valid cookie and token", async () => {

@@ -24,7 +24,7 @@ export function postJson(app: Requester, path: string, body: unknown, headers: R
 }
 
 /** The admin token, for apps built without the A/B bindings: an error's detail is shown to the admin only. */
-const ADMIN_TOKEN = "test-admin-token-0123456789";
+const ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijkl";
 
 /** postJson with the admin token (in the environment and in the request). */
 export function postJsonAsAdmin(app: Requester, path: string, body: unknown) {

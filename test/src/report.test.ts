@@ -221,6 +221,9 @@ describe("/v1/config", () => {
     const cases: [string, string][] = [
       ['{"studentPercent": 101}', "studentPercent must be a number from 0 to 100, got 101"],
       ['{"teacherTimeoutMs": 0}', "teacherTimeoutMs must be a number from 1 to 60000, got 0"],
+      // Strings must be plain decimals: Number() would read both of these as 50.
+      ['{"studentPercent": "0x32"}', 'studentPercent must be a number from 0 to 100, got "0x32"'],
+      ['{"breakerFaults": " 5e1 "}', 'breakerFaults must be a number from 1 to 1000, got " 5e1 "'],
       ['{"split": 5}', 'unknown setting "split" (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, canary)'],
       ["{}", "body names no setting (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, canary)"],
       ["[1]", "body must be a JSON object"],
