@@ -1,6 +1,7 @@
 // Models from an R2 bucket (the optional binding MODELS): the manifest and the ONNX files are read
 // from the bucket instead of the bundle, checked against the manifest (size, sha256) like bundled
-// ones, and their sessions cached per isolate. A new version uploaded to the bucket
+// ones (an object of the wrong size is refused before its body is read; a manifest over
+// MAX_MANIFEST_BYTES is not read at all), and their sessions cached per isolate. A new version uploaded to the bucket
 // (scripts/upload-models.ts writes the manifest last) is picked up without a redeploy: at most every
 // `checkSeconds`, a request starts a version check that the Worker hands to waitUntil, off the request
 // path. The check reads the manifest's etag; when it changed, the new manifest's changed students are
@@ -25,6 +26,12 @@ export interface R2ModelsOptions {
   /** Least seconds between two version checks (0: every request starts one when none is running). */
   checkSeconds: number;
 }
+
+/**
+ * Largest manifest read from the bucket: 1 MiB, about 20 times the shipped one (48 KB for 13 models),
+ * so that a wrong object under the manifest's key cannot fill the isolate's memory.
+ */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 export const DEFAULT_R2_MODELS: R2ModelsOptions = { binding: "MODELS", prefix: "", manifestKey: "manifest.json", checkSeconds: 60 };
 
@@ -65,10 +72,16 @@ export class R2ModelFiles implements ModelFileSource {
     return `${this.options.binding}/${this.options.prefix}${file}`;
   }
 
-  async read(file: string): Promise<Uint8Array | undefined> {
+  async read(file: string, bytes?: number): Promise<Uint8Array | undefined> {
     try {
       const object = await this.bucket.get(`${this.options.prefix}${file}`);
-      return object ? new Uint8Array(await object.arrayBuffer()) : undefined;
+      if (!object) return undefined;
+      // An object of another size fails the manifest's check anyway: it is not read into memory.
+      if (bytes !== undefined && object.size !== bytes) {
+        await object.body.cancel();
+        throw new Error(`it has ${object.size} bytes, the manifest says ${bytes}; not read`);
+      }
+      return new Uint8Array(await object.arrayBuffer());
     } catch (err) {
       throw new Error(`R2 object ${this.objectName(file)}: ${message(err)}`);
     }
@@ -92,6 +105,10 @@ export class R2ModelFiles implements ModelFileSource {
     try {
       const object = await this.bucket.get(`${this.options.prefix}${this.options.manifestKey}`);
       if (!object) throw new ModelSourceError(`R2 object ${name} does not exist: upload the models (scripts/upload-models.ts)`);
+      if (object.size > MAX_MANIFEST_BYTES) {
+        await object.body.cancel();
+        throw new ModelSourceError(`R2 object ${name} has ${object.size} bytes, over the ${MAX_MANIFEST_BYTES} a manifest may have; not read`);
+      }
       text = await object.text();
       etag = object.etag;
     } catch (err) {

@@ -15,8 +15,11 @@ export type ModelFiles = Record<string, ArrayBuffer | Uint8Array>;
 export interface ModelFileSource {
   /** Completes "file X is not ...", for errors: "bundled", "in the R2 bucket MODELS". */
   readonly missing: string;
-  /** The file's bytes; undefined when there is no such file. */
-  read(file: string): Promise<Uint8Array | undefined>;
+  /**
+   * The file's bytes; undefined when there is no such file. `bytes`, the manifest's size, lets a
+   * source refuse a file of another size before reading it.
+   */
+  read(file: string, bytes?: number): Promise<Uint8Array | undefined>;
 }
 
 /** The files bundled into the Worker (models/bundle.ts). */
@@ -232,7 +235,7 @@ export class ModelStore {
   private async load(entry: ModelEntry): Promise<Session> {
     let bytes: Uint8Array | undefined;
     try {
-      bytes = await this.files.read(entry.file);
+      bytes = await this.files.read(entry.file, entry.bytes);
     } catch (err) {
       throw new ModelLoadError(entry.name, `model "${entry.name}": reading ${entry.file} failed: ${err instanceof Error ? err.message : String(err)}`);
     }

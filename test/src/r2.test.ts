@@ -8,7 +8,7 @@ import { applyD1Migrations, createExecutionContext, waitOnExecutionContext } fro
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Manifest, ModelEntry } from "../../models/schema.ts";
-import { DEFAULT_R2_MODELS, r2OptionsFromEnv } from "../../src/models/r2.ts";
+import { DEFAULT_R2_MODELS, MAX_MANIFEST_BYTES, r2OptionsFromEnv } from "../../src/models/r2.ts";
 import { createWorker } from "../../src/worker.ts";
 import { entryOf, fixtureFiles, fixtures, inferBody } from "./helpers.ts";
 
@@ -20,7 +20,7 @@ declare global {
   }
 }
 
-const ADMIN_TOKEN = "admin-token-for-the-r2-test";
+const ADMIN_TOKEN = "admin-token-for-the-r2-test-0123456789";
 const bucket = env.TEST_MODELS;
 const grey = entryOf("grey28");
 const int8 = entryOf("grey28-int8");
@@ -128,6 +128,40 @@ describe("models from R2", () => {
     expect(res.status).toBe(503);
     expect(((await res.json()) as { detail: string }).detail).toMatch(new RegExp(`grey28\\.onnx has sha256 ${int8.sha256}, the manifest says ${grey.sha256}`));
     expect(errors).toContainEqual(expect.stringMatching(/grey28\.onnx has sha256/));
+  });
+
+  it("refuses an object whose size is not the manifest's before reading its body, and a manifest over the cap unread", async () => {
+    // The real bucket, watched: which objects' bodies were read.
+    const bodiesRead: string[] = [];
+    const watched = {
+      head: (key: string) => bucket.head(key),
+      get: async (key: string) => {
+        const object = await bucket.get(key);
+        if (!object) return object;
+        return new Proxy(object, {
+          get(target, property) {
+            if (property === "arrayBuffer" || property === "text" || property === "json") bodiesRead.push(key);
+            const value = Reflect.get(target, property, target) as unknown;
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        });
+      },
+    };
+    await upload({ ...grey, bytes: grey.bytes + 1 }, fixtureFiles["grey28.onnx"]!);
+    const res = await worker({}, { MODELS: watched })("/v2/models/grey28/infer", infer(fp32Ref), true);
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { detail: string }).detail).toContain(`R2 object MODELS/grey28.onnx: it has ${grey.bytes} bytes, the manifest says ${grey.bytes + 1}; not read`);
+    expect(bodiesRead).toEqual(["manifest.json"]);
+
+    bodiesRead.length = 0;
+    await bucket.put("manifest.json", JSON.stringify({ ...manifestOf(grey), padding: "x".repeat(MAX_MANIFEST_BYTES) }));
+    const big = await worker({}, { MODELS: watched })("/v2", {}, true);
+    expect(big.status).toBe(503);
+    const { detail } = (await big.json()) as { detail: string };
+    const size = Number(/^R2 object MODELS\/manifest\.json has (\d+) bytes, over the (\d+) a manifest may have; not read$/.exec(detail)?.[1]);
+    expect(size).toBeGreaterThan(MAX_MANIFEST_BYTES);
+    expect(detail).toContain(`over the ${MAX_MANIFEST_BYTES} a manifest may have`);
+    expect(bodiesRead).toEqual([]);
   });
 
   it("picks up a new version without a redeploy, after a version check off the request path", async () => {
