@@ -16,20 +16,19 @@ import { openRunDir, readRunFile } from "../train/run-dir.ts";
 /** Fashion-MNIST's training split, which the presets hold validation images out of. */
 const FASHION_MNIST_TRAIN_IMAGES = 60_000;
 
-/** "31.9 h": a preset's expected compute at the measured throughput. */
+/** "31.9 h": a full-width preset's expected compute at the measured throughput. */
 function presetHours(name: string): string {
   const config = PRESETS[name]!;
   const images = config.trainLimit || FASHION_MNIST_TRAIN_IMAGES - config.valSize;
-  const seconds = expectedSeconds(config, images, MEASURED_THROUGHPUT);
-  return seconds < 3600 ? `${Math.round(seconds / 60)} min` : `${(seconds / 3600).toFixed(1)} h`;
+  return `${(expectedSeconds(config, images, MEASURED_THROUGHPUT) / 3600).toFixed(1)} h`;
 }
 
 const USAGE = `Usage: npm run distill -- [options]
 
 Run options:
-  --preset NAME                  quick (the demo: ${presetHours("quick")}), full (all data, full width,
-                                 3 seeds: ${presetHours("full")}) or paper (60 epochs, for a GPU box:
-                                 ${presetHours("paper")}); default quick
+  --preset NAME                  quick (the demo: 2,000 images at half width, minutes on 2 cores),
+                                 full (all data, full width, 3 seeds: ${presetHours("full")}) or paper
+                                 (60 epochs, for a GPU box: ${presetHours("paper")}); default quick
   --config FILE                  JSON object of config fields (and optionally "preset"), applied over the preset
   --run-dir DIR                  where the run goes (default runs/<preset>-<date>-<time>)
   --resume DIR                   continue the run in DIR with its stored configuration (and the
@@ -53,9 +52,9 @@ node_modules/.cache/narrowdeep (about 110 MB per teacher for Fashion-MNIST): a r
 runs from the same teacher, do not run the teacher again on views it has seen. --no-teacher-cache
 turns the cache off.
 
-Times are compute on Fashion-MNIST, sub-runs one after another, at the throughput the committed
-runs measured on a 2-core CPU: teacher ${MEASURED_THROUGHPUT.teacher}, students ${MEASURED_THROUGHPUT.student} training images/s at full
-width, evaluation included (${MEASURED_THROUGHPUT.source}); narrower models train faster. While a run trains, its
+Times are compute on Fashion-MNIST, sub-runs one after another, at the throughput measured by
+${MEASURED_THROUGHPUT.source}: teacher ${MEASURED_THROUGHPUT.teacher}, students ${MEASURED_THROUGHPUT.student} training images/s at full width,
+evaluation included (training/config/presets.ts; docs/training.md#times). While a run trains, its
 log and progress line give the whole run's ETA at the rate it measures.
 
 Config fields (override the preset; a config file uses the camelCase names):
