@@ -25,19 +25,45 @@ function isDir(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory();
 }
 
+/** What happens to a folder entry that cannot be listed or statted (a symlink loop, no permission). */
+type Unreadable = (path: string, err: unknown) => void;
+
+function unreadableEntries(options: FileSetOptions): Unreadable {
+  return (path, err) => {
+    const why = `${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    if (!options.skipUnreadable) throw new DataError(`${why} (--skip-unreadable skips such entries instead)`);
+    options.log(`data: skipping an unreadable entry: ${why}`);
+  };
+}
+
 /** The image files of one class folder, sorted; counts the other files it skips. */
-function classFiles(dir: string, ignored: string[]): string[] {
+function classFiles(dir: string, ignored: string[], unreadable: Unreadable): string[] {
   const files: string[] = [];
-  for (const name of visible(dir)) {
+  let names: string[];
+  try {
+    names = visible(dir);
+  } catch (err) {
+    unreadable(dir, err);
+    return files;
+  }
+  for (const name of names) {
     const path = join(dir, name);
-    if (EXTENSIONS.has(extname(name).toLowerCase()) && statSync(path).isFile()) files.push(path);
-    else ignored.push(path);
+    if (!EXTENSIONS.has(extname(name).toLowerCase())) {
+      ignored.push(path);
+      continue;
+    }
+    try {
+      if (statSync(path).isFile()) files.push(path);
+      else ignored.push(path);
+    } catch (err) {
+      unreadable(path, err);
+    }
   }
   return files;
 }
 
 /** One split folder's items, by class index. Classes the split lacks are fine outside train. */
-function readSplit(dir: string, classes: string[], ignored: string[]): ImageItem[][] {
+function readSplit(dir: string, classes: string[], ignored: string[], unreadable: Unreadable): ImageItem[][] {
   const byClass: ImageItem[][] = classes.map(() => []);
   for (const name of visible(dir)) {
     const path = join(dir, name);
@@ -47,7 +73,7 @@ function readSplit(dir: string, classes: string[], ignored: string[]): ImageItem
     }
     const label = classes.indexOf(name);
     if (label < 0) throw new DataError(`${path}: class "${name}" is not one of the training classes (the folders of ${join(dir, "..", "train")})`);
-    byClass[label] = classFiles(path, ignored).map((p) => ({ path: p, label }));
+    byClass[label] = classFiles(path, ignored, unreadable).map((p) => ({ path: p, label }));
   }
   return byClass;
 }
@@ -60,7 +86,8 @@ export async function loadImageFolder(dir: string, options: FileSetOptions): Pro
   if (classes.length < 2) throw new DataError(`${trainDir}: only one class folder ("${classes[0]}"); a classifier needs at least two`);
   if (classes.length > MAX_CLASSES) throw new DataError(`${trainDir}: ${classes.length} class folders; at most ${MAX_CLASSES} are supported`);
   const ignored: string[] = [];
-  const train = readSplit(trainDir, classes, ignored);
+  const unreadable = unreadableEntries(options);
+  const train = readSplit(trainDir, classes, ignored, unreadable);
   train.forEach((items, k) => {
     if (items.length === 0) throw new DataError(`${join(trainDir, classes[k]!)}: no PNG or JPEG images (every class needs training images)`);
   });
@@ -68,7 +95,7 @@ export async function loadImageFolder(dir: string, options: FileSetOptions): Pro
   for (const split of ["val", "test"]) {
     const splitDir = join(dir, split);
     if (!isDir(splitDir)) continue;
-    const items = readSplit(splitDir, classes, ignored).flat();
+    const items = readSplit(splitDir, classes, ignored, unreadable).flat();
     if (items.length === 0) throw new DataError(`${splitDir}: no PNG or JPEG images in its class folders`);
     given[split] = items;
   }

@@ -37,11 +37,19 @@ function vocRoot(dir: string): string {
   throw new DataError(`${dir}: not a Pascal VOC folder (no JPEGImages/ here or in VOCdevkit/VOC*/)`);
 }
 
+/** An image id names files in JPEGImages/ and Annotations/: a plain name, never a path out of them. */
+const IMAGE_ID = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/;
+
 function readIds(path: string): string[] {
-  const ids = readFileSync(path, "utf8")
+  const ids: string[] = [];
+  readFileSync(path, "utf8")
     .split(/\r?\n/)
-    .map((line) => line.trim().split(/\s+/)[0]!)
-    .filter((id) => id.length > 0);
+    .forEach((line, i) => {
+      const id = line.trim().split(/\s+/)[0]!;
+      if (id.length === 0) return;
+      if (!IMAGE_ID.test(id)) throw new DataError(`${path}:${i + 1}: image id ${JSON.stringify(id.slice(0, 80))}${id.length > 80 ? "..." : ""} is not a file name (letters, digits, "_", "-" and "." not first)`);
+      ids.push(id);
+    });
   if (ids.length === 0) throw new DataError(`${path}: lists no image ids`);
   return ids;
 }

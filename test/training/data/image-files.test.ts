@@ -1,6 +1,6 @@
 // Data sets of image files: an image folder (train/val/test class folders, or a seeded hold-out) and
 // the Pascal VOC layout (multi-hot targets from XML), on small folders these tests write.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import { fileSetOptions, loadDataset, openDataset } from "../../../training/data
 import { prepareData } from "../../../training/data/prepare.ts";
 import { VOC_CLASSES } from "../../../training/data/voc.ts";
 import { parseXml, vocObjects } from "../../../training/data/voc-xml.ts";
+import { craftedImages } from "../../src/crafted-images.ts";
 import { pngBytes, writeImageFolder, writeVoc } from "./image-fixtures.ts";
 
 const temp = (name: string) => mkdtempSync(join(tmpdir(), `nd-${name}-`));
@@ -106,6 +107,32 @@ describe("image folder data sets", () => {
     await expect(openDataset("folder", dir, options({ skipUnreadable: false }))).rejects.toThrow(/(truncated\.png|fake\.jpg): .*--skip-unreadable skips such files instead/);
   });
 
+  it("skips an entry it cannot stat (a symlink loop) with a message, or refuses naming it", async () => {
+    const dir = temp("loop");
+    writeImageFolder(dir, { classes, train: 4, val: 1, test: 1 });
+    const loop = join(dir, "train", "bee", "loop.png");
+    symlinkSync("loop.png", loop);
+    const lines: string[] = [];
+    const ds = await openDataset("folder", dir, options({}, lines));
+    expect(ds.train.count).toBe(12);
+    expect(lines).toContain(`data: skipping an unreadable entry: ${loop}: cannot read it (ELOOP)`);
+    await expect(openDataset("folder", dir, options({ skipUnreadable: false }))).rejects.toThrow(`${loop}: cannot read it (ELOOP) (--skip-unreadable skips such entries instead)`);
+  });
+
+  it("skips crafted images (decompression bombs, a second IHDR, chunk and scan floods) with the reason, or refuses the data set", async () => {
+    const dir = temp("crafted");
+    writeImageFolder(dir, { classes, train: 4, val: 1, test: 1 });
+    const crafted = craftedImages();
+    crafted.forEach((c, i) => writeFileSync(join(dir, "train", "bee", `crafted${i}.${c.bytes[0] === 0xff ? "jpg" : "png"}`), c.bytes));
+    const lines: string[] = [];
+    const ds = await openDataset("folder", dir, options({}, lines));
+    expect(ds.train.count).toBe(12);
+    const skipped = lines.filter((l) => l.startsWith("data: skipping an unreadable image"));
+    expect(skipped).toHaveLength(crafted.length);
+    crafted.forEach((c, i) => expect(skipped.find((l) => l.includes(`crafted${i}.`)), c.name).toMatch(c.reason));
+    await expect(openDataset("folder", dir, options({ skipUnreadable: false }))).rejects.toThrow(/crafted\d\.(png|jpg): .*--skip-unreadable skips such files instead/);
+  });
+
   it("refuses empty class folders, a missing train/, a single class and val classes not in train", async () => {
     const dir = temp("empty");
     await expect(openDataset("folder", dir, options())).rejects.toThrow(new RegExp(`${join(dir, "train")}: not found`));
@@ -186,6 +213,17 @@ describe("Pascal VOC layout", () => {
     writeFileSync(join(dir, "ImageSets", "Main", "train.txt"), `${ids.join("\n")}\nmissing_id\n`);
     await expect(openDataset("voc", dir, options())).rejects.toThrow(/missing_id\.xml: not found/);
     await expect(openDataset("voc", temp("not-voc"), options())).rejects.toThrow(/not a Pascal VOC folder/);
+  });
+
+  it("refuses an image id that is a path, naming the list and line", async () => {
+    const dir = temp("voc-ids");
+    writeVoc(dir, ["dog", "cat"], { train: 4, val: 2 });
+    const list = join(dir, "ImageSets", "Main", "train.txt");
+    const ids = readFileSync(list, "utf8").trim().split("\n");
+    for (const bad of ["../../etc/passwd", "..", "/etc/passwd", "a/b", ".hidden", "x\\..\\y"]) {
+      writeFileSync(list, `${ids[0]}\n${bad} 1\n`);
+      await expect(openDataset("voc", dir, options()), bad).rejects.toThrow(`${list}:2: image id ${JSON.stringify(bad)} is not a file name`);
+    }
   });
 
   it("parses the annotation XML: entities, comments, an object's own name and not its parts'", () => {
