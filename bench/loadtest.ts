@@ -60,7 +60,7 @@ const MINIFLARE_PERSIST = ".wrangler/loadtest-miniflare";
 const MINIFLARE_OUTDIR = ".bench/loadtest-worker";
 /** The body of wrangler dev's own 503 (its proxy, not the Worker): workers-sdk #14641. */
 const PROXY_RESTART = "Your worker restarted mid-request";
-const TOKEN = randomBytes(18).toString("base64url");
+const TOKEN = randomBytes(24).toString("base64url");
 const TEACHER_TOKEN = randomBytes(32).toString("base64url");
 
 const phases = (() => {

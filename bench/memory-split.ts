@@ -23,7 +23,7 @@ const s = await startMiniflareStack({
   teacherToken: randomBytes(32).toString("base64url"),
   persistTo: ".wrangler/memory-split",
   outdir: ".bench/memory-split-worker",
-  vars: { ADMIN_TOKEN: randomBytes(18).toString("base64url"), STUDENT_PERCENT: "100", SHADOW_PERCENT: "0" },
+  vars: { ADMIN_TOKEN: randomBytes(24).toString("base64url"), STUDENT_PERCENT: "100", SHADOW_PERCENT: "0" },
 });
 const mb = (b: number) => (b / 2 ** 20).toFixed(1);
 const png = readFileSync("samples/ankle-boot.png");

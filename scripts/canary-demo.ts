@@ -22,7 +22,7 @@ const CONCURRENCY = Number(opts.concurrency);
 const ROUNDS = Number(opts.rounds);
 const PERSIST = ".bench/canary-demo-state";
 const CLIENTS = 2_000;
-const ADMIN_TOKEN = randomBytes(18).toString("base64url");
+const ADMIN_TOKEN = randomBytes(24).toString("base64url");
 const TEACHER_TOKEN = randomBytes(32).toString("base64url");
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 // The canary's cron expression (src/scheduled.ts), as a query value.

@@ -2,10 +2,13 @@
 // starts the teacher host (127.0.0.1:8000) and `wrangler dev` (127.0.0.1:8787), waits until both
 // answer, prints commands to try, and stops both on Ctrl-C.
 // Ports: TEACHER_PORT, WORKER_PORT. The secrets come from .dev.vars, written with random values on
-// the first run: ADMIN_TOKEN (the admin API), TEACHER_TOKEN (the Worker's proof to the teacher host;
-// wrangler dev reads it from .dev.vars, the teacher host gets it in its environment).
+// the first run: ADMIN_TOKEN (the admin API), CLIENT_ID_SECRET (signs the client ids the Worker
+// issues), TEACHER_TOKEN (the Worker's proof to the teacher host; wrangler dev reads it from
+// .dev.vars, the teacher host gets it in its environment). An ADMIN_TOKEN or CLIENT_ID_SECRET under
+// 32 characters there is refused before anything starts (the Worker would refuse it too).
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { secretProblem } from "../src/access/secrets.ts";
 import { applyLocalMigrations, startStack } from "./stack.ts";
 
 const MANIFEST = "models/manifest.json";
@@ -55,6 +58,13 @@ const teacherPort = port("TEACHER_PORT", 8000);
 const workerPort = port("WORKER_PORT", 8787);
 const token = devSecret("ADMIN_TOKEN");
 const teacherToken = devSecret("TEACHER_TOKEN");
+for (const name of ["ADMIN_TOKEN", "CLIENT_ID_SECRET"]) {
+  const problem = secretProblem(name, devSecret(name));
+  if (problem) {
+    console.error(`start: ${problem}: change it in ${DEV_VARS}, or delete its line for a new random one`);
+    process.exit(2);
+  }
+}
 
 console.log("start: applying D1 migrations to the local database");
 try {
@@ -100,7 +110,8 @@ narrowdeep is running:
   dashboard  ${w}/dashboard   (sign in with ADMIN_TOKEN from ${DEV_VARS}; docs/dashboard.md)
 
 Try (samples/ has Fashion-MNIST test images; any PNG or JPEG works):
-  curl -s -X POST ${w}/v1/classify -H "X-Client-Id: alice" ${png} -D -
+  curl -s -X POST ${w}/v1/classify -b nd.cookies -c nd.cookies ${png} -D -   # the signed nd_client cookie keeps you on your arm
+  curl -s -X POST ${w}/v1/classify -H "X-Client-Id: alice" ${auth} ${png} -D -   # a key or the admin token may name its client
   curl -s -X POST ${w}/v1/classify -H "X-Force-Arm: teacher" ${auth} ${png}     # forcing an arm needs a key or the admin token
   curl -s -X POST "${w}/v1/compare?k=3" ${auth} ${png}
   curl -s -X POST ${w}/v1/keys ${auth} -H "Content-Type: application/json" -d '{"name": "me", "rights": ["compare", "force"]}'
