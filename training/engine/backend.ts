@@ -1,4 +1,5 @@
-// Picks the TensorFlow.js backend at run time: the fastest one that loads, or the one asked for.
+// Picks the TensorFlow.js backend at run time: the fastest one on this machine (measured once by
+// probe.ts, then cached), or the one asked for.
 // Training code uses the tfjs API only, so the same code runs on a CUDA box (tfjs-node-gpu), a CPU box
 // with libtensorflow (tfjs-node), or anywhere (wasm, then pure-JS cpu).
 import os from "node:os";
@@ -6,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Convolutions } from "../config/schema.ts";
 import { gpuName } from "./machine.ts";
 import { nchwcBlock, useNativeConvolutions } from "./native-conv.ts";
+import { chooseEngine } from "./probe.ts";
 import { registerWasmTrainingKernels } from "./wasm-kernels.ts";
 
 export const BACKENDS = ["node-gpu", "node", "wasm", "cpu"] as const;
@@ -112,11 +114,18 @@ const loaders: Record<BackendName, (options: Required<InitOptions>) => Promise<s
   },
 };
 
+/** The backends `auto` tries, best first, by the measured probe (probe.ts); logs why. */
+async function autoOrder(log: (line: string) => void): Promise<readonly BackendName[]> {
+  const choice = await chooseEngine({ log });
+  log(`engine: ${choice.why}`);
+  return choice.order;
+}
+
 let current: Engine | undefined;
 
 /**
  * Initializes tfjs on `requested` ("node-gpu" | "node" | "wasm" | "cpu"; "auto" or undefined: the
- * first of those that loads) and reports what runs. A requested backend that fails is an error
+ * fastest installed one that loads, by the probe) and reports what runs and why. A requested backend that fails is an error
  * naming why. Calling it again with the engine already running returns it.
  */
 export async function initBackend(requested?: string, { log = console.log, convolutions = "auto" }: InitOptions = {}): Promise<Engine> {
@@ -125,7 +134,7 @@ export async function initBackend(requested?: string, { log = console.log, convo
   if (current && (want === undefined || want === current.backend)) return current;
   if (current) throw new Error(`backend ${current.backend} is already running in this process; cannot switch to ${want}`);
 
-  const candidates = want ? [want] : BACKENDS;
+  const candidates = want ? [want] : await autoOrder(log);
   const skipped: string[] = [];
   for (const backend of candidates) {
     try {

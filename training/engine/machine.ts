@@ -27,6 +27,17 @@ export function packageDir(pkg: string): string | undefined {
   }
 }
 
+/** Whether a tfjs-node package is installed with its native binding built (npm may install one unbuilt). */
+export function nativeBuilt(pkg: string): boolean {
+  const dir = packageDir(pkg);
+  if (!dir) return false;
+  try {
+    return readdirSync(join(dir, "lib")).some((napi) => statSync(join(dir, "lib", napi, "tfjs_binding.node"), { throwIfNoEntry: false }) !== undefined);
+  } catch {
+    return false;
+  }
+}
+
 /** "<version> <binding size>@<mtime>" of an installed tfjs-node package: changes when it is rebuilt. */
 function nativeBuild(dir: string): string {
   const version = (require(join(dir, "package.json")) as { version: string }).version;

@@ -1,17 +1,15 @@
-import os from "node:os";
+import { mkdtempSync } from "node:fs";
+import os, { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { BACKENDS, currentEngine, initBackend } from "../../../training/engine/backend.ts";
+import { nativeBuilt } from "../../../training/engine/machine.ts";
 
-async function installed(pkg: string): Promise<boolean> {
-  try {
-    await import(/* @vite-ignore */ pkg);
-    return true;
-  } catch {
-    return false;
-  }
-}
+// auto's probe results go to a file of this test run, never the user's cache.
+process.env.NARROWDEEP_ENGINE_CACHE = join(mkdtempSync(join(tmpdir(), "engine-probe-")), "engine-probe.json");
+const nativeInstalled = nativeBuilt("@tensorflow/tfjs-node-gpu") || nativeBuilt("@tensorflow/tfjs-node");
 
 describe("initBackend", () => {
   it("rejects an unknown backend name, listing the valid ones", async () => {
@@ -19,18 +17,20 @@ describe("initBackend", () => {
   });
 
   it("names why a requested backend cannot load", async () => {
-    if (await installed("@tensorflow/tfjs-node")) return; // only meaningful where it is absent
+    if (nativeBuilt("@tensorflow/tfjs-node")) return; // only meaningful where it is absent
     await expect(initBackend("node")).rejects.toThrow(/backend "node" is not available: not installed/);
   });
 
-  it("picks the first backend that loads, reports it, and keeps it", async () => {
+  it("auto picks the fastest engine installed (measured), says why, and keeps it", async () => {
     const lines: string[] = [];
     const engine = await initBackend(undefined, { log: (l) => lines.push(l) });
     expect(BACKENDS).toContain(engine.backend);
-    if (!(await installed("@tensorflow/tfjs-node-gpu")) && !(await installed("@tensorflow/tfjs-node"))) {
+    if (!nativeInstalled) {
       expect(engine).toEqual({ backend: "wasm", device: expect.stringMatching(/^CPU \(WebAssembly, \d+ threads?, (SIMD|no SIMD); convolutions native \(onnxruntime CPU(, NCHWc block (8|16))?\)\)$/) });
       expect(tf.getBackend()).toBe("wasm");
-      expect(lines.join("\n")).toMatch(/skipped node-gpu \(not installed.*node \(not installed/);
+      expect(lines[0]).toMatch(/^engine: auto: wasm, the only engine installed \(tfjs-node and tfjs-node-gpu are not built/);
+    } else {
+      expect(lines.join("\n")).toMatch(new RegExp(`engine: auto chose ${engine.backend}: \\d+ img/s`));
     }
     expect(lines.at(-1)).toBe(`engine: tfjs backend ${engine.backend} on ${engine.device}`);
     expect(currentEngine()).toEqual(engine);
@@ -42,7 +42,7 @@ describe("initBackend", () => {
     await initBackend(undefined, { log: () => {} });
     const x = tf.ones([2, 6, 6, 1]);
     const w = tf.variable(tf.fill([3, 3, 1, 2], 0.1));
-    const grads = tf.variableGrads(() => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 1).sum() as tf.Scalar, [w]);
+    const grads = tf.variableGrads(() => tf.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]) as tf.Tensor4D, w as tf.Tensor4D, 2, "valid").sum() as tf.Scalar, [w]);
     expect(Array.from(grads.grads[w.name]!.dataSync()).every(Number.isFinite)).toBe(true);
     // 3x3 outputs read rows/columns 2o-1+tap: the top-left tap hits padding unless both o >= 1, so it
     // sees ones at 4 of 9 outputs, in 2 images.
