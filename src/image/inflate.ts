@@ -1,8 +1,9 @@
 // How far a zlib stream inflates, counted with a cap: memory and time stay bounded whatever the stream
 // holds, and nothing inflated is kept. fflate (the inflater fast-png uses), fed a slice at a time:
-// deflate inflates at most 1032 bytes per input byte, so a slice of limit / 1032 bytes cannot run far
-// past the cap. (A DecompressionStream inflates everything written to it, even once its reader has
-// stopped: 200 MB took workerd seconds after the first 1 MB had been counted.)
+// deflate inflates at most 1032 bytes per input byte, so a slice of about limit / 1032 bytes inflates
+// to about the cap at most, and a bomb at that ratio is over it after one slice. (A DecompressionStream
+// inflates everything written to it, even once its reader has stopped: 200 MB took workerd seconds
+// after the first 1 MB had been counted.)
 import { Unzlib } from "fflate";
 
 /** Deflate's largest ratio: a 258-byte match coded in 2 bits. */
@@ -10,7 +11,8 @@ const MAX_RATIO = 1032;
 
 /**
  * Bytes the zlib stream made of `parts` inflates to, counting stopped once past `limit` (so at most
- * about 2 * limit). A corrupt or truncated stream counts what it gave before its error.
+ * about 2 * limit; one slice's output is held at a time). A corrupt or truncated stream counts what it
+ * gave before its error.
  */
 export function inflatedLength(parts: readonly Uint8Array[], limit: number): number {
   let total = 0;
@@ -18,7 +20,7 @@ export function inflatedLength(parts: readonly Uint8Array[], limit: number): num
     total += chunk.length;
   });
   // Each push costs a copy of fflate's 32 KiB window, so many small parts are pushed as full slices.
-  const slice = new Uint8Array(Math.max(1024, Math.ceil(limit / MAX_RATIO)));
+  const slice = new Uint8Array(Math.max(1024, Math.ceil(limit / MAX_RATIO) + 64));
   let filled = 0;
   try {
     for (const part of parts) {
