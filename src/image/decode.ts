@@ -7,6 +7,6 @@ import type { Image, ImageFormat, ImageLimits } from "./types.ts";
 
 export async function decodeImage(bytes: Uint8Array, limits: ImageLimits): Promise<{ image: Image; format: ImageFormat }> {
   const { format } = readHeader(bytes, limits);
-  const image = format === "png" ? await decodePng(bytes) : decodeJpeg(bytes, limits);
+  const image = format === "png" ? decodePng(bytes) : decodeJpeg(bytes, limits);
   return { image, format };
 }

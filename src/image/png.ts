@@ -14,7 +14,7 @@ function inflatedBound({ width, height, depth, channels }: PngHeader): number {
   return height * (Math.ceil((width * channels * depth) / 8) + 1) + 4 * height + 8 * channels * 2 + 64;
 }
 
-export async function decodePng(bytes: Uint8Array): Promise<Image> {
+export function decodePng(bytes: Uint8Array): Image {
   const chunks = walkPng(bytes);
   if (chunks.header.interlaced && chunks.header.depth < 8) throw new HttpError(415, "interlaced PNGs with fewer than 8 bits per sample are not supported");
   // Decompression bombs: inflating once with a cap costs at most what an honest file of this size would.
