@@ -227,6 +227,9 @@ function main(): void {
   if (process.platform !== "linux" || process.arch !== "x64") throw new SetupError(`supports Linux x86-64 only (the TensorFlow wheels' C library), not ${process.platform}-${process.arch}`);
   const pkg = gpu ? "@tensorflow/tfjs-node-gpu" : "@tensorflow/tfjs-node";
 
+  // The build's needs first, before minutes of downloads.
+  checkToolchain();
+  const nodedir = nodeHeadersDir([process.env.npm_config_nodedir, resolve(process.execPath, "..", ".."), "/usr", "/usr/local"].filter((d): d is string => !!d));
   const wheel = unpackWheel(obtainWheel(values.wheel, gpu, values.tensorflow ?? DEFAULT_TF));
   const cudaDirs = gpu ? obtainCudaLibraries(wheel, values["cuda-libs"]) : [];
   const env = cudaDirs.length > 0 ? { ...process.env, LD_LIBRARY_PATH: [...cudaDirs, process.env.LD_LIBRARY_PATH].filter(Boolean).join(":") } : process.env;
@@ -243,8 +246,6 @@ function main(): void {
     return;
   }
 
-  checkToolchain();
-  const nodedir = nodeHeadersDir([process.env.npm_config_nodedir, resolve(process.execPath, "..", ".."), "/usr", "/usr/local"].filter((d): d is string => !!d));
   installPackage(pkg);
   stageDeps(dir, wheel);
   say(`compiling ${pkg}'s binding against TensorFlow ${wheel.version} (Node headers from ${nodedir}/include/node)`);

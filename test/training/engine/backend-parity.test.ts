@@ -104,20 +104,24 @@ function expectParity(got: StepResult, want: StepResult, label: string): void {
   console.log(`${label}: worst relative error over ${want.tensors.size} tensors: L2 ${worst.l2.toExponential(1)}, max ${worst.max.toExponential(1)}`);
 }
 
+/** The native package under test: tfjs-node, or tfjs-node-gpu on a GPU machine (scripts/gpu-check.sh sets it). */
+const NATIVE = process.env.NARROWDEEP_NATIVE_PACKAGE ?? "@tensorflow/tfjs-node";
+
 /** tfjs-node, when the package is installed and its binding loads; else why not. */
 async function loadNode(): Promise<string | null> {
   try {
-    await importNative("@tensorflow/tfjs-node");
+    await importNative(NATIVE);
     return null;
   } catch (err) {
     const e = err as { code?: string; message?: string };
-    if (e.code === "ERR_MODULE_NOT_FOUND" || e.code === "MODULE_NOT_FOUND") return "@tensorflow/tfjs-node is not installed (npm run setup:tfjs-node builds it)";
-    return `@tensorflow/tfjs-node does not load: ${(e.message ?? String(err)).split("\n")[0]}`;
+    if (e.code === "ERR_MODULE_NOT_FOUND" || e.code === "MODULE_NOT_FOUND") return `${NATIVE} is not installed (npm run setup:tfjs-node builds it)`;
+    return `${NATIVE} does not load: ${(e.message ?? String(err)).split("\n")[0]}`;
   }
 }
 
 const nodeMissing = await loadNode();
 if (nodeMissing) console.warn(`backend parity: tfjs-node NOT TESTED here: ${nodeMissing}`);
+const nativeDevice = () => ((tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice ? "CUDA GPU" : "CPU");
 
 describe.each(MODELS)("%s (width x%s): one KD training step", (name, width) => {
   const graph = architecture(name, INPUT, CLASSES, width);
@@ -140,7 +144,7 @@ describe.each(MODELS)("%s (width x%s): one KD training step", (name, width) => {
     await useBackend("cpu");
     const values = initialValues(graph);
     await tf.setBackend("tensorflow");
-    expectParity(kdStep(graph, values), reference, `${name} tfjs-node`);
+    expectParity(kdStep(graph, values), reference, `${name} ${NATIVE} (${nativeDevice()})`);
   });
 
   it.skipIf(nodeMissing !== null)(`tfjs-node trains it: 4 SGD steps lower the loss${nodeMissing ? ` (skipped: ${nodeMissing})` : ""}`, async () => {
