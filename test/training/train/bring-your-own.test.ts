@@ -1,6 +1,9 @@
 // Whole runs on what users bring, small: DKD and attention transfer next to KD from one teacher; a
-// folder of images distilled from an ONNX teacher made elsewhere, then exported; a Pascal VOC folder
-// training a multi-label student, exported with sigmoid probabilities.
+// folder of images distilled from an ONNX teacher made elsewhere, then exported; the project's own
+// exported teacher as --teacher through the CLI, its classes in another order mapped (and, told a
+// wrong order, its students wrong); a Pascal VOC folder training a multi-label student, exported
+// with sigmoid probabilities.
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +23,18 @@ import { writeLearnableFashionMnist } from "../data/fixtures.ts";
 import { writeImageFolder, writeVoc } from "../data/image-fixtures.ts";
 import { gemmTeacher } from "./onnx-teachers.ts";
 
+const CLI = join(import.meta.dirname, "../../../training/cli/distill.ts");
+
+/** `npm run distill` as a user runs it: its own process, its teacher cache in a folder of its own. */
+function distill(args: string[]): Promise<{ code: number | null; output: string; runDir: string }> {
+  const runDir = args[args.indexOf("--run-dir") + 1]!;
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NARROWDEEP_CACHE_DIR: temp("cache") } });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, output, runDir })));
+}
+
 let engine: { backend: string; device: string };
 beforeAll(async () => {
   engine = await initBackend("wasm", { log: () => {} });
@@ -28,13 +43,13 @@ beforeAll(async () => {
 const temp = (name: string) => mkdtempSync(join(tmpdir(), `nd-byo-${name}-`));
 const tiny = { trainLimit: 0, testLimit: 0, widthScale: 0.25, teacherWidthScale: 0.125, epochs: 3, teacherEpochs: 3, batchSize: 16, augment: false, learningRate: 0.1 } satisfies Partial<DistillConfig>;
 
-async function run(flags: Partial<DistillConfig>, teacherCheckpoint?: string) {
+async function run(flags: Partial<DistillConfig>, teacherCheckpoint?: string, only?: string[]) {
   const { preset, config } = resolveConfig({ preset: "quick", flags });
   checkMethods(config, teacherCheckpoint);
   const runDir = join(temp("run"), "run");
-  openRunDir(runDir, preset, config, false, { teacher: teacherCheckpoint });
+  openRunDir(runDir, preset, config, false, { teacher: teacherCheckpoint, only });
   const lines: string[] = [];
-  const result = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l), teacherCheckpoint });
+  const result = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l), teacherCheckpoint, only });
   expect(result.finished).toBe(true);
   return { runDir, config, lines, report: result.report, meta: (name: string) => loadCheckpoint(join(runDir, name, "checkpoint.ndckpt")).meta };
 }
@@ -110,6 +125,50 @@ describe("bring your own", () => {
     expect(t.export!.maxAbsLogitDiff).toBeLessThan(1e-4);
     expect(t.metrics.accuracy!.samples).toBe(9);
     expect(parseManifest(JSON.parse(readFileSync(join(models, "manifest.json"), "utf8"))).models.map((m) => m.name)).toEqual(manifest.models.map((m) => m.name));
+  });
+
+  it("takes its own exported teacher as --teacher (npm run distill exits 0 and exports), its classes mapped to the folder's order; a wrong order teaches wrong classes", async () => {
+    // A teacher trained and exported by this project on a folder whose classes are ant, bee, cat.
+    const teacherData = temp("teacher-data");
+    writeImageFolder(teacherData, { classes: ["ant", "bee", "cat"], train: 16, val: 2, test: 6 });
+    // (A manifest holds at least one student: a one-epoch baseline goes with it.)
+    const t = await run({ ...tiny, dataset: "folder", data: teacherData, students: ["wide"], teacherEpochs: 8, epochs: 1 }, undefined, ["teacher", "wide-baseline"]);
+    const teacherModels = temp("teacher-models");
+    await exportRun(t.runDir, { modelsDir: teacherModels, log: () => {} });
+    const teacher = join(teacherModels, "teacher.onnx");
+
+    // The students' folder: the same kinds of images, "cat" spelled "Cat", so that in code-point order
+    // its classes are Cat, ant, bee: every class at another index than in the teacher.
+    const data = temp("student-data");
+    writeImageFolder(data, { classes: ["ant", "bee", "Cat"], train: 16, val: 2, test: 6 });
+    // KD alone (alpha 1): what the students know of the classes comes from the teacher.
+    const common = ["--dataset", "folder", "--data", data, "--teacher", teacher, "--students", "wide", "--width-scale", "0.25", "--epochs", "15", "--batch-size", "16", "--no-augment", "--alpha", "1", "--backend", "wasm", "--replicas", "1", "--no-progress"];
+    const mapped = await distill([...common, "--run-dir", join(temp("mapped"), "run")]);
+    expect(mapped.code, mapped.output).toBe(0);
+    expect(mapped.output).toMatch(/classes from its metadata: in another order: its outputs are permuted to the data set's class order; 1 matched ignoring case and all but letters and digits \("cat" = "Cat"\)/);
+    expect(mapped.output).toMatch(/export: teacher: .*teacher\.onnx with outputs logits and probabilities, its classes permuted to the data set's order/);
+
+    // Told the wrong order (the folder's own, as if the file's outputs were already in it).
+    const wrong = join(temp("labels"), "labels.txt");
+    writeFileSync(wrong, "Cat\nant\nbee\n");
+    const unmapped = await distill([...common, "--teacher-labels", wrong, "--run-dir", join(temp("unmapped"), "run")]);
+    expect(unmapped.code, unmapped.output).toBe(0);
+    expect(unmapped.output).toMatch(/classes from --teacher-labels: in the data set's order/);
+
+    const accuracy = (runDir: string) => {
+      const manifest = parseManifest(JSON.parse(readFileSync(join(runDir, "models", "manifest.json"), "utf8")));
+      const of = (name: string) => manifest.models.find((m) => m.name === name)!.metrics.accuracy!.top1;
+      expect(manifest.models.find((m) => m.name === "teacher")!.labels).toEqual(["Cat", "ant", "bee"]);
+      return { teacher: of("teacher"), student: of("wide"), baseline: of("wide-baseline") };
+    };
+    const [right, wrongly] = [accuracy(join(mapped.runDir)), accuracy(join(unmapped.runDir))];
+    // 18 test images, 6 a class: the mapped teacher and its student are right, the unmapped ones
+    // wrong on nearly every image (each class is read as another); the baseline never saw the teacher.
+    expect(right.teacher).toBeGreaterThanOrEqual(0.9);
+    expect(wrongly.teacher).toBeLessThanOrEqual(0.1);
+    expect(right.student).toBeGreaterThanOrEqual(0.8);
+    expect(wrongly.student).toBeLessThanOrEqual(0.2);
+    expect(wrongly.baseline).toBe(right.baseline);
   });
 
   it("trains a multi-label student on a VOC folder and exports sigmoid probabilities with the mAP", async () => {
