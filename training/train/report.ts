@@ -163,12 +163,19 @@ const human = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ?
 /** "93.41 ± 0.12", mean ± sd in percent (points); one seed has no sd, so it shows the mean alone. */
 export const pm = (s: Spread | null, signed = false) => (s === null ? "–" : `${signed && s.mean >= 0 ? "+" : ""}${(100 * s.mean).toFixed(2)}${s.n > 1 ? ` ± ${(100 * s.sd).toFixed(2)}` : ""}`);
 
+/** "; teacher 10h56m, students 20h55m": where the compute went, when a run has both. */
+function computeSplit(r: RunReport): string {
+  const sum = (role: ModelReport["role"]) => r.models.filter((m) => m.role === role).reduce((s, m) => s + m.wallSeconds, 0);
+  const [teacher, students] = [sum("teacher"), sum("student")];
+  return teacher > 0 && students > 0 ? `; teacher ${formatDuration(teacher)}, students ${formatDuration(students)}` : "";
+}
+
 export function reportMarkdown(r: RunReport): string {
   const lines = [
     `# Run ${r.run}`,
     "",
     `Preset \`${r.preset}\` on ${r.dataset.name}: ${r.dataset.trainSamples} training, ${r.dataset.valSamples} validation, ${r.dataset.testSamples} test images. ` +
-      `Compute: ${formatDuration(r.computeSeconds)} of training and evaluation (wall clock, summed over models and sessions; models trained side by side overlap), ` +
+      `Compute: ${formatDuration(r.computeSeconds)} of training and evaluation (wall clock, summed over models and sessions; models trained side by side overlap${computeSplit(r)}), ` +
       `on a ${r.machine.cores}-core ${r.machine.cpu}; each model's device column says how many threads it used. Generated ${r.generatedAt}.`,
     "",
     "Test accuracy is measured once, on the last epoch's model; validation accuracy is the last epoch's (best epoch by validation in brackets).",

@@ -10,6 +10,7 @@ import { loadCheckpoint } from "../../../training/train/checkpoint.ts";
 import { runPipeline } from "../../../training/train/pipeline.ts";
 import { planSubRuns } from "../../../training/train/plan.ts";
 import type { RunReport } from "../../../training/train/report.ts";
+import { readMetrics } from "../../../training/train/metrics-log.ts";
 import { openRunDir, readRunFile } from "../../../training/train/run-dir.ts";
 import { writeCifar10, writeLearnableFashionMnist } from "../data/fixtures.ts";
 import { comparable } from "./compare.ts";
@@ -77,6 +78,15 @@ describe("distill pipeline", () => {
     expect(existsSync(join(runDir, "config.json"))).toBe(true);
     expect(readFileSync(join(runDir, "log.txt"), "utf8")).toMatch(/teacher epoch 3\/3: train loss/);
     expect(lines.some((l) => /^model narrow-deep x0.2: [\d,]+ params, [\d,]+ MACs\/image$/.test(l))).toBe(true);
+    expect(md).toMatch(/Compute: .*; teacher \w+, students \w+\)/);
+    // metrics.jsonl: every sub-run's three epochs, with validation; the epoch lines carry the run's ETA.
+    const records = readMetrics(join(runDir, "metrics.jsonl"));
+    expect(records.filter((r) => r.kind === "epoch").map((r) => `${r.subRun} ${r.epoch}`)).toEqual(names.flatMap((n) => [1, 2, 3].map((e) => `${n} ${e}`)));
+    expect(records.filter((r) => r.kind === "epoch").every((r) => r.valAccuracy !== undefined && r.learningRate > 0 && r.imagesPerSecond > 0)).toBe(true);
+    expect(records.filter((r) => r.subRun === "wide-kd").every((r) => r.distillation !== undefined)).toBe(true);
+    expect(records.filter((r) => r.subRun === "wide-baseline").every((r) => r.distillation === undefined)).toBe(true);
+    expect(lines.find((l) => l.startsWith("teacher epoch 1/3:"))).toMatch(/; run: 7 sub-runs, 20 epochs left, ETA \w+$/);
+    expect(lines.find((l) => l.startsWith("narrow-deep-baseline epoch 3/3:"))).toMatch(/; run: nothing left$/);
 
     // Resuming a finished run trains nothing and keeps the report.
     const again = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l) });
