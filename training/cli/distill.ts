@@ -211,8 +211,13 @@ async function main(argv: string[]): Promise<number> {
     return 130;
   }
   const { writeCurves } = await import("../train/curves.ts");
-  const { svg } = writeCurves(runDir);
-  console.log(`curves: ${svg} (metrics.csv beside it)`);
+  try {
+    const { svg } = writeCurves(runDir);
+    console.log(`curves: ${svg} (metrics.csv beside it)`);
+  } catch (err) {
+    // The training is done and saved; curves are drawn again by npm run curves.
+    console.error(`curves not written: ${(err as Error).message}`);
+  }
   if (args.export && args.only) {
     console.log(`export skipped: --only trains part of the run; export it when complete with npm run export -- ${runDir}`);
   } else if (args.export) {
