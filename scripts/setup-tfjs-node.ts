@@ -30,10 +30,9 @@ function say(line: string): void {
 }
 
 /** Runs a command; returns its output, or throws SetupError with `what` and the output's last lines. */
-function run(cmd: string, args: string[], what: string, options: { cwd?: string; env?: NodeJS.ProcessEnv; show?: boolean } = {}): string {
-  const r = spawnSync(cmd, args, { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, encoding: "utf8", maxBuffer: 64 << 20 });
+function run(cmd: string, args: string[], what: string, env: NodeJS.ProcessEnv = process.env): string {
+  const r = spawnSync(cmd, args, { cwd: ROOT, env, encoding: "utf8", maxBuffer: 64 << 20 });
   const output = `${r.stdout ?? ""}${r.stderr ?? ""}`;
-  if (options.show) process.stdout.write(output);
   if (r.error || r.status !== 0) {
     const tail = output.trim().split("\n").slice(-8).join("\n  ");
     throw new SetupError(`${what}: ${r.error ? r.error.message : `${cmd} exited with ${r.status}`}${tail ? `\n  ${tail}` : ""}`);
@@ -250,7 +249,7 @@ function main(): void {
   stageDeps(dir, wheel);
   say(`compiling ${pkg}'s binding against TensorFlow ${wheel.version} (Node headers from ${nodedir}/include/node)`);
   rmSync(join(dir, "lib"), { recursive: true, force: true });
-  run("npm", ["rebuild", pkg], `compiling ${pkg}'s binding failed`, { env: { ...process.env, npm_config_nodedir: nodedir, JOBS: String(Math.min(8, os.availableParallelism())) } });
+  run("npm", ["rebuild", pkg], `compiling ${pkg}'s binding failed`, { ...process.env, npm_config_nodedir: nodedir, JOBS: String(Math.min(8, os.availableParallelism())) });
 
   const after = probe(pkg, env);
   if (!after) throw new SetupError(`${pkg} was built but does not load (run: node -e 'require("${pkg}")' to see why)`);
