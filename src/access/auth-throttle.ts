@@ -8,7 +8,7 @@ import type { D1Database } from "@cloudflare/workers-types";
 import type { Context } from "hono";
 import { HttpError } from "../errors.ts";
 import { requestIdOf } from "../middleware/request-id.ts";
-import type { RateLimiter } from "../routing/teacher-gate.ts";
+import type { RateLimiter } from "./rate-limiter.ts";
 import { callerAddress } from "./address.ts";
 
 /** The binding's period (wrangler.toml [[ratelimits]] AUTH_RATE_LIMITER): how long a block lasts. */

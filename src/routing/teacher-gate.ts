@@ -2,14 +2,12 @@
 // forced or by the split; shadows; /v1/compare): the client's allowance first (Cloudflare's Rate
 // Limiting binding, per client), then the circuit breaker, then the call itself.
 import type { ModelEntry } from "../../models/schema.ts";
+import type { RateLimiter } from "../access/rate-limiter.ts";
 import { type ArmResult, runTeacher, teacherSkipped } from "./arms.ts";
 import type { BreakerSettings, CircuitBreaker } from "./breaker.ts";
 import type { TeacherEndpoint } from "./teacher-client.ts";
 
-/** What the Worker needs of a Rate Limiting binding ([[ratelimits]] in wrangler.toml). */
-export interface RateLimiter {
-  limit(options: { key: string }): Promise<{ success: boolean }>;
-}
+export type { RateLimiter };
 
 export interface TeacherGateOptions {
   endpoint: TeacherEndpoint;
