@@ -20,12 +20,12 @@ export const PER_CLIENT = 5;
 // row without a client (written before clients were recorded) is a client of its own.
 const FIGURES_SQL = `
 WITH split AS (
-  SELECT request_id, ts, ok, fault, top1, latency_ms,
+  SELECT request_id, ts, ok, fault, top1, latency_ms, COALESCE(client, request_id) AS who,
     ROW_NUMBER() OVER (PARTITION BY COALESCE(client, request_id) ORDER BY ts, request_id) AS nth
   FROM runs
   WHERE ts >= ?1 AND ts < ?2 AND arm = 'student' AND reason = 'split' AND model = ?3 AND version = ?4
 ),
-s AS (SELECT request_id, ts, ok, fault, top1, latency_ms FROM split WHERE nth <= ?5),
+s AS (SELECT request_id, ts, ok, fault, top1, latency_ms, who FROM split WHERE nth <= ?5),
 paired AS (
   SELECT s.ok AS s_ok, s.top1 AS s_top1, t.ok AS t_ok, t.top1 AS t_top1
   FROM s JOIN runs t ON t.request_id = s.request_id AND t.ts = s.ts AND t.arm = 'teacher'
@@ -35,6 +35,7 @@ paired AS (
 lat AS (SELECT latency_ms AS v, ROW_NUMBER() OVER (ORDER BY latency_ms) AS rank, COUNT(*) OVER () AS n FROM s WHERE ${RAN})
 SELECT
   (SELECT COUNT(*) FROM s) AS runs,
+  (SELECT COUNT(DISTINCT who) FROM s) AS clients,
   (SELECT COALESCE(SUM(ok = 0), 0) FROM s) AS errors,
   (SELECT MIN(CASE WHEN rank * 100 >= 99 * n THEN v END) FROM lat) AS p99,
   (SELECT COUNT(*) FROM paired) AS pairs,
@@ -47,6 +48,7 @@ const share = (part: number, whole: number) => (whole > 0 ? part / whole : null)
 export async function canaryFigures(db: D1Database, model: string, version: string, since: number, until: number): Promise<CanaryFigures> {
   const r = (await db.prepare(FIGURES_SQL).bind(since, until, model, version, PER_CLIENT).first<{
     runs: number;
+    clients: number;
     errors: number;
     p99: number | null;
     pairs: number;
@@ -58,6 +60,7 @@ export async function canaryFigures(db: D1Database, model: string, version: stri
     since,
     until,
     studentRuns: r.runs,
+    clients: r.clients,
     studentErrors: r.errors,
     errorRate: share(r.errors, r.runs),
     p99Ms: r.p99,

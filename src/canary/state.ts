@@ -28,8 +28,10 @@ export interface CanaryState {
 export interface CanaryFigures {
   since: number;
   until: number;
-  /** The student's runs on the split's traffic, and how many failed. */
+  /** The student's runs on the split's traffic (at most PER_CLIENT per client), and how many failed. */
   studentRuns: number;
+  /** The clients those runs came from (figures.ts); absent in decisions from before it was recorded. */
+  clients?: number;
   studentErrors: number;
   errorRate: number | null;
   /** p99 of those runs that reached the model (failures included). */

@@ -151,8 +151,9 @@ describe("the canary", () => {
     // Only the split's student answers count (forced and compare traffic ran in the same windows):
     // at 5% the low clients', at 50% the low and middle ones' and the unshadowed arm check's.
     const [toHundred, toFifty] = decisions.slice(1).map((d) => d.figures!);
-    expect(toFifty).toMatchObject({ studentRuns: low.length, pairs: low.length });
-    expect(toHundred).toMatchObject({ studentRuns: low.length + middle.length + 1, pairs: low.length + middle.length });
+    expect(toFifty).toMatchObject({ studentRuns: low.length, clients: low.length, pairs: low.length });
+    // The arm check's request at 50% came from a middle client: one more run, no new client.
+    expect(toHundred).toMatchObject({ studentRuns: low.length + middle.length + 1, clients: low.length + middle.length, pairs: low.length + middle.length });
   });
 
   it("holds the step while too few paired samples come in", async () => {
@@ -216,7 +217,7 @@ describe("the canary", () => {
     const shopped = await clients(0, 5, 25, "shopped");
     const address = { "CF-Connecting-IP": "203.0.113.9" };
     const sybil = await noise(async () => ({ ...(await asClient(shopped.pop()!)), ...address }));
-    expect(sybil).toMatchObject({ action: "hold", percentFrom: 5, percentTo: 5, figures: { pairs: drawn + 2 * PER_CLIENT } });
+    expect(sybil).toMatchObject({ action: "hold", percentFrom: 5, percentTo: 5, figures: { pairs: drawn + 2 * PER_CLIENT, clients: named.figures!.clients! + 2 } });
     expect(sybil.reason).toBe(`too few samples: ${drawn + 2 * PER_CLIENT} paired requests in the window, 20 needed`);
     expect(await canary()).toMatchObject({ status: "running", percent: 5 });
   });
