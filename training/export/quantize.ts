@@ -3,8 +3,9 @@
 // that any runtime can run (as float with rounding), and onnxruntime fuses each DQ -> op -> Q group
 // into its integer kernel (QLinearConv, QLinearAdd, ...).
 //
-// - Weights of Conv and Gemm: int8, symmetric (zero point 0), one scale per output channel, in
-//   [-127, 127] so that w and -w are both exact.
+// - Weights of Conv and Gemm: symmetric, one scale per output channel, in one of WEIGHT_FORMATS
+//   (int8 in [-127, 127], 7-bit int8 in [-64, 64], or uint8 around zero point 128), so that w and -w
+//   are both exact.
 // - Biases: int32 at scale input scale x weight scale (per channel), as the integer kernels add them.
 // - Activations (the graph input and the outputs of Conv, Add, GlobalAveragePool and Flatten): uint8,
 //   one scale and zero point per tensor, from ranges calibrated on training images (calibrate.ts).
@@ -19,9 +20,41 @@ import { type DecodedModel, type DecodedTensor, type NodeProto, encodeModel, flo
 /** uint8 activations. */
 const ACT_MIN = 0;
 const ACT_MAX = 255;
-/** int8 weights, symmetric. */
-const WEIGHT_MAX = 127;
 const INT32_MAX = 2 ** 31 - 1;
+
+/** How Conv and Gemm weights are stored: an integer type, the largest |step| used, and the zero point. */
+export interface WeightFormat {
+  type: "int8" | "uint8";
+  max: number;
+  zeroPoint: number;
+}
+
+/**
+ * The weight formats. Why three: x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply uint8
+ * activations by int8 weights with an instruction (vpmaddubsw) that adds each pair of products in
+ * int16 with saturation: 2 x 255 x 127 = 64770 overflows 32767, so onnxruntime-node's fused kernels
+ * there can compute something else than the file means (docs/int8.md).
+ * - int8: [-127, 127], the finest; saturates on those CPUs.
+ * - int7: [-64, 64] (onnxruntime's reduce_range): 2 x 255 x 64 = 32640 fits int16 on every kernel,
+ *   at half the weight resolution.
+ * - uint8: 128 + [-127, 127]: onnxruntime runs u8 x u8 kernels, which widen to 32 bits before adding.
+ */
+export const WEIGHT_FORMATS = {
+  int8: { type: "int8", max: 127, zeroPoint: 0 },
+  int7: { type: "int8", max: 64, zeroPoint: 0 },
+  uint8: { type: "uint8", max: 127, zeroPoint: 128 },
+} as const satisfies Record<string, WeightFormat>;
+export type WeightFormatName = keyof typeof WEIGHT_FORMATS;
+export const WEIGHT_FORMAT_NAMES = Object.keys(WEIGHT_FORMATS) as WeightFormatName[];
+/** uint8: int8's resolution without its saturation (measured in docs/int8.md). */
+export const DEFAULT_WEIGHT_FORMAT: WeightFormatName = "uint8";
+
+/** Words for the manifest: what the weights are. */
+export function describeWeights(name: WeightFormatName): string {
+  const f: WeightFormat = WEIGHT_FORMATS[name];
+  const range = f.zeroPoint === 0 ? `[-${f.max}, ${f.max}]` : `${f.zeroPoint} + [-${f.max}, ${f.max}]`;
+  return `${f.type} in ${range}, symmetric, per output channel`;
+}
 
 /** Ops whose activation inputs and output are quantized; Gemm's output stays float. */
 const QUANTIZED_OPS = new Set(["Conv", "Gemm", "Add", "GlobalAveragePool", "Flatten"]);
@@ -53,8 +86,11 @@ export function activationParams({ min, max }: Range, tensor = "tensor"): QParam
   return { scale, zeroPoint };
 }
 
-/** Per-channel symmetric int8 weights: channel c along `axis` gets scale max|w_c| / 127. */
-export function quantizeWeights(values: Float32Array, dims: number[], axis: number): { q: Int8Array; scales: Float32Array } {
+/**
+ * Per-channel symmetric weights: channel c along `axis` gets scale max|w_c| / format.max, and w is
+ * stored as zeroPoint + round(w / scale).
+ */
+export function quantizeWeights(values: Float32Array, dims: number[], axis: number, format: WeightFormat = WEIGHT_FORMATS[DEFAULT_WEIGHT_FORMAT]): { q: Int32Array; scales: Float32Array } {
   const channels = dims[axis]!;
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const channelOf = (i: number) => Math.floor(i / inner) % channels;
@@ -64,8 +100,8 @@ export function quantizeWeights(values: Float32Array, dims: number[], axis: numb
     absMax[channelOf(i)] = Math.max(absMax[channelOf(i)]!, Math.abs(v));
   });
   // An all-zero channel: any positive scale represents it exactly.
-  const scales = absMax.map((m) => (m > 0 ? Math.fround(m / WEIGHT_MAX) : 1));
-  const q = Int8Array.from(values, (v, i) => Math.max(-WEIGHT_MAX, Math.min(WEIGHT_MAX, Math.round(v / scales[channelOf(i)]!))));
+  const scales = absMax.map((m) => (m > 0 ? Math.fround(m / format.max) : 1));
+  const q = Int32Array.from(values, (v, i) => format.zeroPoint + Math.max(-format.max, Math.min(format.max, Math.round(v / scales[channelOf(i)]!))));
   return { q, scales };
 }
 
@@ -155,6 +191,8 @@ export function planQdq(model: DecodedModel): QdqPlan {
 }
 
 export interface QdqOptions {
+  /** How Conv and Gemm weights are stored (default DEFAULT_WEIGHT_FORMAT). */
+  weights?: WeightFormatName;
   docString?: string;
   /** Replaces the model's metadata_props. */
   metadata?: Record<string, string>;
@@ -166,6 +204,7 @@ export interface QdqOptions {
  */
 export function toQdq(model: DecodedModel, plan: QdqPlan, ranges: Map<string, Range>, options: QdqOptions = {}): Uint8Array {
   const g = index(model);
+  const weightFormat: WeightFormat = WEIGHT_FORMATS[options.weights ?? DEFAULT_WEIGHT_FORMAT];
   const taken = new Set([...g.producer.keys(), ...g.initializers.keys(), ...model.inputs.map((i) => i.name)]);
   const fresh = (name: string) => {
     if (taken.has(name)) throw new QuantizationError(`the model already has a tensor named "${name}"`);
@@ -193,9 +232,9 @@ export function toQdq(model: DecodedModel, plan: QdqPlan, ranges: Map<string, Ra
     dequantized.set(t, dq);
   };
   /** A constant through DequantizeLinear along `axis`, from its integer values and per-channel scales. */
-  const constant = (name: string, dims: number[], type: "int8" | "int32", values: Int8Array | Int32Array, scales: Float32Array, axis: number) => {
+  const constant = (name: string, dims: number[], type: "int8" | "uint8" | "int32", values: Int32Array, scales: Float32Array, axis: number, zeroPoint: number) => {
     const [qName, scale, zp, dq] = [fresh(`${name}.q`), fresh(`${name}.scale`), fresh(`${name}.zp`), fresh(`${name}.dq`)];
-    initializers.push(intTensor(qName, dims, type, values), floatTensor(scale, [scales.length], scales), intTensor(zp, [scales.length], type, new Array(scales.length).fill(0)));
+    initializers.push(intTensor(qName, dims, type, values), floatTensor(scale, [scales.length], scales), intTensor(zp, [scales.length], type, new Array(scales.length).fill(zeroPoint)));
     nodes.push(node("DequantizeLinear", [qName, scale, zp], [dq], [int("axis", axis)]));
     return dq;
   };
@@ -215,13 +254,13 @@ export function toQdq(model: DecodedModel, plan: QdqPlan, ranges: Map<string, Ra
         // Output channels: Conv weight [out, in, kh, kw]; Gemm B [in, out], or [out, in] with transB.
         const axis = n.opType === "Conv" || transB ? 0 : 1;
         const w = g.initializers.get(n.input[1]!)!;
-        const { q, scales } = quantizeWeights(floatValues(w), w.dims, axis);
-        out.input[1] = constant(w.name, w.dims, "int8", q, scales, axis);
+        const { q, scales } = quantizeWeights(floatValues(w), w.dims, axis, weightFormat);
+        out.input[1] = constant(w.name, w.dims, weightFormat.type, q, scales, axis, weightFormat.zeroPoint);
         replaced.add(w.name);
         if (n.input[2]) {
           const b = g.initializers.get(n.input[2])!;
           const bias = quantizeBias(floatValues(b), params.get(n.input[0]!)!.scale, scales, b.name);
-          out.input[2] = constant(b.name, b.dims, "int32", bias.q, bias.scales, 0);
+          out.input[2] = constant(b.name, b.dims, "int32", bias.q, bias.scales, 0, 0);
           replaced.add(b.name);
         }
       }

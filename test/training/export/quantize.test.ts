@@ -10,7 +10,7 @@ import { runOnnxChecker } from "../../../training/export/checker.ts";
 import { openInt8Session } from "../../../training/export/int8.ts";
 import { graphToOnnx } from "../../../training/export/onnx.ts";
 import { type DecodedModel, decodeModel, encodeModel, floatValues } from "../../../training/export/proto.ts";
-import { type Range, activationParams, planQdq, quantizeBias, quantizeWeights, toQdq } from "../../../training/export/quantize.ts";
+import { type Range, WEIGHT_FORMATS, activationParams, describeWeights, planQdq, quantizeBias, quantizeWeights, toQdq } from "../../../training/export/quantize.ts";
 import { fixtureCheckpoint } from "./fixtures.ts";
 
 describe("activationParams", () => {
@@ -33,10 +33,10 @@ describe("quantizeWeights", () => {
   it("gives each output channel its own symmetric scale, along the axis asked for", () => {
     // [2, 3]: along axis 0 the channels are the rows, along axis 1 the columns.
     const w = Float32Array.of(1, -0.5, 0.25, 0.01, 0.03, -0.04);
-    const rows = quantizeWeights(w, [2, 3], 0);
+    const rows = quantizeWeights(w, [2, 3], 0, WEIGHT_FORMATS.int8);
     expect(Array.from(rows.scales)).toEqual([Math.fround(1 / 127), Math.fround(0.04 / 127)]);
     expect(Array.from(rows.q)).toEqual([127, -64, 32, 32, 95, -127]);
-    const cols = quantizeWeights(w, [2, 3], 1);
+    const cols = quantizeWeights(w, [2, 3], 1, WEIGHT_FORMATS.int8);
     expect(Array.from(cols.scales)).toEqual([Math.fround(1 / 127), Math.fround(0.5 / 127), Math.fround(0.25 / 127)]);
     expect(Array.from(cols.q)).toEqual([127, -127, 127, 1, 8, -20]);
   });
@@ -44,13 +44,38 @@ describe("quantizeWeights", () => {
   it("keeps every weight within half a step, and an all-zero channel at zero", () => {
     const dims = [4, 3, 3, 3];
     const w = Float32Array.from({ length: 108 }, (_, i) => (i < 27 ? 0 : Math.sin(i * 1.7) * (i % 27 === 5 ? 3 : 0.2)));
-    const { q, scales } = quantizeWeights(w, dims, 0);
+    const { q, scales } = quantizeWeights(w, dims, 0, WEIGHT_FORMATS.int8);
     expect(scales[0]).toBe(1);
     for (let i = 0; i < w.length; i++) {
       const s = scales[Math.floor(i / 27)]!;
       expect(Math.abs(q[i]!)).toBeLessThanOrEqual(127);
       expect(Math.abs(q[i]! * s - w[i]!)).toBeLessThanOrEqual(s / 2 + 1e-9);
     }
+  });
+
+  it("stores 7-bit weights in [-64, 64], so that two uint8 x int8 products always fit int16", () => {
+    const w = Float32Array.of(1, -0.5, 0.25, 0.01, 0.03, -0.04);
+    const { q, scales } = quantizeWeights(w, [2, 3], 0, WEIGHT_FORMATS.int7);
+    expect(Array.from(scales)).toEqual([Math.fround(1 / 64), Math.fround(0.04 / 64)]);
+    expect(Array.from(q)).toEqual([64, -32, 16, 16, 48, -64]);
+    expect(2 * 255 * WEIGHT_FORMATS.int7.max).toBeLessThanOrEqual(2 ** 15 - 1);
+    expect(2 * 255 * WEIGHT_FORMATS.int8.max).toBeGreaterThan(2 ** 15 - 1);
+  });
+
+  it("stores uint8 weights around zero point 128, as symmetric as int8", () => {
+    const w = Float32Array.of(1, -0.5, 0.25, 0.01, 0.03, -0.04);
+    const int8 = quantizeWeights(w, [2, 3], 0, WEIGHT_FORMATS.int8);
+    const uint8 = quantizeWeights(w, [2, 3], 0, WEIGHT_FORMATS.uint8);
+    expect(uint8.scales).toEqual(int8.scales);
+    expect(Array.from(uint8.q)).toEqual(Array.from(int8.q, (v) => v + 128));
+    expect(Math.min(...uint8.q)).toBe(1);
+    expect(Math.max(...uint8.q)).toBe(255);
+  });
+
+  it("describes each format in words for the manifest", () => {
+    expect(describeWeights("int8")).toBe("int8 in [-127, 127], symmetric, per output channel");
+    expect(describeWeights("int7")).toBe("int8 in [-64, 64], symmetric, per output channel");
+    expect(describeWeights("uint8")).toBe("uint8 in 128 + [-127, 127], symmetric, per output channel");
   });
 
   it("refuses weights that are not finite", () => {
@@ -75,6 +100,9 @@ function pythonView(bytes: Uint8Array): { ops: string[]; types: Record<string, n
   if (py.status !== 0) throw new Error(py.stderr);
   return JSON.parse(py.stdout);
 }
+
+/** The distinct int32 values of a tensor's raw bytes. */
+const view = (t: { rawData?: Uint8Array }) => new Set(new Int32Array(Uint8Array.from(t.rawData!).buffer));
 
 /** Logits of a model on the same inputs, in onnxruntime-node. */
 async function logits(session: ort.InferenceSession, input: Float32Array, n: number): Promise<Float32Array> {
@@ -122,7 +150,7 @@ describe("planQdq and toQdq on an exported student", () => {
     expect(plan.tensors).not.toContain("logits");
   });
 
-  it("writes a model onnx.checker accepts, with int8 weights, int32 biases, no ReLU, and float logits", async () => {
+  it("writes a model onnx.checker accepts, with uint8 weights (the default), int32 biases, no ReLU, and float logits", async () => {
     const plan = planQdq(model);
     const qdq = toQdq(model, plan, await measuredRanges(plan.tensors));
     expect(runOnnxChecker(qdq)).toMatchObject({ status: "passed" });
@@ -131,10 +159,10 @@ describe("planQdq and toQdq on an exported student", () => {
     const convs = model.nodes.filter((n) => n.opType === "Conv").length;
     expect(view.ops.filter((o) => o === "QuantizeLinear")).toHaveLength(plan.tensors.length);
     expect(view.ops.filter((o) => o === "DequantizeLinear")).toHaveLength(plan.tensors.length + 2 * (convs + 1));
-    expect(view.types["stem.conv.weight.q"]).toBe(3); // INT8
+    expect(view.types["stem.conv.weight.q"]).toBe(2); // UINT8
     expect(view.types["stem.conv.bias.q"]).toBe(6); // INT32
     expect(view.types["stem.relu.zp"]).toBe(2); // UINT8
-    expect(view.types["fc.kernel.q"]).toBe(3);
+    expect(view.types["fc.kernel.q"]).toBe(2);
     expect(Object.keys(view.types)).not.toContain("stem.conv.weight"); // the float weights are gone
   });
 
@@ -148,6 +176,39 @@ describe("planQdq and toQdq on an exported student", () => {
     // The folded stem ReLU, read back through its uint8 tensor: nothing below the zero point.
     const zp = decodeModel(qdq).initializers.find((t) => t.name === "stem.relu.zp")!;
     expect(Array.from(zp.rawData!)).toEqual([0]);
+  });
+
+  it("writes the weight format asked for, and each computes what the int8 file computes", async () => {
+    const plan = planQdq(model);
+    const ranges = await measuredRanges(plan.tensors);
+    const run = async (bytes: Uint8Array) => {
+      const session = await openInt8Session(bytes);
+      const out = await logits(session, inputs, 16);
+      await session.release();
+      return out;
+    };
+    const reference = await run(toQdq(model, plan, ranges, { weights: "int8" }));
+    const scale = Math.max(...reference.map(Math.abs));
+    for (const [weights, type, values] of [
+      ["int7", 3, (v: number) => v >= -64 && v <= 64],
+      ["uint8", 2, (v: number) => v >= 1 && v <= 255],
+    ] as const) {
+      const qdq = toQdq(model, plan, ranges, { weights });
+      expect(runOnnxChecker(qdq)).toMatchObject({ status: "passed" });
+      const decoded = decodeModel(qdq);
+      const weight = decoded.initializers.find((t) => t.name === "stem.conv.weight.q")!;
+      expect(weight.dataType).toBe(type);
+      const stored = type === 3 ? Int8Array.from(weight.rawData!) : Uint8Array.from(weight.rawData!);
+      expect(stored.every(values)).toBe(true);
+      const zp = decoded.initializers.find((t) => t.name === "stem.conv.weight.zp")!;
+      expect(new Set(zp.rawData)).toEqual(new Set([WEIGHT_FORMATS[weights].zeroPoint]));
+      expect(view(decoded.initializers.find((t) => t.name === "stem.conv.bias.zp")!)).toEqual(new Set([0]));
+      // uint8 is int8 shifted: the same values; 7-bit weights round twice as coarsely.
+      const out = await run(qdq);
+      const worst = Math.max(...out.map((v, i) => Math.abs(v - reference[i]!)));
+      if (weights === "uint8") expect(worst).toBeLessThanOrEqual(1e-5 * scale);
+      else expect(worst).toBeLessThanOrEqual(0.1 * scale);
+    }
   });
 
   it("needs a range for every planned tensor, and a ReLU output that starts at 0", () => {
