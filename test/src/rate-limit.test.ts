@@ -45,7 +45,7 @@ describe("the teacher allowance", () => {
       arms.push(response.headers.get("X-Arm"));
       if (i >= LIMIT) expect(response.headers.get("X-Teacher-Fault")).toBe("rate_limited");
     }
-    // A new client id per request does not buy a new allowance: the address counts.
+    // A new client per request does not buy a new allowance: the address counts.
     expect(arms).toEqual([...new Array(LIMIT).fill("teacher"), "student", "student"]);
     const r = await report(app, since);
     expect(row(r, "teacher", "teacher28")).toMatchObject({ count: LIMIT + 2, served: LIMIT, faults: { rate_limited: 2 } });
@@ -53,6 +53,18 @@ describe("the teacher allowance", () => {
     // Another address has its own allowance.
     const other = await classify(app, 9, { ...address(), "X-Client-Id": "limited-0" }, { ...limited, STUDENT_PERCENT: "0" });
     expect(other.response.headers.get("X-Arm")).toBe("teacher");
+  });
+
+  it("counts every anonymous caller without an address as one: fresh cookies and X-Client-Id buy no allowance", async () => {
+    // No edge in front (this test; `wrangler dev` sets the socket's address instead): no CF-Connecting-IP.
+    if (Date.now() % 60_000 > 50_000) await new Promise((r) => setTimeout(r, 60_000 - (Date.now() % 60_000) + 100));
+    const arms: (string | null)[] = [];
+    for (let i = 0; i < LIMIT + 2; i++) {
+      const { response } = await classify(app, i, { "X-Client-Id": `fresh-${i}` }, { ...limited, STUDENT_PERCENT: "0" });
+      expect(response.headers.get("Set-Cookie")).toMatch(/^nd_client=/);
+      arms.push(response.headers.get("X-Arm"));
+    }
+    expect(arms).toEqual([...new Array(LIMIT).fill("teacher"), "student", "student"]);
   });
 
   it("counts shadows too: over the limit a shadow is recorded as rate-limited, not sent", async () => {
