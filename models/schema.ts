@@ -84,6 +84,18 @@ export interface Quantization {
   tolerance: { maxRelativeLogitError: number };
   /** What ran it for the figures (accuracy, export check). */
   runtime: string;
+  /**
+   * Top-1 of the file in each runtime it is run in (the Worker's onnxruntime-web, onnxruntime-node's
+   * default session on a named CPU), on the test images of metrics.accuracy, beside its twin's on the
+   * same images, and what the export required. Absent in entries written before it was checked.
+   */
+  portability?: Portability;
+}
+
+export interface Portability {
+  twinTop1: number;
+  runtimes: { runtime: string; session: string; top1: number }[];
+  tolerance: { maxLossPoints: number; maxGapPoints: number };
 }
 
 export interface ModelEntry {
@@ -266,6 +278,26 @@ function quantization(v: unknown, path: string): Quantization {
     relativeLogitError: num(q.relativeLogitError, `${path}.relativeLogitError`),
     tolerance: { maxRelativeLogitError: num(t.maxRelativeLogitError, `${path}.tolerance.maxRelativeLogitError`) },
     runtime: str(q.runtime, `${path}.runtime`),
+    ...(q.portability !== undefined ? { portability: portability(q.portability, `${path}.portability`) } : {}),
+  };
+}
+
+function portability(v: unknown, path: string): Portability {
+  const p = obj(v, path);
+  const t = obj(p.tolerance, `${path}.tolerance`);
+  const share = (x: unknown, at: string) => {
+    const n = num(x, at);
+    if (n < 0 || n > 1) fail(at, "must be a share between 0 and 1");
+    return n;
+  };
+  if (!Array.isArray(p.runtimes) || p.runtimes.length === 0) fail(`${path}.runtimes`, "must be a non-empty array");
+  return {
+    twinTop1: share(p.twinTop1, `${path}.twinTop1`),
+    runtimes: p.runtimes.map((r, i) => {
+      const o = obj(r, `${path}.runtimes[${i}]`);
+      return { runtime: str(o.runtime, `${path}.runtimes[${i}].runtime`), session: str(o.session, `${path}.runtimes[${i}].session`), top1: share(o.top1, `${path}.runtimes[${i}].top1`) };
+    }),
+    tolerance: { maxLossPoints: num(t.maxLossPoints, `${path}.tolerance.maxLossPoints`), maxGapPoints: num(t.maxGapPoints, `${path}.tolerance.maxGapPoints`) },
   };
 }
 

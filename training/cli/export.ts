@@ -3,7 +3,9 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CALIBRATION_METHODS, type CalibrationMethod } from "../export/calibrate.ts";
+import { EMULATED_CPUS, emulatedCpu } from "../export/cpu.ts";
 import { type ExportOptions, exportCheckpoint, exportInt8Variants, exportRun } from "../export/index.ts";
+import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMAT_NAMES, type WeightFormatName } from "../export/quantize.ts";
 import { writeCurves } from "../train/curves.ts";
 
 const USAGE = `usage: npm run export -- <run dir | checkpoint.ndckpt | models dir> [options]
@@ -38,7 +40,10 @@ options:
   --calibration METHOD    how int8 activation ranges are calibrated: minmax (default) or percentile
   --calibration-percentile P
                           share of values the percentile method keeps in range (default 99.99)
-  --calibration-samples N training images the ranges are measured on (default 1000)`;
+  --calibration-samples N training images the ranges are measured on (default 1000)
+  --int8-weights FORMAT   int8 weight format: ${WEIGHT_FORMAT_NAMES.join(", ")} (default ${DEFAULT_WEIGHT_FORMAT}; docs/int8.md)
+  --int8-native-cpu MODEL measure the int8 variants' onnxruntime-node figure on an emulated CPU
+                          (${Object.keys(EMULATED_CPUS).join(", ")}: no VNNI; needs qemu-user) instead of this one`;
 
 function count(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -55,6 +60,12 @@ function calibrationSettings(method: string | undefined, percentile: string | un
   const n = count("--calibration-samples", samples);
   if (n === 0) throw new Error("--calibration-samples must be at least 1");
   return { method: method as CalibrationMethod | undefined, percentile: p, samples: n };
+}
+
+function int8Settings(weights: string | undefined, nativeCpu: string | undefined): ExportOptions["int8Settings"] {
+  if (weights !== undefined && !(WEIGHT_FORMAT_NAMES as string[]).includes(weights)) throw new Error(`--int8-weights must be one of ${WEIGHT_FORMAT_NAMES.join(", ")}, got "${weights}"`);
+  if (nativeCpu !== undefined) emulatedCpu(nativeCpu); // names an unknown model or a missing qemu now, not after training
+  return { weights: weights as WeightFormatName | undefined, ...(nativeCpu !== undefined ? { native: { emulate: nativeCpu } } : {}) };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -79,6 +90,8 @@ async function main(argv: string[]): Promise<void> {
       calibration: { type: "string" },
       "calibration-percentile": { type: "string" },
       "calibration-samples": { type: "string" },
+      "int8-weights": { type: "string" },
+      "int8-native-cpu": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -105,6 +118,7 @@ async function main(argv: string[]): Promise<void> {
     defaultStudent: values["default-student"],
     serve: values.serve === undefined ? undefined : values.serve.split(",").map((n) => n.trim()).filter(Boolean),
     calibration: calibrationSettings(values.calibration, values["calibration-percentile"], values["calibration-samples"]),
+    int8Settings: int8Settings(values["int8-weights"], values["int8-native-cpu"]),
   };
   let isDir: boolean;
   try {

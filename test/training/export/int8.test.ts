@@ -14,8 +14,9 @@ import { loadDataset } from "../../../training/data/index.ts";
 import { Rng } from "../../../training/data/rng.ts";
 import { initBackend } from "../../../training/engine/backend.ts";
 import { type ExportOptions, exportInt8Variants, exportRun } from "../../../training/export/index.ts";
-import { INT8_TOLERANCE, Int8ParityError, calibrationImages, openInt8Session } from "../../../training/export/int8.ts";
-import { argmax, onnxLogits } from "../../../training/export/verify.ts";
+import * as ortWeb from "onnxruntime-web/wasm";
+import { INT8_PORTABILITY, INT8_TOLERANCE, Int8ParityError, Int8PortabilityError, assertPortable, calibrationImages, int8Variant, openInt8Session } from "../../../training/export/int8.ts";
+import { argmax, onnxLogits, openSession } from "../../../training/export/verify.ts";
 import { fixtureRunDir as runDir } from "./fixtures.ts";
 
 const options = { log: () => {}, paritySamples: 64, accuracySamples: 256, readme: null, plot: null, calibration: { samples: 200 } } satisfies ExportOptions;
@@ -77,6 +78,58 @@ describe("exportRun with int8 variants", () => {
     expect(int8.metrics.accuracy!.top1).toBe(correct / 256);
   });
 
+  it("records its top-1 in onnxruntime-web and in onnxruntime-node's default session, as each computes it", async () => {
+    const int8 = manifest.models.find((m) => m.name === "narrow-deep-int8")!;
+    const twin = manifest.models.find((m) => m.name === "narrow-deep")!;
+    const test = loadDataset("fashion-mnist").test;
+    const batch = makeBatch(test, Array.from({ length: 256 }, (_, i) => i), normalizationTable(int8.normalization), null, new Rng(0));
+    const images = { data: batch.images, count: 256, height: 28, width: 28, channels: 1 };
+    const top1 = (logits: Float32Array) => Array.from({ length: 256 }, (_, n) => argmax(logits, 10, n) === batch.labels[n]).filter(Boolean).length / 256;
+    const native = async (file: string) => {
+      const session = await openSession(readFileSync(join(models, file)));
+      const logits = await onnxLogits(session, images);
+      await session.release();
+      return top1(logits);
+    };
+    // onnxruntime-web as the Worker runs it, straight from the package.
+    ortWeb.env.wasm.numThreads = 1;
+    ortWeb.env.wasm.proxy = false;
+    const web = await ortWeb.InferenceSession.create(readFileSync(join(models, int8.file)), { executionProviders: ["wasm"] });
+    const nchw = new Float32Array(batch.images); // one channel: NHWC and NCHW are the same bytes
+    const out = await web.run({ input: new ortWeb.Tensor("float32", nchw, [256, 1, 28, 28]) });
+    const webTop1 = top1(Float32Array.from(out.logits!.data as Float32Array));
+    await web.release();
+
+    const p = int8.quantization!.portability!;
+    expect(p.tolerance).toEqual(INT8_PORTABILITY);
+    expect(p.twinTop1).toBe(await native(twin.file));
+    expect(p.runtimes.map((r) => r.runtime)).toEqual(["onnxruntime-web", "onnxruntime-node"]);
+    expect(p.runtimes[0]!.top1).toBe(webTop1);
+    expect(p.runtimes[1]!.top1).toBe(await native(int8.file));
+    expect(p.runtimes[0]!.session).toMatch(/^onnxruntime-web 1\.\d+\.\d+ WASM SIMD, 1 thread/);
+    expect(p.runtimes[1]!.session).toMatch(/^onnxruntime-node 1\.\d+\.\d+ default session \(graph optimization all\) on .+ VNNI\)$/);
+    expect(int8.quantization!.weights).toBe("uint8 in 128 + [-127, 127], symmetric, per output channel");
+  });
+
+  it("refuses an int8 model that loses more than 0.3 points against its twin, naming the figures", async () => {
+    // Labels the fp32 twin gets all right: the int8 model's few flipped answers (an untrained model
+    // has near-tied logits) become a loss of several points.
+    const twin = manifest.models.find((m) => m.name === "wide")!;
+    const onnx = new Uint8Array(readFileSync(join(models, twin.file)));
+    const { train, test } = loadDataset("fashion-mnist");
+    const batch = makeBatch(test, Array.from({ length: 256 }, (_, i) => i), normalizationTable(twin.normalization), null, new Rng(0));
+    const images = { data: batch.images, count: 256, height: 28, width: 28, channels: 1 };
+    const session = await openSession(onnx);
+    const logits = await onnxLogits(session, images);
+    await session.release();
+    const labels = Uint8Array.from({ length: 256 }, (_, n) => argmax(logits, 10, n));
+    const made = int8Variant({ twin, onnx, train, test: images, labels, calibration: { samples: 200 } });
+    await expect(made).rejects.toThrow(Int8PortabilityError);
+    await expect(made).rejects.toThrow(
+      /^wide-int8: the int8 model does not keep its twin's accuracy in both runtimes: top-1 over 256 test images is 100\.00% for the fp32 twin, \d+\.\d\d% in onnxruntime-web, \d+\.\d\d% in onnxruntime-node; onnxruntime-web is \d+\.\d\d points below the twin \(at most 0\.3 allowed\)/,
+    );
+  });
+
   it("leaves the int8 variants out of the Worker's bundle unless served", () => {
     const bundle = readFileSync(join(models, "bundle.ts"), "utf8");
     expect(bundle).toContain('"narrow-deep.onnx": file0,');
@@ -133,6 +186,22 @@ describe("npm run export with a models folder", () => {
   }, 120_000);
 });
 
+describe("npm run export's int8 flags", () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", "training/cli/export.ts", ...args], { cwd: fileURLToPath(new URL("../../../", import.meta.url)), encoding: "utf8" });
+
+  it("names a weight format or an emulated CPU it does not know", () => {
+    const dir = tmp("models-");
+    for (const [flags, error] of [
+      [["--int8-weights", "int4"], /--int8-weights must be one of int8, int7, uint8, got "int4"/],
+      [["--int8-native-cpu", "Pentium"], /unknown CPU model to emulate "Pentium"; known: Haswell/],
+    ] as const) {
+      const bad = cli(dir, ...flags);
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toMatch(error);
+    }
+  });
+});
+
 describe("an int8 model that strays from its twin", () => {
   // Ranges that keep only the middle of every tensor's values: the model computes something else.
   const clipped = { samples: 50, method: "percentile", percentile: 50.5 } as const;
@@ -151,6 +220,28 @@ describe("an int8 model that strays from its twin", () => {
     await expect(failed).rejects.toThrow(Int8ParityError);
     await expect(failed).rejects.toThrow(message);
     expect(readdirSync(elsewhere)).toEqual([]);
+  });
+});
+
+describe("assertPortable", () => {
+  const figures = (twin: number, web: number, node: number) => ({ samples: 10_000, twin, runtimes: { "onnxruntime-web": web, "onnxruntime-node": node } });
+
+  it("accepts up to 0.3 points below the twin in each runtime and 0.3 between them, counted in images", () => {
+    expect(() => assertPortable("m-int8", figures(9408, 9378, 9378))).not.toThrow(); // 30 of 10,000 images
+    expect(() => assertPortable("m-int8", figures(9408, 9420, 9390))).not.toThrow(); // above the twin is no loss
+    expect(() => assertPortable("m-int8", figures(9408, 9410, 9408))).not.toThrow();
+  });
+
+  it("refuses a loss in either runtime, or two runtimes that disagree, naming every figure", () => {
+    // The shipped unmodified-int8 in the two runtimes on a CPU without VNNI, before uint8 weights.
+    expect(() => assertPortable("unmodified-int8", figures(9408, 9398, 9272))).toThrow(
+      "unmodified-int8: the int8 model does not keep its twin's accuracy in both runtimes: top-1 over 10000 test images is 94.08% for the fp32 twin, 93.98% in onnxruntime-web, 92.72% in onnxruntime-node; " +
+        "onnxruntime-node is 1.36 points below the twin (at most 0.3 allowed); the two runtimes differ by 1.26 points (at most 0.3 allowed) (export with --no-int8 to skip int8 variants)",
+    );
+    expect(() => assertPortable("m-int8", figures(9408, 9377, 9390))).toThrow(/; onnxruntime-web is 0\.31 points below the twin \(at most 0\.3 allowed\) \(export/);
+    expect(() => assertPortable("m-int8", figures(9408, 9440, 9405))).toThrow(/ in onnxruntime-node; the two runtimes differ by 0\.35 points \(at most 0\.3 allowed\) \(export/);
+    expect(() => assertPortable("m-int8", figures(9408, 9440, 9405))).toThrow(Int8PortabilityError);
+    expect(() => assertPortable("m-int8", figures(9408, 9378, 9378), { maxLossPoints: 0.2, maxGapPoints: 0.3 })).toThrow(/onnxruntime-web is 0\.30 points below the twin \(at most 0\.2 allowed\); onnxruntime-node is 0\.30 points/);
   });
 });
 
