@@ -110,7 +110,7 @@ describe("bring your own", () => {
     const kd = r.meta("wide-kd");
     expect(kd.dataset).toMatchObject({ name: "folder", labels: classes, trainSamples: 36, valSamples: 6, testSamples: 9 });
     expect(kd.teacher?.engine).toMatch(/onnxruntime-node \(CPU\), ONNX file/);
-    expect(r.lines.join("\n")).toMatch(/teacher: .*pytorch-teacher\.onnx \(layout NHWC \(input shape\); input "image" 12x12 \(input shape\); normalization from the flags; output "output"; on 9 test images: top-1 [\d.]+%\)/);
+    expect(r.lines.join("\n")).toMatch(/teacher: .*pytorch-teacher\.onnx \(layout NHWC \(input shape\); input "image" 12x12 \(input shape\); normalization from the flags; classes: it names none, so its outputs are taken to be the data set's classes in order \(pass --teacher-labels if not\); output "output"; on 9 test images: top-1 [\d.]+%\)/);
 
     const models = temp("models");
     const { manifest, entries } = await exportRun(r.runDir, { modelsDir: models, log: () => {} });
