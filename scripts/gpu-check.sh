@@ -200,7 +200,7 @@ record host "$(node -e '
     const r = JSON.parse(fs.readFileSync(f, "utf8"));
     return { concurrency: c, requestsPerSecond: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
   });
-  const started = fs.readFileSync(hostLog, "utf8").split("\n").filter((l) => /provider|listening|cuda|error/i.test(l)).slice(0, 5);
+  const started = fs.readFileSync(hostLog, "utf8").split("\n").filter((l) => /listening|cuda|cpu|unavailable|error/i.test(l)).slice(0, 5);
   console.log(JSON.stringify({ ok: ok === "true" && levels.every((l) => !l.error && l.non2xx === 0 && l.errors === 0 && l.requestsPerSecond > 0), provider, levels, host: started }));' "$host_ok" "$work" "$provider" "$work/host.log")"
 
 say "5/5 writing $out"
