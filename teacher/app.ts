@@ -40,7 +40,16 @@ export function createTeacherApp(options: TeacherAppOptions): Hono {
   });
   if (options.auth) app.use(teacherAuth(options.auth));
   app.use(bufferBody({ maxBytes: options.limits?.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes }));
-  app.use(concurrencyLimit({ ...options.concurrency, ...(metrics ? { onChange: metrics.slots } : {}) }));
+  const told = options.concurrency?.onChange;
+  app.use(
+    concurrencyLimit({
+      ...options.concurrency,
+      onChange: (state) => {
+        metrics?.slots(state);
+        told?.(state);
+      },
+    }),
+  );
   if (options.faults) app.use(faults(options.faults));
   if (metrics) app.get("/metrics", metrics.handler);
   for (const path of ["/v2/models/:name", "/v2/models/:name/versions/:version"]) {

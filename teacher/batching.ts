@@ -1,7 +1,8 @@
 // Dynamic batching, as Triton's dynamic batcher does it: requests for the same model that arrive
 // close together run as one onnxruntime batch (their inputs stacked along the batch dimension) and
 // each gets its own rows of the outputs back. A batch runs when it holds `maxBatch` images, or when
-// its oldest request has waited `windowMs`; while one batch runs the next one gathers. Only requests
+// its oldest request has waited `windowMs` (not at all when no other request is on its way); while
+// one batch runs the next one gathers. Only requests
 // that parsed and validated reach a batch, and a batch whose run fails is run again one request at a
 // time, so one request's failure stays its own.
 import type { Manifest, ModelEntry } from "../models/schema.ts";
@@ -16,6 +17,12 @@ export interface BatchingOptions {
   windowMs?: number;
   /** Told of every run: images, requests and milliseconds (the metrics' batch size). */
   onRun?: (run: { images: number; requests: number; ms: number }) => void;
+  /**
+   * Requests inside the host that have not reached the batcher yet (the teacher host: those holding a
+   * concurrency slot, less those here). When given and zero, nobody is coming to share a run, so a
+   * request runs at once instead of waiting out the window; absent, the window is always waited.
+   */
+  arriving?: () => number;
 }
 
 export const DEFAULT_MAX_BATCH = 32;
@@ -40,6 +47,8 @@ const images = (p: Pending) => p.dims[0]!;
 export class Batcher {
   private readonly queue: Pending[] = [];
   private running = false;
+  /** Requests in the run going on. */
+  private inRun = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly maxBatch: number;
   private readonly windowMs: number;
@@ -57,6 +66,11 @@ export class Batcher {
     return this.queue.length;
   }
 
+  /** Requests waiting or running. */
+  get holding(): number {
+    return this.queue.length + this.inRun;
+  }
+
   /** Runs the input as part of the next batch; `onStart` is called when that batch starts. */
   run(input: Float32Array, dims: number[], onStart?: () => void): Promise<Outputs> {
     return new Promise((resolve, reject) => {
@@ -70,7 +84,7 @@ export class Batcher {
     const head = this.queue[0]!;
     const ready = this.queue.reduce((n, p) => (p.shape === head.shape ? n + images(p) : n), 0);
     const wait = head.arrived + this.windowMs - performance.now();
-    if (ready >= this.maxBatch || wait <= 0) {
+    if (ready >= this.maxBatch || wait <= 0 || this.options.arriving?.() === 0) {
       clearTimeout(this.timer);
       this.timer = undefined;
       void this.runNext();
@@ -104,6 +118,7 @@ export class Batcher {
   private async runNext(): Promise<void> {
     this.running = true;
     const batch = this.take();
+    this.inRun = batch.length;
     for (const p of batch) p.onStart?.();
     try {
       if (batch.length === 1) {
@@ -113,6 +128,7 @@ export class Batcher {
       }
     } finally {
       this.running = false;
+      this.inRun = 0;
       // Let the event loop read what arrived during the run before the next batch is formed.
       setImmediate(() => this.schedule());
     }
@@ -194,6 +210,13 @@ export class BatchingStore extends ModelStore {
   get waiting(): number {
     let n = 0;
     for (const b of this.batchers.values()) n += b.waiting;
+    return n;
+  }
+
+  /** Requests waiting or running, over all models. */
+  get holding(): number {
+    let n = 0;
+    for (const b of this.batchers.values()) n += b.holding;
     return n;
   }
 

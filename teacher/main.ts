@@ -107,9 +107,12 @@ if (values["no-auth"]) {
 }
 
 const metrics = new TeacherMetrics();
-let teacher;
+/** Requests holding a concurrency slot: those not yet in the batcher may join a batch soon. */
+let slotsHeld = 0;
+let teacher: Awaited<ReturnType<typeof loadTeacher>> | undefined;
+const arriving = () => slotsHeld - (teacher?.store.holding ?? 0);
 try {
-  teacher = await loadTeacher({ manifestPath, provider: provider as ProviderChoice, ...(name ? { name } : {}), batching: { maxBatch, windowMs, onRun: metrics.run } });
+  teacher = await loadTeacher({ manifestPath, provider: provider as ProviderChoice, ...(name ? { name } : {}), batching: { maxBatch, windowMs, onRun: metrics.run, arriving } });
 } catch (err) {
   fail(err instanceof TeacherLoadError || (err instanceof Error && err.name === "ManifestError") ? err.message : String(err));
 }
@@ -132,7 +135,7 @@ const app = createTeacherApp({
   provider: used,
   server: { name: `${pkg.name}-teacher`, version: pkg.version },
   ...(values["no-auth"] ? {} : { auth: { token, header: authHeader } }),
-  concurrency: { maxInFlight, maxQueued },
+  concurrency: { maxInFlight, maxQueued, onChange: (state) => (slotsHeld = state.running) },
   limits: { maxBodyBytes },
   ...(faultOptions.delayMs || faultOptions.garbage ? { faults: faultOptions } : {}),
   metrics,

@@ -1,6 +1,6 @@
 // Dynamic batching on real onnxruntime-node sessions: the Batcher on the fixture teacher (rows split
 // back to their requests, equal to each request run alone; a request the runtime refuses fails alone;
-// the size cap and the window), then a real host: concurrent requests run as one batch, answers equal
+// the size cap, the window, and no window when nobody else is coming), then a real host: concurrent requests run as one batch, answers equal
 // to onnxruntime-node on each input, malformed requests refused alone, --max-batch caps and turns off.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -105,6 +105,23 @@ describe("Batcher", () => {
     const started = performance.now();
     await Promise.all([batcher.run(images(1, 1), [1, 1, 28, 28]), batcher.run(images(1, 2), [1, 1, 28, 28])]);
     expect(performance.now() - started).toBeLessThan(10_000);
+  });
+
+  it("skips the window when no other request is on its way, and waits it out while one is", async () => {
+    let arriving = 0;
+    const { session: s, runs } = counted();
+    const batcher = new Batcher(s, { maxBatch: 32, windowMs: 60_000, arriving: () => arriving });
+    const started = performance.now();
+    await batcher.run(images(1, 1), [1, 1, 28, 28]);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    arriving = 1;
+    const first = batcher.run(images(1, 2), [1, 1, 28, 28]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(batcher.waiting).toBe(1); // held for the one on its way
+    arriving = 0;
+    const second = batcher.run(images(1, 3), [1, 1, 28, 28]);
+    await Promise.all([first, second]);
+    expect(runs).toEqual([1, 2]);
   });
 
   it("splits outputs by rows, and refuses an output without a batch dimension", () => {
