@@ -10,17 +10,17 @@ import { Unzlib } from "fflate";
 const MAX_RATIO = 1032;
 
 /**
- * Bytes the zlib stream made of `parts` inflates to, counting stopped once past `limit` (so at most
- * about 2 * limit; one slice's output is held at a time). A corrupt or truncated stream counts what it
- * gave before its error.
+ * Bytes the zlib stream made of `parts` inflates to, counting stopped once past `limit`, by at most
+ * `overshoot` (the most one slice inflates to, and the most held at a time; larger slices are faster).
+ * A corrupt or truncated stream counts what it gave before its error.
  */
-export function inflatedLength(parts: readonly Uint8Array[], limit: number): number {
+export function inflatedLength(parts: readonly Uint8Array[], limit: number, overshoot = limit): number {
   let total = 0;
   const inflater = new Unzlib((chunk) => {
     total += chunk.length;
   });
   // Each push costs a copy of fflate's 32 KiB window, so many small parts are pushed as full slices.
-  const slice = new Uint8Array(Math.max(1024, Math.ceil(limit / MAX_RATIO) + 64));
+  const slice = new Uint8Array(Math.max(1024, Math.ceil(overshoot / MAX_RATIO) + 64));
   let filled = 0;
   try {
     for (const part of parts) {
