@@ -10,6 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { registerBatchNormKernels } from "./batchnorm.ts";
 import { registerReluGradient } from "./relu.ts";
+import { sliceKernel } from "./slice.ts";
 
 type Info = tf.TensorInfo;
 type Pad = "valid" | "same" | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -176,13 +177,14 @@ function identity({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend:
 
 let registered = false;
 
-/** Registers (or replaces) the wasm gradient kernels above, the fused batch norm and the ReLU gradient. Idempotent. */
+/** Registers (or replaces) the wasm gradient kernels above, Slice (slice.ts), the fused batch norm and the ReLU gradient. Idempotent. */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
   for (const [kernelName, kernelFunc] of [
     ["Conv2DBackpropFilter", conv2DBackpropFilter],
     ["Conv2DBackpropInput", conv2DBackpropInput],
     ["Identity", identity],
+    ["Slice", sliceKernel],
   ] as const) {
     if (tf.getKernel(kernelName, "wasm")) tf.unregisterKernel(kernelName, "wasm");
     tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc: kernelFunc as tf.KernelFunc });
