@@ -22,14 +22,18 @@ export interface SubRunCurves {
   records: MetricsRecord[];
 }
 
-/** The sub-runs of a run directory that have a checkpoint, in the run's plan order when it has one. */
+/**
+ * The sub-runs of a run directory that have a checkpoint: in the run's plan order when it has one,
+ * then any other sub-run folder (a run exported from checkpoints its config did not plan).
+ */
 function subRunMetas(runDir: string): CheckpointMeta[] {
-  let names: string[];
+  let planned: string[] = [];
   try {
-    names = planSubRuns(readRunFile(runDir).config).map((r) => r.name);
+    planned = planSubRuns(readRunFile(runDir).config).map((r) => r.name);
   } catch {
-    names = readdirSync(runDir).sort(); // a run directory without a readable config.json
+    // a run directory without a readable config.json: its folders alone
   }
+  const names = [...planned, ...readdirSync(runDir).sort().filter((n) => !planned.includes(n))];
   return names.filter((n) => existsSync(checkpointPath(join(runDir, n)))).map((n) => loadCheckpoint(checkpointPath(join(runDir, n))).meta);
 }
 
