@@ -1,5 +1,6 @@
 // Installs the Debian packages the project needs (Fashion-MNIST data, onnx.checker for the export
-// tests, chromium for the dashboard's browser test) when they are missing, so a fresh machine is set
+// tests, chromium for the dashboard's browser test, qemu-user to check int8 files on an emulated
+// x86 CPU without VNNI) when they are missing, so a fresh machine is set
 // up by `npm install` alone. It never fails the install: without root or apt it says what to install
 // by hand, and each package is installed on its own, so one that fails leaves the others in.
 import { existsSync } from "node:fs";
@@ -9,6 +10,7 @@ const needs = [
   { pkg: "dataset-fashion-mnist", present: () => existsSync("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") },
   { pkg: "python3-onnx", present: () => existsSync("/usr/lib/python3/dist-packages/onnx/__init__.py") },
   { pkg: "chromium", present: () => existsSync("/usr/bin/chromium") },
+  { pkg: "qemu-user", present: () => existsSync("/usr/bin/qemu-x86_64") },
 ];
 
 const missing = needs.filter((n) => !n.present()).map((n) => n.pkg);
