@@ -3,6 +3,7 @@
 // its own bytes, never a slot that a well-behaved request is waiting for. A Content-Length over the
 // limit is refused before a byte is read, a chunked body at the first byte past it.
 import type { MiddlewareHandler } from "hono";
+import { readCapped } from "../src/middleware/read-capped.ts";
 
 export interface BufferBodyOptions {
   /** Largest body accepted, in bytes. */
@@ -17,30 +18,14 @@ export function bufferBody(options: BufferBodyOptions): MiddlewareHandler {
     if (!raw.body) return next();
     const declared = raw.headers.get("content-length");
     if (declared !== null && !raw.headers.has("transfer-encoding") && Number(declared) > maxBytes) return c.json({ error: tooLarge }, 413);
-    const reader = raw.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
+    let body: Uint8Array<ArrayBuffer> | undefined;
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        size += value.length;
-        if (size > maxBytes) {
-          void reader.cancel().catch(() => undefined);
-          return c.json({ error: tooLarge }, 413);
-        }
-        chunks.push(value);
-      }
+      body = await readCapped(raw.body, maxBytes);
     } catch (err) {
       // The client went away or broke the framing; nobody may be listening, but say why.
       return c.json({ error: `the request body could not be read: ${err instanceof Error ? err.message : String(err)}` }, 400);
     }
-    const body = new Uint8Array(size);
-    let offset = 0;
-    for (const chunk of chunks) {
-      body.set(chunk, offset);
-      offset += chunk.length;
-    }
+    if (!body) return c.json({ error: tooLarge }, 413);
     // The same request with its body in memory: the routes read it as they would the stream. (Built
     // afresh: @hono/node-server's own request object cannot be handed to the Request constructor.)
     c.req.raw = new Request(raw.url, { method: raw.method, headers: raw.headers, body });

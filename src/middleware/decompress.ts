@@ -3,6 +3,7 @@
 // limit, which bounds the compressed size.
 import type { MiddlewareHandler } from "hono";
 import { HttpError } from "../errors.ts";
+import { readCapped } from "./read-capped.ts";
 
 export interface DecompressOptions {
   /** Largest inflated body, in bytes. */
@@ -16,30 +17,13 @@ export const decompressBody = ({ maxBytes }: DecompressOptions): MiddlewareHandl
     const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
     if (!encoding || encoding === "identity" || !c.req.raw.body) return next();
     if (!ENCODINGS.has(encoding)) throw new HttpError(415, `Content-Encoding ${encoding.slice(0, 40)} is not supported: send gzip, deflate or none`);
-    const reader = c.req.raw.body.pipeThrough(new DecompressionStream(encoding as "gzip" | "deflate")).getReader();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
+    let body: Uint8Array<ArrayBuffer> | undefined;
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        size += value.length;
-        if (size > maxBytes) {
-          await reader.cancel().catch(() => undefined);
-          throw new HttpError(413, `the ${encoding} body inflates beyond the limit of ${maxBytes} bytes`);
-        }
-        chunks.push(value);
-      }
-    } catch (err) {
-      if (err instanceof HttpError) throw err;
+      body = await readCapped(c.req.raw.body.pipeThrough(new DecompressionStream(encoding as "gzip" | "deflate")), maxBytes);
+    } catch {
       throw new HttpError(400, `the ${encoding} body is corrupt`);
     }
-    const body = new Uint8Array(size);
-    let at = 0;
-    for (const chunk of chunks) {
-      body.set(chunk, at);
-      at += chunk.length;
-    }
+    if (!body) throw new HttpError(413, `the ${encoding} body inflates beyond the limit of ${maxBytes} bytes`);
     const headers = new Headers(c.req.raw.headers);
     headers.delete("content-encoding");
     headers.delete("content-length");
