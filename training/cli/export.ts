@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { CALIBRATION_METHODS, type CalibrationMethod } from "../export/calibrate.ts";
 import { EMULATED_CPUS, emulatedCpu } from "../export/cpu.ts";
 import { type ExportOptions, exportCheckpoint, exportInt8Variants, exportRun } from "../export/index.ts";
+import { INT8_PORTABILITY } from "../export/int8.ts";
 import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMAT_NAMES, type WeightFormatName } from "../export/quantize.ts";
 import { writeCurves } from "../train/curves.ts";
 
@@ -43,7 +44,9 @@ options:
   --calibration-samples N training images the ranges are measured on (default 1000)
   --int8-weights FORMAT   int8 weight format: ${WEIGHT_FORMAT_NAMES.join(", ")} (default ${DEFAULT_WEIGHT_FORMAT}; docs/int8.md)
   --int8-native-cpu MODEL measure the int8 variants' onnxruntime-node figure on an emulated CPU
-                          (${Object.keys(EMULATED_CPUS).join(", ")}: no VNNI; needs qemu-user) instead of this one`;
+                          (${Object.keys(EMULATED_CPUS).join(", ")}: no VNNI; needs qemu-user) instead of this one
+  --int8-max-loss POINTS  top-1 points an int8 variant may lose against its twin in either runtime, and
+                          the most the two runtimes may differ (default ${INT8_PORTABILITY.maxLossPoints})`;
 
 function count(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -62,10 +65,16 @@ function calibrationSettings(method: string | undefined, percentile: string | un
   return { method: method as CalibrationMethod | undefined, percentile: p, samples: n };
 }
 
-function int8Settings(weights: string | undefined, nativeCpu: string | undefined): ExportOptions["int8Settings"] {
+function int8Settings(weights: string | undefined, nativeCpu: string | undefined, maxLoss: string | undefined): ExportOptions["int8Settings"] {
+  const points = maxLoss === undefined ? undefined : Number(maxLoss);
+  if (points !== undefined && !(maxLoss!.trim() !== "" && points >= 0 && points <= 100)) throw new Error(`--int8-max-loss must be a number of points in [0, 100], got "${maxLoss}"`);
   if (weights !== undefined && !(WEIGHT_FORMAT_NAMES as string[]).includes(weights)) throw new Error(`--int8-weights must be one of ${WEIGHT_FORMAT_NAMES.join(", ")}, got "${weights}"`);
   if (nativeCpu !== undefined) emulatedCpu(nativeCpu); // names an unknown model or a missing qemu now, not after training
-  return { weights: weights as WeightFormatName | undefined, ...(nativeCpu !== undefined ? { native: { emulate: nativeCpu } } : {}) };
+  return {
+    weights: weights as WeightFormatName | undefined,
+    ...(nativeCpu !== undefined ? { native: { emulate: nativeCpu } } : {}),
+    ...(points !== undefined ? { portability: { maxLossPoints: points, maxGapPoints: points } } : {}),
+  };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -92,6 +101,7 @@ async function main(argv: string[]): Promise<void> {
       "calibration-samples": { type: "string" },
       "int8-weights": { type: "string" },
       "int8-native-cpu": { type: "string" },
+      "int8-max-loss": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -118,7 +128,7 @@ async function main(argv: string[]): Promise<void> {
     defaultStudent: values["default-student"],
     serve: values.serve === undefined ? undefined : values.serve.split(",").map((n) => n.trim()).filter(Boolean),
     calibration: calibrationSettings(values.calibration, values["calibration-percentile"], values["calibration-samples"]),
-    int8Settings: int8Settings(values["int8-weights"], values["int8-native-cpu"]),
+    int8Settings: int8Settings(values["int8-weights"], values["int8-native-cpu"], values["int8-max-loss"]),
   };
   let isDir: boolean;
   try {

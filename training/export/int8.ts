@@ -51,7 +51,7 @@ export interface Int8Settings {
   weights?: WeightFormatName;
   /** Where the onnxruntime-node figure is measured (default: this CPU). */
   native?: NativeSettings;
-  /** Default INT8_PORTABILITY; wider only for models whose accuracy means nothing (untrained test fixtures). */
+  /** Default INT8_PORTABILITY; `npm run export -- --int8-max-loss` sets both bounds (untrained test fixtures need them wide). */
   portability?: Partial<PortabilityTolerance>;
 }
 

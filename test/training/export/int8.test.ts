@@ -19,7 +19,11 @@ import { INT8_PORTABILITY, INT8_TOLERANCE, Int8ParityError, Int8PortabilityError
 import { argmax, onnxLogits, openSession } from "../../../training/export/verify.ts";
 import { fixtureRunDir as runDir } from "./fixtures.ts";
 
-const options = { log: () => {}, paritySamples: 64, accuracySamples: 256, readme: null, plot: null, calibration: { samples: 200 } } satisfies ExportOptions;
+// The fixtures are untrained (about 10% top-1, near-tied logits): whether int8 flips two of 256 answers
+// depends on the CPU's kernels, so the exports here allow what such a model loses; the refusal test
+// below holds a model to the shipped tolerance.
+const FIXTURE_PORTABILITY = { maxLossPoints: 5, maxGapPoints: 5 };
+const options = { log: () => {}, paritySamples: 64, accuracySamples: 256, readme: null, plot: null, calibration: { samples: 200 }, int8Settings: { portability: FIXTURE_PORTABILITY } } satisfies ExportOptions;
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 const readManifest = (dir: string): Manifest => parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
@@ -101,7 +105,7 @@ describe("exportRun with int8 variants", () => {
     await web.release();
 
     const p = int8.quantization!.portability!;
-    expect(p.tolerance).toEqual(INT8_PORTABILITY);
+    expect(p.tolerance).toEqual(FIXTURE_PORTABILITY);
     expect(p.twinTop1).toBe(await native(twin.file));
     expect(p.runtimes.map((r) => r.runtime)).toEqual(["onnxruntime-web", "onnxruntime-node"]);
     expect(p.runtimes[0]!.top1).toBe(webTop1);
@@ -166,7 +170,7 @@ describe("npm run export with a models folder", () => {
     const first = cli(run, "--models-dir", fp32, "--no-int8", "--accuracy-samples", "64", "--parity-samples", "64", "--backend", "wasm");
     expect(first.status, first.stderr).toBe(0);
     const out = tmp("models-");
-    const r = cli(fp32, "--models-dir", out, "--calibration", "percentile", "--calibration-samples", "40", "--accuracy-samples", "64");
+    const r = cli(fp32, "--models-dir", out, "--calibration", "percentile", "--calibration-samples", "40", "--accuracy-samples", "64", "--int8-max-loss", String(FIXTURE_PORTABILITY.maxLossPoints));
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/export: wide-int8: \d+ bytes .*top-1 agreement [\d.]+% and mean \|logit diff\| [\d.]+% of the mean \|logit\| over 64 images/);
     expect(readManifest(out).models.map((m) => [m.name, m.quantization?.calibration])).toEqual([
@@ -178,6 +182,7 @@ describe("npm run export with a models folder", () => {
       [["--calibration-percentile", "30"], /--calibration-percentile must be a number in \(50, 100\], got "30"/],
       [["--calibration", "minmax", "--calibration-percentile", "99"], /--calibration-percentile goes with --calibration percentile, not minmax/],
       [["--calibration-samples", "0"], /--calibration-samples must be at least 1/],
+      [["--int8-max-loss", "1.5x"], /--int8-max-loss must be a number of points in \[0, 100\], got "1.5x"/],
     ] as const) {
       const bad = cli(fp32, "--models-dir", out, ...flags);
       expect(bad.status).toBe(1);
