@@ -263,7 +263,7 @@ function spawnSyncChecked(cmd: string, args: string[]): boolean {
   return r.status === 0;
 }
 
-/** Targets for the default student (issue #13). */
+/** Targets for the default student: in-Worker over native fp32, the Worker's overhead, a fresh isolate's first requests over steady. */
 const TARGETS = { inWorkerOverNode: 2.5, overheadMs: 1.5, firstRequestsOverSteady: 2 };
 
 interface ModelResult {

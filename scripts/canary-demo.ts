@@ -1,4 +1,4 @@
-// `npx tsx scripts/canary-demo.ts`: the canary on the real local system (issue #14, "done when"):
+// `npx tsx scripts/canary-demo.ts`: the canary on the real local system, end to end:
 // the teacher host and `wrangler dev` serving the shipped students, the load test's kind of traffic
 // (Fashion-MNIST test images from many simulated clients through the split, every student answer
 // shadowed, plus compare and forced requests the canary must ignore), and the canary's cron fired

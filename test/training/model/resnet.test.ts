@@ -1,4 +1,4 @@
-// The edge budget of issue 12, held by the architectures themselves: a change to a width or a block
+// The students' edge budget, held by the architectures themselves: a change to a width or a block
 // count that breaks the paper's comparison (matched parameters and MACs) fails here.
 import { describe, expect, it } from "vitest";
 import { countMacs, countParams } from "../../../training/model/graph.ts";
