@@ -20,7 +20,7 @@ import { encode as encodePng } from "fast-png";
 import { createHash } from "node:crypto";
 import { type Manifest, type ModelEntry, parseManifest } from "../models/schema.ts";
 import { exportInt8Variants } from "../training/export/index.ts";
-import { decodeModel } from "../training/export/proto.ts";
+import { decodeModel } from "../training/onnx/proto.ts";
 import { bundleModels } from "../scripts/bundle-models.ts";
 import { buildFixtureModels } from "../test/src/setup/fixtures.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../training/io/atomic.ts";

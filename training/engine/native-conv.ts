@@ -22,7 +22,7 @@
 import { createRequire } from "node:module";
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
-import { type NodeProto, encodeModel, int, int64Tensor, ints, node, str, valueInfo } from "../export/proto.ts";
+import { type NodeProto, encodeModel, int, int64Tensor, ints, node, str, valueInfo } from "../onnx/proto.ts";
 import { registerWasmTrainingKernels } from "./wasm-kernels.ts";
 
 type Info = tf.TensorInfo;

@@ -11,7 +11,7 @@
 import * as ort from "onnxruntime-node";
 import { type Images, nhwcToNchw } from "../data/layout.ts";
 import { INPUT_NAME } from "./onnx.ts";
-import { type DecodedModel, encodeModel, valueInfo } from "./proto.ts";
+import { type DecodedModel, encodeModel, valueInfo } from "../onnx/proto.ts";
 import type { Range } from "./quantize.ts";
 import { openSession } from "./verify.ts";
 

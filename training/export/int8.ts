@@ -17,7 +17,7 @@ import type { Images } from "../data/layout.ts";
 import { Rng } from "../data/rng.ts";
 import { type CalibrationMethod, DEFAULT_PERCENTILE, calibrate } from "./calibrate.ts";
 import { runOnnxChecker } from "./checker.ts";
-import { decodeModel } from "./proto.ts";
+import { decodeModel } from "../onnx/proto.ts";
 import { DEFAULT_WEIGHT_FORMAT, type WeightFormatName, describeWeights, planQdq, toQdq } from "./quantize.ts";
 import { type NativeSettings, type Runtime, RUNTIMES, runtimeLogits, runtimeSession } from "./runtimes.ts";
 import type { ModelFile } from "./store.ts";

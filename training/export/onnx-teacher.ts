@@ -3,7 +3,7 @@
 //
 // The file keeps its graph, input name, layout and size; it gains the two outputs the teacher host
 // and the Worker read ("logits", and "probabilities" by softmax, or sigmoid for multi-label data;
-// train/onnx-file.ts), unless it has them already (every file this project exports does), with its
+// onnx/file.ts), unless it has them already (every file this project exports does), with its
 // classes put in the data set's order, and metadata_props saying its layout, normalization and
 // labels. Nothing is accepted unverified: onnx.checker, the logits of the rewritten file equal to
 // the original's (mapped to the data set's classes) on the test images, both in onnxruntime-node,
@@ -19,7 +19,7 @@ import { type Batch, makeBatch, normalizationTable } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { Rng } from "../data/rng.ts";
 import { meanAveragePrecision, precisionAtOne } from "../train/map.ts";
-import { onnxFacts, withManifestOutputs } from "../train/onnx-file.ts";
+import { onnxFacts, withManifestOutputs } from "../onnx/file.ts";
 import { type OnnxTeacher, type TeacherData, loadOnnxTeacher, onnxTeacherOptions } from "../train/onnx-teacher.ts";
 import { runOnnxChecker } from "./checker.ts";
 import { OUTPUT_NAMES } from "./onnx.ts";

@@ -1,10 +1,10 @@
-// Graph -> ONNX ModelProto, encoded with protobufjs against the ONNX schema (onnx.proto beside this
-// file). Batch norm that follows a convolution is folded into the convolution's weights and bias; the
+// Graph -> ONNX ModelProto, encoded with protobufjs against the ONNX schema (onnx/onnx.proto).
+// Batch norm that follows a convolution is folded into the convolution's weights and bias; the
 // input is NCHW. Outputs: "logits" and "probabilities" (softmax; sigmoid for multi-label models),
 // both [N, classes].
 import { type Graph, type Layer, BN_EPSILON, INPUT } from "../model/graph.ts";
 import type { Model } from "../model/forward.ts";
-import { type NodeProto, type TensorProto, encodeModel, floatTensor as tensorProto, int, ints, valueInfo } from "./proto.ts";
+import { type NodeProto, type TensorProto, encodeModel, floatTensor as tensorProto, int, ints, valueInfo } from "../onnx/proto.ts";
 
 export const DEFAULT_OPSET = 13;
 export const INPUT_NAME = "input";

@@ -15,7 +15,7 @@
 // New tensors are named after the one they quantize: "<t>.q" (integers), "<t>.dq" (what the op reads),
 // "<t>.scale", "<t>.zp"; the Q/DQ nodes go unnamed. Short names matter: a ResNet of 51 convolutions
 // gains over 200 Q/DQ nodes, and their names were a fifth of the file.
-import { type DecodedModel, type DecodedTensor, type NodeProto, encodeModel, floatTensor, floatValues, int, intTensor, node } from "./proto.ts";
+import { type DecodedModel, type DecodedTensor, type NodeProto, encodeModel, floatTensor, floatValues, int, intTensor, node } from "../onnx/proto.ts";
 
 /** uint8 activations. */
 const ACT_MIN = 0;

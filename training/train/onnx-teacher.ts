@@ -22,8 +22,8 @@ import type { DistillConfig } from "../config/schema.ts";
 import type { Batch } from "../data/batches.ts";
 import { parseSize } from "../data/index.ts";
 import { nhwcToNchw } from "../data/layout.ts";
-import { excerpt } from "./excerpt.ts";
-import { readOnnxMetadata } from "./onnx-file.ts";
+import { excerpt } from "../io/excerpt.ts";
+import { readOnnxMetadata } from "../onnx/file.ts";
 import type { Teacher } from "./teacher.ts";
 import { classOrder, readTeacherLabels } from "./teacher-labels.ts";
 

@@ -6,7 +6,7 @@
 // ("T-shirt/top" is the folder "T-shirt_top" or "tshirt top"). A match that could go more than one
 // way, or names that do not pair up one to one, is refused: a wrong map would teach wrong classes.
 import { readFileOrExplain } from "../io/read.ts";
-import { excerpt } from "./excerpt.ts";
+import { excerpt } from "../io/excerpt.ts";
 
 /** More than any list of class names needs; a larger file is refused before it is parsed. */
 export const MAX_LABEL_FILE_BYTES = 1 << 20;

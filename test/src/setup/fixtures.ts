@@ -8,7 +8,7 @@ import type { Manifest, ModelEntry } from "../../../models/schema.ts";
 import { calibrate } from "../../../training/export/calibrate.ts";
 import { openInt8Session } from "../../../training/export/int8.ts";
 import { graphToOnnx } from "../../../training/export/onnx.ts";
-import { decodeModel } from "../../../training/export/proto.ts";
+import { decodeModel } from "../../../training/onnx/proto.ts";
 import { planQdq, toQdq } from "../../../training/export/quantize.ts";
 import { type Graph, countMacs, countParams, paramSpecs } from "../../../training/model/graph.ts";
 import { architecture } from "../../../training/model/resnet.ts";

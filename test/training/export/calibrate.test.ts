@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { Images } from "../../../training/data/layout.ts";
 import { calibrate } from "../../../training/export/calibrate.ts";
-import { decodeModel, encodeModel, node, valueInfo } from "../../../training/export/proto.ts";
+import { decodeModel, encodeModel, node, valueInfo } from "../../../training/onnx/proto.ts";
 
 // input [N, 1, 2, 2] -> Relu -> "r"
 const model = decodeModel(encodeModel({ opset: 13, nodes: [node("Relu", ["input"], ["r"])], inputs: [valueInfo("input", ["N", 1, 2, 2])], outputs: [valueInfo("r", ["N", 1, 2, 2])] }));

@@ -18,7 +18,7 @@ import { createModel, disposeModel } from "../../../training/model/forward.ts";
 import { modelFromCheckpoint } from "../../../training/train/teacher.ts";
 import { FASHION_NORMALIZATION, fixtureCheckpoint } from "./fixtures.ts";
 
-const ModelProto = protobuf.loadSync(fileURLToPath(new URL("../../../training/export/onnx.proto", import.meta.url))).lookupType("onnx.ModelProto");
+const ModelProto = protobuf.loadSync(fileURLToPath(new URL("../../../training/onnx/onnx.proto", import.meta.url))).lookupType("onnx.ModelProto");
 interface Decoded {
   irVersion: number;
   opsetImport: { version: number }[];

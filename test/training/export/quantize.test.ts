@@ -9,7 +9,7 @@ import { initBackend } from "../../../training/engine/backend.ts";
 import { runOnnxChecker } from "../../../training/export/checker.ts";
 import { openInt8Session } from "../../../training/export/int8.ts";
 import { graphToOnnx } from "../../../training/export/onnx.ts";
-import { type DecodedModel, decodeModel, encodeModel, floatValues } from "../../../training/export/proto.ts";
+import { type DecodedModel, decodeModel, encodeModel, floatValues } from "../../../training/onnx/proto.ts";
 import { type Range, WEIGHT_FORMATS, activationParams, describeWeights, planQdq, quantizeBias, quantizeWeights, toQdq } from "../../../training/export/quantize.ts";
 import { fixtureCheckpoint } from "./fixtures.ts";
 

@@ -10,7 +10,7 @@ import type { Images } from "../../../training/data/layout.ts";
 import { calibrate } from "../../../training/export/calibrate.ts";
 import { emulatedCpu, hostCpu } from "../../../training/export/cpu.ts";
 import { calibrationImages } from "../../../training/export/int8.ts";
-import { decodeModel } from "../../../training/export/proto.ts";
+import { decodeModel } from "../../../training/onnx/proto.ts";
 import { type Range, type WeightFormatName, planQdq, toQdq } from "../../../training/export/quantize.ts";
 import { runtimeLogits, runtimeSession } from "../../../training/export/runtimes.ts";
 

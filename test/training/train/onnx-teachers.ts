@@ -1,7 +1,7 @@
 // ONNX image classifiers built unlike the project's exporter, as teachers from elsewhere come: NHWC
 // input, Gemm on the flattened image instead of convolutions, outputs named otherwise, extra outputs,
 // a softmax at the end, metadata or none. Each comes with its logits computed here in plain JS.
-import { node, encodeModel, floatTensor, int, valueInfo } from "../../../training/export/proto.ts";
+import { node, encodeModel, floatTensor, int, valueInfo } from "../../../training/onnx/proto.ts";
 
 export interface FixtureTeacher {
   bytes: Uint8Array;

@@ -1,19 +1,19 @@
-// An ONNX file made elsewhere, read and changed as a protobuf message (export/onnx.proto): its
+// An ONNX file made elsewhere, read and changed as a protobuf message (onnx.proto beside this file): its
 // metadata_props (onnxruntime-node does not expose them), and the two outputs the manifest, the
 // Worker and the teacher host expect ("logits" and "probabilities", [N, classes]) added to it. The
 // message is changed in place, so everything else in the file (value infos, functions, opsets,
 // producer) is written back as it was read.
 import { fileURLToPath } from "node:url";
 import protobuf from "protobufjs";
-import { type NodeProto, int, int64Tensor, node, valueInfo } from "../export/proto.ts";
-import { excerpt } from "./excerpt.ts";
+import { type NodeProto, int, int64Tensor, node, valueInfo } from "./proto.ts";
+import { excerpt } from "../io/excerpt.ts";
 
 /** The outputs the manifest's consumers read, in this order. */
 const OUTPUT_NAMES = ["logits", "probabilities"] as const;
 
 let modelProto: protobuf.Type | undefined;
 function modelType(): protobuf.Type {
-  modelProto ??= protobuf.loadSync(fileURLToPath(new URL("../export/onnx.proto", import.meta.url))).lookupType("onnx.ModelProto");
+  modelProto ??= protobuf.loadSync(fileURLToPath(new URL("./onnx.proto", import.meta.url))).lookupType("onnx.ModelProto");
   return modelProto;
 }
 

@@ -1,6 +1,6 @@
 // The ONNX schema (onnx.proto beside this file) through protobufjs, and builders for the messages the
-// project writes: nodes, attributes, initializers, value infos and whole models. Used by the exporter
-// (onnx.ts) and by the training engine's native convolutions (engine/native-conv.ts).
+// project writes: nodes, attributes, initializers, value infos and whole models. Used by the graph
+// encoder (model/to-onnx.ts), by export/ and by the training engine's native convolutions.
 import { fileURLToPath } from "node:url";
 import protobuf from "protobufjs";
 
