@@ -47,7 +47,7 @@ function cudaMissing(): string | undefined {
   if (process.platform !== "linux" && process.platform !== "win32") return `no CUDA build of onnxruntime-node for ${process.platform}`;
   const binDir = join(dirname(createRequire(import.meta.url).resolve("onnxruntime-node")), "..", "bin", "napi-v6", process.platform, process.arch);
   const lib = process.platform === "win32" ? "onnxruntime_providers_cuda.dll" : "libonnxruntime_providers_cuda.so";
-  if (!existsSync(join(binDir, lib))) return `onnxruntime-node's CUDA provider is not installed (reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 to fetch it)`;
+  if (!existsSync(join(binDir, lib))) return `onnxruntime-node's CUDA provider is not installed (fetch it with: ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install)`;
   return undefined;
 }
 
