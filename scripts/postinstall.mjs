@@ -1,6 +1,6 @@
 // Installs the Debian packages the project needs (Fashion-MNIST data, onnx.checker for the export
 // tests, chromium for the dashboard's browser test, qemu-user to check int8 files on an emulated
-// x86 CPU without VNNI) when they are missing, so a fresh machine is set
+// x86 CPU without VNNI, curl for the test of the README's API examples) when they are missing, so a fresh machine is set
 // up by `npm install` alone. It never fails the install: without root or apt it says what to install
 // by hand, and each package is installed on its own, so one that fails leaves the others in.
 import { existsSync } from "node:fs";
@@ -11,6 +11,7 @@ const needs = [
   { pkg: "python3-onnx", present: () => existsSync("/usr/lib/python3/dist-packages/onnx/__init__.py") },
   { pkg: "chromium", present: () => existsSync("/usr/bin/chromium") },
   { pkg: "qemu-user", present: () => existsSync("/usr/bin/qemu-x86_64") },
+  { pkg: "curl", present: () => existsSync("/usr/bin/curl") },
 ];
 
 const missing = needs.filter((n) => !n.present()).map((n) => n.pkg);
