@@ -101,10 +101,13 @@ function images(entry: ModelEntry): { png: Buffer; tensor: number[] }[] {
 }
 
 const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)]!;
-/** A simulated client: its id and its address. */
+/**
+ * A simulated client's address. It is anonymous and keeps no nd_client cookie, so the Worker draws a
+ * new client id, and so an arm, for each request (it ignores X-Client-Id from anonymous callers).
+ */
 function client(): Record<string, string> {
   const n = Math.floor(Math.random() * CLIENTS);
-  return { "x-client-id": `client-${n}`, "cf-connecting-ip": `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` };
+  return { "cf-connecting-ip": `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` };
 }
 
 interface Tally {

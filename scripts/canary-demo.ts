@@ -65,7 +65,8 @@ async function round(workerUrl: string): Promise<number> {
       while (next < kinds.length) {
         const kind = kinds[next++]!;
         const n = Math.floor(Math.random() * CLIENTS);
-        const client = { "x-client-id": `client-${n}`, "cf-connecting-ip": `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` };
+        // An anonymous client from its own address, with no nd_client cookie: its arm is drawn afresh.
+        const client = { "cf-connecting-ip": `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` };
         const headers = { "content-type": "image/png", ...(kind === "split" ? client : admin), ...(kind === "forced" ? { "x-force-arm": "student" } : {}) };
         const r = await fetch(`${workerUrl}${kind === "compare" ? "/v1/compare" : "/v1/classify"}`, { method: "POST", headers, body: pick(images) });
         await r.arrayBuffer();
