@@ -10,7 +10,7 @@
 // activations of 28x28 images have no long tails for clipping to pay off.
 import * as ort from "onnxruntime-node";
 import { type Images, nhwcToNchw } from "../data/layout.ts";
-import { INPUT_NAME } from "./onnx.ts";
+import { INPUT_NAME } from "../model/to-onnx.ts";
 import { type DecodedModel, encodeModel, valueInfo } from "../onnx/proto.ts";
 import type { Range } from "./quantize.ts";
 import { openSession } from "./verify.ts";

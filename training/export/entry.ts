@@ -9,7 +9,7 @@ import { type ExportCheck, type Manifest, type ModelEntry, type SeedAccuracy, Ma
 import { countMacs, countParams } from "../model/graph.ts";
 import type { Checkpoint } from "../train/checkpoint.ts";
 import { isBaseline } from "../train/report.ts";
-import { INPUT_NAME, OUTPUT_NAMES } from "./onnx.ts";
+import { INPUT_NAME, OUTPUT_NAMES } from "../model/to-onnx.ts";
 
 /** The student /v1/classify uses by default: the paper's proposal. */
 export const DEFAULT_STUDENT = "narrow-deep";

@@ -1,6 +1,6 @@
 // Trained checkpoints -> verified ONNX models in models/ with their manifest entries.
 //
-// For each checkpoint: encode it (onnx.ts), run onnx.checker on it when python3-onnx is there
+// For each checkpoint: encode it (model/to-onnx.ts), run onnx.checker on it when python3-onnx is there
 // (checker.ts), compare it with the tfjs forward pass on the first PARITY_SAMPLES test images
 // (verify.ts), and measure its own top-1 on the test split with onnxruntime. Only when every model
 // passes are the files and the manifest written, as one transaction (store.ts); then the Worker's
@@ -31,7 +31,7 @@ import { modelFromCheckpoint } from "../train/teacher.ts";
 import { runOnnxChecker } from "./checker.ts";
 import { type ServingChoice, downgrade, manifestName, mergeEntries, modelEntry } from "./entry.ts";
 import { type CalibrationSettings, type Int8Settings, Int8ParityError, int8Variant } from "./int8.ts";
-import { DEFAULT_OPSET, graphToOnnx } from "./onnx.ts";
+import { DEFAULT_OPSET, graphToOnnx } from "../model/to-onnx.ts";
 import { type ModelFile, readManifest, updateModels } from "./store.ts";
 import { writeTritonRepository } from "./triton.ts";
 import type { Images } from "../data/layout.ts";
@@ -43,7 +43,7 @@ export { ExportVerificationError } from "./verify.ts";
 export class ExportRefusedError extends Error {
   override name = "ExportRefusedError";
 }
-export { UnsupportedLayerError } from "./onnx.ts";
+export { UnsupportedLayerError } from "../model/to-onnx.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const DEFAULT_MODELS_DIR = join(REPO, "models");

@@ -4,7 +4,7 @@
 // INPUT holds N images as float32 NCHW; OUTPUT gets the logits, float32 [N, classes].
 import { readFileSync, writeFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
-import { INPUT_NAME, OUTPUT_NAMES } from "./onnx.ts";
+import { INPUT_NAME, OUTPUT_NAMES } from "../model/to-onnx.ts";
 
 async function main([model, input, output, ...dims]: string[]): Promise<void> {
   const [n, c, h, w] = dims.map(Number);

@@ -22,7 +22,7 @@ import { meanAveragePrecision, precisionAtOne } from "../train/map.ts";
 import { onnxFacts, withManifestOutputs } from "../onnx/file.ts";
 import { type OnnxTeacher, type TeacherData, loadOnnxTeacher, onnxTeacherOptions } from "../train/onnx-teacher.ts";
 import { runOnnxChecker } from "./checker.ts";
-import { OUTPUT_NAMES } from "./onnx.ts";
+import { OUTPUT_NAMES } from "../model/to-onnx.ts";
 import type { ModelFile } from "./store.ts";
 import { ExportVerificationError, PARITY_TOLERANCE, argmax } from "./verify.ts";
 

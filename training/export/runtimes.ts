@@ -13,7 +13,7 @@ import * as ortWeb from "onnxruntime-web/wasm";
 import type { Images } from "../data/layout.ts";
 import { nhwcToNchw } from "../data/layout.ts";
 import { type CpuDescription, emulatedCpu, hostCpu } from "./cpu.ts";
-import { INPUT_NAME, OUTPUT_NAMES } from "./onnx.ts";
+import { INPUT_NAME, OUTPUT_NAMES } from "../model/to-onnx.ts";
 import { onnxLogits, openSession } from "./verify.ts";
 
 export const RUNTIMES = ["onnxruntime-web", "onnxruntime-node"] as const;

@@ -5,7 +5,7 @@ import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import { type Images, nhwcToNchw } from "../data/layout.ts";
 import { type Model, forward } from "../model/forward.ts";
-import { INPUT_NAME, OUTPUT_NAMES } from "./onnx.ts";
+import { INPUT_NAME, OUTPUT_NAMES } from "../model/to-onnx.ts";
 
 /** Largest accepted |tfjs logit - onnxruntime logit|. */
 export const PARITY_TOLERANCE = 1e-4;

@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Batch } from "../data/batches.ts";
 import { nhwcToNchw } from "../data/layout.ts";
-import { graphToOnnx } from "../export/onnx.ts";
+import { graphToOnnx } from "../model/to-onnx.ts";
 import { type Model, createModel, disposeModel, forward } from "../model/forward.ts";
 import type { TeacherEngine } from "../config/schema.ts";
 import type { Checkpoint } from "./checkpoint.ts";

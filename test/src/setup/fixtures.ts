@@ -7,7 +7,7 @@ import * as ort from "onnxruntime-node";
 import type { Manifest, ModelEntry } from "../../../models/schema.ts";
 import { calibrate } from "../../../training/export/calibrate.ts";
 import { openInt8Session } from "../../../training/export/int8.ts";
-import { graphToOnnx } from "../../../training/export/onnx.ts";
+import { graphToOnnx } from "../../../training/model/to-onnx.ts";
 import { decodeModel } from "../../../training/onnx/proto.ts";
 import { planQdq, toQdq } from "../../../training/export/quantize.ts";
 import { type Graph, countMacs, countParams, paramSpecs } from "../../../training/model/graph.ts";

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../../../training/engine/backend.ts";
 import { runOnnxChecker } from "../../../training/export/checker.ts";
 import { openInt8Session } from "../../../training/export/int8.ts";
-import { graphToOnnx } from "../../../training/export/onnx.ts";
+import { graphToOnnx } from "../../../training/model/to-onnx.ts";
 import { type DecodedModel, decodeModel, encodeModel, floatValues } from "../../../training/onnx/proto.ts";
 import { type Range, WEIGHT_FORMATS, activationParams, describeWeights, planQdq, quantizeBias, quantizeWeights, toQdq } from "../../../training/export/quantize.ts";
 import { fixtureCheckpoint } from "./fixtures.ts";

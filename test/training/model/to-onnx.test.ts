@@ -9,14 +9,14 @@ import { makeBatch, normalizationTable } from "../../../training/data/batches.ts
 import { Rng } from "../../../training/data/rng.ts";
 import { initBackend } from "../../../training/engine/backend.ts";
 import { runOnnxChecker } from "../../../training/export/checker.ts";
-import { UnsupportedLayerError, graphToOnnx } from "../../../training/export/onnx.ts";
+import { UnsupportedLayerError, graphToOnnx } from "../../../training/model/to-onnx.ts";
 import type { Images } from "../../../training/data/layout.ts";
 import { assertParity, measureParity, openSession } from "../../../training/export/verify.ts";
 import { type Graph, type Layer, paramSpecs } from "../../../training/model/graph.ts";
 import { buildResNet } from "../../../training/model/resnet.ts";
 import { createModel, disposeModel } from "../../../training/model/forward.ts";
 import { modelFromCheckpoint } from "../../../training/train/teacher.ts";
-import { FASHION_NORMALIZATION, fixtureCheckpoint } from "./fixtures.ts";
+import { FASHION_NORMALIZATION, fixtureCheckpoint } from "../export/fixtures.ts";
 
 const ModelProto = protobuf.loadSync(fileURLToPath(new URL("../../../training/onnx/onnx.proto", import.meta.url))).lookupType("onnx.ModelProto");
 interface Decoded {

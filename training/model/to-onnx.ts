@@ -2,8 +2,8 @@
 // Batch norm that follows a convolution is folded into the convolution's weights and bias; the
 // input is NCHW. Outputs: "logits" and "probabilities" (softmax; sigmoid for multi-label models),
 // both [N, classes].
-import { type Graph, type Layer, BN_EPSILON, INPUT } from "../model/graph.ts";
-import type { Model } from "../model/forward.ts";
+import { type Graph, type Layer, BN_EPSILON, INPUT } from "./graph.ts";
+import type { Model } from "./forward.ts";
 import { type NodeProto, type TensorProto, encodeModel, floatTensor as tensorProto, int, ints, valueInfo } from "../onnx/proto.ts";
 
 export const DEFAULT_OPSET = 13;
