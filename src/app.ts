@@ -3,18 +3,18 @@
 //
 // Where new routes register: write `src/routes/<name>.ts` exporting `<name>Routes(ctx: RouteContext)`
 // that returns a Hono app, and mount it below with `app.route(prefix, ...)`. Routes throw HttpError
-// (src/errors.ts) for every bad input; onError turns it into `{"error": "..."}`.
+// (src/http/errors.ts) for every bad input; onError turns it into `{"error": "..."}`.
 import { Hono, type NotFoundHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { timing } from "hono/timing";
-import { HttpError } from "./errors.ts";
-import { isAdminRequest } from "./middleware/admin-auth.ts";
+import { HttpError } from "./http/errors.ts";
+import { isAdminRequest } from "./access/admin-auth.ts";
 import { decompressBody } from "./middleware/decompress.ts";
 import { REQUEST_ID_HEADER, requestId } from "./middleware/request-id.ts";
 import { type AppOptions, DEFAULT_LIMITS } from "./options.ts";
-import { abRoutes, teachersOf } from "./routes/ab.ts";
+import { abRouter, compareRoutes, teachersOf } from "./routes/ab.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { canaryRoutes } from "./routes/canary.ts";
 import { classifyRoutes } from "./routes/classify.ts";
@@ -60,15 +60,17 @@ export function createApp(options: AppOptions): Hono {
   app.use(decompressBody({ maxBytes: ctx.limits.maxBodyBytes }));
 
   app.route("/v2", oipRoutes(ctx));
-  if (options.abRouting) {
-    // Ahead of classifyRoutes: the routed POST /v1/classify hands over to it when no teacher is set.
-    app.route("/v1", abRoutes(ctx, options.abRouting));
+  // One POST /v1/classify: routed between student and teacher when the app has A/B routing and a
+  // teacher is configured, the default student alone otherwise.
+  const ab = options.abRouting ? abRouter(ctx, options.abRouting) : undefined;
+  app.route("/v1", classifyRoutes(ctx, ab));
+  if (options.abRouting && ab) {
+    app.route("/v1", compareRoutes(ab));
     app.route("/v1", adminRoutes(ctx, teachersOf(options.abRouting.teachers)));
     app.route("/v1", canaryRoutes(ctx));
     app.route("/v1", keyRoutes());
     if (options.dashboard) app.route("/dashboard", dashboardRoutes({ ...options.dashboard, base: "/dashboard" }));
   }
-  app.route("/v1", classifyRoutes(ctx));
 
   app.notFound(notFoundJson);
   app.onError(async (err, c) => {

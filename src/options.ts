@@ -3,34 +3,11 @@ import { type SecretBindings, secretProblems } from "./access/secrets.ts";
 import type { ModelStore } from "./models/store.ts";
 import type { AbRoutingOptions } from "./routes/ab.ts";
 import type { DashboardOptions } from "./routes/dashboard.ts";
+import type { Limits } from "./routes/limits.ts";
+import { ConfigError } from "./config/error.ts";
 
-export interface Limits {
-  /** Largest request body, in bytes (images and JSON alike). */
-  maxBodyBytes: number;
-  /** Largest uploaded image (a raw body, or the file of a multipart form), in bytes. */
-  maxUploadBytes: number;
-  /** Largest batch one infer request may carry. */
-  maxBatch: number;
-  /** Largest image width or height. */
-  maxImageSide: number;
-  /** Largest image width x height. */
-  maxImagePixels: number;
-  /** Most memory the JPEG decoder may take for one image (see ImageLimits.maxJpegDecoderBytes). */
-  maxJpegDecoderBytes: number;
-}
-
-export const DEFAULT_LIMITS: Limits = {
-  maxBodyBytes: 4 * 1024 * 1024,
-  // Uploads, pixels and the JPEG decoder are sized together so that 8 concurrent uploads at these
-  // limits stay under a Worker's 128 MB (docs/ab-safety.md, memory). 768x512 pixels take a VGA
-  // frame (640x480); a 16-bit RGBA PNG of 768x512 stored without compression would be 3.1 MB.
-  maxUploadBytes: 2.5 * 1024 * 1024,
-  maxBatch: 64,
-  maxImageSide: 8192,
-  maxImagePixels: 768 * 512,
-  // jpeg-js's own count for a 4-component JPEG without subsampling at maxImagePixels: 28 bytes a pixel.
-  maxJpegDecoderBytes: 28 * 768 * 512,
-};
+export { DEFAULT_LIMITS, type Limits } from "./routes/limits.ts";
+export { ConfigError };
 
 export interface AppOptions {
   store: ModelStore;
@@ -58,10 +35,6 @@ const LIMIT_VARS: Record<keyof Limits, string> = {
   maxImagePixels: "MAX_IMAGE_PIXELS",
   maxJpegDecoderBytes: "MAX_JPEG_DECODER_BYTES",
 };
-
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
 
 /** Limits and CORS origins from string environment variables; unset ones keep their defaults. */
 export function optionsFromEnv(env: Record<string, unknown>): Pick<AppOptions, "limits" | "corsOrigins"> {

@@ -1,7 +1,7 @@
 // Which job a Cron Trigger runs, by its expression (event.cron): the measurement roll-up (hourly) and
 // the canary controller (every minute). The expressions are wrangler.toml's [triggers] crons; a
 // deployment that changes one there sets ROLLUP_CRON or CANARY_CRON to the same expression.
-import { ConfigError } from "./options.ts";
+import { ConfigError } from "./config/error.ts";
 
 export type ScheduledJob = "rollup" | "canary";
 

@@ -23,6 +23,7 @@ import { ModelSourceError, ModelUpdater, R2ModelFiles, r2OptionsFromEnv, servedM
 import { type WarmupResult, warmupFromEnv } from "./models/warmup.ts";
 import { ConfigError, checkSecrets, optionsFromEnv } from "./options.ts";
 import { jobsFor } from "./scheduled.ts";
+import { database } from "./storage/database.ts";
 
 type Env = Record<string, unknown> & { DB?: D1Database; MODELS?: R2Bucket; ADMIN_TOKEN?: string; CLIENT_ID_SECRET?: string; MEASUREMENT_RETENTION_HOURS?: string };
 
@@ -38,11 +39,6 @@ function retentionHours(env: Env): number {
   const n = /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
   if (!(n >= 1)) throw new ConfigError(`MEASUREMENT_RETENTION_HOURS must be a positive integer, got "${String(raw)}"`);
   return n;
-}
-
-function database(env: Env, job: string): D1Database {
-  if (!env.DB) throw new ConfigError(`${job} needs the D1 binding DB`);
-  return env.DB;
 }
 
 const logWarmup = (r: WarmupResult) =>

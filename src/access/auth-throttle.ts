@@ -6,7 +6,7 @@
 // only the wrong guesses over the limit are refused. Every failure is logged with the request id.
 import type { D1Database } from "@cloudflare/workers-types";
 import type { Context } from "hono";
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { requestIdOf } from "../middleware/request-id.ts";
 import type { RateLimiter } from "./rate-limiter.ts";
 import { callerAddress } from "./address.ts";

@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
 import { timingSafeEqual } from "hono/utils/buffer";
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { callerAddress } from "./address.ts";
 import { type ApiKey, type Right, findKey } from "./api-keys.ts";
 import { authThrottle } from "./auth-throttle.ts";

@@ -2,7 +2,7 @@
 // completes or rolls back (to 0%); admin calls start, pause, resume and stop it. Every one of these is
 // a decision written with the state in one D1 transaction (state.ts).
 import type { D1Database } from "@cloudflare/workers-types";
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { refreshSettings } from "../routing/settings.ts";
 import { canaryFigures } from "./figures.ts";
 import { judge } from "./judge.ts";

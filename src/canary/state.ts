@@ -3,7 +3,7 @@
 // student moves, the studentPercent override. Each change takes the state from the revision it read
 // (its token): a writer that read an older state changes nothing and is told so.
 import type { D1Database, D1PreparedStatement } from "@cloudflare/workers-types";
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 import type { CanarySettings } from "./settings.ts";
 
 export type CanaryStatus = "off" | "running" | "paused" | "rolled_back" | "done";

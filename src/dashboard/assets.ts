@@ -6,7 +6,7 @@ import uplotScript from "uplot/dist/uPlot.iife.min.js";
 import uplotStyles from "uplot/dist/uPlot.min.css";
 import pageScript from "./static/dashboard.js";
 import pageStyles from "./static/dashboard.css";
-import type { StaticAsset } from "../routes/dashboard.ts";
+import type { StaticAsset } from "./static-asset.ts";
 
 const script = (body: string): StaticAsset => ({ body, type: "text/javascript; charset=utf-8" });
 const styles = (body: string): StaticAsset => ({ body, type: "text/css; charset=utf-8" });

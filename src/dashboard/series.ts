@@ -10,8 +10,9 @@
 // interval its start falls in, so intervals shorter than an hour see aggregated hours as spikes; the
 // dashboard's 15 min and 1 h windows only reach aggregates when MEASUREMENT_RETENTION_HOURS is 1.
 import type { D1Database } from "@cloudflare/workers-types";
-import type { Arm } from "../routing/split.ts";
+import type { Arm } from "../measurements/records.ts";
 import { LATENCY_BUCKET, RAN, teacherOkPair } from "../measurements/rollup.ts";
+import { batchRows } from "../storage/database.ts";
 
 export interface SeriesKey {
   arm: Arm;
@@ -120,14 +121,14 @@ function groupBy<R, K>(rows: R[], key: (r: R) => string, head: (r: R) => K): (K 
 
 export async function buildSeries(db: D1Database, since: number, until: number, intervalMs: number): Promise<Series> {
   if (!Number.isSafeInteger(intervalMs) || intervalMs <= 0) throw new RangeError(`intervalMs must be a positive integer, got ${intervalMs}`);
-  const [runs, agreement, histogram] = await db.batch([
+  type RunRow = SeriesKey & VolumePoint;
+  type PairRow = { t: number; model: string; version: string; pairs: number; agreeing: number };
+  type BucketRow = SeriesKey & { v: number; n: number };
+  const [runs, agreement, histogram] = await batchRows<[RunRow, PairRow, BucketRow]>(db, [
     db.prepare(RUNS_SQL).bind(since, until, intervalMs),
     db.prepare(AGREEMENT_SQL).bind(since, until, intervalMs),
     db.prepare(HISTOGRAM_SQL).bind(since, until),
   ]);
-  type RunRow = SeriesKey & VolumePoint;
-  type PairRow = { t: number; model: string; version: string; pairs: number; agreeing: number };
-  type BucketRow = SeriesKey & { v: number; n: number };
   // D1 keeps "" for an unrecorded version; the report says null.
   const versionOf = (v: string | null) => (v === "" ? null : v);
   const head = (r: SeriesKey): SeriesKey => ({ arm: r.arm, model: r.model, version: versionOf(r.version) });
@@ -135,19 +136,19 @@ export async function buildSeries(db: D1Database, since: number, until: number, 
     since,
     until,
     intervalMs,
-    runs: groupBy(runs!.results as unknown as RunRow[], keyOf, head).map(({ rows, ...k }) => ({
+    runs: groupBy(runs, keyOf, head).map(({ rows, ...k }) => ({
       ...k,
       points: rows.map(({ t, count, errors, p50, p95, p99 }) => ({ t, count, errors, p50, p95, p99 })),
     })),
     agreement: groupBy(
-      agreement!.results as unknown as PairRow[],
+      agreement,
       (r) => `${r.model}\u0000${r.version}`,
       (r) => ({ model: r.model, version: versionOf(r.version) }),
     ).map(({ rows, ...k }) => ({
       ...k,
       points: rows.map(({ t, pairs, agreeing }) => ({ t, pairs, agreeing, top1: agreeing / pairs, ...wilsonInterval(agreeing, pairs) })),
     })),
-    latencyCdf: groupBy(histogram!.results as unknown as BucketRow[], keyOf, head).map(({ rows, ...k }) => {
+    latencyCdf: groupBy(histogram, keyOf, head).map(({ rows, ...k }) => {
       const total = rows.reduce((n, r) => n + r.n, 0);
       let cumulative = 0;
       return { ...k, runs: total, points: rows.map((r): [number, number] => [r.v, (cumulative += r.n) / total]) };

@@ -74,7 +74,7 @@ export function sessionCookies(options: SessionOptions = {}): SessionCookies {
       if (!m) return undefined;
       const session = { expiresAt: Number(m[1]), csrfToken: m[2]!, id: m[3]! };
       if (session.expiresAt <= now()) return undefined;
-      const revoked = await db.prepare("SELECT 1 AS revoked FROM revoked_sessions WHERE id = ?1").bind(session.id).first();
+      const revoked = await db.prepare("SELECT 1 AS revoked FROM revoked_sessions WHERE id = ?1").bind(session.id).first<{ revoked: number }>();
       return revoked ? undefined : session;
     },
     async end(c, session, db) {

@@ -1,6 +1,6 @@
 // Format and dimensions from an image's first bytes, read before any decoding so that oversized
 // images (and decompression bombs claiming huge dimensions) are refused cheaply.
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { jpegFrameSize } from "./jpeg-segments.ts";
 import type { ImageFormat, ImageLimits } from "./types.ts";
 

@@ -1,7 +1,7 @@
 // A JPEG's marker segments, walked without decoding: the header reads the frame size from the first
 // frame segment, and the whole walk counts what the decoder (jpeg-js) would loop over, because its
 // time grows with each scan (a pass over every block of the image) and each table it builds.
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 
 /** Scans one image may have (libjpeg's progressive JPEGs have 6 to 10; a scan costs a pass over the image). */
 export const JPEG_MAX_SCANS = 100;

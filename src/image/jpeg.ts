@@ -1,7 +1,7 @@
 // JPEG (baseline or progressive, grey, RGB or CMYK) to an Image, via jpeg-js (pure JS), turned as
 // its EXIF orientation says; the segments are counted first (jpeg-segments.ts).
 import { decode } from "jpeg-js";
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { checkJpegSegments } from "./jpeg-segments.ts";
 import { applyOrientation, exifOrientation } from "./orientation.ts";
 import type { Image, ImageLimits } from "./types.ts";

@@ -3,7 +3,7 @@
 // So it is handed only what this walk has validated: the signature, the one IHDR, PLTE, tRNS, the
 // IDAT run and IEND, byte for byte (their CRCs intact, for it to check). Every other chunk is
 // dropped; the compressed ones (iCCP, zTXt, iTXt) are first measured under a cap (png.ts).
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 
 /**
  * Chunks a file may have: 256 plus one per 4 KiB of file (encoders write IDATs of 8 KiB or more). The

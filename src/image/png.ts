@@ -1,7 +1,7 @@
 // PNG of every colour type and bit depth to an Image, via fast-png (pure JS), after png-chunks.ts has
 // walked the file and capped inflates have measured what it would cost.
 import { decode } from "fast-png";
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { inflatedLength } from "./inflate.ts";
 import { type PngHeader, undecodablePng as undecodable, walkPng } from "./png-chunks.ts";
 import type { Image } from "./types.ts";

@@ -1,6 +1,6 @@
 // An Image to the input tensor a model's manifest entry describes: size, channels, normalization, layout.
 import type { ModelEntry } from "../../models/schema.ts";
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { resize } from "./resize.ts";
 import type { Image } from "./types.ts";
 

@@ -1,7 +1,14 @@
 // What is measured: one row per model run (see migrations/), the same shape whether it is written to
 // D1 directly or travels through the measurements queue first.
 import { MAX_REQUEST_ID_LENGTH } from "../middleware/request-id.ts";
-import type { Arm } from "../routing/split.ts";
+
+/** Which model answered: the student, run in the Worker, or the teacher, asked over the protocol. */
+export type Arm = "student" | "teacher";
+export const ARMS: readonly Arm[] = ["student", "teacher"];
+
+export function isArm(value: string): value is Arm {
+  return value === "student" || value === "teacher";
+}
 
 export type Mode = "ab" | "shadow" | "compare";
 

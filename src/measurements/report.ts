@@ -9,8 +9,8 @@
 // start in it, so a window reaching back past the retention period still counts everything. Over
 // aggregated hours, latencies come from a histogram rounded to two significant figures.
 import type { D1Database } from "@cloudflare/workers-types";
-import type { Arm } from "../routing/split.ts";
-import type { Fault, StoredReason } from "./records.ts";
+import type { Arm, Fault, StoredReason } from "./records.ts";
+import { batchRows } from "../storage/database.ts";
 import { RAN, REQUEST, teacherOkPair } from "./rollup.ts";
 
 /** Nearest-rank latency percentiles over `runs` runs, saying whether failed runs are among them. */
@@ -156,19 +156,36 @@ interface Row {
   teacher_p50: number | null;
 }
 
+interface FaultRow {
+  arm: string;
+  model: string;
+  version: string;
+  reason: string;
+  fault: Fault;
+  n: number;
+}
+
+interface TotalsRow {
+  requests: number;
+  fallbacks: number;
+  transactions: number;
+  written_rows: number;
+}
+
 const keyOf = (r: { arm: string; model: string; version: string; reason: string }) => [r.arm, r.model, r.version, r.reason].join("\u0000");
 
 export async function buildReport(db: D1Database, since: number, until: number): Promise<Report> {
-  const [rows, faults, totals] = await db.batch([
+  const [rows, faults, totals] = await batchRows<[Row, FaultRow, TotalsRow]>(db, [
     db.prepare(ROWS_SQL).bind(since, until),
     db.prepare(FAULTS_SQL).bind(since, until),
     db.prepare(TOTALS_SQL).bind(since, until),
   ]);
   const faultsOf = new Map<string, Partial<Record<Fault, number>>>();
-  for (const f of faults!.results as { arm: string; model: string; version: string; reason: string; fault: Fault; n: number }[]) {
+  for (const f of faults) {
     faultsOf.set(keyOf(f), { ...faultsOf.get(keyOf(f)), [f.fault]: f.n });
   }
-  const total = totals!.results[0] as { requests: number; fallbacks: number; transactions: number; written_rows: number };
+  // An aggregate without GROUP BY always answers one row.
+  const total = totals[0]!;
   return {
     since: new Date(since).toISOString(),
     until: new Date(until).toISOString(),
@@ -179,7 +196,7 @@ export async function buildReport(db: D1Database, since: number, until: number):
       rows: total.written_rows,
       perThousandRequests: total.requests > 0 ? (total.transactions / total.requests) * 1000 : null,
     },
-    rows: (rows!.results as unknown as Row[]).map((r) => ({
+    rows: rows.map((r) => ({
       arm: r.arm,
       model: r.model,
       version: r.version === "" ? null : r.version,

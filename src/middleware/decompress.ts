@@ -2,7 +2,7 @@
 // inflated with a cap so that a small compressed body cannot become a huge one. Runs after the body
 // limit, which bounds the compressed size.
 import type { MiddlewareHandler } from "hono";
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { readCapped } from "./read-capped.ts";
 
 export interface DecompressOptions {

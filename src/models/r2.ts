@@ -9,7 +9,7 @@
 // not served (the previous one stays), and tried again at the next check.
 import type { R2Bucket } from "@cloudflare/workers-types";
 import { ManifestError, type Manifest, parseManifest } from "../../models/schema.ts";
-import { ConfigError } from "../options.ts";
+import { ConfigError } from "../config/error.ts";
 import { servedStudents } from "./served.ts";
 import type { ModelFileSource, ModelStore } from "./store.ts";
 import { syntheticInput } from "./warmup.ts";

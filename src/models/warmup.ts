@@ -6,7 +6,7 @@
 // - background: after the session's first run, in `waitUntil`, with requests arriving meanwhile
 //   going first (serial.ts); those requests still run on the baseline tier.
 import type { ModelEntry } from "../../models/schema.ts";
-import { ConfigError } from "../options.ts";
+import { ConfigError } from "../config/error.ts";
 
 export type WarmupMode = "blocking" | "background";
 export const WARMUP_MODES: readonly WarmupMode[] = ["blocking", "background"];

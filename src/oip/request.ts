@@ -1,7 +1,7 @@
 // Parsing and validating an inference request against a model's signature. Pure: no Worker APIs, so
 // the Node teacher host uses the same rules. Every rejection is a 400 naming the offending field.
 import type { ModelEntry } from "../../models/schema.ts";
-import { badRequest } from "../errors.ts";
+import { badRequest } from "../http/errors.ts";
 import { HEADER_LENGTH } from "./types.ts";
 
 export interface InferLimits {

@@ -1,20 +1,20 @@
-// The A/B surface, mounted at /v1 ahead of the plain classifier:
-//   POST /v1/classify  routed: student or teacher by the client's sticky bucket (the id the Worker
-//                      signed in a cookie; callers with a key may name theirs in X-Client-Id), or by
-//                      X-Force-Arm for callers with the "force" right; the teacher's faults answered by the
-//                      student, some student answers shadowed;
-//   POST /v1/compare   both models on the same image at once (callers with the "compare" right).
+// A/B routing between the student and the teacher:
+//   POST /v1/classify  routed (classify.ts hands the request here when a teacher is set): student or
+//                      teacher by the client's sticky bucket (the id the Worker signed in a cookie;
+//                      callers with a key may name theirs in X-Client-Id), or by X-Force-Arm for
+//                      callers with the "force" right; the teacher's faults answered by the student,
+//                      some student answers shadowed;
+//   POST /v1/compare   both models on the same image at once (callers with the "compare" right),
+//                      mounted at /v1 by compareRoutes.
 // Anonymous clients reach the teacher only through the split and the shadow share. Every teacher-bound
 // request takes one unit of the client's allowance and passes the circuit breaker (teacher-gate.ts).
-// Without a teacher (TEACHER_URL and its manifest entry), /v1/classify falls through to the
-// student-only classifier.
 import { type Context, Hono } from "hono";
 import { endTime, setMetric, startTime } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
 import { evidenceKey, identifyCaller, rateLimitKey, requireRight } from "../access/caller.ts";
 import { usableAdminToken } from "../access/secrets.ts";
-import { HttpError, badRequest, notFound } from "../errors.ts";
-import { type Fault, type RequestInfo, type RunRecord, toRow } from "../measurements/records.ts";
+import { HttpError, badRequest, notFound } from "../http/errors.ts";
+import { type Arm, type Fault, type RequestInfo, type RunRecord, isArm, toRow } from "../measurements/records.ts";
 import { type Background, recordLater } from "../measurements/sink.ts";
 import { requestIdOf } from "../middleware/request-id.ts";
 import { ModelLoadError } from "../models/store.ts";
@@ -23,10 +23,10 @@ import { Breakers } from "../routing/breaker.ts";
 import { ClientIdError, clientTag, identifyClient } from "../routing/client.ts";
 import { type RoutingSettings, SettingsError, loadSettings } from "../routing/settings.ts";
 import { type AbBindings, type AbSetup, abSetup, checkSameLabels, misconfigured, sameLabels } from "../routing/setup.ts";
-import { type Arm, assignArm, draw, isArm } from "../routing/split.ts";
+import { assignArm, draw } from "../routing/split.ts";
 import { TeacherGate } from "../routing/teacher-gate.ts";
-import { type Selection, predictionSelection, rankPredictions } from "./classify.ts";
-import { type RouteContext, findModel, nameModel, unavailableError } from "./context.ts";
+import { type Selection, rankPredictions } from "../models/predictions.ts";
+import { type RouteContext, findModel, nameModel, selectionOf, unavailableError } from "./context.ts";
 import { uploadedInputs } from "./upload.ts";
 
 /** Request header that forces an arm ("student" or "teacher"). */
@@ -68,7 +68,7 @@ const FAULT_MESSAGES: Record<Fault, string> = {
   cut: "the teacher did not answer within the time left after the response",
 };
 
-type AbContext = Context<{ Bindings: AbBindings }>;
+export type AbContext = Context<{ Bindings: AbBindings }>;
 
 function forcedArm(c: AbContext): Arm | undefined {
   const raw = c.req.header(FORCE_ARM_HEADER);
@@ -99,8 +99,17 @@ function overTheLimit(c: AbContext, what: string): HttpError {
   return new HttpError(429, `${what}: this client is over its allowance of teacher requests; retry later`);
 }
 
-export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOptions): Hono<{ Bindings: AbBindings }> {
-  const app = new Hono<{ Bindings: AbBindings }>();
+/** A/B routing over one app's lifetime (its circuit breakers live as long as it does). */
+export interface AbRouter {
+  /** This request's routing setup, or undefined when A/B routing is off (no teacher configured). */
+  setup(c: AbContext): AbSetup | undefined;
+  /** POST /v1/classify, routed between the arms. */
+  classify(c: AbContext, setup: AbSetup): Promise<Response>;
+  /** POST /v1/compare. */
+  compare(c: AbContext): Promise<Response>;
+}
+
+export function abRouter({ store, limits }: RouteContext, options: AbRoutingOptions): AbRouter {
   const teachers = teachersOf(options.teachers);
   const shadowBudgetMs = options.shadowBudgetMs ?? SHADOW_BUDGET_MS;
   // Per isolate: the app is built once per isolate.
@@ -141,9 +150,9 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     predictions: rankPredictions(r.probabilities, r.entry, selection),
   });
 
-  app.post("/classify", async (c, next) => {
-    const setup = abSetup(c.env, teachers());
-    if (!setup) return next();
+  const setup = (c: AbContext) => abSetup(c.env, teachers());
+
+  async function classify(c: AbContext, setup: AbSetup): Promise<Response> {
     const received = Date.now();
     const student = store.defaultStudent();
     if (!student) throw notFound("this server hosts no default student model");
@@ -160,7 +169,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
       throw err;
     }
     const client = await clientTag(evidenceKey(c, caller, clientId), setup.clientSecret);
-    const selection = predictionSelection(c, student);
+    const selection = selectionOf(c, student);
     const settings = await settingsOf(c, setup);
     const { arm, reason } = await assignArm(clientId, settings.studentPercent, setup.experiment, forced);
     const teacher = gate(setup, settings, rateLimitKey(c, caller));
@@ -208,9 +217,9 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     nameModel(c, served.entry);
     const { model, predictions } = answer(served, selection);
     return c.json({ model, image, predictions });
-  });
+  }
 
-  app.post("/compare", async (c) => {
+  async function compare(c: AbContext): Promise<Response> {
     const setup = abSetup(c.env, teachers());
     if (!setup) throw new HttpError(503, "POST /v1/compare needs a teacher, and this server has none", "set TEACHER_URL, with the teacher's entry in models/manifest.json");
     const caller = await identifyCaller(c, setup.db, usableAdminToken(c.env));
@@ -225,7 +234,7 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
     else if (!sameLabels(student, setup.teacher)) {
       throw new HttpError(422, `model "${student.name}" cannot be compared with the teacher "${setup.teacher.name}": their labels differ`);
     }
-    const selection = predictionSelection(c, student);
+    const selection = selectionOf(c, student);
     const settings = await settingsOf(c, setup);
     const teacher = gate(setup, settings, rateLimitKey(c, caller));
     if (!(await teacher.allowance())) throw overTheLimit(c, "POST /v1/compare");
@@ -247,7 +256,14 @@ export function abRoutes({ store, limits }: RouteContext, options: AbRoutingOpti
       agree: t.ok ? s.top1 === t.top1 : null,
       latencyRatio: t.ok && t.latencyMs > 0 ? s.latencyMs / t.latencyMs : null,
     });
-  });
+  }
 
+  return { setup, classify, compare };
+}
+
+/** POST /v1/compare, mounted at /v1. */
+export function compareRoutes(ab: AbRouter): Hono<{ Bindings: AbBindings }> {
+  const app = new Hono<{ Bindings: AbBindings }>();
+  app.post("/compare", (c) => ab.compare(c));
   return app;
 }

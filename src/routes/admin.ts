@@ -4,27 +4,22 @@
 //   GET   /v1/config         the routing settings in force, their defaults, and the teacher
 //   PATCH /v1/config         change settings at run time ({"studentPercent": 80}; null restores one;
 //                            {"canary": {"steps": [5, 50, 100]}} the canary's, routes/canary.ts)
-import type { D1Database } from "@cloudflare/workers-types";
 import { type Context, Hono } from "hono";
 import type { ModelEntry } from "../../models/schema.ts";
-import { HttpError, badRequest } from "../errors.ts";
-import { CanarySettingsError, canarySettingValues, parseCanaryPatch, readCanarySettings } from "../canary/settings.ts";
-import { assertSplitFree } from "../canary/state.ts";
+import { badRequest } from "../http/errors.ts";
+import { CanarySettingsError, parseCanaryPatch, readCanarySettings } from "../canary/settings.ts";
+import { applySettingsPatch } from "../canary/settings-write.ts";
 import { SinceError, buildReport, parseSince } from "../measurements/report.ts";
-import { adminAuth } from "../middleware/admin-auth.ts";
-import { SettingsError, parseSettingsPatch, readSettings, refreshSettings, routingSettingValues, settingStatements } from "../routing/settings.ts";
+import { adminAuth } from "../access/admin-auth.ts";
+import { SettingsError, parseSettingsPatch, readSettings } from "../routing/settings.ts";
 import { type AbBindings, teacherEntry } from "../routing/setup.ts";
+import { database } from "../storage/database.ts";
 import { type RouteContext, jsonBody, validated } from "./context.ts";
 
 type AdminContext = Context<{ Bindings: AbBindings }>;
 
 /** PATCH /v1/config's key for the canary's settings (canary/settings.ts). */
 const CANARY_KEY = "canary";
-
-export function database(c: AdminContext): D1Database {
-  if (!c.env.DB) throw new HttpError(503, "measurements are off: the D1 binding DB is missing");
-  return c.env.DB;
-}
 
 function settingsError(err: unknown): never {
   if (err instanceof SettingsError) throw badRequest(err.message);
@@ -39,11 +34,11 @@ export function adminRoutes({ store }: RouteContext, teachers: () => readonly Mo
   app.get("/report", async (c) => {
     const now = Date.now();
     const since = validated(() => parseSince(c.req.query("since"), now), SinceError);
-    return c.json(await buildReport(database(c), since, now + 1));
+    return c.json(await buildReport(database(c.env), since, now + 1));
   });
 
   const config = async (c: AdminContext) => {
-    const effective = await readSettings(database(c), c.env as Record<string, unknown>).catch(settingsError);
+    const effective = await readSettings(database(c.env), c.env as Record<string, unknown>).catch(settingsError);
     let teacher: { url: string | null; model: string | null; authenticated: boolean } = { url: c.env.TEACHER_URL || null, model: null, authenticated: Boolean(c.env.TEACHER_TOKEN) };
     try {
       teacher = { ...teacher, model: teacherEntry(c.env, teachers())?.name ?? null };
@@ -51,7 +46,7 @@ export function adminRoutes({ store }: RouteContext, teachers: () => readonly Mo
       // Reported as null: the routes say what is wrong when they are used.
     }
     // D1 in trouble must not hide the routing settings in force: the canary's are then unknown.
-    const canary = await readCanarySettings(database(c)).catch((err: unknown) => err instanceof Error ? err : new Error(String(err)));
+    const canary = await readCanarySettings(database(c.env)).catch((err: unknown) => err instanceof Error ? err : new Error(String(err)));
     const warnings = [effective.warning, canary instanceof Error ? `the canary's settings could not be read (${canary.message})` : undefined].filter((w) => w !== undefined);
     return c.json({
       ...effective,
@@ -69,11 +64,7 @@ export function adminRoutes({ store }: RouteContext, teachers: () => readonly Mo
     const routing = validated(() => parseSettingsPatch(body, [CANARY_KEY]), SettingsError);
     const canaryValue = (body as Record<string, unknown>)[CANARY_KEY];
     const canary = canaryValue === undefined ? {} : validated(() => parseCanaryPatch(canaryValue), CanarySettingsError);
-    const db = database(c);
-    if (routing.studentPercent !== undefined) await assertSplitFree(db);
-    // Routing and canary settings change together or not at all.
-    await db.batch(settingStatements(db, { ...routingSettingValues(routing), ...canarySettingValues(canary) }));
-    await refreshSettings(db);
+    await applySettingsPatch(database(c.env), routing, canary);
     return config(c);
   });
   return app;

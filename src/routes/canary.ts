@@ -8,13 +8,13 @@
 // answers what GET answers; a call that does not fit the state (pausing a canary that is not
 // running) answers 409 (CanaryConflict).
 import { type Context, Hono } from "hono";
-import { badRequest, notFound } from "../errors.ts";
+import { badRequest, notFound } from "../http/errors.ts";
 import { pauseCanary, resumeCanary, startCanary, stopCanary } from "../canary/controller.ts";
 import { readCanarySettings } from "../canary/settings.ts";
 import { readCanaryDecisions, readCanaryState } from "../canary/state.ts";
-import { adminAuth } from "../middleware/admin-auth.ts";
+import { adminAuth } from "../access/admin-auth.ts";
 import type { AbBindings } from "../routing/setup.ts";
-import { database } from "./admin.ts";
+import { database } from "../storage/database.ts";
 import type { RouteContext } from "./context.ts";
 
 type CanaryContext = Context<{ Bindings: AbBindings }>;
@@ -33,7 +33,7 @@ function limitOf(c: CanaryContext): number {
 
 /** GET /v1/canary's answer (docs/api.md). */
 async function canaryView(c: CanaryContext, limit = DEFAULT_LIMIT) {
-  const db = database(c);
+  const db = database(c.env);
   const [state, settings, decisions] = await Promise.all([readCanaryState(db), readCanarySettings(db), readCanaryDecisions(db, limit)]);
   const index = settings.settings.steps.indexOf(state.percent);
   return {
@@ -57,13 +57,13 @@ export function canaryRoutes({ store }: RouteContext): Hono<{ Bindings: AbBindin
   app.post("/canary/start", async (c) => {
     const student = store.defaultStudent();
     if (!student) throw notFound("this server hosts no default student model to put under a canary");
-    await startCanary(database(c), { name: student.name, version: student.version }, Date.now());
+    await startCanary(database(c.env), { name: student.name, version: student.version }, Date.now());
     return c.json(await canaryView(c));
   });
   const actions = { pause: pauseCanary, resume: resumeCanary, stop: stopCanary };
   for (const [name, act] of Object.entries(actions)) {
     app.post(`/canary/${name}`, async (c) => {
-      await act(database(c), Date.now());
+      await act(database(c.env), Date.now());
       return c.json(await canaryView(c));
     });
   }

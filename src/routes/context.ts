@@ -3,20 +3,17 @@ import type { Context } from "hono";
 import { endTime, startTime } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
 import type { OutputTensor } from "../oip/response.ts";
-import { HttpError, badRequest, notFound } from "../errors.ts";
-import type { ImageLimits } from "../image/types.ts";
+import { HttpError, badRequest, notFound } from "../http/errors.ts";
+import { type Selection, predictionSelection } from "../models/predictions.ts";
 import { ModelLoadError, type ModelStore } from "../models/store.ts";
-import type { Limits } from "../options.ts";
+import type { Limits } from "./limits.ts";
+
+export { imageLimits } from "./limits.ts";
 
 export interface RouteContext {
   store: ModelStore;
   limits: Limits;
   server: { name: string; version: string };
-}
-
-/** The image limits of the API's limits. */
-export function imageLimits(limits: Limits): ImageLimits {
-  return { maxSide: limits.maxImageSide, maxPixels: limits.maxImagePixels, maxJpegDecoderBytes: limits.maxJpegDecoderBytes };
 }
 
 /** The named model, at the given version if one is named; 404 otherwise. */
@@ -34,6 +31,9 @@ export function nameModel(c: Context, entry: ModelEntry): void {
   c.header("X-Model-Name", entry.name);
   c.header("X-Model-Version", entry.version);
 }
+
+/** The answer's selection for `entry`, from the request's ?k= and ?threshold= (models/predictions.ts). */
+export const selectionOf = (c: Context, entry: ModelEntry): Selection => predictionSelection({ k: c.req.query("k"), threshold: c.req.query("threshold") }, entry);
 
 /** A model that failed to load (bad digest, missing file) answers 503; the reason is for operators. */
 export const unavailableError = (err: ModelLoadError) => new HttpError(503, `model "${err.model}" is unavailable`, err.message);

@@ -23,24 +23,20 @@ import { WINDOWS, type WindowName, dashboardPage, signInPage } from "../dashboar
 import { buildSeries, wilsonInterval } from "../dashboard/series.ts";
 import { authThrottle } from "../access/auth-throttle.ts";
 import { type Session, type SessionOptions, checkCsrfToken, sessionCookies } from "../dashboard/session.ts";
+import type { StaticAsset } from "../dashboard/static-asset.ts";
 import { pauseCanary, resumeCanary } from "../canary/controller.ts";
 import { readCanarySettings } from "../canary/settings.ts";
+import { applySettingsPatch } from "../canary/settings-write.ts";
 import { readCanaryDecisions, readCanaryState } from "../canary/state.ts";
-import { HttpError, badRequest } from "../errors.ts";
+import { HttpError, badRequest } from "../http/errors.ts";
 import { buildReport, durationMs } from "../measurements/report.ts";
-import { adminTokenOf, isAdminToken } from "../middleware/admin-auth.ts";
-import { SettingsError, applySettingsPatch, parseSettingsPatch, readSettings } from "../routing/settings.ts";
+import { adminTokenOf, isAdminToken } from "../access/admin-auth.ts";
+import { SettingsError, parseSettingsPatch, readSettings } from "../routing/settings.ts";
 import type { AbBindings } from "../routing/setup.ts";
-import { database } from "./admin.ts";
+import { database } from "../storage/database.ts";
 import { validated } from "./context.ts";
 
 /** A file the dashboard serves as it is. */
-export interface StaticAsset {
-  body: string;
-  /** Its Content-Type. */
-  type: string;
-}
-
 export interface DashboardOptions {
   /**
    * uPlot and the page's script and styles, by name (src/dashboard/assets.ts's DASHBOARD_ASSETS; the
@@ -149,7 +145,7 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
   app.on("POST", "*", sameOriginPosts());
 
   /** The request's session; undefined when signed out, expired or revoked. */
-  const sessionOf = (c: Context<Env>) => sessions.read(c, adminTokenOf(c)!, database(c));
+  const sessionOf = (c: Context<Env>) => sessions.read(c, adminTokenOf(c)!, database(c.env));
   /** The session, for routes that act for one; the CSRF token too when `form` is given. */
   const signedIn = async (c: Context<Env>, form?: Record<string, string>): Promise<Session> => {
     const session = await sessionOf(c);
@@ -185,14 +181,14 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
 
   app.post("/sign-out", async (c) => {
     const session = await signedIn(c, await formFields(c));
-    await sessions.end(c, session, database(c));
+    await sessions.end(c, session, database(c.env));
     return c.redirect(base, 303);
   });
 
   app.get("/data", async (c) => {
     await signedIn(c);
     const window = windowOf(c);
-    const db = database(c);
+    const db = database(c.env);
     const until = Date.now() + 1;
     const since = until - 1 - durationMs(window)!;
     const [report, series, routing, canary] = await Promise.all([
@@ -212,7 +208,7 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
     const { csrf: _token, ...fields } = form;
     // Empty fields leave their setting as it is.
     const patch = Object.fromEntries(Object.entries(fields).filter(([, v]) => v.trim() !== ""));
-    const db = database(c);
+    const db = database(c.env);
     await applySettingsPatch(db, validated(() => parseSettingsPatch(patch), SettingsError));
     return c.json(await readSettings(db, c.env as Record<string, unknown>));
   });
@@ -221,7 +217,7 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
   for (const [name, act] of Object.entries(canaryActions)) {
     app.post(`/canary/${name}`, async (c) => {
       await signedIn(c, await formFields(c));
-      const db = database(c);
+      const db = database(c.env);
       // A call its state does not allow throws the canary's own 409.
       await act(db, Date.now());
       return c.json(await canaryPanel(db));

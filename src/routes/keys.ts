@@ -4,10 +4,10 @@
 //   DELETE /v1/keys/:id  revokes a key at once (its next use answers 401)
 import { Hono } from "hono";
 import { ApiKeyError, createKey, listKeys, parseNewKey, revokeKey } from "../access/api-keys.ts";
-import { notFound } from "../errors.ts";
-import { adminAuth } from "../middleware/admin-auth.ts";
+import { notFound } from "../http/errors.ts";
+import { adminAuth } from "../access/admin-auth.ts";
 import type { AbBindings } from "../routing/setup.ts";
-import { database } from "./admin.ts";
+import { database } from "../storage/database.ts";
 import { jsonBody, validated } from "./context.ts";
 
 export function keyRoutes(): Hono<{ Bindings: AbBindings }> {
@@ -17,14 +17,14 @@ export function keyRoutes(): Hono<{ Bindings: AbBindings }> {
 
   app.post("/keys", async (c) => {
     const body = await jsonBody(c, '{"name": "ci", "rights": ["compare"]}');
-    return c.json(await createKey(database(c), validated(() => parseNewKey(body), ApiKeyError)), 201);
+    return c.json(await createKey(database(c.env), validated(() => parseNewKey(body), ApiKeyError)), 201);
   });
 
-  app.get("/keys", async (c) => c.json({ keys: await listKeys(database(c)) }));
+  app.get("/keys", async (c) => c.json({ keys: await listKeys(database(c.env)) }));
 
   app.delete("/keys/:id", async (c) => {
     const id = c.req.param("id");
-    const key = await revokeKey(database(c), id);
+    const key = await revokeKey(database(c.env), id);
     if (!key) throw notFound(`no API key "${id.slice(0, 60)}"`);
     return c.json(key);
   });

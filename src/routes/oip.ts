@@ -2,7 +2,7 @@
 import { type Context, Hono } from "hono";
 import { endTime, startTime } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { parseInferRequest, splitBody } from "../oip/request.ts";
 import { inferResponse, modelConfig, modelMetadata, serverMetadata } from "../oip/response.ts";
 import { HEADER_LENGTH } from "../oip/types.ts";

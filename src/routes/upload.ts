@@ -5,12 +5,12 @@
 // their bodies: maxUploadBytes bounds that, below the body limit that JSON batches need.
 import type { Context } from "hono";
 import type { ModelEntry } from "../../models/schema.ts";
-import { HttpError, badRequest } from "../errors.ts";
+import { HttpError, badRequest } from "../http/errors.ts";
 import { decodeImage } from "../image/decode.ts";
 import { toModelInputs } from "../image/preprocess.ts";
 import type { ImageFormat } from "../image/types.ts";
-import type { Limits } from "../options.ts";
-import { imageLimits, mediaType } from "./context.ts";
+import { mediaType } from "./context.ts";
+import { type Limits, imageLimits } from "./limits.ts";
 
 /** Content types of a raw image body; the bytes themselves decide PNG or JPEG. */
 const RAW_TYPES = new Set([undefined, "image/png", "image/jpeg", "image/jpg", "application/octet-stream"]);

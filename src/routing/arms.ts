@@ -3,10 +3,9 @@
 // the teacher that includes the network and encoding); decoding the image is shared work and is not
 // counted.
 import type { ModelEntry } from "../../models/schema.ts";
-import type { Fault, RunRecord } from "../measurements/records.ts";
+import type { Arm, Fault, RunRecord } from "../measurements/records.ts";
 import { singleImageDims } from "../image/preprocess.ts";
 import type { ModelStore } from "../models/store.ts";
-import type { Arm } from "./split.ts";
 import { type TeacherEndpoint, askTeacher } from "./teacher-client.ts";
 
 export type ArmResult =

@@ -5,7 +5,6 @@
 // failure keeps the last values read (a kill switch set through PATCH /v1/config stays set) and is
 // logged, retried at most once per CACHE_MS.
 import type { D1Database, D1PreparedStatement } from "@cloudflare/workers-types";
-import { assertSplitFree } from "../canary/state.ts";
 
 export interface RoutingSettings {
   /** Share of clients routed to the student, 0..100. */
@@ -207,9 +206,3 @@ export async function refreshSettings(db: D1Database): Promise<void> {
 
 export const routingSettingValues = (patch: Partial<Record<SettingKey, number | null>>): Record<string, string | null> =>
   Object.fromEntries(Object.entries(patch).map(([key, value]) => [key, value === null ? null : String(value)]));
-
-export async function applySettingsPatch(db: D1Database, patch: Partial<Record<SettingKey, number | null>>): Promise<void> {
-  if (patch.studentPercent !== undefined) await assertSplitFree(db);
-  await db.batch(settingStatements(db, routingSettingValues(patch)));
-  await refreshSettings(db);
-}

@@ -5,7 +5,7 @@
 import type { D1Database, Queue } from "@cloudflare/workers-types";
 import type { ModelEntry } from "../../models/schema.ts";
 import { clientIdSecret } from "../access/secrets.ts";
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { type MeasurementMessage, type MeasurementSink, measurementSink } from "../measurements/sink.ts";
 import { DEFAULT_EXPERIMENT } from "./split.ts";
 import type { RateLimiter } from "./teacher-gate.ts";

@@ -2,16 +2,10 @@
 // name, so the same client always lands on the same arm for a given split, the share of clients on
 // the student tracks the setting as the number of clients grows, and a new experiment (a new name)
 // draws a new set of clients for the student rather than reusing the last one's.
-
-export type Arm = "student" | "teacher";
-export const ARMS: readonly Arm[] = ["student", "teacher"];
+import type { Arm } from "../measurements/records.ts";
 
 /** Buckets per client: 10,000, so a split can be set to 0.01 percent. */
 const BUCKETS = 10_000;
-
-export function isArm(value: string): value is Arm {
-  return value === "student" || value === "teacher";
-}
 
 /** The experiment name when EXPERIMENT is unset. */
 export const DEFAULT_EXPERIMENT = "default";

@@ -13,7 +13,7 @@ import worker from "../../src/index.ts";
 import { buildReport } from "../../src/measurements/report.ts";
 import { ModelStore } from "../../src/models/store.ts";
 import { ortWebEngine } from "../../src/models/ort-web.ts";
-import { applySettingsPatch } from "../../src/routing/settings.ts";
+import { applySettingsPatch } from "../../src/canary/settings-write.ts";
 import { DEFAULT_CRONS } from "../../src/scheduled.ts";
 import { clientBucket, DEFAULT_EXPERIMENT } from "../../src/routing/split.ts";
 import type { AbBindings } from "../../src/routing/setup.ts";

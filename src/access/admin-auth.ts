@@ -7,8 +7,8 @@ import type { Context, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
 import { timingSafeEqual } from "hono/utils/buffer";
-import { type AuthThrottle, authThrottle } from "../access/auth-throttle.ts";
-import { type SecretBindings, usableAdminToken } from "../access/secrets.ts";
+import { type AuthThrottle, authThrottle } from "./auth-throttle.ts";
+import { type SecretBindings, usableAdminToken } from "./secrets.ts";
 
 export interface AdminAuthOptions {
   /** Where the expected token comes from; default: the ADMIN_TOKEN binding. */
