@@ -18,7 +18,7 @@ import { type Dataset, type ImageSet, DataError } from "../data/dataset.ts";
 import { fileSetOptions, loadDataset, openDataset } from "../data/index.ts";
 import type { DistillConfig } from "../config/schema.ts";
 import { multiLabelAccuracy } from "./multi-label.ts";
-import { exportOnnxTeacher } from "./onnx-teacher.ts";
+import { exportOnnxTeacher } from "./ship-onnx-teacher.ts";
 import { isOnnxFile } from "../train/open-teacher.ts";
 import { Rng } from "../data/rng.ts";
 import { type Engine, currentEngine, initBackend } from "../engine/backend.ts";

@@ -1,6 +1,6 @@
 // The teacher of a run's distilled students, opened once for all of them:
 //   for its logits (kd, dkd, mlkd): a checkpoint of this project on the ONNX or tfjs engine
-//     (teacher.ts), or any ONNX classifier file (onnx-teacher.ts); cached per augmented view;
+//     (teacher.ts), or any ONNX classifier file (load-onnx-teacher.ts); cached per augmented view;
 //   for its features (at): a checkpoint as a tfjs model, whose intermediate tensors exist.
 // Either way it sees the student's batch mapped to its own normalization.
 import { createHash } from "node:crypto";
@@ -14,7 +14,7 @@ import { Rng } from "../data/rng.ts";
 import { disposeModel, forwardWithFeatures } from "../model/forward.ts";
 import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
 import { meanAveragePrecision, precisionAtOne } from "./map.ts";
-import { loadOnnxTeacher, onnxTeacherOptions } from "./onnx-teacher.ts";
+import { loadOnnxTeacher, onnxTeacherOptions } from "./load-onnx-teacher.ts";
 import { augmentation } from "./plan.ts";
 import { firstDifference } from "./run-dir.ts";
 import type { FeatureTeacher } from "./step.ts";

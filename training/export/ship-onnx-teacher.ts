@@ -20,7 +20,7 @@ import type { ImageSet } from "../data/dataset.ts";
 import { Rng } from "../data/rng.ts";
 import { meanAveragePrecision, precisionAtOne } from "../train/map.ts";
 import { onnxFacts, withManifestOutputs } from "../onnx/file.ts";
-import { type OnnxTeacher, type TeacherData, loadOnnxTeacher, onnxTeacherOptions } from "../train/onnx-teacher.ts";
+import { type OnnxTeacher, type TeacherData, loadOnnxTeacher, onnxTeacherOptions } from "../train/load-onnx-teacher.ts";
 import { runOnnxChecker } from "./checker.ts";
 import { OUTPUT_NAMES } from "../model/to-onnx.ts";
 import type { ModelFile } from "./store.ts";

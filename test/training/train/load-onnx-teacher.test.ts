@@ -9,9 +9,9 @@ import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
 import type { Batch } from "../../../training/data/batches.ts";
 import type { ImageSet } from "../../../training/data/dataset.ts";
-import { exportOnnxTeacher } from "../../../training/export/onnx-teacher.ts";
+import { exportOnnxTeacher } from "../../../training/export/ship-onnx-teacher.ts";
 import { readOnnxMetadata } from "../../../training/onnx/file.ts";
-import { MAX_TEACHER_PIXELS, type OnnxTeacherOptions, type TeacherData, loadOnnxTeacher } from "../../../training/train/onnx-teacher.ts";
+import { MAX_TEACHER_PIXELS, type OnnxTeacherOptions, type TeacherData, loadOnnxTeacher } from "../../../training/train/load-onnx-teacher.ts";
 import { withNormalization } from "../../../training/train/open-teacher.ts";
 import { type FixtureTeacher, convTeacher, gemmTeacher, twoInputModel } from "./onnx-teachers.ts";
 
