@@ -1,5 +1,7 @@
 // The contract between the two halves: training/ writes models/manifest.json, src/ reads it.
-// Pure TypeScript with no imports, so both the Worker and Node code can use it.
+// Its only import is zod (which runs in the Worker and in Node alike): the manifest is checked by one
+// zod schema, whose every message names the offending field ("manifest models[1].sha256: ...").
+import { z } from "zod";
 
 export const MANIFEST_SCHEMA_VERSION = 1;
 
@@ -146,187 +148,110 @@ export class ManifestError extends Error {
   override name = "ManifestError";
 }
 
-type Obj = Record<string, unknown>;
+/** What each kind of field must be; zod's issue then carries the field's path. */
+const nonEmpty = "must be a non-empty string";
+const str = () => z.string({ error: nonEmpty }).min(1, { error: nonEmpty });
+const num = () => z.number({ error: "must be a finite number" });
+const obj = <S extends z.core.$ZodLooseShape>(shape: S) => z.object(shape, { error: "must be an object" });
+const numArray = () => z.array(num(), { error: "must be an array of numbers" });
+const nonEmptyArray = <T extends z.ZodType>(item: T) => z.array(item, { error: "must be a non-empty array" }).min(1, { error: "must be a non-empty array" });
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { error: `must be ${values.map((v) => `"${v}"`).join(" or ")}` });
+const sha256 = () => str().regex(/^[0-9a-f]{64}$/, { error: "must be 64 lowercase hex digits" });
+const share = () => num().min(0, { error: "must be a share between 0 and 1" }).max(1, { error: "must be a share between 0 and 1" });
 
-function fail(path: string, msg: string): never {
-  throw new ManifestError(`manifest ${path}: ${msg}`);
-}
-function obj(v: unknown, path: string): Obj {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(path, "must be an object");
-  return v as Obj;
-}
-function str(v: unknown, path: string): string {
-  if (typeof v !== "string" || v.length === 0) fail(path, "must be a non-empty string");
-  return v;
-}
-function num(v: unknown, path: string): number {
-  if (typeof v !== "number" || !Number.isFinite(v)) fail(path, "must be a finite number");
-  return v;
-}
-function numArray(v: unknown, path: string): number[] {
-  if (!Array.isArray(v)) fail(path, "must be an array of numbers");
-  return v.map((x, i) => num(x, `${path}[${i}]`));
-}
-function tensor(v: unknown, path: string): TensorSpec {
-  const o = obj(v, path);
-  if (o.datatype !== "FP32") fail(`${path}.datatype`, 'must be "FP32"');
-  const shape = numArray(o.shape, `${path}.shape`);
-  shape.forEach((d, i) => (Number.isInteger(d) && (d > 0 || d === -1)) || fail(`${path}.shape[${i}]`, "must be a positive integer or -1"));
-  return { name: str(o.name, `${path}.name`), shape, datatype: "FP32" };
-}
+const dimension = z.int({ error: "must be a positive integer or -1" }).refine((d) => d > 0 || d === -1, { error: "must be a positive integer or -1" });
+const tensorShape = {
+  name: str(),
+  shape: z.array(dimension, { error: "must be an array of numbers" }),
+  datatype: z.literal("FP32", { error: 'must be "FP32"' }),
+};
 
-function entry(v: unknown, path: string): ModelEntry {
-  const o = obj(v, path);
-  const role = o.role;
-  if (role !== "teacher" && role !== "student") fail(`${path}.role`, 'must be "teacher" or "student"');
-  const sha256 = str(o.sha256, `${path}.sha256`);
-  if (!/^[0-9a-f]{64}$/.test(sha256)) fail(`${path}.sha256`, "must be 64 lowercase hex digits");
-  const inputObj = obj(o.input, `${path}.input`);
-  const layout = inputObj.layout;
-  if (layout !== "NCHW" && layout !== "NHWC") fail(`${path}.input.layout`, 'must be "NCHW" or "NHWC"');
-  const input: InputSpec = { ...tensor(inputObj, `${path}.input`), layout };
-  if (input.shape.length !== 4) fail(`${path}.input.shape`, "must have 4 dimensions");
-  if (!Array.isArray(o.outputs) || o.outputs.length === 0) fail(`${path}.outputs`, "must be a non-empty array");
-  const outputs = o.outputs.map((t, i) => tensor(t, `${path}.outputs[${i}]`));
-  const norm = obj(o.normalization, `${path}.normalization`);
-  const channels = layout === "NCHW" ? input.shape[1]! : input.shape[3]!;
-  const mean = numArray(norm.mean, `${path}.normalization.mean`);
-  const std = numArray(norm.std, `${path}.normalization.std`);
-  if (mean.length !== channels || std.length !== channels) fail(`${path}.normalization`, `needs ${channels} mean and std values`);
-  if (std.some((s) => s <= 0)) fail(`${path}.normalization.std`, "must be positive");
-  if (!Array.isArray(o.labels) || o.labels.length === 0) fail(`${path}.labels`, "must be a non-empty array");
-  const labels = o.labels.map((l, i) => str(l, `${path}.labels[${i}]`));
-  const m = obj(o.metrics, `${path}.metrics`);
-  const metrics: ModelMetrics = { params: num(m.params, `${path}.metrics.params`), macs: num(m.macs, `${path}.metrics.macs`) };
-  if (m.accuracy !== undefined) {
-    const a = obj(m.accuracy, `${path}.metrics.accuracy`);
-    metrics.accuracy = {
-      top1: num(a.top1, `${path}.metrics.accuracy.top1`),
-      dataset: str(a.dataset, `${path}.metrics.accuracy.dataset`),
-      split: str(a.split, `${path}.metrics.accuracy.split`),
-      samples: num(a.samples, `${path}.metrics.accuracy.samples`),
-    };
-    if (a.mAP !== undefined) metrics.accuracy.mAP = num(a.mAP, `${path}.metrics.accuracy.mAP`);
-    if (a.seeds !== undefined) {
-      const s = obj(a.seeds, `${path}.metrics.accuracy.seeds`);
-      const by = obj(s.bySeed, `${path}.metrics.accuracy.seeds.bySeed`);
-      metrics.accuracy.seeds = {
-        mean: num(s.mean, `${path}.metrics.accuracy.seeds.mean`),
-        sd: num(s.sd, `${path}.metrics.accuracy.seeds.sd`),
-        n: num(s.n, `${path}.metrics.accuracy.seeds.n`),
-        bySeed: Object.fromEntries(Object.entries(by).map(([k, v]) => [k, num(v, `${path}.metrics.accuracy.seeds.bySeed.${k}`)])),
-        shipped: num(s.shipped, `${path}.metrics.accuracy.seeds.shipped`),
-      };
-    }
-  }
-  const out: ModelEntry = {
-    name: str(o.name, `${path}.name`),
-    version: str(o.version, `${path}.version`),
-    role,
-    architecture: str(o.architecture, `${path}.architecture`),
-    file: str(o.file, `${path}.file`),
-    sha256,
-    bytes: num(o.bytes, `${path}.bytes`),
-    input,
-    outputs,
-    normalization: { mean, std },
-    labels,
-    metrics,
-  };
-  if (!MODEL_NAME_PATTERN.test(out.name)) fail(`${path}.name`, "must be lowercase letters, digits, '.', '_' or '-'");
-  if (out.file.includes("/") || out.file.includes("..")) fail(`${path}.file`, "must be a plain file name inside models/");
-  if (o.export !== undefined) {
-    const e = obj(o.export, `${path}.export`);
-    out.export = {
-      maxAbsLogitDiff: num(e.maxAbsLogitDiff, `${path}.export.maxAbsLogitDiff`),
-      top1Agreement: num(e.top1Agreement, `${path}.export.top1Agreement`),
-      samples: num(e.samples, `${path}.export.samples`),
-      opset: num(e.opset, `${path}.export.opset`),
-      exportedAt: str(e.exportedAt, `${path}.export.exportedAt`),
-    };
-    if (e.checker !== undefined) out.export.checker = str(e.checker, `${path}.export.checker`);
-  }
-  if (o.training !== undefined) out.training = obj(o.training, `${path}.training`);
-  if (o.outputActivation !== undefined) {
-    if (o.outputActivation !== "softmax" && o.outputActivation !== "sigmoid") fail(`${path}.outputActivation`, 'must be "softmax" or "sigmoid"');
-    out.outputActivation = o.outputActivation;
-  }
-  if (o.quantization !== undefined) out.quantization = quantization(o.quantization, `${path}.quantization`);
-  return out;
-}
+const SeedAccuracySchema = obj({ mean: num(), sd: num(), n: num(), bySeed: z.record(z.string(), num(), { error: "must be an object" }), shipped: num() });
 
-function quantization(v: unknown, path: string): Quantization {
-  const q = obj(v, path);
-  const c = obj(q.calibration, `${path}.calibration`);
-  const t = obj(q.tolerance, `${path}.tolerance`);
-  const twinSha256 = str(q.twinSha256, `${path}.twinSha256`);
-  if (!/^[0-9a-f]{64}$/.test(twinSha256)) fail(`${path}.twinSha256`, "must be 64 lowercase hex digits");
-  return {
-    twin: str(q.twin, `${path}.twin`),
-    twinSha256,
-    format: str(q.format, `${path}.format`),
-    weights: str(q.weights, `${path}.weights`),
-    activations: str(q.activations, `${path}.activations`),
-    bias: str(q.bias, `${path}.bias`),
-    calibration: {
-      dataset: str(c.dataset, `${path}.calibration.dataset`),
-      split: str(c.split, `${path}.calibration.split`),
-      samples: num(c.samples, `${path}.calibration.samples`),
-      method: str(c.method, `${path}.calibration.method`),
-      ...(c.percentile !== undefined ? { percentile: num(c.percentile, `${path}.calibration.percentile`) } : {}),
+const AccuracySchema = obj({ top1: num(), dataset: str(), split: str(), samples: num(), mAP: num().optional(), seeds: SeedAccuracySchema.optional() });
+
+const ExportCheckSchema = obj({ maxAbsLogitDiff: num(), top1Agreement: num(), samples: num(), opset: num(), exportedAt: str(), checker: str().optional() });
+
+const PortabilitySchema = obj({
+  twinTop1: share(),
+  runtimes: nonEmptyArray(obj({ runtime: str(), session: str(), top1: share() })),
+  tolerance: obj({ maxLossPoints: num(), maxGapPoints: num() }),
+});
+
+const QuantizationSchema = obj({
+  twin: str(),
+  twinSha256: sha256(),
+  format: str(),
+  weights: str(),
+  activations: str(),
+  bias: str(),
+  calibration: obj({ dataset: str(), split: str(), samples: num(), method: str(), percentile: num().optional() }),
+  relativeLogitError: num(),
+  tolerance: obj({ maxRelativeLogitError: num() }),
+  runtime: str(),
+  portability: PortabilitySchema.optional(),
+});
+
+export const ModelEntrySchema = obj({
+  name: str().regex(MODEL_NAME_PATTERN, { error: "must be lowercase letters, digits, '.', '_' or '-'" }),
+  version: str(),
+  role: oneOf(["teacher", "student"]),
+  architecture: str(),
+  file: str().refine((f) => !f.includes("/") && !f.includes(".."), { error: "must be a plain file name inside models/" }),
+  sha256: sha256(),
+  bytes: num(),
+  input: obj({ ...tensorShape, layout: oneOf(["NCHW", "NHWC"]) }).refine((i) => i.shape.length === 4, { error: "must have 4 dimensions", path: ["shape"] }),
+  outputs: nonEmptyArray(obj(tensorShape)),
+  normalization: obj({ mean: numArray(), std: numArray().refine((s) => s.every((x) => x > 0), { error: "must be positive" }) }),
+  labels: nonEmptyArray(str()),
+  metrics: obj({ params: num(), macs: num(), accuracy: AccuracySchema.optional() }),
+  export: ExportCheckSchema.optional(),
+  training: z.record(z.string(), z.unknown(), { error: "must be an object" }).optional(),
+  outputActivation: oneOf(["softmax", "sigmoid"]).optional(),
+  quantization: QuantizationSchema.optional(),
+}).superRefine((e, ctx) => {
+  const channels = e.input.layout === "NCHW" ? e.input.shape[1]! : e.input.shape[3]!;
+  if (e.normalization.mean.length !== channels || e.normalization.std.length !== channels) {
+    ctx.addIssue({ code: "custom", path: ["normalization"], message: `needs ${channels} mean and std values` });
+  }
+}) satisfies z.ZodType<ModelEntry>;
+
+export const ManifestSchema = z
+  .object(
+    {
+      schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION, { error: `must be ${MANIFEST_SCHEMA_VERSION}` }),
+      defaultStudent: str(),
+      serve: z.array(str(), { error: "must be an array of student names" }).optional(),
+      models: z.array(ModelEntrySchema, { error: "must be an array" }),
     },
-    relativeLogitError: num(q.relativeLogitError, `${path}.relativeLogitError`),
-    tolerance: { maxRelativeLogitError: num(t.maxRelativeLogitError, `${path}.tolerance.maxRelativeLogitError`) },
-    runtime: str(q.runtime, `${path}.runtime`),
-    ...(q.portability !== undefined ? { portability: portability(q.portability, `${path}.portability`) } : {}),
-  };
-}
+    { error: "must be an object" },
+  )
+  .superRefine((m, ctx) => {
+    const seen = new Set<string>();
+    for (const e of m.models) {
+      if (seen.has(e.name)) ctx.addIssue({ code: "custom", path: ["models"], message: `duplicate model name "${e.name}"` });
+      seen.add(e.name);
+    }
+    if (m.models.length > 0 && !m.models.some((e) => e.name === m.defaultStudent && e.role === "student")) {
+      ctx.addIssue({ code: "custom", path: ["defaultStudent"], message: `"${m.defaultStudent}" is not a student in models` });
+    }
+    m.serve?.forEach((name, i) => {
+      const e = m.models.find((x) => x.name === name);
+      if (!e) ctx.addIssue({ code: "custom", path: ["serve", i], message: `"${name}" is not a model in models` });
+      else if (e.role !== "student") ctx.addIssue({ code: "custom", path: ["serve", i], message: `"${name}" is a ${e.role}; the Worker serves students only` });
+    });
+  }) satisfies z.ZodType<Manifest>;
 
-function portability(v: unknown, path: string): Portability {
-  const p = obj(v, path);
-  const t = obj(p.tolerance, `${path}.tolerance`);
-  const share = (x: unknown, at: string) => {
-    const n = num(x, at);
-    if (n < 0 || n > 1) fail(at, "must be a share between 0 and 1");
-    return n;
-  };
-  if (!Array.isArray(p.runtimes) || p.runtimes.length === 0) fail(`${path}.runtimes`, "must be a non-empty array");
-  return {
-    twinTop1: share(p.twinTop1, `${path}.twinTop1`),
-    runtimes: p.runtimes.map((r, i) => {
-      const o = obj(r, `${path}.runtimes[${i}]`);
-      return { runtime: str(o.runtime, `${path}.runtimes[${i}].runtime`), session: str(o.session, `${path}.runtimes[${i}].session`), top1: share(o.top1, `${path}.runtimes[${i}].top1`) };
-    }),
-    tolerance: { maxLossPoints: num(t.maxLossPoints, `${path}.tolerance.maxLossPoints`), maxGapPoints: num(t.maxGapPoints, `${path}.tolerance.maxGapPoints`) },
-  };
-}
-
-/** The optional list of served students: names of students in models. */
-function serveList(v: unknown, models: ModelEntry[]): string[] {
-  if (!Array.isArray(v)) fail("serve", "must be an array of student names");
-  return v.map((n, i) => {
-    const name = str(n, `serve[${i}]`);
-    const m = models.find((e) => e.name === name);
-    if (!m) fail(`serve[${i}]`, `"${name}" is not a model in models`);
-    if (m.role !== "student") fail(`serve[${i}]`, `"${name}" is a ${m.role}; the Worker serves students only`);
-    return name;
-  });
+/** A field's path as the manifest's readers write it: models[1].input.shape; the whole: (root). */
+function fieldPath(path: readonly PropertyKey[]): string {
+  const out = path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i > 0 ? "." : ""}${String(p)}`)).join("");
+  return out === "" ? "(root)" : out;
 }
 
 /** Validates parsed JSON as a manifest; throws ManifestError naming the offending field. */
 export function parseManifest(json: unknown): Manifest {
-  const o = obj(json, "(root)");
-  if (o.schemaVersion !== MANIFEST_SCHEMA_VERSION) fail("schemaVersion", `must be ${MANIFEST_SCHEMA_VERSION}`);
-  if (!Array.isArray(o.models)) fail("models", "must be an array");
-  const models = o.models.map((m, i) => entry(m, `models[${i}]`));
-  const seen = new Set<string>();
-  for (const m of models) {
-    if (seen.has(m.name)) fail("models", `duplicate model name "${m.name}"`);
-    seen.add(m.name);
-  }
-  const defaultStudent = str(o.defaultStudent, "defaultStudent");
-  if (models.length > 0 && !models.some((m) => m.name === defaultStudent && m.role === "student")) {
-    fail("defaultStudent", `"${defaultStudent}" is not a student in models`);
-  }
-  return { schemaVersion: MANIFEST_SCHEMA_VERSION, defaultStudent, ...(o.serve !== undefined ? { serve: serveList(o.serve, models) } : {}), models };
+  const parsed = ManifestSchema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  throw new ManifestError(`manifest ${fieldPath(issue.path)}: ${issue.message}`);
 }
