@@ -7,7 +7,7 @@ import type { ImageSet } from "../data/dataset.ts";
 import { Rng } from "../data/rng.ts";
 import { type Model, forward } from "../model/forward.ts";
 import { meanAveragePrecision } from "./map.ts";
-import { labelLoss, topOneCorrect } from "./metrics.ts";
+import { labelLoss, topOneCorrect } from "../losses/metrics.ts";
 
 export interface Evaluation {
   accuracy: number;

@@ -13,7 +13,7 @@ import type { Batch } from "../data/batches.ts";
 import type { Loss } from "../losses/index.ts";
 import { type Model, forward, forwardWithFeatures } from "../model/forward.ts";
 import { type Graph, paramSpecs } from "../model/graph.ts";
-import { labelLoss, topOneCorrect } from "./metrics.ts";
+import { labelLoss, topOneCorrect } from "../losses/metrics.ts";
 import type { Sgd } from "./optimizer.ts";
 
 export interface Gradients {

@@ -1,7 +1,7 @@
 // The labels-only loss and the top-1 count of training steps and evaluation, single- and multi-label.
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { labelLoss, topOneCorrect } from "../../../training/train/metrics.ts";
+import { labelLoss, topOneCorrect } from "../../../training/losses/metrics.ts";
 
 beforeAll(async () => {
   await tf.setBackend("cpu");

@@ -3,8 +3,8 @@
 //   the loss with the labels alone: cross-entropy, or sigmoid cross-entropy for multi-label data;
 //   the images whose top-scoring class is right: the label, or one of the classes present.
 import * as tf from "@tensorflow/tfjs";
-import { sigmoidCrossEntropy } from "../losses/bce.ts";
-import { crossEntropy } from "../losses/ce.ts";
+import { sigmoidCrossEntropy } from "./bce.ts";
+import { crossEntropy } from "./ce.ts";
 
 /** Batch mean of the labels-only loss. */
 export function labelLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, targets?: tf.Tensor2D): tf.Scalar {
