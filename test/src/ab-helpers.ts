@@ -12,20 +12,14 @@ import type { AbBindings } from "../../src/routing/setup.ts";
 import { fixtureStore } from "./helpers.ts";
 import "./fixture-types.ts";
 
+// wrangler.toml's bindings and vars come from worker-configuration.d.ts (`wrangler types`); these are
+// the vitest config's own.
 declare global {
   namespace Cloudflare {
     interface Env {
-      DB: D1Database;
       TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
-      /** wrangler.toml's rate limiter, and the vitest config's small one. */
-      TEACHER_RATE_LIMITER: import("../../src/routing/teacher-gate.ts").RateLimiter;
       TEST_TEACHER_LIMITER: import("../../src/routing/teacher-gate.ts").RateLimiter;
       TEST_TEACHER_LIMIT: number;
-      /** The key that signs client ids (the vitest config's binding). */
-      CLIENT_ID_SECRET: string;
-      /** wrangler.toml's allowance of wrong guesses per address. */
-      AUTH_RATE_LIMITER: import("../../src/routing/teacher-gate.ts").RateLimiter;
-      MEASUREMENTS: Queue<import("../../src/measurements/sink.ts").MeasurementMessage>;
     }
   }
 }
@@ -44,7 +38,7 @@ export const force = (arm: string) => ({ "X-Force-Arm": arm, ...asAdmin });
  * The headers of an anonymous client the Worker issued `id` to: its signed nd_client cookie (an
  * anonymous X-Client-Id picks nothing).
  */
-export const asClient = async (id: string) => ({ Cookie: await signedClientCookie(id, env.CLIENT_ID_SECRET) });
+export const asClient = async (id: string) => ({ Cookie: await signedClientCookie(id, env.CLIENT_ID_SECRET!) });
 
 /** Gives this test file's fresh database the tables; call in beforeAll. */
 export const migrate = () => applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
