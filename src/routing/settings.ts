@@ -5,6 +5,8 @@
 // failure keeps the last values read (a kill switch set through PATCH /v1/config stays set) and is
 // logged, retried at most once per CACHE_MS.
 import type { D1Database, D1PreparedStatement } from "@cloudflare/workers-types";
+import { firstProblem } from "../http/first-problem.ts";
+import { DECIMAL, settingsPatchSchema } from "./settings-patch.ts";
 
 export interface RoutingSettings {
   /** Share of clients routed to the student, 0..100. */
@@ -44,12 +46,6 @@ export class SettingsError extends Error {
   override name = "SettingsError";
 }
 
-/**
- * A plain decimal, as vars and form fields write numbers: "50", "-1", "0.5". JavaScript's Number()
- * would also take "0x32", " 5e1 " or "Infinity", which nobody means as a percentage.
- */
-const DECIMAL = /^-?\d+(\.\d+)?$/;
-
 function check(key: SettingKey, value: unknown, source: string): number {
   const rule = SETTING_RULES[key];
   const n = typeof value === "string" ? (DECIMAL.test(value) ? Number(value) : NaN) : value;
@@ -71,20 +67,14 @@ export function settingsFromVars(vars: Record<string, unknown>): RoutingSettings
 }
 
 /**
- * Validates a PATCH body: known keys only; a number sets the key, null returns it to the default.
- * `alsoKnown` names keys another part of the body's owner takes (they are not this function's).
+ * Validates a PATCH body (settings-patch.ts's schema): known keys only; a number sets the key, null
+ * returns it to the default. `alsoKnown` names keys another part of the body's owner takes (they are
+ * not this function's).
  */
 export function parseSettingsPatch(body: unknown, alsoKnown: readonly string[] = []): Partial<Record<SettingKey, number | null>> {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new SettingsError("body must be a JSON object");
-  const known = [...KEYS, ...alsoKnown].join(", ");
-  const patch: Partial<Record<SettingKey, number | null>> = {};
-  for (const [key, value] of Object.entries(body)) {
-    if (alsoKnown.includes(key)) continue;
-    if (!(KEYS as string[]).includes(key)) throw new SettingsError(`unknown setting "${key}" (known: ${known})`);
-    patch[key as SettingKey] = value === null ? null : check(key as SettingKey, value, key);
-  }
-  if (Object.keys(body).length === 0) throw new SettingsError(`body names no setting (known: ${known})`);
-  return patch;
+  const parsed = settingsPatchSchema(SETTING_RULES, alsoKnown).safeParse(body);
+  if (!parsed.success) throw new SettingsError(firstProblem(parsed.error));
+  return parsed.data;
 }
 
 type Overrides = Partial<RoutingSettings>;
