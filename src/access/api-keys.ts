@@ -3,6 +3,8 @@
 // SHA-256 of each key, so the table leaks nothing usable, and a key is shown once, when it is made.
 // Every use reads D1 (one indexed row), so a revocation takes effect at once in every isolate.
 import type { D1Database } from "@cloudflare/workers-types";
+import { z } from "zod";
+import { firstProblem } from "../http/first-problem.ts";
 
 /** What a key may do. */
 export const RIGHTS = ["force", "compare"] as const;
@@ -45,18 +47,34 @@ export async function hashKey(key: string): Promise<string> {
 
 const base64url = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 
+const nameProblem = "name must be a string of 1 to 100 characters";
+const rightsProblem = `rights must be a non-empty array of ${RIGHTS.map((r) => `"${r}"`).join(", ")}`;
+
+/** POST /v1/keys's body, {name, rights}: validated here, described in /openapi.json. */
+export const NewKeyRequest = z
+  .strictObject(
+    {
+      name: z
+        .string({ error: nameProblem })
+        .max(100, { error: nameProblem })
+        .refine((name) => name.trim().length > 0, { error: nameProblem })
+        .transform((name) => name.trim()),
+      rights: z
+        .array(z.enum(RIGHTS, { error: (issue) => `unknown right ${JSON.stringify(issue.input)?.slice(0, 40)} (known: ${RIGHTS.join(", ")})` }), { error: rightsProblem })
+        .min(1, { error: rightsProblem })
+        .transform((rights) => [...new Set(rights)]),
+    },
+    {
+      error: (issue) =>
+        issue.code === "unrecognized_keys" ? `unknown field "${issue.keys[0]?.slice(0, 40)}" (known: name, rights)` : 'the body must be a JSON object such as {"name": "ci", "rights": ["compare"]}',
+    },
+  );
+
 /** Checks a request to make a key: {name, rights}. */
 export function parseNewKey(body: unknown): { name: string; rights: Right[] } {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiKeyError('the body must be a JSON object such as {"name": "ci", "rights": ["compare"]}');
-  const { name, rights, ...rest } = body as Record<string, unknown>;
-  const unknown = Object.keys(rest);
-  if (unknown.length > 0) throw new ApiKeyError(`unknown field "${unknown[0]!.slice(0, 40)}" (known: name, rights)`);
-  if (typeof name !== "string" || name.trim().length === 0 || name.length > 100) throw new ApiKeyError("name must be a string of 1 to 100 characters");
-  if (!Array.isArray(rights) || rights.length === 0) throw new ApiKeyError(`rights must be a non-empty array of ${RIGHTS.map((r) => `"${r}"`).join(", ")}`);
-  for (const r of rights) {
-    if (!(RIGHTS as readonly unknown[]).includes(r)) throw new ApiKeyError(`unknown right ${JSON.stringify(r)?.slice(0, 40)} (known: ${RIGHTS.join(", ")})`);
-  }
-  return { name: name.trim(), rights: [...new Set(rights as Right[])] };
+  const parsed = NewKeyRequest.safeParse(body);
+  if (!parsed.success) throw new ApiKeyError(firstProblem(parsed.error));
+  return parsed.data;
 }
 
 /** Makes a key; the secret is in the answer and nowhere else. */
