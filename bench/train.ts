@@ -12,7 +12,7 @@
 // keep the convolutions on the wasm backend's XNNPACK; the others are the tfjs backends of that name. An engine that does not load is listed
 // as unavailable, with why. A measurement is the median of `--repeats` timed windows of at least
 // `--seconds` each after two warm-up steps: other processes on the machine make single numbers noisy.
-// The training step is the real one (train/step.ts and train/optimizer.ts: forward, loss, gradients,
+// The training step is the real one (engine/step.ts and engine/optimizer.ts: forward, loss, gradients,
 // SGD with momentum) on random images. `--profile` adds, for the single-process engines, where a
 // training step's time goes: tf.profile's time per kernel and input shapes, median of 3 steps
 // (data-parallel engines are skipped: their kernels run in the replicas' threads, out of sight).
@@ -29,8 +29,8 @@ import { type Model, createModel, disposeModel, forward } from "../training/mode
 import { type InputShape, countMacs, countParams } from "../training/model/graph.ts";
 import { PRESETS } from "../training/config/presets.ts";
 import { ARCHITECTURES, architecture, isArchitecture } from "../training/model/resnet.ts";
-import { Sgd } from "../training/train/optimizer.ts";
-import { type GradientFn, trainStep } from "../training/train/step.ts";
+import { Sgd } from "../training/engine/optimizer.ts";
+import { type GradientFn, trainStep } from "../training/engine/step.ts";
 import { loadTeacher } from "../training/train/teacher.ts";
 import type { Checkpoint } from "../training/train/checkpoint.ts";
 import type { Batch } from "../training/data/batches.ts";

@@ -11,14 +11,14 @@
 // So a step equals single-process training at the same global batch up to float rounding (tested).
 // The moving statistics live on the main thread's model (the workers' copies are never read).
 //
-// `gradients` is a synchronous GradientFn (train/step.ts), a drop-in for lossAndGradients: the
+// `gradients` is a synchronous GradientFn (step.ts), a drop-in for lossAndGradients: the
 // threads coordinate with Atomics on shared memory (collective.ts), never with async messages.
 import os from "node:os";
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs";
 import type { Loss } from "../losses/index.ts";
 import type { Graph } from "../model/graph.ts";
-import { type GradientFn, type Gradients, lossAndGradients } from "../train/step.ts";
+import { type GradientFn, type Gradients, lossAndGradients } from "./step.ts";
 import type { Convolutions } from "./backend.ts";
 import { setBatchNormAllReduce } from "./batchnorm.ts";
 import { COMMAND, CTRL, CTRL_SLOTS, ReplicaFailure, makeAllReduce, signalFailure, waitWhile } from "./collective.ts";
@@ -97,7 +97,7 @@ export class DataParallel {
     return this.replicas === 1 ? device : `${this.replicas} data-parallel replicas (threads), each ${device}`;
   }
 
-  /** Drop-in for train/step.ts' lossAndGradients. */
+  /** Drop-in for step.ts' lossAndGradients. */
   readonly gradients: GradientFn = (model, batch, loss, teacherLogits) => {
     if (this.failure) throw new Error(`the data-parallel pool failed earlier: ${this.failure.message}`);
     if (this.closed) throw new Error("the data-parallel pool is closed");

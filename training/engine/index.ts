@@ -5,7 +5,7 @@
 //   train(spec, { ...ctx, engine, gradients: engine.gradients });  // train/loop.ts
 //   await engine.close();
 import os from "node:os";
-import { type GradientFn, lossAndGradients } from "../train/step.ts";
+import { type GradientFn, lossAndGradients } from "./step.ts";
 import { type Engine, type InitOptions, initBackend } from "./backend.ts";
 import { DataParallel } from "./data-parallel.ts";
 import { nativeConvolutionsActive } from "./native-conv.ts";
@@ -15,7 +15,7 @@ export { BACKENDS, CONVOLUTIONS, type BackendName, type Convolutions, type Engin
 export interface TrainingEngine extends Engine {
   /** Threads computing each step (1 unless the wasm backend runs data-parallel). */
   replicas: number;
-  /** Loss and gradients of one batch: a drop-in for train/step.ts' lossAndGradients. */
+  /** Loss and gradients of one batch: a drop-in for step.ts' lossAndGradients. */
   gradients: GradientFn;
   close(): Promise<void>;
 }

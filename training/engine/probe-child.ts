@@ -4,8 +4,8 @@
 import { createLoss } from "../losses/index.ts";
 import { createModel, disposeModel } from "../model/forward.ts";
 import { architecture } from "../model/resnet.ts";
-import { Sgd } from "../train/optimizer.ts";
-import { trainStep } from "../train/step.ts";
+import { Sgd } from "./optimizer.ts";
+import { trainStep } from "./step.ts";
 import { startTrainingEngine } from "./index.ts";
 import { PROBE_WORKLOAD } from "./probe-workload.ts";
 

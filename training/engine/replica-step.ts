@@ -5,7 +5,7 @@ import type { Batch } from "../data/batches.ts";
 import type { Loss } from "../losses/index.ts";
 import type { Model } from "../model/forward.ts";
 import { type Graph, paramSpecs } from "../model/graph.ts";
-import { type Gradients, lossAndGradients } from "../train/step.ts";
+import { type Gradients, lossAndGradients } from "./step.ts";
 
 /** Share sizes of a batch of `size` over `replicas` (the first ones get the remainder). */
 export function splitSizes(size: number, replicas: number): number[] {

@@ -23,14 +23,10 @@ import { createHash } from "node:crypto";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { readFileOrExplain } from "../io/read.ts";
 import { type Graph, paramSpecs } from "../model/graph.ts";
+import type { StoredTensor } from "../model/stored-tensor.ts";
 
 export const CHECKPOINT_MAGIC = Buffer.from([0x4e, 0x44, 0x43, 0x4b, 0x50, 0x54, 0x00, 0x01]); // "NDCKPT\0\1"
 export const CHECKPOINT_EXTENSION = ".ndckpt";
-
-export interface StoredTensor {
-  shape: number[];
-  data: Float32Array;
-}
 
 export type TensorGroup = "weights" | "optimizer";
 

@@ -17,7 +17,7 @@ import { meanAveragePrecision, precisionAtOne } from "./map.ts";
 import { loadOnnxTeacher, onnxTeacherOptions } from "./load-onnx-teacher.ts";
 import { augmentation } from "./plan.ts";
 import { firstDifference } from "./run-dir.ts";
-import type { FeatureTeacher } from "./step.ts";
+import type { FeatureTeacher } from "../engine/step.ts";
 import { type CachedTeacher, cacheTeacher } from "./teacher-cache.ts";
 import { type Teacher, loadTeacher, modelFromCheckpoint } from "./teacher.ts";
 

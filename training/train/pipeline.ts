@@ -18,7 +18,7 @@ import { isOnnxFile, openFeatureTeacher, openLogitsTeacher } from "./open-teache
 import { describeModels, planSubRuns } from "./plan.ts";
 import type { CachedTeacher } from "./teacher-cache.ts";
 import { ProgressBar } from "./progress.ts";
-import type { GradientFn } from "./step.ts";
+import type { GradientFn } from "../engine/step.ts";
 import { type RunReport, buildReport, modelReport, writeReport } from "./report.ts";
 import type { Teacher } from "./teacher.ts";
 

@@ -12,8 +12,8 @@ import { createLoss } from "../../../training/losses/index.ts";
 import { type Model, disposeModel } from "../../../training/model/forward.ts";
 import { type Graph, paramSpecs } from "../../../training/model/graph.ts";
 import { architecture } from "../../../training/model/resnet.ts";
-import { Sgd } from "../../../training/train/optimizer.ts";
-import { lossAndGradients, trainStep } from "../../../training/train/step.ts";
+import { Sgd } from "../../../training/engine/optimizer.ts";
+import { lossAndGradients, trainStep } from "../../../training/engine/step.ts";
 import { randomValues, useBackend } from "./gradcheck.ts";
 
 const INPUT = { height: 16, width: 16, channels: 1 };

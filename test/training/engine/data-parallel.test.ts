@@ -9,7 +9,7 @@ import { createLoss } from "../../../training/losses/index.ts";
 import { type Model, createModel, disposeModel } from "../../../training/model/forward.ts";
 import { paramSpecs } from "../../../training/model/graph.ts";
 import { architecture } from "../../../training/model/resnet.ts";
-import { type Gradients, lossAndGradients } from "../../../training/train/step.ts";
+import { type Gradients, lossAndGradients } from "../../../training/engine/step.ts";
 import { randomValues, relativeError } from "./gradcheck.ts";
 
 const input = { height: 10, width: 10, channels: 3 };

@@ -9,7 +9,7 @@ import { loadDataset } from "../../../training/data/index.ts";
 import { type PreparedData, prepareData } from "../../../training/data/prepare.ts";
 import { initBackend } from "../../../training/engine/backend.ts";
 import { startTrainingEngine } from "../../../training/engine/index.ts";
-import type { GradientFn } from "../../../training/train/step.ts";
+import type { GradientFn } from "../../../training/engine/step.ts";
 import { type Checkpoint, loadCheckpoint } from "../../../training/train/checkpoint.ts";
 import { type TrainSpec, checkpointPath, train } from "../../../training/train/loop.ts";
 import { MetricsLog, type MetricsRecord, readMetrics } from "../../../training/train/metrics-log.ts";

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { Sgd } from "../../../training/train/optimizer.ts";
+import { Sgd } from "../../../training/engine/optimizer.ts";
 import { learningRateAt } from "../../../training/train/schedule.ts";
 
 beforeAll(async () => {

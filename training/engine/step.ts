@@ -1,11 +1,11 @@
 // One optimizer step, kept small so that an engine can swap how the gradients are computed.
 //
-// How the training pieces fit (one step of loop.ts):
-//   data/batches.ts   makeBatch(...)           -> Batch (normalized, augmented images + labels)
-//   teacher.ts        teacher.logits(batch)    -> the teacher's logits on that same batch (KD only)
-//   step.ts           lossAndGradients(...)    -> loss, correct count, gradients by parameter name
-//                                                 (batch-norm moving statistics update as a side effect)
-//   optimizer.ts      sgd.apply(grads, lr)     -> new weights; lr from schedule.ts
+// How the training pieces fit (one step of train/loop.ts):
+//   data/batches.ts     makeBatch(...)           -> Batch (normalized, augmented images + labels)
+//   train/teacher.ts    teacher.logits(batch)    -> the teacher's logits on that same batch (KD only)
+//   engine/step.ts      lossAndGradients(...)    -> loss, correct count, gradients by parameter name
+//                                                   (batch-norm moving statistics update as a side effect)
+//   engine/optimizer.ts sgd.apply(grads, lr)     -> new weights; lr from train/schedule.ts
 // A data-parallel engine replaces lossAndGradients with one that splits the batch over workers and
 // averages their gradients (GradientFn below); the optimizer, schedule and loop stay as they are.
 import * as tf from "@tensorflow/tfjs";

@@ -5,7 +5,7 @@
 // Weight decay applies to convolution and dense kernels only: decaying batch-norm scales and biases
 // does not regularize (BN makes the net invariant to their scale) and only slows training.
 import * as tf from "@tensorflow/tfjs";
-import type { StoredTensor } from "./checkpoint.ts";
+import type { StoredTensor } from "../model/stored-tensor.ts";
 
 export interface SgdOptions {
   momentum: number;
