@@ -13,6 +13,7 @@ import { HttpError } from "./http/errors.ts";
 import { isAdminRequest } from "./access/admin-auth.ts";
 import { decompressBody } from "./middleware/decompress.ts";
 import { REQUEST_ID_HEADER, requestId } from "./middleware/request-id.ts";
+import { requestLog } from "./middleware/request-log.ts";
 import { type AppOptions, DEFAULT_LIMITS } from "./options.ts";
 import { abRouter, compareRoutes, teachersOf } from "./routes/ab.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -38,6 +39,8 @@ export function createApp(options: AppOptions): Hono {
 
   // First, so that every response carries the id, errors and CORS preflights included.
   app.use(requestId());
+  // Next, so that its line has the id, and sees every answer and every error the others make.
+  if (options.requestLog !== false) app.use(requestLog(options.requestLog));
   const origins = options.corsOrigins ?? [];
   app.use(timing({ totalDescription: "total", crossOrigin: origins.includes("*") ? "*" : origins.length > 0 }));
   if (origins.length > 0) {
@@ -76,15 +79,13 @@ export function createApp(options: AppOptions): Hono {
   app.onError(async (err, c) => {
     if (err instanceof HttpError) {
       if (err.detail === undefined) return c.json({ error: err.message }, err.status);
-      // What is misconfigured or broken goes to the log, and to the admin; not to anyone else.
-      console.error(`${err.message}: ${err.detail}`);
+      // What is misconfigured or broken goes to the log (the request's line), and to the admin; not to anyone else.
       return c.json({ error: err.message, ...((await isAdminRequest(c)) ? { detail: err.detail } : {}) }, err.status);
     }
     // Middleware such as bearer-auth builds its own answer (with WWW-Authenticate).
     if (err instanceof HTTPException && err.res) return err.getResponse();
     if (err instanceof HTTPException && err.status < 500) return c.json({ error: err.message || "bad request" }, err.status);
-    // Details go to the log, never to the client.
-    console.error(err);
+    // Details go to the log (the request's line: name, message, stack), never to the client.
     return c.json({ error: "internal error" }, 500);
   });
   return app;

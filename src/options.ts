@@ -1,6 +1,7 @@
 // What createApp takes, the defaults, and how the Worker's environment variables override them.
 import { type SecretBindings, secretProblems } from "./access/secrets.ts";
 import type { ModelStore } from "./models/store.ts";
+import type { RequestLogOptions } from "./middleware/request-log.ts";
 import type { AbRoutingOptions } from "./routes/ab.ts";
 import type { DashboardOptions } from "./routes/dashboard.ts";
 import type { Limits } from "./routes/limits.ts";
@@ -24,6 +25,8 @@ export interface AppOptions {
   abRouting?: AbRoutingOptions;
   /** The dashboard (routes/dashboard.ts), served at /dashboard beside A/B routing; off when absent. */
   dashboard?: DashboardOptions;
+  /** The JSON line logged per request (middleware/request-log.ts); false turns it off. */
+  requestLog?: RequestLogOptions | false;
 }
 
 /** Environment variable for each limit (wrangler.toml [vars], or .dev.vars locally). */

@@ -17,6 +17,7 @@ import { HttpError, badRequest, notFound } from "../http/errors.ts";
 import { type Arm, type Fault, type RequestInfo, type RunRecord, isArm, toRow } from "../measurements/records.ts";
 import { type Background, recordLater } from "../measurements/sink.ts";
 import { requestIdOf } from "../middleware/request-id.ts";
+import { noteRequest } from "../middleware/request-log.ts";
 import { ModelLoadError } from "../models/store.ts";
 import { type ArmResult, type ArmFailure, runRecord, runStudent } from "../routing/arms.ts";
 import { Breakers } from "../routing/breaker.ts";
@@ -195,6 +196,7 @@ export function abRouter({ store, limits }: RouteContext, options: AbRoutingOpti
       } else {
         runs.push(runRecord(t, false));
         c.header(FAULT_HEADER, t.fault);
+        noteRequest(c, { teacherFault: t.fault, teacherFaultDetail: t.detail });
         served = await runStudent(store, student, studentInput!);
       }
     } else {
@@ -202,6 +204,7 @@ export function abRouter({ store, limits }: RouteContext, options: AbRoutingOpti
     }
     runs.push(runRecord(served, true));
     if (served.arm === "student") setMetric(c, "student", served.latencyMs);
+    noteRequest(c, { arm: served.arm, model: { name: served.entry.name, version: served.entry.version }, inferenceMs: served.latencyMs });
 
     const shadow = shadowDrawn && served.ok;
     const request: RequestInfo = { requestId: requestIdOf(c), ts: received, mode: shadow ? "shadow" : "ab", reason, status: failureStatus(served), client };
@@ -247,6 +250,7 @@ export function abRouter({ store, limits }: RouteContext, options: AbRoutingOpti
     setMetric(c, "teacher", t.latencyMs);
     const request: RequestInfo = { requestId: requestIdOf(c), ts: received, mode: "compare", reason: "compare", status: failureStatus(s) };
     recordLater(background(c), setup.sink, [toRow(request, runRecord(s, true)), toRow(request, runRecord(t, t.ok))]);
+    if (!t.ok) noteRequest(c, { teacherFault: t.fault, teacherFaultDetail: t.detail });
     if (!s.ok) throw studentFailure(s);
     if (!t.ok) c.header(FAULT_HEADER, t.fault);
     return c.json({

@@ -4,6 +4,7 @@ import { endTime, startTime } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
 import type { OutputTensor } from "../oip/response.ts";
 import { HttpError, badRequest, notFound } from "../http/errors.ts";
+import { noteRequest } from "../middleware/request-log.ts";
 import { type Selection, predictionSelection } from "../models/predictions.ts";
 import { ModelLoadError, type ModelStore } from "../models/store.ts";
 import type { Limits } from "./limits.ts";
@@ -26,10 +27,11 @@ export function findModel(store: ModelStore, name: string, version?: string): Mo
   return entry;
 }
 
-/** Says which model and version answered, on every response that used one. */
+/** Says which model and version answered, on every response that used one, and in the request's log line. */
 export function nameModel(c: Context, entry: ModelEntry): void {
   c.header("X-Model-Name", entry.name);
   c.header("X-Model-Version", entry.version);
+  noteRequest(c, { model: { name: entry.name, version: entry.version } });
 }
 
 /** The answer's selection for `entry`, from the request's ?k= and ?threshold= (models/predictions.ts). */
@@ -71,7 +73,7 @@ export function mediaType(c: Context): string | undefined {
 /**
  * Runs the model, timing it as `inference` in Server-Timing, and the wait for its turn (other requests'
  * runs, or one warm-up run) as `queue`; the request that first needs the model also shows `load`
- * (digest check and session creation).
+ * (digest check and session creation). The inference time goes into the request's log line too.
  */
 export async function runTimed(c: Context, store: ModelStore, entry: ModelEntry, input: Float32Array, dims: number[]): Promise<Map<string, OutputTensor>> {
   if (!store.isLoaded(entry)) {
@@ -80,12 +82,15 @@ export async function runTimed(c: Context, store: ModelStore, entry: ModelEntry,
     endTime(c, "load");
   }
   startTime(c, "queue");
+  let started = performance.now();
   const results = await store
     .run(entry, input, dims, () => {
       endTime(c, "queue");
       startTime(c, "inference");
+      started = performance.now();
     })
     .catch(unavailable);
   endTime(c, "inference");
+  noteRequest(c, { inferenceMs: performance.now() - started });
   return results;
 }
