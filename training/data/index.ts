@@ -1,5 +1,4 @@
 // Data sets by name: where each is read from by default and how its images are augmented by default.
-import type { DistillConfig } from "../config/schema.ts";
 import { loadCifar } from "./cifar.ts";
 import { type Dataset, DataError } from "./dataset.ts";
 import type { FileSetOptions } from "./decode-set.ts";
@@ -44,8 +43,17 @@ export function parseSize(text: string): { width: number; height: number } | nul
   return width > 0 && height > 0 ? { width, height } : null;
 }
 
+/** The fields of a run's configuration (config/schema.ts' DistillConfig) that say how image files are read. */
+export interface FileSetConfig {
+  inputSize?: string | null;
+  channels?: number | null;
+  skipUnreadable?: boolean;
+  holdout?: number;
+  seed?: number;
+}
+
 /** How a run's configuration reads data sets of image files (fields absent in older configs: defaults). */
-export function fileSetOptions(config: Partial<DistillConfig>, log: (line: string) => void = console.log): FileSetOptions {
+export function fileSetOptions(config: FileSetConfig, log: (line: string) => void = console.log): FileSetOptions {
   return {
     size: config.inputSize ? parseSize(config.inputSize) : null,
     channels: config.channels === 1 || config.channels === 3 ? config.channels : null,
