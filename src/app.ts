@@ -11,6 +11,7 @@ import { HTTPException } from "hono/http-exception";
 import { timing } from "hono/timing";
 import { HttpError } from "./http/errors.ts";
 import { isAdminRequest } from "./access/admin-auth.ts";
+import { openApiDocument } from "./api/openapi.ts";
 import { decompressBody } from "./middleware/decompress.ts";
 import { REQUEST_ID_HEADER, requestId } from "./middleware/request-id.ts";
 import { requestLog } from "./middleware/request-log.ts";
@@ -62,6 +63,7 @@ export function createApp(options: AppOptions): Hono {
   );
   app.use(decompressBody({ maxBytes: ctx.limits.maxBodyBytes }));
 
+  app.get("/openapi.json", (c) => c.json(openApiDocument()));
   app.route("/v2", oipRoutes(ctx));
   // One POST /v1/classify: routed between student and teacher when the app has A/B routing and a
   // teacher is configured, the default student alone otherwise.
