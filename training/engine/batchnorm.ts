@@ -1,4 +1,5 @@
-// Batch normalization in training mode as one fused op with its own gradient.
+// Batch normalization in training mode as one fused wasm kernel with its own gradient, plugged into
+// the op the model calls (model/batch-norm-op.ts).
 //
 // Written with tfjs' broadcasting ops (moments, sub, mul, add), one BN layer costs ~20 kernel calls
 // forward and backward, several of them full-size (the gradients of mean and sum materialize
@@ -14,49 +15,8 @@
 // computes on the whole batch ("synchronized batch norm").
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { BN_TRAIN, BN_TRAIN_GRAD, batchNormAllReduce, recordBatchNormCount } from "../model/batch-norm-op.ts";
 import { type SimdPasses, backendSimdPasses } from "./simd-passes.ts";
-
-export const BN_TRAIN = "NarrowdeepBatchNormTrain";
-export const BN_TRAIN_GRAD = "NarrowdeepBatchNormTrainGrad";
-
-export interface BatchNormResult {
-  y: tf.Tensor;
-  /** Per-channel batch mean. */
-  mean: tf.Tensor1D;
-  /** Per-channel biased batch variance. */
-  variance: tf.Tensor1D;
-  /** Values per channel behind the statistics (over all replicas when data-parallel). */
-  count: number;
-}
-
-/** Sums a vector of per-channel statistics over all replicas, in place. */
-export type AllReduce = (values: Float64Array) => void;
-
-let allReduce: AllReduce | null = null;
-/** The count of the last forward kernel call (kernels run synchronously inside runKernel). */
-let lastCount = 0;
-
-/** Installs the cross-replica sum used by the wasm kernels (null: this process has the whole batch). */
-export function setBatchNormAllReduce(fn: AllReduce | null): void {
-  allReduce = fn;
-}
-
-/**
- * y = (x - mean) / sqrt(variance + epsilon) * gamma + beta over the last axis, with the batch's
- * statistics. Gradients flow to x, gamma and beta (and through mean and variance if they are used).
- */
-export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): BatchNormResult {
-  if (tf.getBackend() === "wasm" && tf.getKernel(BN_TRAIN, "wasm")) {
-    const [y, mean, variance] = tf.engine().runKernel(BN_TRAIN, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
-    return { y: y!, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D, count: lastCount };
-  }
-  if (allReduce) throw new Error("synchronized batch norm needs the wasm backend's fused kernel");
-  const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
-  const { mean, variance } = tf.moments(x, axes);
-  const y = x.sub(mean).mul(variance.add(epsilon).rsqrt().mul(gamma)).add(beta);
-  return { y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D, count: x.size / x.shape[x.rank - 1]! };
-}
-
 
 // ---- per-channel loops over [rows, C] data (channels innermost) ----
 // Each walks one group of four channels down all rows with the group's constants in locals, which
@@ -208,9 +168,9 @@ function batchNormTrainKernel({ inputs, backend, attrs }: KernelArgs): tf.Tensor
   const sum = stats.subarray(1, 1 + channels);
   const sumSq = stats.subarray(1 + channels);
   sums(p, x, x, xv, xv, channels, sum, sumSq);
-  allReduce?.(stats);
+  batchNormAllReduce()?.(stats);
   const n = stats[0]!;
-  lastCount = n;
+  recordBatchNormCount(n);
   const scale = new Float32Array(channels);
   const shift = new Float32Array(channels);
   for (let c = 0; c < channels; c++) {
@@ -254,7 +214,7 @@ function batchNormTrainGradKernel({ inputs, backend, attrs }: KernelArgs): tf.Te
     stats[1 + 2 * channels + c] = dmv[c]!;
     stats[1 + 3 * channels + c] = dvv[c]!;
   }
-  allReduce?.(stats);
+  batchNormAllReduce()?.(stats);
   const n = stats[0]!;
   // dx = g*(dy - sum(dy)/n - xhat*sum(dy*xhat)/n) + dmean/n + 2*dvariance*(x - mean)/n with
   // g = gamma*invStd, xhat = (x - mean)*invStd, so dx = g*dy + B*(x - mean) - g*sum(dy)/n + dmean/n,

@@ -20,7 +20,7 @@ import type { Loss } from "../losses/index.ts";
 import type { Graph } from "../model/graph.ts";
 import { type GradientFn, type Gradients, lossAndGradients } from "./step.ts";
 import type { Convolutions } from "./backend.ts";
-import { setBatchNormAllReduce } from "./batchnorm.ts";
+import { setBatchNormAllReduce } from "../model/batch-norm-op.ts";
 import { COMMAND, CTRL, CTRL_SLOTS, ReplicaFailure, makeAllReduce, signalFailure, waitWhile } from "./collective.ts";
 import type { ReplicaConfig, ReplicaWorkerData } from "./replica-worker.ts";
 import { type StepLayout, shareGradients, splitSizes, stepLayout, trainableSpecs, writeParams } from "./replica-step.ts";

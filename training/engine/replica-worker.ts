@@ -7,7 +7,7 @@ import type { Loss } from "../losses/index.ts";
 import { type Model, createModel, disposeModel } from "../model/forward.ts";
 import type { Graph } from "../model/graph.ts";
 import { type Convolutions, initBackend } from "./backend.ts";
-import { setBatchNormAllReduce } from "./batchnorm.ts";
+import { setBatchNormAllReduce } from "../model/batch-norm-op.ts";
 import { COMMAND, CTRL, ReplicaFailure, makeAllReduce, signalFailure, waitWhile } from "./collective.ts";
 import { type StepLayout, readParams, shareGradients, stepLayout, writeGradients } from "./replica-step.ts";
 

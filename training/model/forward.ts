@@ -1,6 +1,6 @@
 // The tfjs side of a Graph: parameters as named variables, and the forward pass that walks the layers.
 import * as tf from "@tensorflow/tfjs";
-import { batchNormTraining } from "../engine/batchnorm.ts";
+import { batchNormTraining } from "./batch-norm-op.ts";
 import { type BatchNormLayer, type ConvLayer, type Graph, type Layer, type ParamSpec, type ReluLayer, BN_EPSILON, BN_MOMENTUM, INPUT, paramSpecs } from "./graph.ts";
 
 export interface Model {

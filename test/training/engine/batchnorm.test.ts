@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { batchNormTraining } from "../../../training/engine/batchnorm.ts";
+import { batchNormTraining } from "../../../training/model/batch-norm-op.ts";
 import { onBothBackends, randomValues, relativeError } from "./gradcheck.ts";
 
 const EPS = 1e-5;
