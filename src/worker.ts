@@ -6,7 +6,7 @@
 //   queue      the measurements queue's consumer: batches of rows into D1;
 //   scheduled  the cron triggers (scheduled.ts): hourly, raw measurements past their retention become
 //              hourly aggregates; every minute, the canary controller judges its step.
-import type { D1Database, MessageBatch, R2Bucket } from "@cloudflare/workers-types";
+import type { MessageBatch } from "@cloudflare/workers-types";
 import type { Hono } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { type Manifest, ManifestError, parseManifest } from "../models/schema.ts";
@@ -16,29 +16,26 @@ import { DASHBOARD_ASSETS } from "./dashboard/assets.ts";
 import { canaryTick } from "./canary/controller.ts";
 import { consumeMeasurements } from "./measurements/consumer.ts";
 import { REQUEST_ID_HEADER, chooseRequestId } from "./middleware/request-id.ts";
-import { DEFAULT_RETENTION_HOURS, rollUp } from "./measurements/rollup.ts";
+import { rollUp } from "./measurements/rollup.ts";
 import { type ModelFiles, ModelStore, type StoreOptions, studentsOnly } from "./models/store.ts";
 import { ortWebEngine } from "./models/ort-web.ts";
-import { ModelSourceError, ModelUpdater, R2ModelFiles, r2OptionsFromEnv, servedManifest } from "./models/r2.ts";
-import { type WarmupResult, warmupFromEnv } from "./models/warmup.ts";
-import { ConfigError, checkSecrets, optionsFromEnv } from "./options.ts";
+import { ModelSourceError, ModelUpdater, R2ModelFiles, servedManifest } from "./models/r2.ts";
+import type { WarmupResult } from "./models/warmup.ts";
+import { ConfigError } from "./config/error.ts";
+import { type WorkerConfig, checkSecrets, workerConfig } from "./config/worker-config.ts";
 import { jobsFor } from "./scheduled.ts";
 import { database } from "./storage/database.ts";
 
-type Env = Record<string, unknown> & { DB?: D1Database; MODELS?: R2Bucket; ADMIN_TOKEN?: string; CLIENT_ID_SECRET?: string; MEASUREMENT_RETENTION_HOURS?: string };
+/**
+ * The bindings and vars of wrangler.toml (worker-configuration.d.ts, from `wrangler types`), each of
+ * them optional: local runs and tests bind only what they use, and every part checks for its own.
+ */
+type WorkerEnv = Partial<Env>;
 
 /** Whether the request carries the admin token: only then does a misconfiguration say what it is. */
-async function fromAdmin(request: Request, env: Env): Promise<boolean> {
+async function fromAdmin(request: Request, env: WorkerEnv): Promise<boolean> {
   const match = /^Bearer +(\S+)$/i.exec(request.headers.get("authorization") ?? "");
   return Boolean(env.ADMIN_TOKEN && match && (await timingSafeEqual(env.ADMIN_TOKEN, match[1]!)));
-}
-
-function retentionHours(env: Env): number {
-  const raw = env.MEASUREMENT_RETENTION_HOURS;
-  if (raw === undefined || raw === "") return DEFAULT_RETENTION_HOURS;
-  const n = /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
-  if (!(n >= 1)) throw new ConfigError(`MEASUREMENT_RETENTION_HOURS must be a positive integer, got "${String(raw)}"`);
-  return n;
 }
 
 const logWarmup = (r: WarmupResult) =>
@@ -51,15 +48,14 @@ interface Built {
   updater?: ModelUpdater;
 }
 
-async function buildWorker(env: Env, manifestJson: unknown, modelFiles: ModelFiles): Promise<Built> {
+async function buildWorker(env: WorkerEnv, config: WorkerConfig, manifestJson: unknown, modelFiles: ModelFiles): Promise<Built> {
   checkSecrets(env);
-  const options = optionsFromEnv(env);
-  const storeOptions: StoreOptions = { warmup: warmupFromEnv(env), onWarmup: logWarmup };
+  const storeOptions: StoreOptions = { warmup: config.warmup, onWarmup: logWarmup };
   let manifest: Manifest;
   let store: ModelStore;
   let updater: ModelUpdater | undefined;
   if (env.MODELS) {
-    const files = new R2ModelFiles(env.MODELS, r2OptionsFromEnv(env));
+    const files = new R2ModelFiles(env.MODELS, config.r2);
     const read = await files.manifest();
     manifest = read.manifest;
     store = new ModelStore(servedManifest(manifest), files, ortWebEngine, storeOptions);
@@ -75,21 +71,32 @@ async function buildWorker(env: Env, manifestJson: unknown, modelFiles: ModelFil
     // models from R2 they come from the manifest served now, so a new teacher needs no redeploy.
     abRouting: { teachers: () => (updater?.manifest ?? manifest).models.filter((m) => m.role === "teacher") },
     dashboard: { assets: DASHBOARD_ASSETS },
-    ...options,
+    limits: config.limits,
+    corsOrigins: config.corsOrigins,
   });
   return { app, store, updater };
 }
 
-export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): ExportedHandler<Env> {
+export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): ExportedHandler<WorkerEnv> {
   let built: Promise<Built> | undefined;
+  // Parsed once per environment object (an isolate's requests and cron runs share one); a bad value
+  // is not kept, so each request (or cron run) says what is wrong until it is fixed.
+  const configs = new WeakMap<WorkerEnv, WorkerConfig>();
+  const configOf = (env: WorkerEnv) => {
+    let config = configs.get(env);
+    if (!config) configs.set(env, (config = workerConfig(env)));
+    return config;
+  };
   return {
     async fetch(request, env, ctx) {
       let worker: Built;
       try {
-        built ??= buildWorker(env, manifestJson, modelFiles).catch((err) => {
-          built = undefined;
-          throw err;
-        });
+        built ??= Promise.resolve()
+          .then(() => buildWorker(env, configOf(env), manifestJson, modelFiles))
+          .catch((err) => {
+            built = undefined;
+            throw err;
+          });
         worker = await built;
       } catch (err) {
         // A bad manifest or variable: logged, and named to the admin, on every request until it is
@@ -113,9 +120,10 @@ export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): Exp
       await consumeMeasurements(batch as unknown as MessageBatch<unknown>, database(env, "the measurements queue consumer"));
     },
     async scheduled(controller, env) {
-      const jobs = jobsFor(controller.cron, env);
+      const { crons, retentionHours } = configOf(env);
+      const jobs = jobsFor(controller.cron, crons);
       if (jobs.includes("rollup")) {
-        const result = await rollUp(database(env, "the measurement roll-up"), controller.scheduledTime, retentionHours(env));
+        const result = await rollUp(database(env, "the measurement roll-up"), controller.scheduledTime, retentionHours);
         if (result.hours.length > 0 || result.remaining) console.log(`measurement roll-up: folded ${result.hours.length} hours${result.remaining ? ", more left for the next run" : ""}`);
       }
       if (jobs.includes("canary")) {

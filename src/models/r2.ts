@@ -9,7 +9,6 @@
 // not served (the previous one stays), and tried again at the next check.
 import type { R2Bucket } from "@cloudflare/workers-types";
 import { ManifestError, type Manifest, parseManifest } from "../../models/schema.ts";
-import { ConfigError } from "../config/error.ts";
 import { servedStudents } from "./served.ts";
 import type { ModelFileSource, ModelStore } from "./store.ts";
 import { syntheticInput } from "./warmup.ts";
@@ -41,16 +40,6 @@ export class ModelSourceError extends Error {
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
-/** MODELS_PREFIX and MODELS_CHECK_SECONDS over the defaults. */
-export function r2OptionsFromEnv(env: Record<string, unknown>): R2ModelsOptions {
-  const prefix = env.MODELS_PREFIX === undefined ? DEFAULT_R2_MODELS.prefix : String(env.MODELS_PREFIX);
-  const raw = env.MODELS_CHECK_SECONDS;
-  if (raw === undefined || raw === "") return { ...DEFAULT_R2_MODELS, prefix };
-  const n = /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n)) throw new ConfigError(`MODELS_CHECK_SECONDS must be a whole number of seconds, got "${String(raw)}"`);
-  return { ...DEFAULT_R2_MODELS, prefix, checkSeconds: n };
-}
 
 /** The manifest the Worker serves from a full one: its served students (default and `serve` list). */
 export function servedManifest(manifest: Manifest): Manifest {

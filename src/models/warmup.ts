@@ -6,7 +6,6 @@
 // - background: after the session's first run, in `waitUntil`, with requests arriving meanwhile
 //   going first (serial.ts); those requests still run on the baseline tier.
 import type { ModelEntry } from "../../models/schema.ts";
-import { ConfigError } from "../config/error.ts";
 
 export type WarmupMode = "blocking" | "background";
 export const WARMUP_MODES: readonly WarmupMode[] = ["blocking", "background"];
@@ -24,7 +23,7 @@ export interface WarmupOptions {
 }
 
 /**
- * The Worker's default (WARMUP_RUNS sets maxRuns). The store's own default is off. At least 30 runs:
+ * The Worker's default (WARMUP_RUNS sets maxRuns, config/worker-config.ts). The store's own default is off. At least 30 runs:
  * the baseline tier can hold a steady (slow) speed for a dozen runs before V8 swaps in the optimized
  * code, which it compiles in the background (seen in a smoke run: 16 runs "steady" at 43 ms, the
  * next requests at 5 ms).
@@ -81,19 +80,4 @@ export async function warmUp(entry: ModelEntry, runOnce: TimedRun, options: Warm
     }
   }
   return { model: entry.name, runs: times.length, ms: times.reduce((a, b) => a + b, 0), steady, lastWindowMeanMs: times.length ? mean(times.slice(-options.window)) : 0 };
-}
-
-/** WARMUP_MODE (blocking or background) and WARMUP_RUNS (the most warm-up runs per session; 0 turns warm-up off) over the defaults. */
-export function warmupFromEnv(env: Record<string, unknown>): WarmupOptions {
-  const options = { ...DEFAULT_WARMUP };
-  const mode = env.WARMUP_MODE;
-  if (mode !== undefined && mode !== "") {
-    if (!(WARMUP_MODES as readonly unknown[]).includes(mode)) throw new ConfigError(`WARMUP_MODE must be one of ${WARMUP_MODES.join(", ")}, got "${String(mode)}"`);
-    options.mode = mode as WarmupMode;
-  }
-  const raw = env.WARMUP_RUNS;
-  if (raw === undefined || raw === "") return options;
-  const n = typeof raw === "number" ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < 0 || n > 1000) throw new ConfigError(`WARMUP_RUNS must be an integer from 0 to 1000, got "${String(raw)}"`);
-  return { ...options, maxRuns: n, minRuns: Math.min(DEFAULT_WARMUP.minRuns, n) };
 }

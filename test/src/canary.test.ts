@@ -14,7 +14,7 @@ import { buildReport } from "../../src/measurements/report.ts";
 import { ModelStore } from "../../src/models/store.ts";
 import { ortWebEngine } from "../../src/models/ort-web.ts";
 import { applySettingsPatch } from "../../src/canary/settings-write.ts";
-import { DEFAULT_CRONS } from "../../src/scheduled.ts";
+import { DEFAULT_CRONS } from "../../src/config/worker-config.ts";
 import { clientBucket, DEFAULT_EXPERIMENT } from "../../src/routing/split.ts";
 import type { AbBindings } from "../../src/routing/setup.ts";
 import { PER_CLIENT } from "../../src/canary/figures.ts";

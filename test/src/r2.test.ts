@@ -8,7 +8,8 @@ import { applyD1Migrations, createExecutionContext, waitOnExecutionContext } fro
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Manifest, ModelEntry } from "../../models/schema.ts";
-import { DEFAULT_R2_MODELS, MAX_MANIFEST_BYTES, r2OptionsFromEnv } from "../../src/models/r2.ts";
+import { r2OptionsFromEnv } from "../../src/config/worker-config.ts";
+import { DEFAULT_R2_MODELS, MAX_MANIFEST_BYTES } from "../../src/models/r2.ts";
 import { createWorker } from "../../src/worker.ts";
 import { entryOf, fixtureFiles, fixtures, inferBody } from "./helpers.ts";
 

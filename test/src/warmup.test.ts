@@ -9,7 +9,8 @@ import type { Engine } from "../../src/models/engine.ts";
 import { ortWebEngine } from "../../src/models/ort-web.ts";
 import { SerialRunner } from "../../src/models/serial.ts";
 import { ModelStore } from "../../src/models/store.ts";
-import { DEFAULT_WARMUP, type WarmupResult, isSteady, syntheticInput, warmupFromEnv } from "../../src/models/warmup.ts";
+import { warmupFromEnv } from "../../src/config/worker-config.ts";
+import { DEFAULT_WARMUP, type WarmupResult, isSteady, syntheticInput } from "../../src/models/warmup.ts";
 import { createWorker } from "../../src/worker.ts";
 import { entryOf, fixtureFiles, fixtures, inferBody, postJson } from "./helpers.ts";
 

@@ -7,7 +7,7 @@ import { manifestJson, modelFiles } from "../../models/bundle.ts";
 import { parseManifest } from "../../models/schema.ts";
 import pkg from "../../package.json";
 import worker from "../../src/index.ts";
-import { optionsFromEnv } from "../../src/options.ts";
+import { optionsFromEnv } from "../../src/config/worker-config.ts";
 import { createWorker } from "../../src/worker.ts";
 
 const students = parseManifest(manifestJson).models.filter((m) => m.role === "student");
