@@ -55,7 +55,7 @@ export function authThrottle(options: AuthThrottleOptions = {}): AuthThrottle {
     },
     async failed(c, what) {
       const address = callerAddress(c);
-      console.warn(`auth failure: ${what} from ${address} (request ${requestIdOf(c)})`);
+      console.warn(JSON.stringify({ event: "auth_failure", what, address, requestId: requestIdOf(c) }));
       const { DB: db, AUTH_RATE_LIMITER: limiter } = env(c);
       if (!limiter) return undefined;
       let allowed: boolean;
@@ -63,7 +63,7 @@ export function authThrottle(options: AuthThrottleOptions = {}): AuthThrottle {
         allowed = (await limiter.limit({ key: `auth:${address}` })).success;
       } catch (err) {
         // Unknown is refused: a guess that cannot be counted is not let through.
-        console.error(`auth rate limiter failed, refusing ${address}: ${err instanceof Error ? err.message : String(err)}`);
+        console.error(JSON.stringify({ event: "auth_rate_limiter_failed", refused: address, requestId: requestIdOf(c), error: err instanceof Error ? err.message : String(err) }));
         allowed = false;
       }
       if (allowed) return undefined;
@@ -75,7 +75,7 @@ export function authThrottle(options: AuthThrottleOptions = {}): AuthThrottle {
           db.prepare("DELETE FROM auth_blocks WHERE until <= ?1").bind(now()),
         ]);
       }
-      console.warn(`auth blocked: ${address} for ${blockMs / 1000} s after too many failures (request ${requestIdOf(c)})`);
+      console.warn(JSON.stringify({ event: "auth_blocked", address, blockSeconds: blockMs / 1000, requestId: requestIdOf(c) }));
       return tooMany(c, blockMs / 1000);
     },
   };

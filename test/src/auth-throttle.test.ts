@@ -28,6 +28,18 @@ beforeEach(async () => {
 });
 afterEach(() => vi.restoreAllMocks());
 
+/** The warnings that are JSON events of one kind. */
+function logged(event: string): Record<string, unknown>[] {
+  const parsed = (w: string): Record<string, unknown> => {
+    try {
+      return JSON.parse(w) as Record<string, unknown>;
+    } catch {
+      return {};
+    }
+  };
+  return warnings.map(parsed).filter((e) => e.event === event);
+}
+
 const signIn = (token: string, from: Record<string, string>) =>
   send(app, "/dashboard/sign-in", { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", Origin: "http://edge.test", ...from }, body: new URLSearchParams({ token }).toString(), redirect: "manual" }, throttled);
 const adminCall = (token: string, from: Record<string, string>) => send(app, "/v1/report", { headers: { Authorization: `Bearer ${token}`, ...from } }, throttled);
@@ -54,10 +66,11 @@ describe("wrong guesses at a secret", () => {
     // Another address signs in.
     expect((await signIn(ADMIN_TOKEN, address())).response.status).toBe(303);
     // Each failure is logged with its request id.
-    const failures = warnings.filter((w) => w.startsWith("auth failure: dashboard sign-in from "));
+    const failures = logged("auth_failure").filter((e) => e.what === "dashboard sign-in" && e.address === from["CF-Connecting-IP"]);
     expect(failures).toHaveLength(ALLOWANCE + 1);
     const ids = answers.map((r) => r.headers.get("X-Request-Id")!);
-    expect(failures.map((w) => /\(request ([^)]+)\)$/.exec(w)![1])).toEqual(ids);
+    expect(failures.map((e) => e.requestId)).toEqual(ids);
+    expect(logged("auth_blocked").filter((e) => e.address === from["CF-Connecting-IP"]).map((e) => e.requestId)).toEqual([ids.at(-1)]);
   });
 
   it("with the admin's bearer token: 401s, then 429, then the right token is refused until the block ends", async () => {
@@ -71,7 +84,7 @@ describe("wrong guesses at a secret", () => {
     // The block lives in D1: when it has run out, the right token works again from that address.
     await env.DB.prepare("UPDATE auth_blocks SET until = ?1 WHERE address = ?2").bind(Date.now() - 1, from["CF-Connecting-IP"]).run();
     expect((await adminCall(ADMIN_TOKEN, from)).response.status).toBe(200);
-    expect(warnings.filter((w) => w.startsWith(`auth failure: admin token from ${from["CF-Connecting-IP"]} (request `))).toHaveLength(ALLOWANCE + 1);
+    expect(logged("auth_failure").filter((e) => e.what === "admin token" && e.address === from["CF-Connecting-IP"])).toHaveLength(ALLOWANCE + 1);
   });
 
   it("with an API key where one is taken: /v1/compare and /v1/classify count together", async () => {
@@ -90,6 +103,6 @@ describe("wrong guesses at a secret", () => {
     const from = address();
     for (let i = 0; i <= ALLOWANCE + 5; i++) expect((await send(app, "/v1/config", { headers: { ...asAdmin, ...from } }, throttled)).response.status).toBe(200);
     for (let i = 0; i <= ALLOWANCE + 5; i++) expect((await send(app, "/v1/config", { headers: from }, throttled)).response.status).toBe(401);
-    expect(warnings.filter((w) => w.startsWith("auth failure"))).toEqual([]);
+    expect(logged("auth_failure")).toEqual([]);
   });
 });
