@@ -78,7 +78,7 @@ async function withInt8(dir: string, students: ModelEntry[]): Promise<ModelEntry
   console.log(`bench: making int8 variants of ${missing.map((m) => m.name).join(", ")} in ${relative(ROOT, dir)} (the exporter; --no-int8 skips them)`);
   try {
     const samples = Number(arg("accuracy-samples") ?? 2000);
-    await exportInt8Variants(dir, { modelsDir: dir, readme: null, plot: null, accuracySamples: samples, log: (l) => console.log(`bench:   ${l}`) });
+    await exportInt8Variants(dir, { modelsDir: dir, accuracySamples: samples, log: (l) => console.log(`bench:   ${l}`) });
   } catch (err) {
     console.warn(`bench: no int8 variants: ${err instanceof Error ? err.message : String(err)}`);
     return students;

@@ -221,10 +221,11 @@ async function main(argv: string[]): Promise<number> {
   if (args.export && args.only) {
     console.log(`export skipped: --only trains part of the run; export it when complete with npm run export -- ${runDir}`);
   } else if (args.export) {
-    const { exportRun } = await import("../export/index.ts");
+    const [{ exportRun }, { regenerateFromManifest }] = await Promise.all([import("../export/index.ts"), import("../../scripts/generated-from-manifest.ts")]);
     // The quick preset is the demo: its 2-epoch models go next to the run unless asked otherwise.
     const modelsDir = args.modelsDir ?? (preset === "quick" ? join(runDir, "models") : undefined);
-    const { modelsDir: wrote } = await exportRun(runDir, { dataDir: config.data ?? undefined, modelsDir, force: args.force });
+    const { modelsDir: wrote, manifest } = await exportRun(runDir, { dataDir: config.data ?? undefined, modelsDir, force: args.force });
+    regenerateFromManifest(wrote, manifest);
     if (preset === "quick" && !args.modelsDir) console.log(`exported to ${wrote} (the shipped models/ are untouched; to serve these instead: npm run export -- ${runDir} --force)`);
   }
   return 0;

@@ -4,10 +4,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CALIBRATION_METHODS, type CalibrationMethod } from "../export/calibrate.ts";
 import { EMULATED_CPUS, emulatedCpu } from "../export/cpu.ts";
-import { type ExportOptions, exportCheckpoint, exportInt8Variants, exportRun } from "../export/index.ts";
+import { type ExportOptions, type ExportResult, exportCheckpoint, exportInt8Variants, exportRun } from "../export/index.ts";
 import { INT8_PORTABILITY } from "../export/int8.ts";
 import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMAT_NAMES, type WeightFormatName } from "../export/quantize.ts";
 import { writeCurves } from "../train/curves.ts";
+import { type GeneratedFiles, regenerateFromManifest } from "../../scripts/generated-from-manifest.ts";
 
 const USAGE = `usage: npm run export -- <run dir | checkpoint.ndckpt | models dir> [options]
 
@@ -123,23 +124,23 @@ async function main(argv: string[]): Promise<void> {
     name: values.name,
     allowUnfinished: values["allow-unfinished"],
     force: values.force,
-    readme: values["no-readme"] ? null : values.readme,
     int8: !values["no-int8"],
     defaultStudent: values["default-student"],
     serve: values.serve === undefined ? undefined : values.serve.split(",").map((n) => n.trim()).filter(Boolean),
     calibration: calibrationSettings(values.calibration, values["calibration-percentile"], values["calibration-samples"]),
     int8Settings: int8Settings(values["int8-weights"], values["int8-native-cpu"], values["int8-max-loss"]),
   };
+  const generated: GeneratedFiles = { readme: values["no-readme"] ? null : values.readme };
   let isDir: boolean;
   try {
     isDir = statSync(target).isDirectory();
   } catch {
     throw new Error(`${target}: no such run directory or checkpoint file`);
   }
-  if (isDir && existsSync(join(target, "manifest.json"))) await exportInt8Variants(target, options);
-  else if (!isDir) await exportCheckpoint(target, options);
+  if (isDir && existsSync(join(target, "manifest.json"))) regenerate(await exportInt8Variants(target, options), generated);
+  else if (!isDir) regenerate(await exportCheckpoint(target, options), generated);
   else {
-    await exportRun(target, options);
+    regenerate(await exportRun(target, options), generated);
     try {
       const { csv, svg } = writeCurves(target);
       console.log(`curves: ${csv}, ${svg}`);
@@ -148,6 +149,10 @@ async function main(argv: string[]): Promise<void> {
       console.error(`curves not written: ${(err as Error).message}`);
     }
   }
+}
+
+function regenerate({ modelsDir, manifest }: ExportResult, files: GeneratedFiles): void {
+  regenerateFromManifest(modelsDir, manifest, files);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -3,16 +3,14 @@
 // For each checkpoint: encode it (model/to-onnx.ts), run onnx.checker on it when python3-onnx is there
 // (checker.ts), compare it with the tfjs forward pass on the first PARITY_SAMPLES test images
 // (verify.ts), and measure its own top-1 on the test split with onnxruntime. Only when every model
-// passes are the files and the manifest written, as one transaction (store.ts); then the Worker's
-// bundle and the README's results table are regenerated.
+// passes are the files and the manifest written, as one transaction (store.ts). What is generated
+// from the manifest (the Worker's bundle, the README's table, the plot) is the commands' to redo
+// (scripts/generated-from-manifest.ts).
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Manifest, type ModelEntry, type SeedAccuracy, MODEL_NAME_PATTERN } from "../../models/schema.ts";
-import { bundleModels } from "../../scripts/bundle-models.ts";
-import { updateResultsTable } from "../../scripts/results-table.ts";
-import { PLOT_FILE, writeAccuracyPlot } from "../../scripts/accuracy-plot.ts";
 import { makeBatch, normalizationTable } from "../data/batches.ts";
 import { type Dataset, type ImageSet, DataError } from "../data/dataset.ts";
 import { fileSetOptions, loadDataset, openDataset } from "../data/index.ts";
@@ -66,16 +64,12 @@ export interface ExportOptions extends ServingChoice {
   allowUnfinished?: boolean;
   /** Replace models in the manifest trained on more images or for more epochs than the new ones. */
   force?: boolean;
-  /** README whose results table is regenerated; default: this repository's README when modelsDir is the default, else none. */
-  readme?: string | null;
   /** Also write an int8 (QDQ) variant of every student, "<name>-int8" (default true). */
   int8?: boolean;
   /** How the int8 variants' activation ranges are calibrated on training images. */
   calibration?: CalibrationSettings;
   /** How the int8 variants' weights are stored and where their native figure is measured. */
   int8Settings?: Int8Settings;
-  /** SVG of accuracy against MACs that is regenerated; default: this repository's docs/accuracy-vs-macs.svg when modelsDir is the default, else none. */
-  plot?: string | null;
   log?: (line: string) => void;
 }
 
@@ -386,12 +380,10 @@ export async function exportInt8Variants(sourceDir: string, options: ExportOptio
   return writeExport(exported, options);
 }
 
-/** Writes verified models and their manifest entries as one transaction, then what is generated from them. */
+/** Writes verified models and their manifest entries as one transaction. */
 function writeExport(exported: Exported[], options: ExportOptions): ExportResult {
   const log = options.log ?? console.log;
   const modelsDir = resolve(options.modelsDir ?? DEFAULT_MODELS_DIR);
-  const readme = options.readme !== undefined ? options.readme : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, "README.md") : null;
-  const plot = options.plot !== undefined ? options.plot : modelsDir === DEFAULT_MODELS_DIR ? join(REPO, PLOT_FILE) : null;
   const entries = exported.map((e) => e.entry);
   const files = exported.map((e) => e.file);
   const manifest = updateModels(modelsDir, files, (current) => {
@@ -405,14 +397,5 @@ function writeExport(exported: Exported[], options: ExportOptions): ExportResult
   });
   log(`export: wrote ${files.map((f) => f.file).join(", ")} and manifest.json to ${modelsDir} (default student: ${manifest.defaultStudent})`);
   for (const dir of writeTritonRepository(modelsDir, manifest)) log(`export: Triton model repository: ${dir} (docs/teacher.md)`);
-  bundleModels(modelsDir);
-  if (readme) {
-    updateResultsTable(readme, manifest);
-    log(`export: results table in ${readme} regenerated`);
-  }
-  if (plot) {
-    writeAccuracyPlot(plot, manifest);
-    log(`export: ${plot} regenerated`);
-  }
   return { modelsDir, entries, manifest };
 }

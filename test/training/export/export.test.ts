@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseManifest } from "../../../models/schema.ts";
+import { regenerateFromManifest } from "../../../scripts/generated-from-manifest.ts";
 import { RESULTS_BEGIN, RESULTS_END } from "../../../scripts/results-table.ts";
 import { initBackend } from "../../../training/engine/backend.ts";
 import { type ExportOptions, ExportRefusedError, ExportVerificationError, exportCheckpoint, exportRun } from "../../../training/export/index.ts";
@@ -44,7 +45,8 @@ describe("exportRun", () => {
     readme = join(tmp("readme-"), "README.md");
     writeFileSync(readme, `# x\n\n## Results\n\n${RESULTS_BEGIN}\nold\n${RESULTS_END}\n\n## Tests\n`);
     plot = join(tmp("plot-"), "plot.svg");
-    await exportRun(run, { ...quiet, modelsDir: models, readme, plot });
+    const written = await exportRun(run, { ...quiet, modelsDir: models });
+    regenerateFromManifest(written.modelsDir, written.manifest, { readme, plot });
   });
 
   it("writes one verified ONNX file per sub-run and a valid manifest describing each", () => {
@@ -106,7 +108,7 @@ describe("exportRun", () => {
     broken.weights.get("fc.bias")!.data.fill(Number.NaN);
     const brokenPath = join(tmp("ckpt-"), "broken.ndckpt");
     saveCheckpoint(brokenPath, broken);
-    const failed = exportCheckpoint(brokenPath, { ...quiet, modelsDir: models, readme: null });
+    const failed = exportCheckpoint(brokenPath, { ...quiet, modelsDir: models });
     await expect(failed).rejects.toThrow(ExportVerificationError);
     await expect(failed).rejects.toThrow(/narrow-deep .*broken\.ndckpt\): ONNX export does not match tfjs: max \|logit difference\| Infinity/);
     expect(snapshot(models)).toEqual(files);
@@ -114,7 +116,7 @@ describe("exportRun", () => {
     const better = fixtureCheckpoint({ architecture: "narrow-deep", widthScale: 0.125, seed: 8 });
     const betterPath = join(tmp("ckpt-"), "better.ndckpt");
     saveCheckpoint(betterPath, better);
-    await exportCheckpoint(betterPath, { ...quiet, modelsDir: models, readme: null });
+    await exportCheckpoint(betterPath, { ...quiet, modelsDir: models });
     const after = parseManifest(JSON.parse(readFileSync(join(models, "manifest.json"), "utf8")));
     expect(after.models.map((m) => m.name)).toEqual(before.models.map((m) => m.name));
     const changed = after.models.filter((m, i) => JSON.stringify(m) !== JSON.stringify(before.models[i]));
@@ -129,15 +131,15 @@ describe("exportRun", () => {
     smaller.meta.dataset.trainSamples = 500; // the manifest's wide saw 1000 images an epoch
     const path = join(tmp("ckpt-"), "smaller.ndckpt");
     saveCheckpoint(path, smaller);
-    const refused = exportCheckpoint(path, { ...quiet, modelsDir: models, readme: null });
+    const refused = exportCheckpoint(path, { ...quiet, modelsDir: models });
     await expect(refused).rejects.toThrow(ExportRefusedError);
     await expect(refused).rejects.toThrow(/refused: wide in the manifest was trained on 1000 images, the new one on 500 \(pass --force/);
     expect(snapshot(models)).toEqual(files);
     const shorter = fixtureCheckpoint({ architecture: "wide", widthScale: 0.125, seed: 9 });
     shorter.meta.epoch = 0;
     saveCheckpoint(path, shorter);
-    await expect(exportCheckpoint(path, { ...quiet, modelsDir: models, readme: null, allowUnfinished: true })).rejects.toThrow(/wide in the manifest was trained for 1 epochs, the new one for 0/);
-    await exportCheckpoint(path, { ...quiet, modelsDir: models, readme: null, allowUnfinished: true, force: true });
+    await expect(exportCheckpoint(path, { ...quiet, modelsDir: models, allowUnfinished: true })).rejects.toThrow(/wide in the manifest was trained for 1 epochs, the new one for 0/);
+    await exportCheckpoint(path, { ...quiet, modelsDir: models, allowUnfinished: true, force: true });
     expect(snapshot(models)["wide.onnx"]).not.toBe(files["wide.onnx"]);
   });
 
@@ -148,7 +150,7 @@ describe("exportRun", () => {
     saveCheckpoint(path, odd);
     expect(nativeConvolutionsActive()).toBe(true);
     const graphs = nativeGraphCount();
-    await exportCheckpoint(path, { ...quiet, modelsDir: tmp("models-"), readme: null, name: "odd" });
+    await exportCheckpoint(path, { ...quiet, modelsDir: tmp("models-"), name: "odd" });
     expect(nativeGraphCount()).toBe(graphs);
     expect(nativeConvolutionsActive()).toBe(true); // and training's kernels are back
   });
@@ -164,7 +166,7 @@ describe("exportRun with several seeds", () => {
       ]),
     );
     const models = tmp("models-");
-    await exportRun(run, { ...quiet, modelsDir: models, readme: null });
+    await exportRun(run, { ...quiet, modelsDir: models });
     const manifest = parseManifest(JSON.parse(readFileSync(join(models, "manifest.json"), "utf8")));
     expect(manifest.models.map((m) => m.name)).toEqual(["wide", "wide-baseline"]);
     const wide = manifest.models[0]!;

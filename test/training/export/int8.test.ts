@@ -13,6 +13,7 @@ import type { ImageSet } from "../../../training/data/dataset.ts";
 import { loadDataset } from "../../../training/data/index.ts";
 import { Rng } from "../../../training/data/rng.ts";
 import { initBackend } from "../../../training/engine/backend.ts";
+import { regenerateFromManifest } from "../../../scripts/generated-from-manifest.ts";
 import { type ExportOptions, exportInt8Variants, exportRun } from "../../../training/export/index.ts";
 import * as ortWeb from "onnxruntime-web/wasm";
 import { INT8_PORTABILITY, INT8_TOLERANCE, Int8ParityError, Int8PortabilityError, assertPortable, calibrationImages, int8Variant, openInt8Session } from "../../../training/export/int8.ts";
@@ -23,7 +24,7 @@ import { fixtureRunDir as runDir } from "./fixtures.ts";
 // depends on the CPU's kernels, so the exports here allow what such a model loses; the refusal test
 // below holds a model to the shipped tolerance.
 const FIXTURE_PORTABILITY = { maxLossPoints: 5, maxGapPoints: 5 };
-const options = { log: () => {}, paritySamples: 64, accuracySamples: 256, readme: null, plot: null, calibration: { samples: 200 }, int8Settings: { portability: FIXTURE_PORTABILITY } } satisfies ExportOptions;
+const options = { log: () => {}, paritySamples: 64, accuracySamples: 256, calibration: { samples: 200 }, int8Settings: { portability: FIXTURE_PORTABILITY } } satisfies ExportOptions;
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 const readManifest = (dir: string): Manifest => parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
@@ -39,7 +40,8 @@ describe("exportRun with int8 variants", () => {
   beforeAll(async () => {
     const run = runDir([{ architecture: "teacher", role: "teacher" }, { architecture: "narrow-deep", widthScale: 0.25 }, { architecture: "wide", widthScale: 0.5 }]);
     models = tmp("models-");
-    await exportRun(run, { ...options, modelsDir: models });
+    const written = await exportRun(run, { ...options, modelsDir: models });
+    regenerateFromManifest(written.modelsDir, written.manifest, { readme: null, plot: null });
     manifest = readManifest(models);
   });
 

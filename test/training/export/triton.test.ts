@@ -57,7 +57,7 @@ describe("the exporter's Triton repository", () => {
   beforeAll(async () => {
     const run = fixtureRunDir([{ architecture: "teacher", role: "teacher" }, { architecture: "narrow-deep" }]);
     models = mkdtempSync(join(tmpdir(), "models-"));
-    await exportRun(run, { log: () => {}, accuracySamples: 256, int8: false, modelsDir: models, readme: null, plot: null });
+    await exportRun(run, { log: () => {}, accuracySamples: 256, int8: false, modelsDir: models });
     teacher = parseManifest(JSON.parse(readFileSync(join(models, "manifest.json"), "utf8"))).models.find((m) => m.role === "teacher")!;
   });
 
