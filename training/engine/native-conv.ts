@@ -5,7 +5,7 @@
 // tfjs kernels must return synchronously. onnxruntime-node's public `run()` is a promise around a
 // synchronous native call (deferred with setImmediate), so this calls the native session directly
 // through onnxruntime-node's binding module: an internal path of the pinned version, covered by the
-// tests in test/training/engine/native-conv.test.ts.
+// tests in test/training/engine/native-conv.test.ts (README.md beside this file: what to check on a bump).
 //
 // Each op is a small ONNX graph over NHWC tensors (batch symbolic), built once per geometry:
 //  - forward: where the channels fill onnxruntime's channel blocks well enough (runsBlocked), its
