@@ -83,7 +83,9 @@ function routeOf(c: Context): string | null {
 const capped = (text: string) => (text.length > MAX_DETAIL_LENGTH ? `${text.slice(0, MAX_DETAIL_LENGTH)}...` : text);
 
 function describeError(err: Error, status: number): NonNullable<RequestLogRecord["error"]> {
-  const out: NonNullable<RequestLogRecord["error"]> = { name: err.name, message: capped(err.message) };
+  // Hono's HTTPException keeps the name "Error": its class says more.
+  const name = err.name === "Error" && err.constructor.name ? err.constructor.name : err.name;
+  const out: NonNullable<RequestLogRecord["error"]> = { name, message: capped(err.message) };
   const detail = (err as { detail?: unknown }).detail;
   if (typeof detail === "string") out.detail = capped(detail);
   if (err.cause instanceof Error) out.cause = { name: err.cause.name, message: capped(err.cause.message) };

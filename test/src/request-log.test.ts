@@ -95,7 +95,7 @@ describe("requestLog", () => {
     expect(broken!.error!.stack).toContain("wiring");
     expect(misconfigured).toMatchObject({ status: 500, error: { name: "DetailedError", message: "model is unavailable", detail: "digest mismatch in small.onnx" } });
     expect(misconfigured!.error!.stack).toBeUndefined();
-    expect(refused).toMatchObject({ status: 403, route: "/refused", error: { name: "Error", message: "no" } });
+    expect(refused).toMatchObject({ status: 403, route: "/refused", error: { name: "HTTPException", message: "no" } });
   });
 
   it("never writes the request's credentials, even when an error message echoes them", async () => {
