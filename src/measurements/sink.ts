@@ -24,7 +24,8 @@ export function queueSink(queue: Queue<MeasurementMessage>, fallback: Measuremen
       try {
         await queue.send({ rows }, { contentType: "json" });
       } catch (err) {
-        console.error(`measurement queue refused ${rows.length} rows, writing them to D1: ${err instanceof Error ? err.message : String(err)}`);
+        const requestIds = [...new Set(rows.map((r) => r.requestId))];
+        console.error(JSON.stringify({ event: "measurement_queue_refused", rows: rows.length, requestIds, fallback: "d1", error: err instanceof Error ? err.message : String(err) }));
         await fallback.write(rows);
       }
     },
@@ -48,6 +49,6 @@ export function recordLater(ctx: Background, sink: MeasurementSink, rows: Promis
   ctx.waitUntil(
     Promise.resolve(rows)
       .then((r) => (r.length > 0 ? sink.write(r) : undefined))
-      .catch((err: unknown) => console.error(`measurement not recorded (${sink.kind}):`, err instanceof Error ? err.message : err)),
+      .catch((err: unknown) => console.error(JSON.stringify({ event: "measurement_not_recorded", sink: sink.kind, error: err instanceof Error ? err.message : String(err) }))),
   );
 }

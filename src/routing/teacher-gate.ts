@@ -36,7 +36,7 @@ export class TeacherGate {
       return (await limiter.limit({ key: clientKey })).success;
     } catch (err) {
       // The limit guards the expensive side: when it cannot be checked, the student answers.
-      console.error(`rate limiter failed, treating ${clientKey} as over its limit: ${err instanceof Error ? err.message : String(err)}`);
+      console.error(JSON.stringify({ event: "teacher_rate_limiter_failed", overTheLimit: clientKey, error: err instanceof Error ? err.message : String(err) }));
       return false;
     }
   }
