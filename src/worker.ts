@@ -6,7 +6,6 @@
 //   queue      the measurements queue's consumer: batches of rows into D1;
 //   scheduled  the cron triggers (scheduled.ts): hourly, raw measurements past their retention become
 //              hourly aggregates; every minute, the canary controller judges its step.
-import type { MessageBatch } from "@cloudflare/workers-types";
 import type { Hono } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { type Manifest, ManifestError, parseManifest } from "../models/schema.ts";
@@ -117,7 +116,7 @@ export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): Exp
       return response;
     },
     async queue(batch, env) {
-      await consumeMeasurements(batch as unknown as MessageBatch<unknown>, database(env, "the measurements queue consumer"));
+      await consumeMeasurements(batch, database(env, "the measurements queue consumer"));
     },
     async scheduled(controller, env) {
       const { crons, retentionHours } = configOf(env);
