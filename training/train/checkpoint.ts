@@ -24,6 +24,7 @@ import { writeFileAtomic } from "../io/atomic.ts";
 import { readFileOrExplain } from "../io/read.ts";
 import { type Graph, paramSpecs } from "../model/graph.ts";
 import type { StoredTensor } from "../model/stored-tensor.ts";
+import type { ModelIdentity } from "./identity.ts";
 
 export const CHECKPOINT_MAGIC = Buffer.from([0x4e, 0x44, 0x43, 0x4b, 0x50, 0x54, 0x00, 0x01]); // "NDCKPT\0\1"
 export const CHECKPOINT_EXTENSION = ".ndckpt";
@@ -80,15 +81,7 @@ export interface DatasetInfo {
   multiLabel?: true;
 }
 
-export interface CheckpointMeta {
-  /** Sub-run name, e.g. "teacher" or "narrow-deep-kd". */
-  name: string;
-  role: "teacher" | "student";
-  /** ARCHITECTURES key the graph was built from, and its width scale. */
-  architecture: string;
-  widthScale: number;
-  /** Loss registry name ("ce", "kd", ...) and its options. */
-  loss: { name: string; options: Record<string, unknown> };
+export interface CheckpointMeta extends ModelIdentity {
   dataset: DatasetInfo;
   /** Epochs completed (the checkpoint is taken after this many full epochs). */
   epoch: number;

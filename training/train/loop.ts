@@ -12,6 +12,7 @@ import { type Model, createModel, disposeModel } from "../model/forward.ts";
 import { architecture } from "../model/resnet.ts";
 import { type Checkpoint, type CheckpointMeta, type DatasetInfo, type EpochMetrics, type PartialEpoch, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { evaluate } from "./evaluate.ts";
+import type { ModelIdentity } from "./identity.ts";
 import type { StoredTensor } from "../model/stored-tensor.ts";
 import { type SgdOptions, Sgd } from "../engine/optimizer.ts";
 import { type RunEta, subRunKind } from "./eta.ts";
@@ -26,12 +27,7 @@ import { removeStaleTemporaryFiles } from "../io/atomic.ts";
 import { join } from "node:path";
 
 /** Everything that determines the result of a sub-run; stored in its checkpoint and compared on resume. */
-export interface TrainSpec {
-  name: string;
-  role: "teacher" | "student";
-  architecture: string;
-  widthScale: number;
-  loss: { name: string; options: Record<string, unknown> };
+export interface TrainSpec extends ModelIdentity {
   epochs: number;
   batchSize: number;
   evalBatchSize: number;

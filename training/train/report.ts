@@ -6,16 +6,12 @@
 import { countMacs, countParams } from "../model/graph.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import type { Checkpoint } from "./checkpoint.ts";
+import type { ModelIdentity } from "./identity.ts";
 import { formatDuration } from "./progress.ts";
 import { join } from "node:path";
 import os from "node:os";
 
-export interface ModelReport {
-  name: string;
-  role: "teacher" | "student";
-  architecture: string;
-  widthScale: number;
-  loss: { name: string; options: Record<string, unknown> };
+export interface ModelReport extends ModelIdentity {
   params: number;
   macs: number;
   epochs: number;
