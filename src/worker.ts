@@ -101,12 +101,15 @@ export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): Exp
         // A bad manifest or variable: logged, and named to the admin, on every request until it is
         // fixed and redeployed (500); anyone else learns only that the server is misconfigured. No
         // usable manifest in the R2 bucket: 503 until one is uploaded, retried on every request.
-        console.error(err);
         const [status, error] = err instanceof ModelSourceError ? [503, "models unavailable"] : [500, "server misconfigured"];
-        const detail = err instanceof ConfigError || err instanceof ManifestError || err instanceof ModelSourceError ? err.message : "cannot start";
+        const known = err instanceof ConfigError || err instanceof ManifestError || err instanceof ModelSourceError;
+        const detail = known ? err.message : "cannot start";
+        // Outside the app, so without its middleware: the request id is set, and the request logged, here.
+        const requestId = chooseRequestId(request.headers.get(REQUEST_ID_HEADER));
+        const cause = err instanceof Error ? { name: err.name, message: err.message, ...(known ? {} : { stack: err.stack }) } : { name: "Error", message: String(err) };
+        console.error(JSON.stringify({ event: "start_failed", requestId, method: request.method, status, error: cause }));
         const body = (await fromAdmin(request, env)) ? { error, detail } : { error };
-        // Outside the app, so without its middleware: the request id is set here.
-        return Response.json(body, { status, headers: { [REQUEST_ID_HEADER]: chooseRequestId(request.headers.get(REQUEST_ID_HEADER)) } });
+        return Response.json(body, { status, headers: { [REQUEST_ID_HEADER]: requestId } });
       }
       const response = await worker.app.fetch(request, env, ctx);
       const { store, updater } = worker;
