@@ -7,7 +7,7 @@ import { type SecretBindings, secretProblems } from "../access/secrets.ts";
 import { DEFAULT_RETENTION_HOURS } from "../measurements/rollup.ts";
 import { DEFAULT_R2_MODELS, type R2ModelsOptions } from "../models/r2.ts";
 import { DEFAULT_WARMUP, WARMUP_MODES, type WarmupMode, type WarmupOptions } from "../models/warmup.ts";
-import type { Limits } from "../routes/limits.ts";
+import { DEFAULT_LIMITS, type Limits } from "../routes/limits.ts";
 import { SettingsError, settingsFromVars } from "../routing/settings.ts";
 import { ConfigError } from "./error.ts";
 import { integerVar, varOf } from "./integer-var.ts";
@@ -50,7 +50,7 @@ const isUnset = (raw: unknown) => raw === undefined || raw === "";
 export function optionsFromEnv(env: object): { limits: Partial<Limits>; corsOrigins: string[] } {
   const limits: Partial<Limits> = {};
   for (const [key, name] of Object.entries(LIMIT_VARS) as [keyof Limits, string][]) {
-    if (!isUnset(varOf(env, name))) limits[key] = integerVar(env, name, { min: 1, fallback: 0 });
+    if (!isUnset(varOf(env, name))) limits[key] = integerVar(env, name, { min: 1, fallback: DEFAULT_LIMITS[key] });
   }
   const origins = String(varOf(env, "CORS_ORIGINS") ?? "")
     .split(",")
