@@ -19,6 +19,14 @@ export interface RoutingSettings {
   breakerFaults: number;
   /** How long an open breaker keeps the teacher out before one probe may try it. */
   breakerCooldownMs: number;
+  /** Prices of the report's cost (measurements/cost.ts): Workers, US dollars per million requests. */
+  workersUsdPerMillionRequests: number;
+  /** Workers, US dollars per million CPU milliseconds. */
+  workersUsdPerMillionCpuMs: number;
+  /** The teacher's GPU, US dollars per GPU-hour. */
+  teacherUsdPerGpuHour: number;
+  /** Requests a second one GPU serves with the teacher. */
+  teacherRequestsPerGpuSecond: number;
 }
 
 export type SettingKey = keyof RoutingSettings;
@@ -36,6 +44,15 @@ export const SETTING_RULES: Record<SettingKey, SettingRule> = {
   teacherTimeoutMs: { env: "TEACHER_TIMEOUT_MS", min: 1, max: 60_000, fallback: 1_000 },
   breakerFaults: { env: "BREAKER_FAULTS", min: 1, max: 1_000, fallback: 5 },
   breakerCooldownMs: { env: "BREAKER_COOLDOWN_MS", min: 100, max: 3_600_000, fallback: 30_000 },
+  // Cloudflare's published Workers pricing (Workers Paid, Standard usage model, read 2026-12-07),
+  // beyond the plan's included requests and CPU time.
+  workersUsdPerMillionRequests: { env: "WORKERS_USD_PER_MILLION_REQUESTS", min: 0, max: 1_000, fallback: 0.3 },
+  workersUsdPerMillionCpuMs: { env: "WORKERS_USD_PER_MILLION_CPU_MS", min: 0, max: 1_000, fallback: 0.02 },
+  // An assumption for the operator to replace: about one inference-class GPU on demand.
+  teacherUsdPerGpuHour: { env: "TEACHER_USD_PER_GPU_HOUR", min: 0, max: 10_000, fallback: 1 },
+  // The teacher host with batching on at 32 clients (docs/benchmarks.md), measured on 2 CPU cores: a
+  // GPU serves more; set the figure `npm run bench:teacher` gives on yours.
+  teacherRequestsPerGpuSecond: { env: "TEACHER_REQUESTS_PER_GPU_SECOND", min: 0.01, max: 1_000_000, fallback: 596.5 },
 };
 const KEYS = Object.keys(SETTING_RULES) as SettingKey[];
 export const CACHE_MS = 5_000;

@@ -26,6 +26,11 @@ export interface AbBindings {
   TEACHER_TIMEOUT_MS?: string | number;
   BREAKER_FAULTS?: string | number;
   BREAKER_COOLDOWN_MS?: string | number;
+  /** Prices of the report's cost (routing/settings.ts). */
+  WORKERS_USD_PER_MILLION_REQUESTS?: string | number;
+  WORKERS_USD_PER_MILLION_CPU_MS?: string | number;
+  TEACHER_USD_PER_GPU_HOUR?: string | number;
+  TEACHER_REQUESTS_PER_GPU_SECOND?: string | number;
   /** Names the experiment and salts the client buckets: a new name reshuffles who gets the student. */
   EXPERIMENT?: string;
   /** Secret guarding the report, configuration and API key endpoints (32 characters or more). */

@@ -320,7 +320,7 @@ describe("the canary", () => {
       [{ canary: [5] }, "canary must be a JSON object of settings (known: steps, minAgreement, maxP99Ms, maxErrorRate, maxTeacherFaultRate, windowMinutes, minSamples)"],
       // A bad routing setting beside a good canary one changes neither.
       [{ studentPercent: 101, canary: { minSamples: 3 } }, "studentPercent must be a number from 0 to 100, got 101"],
-      [{ split: 5 }, 'unknown setting "split" (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, canary)'],
+      [{ split: 5 }, 'unknown setting "split" (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, workersUsdPerMillionRequests, workersUsdPerMillionCpuMs, teacherUsdPerGpuHour, teacherRequestsPerGpuSecond, canary)'],
     ];
     const before = await canary();
     for (const [body, error] of cases) expect(await patchConfig(body, 400)).toEqual({ error });

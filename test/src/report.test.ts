@@ -191,7 +191,17 @@ describe("the admin token", () => {
 describe("/v1/config", () => {
   it("shows the settings in force and changes them at run time", async () => {
     const get = async () => (await (await send(app, "/v1/config", { headers: auth }, { STUDENT_PERCENT: "100" })).response.json()) as Record<string, unknown>;
-    const settings = { studentPercent: 100, shadowPercent: 0, teacherTimeoutMs: 1000, breakerFaults: 5, breakerCooldownMs: 30000 };
+    const settings = {
+      studentPercent: 100,
+      shadowPercent: 0,
+      teacherTimeoutMs: 1000,
+      breakerFaults: 5,
+      breakerCooldownMs: 30000,
+      workersUsdPerMillionRequests: 0.3,
+      workersUsdPerMillionCpuMs: 0.02,
+      teacherUsdPerGpuHour: 1,
+      teacherRequestsPerGpuSecond: 596.5,
+    };
     expect(await get()).toEqual({
       settings,
       defaults: settings,
@@ -224,8 +234,8 @@ describe("/v1/config", () => {
       // Strings must be plain decimals: Number() would read both of these as 50.
       ['{"studentPercent": "0x32"}', 'studentPercent must be a number from 0 to 100, got "0x32"'],
       ['{"breakerFaults": " 5e1 "}', 'breakerFaults must be a number from 1 to 1000, got " 5e1 "'],
-      ['{"split": 5}', 'unknown setting "split" (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, canary)'],
-      ["{}", "body names no setting (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, canary)"],
+      ['{"split": 5}', 'unknown setting "split" (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, workersUsdPerMillionRequests, workersUsdPerMillionCpuMs, teacherUsdPerGpuHour, teacherRequestsPerGpuSecond, canary)'],
+      ["{}", "body names no setting (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, workersUsdPerMillionRequests, workersUsdPerMillionCpuMs, teacherUsdPerGpuHour, teacherRequestsPerGpuSecond, canary)"],
       ["[1]", "body must be a JSON object"],
       ["{", 'the body must be JSON, e.g. {"studentPercent": 80}'],
     ];
