@@ -116,6 +116,21 @@ export function dashboardPage({ base, window, csrfToken, pollMs }: DashboardPage
           timeout), as <code>GET /v1/report</code>'s <code>latencyMs</code>; the charts put an arm's reasons together.
         </p>
       </section>
+      <section id="cost">
+        <h2>Cost per 1,000 requests (US dollars)</h2>
+        <table>
+          <thead>
+            <tr><th>arm</th><th>total</th><th>Workers requests</th><th>Workers CPU</th><th>teacher GPU</th></tr>
+          </thead>
+          <tbody id="cost-rows"></tbody>
+        </table>
+        <p class="muted" data-field="costBasis"></p>
+        <p class="muted">
+          As <code>GET /v1/report</code>'s <code>cost</code>: the student's CPU time is its mean in-Worker time in this window,
+          the teacher's GPU time a request is one over the requests a second one GPU serves. Prices are settings
+          (<code>PATCH /v1/config</code>); the formula is in docs/ab-testing.md.
+        </p>
+      </section>
       <section class="charts">
         <figure><figcaption>Runs and errors per interval</figcaption><div id="chart-volume"></div></figure>
         <figure><figcaption>Latency p50 / p95 / p99 (ms)</figcaption><div id="chart-latency"></div></figure>

@@ -100,7 +100,12 @@ export function costReport(prices: Prices, split: Split, measured: Measured): Co
     measured.requests > 0 ? perThousand(request, ((studentRun ?? 0) * measured.studentRuns) / measured.requests, (teacherRun * measured.teacherRuns) / measured.requests) : null;
   return {
     currency: "USD",
-    prices: { ...prices },
+    prices: {
+      workersUsdPerMillionRequests: prices.workersUsdPerMillionRequests,
+      workersUsdPerMillionCpuMs: prices.workersUsdPerMillionCpuMs,
+      teacherUsdPerGpuHour: prices.teacherUsdPerGpuHour,
+      teacherRequestsPerGpuSecond: prices.teacherRequestsPerGpuSecond,
+    },
     split: {
       studentPercent: split.studentPercent,
       shadowPercent: split.shadowPercent,

@@ -3,7 +3,8 @@
 // included), faults, latency percentiles (nearest rank) twice: over every run that reached the model
 // (failures at the time the Worker waited, a timeout at its timeout) and over successful runs only;
 // top-1 agreement with the teacher (over requests where both ran and succeeded) and the student/
-// teacher ratio of median latencies; and the D1 write transactions that recorded them.
+// teacher ratio of median latencies; the D1 write transactions that recorded them; and, given the
+// prices and the split, what 1,000 requests cost on each arm (cost.ts).
 //
 // Each figure adds the raw rows in the window to the hourly aggregates (rollup.ts) of the hours that
 // start in it, so a window reaching back past the retention period still counts everything. Over
@@ -11,6 +12,7 @@
 import type { D1Database } from "@cloudflare/workers-types";
 import type { Arm, Fault, StoredReason } from "./records.ts";
 import { batchRows } from "../storage/database.ts";
+import { type CostReport, type Prices, type Split, costReport } from "./cost.ts";
 import { RAN, REQUEST, teacherOkPair } from "./rollup.ts";
 
 /** Nearest-rank latency percentiles over `runs` runs, saying whether failed runs are among them. */
@@ -58,6 +60,8 @@ export interface Report {
   /** D1 write transactions that recorded measurements, the rows they carried, and per 1,000 requests. */
   writes: { transactions: number; rows: number; perThousandRequests: number | null };
   rows: ArmModelReport[];
+  /** US dollars per 1,000 requests per arm, at the split and over the window; when the caller gives the prices. */
+  cost?: CostReport;
 }
 
 // Nearest-rank percentile p over weighted values (a raw latency weighs 1, a histogram bucket its
@@ -135,6 +139,18 @@ SELECT
   (SELECT COALESCE(SUM(rows), 0) FROM writes WHERE ts >= ?1 AND ts < ?2)
     + (SELECT COALESCE(SUM(written_rows), 0) FROM request_hours WHERE ${HOURS}) AS written_rows`;
 
+// What the cost is priced on: the student's runs that reached the model and their milliseconds in
+// all, and the teacher's runs that reached it (a refusal by the breaker or the rate limit cost nothing).
+const COST_SQL = `
+SELECT
+  COALESCE(SUM(CASE WHEN arm = 'student' THEN weight END), 0) AS student_runs,
+  COALESCE(SUM(CASE WHEN arm = 'student' THEN v * weight END), 0) AS student_ms,
+  COALESCE(SUM(CASE WHEN arm = 'teacher' THEN weight END), 0) AS teacher_runs
+FROM (
+  SELECT arm, latency_ms AS v, 1 AS weight FROM runs WHERE ts >= ?1 AND ts < ?2 AND ${RAN}
+  UNION ALL SELECT arm, latency_ms, n FROM run_hour_latency WHERE ${HOURS}
+)`;
+
 interface Row {
   arm: Arm;
   model: string;
@@ -172,13 +188,21 @@ interface TotalsRow {
   written_rows: number;
 }
 
+interface CostRow {
+  student_runs: number;
+  student_ms: number;
+  teacher_runs: number;
+}
+
 const keyOf = (r: { arm: string; model: string; version: string; reason: string }) => [r.arm, r.model, r.version, r.reason].join("\u0000");
 
-export async function buildReport(db: D1Database, since: number, until: number): Promise<Report> {
-  const [rows, faults, totals] = await batchRows<[Row, FaultRow, TotalsRow]>(db, [
+/** The report over [since, until); with `pricing` (the routing settings carry it) its cost too. */
+export async function buildReport(db: D1Database, since: number, until: number, pricing?: Prices & Split): Promise<Report> {
+  const [rows, faults, totals, measured] = await batchRows<[Row, FaultRow, TotalsRow, CostRow]>(db, [
     db.prepare(ROWS_SQL).bind(since, until),
     db.prepare(FAULTS_SQL).bind(since, until),
     db.prepare(TOTALS_SQL).bind(since, until),
+    db.prepare(COST_SQL).bind(since, until),
   ]);
   const faultsOf = new Map<string, Partial<Record<Fault, number>>>();
   for (const f of faults) {
@@ -211,8 +235,12 @@ export async function buildReport(db: D1Database, since: number, until: number):
       agreement: r.arm === "student" ? { pairs: r.pairs ?? 0, top1: r.pairs ? (r.agreeing ?? 0) / r.pairs : null } : null,
       latencyRatio: r.arm === "student" && r.ok_p50 !== null && r.teacher_p50 ? r.ok_p50 / r.teacher_p50 : null,
     })),
+    ...(pricing ? { cost: costOf(pricing, total.requests, measured[0]!) } : {}),
   };
 }
+
+const costOf = (pricing: Prices & Split, requests: number, m: CostRow): CostReport =>
+  costReport(pricing, pricing, { requests, studentRuns: m.student_runs, studentMs: m.student_ms, teacherRuns: m.teacher_runs });
 
 const DURATION = /^(\d+(?:\.\d+)?)(s|m|h|d)$/;
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;

@@ -1,6 +1,6 @@
 // The admin API, mounted at /v1, every route behind the ADMIN_TOKEN bearer token:
 //   GET   /v1/report?since=  per arm and model: count, error rate, latency percentiles, agreement;
-//                            D1 write transactions per 1,000 requests
+//                            D1 write transactions and cost (US dollars) per 1,000 requests
 //   GET   /v1/config         the routing settings in force, their defaults, and the teacher
 //   PATCH /v1/config         change settings at run time ({"studentPercent": 80}; null restores one;
 //                            {"canary": {"steps": [5, 50, 100]}} the canary's, routes/canary.ts)
@@ -34,7 +34,10 @@ export function adminRoutes({ store }: RouteContext, teachers: () => readonly Mo
   app.get("/report", async (c) => {
     const now = Date.now();
     const since = validated(() => parseSince(c.req.query("since"), now), SinceError);
-    return c.json(await buildReport(database(c.env), since, now + 1));
+    const db = database(c.env);
+    // The settings price the report's cost.
+    const { settings } = await readSettings(db, c.env as Record<string, unknown>).catch(settingsError);
+    return c.json(await buildReport(db, since, now + 1, settings));
   });
 
   const config = async (c: AdminContext) => {

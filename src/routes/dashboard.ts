@@ -5,7 +5,7 @@
 //                                address's allowance of wrong guesses 429 (access/auth-throttle.ts)
 //   POST /dashboard/sign-out     revokes the session (D1) and clears its cookie, 303 back to the form
 //   GET  /dashboard/data?window= the page's figures as JSON: the report over the window (its student rows
-//                                with agreementInterval, 95% Wilson), series over time, the split
+//                                with agreementInterval, 95% Wilson; its cost), series over time, the split
 //   POST /dashboard/config       form fields studentPercent, shadowPercent: changes the split
 //   POST /dashboard/canary/pause, /dashboard/canary/resume: as POST /v1/canary/pause and /resume
 //   GET  /dashboard/assets/<f>   uPlot and the page's script and styles (public: they hold no data)
@@ -191,12 +191,9 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
     const db = database(c.env);
     const until = Date.now() + 1;
     const since = until - 1 - durationMs(window)!;
-    const [report, series, routing, canary] = await Promise.all([
-      buildReport(db, since, until),
-      buildSeries(db, since, until, INTERVAL_MS[window]),
-      readSettings(db, c.env as Record<string, unknown>),
-      canaryPanel(db),
-    ]);
+    // The settings first: the report's cost is priced on them.
+    const routing = await readSettings(db, c.env as Record<string, unknown>);
+    const [report, series, canary] = await Promise.all([buildReport(db, since, until, routing.settings), buildSeries(db, since, until, INTERVAL_MS[window]), canaryPanel(db)]);
     // The report's rows as GET /v1/report has them, each student row with its agreement's interval.
     const rows = report.rows.map((r) => ({ ...r, agreementInterval: r.agreement?.top1 != null ? wilsonInterval(Math.round(r.agreement.top1 * r.agreement.pairs), r.agreement.pairs) : null }));
     return c.json({ window, report: { ...report, rows }, series, routing, canary });

@@ -293,6 +293,36 @@ describe("dashboard files and figures", () => {
   });
 });
 
+describe("dashboard cost", () => {
+  it("shows the report's cost per 1,000 requests per arm, priced on the settings the page's form sets", async () => {
+    const cookie = await signIn();
+    const { body } = await page(cookie);
+    // The frame the script fills: a table of arms and a line with the prices.
+    expect(body).toContain('<section id="cost">');
+    expect(body).toContain('<tbody id="cost-rows"></tbody>');
+    expect(body).toContain('data-field="costBasis"');
+    // A GPU-hour of $3.60 at 500 requests a second: $0.000002 of GPU a teacher request.
+    const set = await post("/dashboard/config", { csrf: csrfTokenOf(body), teacherUsdPerGpuHour: "3.6", teacherRequestsPerGpuSecond: "500" }, { Cookie: cookie });
+    expect(set.response.status).toBe(200);
+    const refused = await post("/dashboard/config", { csrf: csrfTokenOf(body), teacherRequestsPerGpuSecond: "0" }, { Cookie: cookie });
+    expect(refused.response.status).toBe(400);
+    expect(((await refused.response.json()) as { error: string }).error).toContain("teacherRequestsPerGpuSecond");
+    await classify(app, 500, force("student"));
+    await classify(app, 501, force("teacher"));
+    const { response } = await send(app, "/dashboard/data?window=15m", { headers: { Cookie: cookie } });
+    const data = (await response.json()) as { report: Report; series: Series };
+    const cost = data.report.cost!;
+    expect(cost.prices).toMatchObject({ teacherUsdPerGpuHour: 3.6, teacherRequestsPerGpuSecond: 500 });
+    expect(cost.perThousandRequests.teacher.teacherGpu).toBeCloseTo(0.002, 12);
+    const student = cost.perThousandRequests.student!;
+    expect(student.workersCpu).toBeCloseTo((cost.studentMsPerRun! * cost.prices.workersUsdPerMillionCpuMs) / 1000, 12);
+    expect(student.teacherGpu).toBe(0);
+    // The same figures GET /v1/report gives for the same window.
+    expect(cost).toEqual((await report(app, data.series.since)).cost);
+    await send(app, "/v1/config", { method: "PATCH", headers: { ...asAdmin, "Content-Type": "application/json" }, body: '{"teacherUsdPerGpuHour": null, "teacherRequestsPerGpuSecond": null}' });
+  });
+});
+
 describe("dashboard canary panel", () => {
   interface Panel {
     status: string;

@@ -87,6 +87,37 @@
     if (tbody.children.length === 0) emptyRow(tbody, "No teacher faults in this window.");
   }
 
+  const usd = (v) => (v === null || v === undefined ? "–" : `$${v.toPrecision(3)}`);
+  const COST_ROWS = [
+    ["student", "student"],
+    ["teacher", "teacher"],
+    ["split", "current split"],
+    ["window", "this window, as run"],
+  ];
+
+  /** Cost per 1,000 requests: each arm, the split and the window, with what they are priced on. */
+  function fillCost(cost) {
+    const tbody = document.getElementById("cost-rows");
+    tbody.replaceChildren();
+    for (const [key, name] of COST_ROWS) {
+      const c = cost.perThousandRequests[key];
+      const tr = document.createElement("tr");
+      tr.dataset.cost = key;
+      cell(tr, key === "split" ? `${name} (${cost.split.studentPercent}% student, ${cost.split.shadowPercent}% shadow)` : name);
+      cell(tr, c ? usd(c.total) : key === "window" ? "no requests" : "no student run to price", "costTotal");
+      cell(tr, usd(c?.workersRequests), "costRequests");
+      cell(tr, usd(c?.workersCpu), "costCpu");
+      cell(tr, usd(c?.teacherGpu), "costGpu");
+      tbody.appendChild(tr);
+    }
+    const p = cost.prices;
+    const studentMs = cost.studentMsPerRun === null ? "no student run in this window" : `${fmt(cost.studentMsPerRun, 2)} ms in the Worker a student run`;
+    field("costBasis").textContent =
+      `Workers $${p.workersUsdPerMillionRequests} per million requests and $${p.workersUsdPerMillionCpuMs} per million CPU-ms; ` +
+      `teacher $${p.teacherUsdPerGpuHour} per GPU-hour at ${p.teacherRequestsPerGpuSecond} requests a second per GPU ` +
+      `(${fmt(cost.teacherGpuSecondsPerRun * 1000, 2)} GPU-ms a request); ${studentMs}.`;
+  }
+
   function fillRouting(data) {
     const { settings, overridden } = data.routing;
     field("studentPercent").textContent = String(settings.studentPercent);
@@ -233,6 +264,7 @@
     fillRows(data);
     fillFaults(data);
     fillRouting(data);
+    fillCost(data.report.cost);
     fillCanary(data.canary);
     drawVolume(data.series);
     drawLatency(data.series);
