@@ -48,7 +48,7 @@ export const SETTING_RULES: Record<SettingKey, SettingRule> = {
   // beyond the plan's included requests and CPU time.
   workersUsdPerMillionRequests: { env: "WORKERS_USD_PER_MILLION_REQUESTS", min: 0, max: 1_000, fallback: 0.3 },
   workersUsdPerMillionCpuMs: { env: "WORKERS_USD_PER_MILLION_CPU_MS", min: 0, max: 1_000, fallback: 0.02 },
-  // An assumption for the operator to replace: about one inference-class GPU on demand.
+  // An assumption for the operator to replace: a placeholder in the range of one inference-class GPU on demand.
   teacherUsdPerGpuHour: { env: "TEACHER_USD_PER_GPU_HOUR", min: 0, max: 10_000, fallback: 1 },
   // The teacher host with batching on at 32 clients (docs/benchmarks.md), measured on 2 CPU cores: a
   // GPU serves more; set the figure `npm run bench:teacher` gives on yours.
