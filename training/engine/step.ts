@@ -44,7 +44,6 @@ export function lossAndGradients(model: Model, batch: Batch, loss: Loss, teacher
   const classes = model.graph.numClasses;
   const trainable = paramSpecs(model.graph).filter((s) => s.kind === "trainable");
   const variables = trainable.map((s) => model.params.get(s.name)!);
-  if (loss.features && !featureTeacher) throw new Error(`the ${loss.name} loss compares features: it needs a teacher run in tfjs`);
   const [value, correct, ceSum, ...grads] = tf.tidy(() => {
     const images = tf.tensor4d(batch.images, [batch.size, height, width, channels]);
     const labels = tf.tensor1d(batch.labels, "int32");

@@ -3,6 +3,7 @@
 // (Separate from plan.ts, which stays free of tfjs for --describe and --help.)
 import { type DistillConfig, ConfigError } from "../config/schema.ts";
 import { datasetEntry } from "../data/index.ts";
+import { lossMisfit } from "../losses/fit.ts";
 import { LOSSES, createLoss } from "../losses/index.ts";
 import { isOnnxFile } from "./open-teacher.ts";
 import { methods } from "./plan.ts";
@@ -22,10 +23,9 @@ export function checkMethods(config: DistillConfig, teacher?: string): void {
     } catch (err) {
       throw new ConfigError(`lossOptions: ${(err as Error).message}`);
     }
-    if (Boolean(loss.multiLabel) !== multiLabel) {
-      throw new ConfigError(`loss: ${name} is for ${loss.multiLabel ? "multi-label" : "single-label"} data, and ${config.dataset} is ${multiLabel ? "multi-label (its method: mlkd)" : "single-label"}`);
-    }
-    if (loss.features && teacher && isOnnxFile(teacher)) throw new ConfigError(`loss: ${name} compares the teacher's intermediate tensors, which an ONNX teacher file does not give; use a teacher checkpoint (.ndckpt)`);
+    // Every run has the teacher's logits (trained first, or given); its features only from a checkpoint.
+    const misfit = lossMisfit(loss, { dataset: config.dataset, multiLabel, logitsTeacher: true, featureTeacher: !(teacher && isOnnxFile(teacher)) });
+    if (misfit) throw new ConfigError(`loss: ${misfit}`);
   }
   const stray = Object.keys(config.lossOptions ?? {}).filter((n) => n === "kd" || !names.includes(n));
   if (stray.length) throw new ConfigError(`lossOptions: ${stray.join(", ")} ${stray.includes("kd") ? "(kd takes --temperature and --alpha) " : ""}is not among the methods of --loss (${names.join(", ")})`);

@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type Augmentation, type Batch, makeBatch, normalizationTable } from "../data/batches.ts";
 import type { PreparedData } from "../data/prepare.ts";
 import { Rng } from "../data/rng.ts";
+import { lossMisfit } from "../losses/fit.ts";
 import { createLoss } from "../losses/index.ts";
 import { type Model, createModel, disposeModel } from "../model/forward.ts";
 import { architecture } from "../model/resnet.ts";
@@ -113,12 +114,9 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
   const { data, log } = ctx;
   const path = checkpointPath(ctx.dir);
   const loss = createLoss(spec.loss.name, spec.loss.options);
-  if (loss.needsTeacher && !ctx.teacher) throw new Error(`${spec.name}: the ${loss.name} loss needs a teacher`);
   const multiLabel = data.train.targets !== undefined;
-  if (Boolean(loss.multiLabel) !== multiLabel) {
-    throw new Error(`${spec.name}: the ${loss.name} loss is for ${loss.multiLabel ? "multi-label" : "single-label"} data, ${data.name} is ${multiLabel ? "multi-label (use bce, or mlkd to distil)" : "single-label"}`);
-  }
-  if (loss.features && !ctx.featureTeacher) throw new Error(`${spec.name}: the ${loss.name} loss compares features and needs a teacher run in tfjs`);
+  const misfit = lossMisfit(loss, { dataset: data.name, multiLabel, logitsTeacher: Boolean(ctx.teacher), featureTeacher: Boolean(ctx.featureTeacher) });
+  if (misfit) throw new Error(`${spec.name}: the loss ${misfit}`);
   const graph = architecture(spec.architecture, { height: data.train.height, width: data.train.width, channels: data.train.channels }, data.classes.length, spec.widthScale);
   const stepsPerEpoch = Math.floor(data.train.count / spec.batchSize);
   if (stepsPerEpoch < 1) throw new Error(`${spec.name}: batch size ${spec.batchSize} is larger than the ${data.train.count} training images`);
