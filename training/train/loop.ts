@@ -8,8 +8,9 @@ import { type Augmentation, type Batch, makeBatch, normalizationTable } from "..
 import type { PreparedData } from "../data/prepare.ts";
 import { Rng } from "../data/rng.ts";
 import { lossMisfit } from "../losses/fit.ts";
-import { createLoss } from "../losses/index.ts";
+import { type Loss, createLoss } from "../losses/index.ts";
 import { type Model, createModel, disposeModel } from "../model/forward.ts";
+import type { Graph } from "../model/graph.ts";
 import { architecture } from "../model/resnet.ts";
 import { type Checkpoint, type CheckpointMeta, type DatasetInfo, type EpochMetrics, type PartialEpoch, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { evaluate } from "./evaluate.ts";
@@ -110,7 +111,54 @@ export interface TrainResult {
 
 const mapText = (e: { map?: number }) => (e.map === undefined ? "" : ` mAP ${(100 * e.map).toFixed(2)}%`);
 
+/** One sub-run while it trains: what it was asked, its model and optimizer, and where it stands. */
+interface SubRun {
+  spec: TrainSpec;
+  ctx: TrainContext;
+  path: string;
+  loss: Loss;
+  graph: Graph;
+  model: Model;
+  sgd: Sgd;
+  meta: CheckpointMeta;
+  stepsPerEpoch: number;
+  /** The labels-only term's weight, to log the distillation part of the loss; none without a teacher term. */
+  labelWeight: number | null;
+  kind: ReturnType<typeof subRunKind>;
+  table: ReturnType<typeof normalizationTable>;
+  rng: Rng;
+  progress: NonNullable<TrainContext["progress"]>;
+  gradients: GradientFn;
+  /** When the checkpoint was last saved (Date.now()), for --checkpoint-minutes. */
+  lastSave: number;
+}
+
+/** Trains one sub-run from its checkpoint (or from the start) to its last epoch, or until ctx.shouldStop. */
 export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainResult> {
+  const started = startOrResume(spec, ctx);
+  if (started.meta.done) {
+    ctx.log(`${spec.name}: already trained (${started.meta.epoch} epochs), skipping`);
+    release(started);
+    return { meta: started.meta, finished: true };
+  }
+  const run: SubRun = {
+    ...started,
+    progress: ctx.progress ?? new ProgressBar(process.stderr, 30_000, false),
+    gradients: gradientsFor(spec, ctx, ctx.data.train.targets !== undefined, started.loss.features !== undefined),
+  };
+  try {
+    while (run.meta.epoch < spec.epochs) {
+      const stopped = await oneEpoch(run);
+      if (stopped) return stopped;
+    }
+    return finish(run);
+  } finally {
+    release(run);
+  }
+}
+
+/** The model, optimizer and bookkeeping of a sub-run: new, or as its checkpoint left them (refused when the configuration or data changed). */
+function startOrResume(spec: TrainSpec, ctx: TrainContext): Omit<SubRun, "progress" | "gradients"> {
   const { data, log } = ctx;
   const path = checkpointPath(ctx.dir);
   const loss = createLoss(spec.loss.name, spec.loss.options);
@@ -145,10 +193,7 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
 
   mkdirSync(ctx.dir, { recursive: true });
   removeStaleTemporaryFiles(ctx.dir); // left by a process killed while writing a checkpoint
-  // The labels-only term's weight, to log the distillation part of the loss; none without a teacher term.
   const labelWeight = loss.needsTeacher ? (loss.labelWeight ?? 1) : null;
-  const kind = subRunKind(spec);
-  const metricsEvery = ctx.metricsEvery ?? 50;
   let resumed: CheckpointMeta | null = null;
   if (existsSync(path)) {
     const ckpt = loadCheckpoint(path);
@@ -162,136 +207,164 @@ export async function train(spec: TrainSpec, ctx: TrainContext): Promise<TrainRe
   }
   ctx.metrics?.reconcile(spec.name, resumed, stepsPerEpoch, labelWeight);
   ctx.eta?.progress(spec.name, meta.epoch + (meta.inEpoch ? meta.inEpoch.batch / stepsPerEpoch : 0));
-  if (resumed) {
-    if (meta.done) {
-      log(`${spec.name}: already trained (${meta.epoch} epochs), skipping`);
-      sgd.dispose();
-      disposeModel(model);
-      return { meta, finished: true };
-    }
+  if (resumed && !meta.done) {
     const where = meta.inEpoch ? `epoch ${meta.epoch + 1}, batch ${meta.inEpoch.batch}/${stepsPerEpoch}` : `the end of epoch ${meta.epoch}`;
     log(`${spec.name}: resuming from ${where} (step ${meta.step})`);
   }
-
-  const save = (inEpoch?: PartialEpoch, rngState?: number[]) => {
-    const ckpt: Checkpoint = { graph, weights: modelTensors(model), optimizer: sgd.state(), meta: { ...meta, inEpoch, rng: rngState ?? meta.rng } };
-    if (!inEpoch) delete ckpt.meta.inEpoch;
-    saveCheckpoint(path, ckpt);
+  return {
+    spec,
+    ctx,
+    path,
+    loss,
+    graph,
+    model,
+    sgd,
+    meta,
+    stepsPerEpoch,
+    labelWeight,
+    kind: subRunKind(spec),
+    table: normalizationTable(data.normalization),
+    rng: Rng.fromState(meta.rng),
+    lastSave: Date.now(),
   };
+}
 
-  const table = normalizationTable(data.normalization);
-  const rng = Rng.fromState(meta.rng);
-  const progress = ctx.progress ?? new ProgressBar(process.stderr, 30_000, false);
-  const gradients = gradientsFor(spec, ctx, multiLabel, loss.features !== undefined);
-  let lastSave = Date.now();
-  try {
-    while (meta.epoch < spec.epochs) {
-      const epoch = meta.epoch + 1;
-      const order = epochOrder(spec.seed, epoch, data.train.count);
-      const acc: PartialEpoch = meta.inEpoch ? { crossEntropySum: 0, ...meta.inEpoch } : { batch: 0, lossSum: 0, correct: 0, seen: 0, crossEntropySum: 0, seconds: 0 };
-      delete meta.inEpoch;
-      const label = `${spec.name} epoch ${epoch}/${spec.epochs}`;
-      const batchAt = (b: number): { batch: Batch; rngAfter: number[] } => {
-        const batch = makeBatch(data.train, order.subarray(b * spec.batchSize, (b + 1) * spec.batchSize), table, spec.augmentation, rng);
-        return { batch, rngAfter: rng.state() };
-      };
-      // The teacher works one batch ahead (ONNX runs on its own threads while this thread trains).
-      let next = acc.batch < stepsPerEpoch ? batchAt(acc.batch) : null;
-      let nextLogits = next && loss.needsTeacher ? ctx.teacher!.logits(next.batch) : null;
-      // Wall-clock time, from here to the end of each step: batches, the teacher, checkpoints and the
-      // event loop (where the ONNX teacher's runs happen) all count.
-      let clock = performance.now();
-      while (next) {
-        const current = next;
-        const teacherLogits = nextLogits ? await nextLogits : null;
-        next = acc.batch + 1 < stepsPerEpoch ? batchAt(acc.batch + 1) : null;
-        nextLogits = next && loss.needsTeacher ? ctx.teacher!.logits(next.batch) : null;
-        const lr = learningRateAt(spec.schedule, meta.step, stepsPerEpoch, spec.epochs);
-        const r = trainStep(model, sgd, current.batch, loss, teacherLogits, lr, gradients);
-        meta.step++;
-        acc.batch++;
-        acc.lossSum += r.loss * current.batch.size;
-        acc.correct += r.correct;
-        acc.crossEntropySum! += r.crossEntropySum;
-        acc.seen += current.batch.size;
-        // Let the event loop run (signal handlers, the ONNX teacher's callbacks): without it a step
-        // loop that never awaits I/O would not see Ctrl-C until the sub-run ends.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        const stop = ctx.shouldStop?.() ?? false;
-        const due = ctx.checkpointMinutes > 0 && Date.now() - lastSave >= ctx.checkpointMinutes * 60_000;
-        const now = performance.now();
-        acc.seconds += (now - clock) / 1000;
-        clock = now;
-        const imagesPerSecond = acc.seen / acc.seconds;
-        ctx.eta?.observe(kind, spec.role, (stepsPerEpoch * spec.batchSize) / imagesPerSecond);
-        ctx.eta?.progress(spec.name, epoch - 1 + acc.batch / stepsPerEpoch);
-        progress.update(label, { done: acc.seen, total: stepsPerEpoch * spec.batchSize, imagesPerSecond, loss: acc.lossSum / acc.seen, accuracy: acc.correct / acc.seen, run: ctx.eta?.remaining() });
-        if (ctx.metrics && meta.step % metricsEvery === 0) {
-          // Running means of the epoch so far (as Keras logs batches): a resumed epoch continues them exactly.
-          const trainLoss = acc.lossSum / acc.seen;
-          const crossEntropy = acc.crossEntropySum! / acc.seen;
-          const distillation = distillationPart(trainLoss, crossEntropy, labelWeight);
-          ctx.metrics.append({ subRun: spec.name, kind: "step", epoch, step: meta.step, loss: trainLoss, crossEntropy, ...(distillation !== undefined ? { distillation } : {}), trainAccuracy: acc.correct / acc.seen, learningRate: lr, imagesPerSecond, time: new Date().toISOString() });
-        }
-        if (next && (stop || due)) {
-          if (nextLogits) await nextLogits; // settle it: nothing may run on after the process state is saved
-          save(acc, current.rngAfter);
-          lastSave = Date.now();
-          if (stop) {
-            progress.clear();
-            log(`${spec.name}: stopped at epoch ${epoch}, batch ${acc.batch}/${stepsPerEpoch}; checkpoint saved`);
-            return { meta: { ...meta, inEpoch: acc }, finished: false };
-          }
-        }
-        if (!next) meta.rng = current.rngAfter;
+function release(run: Pick<SubRun, "sgd" | "model">): void {
+  run.sgd.dispose();
+  disposeModel(run.model);
+}
+
+function save(run: SubRun, inEpoch?: PartialEpoch, rngState?: number[]): void {
+  const ckpt: Checkpoint = { graph: run.graph, weights: modelTensors(run.model), optimizer: run.sgd.state(), meta: { ...run.meta, inEpoch, rng: rngState ?? run.meta.rng } };
+  if (!inEpoch) delete ckpt.meta.inEpoch;
+  saveCheckpoint(run.path, ckpt);
+  run.lastSave = Date.now();
+}
+
+/** The next epoch (or the rest of a resumed one), then its evaluation; a result when the run stops early. */
+async function oneEpoch(run: SubRun): Promise<TrainResult | null> {
+  const { meta } = run;
+  const epoch = meta.epoch + 1;
+  const acc: PartialEpoch = meta.inEpoch ? { crossEntropySum: 0, ...meta.inEpoch } : { batch: 0, lossSum: 0, correct: 0, seen: 0, crossEntropySum: 0, seconds: 0 };
+  delete meta.inEpoch;
+  const stopped = await trainBatches(run, epoch, acc);
+  if (stopped) return stopped;
+  endEpoch(run, epoch, acc);
+  if (!meta.done && run.ctx.shouldStop?.()) return { meta, finished: false };
+  return null;
+}
+
+/** The epoch's optimizer steps from acc.batch on, adding to acc; a result when ctx.shouldStop asks to stop mid-epoch. */
+async function trainBatches(run: SubRun, epoch: number, acc: PartialEpoch): Promise<TrainResult | null> {
+  const { spec, ctx, loss, meta, stepsPerEpoch, rng } = run;
+  const { data, log } = ctx;
+  const metricsEvery = ctx.metricsEvery ?? 50;
+  const order = epochOrder(spec.seed, epoch, data.train.count);
+  const label = `${spec.name} epoch ${epoch}/${spec.epochs}`;
+  const batchAt = (b: number): { batch: Batch; rngAfter: number[] } => {
+    const batch = makeBatch(data.train, order.subarray(b * spec.batchSize, (b + 1) * spec.batchSize), run.table, spec.augmentation, rng);
+    return { batch, rngAfter: rng.state() };
+  };
+  // The teacher works one batch ahead (ONNX runs on its own threads while this thread trains).
+  let next = acc.batch < stepsPerEpoch ? batchAt(acc.batch) : null;
+  let nextLogits = next && loss.needsTeacher ? ctx.teacher!.logits(next.batch) : null;
+  // Wall-clock time, from here to the end of each step: batches, the teacher, checkpoints and the
+  // event loop (where the ONNX teacher's runs happen) all count.
+  let clock = performance.now();
+  while (next) {
+    const current = next;
+    const teacherLogits = nextLogits ? await nextLogits : null;
+    next = acc.batch + 1 < stepsPerEpoch ? batchAt(acc.batch + 1) : null;
+    nextLogits = next && loss.needsTeacher ? ctx.teacher!.logits(next.batch) : null;
+    const lr = learningRateAt(spec.schedule, meta.step, stepsPerEpoch, spec.epochs);
+    const r = trainStep(run.model, run.sgd, current.batch, loss, teacherLogits, lr, run.gradients);
+    meta.step++;
+    acc.batch++;
+    acc.lossSum += r.loss * current.batch.size;
+    acc.correct += r.correct;
+    acc.crossEntropySum! += r.crossEntropySum;
+    acc.seen += current.batch.size;
+    // Let the event loop run (signal handlers, the ONNX teacher's callbacks): without it a step
+    // loop that never awaits I/O would not see Ctrl-C until the sub-run ends.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const stop = ctx.shouldStop?.() ?? false;
+    const due = ctx.checkpointMinutes > 0 && Date.now() - run.lastSave >= ctx.checkpointMinutes * 60_000;
+    const now = performance.now();
+    acc.seconds += (now - clock) / 1000;
+    clock = now;
+    const imagesPerSecond = acc.seen / acc.seconds;
+    ctx.eta?.observe(run.kind, spec.role, (stepsPerEpoch * spec.batchSize) / imagesPerSecond);
+    ctx.eta?.progress(spec.name, epoch - 1 + acc.batch / stepsPerEpoch);
+    run.progress.update(label, { done: acc.seen, total: stepsPerEpoch * spec.batchSize, imagesPerSecond, loss: acc.lossSum / acc.seen, accuracy: acc.correct / acc.seen, run: ctx.eta?.remaining() });
+    if (ctx.metrics && meta.step % metricsEvery === 0) {
+      // Running means of the epoch so far (as Keras logs batches): a resumed epoch continues them exactly.
+      const trainLoss = acc.lossSum / acc.seen;
+      const crossEntropy = acc.crossEntropySum! / acc.seen;
+      const distillation = distillationPart(trainLoss, crossEntropy, run.labelWeight);
+      ctx.metrics.append({ subRun: spec.name, kind: "step", epoch, step: meta.step, loss: trainLoss, crossEntropy, ...(distillation !== undefined ? { distillation } : {}), trainAccuracy: acc.correct / acc.seen, learningRate: lr, imagesPerSecond, time: new Date().toISOString() });
+    }
+    if (next && (stop || due)) {
+      if (nextLogits) await nextLogits; // settle it: nothing may run on after the process state is saved
+      save(run, acc, current.rngAfter);
+      if (stop) {
+        run.progress.clear();
+        log(`${spec.name}: stopped at epoch ${epoch}, batch ${acc.batch}/${stepsPerEpoch}; checkpoint saved`);
+        return { meta: { ...meta, inEpoch: acc }, finished: false };
       }
-      progress.clear();
-      const evalStart = performance.now();
-      const val = data.val ? evaluate(model, data.val, table, spec.evalBatchSize) : undefined;
-      // The test split is measured once, on the model that is reported: the last epoch's.
-      const test = epoch === spec.epochs ? evaluate(model, data.test, table, spec.evalBatchSize) : undefined;
-      const metrics: EpochMetrics = {
-        epoch,
-        trainLoss: acc.lossSum / acc.seen,
-        trainCrossEntropy: acc.crossEntropySum! / acc.seen,
-        trainAccuracy: acc.correct / acc.seen,
-        ...(val ? { valAccuracy: val.accuracy, valLoss: val.loss } : {}),
-        ...(test ? { testAccuracy: test.accuracy, testLoss: test.loss } : {}),
-        ...(val?.map !== undefined ? { valMap: val.map } : {}),
-        ...(test?.map !== undefined ? { testMap: test.map } : {}),
-        learningRate: learningRateAt(spec.schedule, meta.step - 1, stepsPerEpoch, spec.epochs),
-        imagesPerSecond: acc.seen / acc.seconds,
-        seconds: acc.seconds + (performance.now() - evalStart) / 1000,
-      };
-      meta.history.push(metrics);
-      meta.epoch = epoch;
-      meta.wallSeconds += metrics.seconds;
-      meta.done = epoch === spec.epochs;
-      save();
-      lastSave = Date.now();
-      ctx.metrics?.append({ ...epochRecord(spec.name, metrics, stepsPerEpoch, labelWeight), time: new Date().toISOString() });
-      ctx.eta?.observe(kind, spec.role, metrics.seconds);
-      ctx.eta?.progress(spec.name, epoch);
-      const run = ctx.eta?.remaining();
-      log(
-        `${spec.name} epoch ${epoch}/${spec.epochs}: train loss ${metrics.trainLoss.toFixed(4)}` +
-          (loss.name === "ce" ? "" : ` (cross-entropy ${metrics.trainCrossEntropy!.toFixed(4)})`) +
-          ` acc ${(100 * metrics.trainAccuracy).toFixed(2)}%` +
-          (val ? `, val acc ${(100 * val.accuracy).toFixed(2)}%${mapText(val)} loss ${val.loss.toFixed(4)}` : "") +
-          (test ? `, test acc ${(100 * test.accuracy).toFixed(2)}%${mapText(test)} loss ${test.loss.toFixed(4)}` : "") +
-          `, lr ${metrics.learningRate.toPrecision(3)}, ` +
-          `${metrics.imagesPerSecond.toFixed(0)} img/s, ${formatDuration(metrics.seconds)}` +
-          (run ? `; run: ${runRemainingText(run)}` : ""),
-      );
-      if (!meta.done && ctx.shouldStop?.()) return { meta, finished: false };
     }
-    if (!meta.done) {
-      meta.done = true; // epochs already reached (e.g. a finished run saved before `done` was set)
-      save();
-    }
-    return { meta, finished: true };
-  } finally {
-    sgd.dispose();
-    disposeModel(model);
+    if (!next) meta.rng = current.rngAfter;
   }
+  run.progress.clear();
+  return null;
+}
+
+/** After an epoch's last step: validation (and test, after the last epoch), the checkpoint, metrics and the log line. */
+function endEpoch(run: SubRun, epoch: number, acc: PartialEpoch): void {
+  const { spec, ctx, meta, stepsPerEpoch } = run;
+  const { data } = ctx;
+  const evalStart = performance.now();
+  const val = data.val ? evaluate(run.model, data.val, run.table, spec.evalBatchSize) : undefined;
+  // The test split is measured once, on the model that is reported: the last epoch's.
+  const test = epoch === spec.epochs ? evaluate(run.model, data.test, run.table, spec.evalBatchSize) : undefined;
+  const metrics: EpochMetrics = {
+    epoch,
+    trainLoss: acc.lossSum / acc.seen,
+    trainCrossEntropy: acc.crossEntropySum! / acc.seen,
+    trainAccuracy: acc.correct / acc.seen,
+    ...(val ? { valAccuracy: val.accuracy, valLoss: val.loss } : {}),
+    ...(test ? { testAccuracy: test.accuracy, testLoss: test.loss } : {}),
+    ...(val?.map !== undefined ? { valMap: val.map } : {}),
+    ...(test?.map !== undefined ? { testMap: test.map } : {}),
+    learningRate: learningRateAt(spec.schedule, meta.step - 1, stepsPerEpoch, spec.epochs),
+    imagesPerSecond: acc.seen / acc.seconds,
+    seconds: acc.seconds + (performance.now() - evalStart) / 1000,
+  };
+  meta.history.push(metrics);
+  meta.epoch = epoch;
+  meta.wallSeconds += metrics.seconds;
+  meta.done = epoch === spec.epochs;
+  save(run);
+  ctx.metrics?.append({ ...epochRecord(spec.name, metrics, stepsPerEpoch, run.labelWeight), time: new Date().toISOString() });
+  ctx.eta?.observe(run.kind, spec.role, metrics.seconds);
+  ctx.eta?.progress(spec.name, epoch);
+  const remaining = ctx.eta?.remaining();
+  ctx.log(
+    `${spec.name} epoch ${epoch}/${spec.epochs}: train loss ${metrics.trainLoss.toFixed(4)}` +
+      (run.loss.name === "ce" ? "" : ` (cross-entropy ${metrics.trainCrossEntropy!.toFixed(4)})`) +
+      ` acc ${(100 * metrics.trainAccuracy).toFixed(2)}%` +
+      (val ? `, val acc ${(100 * val.accuracy).toFixed(2)}%${mapText(val)} loss ${val.loss.toFixed(4)}` : "") +
+      (test ? `, test acc ${(100 * test.accuracy).toFixed(2)}%${mapText(test)} loss ${test.loss.toFixed(4)}` : "") +
+      `, lr ${metrics.learningRate.toPrecision(3)}, ` +
+      `${metrics.imagesPerSecond.toFixed(0)} img/s, ${formatDuration(metrics.seconds)}` +
+      (remaining ? `; run: ${runRemainingText(remaining)}` : ""),
+  );
+}
+
+/** Every epoch done: marks the checkpoint done if an earlier save had not. */
+function finish(run: SubRun): TrainResult {
+  if (!run.meta.done) {
+    run.meta.done = true; // epochs already reached (e.g. a finished run saved before `done` was set)
+    save(run);
+  }
+  return { meta: run.meta, finished: true };
 }
