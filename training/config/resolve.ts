@@ -1,6 +1,6 @@
 // A run's configuration = a preset, then a JSON config file, then command-line flags, each
 // overriding the one before. Every value is checked, and an error names where the bad value came from.
-import { readFileSync } from "node:fs";
+import { readFileOrExplain } from "../io/read.ts";
 import { PRESETS } from "./presets.ts";
 import { type DistillConfig, ConfigError, FIELDS, checkValue, isField, kebab, parseValue } from "./schema.ts";
 
@@ -8,12 +8,12 @@ export { ConfigError } from "./schema.ts";
 
 /** Reads a config file: a JSON object of config fields, optionally with "preset". */
 export function readConfigFile(path: string): { preset?: string; values: Partial<DistillConfig> } {
+  const text = readFileOrExplain(path, "config file", (m) => new ConfigError(m)).toString("utf8");
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, "utf8"));
+    json = JSON.parse(text);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ConfigError(code === "ENOENT" ? `${path}: config file not found` : `${path}: not valid JSON (${(err as Error).message})`);
+    throw new ConfigError(`${path}: not valid JSON (${(err as Error).message})`);
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) throw new ConfigError(`${path}: must be a JSON object of config fields`);
   const values: Partial<DistillConfig> = {};
