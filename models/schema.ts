@@ -1,7 +1,7 @@
 // The contract between the two halves: training/ writes models/manifest.json, src/ reads it.
 // Its only import is zod (which runs in the Worker and in Node alike): the manifest is checked by one
 // zod schema, whose every message names the offending field ("manifest models[1].sha256: ...").
-import { z } from "zod";
+import * as z from "zod";
 
 export const MANIFEST_SCHEMA_VERSION = 1;
 

@@ -3,7 +3,7 @@
 // SHA-256 of each key, so the table leaks nothing usable, and a key is shown once, when it is made.
 // Every use reads D1 (one indexed row), so a revocation takes effect at once in every isolate.
 import type { D1Database } from "@cloudflare/workers-types";
-import { z } from "zod";
+import * as z from "zod";
 import { firstProblem } from "../http/first-problem.ts";
 
 /** What a key may do. */

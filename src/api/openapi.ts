@@ -1,7 +1,7 @@
 // /openapi.json: the OpenAPI 3.1 document of /v1 and /v2, made from the route table (routes.ts) by
 // zod's JSON Schema output (draft 2020-12, OpenAPI 3.1's dialect). Built once per isolate, on the
 // first request for it, so that start-up does not pay for it.
-import { z } from "zod";
+import * as z from "zod";
 import { type Access, API_ROUTES, type ApiRoute, type Body } from "./routes.ts";
 import { ErrorBody } from "./schemas/errors.ts";
 import { InferRequest } from "./schemas/oip.ts";

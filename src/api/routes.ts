@@ -2,7 +2,7 @@
 // it may answer with the shape of that answer. openapi.ts turns this table into /openapi.json; the
 // request schemas here are the ones the routes validate with (settings patch, API keys), and
 // test/src/openapi.test.ts calls every route listed and checks its answers against the document.
-import { z } from "zod";
+import * as z from "zod";
 import { NewKeyRequest } from "../access/api-keys.ts";
 import { SETTING_RULES } from "../routing/settings.ts";
 import { ApiKey, ApiKeys, Canary, CanaryPatch, Config, NewApiKey, Report } from "./schemas/admin.ts";

@@ -2,7 +2,7 @@
 // (parseSettingsPatch in settings.ts) and describes it in /openapi.json (api/routes.ts).
 // The fields are not listed here: they come from SETTING_RULES in settings.ts. A new
 // setting is added there, with its range, and appears in the patch and in the document at once.
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * A plain decimal, as vars and form fields write numbers: "50", "-1", "0.5". JavaScript's Number()

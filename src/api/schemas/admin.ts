@@ -1,5 +1,5 @@
 // The admin API's answers: the report, the settings in force, the canary, API keys.
-import { z } from "zod";
+import * as z from "zod";
 
 const Iso = z.iso.datetime();
 const Percentiles = z.looseObject({ includesFailures: z.boolean(), runs: z.int().min(0), p50: z.number().nullable(), p95: z.number().nullable(), p99: z.number().nullable() });

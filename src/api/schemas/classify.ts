@@ -1,5 +1,5 @@
 // The answers of /v1/classify, /v1/models/{name}/classify and /v1/compare.
-import { z } from "zod";
+import * as z from "zod";
 
 const ModelRef = z.looseObject({ name: z.string(), version: z.string() });
 export const ImageInfo = z.looseObject({ format: z.enum(["png", "jpeg"]), width: z.int().min(1), height: z.int().min(1) });

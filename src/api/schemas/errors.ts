@@ -1,5 +1,5 @@
 // The one error shape every route answers with (http/errors.ts, app.ts's onError).
-import { z } from "zod";
+import * as z from "zod";
 
 export const ErrorBody = z.looseObject({
   error: z.string().describe("what is wrong, naming the field or value"),

@@ -1,7 +1,7 @@
 // The Open Inference Protocol's shapes (KServe v2, as Triton speaks them), as served under /v2.
 // They describe; they do not parse: infer bodies go through the hand-written tensor parser
 // (oip/request.ts), which reads the data without building an object per number.
-import { z } from "zod";
+import * as z from "zod";
 
 const Parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
 const Shape = z.array(z.int()).describe("-1 marks the batch dimension");
