@@ -188,6 +188,13 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
     expect(compared, "the report kept changing while the page was read").toBe(true);
     await expect(page.locator('#fault-rows tr[data-fault="unreachable"] [data-field="faultCount"]').allTextContents()).resolves.toEqual([String(UNREACHABLE)]);
     expect(new Set((await report("15m")).rows.map((r) => r.arm))).toEqual(new Set(["student", "teacher"]));
+    // The cost table: the teacher's figure needs no measurement, so it is stable between two reads.
+    const cost = (await report("15m")).cost!;
+    const usd = (v: number) => `$${v.toPrecision(3)}`;
+    await expect(page.locator('#cost-rows tr[data-cost="teacher"] [data-field="costTotal"]').textContent()).resolves.toBe(usd(cost.perThousandRequests.teacher.total));
+    await expect(page.locator('#cost-rows tr[data-cost="teacher"] [data-field="costGpu"]').textContent()).resolves.toBe(usd(cost.perThousandRequests.teacher.teacherGpu));
+    await expect(page.locator("#cost-rows tr[data-cost]").count()).resolves.toBe(4);
+    expect(await page.textContent('[data-field="costBasis"]')).toContain(`${cost.prices.teacherRequestsPerGpuSecond} requests a second per GPU`);
 
     // Four charts drawn by uPlot.
     for (const id of ["chart-volume", "chart-latency", "chart-cdf", "chart-agreement"]) {
