@@ -4,6 +4,9 @@ import * as z from "zod";
 const Iso = z.iso.datetime();
 const Percentiles = z.looseObject({ includesFailures: z.boolean(), runs: z.int().min(0), p50: z.number().nullable(), p95: z.number().nullable(), p99: z.number().nullable() });
 
+const Numbers = z.record(z.string(), z.number());
+const CostPerThousand = z.looseObject({ total: z.number(), workersRequests: z.number(), workersCpu: z.number(), teacherGpu: z.number() });
+
 export const Report = z.looseObject({
   since: Iso,
   until: Iso,
@@ -27,9 +30,18 @@ export const Report = z.looseObject({
       latencyRatio: z.number().nullable(),
     }),
   ),
+  cost: z
+    .looseObject({
+      currency: z.literal("USD"),
+      prices: Numbers.describe("the price settings it was priced on"),
+      split: z.looseObject({ studentPercent: z.number(), shadowPercent: z.number() }),
+      studentMsPerRun: z.number().nullable().describe("mean in-Worker ms of the window's student runs"),
+      teacherGpuSecondsPerRun: z.number(),
+      perThousandRequests: z.looseObject({ student: CostPerThousand.nullable(), teacher: CostPerThousand, split: CostPerThousand.nullable(), window: CostPerThousand.nullable() }),
+    })
+    .describe("US dollars per 1,000 requests per arm, at the current split and over the window (docs/ab-testing.md, Cost)"),
 });
 
-const Numbers = z.record(z.string(), z.number());
 const CanarySettings = z.looseObject({ settings: z.record(z.string(), z.unknown()), defaults: z.record(z.string(), z.unknown()), overridden: z.array(z.string()) });
 
 export const Config = z.looseObject({
