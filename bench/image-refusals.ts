@@ -1,4 +1,4 @@
-// How long the image decoder (src/image/, which the Worker and training share) takes to refuse each
+// How long the image decoder (models/image/, which the Worker and training share) takes to refuse each
 // crafted file (test/src/crafted-images.ts: an iCCP inflating to 200 MB, a second IHDR claiming
 // 12000x12000 RGBA, 150,000 text chunks, a JPEG of 156,000 scans), beside the time it takes to decode
 // the largest honest uploads (test/src/setup/max-uploads.ts), under the Worker's default limits, in
@@ -11,7 +11,7 @@
 // a change can be measured before and after with the same files and loop.
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import type { decodeImage as DecodeImage } from "../src/image/decode.ts";
+import type { decodeImage as DecodeImage } from "../models/image/decode.ts";
 import { DEFAULT_LIMITS } from "../src/options.ts";
 import { imageLimits } from "../src/routes/context.ts";
 import { craftedImages } from "../test/src/crafted-images.ts";
@@ -21,7 +21,7 @@ import { stats } from "./timing.ts";
 const { values } = parseArgs({ options: { runs: { type: "string", default: "20" }, decoder: { type: "string" } } });
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, not "${values.runs}"`);
-const { decodeImage } = (await import(values.decoder ? resolve(values.decoder) : "../src/image/decode.ts")) as { decodeImage: typeof DecodeImage };
+const { decodeImage } = (await import(values.decoder ? resolve(values.decoder) : "../models/image/decode.ts")) as { decodeImage: typeof DecodeImage };
 const limits = imageLimits(DEFAULT_LIMITS);
 
 /** The answer the Worker would give: 200, or the refusal's status and message. */
@@ -39,7 +39,7 @@ const files = [
   ...craftedImages().map((c) => ({ name: c.name, bytes: c.bytes })),
   ...[maxPng(DEFAULT_LIMITS), maxJpeg(DEFAULT_LIMITS)].map((u) => ({ name: `honest ${u.kind} ${u.width}x${u.height}`, bytes: u.bytes })),
 ];
-console.log(`decoder ${values.decoder ?? "src/image/decode.ts"}, ${runs} runs a file after one untimed, limits ${JSON.stringify(limits)}`);
+console.log(`decoder ${values.decoder ?? "models/image/decode.ts"}, ${runs} runs a file after one untimed, limits ${JSON.stringify(limits)}`);
 for (const file of files) {
   const answer = await outcome(file.bytes);
   const times: number[] = [];

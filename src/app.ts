@@ -9,6 +9,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { timing } from "hono/timing";
+import { ImageError } from "../models/image/errors.ts";
 import { HttpError } from "./http/errors.ts";
 import { isAdminRequest } from "./access/admin-auth.ts";
 import { openApiDocument } from "./api/openapi.ts";
@@ -84,6 +85,8 @@ export function createApp(options: AppOptions): Hono {
       // What is misconfigured or broken goes to the log (the request's line), and to the admin; not to anyone else.
       return c.json({ error: err.message, ...((await isAdminRequest(c)) ? { detail: err.detail } : {}) }, err.status);
     }
+    // The shared image decoder's refusals (models/image/) carry the status they are answered with.
+    if (err instanceof ImageError) return c.json({ error: err.message }, err.status);
     // Middleware such as bearer-auth builds its own answer (with WWW-Authenticate).
     if (err instanceof HTTPException && err.res) return err.getResponse();
     if (err instanceof HTTPException && err.status < 500) return c.json({ error: err.message || "bad request" }, err.status);

@@ -5,7 +5,7 @@ import { type Context, Hono } from "hono";
 import { endTime, startTime } from "hono/timing";
 import type { ModelEntry } from "../../models/schema.ts";
 import { notFound } from "../http/errors.ts";
-import { singleImageDims } from "../image/preprocess.ts";
+import { singleImageDims } from "../../models/image/preprocess.ts";
 import { isMultiLabel, rankPredictions } from "../models/predictions.ts";
 import type { AbBindings } from "../routing/setup.ts";
 import type { AbRouter } from "./ab.ts";

@@ -1,5 +1,5 @@
 // The API's size limits: what one request may carry, and what an image may cost to decode.
-import type { ImageLimits } from "../image/types.ts";
+import type { ImageLimits } from "../../models/image/types.ts";
 
 export interface Limits {
   /** Largest request body, in bytes (images and JSON alike). */

@@ -6,9 +6,9 @@
 import type { Context } from "hono";
 import type { ModelEntry } from "../../models/schema.ts";
 import { HttpError, badRequest } from "../http/errors.ts";
-import { decodeImage } from "../image/decode.ts";
-import { toModelInputs } from "../image/preprocess.ts";
-import type { ImageFormat } from "../image/types.ts";
+import { decodeImage } from "../../models/image/decode.ts";
+import { toModelInputs } from "../../models/image/preprocess.ts";
+import type { ImageFormat } from "../../models/image/types.ts";
 import { mediaType } from "./context.ts";
 import { type Limits, imageLimits } from "./limits.ts";
 

@@ -4,7 +4,7 @@
 // counted.
 import type { ModelEntry } from "../../models/schema.ts";
 import type { Arm, Fault, RunRecord } from "../measurements/records.ts";
-import { singleImageDims } from "../image/preprocess.ts";
+import { singleImageDims } from "../../models/image/preprocess.ts";
 import type { ModelStore } from "../models/store.ts";
 import { type TeacherEndpoint, askTeacher } from "./teacher-client.ts";
 

@@ -62,6 +62,14 @@ describe("checkImports", () => {
     ]);
   });
 
+  it("refuses models/, where the two halves meet, importing either", () => {
+    const root = tree({ ...clean, "models/schema.ts": `import { a } from "../src/a.ts";\nimport { lossOf } from "../training/losses/loss.ts";` });
+    expect(checkImports(root).sort()).toEqual([
+      "models/schema.ts imports src/a.ts: models/ is where src/ and training/ meet, below both",
+      "models/schema.ts imports training/losses/loss.ts: models/ is where src/ and training/ meet, below both",
+    ]);
+  });
+
   it("refuses a training/ folder the layering does not name", () => {
     const root = tree({ ...clean, "training/misc/util.ts": `export const u = 1;`, "training/cli/run.ts": `import { u } from "../misc/util.ts";` });
     expect(checkImports(root).sort()).toEqual([

@@ -1,12 +1,12 @@
 // The image pipeline on its own: headers, decoding, resizing.
 import { encode as encodePng } from "fast-png";
 import { describe, expect, it } from "vitest";
-import { decodeImage } from "../../src/image/decode.ts";
-import { readHeader } from "../../src/image/header.ts";
-import { JPEG_MAX_SCANS, JPEG_MAX_SEGMENTS, JPEG_MAX_TABLES } from "../../src/image/jpeg-segments.ts";
-import { PNG_MAX_COMPRESSED_CHUNKS } from "../../src/image/png-chunks.ts";
-import { PNG_MAX_ANCILLARY_INFLATED } from "../../src/image/png.ts";
-import { resize } from "../../src/image/resize.ts";
+import { decodeImage } from "../../models/image/decode.ts";
+import { readHeader } from "../../models/image/header.ts";
+import { JPEG_MAX_SCANS, JPEG_MAX_SEGMENTS, JPEG_MAX_TABLES } from "../../models/image/jpeg-segments.ts";
+import { PNG_MAX_COMPRESSED_CHUNKS } from "../../models/image/png-chunks.ts";
+import { PNG_MAX_ANCILLARY_INFLATED } from "../../models/image/png.ts";
+import { resize } from "../../models/image/resize.ts";
 import { craftedImages, ihdr, manyScansJpeg, pngChunk, pngFile, zlibZeros } from "./crafted-images.ts";
 import { encodeFlatGreyJpeg } from "./flat-jpeg.ts";
 import { jpegs } from "./fixtures.ts";

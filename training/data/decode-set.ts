@@ -7,7 +7,7 @@
 // of `npm run distill` (which reloads the test split) does not decode them a second time.
 import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
-import type { Image } from "../../src/image/types.ts";
+import type { Image } from "../../models/image/types.ts";
 import { type ImageSet, DataError } from "./dataset.ts";
 import { type Geometry, decodeFile, headerSize, toPixels } from "./images.ts";
 

@@ -1,12 +1,12 @@
-// One image file to training pixels, with the Worker's own code (src/image/): the same PNG and JPEG
+// One image file to training pixels, with the Worker's own code (models/image/): the same PNG and JPEG
 // decoders, EXIF orientation, alpha compositing over black, antialiased (Pillow-like) resize and
 // grey/RGB conversion that /v1/classify applies to an upload, so a model trains on what it is served.
-// Training may import src/image/ (plain functions, no Worker APIs); the Worker never imports training/.
+// models/image/ is where the two halves share it (plain functions, no Worker APIs).
 import type { ModelEntry } from "../../models/schema.ts";
-import { decodeImage } from "../../src/image/decode.ts";
-import { readHeader } from "../../src/image/header.ts";
-import { toModelInput } from "../../src/image/preprocess.ts";
-import type { Image } from "../../src/image/types.ts";
+import { decodeImage } from "../../models/image/decode.ts";
+import { readHeader } from "../../models/image/header.ts";
+import { toModelInput } from "../../models/image/preprocess.ts";
+import type { Image } from "../../models/image/types.ts";
 import { DataError } from "./dataset.ts";
 
 export interface Geometry {

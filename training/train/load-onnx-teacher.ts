@@ -17,7 +17,7 @@
 // softmaxes of them, which the constant does not change.
 import { readFileSync } from "node:fs";
 import type * as ortTypes from "onnxruntime-node";
-import { resize } from "../../src/image/resize.ts";
+import { resize } from "../../models/image/resize.ts";
 import type { DistillConfig } from "../config/schema.ts";
 import type { Batch } from "../data/batches.ts";
 import { parseSize } from "../data/index.ts";

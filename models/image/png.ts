@@ -1,7 +1,7 @@
 // PNG of every colour type and bit depth to an Image, via fast-png (pure JS), after png-chunks.ts has
 // walked the file and capped inflates have measured what it would cost.
 import { decode } from "fast-png";
-import { HttpError } from "../http/errors.ts";
+import { ImageError } from "./errors.ts";
 import { inflatedLength } from "./inflate.ts";
 import { type PngHeader, undecodablePng as undecodable, walkPng } from "./png-chunks.ts";
 import type { Image } from "./types.ts";
@@ -16,18 +16,18 @@ function inflatedBound({ width, height, depth, channels }: PngHeader): number {
 
 export function decodePng(bytes: Uint8Array): Image {
   const chunks = walkPng(bytes);
-  if (chunks.header.interlaced && chunks.header.depth < 8) throw new HttpError(415, "interlaced PNGs with fewer than 8 bits per sample are not supported");
+  if (chunks.header.interlaced && chunks.header.depth < 8) throw new ImageError(415, "interlaced PNGs with fewer than 8 bits per sample are not supported");
   // Decompression bombs: inflating once with a cap costs at most what an honest file of this size would.
   let ancillary = 0;
   for (const { type, stream } of chunks.compressed) {
     ancillary += inflatedLength([stream], PNG_MAX_ANCILLARY_INFLATED - ancillary);
-    if (ancillary > PNG_MAX_ANCILLARY_INFLATED) throw new HttpError(413, `the PNG's ${type} chunk inflates beyond ${PNG_MAX_ANCILLARY_INFLATED} bytes, the limit for its ancillary chunks together (a decompression bomb?)`);
+    if (ancillary > PNG_MAX_ANCILLARY_INFLATED) throw new ImageError(413, `the PNG's ${type} chunk inflates beyond ${PNG_MAX_ANCILLARY_INFLATED} bytes, the limit for its ancillary chunks together (a decompression bomb?)`);
   }
   // The image data may run over by 8 MiB while it is counted, about what an honest decode at the
   // Worker's pixel limit holds: fewer, larger slices (each push copies fflate's 32 KiB window).
   const bound = inflatedBound(chunks.header);
   if (inflatedLength(chunks.data, bound, Math.max(bound, 8 << 20)) > bound) {
-    throw new HttpError(413, "the PNG image data inflates beyond what its dimensions need (a decompression bomb?)");
+    throw new ImageError(413, "the PNG image data inflates beyond what its dimensions need (a decompression bomb?)");
   }
   let png: ReturnType<typeof decode>;
   try {

@@ -1,6 +1,6 @@
 // An Image to the input tensor a model's manifest entry describes: size, channels, normalization, layout.
-import type { ModelEntry } from "../../models/schema.ts";
-import { HttpError } from "../http/errors.ts";
+import type { ModelEntry } from "../schema.ts";
+import { ImageError } from "./errors.ts";
 import { resize } from "./resize.ts";
 import type { Image } from "./types.ts";
 
@@ -32,7 +32,7 @@ export function toModelInputs(image: Image, models: readonly ModelEntry[]): Floa
   const resized = new Map<string, Float32Array>();
   return models.map((model) => {
     const { height, width, channels } = inputGeometry(model);
-    if (channels !== 1 && channels !== 3) throw new HttpError(422, `model "${model.name}" takes ${channels} channels; images give 1 or 3`);
+    if (channels !== 1 && channels !== 3) throw new ImageError(422, `model "${model.name}" takes ${channels} channels; images give 1 or 3`);
     const key = `${width}x${height}`;
     let small = resized.get(key);
     if (!small) {

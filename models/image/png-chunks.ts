@@ -3,7 +3,7 @@
 // So it is handed only what this walk has validated: the signature, the one IHDR, PLTE, tRNS, the
 // IDAT run and IEND, byte for byte (their CRCs intact, for it to check). Every other chunk is
 // dropped; the compressed ones (iCCP, zTXt, iTXt) are first measured under a cap (png.ts).
-import { HttpError } from "../http/errors.ts";
+import { ImageError } from "./errors.ts";
 
 /**
  * Chunks a file may have: 256 plus one per 4 KiB of file (encoders write IDATs of 8 KiB or more). The
@@ -23,7 +23,7 @@ const KEPT = new Set(["IHDR", "PLTE", "tRNS", "IDAT", "IEND"]);
 
 const be32 = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 
-export const undecodablePng = (why: string) => new HttpError(400, `cannot decode the PNG image: ${why}`);
+export const undecodablePng = (why: string) => new ImageError(400, `cannot decode the PNG image: ${why}`);
 
 export interface PngHeader {
   width: number;

@@ -1,6 +1,6 @@
 // Format and dimensions from an image's first bytes, read before any decoding so that oversized
 // images (and decompression bombs claiming huge dimensions) are refused cheaply.
-import { HttpError } from "../http/errors.ts";
+import { ImageError } from "./errors.ts";
 import { jpegFrameSize } from "./jpeg-segments.ts";
 import type { ImageFormat, ImageLimits } from "./types.ts";
 
@@ -20,8 +20,8 @@ export function sniffFormat(bytes: Uint8Array): ImageFormat | undefined {
 
 const be32 = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 
-function undecodable(format: ImageFormat, why: string): HttpError {
-  return new HttpError(400, `cannot decode the ${format.toUpperCase()} image: ${why}`);
+function undecodable(format: ImageFormat, why: string): ImageError {
+  return new ImageError(400, `cannot decode the ${format.toUpperCase()} image: ${why}`);
 }
 
 function pngSize(b: Uint8Array): [number, number] {
@@ -32,11 +32,11 @@ function pngSize(b: Uint8Array): [number, number] {
 /** The image's format and size; 415 for other formats, 413 for sizes over the limits. */
 export function readHeader(bytes: Uint8Array, limits: ImageLimits): ImageHeader {
   const format = sniffFormat(bytes);
-  if (!format) throw new HttpError(415, "the image must be PNG or JPEG (its first bytes match neither)");
+  if (!format) throw new ImageError(415, "the image must be PNG or JPEG (its first bytes match neither)");
   const [width, height] = format === "png" ? pngSize(bytes) : jpegFrameSize(bytes);
   if (width === 0 || height === 0) throw undecodable(format, `it claims ${width}x${height} pixels`);
   if (width > limits.maxSide || height > limits.maxSide || width * height > limits.maxPixels) {
-    throw new HttpError(413, `the image is ${width}x${height}; the limit is ${limits.maxSide} pixels a side and ${limits.maxPixels} pixels in all`);
+    throw new ImageError(413, `the image is ${width}x${height}; the limit is ${limits.maxSide} pixels a side and ${limits.maxPixels} pixels in all`);
   }
   return { format, width, height };
 }

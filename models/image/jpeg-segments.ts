@@ -1,7 +1,7 @@
 // A JPEG's marker segments, walked without decoding: the header reads the frame size from the first
 // frame segment, and the whole walk counts what the decoder (jpeg-js) would loop over, because its
 // time grows with each scan (a pass over every block of the image) and each table it builds.
-import { HttpError } from "../http/errors.ts";
+import { ImageError } from "./errors.ts";
 
 /** Scans one image may have (libjpeg's progressive JPEGs have 6 to 10; a scan costs a pass over the image). */
 export const JPEG_MAX_SCANS = 100;
@@ -10,7 +10,7 @@ export const JPEG_MAX_SEGMENTS = 1024;
 /** Huffman and quantization tables defined in all (each is built when defined; libjpeg writes 2 per scan at most). */
 export const JPEG_MAX_TABLES = 256;
 
-export const undecodableJpeg = (why: string) => new HttpError(400, `cannot decode the JPEG image: ${why}`);
+export const undecodableJpeg = (why: string) => new ImageError(400, `cannot decode the JPEG image: ${why}`);
 
 export interface JpegSegment {
   marker: number;
