@@ -111,7 +111,9 @@ describe("models from R2", () => {
     const res = await call("/v2/models/grey28/infer", infer(fp32Ref));
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ error: 'model "grey28" is unavailable' });
-    expect(errors).toContainEqual(expect.stringMatching(/model "grey28" is unavailable: .*file grey28\.onnx is not in the R2 bucket MODELS/));
+    // The request's JSON log line carries the 503's cause.
+    const line = errors.map((e) => JSON.parse(e) as { status: number; error?: { message: string; detail?: string } }).find((l) => l.status === 503);
+    expect(line?.error).toMatchObject({ message: 'model "grey28" is unavailable', detail: expect.stringMatching(/file grey28\.onnx is not in the R2 bucket MODELS/) });
     const other = await call("/v2/models/rgb32/infer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(inferBody("rgb32", [1, 3, 32, 32], new Array(3072).fill(0))) });
     expect(other.status).toBe(200);
     // Uploaded later, it is read at its next use after a version check.
