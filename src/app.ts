@@ -31,6 +31,26 @@ export const notFoundJson: NotFoundHandler = (c) => c.json({ error: `no route fo
 
 const DEFAULT_SERVER = { name: "narrowdeep", version: "0.1.0" };
 
+/**
+ * The API over `options.store`, with the limits, CORS origins, A/B routing, dashboard and request log
+ * that `options` turns on (src/options.ts).
+ *
+ * @example
+ * ```ts
+ * import { createApp } from "./app.ts";
+ * import { ModelStore } from "./models/store.ts";
+ * import { ortWebEngine } from "./models/ort-web.ts";
+ *
+ * const store = new ModelStore(manifest, modelFiles, ortWebEngine);
+ * const app = createApp({
+ *   store,
+ *   limits: { maxBatch: 16 },
+ *   corsOrigins: ["https://example.com"],
+ *   requestLog: false,
+ * });
+ * const res = await app.request("/v2/health/ready");
+ * ```
+ */
 export function createApp(options: AppOptions): Hono {
   const ctx: RouteContext = {
     store: options.store,

@@ -76,6 +76,19 @@ async function buildWorker(env: WorkerEnv, config: WorkerConfig, manifestJson: u
   return { app, store, updater };
 }
 
+/**
+ * The Worker's fetch, queue and scheduled handlers over a bundled manifest and its model files (or the
+ * R2 bucket bound as MODELS, when there is one).
+ *
+ * @example
+ * ```ts
+ * // src/index.ts, the Worker's entry point
+ * import { manifestJson, modelFiles } from "../models/bundle.ts";
+ * import { createWorker } from "./worker.ts";
+ *
+ * export default createWorker(manifestJson, modelFiles);
+ * ```
+ */
 export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): ExportedHandler<WorkerEnv> {
   let built: Promise<Built> | undefined;
   // Parsed once per environment object (an isolate's requests and cron runs share one); a bad value

@@ -34,6 +34,20 @@ export async function isAdminRequest(c: Context): Promise<boolean> {
   return isAdminToken(c, /^Bearer +(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1]);
 }
 
+/**
+ * Lets a request through only with `Authorization: Bearer <ADMIN_TOKEN>`; 401 otherwise, 429 once
+ * the address has used up its guesses.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { adminAuth } from "./access/admin-auth.ts";
+ *
+ * const admin = new Hono();
+ * admin.use("*", adminAuth({ realm: "narrowdeep-admin" }));
+ * admin.get("/report", (c) => c.json({ ok: true }));
+ * ```
+ */
 export function adminAuth(options: AdminAuthOptions = {}): MiddlewareHandler {
   const realm = options.realm ?? ADMIN_REALM;
   const tokenOf = options.token ?? adminTokenOf;

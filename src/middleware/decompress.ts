@@ -12,6 +12,21 @@ export interface DecompressOptions {
 
 const ENCODINGS = new Set(["gzip", "deflate"]);
 
+/**
+ * Inflates a gzip or deflate request body up to `maxBytes`; 415 for another encoding, 400 for a
+ * corrupt body, 413 past the cap.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { bodyLimit } from "hono/body-limit";
+ * import { decompressBody } from "./middleware/decompress.ts";
+ *
+ * const app = new Hono();
+ * app.use(bodyLimit({ maxSize: 4 * 1024 * 1024 }));
+ * app.use(decompressBody({ maxBytes: 16 * 1024 * 1024 }));
+ * ```
+ */
 export const decompressBody = ({ maxBytes }: DecompressOptions): MiddlewareHandler =>
   async function decompressBody(c, next) {
     const encoding = c.req.header("content-encoding")?.trim().toLowerCase();

@@ -35,6 +35,19 @@ export function chooseRequestId(sent: string | null | undefined, options: Reques
   return sent !== undefined && sent !== null && isValidRequestId(sent, options) ? sent : (options.generate ?? (() => crypto.randomUUID()))();
 }
 
+/**
+ * Sets the request's id in the context (`c.get("requestId")`) and in the response header.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { type RequestIdVariables, requestId } from "./middleware/request-id.ts";
+ *
+ * const app = new Hono<{ Variables: RequestIdVariables }>();
+ * app.use(requestId({ maxLength: 64 }));
+ * app.get("/", (c) => c.text(`request ${c.get("requestId")}`));
+ * ```
+ */
 export function requestId(options: RequestIdOptions = {}): MiddlewareHandler<{ Variables: RequestIdVariables }> {
   const headerName = options.headerName ?? REQUEST_ID_HEADER;
   return async function requestId(c, next) {

@@ -118,6 +118,25 @@ export function redact(line: string, secrets: readonly string[]): string {
   return out;
 }
 
+/**
+ * Logs one JSON line per request when it is answered; mount it after requestId, whose id it logs.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { requestId } from "./middleware/request-id.ts";
+ * import { requestLog } from "./middleware/request-log.ts";
+ *
+ * const app = new Hono();
+ * app.use(requestId());
+ * app.use(
+ *   requestLog({
+ *     sink: (line, level) => (level === "error" ? console.error(line) : console.log(line)),
+ *     sample: (record) => record.status >= 400 || Math.random() < 0.1,
+ *   }),
+ * );
+ * ```
+ */
 export function requestLog(options: RequestLogOptions = {}): MiddlewareHandler<{ Variables: RequestLogVariables }> {
   const sink = options.sink ?? defaultSink;
   const sample = options.sample ?? (() => true);

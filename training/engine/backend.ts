@@ -127,6 +127,14 @@ let current: Engine | undefined;
  * Initializes tfjs on `requested` ("node-gpu" | "node" | "wasm" | "cpu"; "auto" or undefined: the
  * fastest installed one that loads, by the probe) and reports what runs and why. A requested backend that fails is an error
  * naming why. Calling it again with the engine already running returns it.
+ *
+ * @example
+ * ```ts
+ * import { initBackend } from "./engine/index.ts";
+ *
+ * const engine = await initBackend("auto", { convolutions: "auto" });
+ * console.log(`${engine.backend} on ${engine.device}`);
+ * ```
  */
 export async function initBackend(requested?: string, { log = console.log, convolutions = "auto" }: InitOptions = {}): Promise<Engine> {
   const want = requested === undefined || requested === "auto" ? undefined : requested;

@@ -45,6 +45,22 @@ export async function busyCores(ms = 500): Promise<number> {
   return Math.max(0, os.cpus().length - idleCores);
 }
 
+/**
+ * Starts tfjs on `requested` (initBackend) and, on wasm, the data-parallel replicas; `close()` stops
+ * them.
+ *
+ * @example
+ * ```ts
+ * import { startTrainingEngine } from "./engine/index.ts";
+ *
+ * const engine = await startTrainingEngine(config.backend, { replicas: 4, convolutions: "auto" });
+ * try {
+ *   await train(spec, { ...ctx, engine, gradients: engine.gradients }); // train/loop.ts
+ * } finally {
+ *   await engine.close();
+ * }
+ * ```
+ */
 export async function startTrainingEngine(requested?: string, { replicas, log = console.log, convolutions = "auto" }: TrainingEngineOptions = {}): Promise<TrainingEngine> {
   const engine = await initBackend(requested, { log, convolutions });
   const cores = os.availableParallelism();
