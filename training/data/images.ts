@@ -1,4 +1,4 @@
-// One image file to training pixels, with the Worker's own code (models/image/): the same PNG and JPEG
+// One image file to training pixels, with the decoder the Worker uses (models/image/): the same PNG and JPEG
 // decoders, EXIF orientation, alpha compositing over black, antialiased (Pillow-like) resize and
 // grey/RGB conversion that /v1/classify applies to an upload, so a model trains on what it is served.
 // models/image/ is where the two halves share it (plain functions, no Worker APIs).
