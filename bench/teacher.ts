@@ -64,7 +64,7 @@ const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function teacherEntry(manifestPath: string): ModelEntry {
-  let manifest;
+  let manifest: ReturnType<typeof parseManifest>;
   try {
     manifest = parseManifest(JSON.parse(readFileSync(manifestPath, "utf8")));
   } catch (err) {

@@ -317,8 +317,8 @@ function markdown(results: Measurement[], unavailable: Record<string, string>, o
   const lines = [
     `Training and inference throughput, images/s (median of ${opts.repeats} windows of ${opts.seconds} s; ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? "unknown CPU"}).`,
     "",
-    "| engine | device | preset | model | width | params | MMACs/img | input | batch | train img/s | infer img/s | train img/CPU-s | infer img/CPU-s |" + (opts.kd ? " KD train img/s (teacher uncached) |" : "") + " load avg |",
-    "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|" + (opts.kd ? "---:|" : "") + "---:|",
+    `| engine | device | preset | model | width | params | MMACs/img | input | batch | train img/s | infer img/s | train img/CPU-s | infer img/CPU-s |${opts.kd ? " KD train img/s (teacher uncached) |" : ""} load avg |`,
+    `|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|${opts.kd ? "---:|" : ""}---:|`,
     ...results.map(
       (r) =>
         `| ${r.engine} | ${r.device} | ${r.preset} | ${r.model} | ${r.widthScale} | ${(r.params / 1e3).toFixed(0)}k | ${(r.macs / 1e6).toFixed(1)} | ${r.input} | ${r.batch} | ${r.trainImagesPerSecond.toFixed(1)} | ${r.inferImagesPerSecond.toFixed(0)} | ${r.trainImagesPerCpuSecond.toFixed(1)} | ${r.inferImagesPerCpuSecond.toFixed(0)} |` +

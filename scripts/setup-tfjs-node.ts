@@ -147,7 +147,7 @@ function cudaLibraryDirs(root: string): string[] {
 
 /** The CUDA libraries for the GPU wheel: the folder given, or pip installs them into .whl/<wheel>-cuda/. */
 function obtainCudaLibraries(wheel: Wheel, given: string | undefined): string[] {
-  let root = given ? resolve(given) : `${wheel.dir}-cuda`;
+  const root = given ? resolve(given) : `${wheel.dir}-cuda`;
   if (given && !existsSync(root)) throw new SetupError(`--cuda-libs ${given}: no such folder`);
   if (!given && !existsSync(root)) {
     const info = readdirSync(wheel.dir).find((d) => d.endsWith(".dist-info"));
@@ -220,7 +220,10 @@ function main(): void {
     options: { gpu: { type: "boolean" }, wheel: { type: "string" }, "cuda-libs": { type: "string" }, tensorflow: { type: "string" }, force: { type: "boolean" }, help: { type: "boolean", short: "h" } },
     allowPositionals: false,
   });
-  if (values.help) return console.log(HELP);
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
   const gpu = values.gpu === true;
   if (values["cuda-libs"] && !gpu) throw new SetupError("--cuda-libs goes with --gpu");
   if (process.platform !== "linux" || process.arch !== "x64") throw new SetupError(`supports Linux x86-64 only (the TensorFlow wheels' C library), not ${process.platform}-${process.arch}`);

@@ -96,7 +96,10 @@ export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): Exp
   const configs = new WeakMap<WorkerEnv, WorkerConfig>();
   const configOf = (env: WorkerEnv) => {
     let config = configs.get(env);
-    if (!config) configs.set(env, (config = workerConfig(env)));
+    if (!config) {
+      config = workerConfig(env);
+      configs.set(env, config);
+    }
     return config;
   };
   return {

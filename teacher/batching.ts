@@ -151,7 +151,9 @@ export class Batcher {
       for (const p of batch) await this.settle(p, () => this.timed([p], () => this.session.run(p.input, p.dims)));
       return;
     }
-    batch.forEach((p, i) => p.resolve(split[i]!));
+    batch.forEach((p, i) => {
+p.resolve(split[i]!);
+});
   }
 
   private async settle(p: Pending, work: () => Promise<Outputs>): Promise<void> {

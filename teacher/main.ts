@@ -140,7 +140,7 @@ const app = createTeacherApp({
   ...(faultOptions.delayMs || faultOptions.garbage ? { faults: faultOptions } : {}),
   metrics,
 });
-let running;
+let running: Awaited<ReturnType<typeof serve>>;
 try {
   running = await serve(app.fetch, { host, port, headersTimeoutMs, requestTimeoutMs });
 } catch (err) {

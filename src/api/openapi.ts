@@ -88,7 +88,7 @@ function operation(route: ApiRoute): Json {
 /** The document, from the routes given (the API's own by default). */
 export function buildOpenApiDocument(routes: readonly ApiRoute[] = API_ROUTES, server = { name: "narrowdeep", version: "0.1.0" }): Json {
   const paths: Record<string, Json> = {};
-  for (const route of routes) (paths[route.path] ??= {})[route.method] = operation(route);
+  for (const route of routes) paths[route.path] = { ...paths[route.path], [route.method]: operation(route) };
   return {
     openapi: "3.1.0",
     info: {

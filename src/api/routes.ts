@@ -8,7 +8,7 @@ import { SETTING_RULES } from "../routing/settings.ts";
 import { ApiKey, ApiKeys, Canary, CanaryPatch, Config, NewApiKey, Report } from "./schemas/admin.ts";
 import { ClassifyQuery, Classification, Comparison } from "./schemas/classify.ts";
 import { ErrorBody } from "./schemas/errors.ts";
-import { InferRequest, InferResponse, Live, ModelConfig, ModelMetadata, ModelReady, Ready, ServerMetadata } from "./schemas/oip.ts";
+import { InferResponse, Live, ModelConfig, ModelMetadata, ModelReady, Ready, ServerMetadata } from "./schemas/oip.ts";
 import { settingsPatchSchema } from "../routing/settings-patch.ts";
 
 /** Who may call: anyone, the admin token, or the admin token or an API key with the named right. */

@@ -113,7 +113,10 @@ function groupBy<R, K>(rows: R[], key: (r: R) => string, head: (r: R) => K): (K 
   for (const r of rows) {
     const k = key(r);
     let g = groups.get(k);
-    if (!g) groups.set(k, (g = { ...head(r), rows: [] }));
+    if (!g) {
+      g = { ...head(r), rows: [] };
+      groups.set(k, g);
+    }
     g.rows.push(r);
   }
   return [...groups.values()];
@@ -151,7 +154,10 @@ export async function buildSeries(db: D1Database, since: number, until: number, 
     latencyCdf: groupBy(histogram, keyOf, head).map(({ rows, ...k }) => {
       const total = rows.reduce((n, r) => n + r.n, 0);
       let cumulative = 0;
-      return { ...k, runs: total, points: rows.map((r): [number, number] => [r.v, (cumulative += r.n) / total]) };
+      return { ...k, runs: total, points: rows.map((r): [number, number] => {
+        cumulative += r.n;
+        return [r.v, cumulative / total];
+      }) };
     }),
   };
 }

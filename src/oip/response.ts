@@ -101,7 +101,9 @@ export function inferResponse(model: ModelEntry, request: InferRequest, results:
     if (!binary) return { name, shape: t.dims, datatype: "FP32", data: Array.from(t.data) };
     const bytes = new Uint8Array(t.data.length * 4);
     const view = new DataView(bytes.buffer);
-    t.data.forEach((v, i) => view.setFloat32(i * 4, v, true));
+    t.data.forEach((v, i) => {
+view.setFloat32(i * 4, v, true);
+});
     binaries.push(bytes);
     return { name, shape: t.dims, datatype: "FP32", parameters: { binary_data_size: bytes.length } };
   });

@@ -142,7 +142,9 @@ describe("the split", () => {
     const direct = (await (await fetch(`${hosts.url}/v1/classify`, { method: "POST", headers: { "Content-Type": "image/png", ...teacherAuth }, body: png(4) })).json()) as Classified;
     expect(direct.model.name).toBe("teacher28");
     expect(viaWorker.predictions.map((p) => p.index)).toEqual(direct.predictions.map((p) => p.index));
-    viaWorker.predictions.forEach((p, i) => expect(p.probability).toBeCloseTo(direct.predictions[i]!.probability, 5));
+    viaWorker.predictions.forEach((p, i) => {
+expect(p.probability).toBeCloseTo(direct.predictions[i]!.probability, 5);
+});
   });
 });
 

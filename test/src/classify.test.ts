@@ -65,7 +65,9 @@ describe("classify", () => {
     const value = (128 / 255 - mean[0]!) / std[0]!;
     const infer = await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", [1, 1, 28, 28], new Array(784).fill(value), { outputs: [{ name: "probabilities" }] }));
     const expected = ((await infer.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data;
-    byIndex(body).forEach((p, i) => expect(p).toBeCloseTo(expected[i]!, 5));
+    byIndex(body).forEach((p, i) => {
+expect(p).toBeCloseTo(expected[i]!, 5);
+});
   });
 
   it("gives the same answer for every PNG colour type and bit depth of the same picture", async () => {
@@ -73,7 +75,9 @@ describe("classify", () => {
     const reference = byIndex(await classify("/v1/classify?k=10", pngs.grey8!));
     for (const [kind, png] of Object.entries(pngs)) {
       const got = byIndex(await classify("/v1/classify?k=10", png));
-      got.forEach((p, i) => expect(p, kind).toBeCloseTo(reference[i]!, 5));
+      got.forEach((p, i) => {
+expect(p, kind).toBeCloseTo(reference[i]!, 5);
+});
     }
   });
 
@@ -81,7 +85,9 @@ describe("classify", () => {
     const black = byIndex(await classify("/v1/classify?k=10", greyPngs(0).grey8!));
     const n = 37 * 23;
     const clear = encodePng({ width: 37, height: 23, channels: 4, depth: 8, data: new Uint8Array(n * 4).fill(255).map((v, i) => (i % 4 === 3 ? 0 : v)) });
-    byIndex(await classify("/v1/classify?k=10", clear)).forEach((p, i) => expect(p).toBeCloseTo(black[i]!, 5));
+    byIndex(await classify("/v1/classify?k=10", clear)).forEach((p, i) => {
+expect(p).toBeCloseTo(black[i]!, 5);
+});
   });
 
   it("decodes grey and colour JPEGs of odd sizes", async () => {
@@ -94,7 +100,9 @@ describe("classify", () => {
     // A flat grey JPEG and the same flat grey PNG are the same picture.
     const flatJpeg = byIndex(await classify("/v1/classify?k=10", encodeFlatGreyJpeg(37, 23, () => 128)));
     const flatPng = byIndex(await classify("/v1/classify?k=10", greyPngs(128).grey8!));
-    flatJpeg.forEach((p, i) => expect(p).toBeCloseTo(flatPng[i]!, 5));
+    flatJpeg.forEach((p, i) => {
+expect(p).toBeCloseTo(flatPng[i]!, 5);
+});
   });
 
   it("converts between grey and RGB as the model needs", async () => {
@@ -102,7 +110,9 @@ describe("classify", () => {
     expect(colourOnGrey.predictions).toHaveLength(5);
     const greyOnColour = byIndex(await classify("/v1/models/rgb32/classify?k=10", greyPngs(90).grey8!));
     const rgbOnColour = byIndex(await classify("/v1/models/rgb32/classify?k=10", greyPngs(90).rgb8!));
-    greyOnColour.forEach((p, i) => expect(p).toBeCloseTo(rgbOnColour[i]!, 5));
+    greyOnColour.forEach((p, i) => {
+expect(p).toBeCloseTo(rgbOnColour[i]!, 5);
+});
   });
 
   it("takes the image from a multipart form field", async () => {

@@ -52,7 +52,12 @@ describe("infer rejects", () => {
     await expectError(infer(inferBody("grey28", [4, 1, 28, 28], new Array(4 * 784).fill(0.123456789))), 413, /over the limit of 16384 bytes/);
     // Without a Content-Length (a stream), the limit still holds.
     const big = new Uint8Array(70 * 1024).fill(32);
-    const stream = new ReadableStream({ start: (c) => (c.enqueue(big), c.close()) });
+    const stream = new ReadableStream({
+      start: (c) => {
+        c.enqueue(big);
+        c.close();
+      },
+    });
     await expectError(app.request("/v2/models/grey28/infer", { method: "POST", headers: { "Content-Type": "application/json" }, body: stream, duplex: "half" } as RequestInit), 413, /over the limit/);
   });
 
@@ -105,10 +110,10 @@ describe("infer rejects", () => {
 
   it("a bad binary section or header value", async () => {
     const json = JSON.stringify({ inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", parameters: { binary_data_size: 784 * 4 } }] });
-    await expectError(raw(json + "abc", { [HEADER_LENGTH]: "banana" }), 400, /Inference-Header-Content-Length must be an integer/);
+    await expectError(raw(`${json}abc`, { [HEADER_LENGTH]: "banana" }), 400, /Inference-Header-Content-Length must be an integer/);
     await expectError(raw(json, { [HEADER_LENGTH]: "99999" }), 400, /Inference-Header-Content-Length must be an integer between 0 and the body length/);
-    await expectError(raw(json + "abcd", { [HEADER_LENGTH]: String(json.length) }), 400, /binary_data_size is 3136 but the binary section has 4 bytes/);
-    await expectError(raw(JSON.stringify(good()) + "abcd", { [HEADER_LENGTH]: String(JSON.stringify(good()).length) }), 400, /4 bytes of binary data but no input claims them/);
+    await expectError(raw(`${json}abcd`, { [HEADER_LENGTH]: String(json.length) }), 400, /binary_data_size is 3136 but the binary section has 4 bytes/);
+    await expectError(raw(`${JSON.stringify(good())}abcd`, { [HEADER_LENGTH]: String(JSON.stringify(good()).length) }), 400, /4 bytes of binary data but no input claims them/);
   });
 });
 

@@ -115,7 +115,9 @@ describe("POST /v2/models/{name}/infer", () => {
     const second = ref.input.slice(size, 2 * size);
     const alone = (await (await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", [1, 1, 28, 28], second))).json()) as InferReply;
     const logits = alone.outputs[0]!.data!;
-    batch.outputs[0]!.data!.slice(10, 20).forEach((v, i) => expect(v).toBeCloseTo(logits[i]!, 4));
+    batch.outputs[0]!.data!.slice(10, 20).forEach((v, i) => {
+expect(v).toBeCloseTo(logits[i]!, 4);
+});
   });
 
   it("honours the outputs list (subset and order) and echoes the id", async () => {
@@ -144,7 +146,9 @@ describe("POST /v2/models/{name}/infer", () => {
     const body = new Uint8Array(json.length + rgb.input.length * 4);
     body.set(json);
     const view = new DataView(body.buffer);
-    rgb.input.forEach((v, i) => view.setFloat32(json.length + i * 4, v, true));
+    rgb.input.forEach((v, i) => {
+view.setFloat32(json.length + i * 4, v, true);
+});
     const res = await app.request("/v2/models/rgb32/infer", {
       method: "POST",
       headers: { "Content-Type": "application/octet-stream", [HEADER_LENGTH]: String(json.length) },

@@ -108,7 +108,9 @@ describe("the roll-up", () => {
     expect(await rawCount()).toBe(0);
     expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM writes").first<{ n: number }>())!.n).toBe(0);
     const after = await Promise.all(windows.map(([s, u]) => buildReport(env.DB, s, u)));
-    after.forEach((r, i) => expectSameReport(r, before[i]!));
+    after.forEach((r, i) => {
+expectSameReport(r, before[i]!);
+});
   });
 
   it("keeps rows within the retention raw, and adds late rows to hours already folded", async () => {

@@ -55,7 +55,10 @@ function expectClose(got: ArrayLike<number>, want: Float32Array): void {
 /** The session, counting its runs and the images in each. */
 function counted(): { session: Session; runs: number[] } {
   const runs: number[] = [];
-  return { runs, session: { run: (input, dims) => (runs.push(dims[0]!), session.run(input, dims)) } };
+  return { runs, session: { run: (input, dims) => {
+        runs.push(dims[0]!);
+        return session.run(input, dims);
+      }, } };
 }
 
 describe("Batcher", () => {

@@ -90,7 +90,9 @@ describe("a teacher host", () => {
       const out = body.outputs.find((o) => o.name === name)!;
       expect(out.shape).toEqual([2, 10]);
       const want = direct[name]!.data as Float32Array;
-      out.data.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+      out.data.forEach((v, i) => {
+expect(v).toBeCloseTo(want[i]!, 5);
+});
     }
     await session.release();
   });

@@ -111,7 +111,9 @@ describe("slow clients", () => {
         expect(end.at).toBeGreaterThan(lastNormal);
       }
     } finally {
-      slow.forEach((s) => s.stop());
+      slow.forEach((s) => {
+s.stop();
+});
     }
     expect((await timedInfer(h.url)).status).toBe(200);
   }, 30_000);

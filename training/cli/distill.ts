@@ -189,7 +189,7 @@ async function main(argv: string[]): Promise<number> {
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
 
-  let result;
+  let result: Awaited<ReturnType<typeof runPipeline>>;
   try {
     result = await runPipeline({
       runDir,

@@ -207,7 +207,9 @@ function parseOptions(text: string): unknown {
   for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
     const m = /^([\w-]+)\.(\w+)=(.+)$/.exec(part);
     if (!m) return text;
-    (out[m[1]!] ??= {})[m[2]!] = m[3]!.trim() === "" ? NaN : Number(m[3]);
+    const options = out[m[1]!] ?? {};
+    options[m[2]!] = m[3]!.trim() === "" ? NaN : Number(m[3]);
+    out[m[1]!] = options;
   }
   return out;
 }

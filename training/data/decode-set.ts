@@ -91,10 +91,14 @@ function commonSize(items: ImageItem[], unreadable: (item: ImageItem, err: unkno
 function assemble(pixels: Uint8Array[], kept: ImageItem[], g: Geometry): ImageSet {
   const size = g.height * g.width * g.channels;
   const images = new Uint8Array(kept.length * size);
-  pixels.forEach((p, i) => images.set(p, i * size));
+  pixels.forEach((p, i) => {
+images.set(p, i * size);
+});
   const classes = kept[0]?.targets?.length;
   const targets = classes === undefined ? undefined : new Uint8Array(kept.length * classes);
-  kept.forEach((item, i) => targets?.set(item.targets!, i * classes!));
+  kept.forEach((item, i) => {
+targets?.set(item.targets!, i * classes!);
+});
   return { images, labels: Uint8Array.from(kept, (item) => item.label), count: kept.length, height: g.height, width: g.width, channels: g.channels, ...(targets ? { targets } : {}) };
 }
 

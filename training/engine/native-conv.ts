@@ -166,8 +166,14 @@ function blockedConvModel(input: string, [h, w, cin]: [number, number, number], 
   const nodes: NodeProto[] = [];
   if (padInput) nodes.push(node("Pad", [input, "inputPads"], ["xPadded"]));
   nodes.push(node("ReorderInput", [padInput ? "xPadded" : input], ["xb"], [int("channels_last", 1)], NCHWC));
-  if (flip) nodes.push(node("Slice", [filter, "last", "beforeFirst", "kernelAxes", "reverse"], [(filter = "rotated")]));
-  if (padFilter) nodes.push(node("Pad", [filter, "filterPads"], [(filter = "filterPadded")]));
+  if (flip) {
+    nodes.push(node("Slice", [filter, "last", "beforeFirst", "kernelAxes", "reverse"], ["rotated"]));
+    filter = "rotated";
+  }
+  if (padFilter) {
+    nodes.push(node("Pad", [filter, "filterPads"], ["filterPadded"]));
+    filter = "filterPadded";
+  }
   if (padBias) nodes.push(node("Pad", ["bias", "biasPads"], ["biasPadded"]));
   nodes.push(
     node("Reshape", [filter, "blocks"], ["f6"]),

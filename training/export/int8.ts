@@ -10,7 +10,7 @@
 //   and of each other.
 import { createHash } from "node:crypto";
 import * as ort from "onnxruntime-node";
-import { type ModelEntry, type Quantization } from "../../models/schema.ts";
+import type { ModelEntry, Quantization } from "../../models/schema.ts";
 import { makeBatch, normalizationTable } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import type { Images } from "../data/layout.ts";

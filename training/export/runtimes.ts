@@ -59,7 +59,11 @@ async function webLogits(onnx: Uint8Array, images: Images, batchSize = 256): Pro
       chunks.push(Float32Array.from(out[OUTPUT_NAMES[0]]!.data as Float32Array));
     }
     const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
-    chunks.reduce((offset, c) => (all.set(c, offset), offset + c.length), 0);
+    let offset = 0;
+    for (const c of chunks) {
+      all.set(c, offset);
+      offset += c.length;
+    }
     return all;
   } finally {
     await session.release();

@@ -52,7 +52,7 @@ export function graphToOnnx(source: Model | WeightedGraph, options: OnnxOptions 
   // batch norm is the convolution's sole reader.
   const readers = new Map<string, number>();
   for (const l of graph.layers) for (const i of layerInputs(l)) readers.set(i, (readers.get(i) ?? 0) + 1);
-  const byName = new Map(graph.layers.map((l) => [l.name, l]));
+  const _byName = new Map(graph.layers.map((l) => [l.name, l]));
 
   const nodes: NodeProto[] = [];
   const initializers: TensorProto[] = [];

@@ -17,7 +17,7 @@ export function checkMethods(config: DistillConfig, teacher?: string): void {
   for (const { name, options } of methods(config)) {
     if (!Object.hasOwn(LOSSES, name)) throw new ConfigError(`loss: unknown method "${name}" (known: ${Object.keys(LOSSES).join(", ")})`);
     if (name === "ce" || name === "bce") throw new ConfigError(`loss: ${name} trains on the labels alone: that is the baseline, which every run trains (<student>-baseline)`);
-    let loss;
+    let loss: ReturnType<typeof createLoss>;
     try {
       loss = createLoss(name, options);
     } catch (err) {

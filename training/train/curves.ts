@@ -61,7 +61,7 @@ const COLUMNS = ["subRun", "kind", "epoch", "step", "loss", "crossEntropy", "dis
 export function metricsCsv(runs: SubRunCurves[]): string {
   const cell = (v: unknown) => (v === undefined ? "" : typeof v === "string" && /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v));
   const rows = runs.flatMap((r) => r.records.map((rec) => COLUMNS.map((c) => cell(rec[c])).join(",")));
-  return [COLUMNS.join(","), ...rows].join("\n") + "\n";
+  return `${[COLUMNS.join(","), ...rows].join("\n")}\n`;
 }
 
 // --- the SVG ---

@@ -186,8 +186,8 @@ function describe(session: ortTypes.InferenceSession, metadata: Record<string, s
   if (session.inputNames.length !== 1) fail(`it takes ${session.inputNames.length} inputs (${excerpt(session.inputNames.join(", "))}); a teacher takes one image tensor`);
   const input = session.inputNames[0]!;
   const meta = session.inputMetadata[0];
-  const shape = meta && meta.isTensor ? meta.shape : [];
-  if (meta && meta.isTensor && meta.type !== "float32") fail(`its input "${input}" is ${meta.type}, not float32`);
+  const shape = meta?.isTensor ? meta.shape : [];
+  if (meta?.isTensor && meta.type !== "float32") fail(`its input "${input}" is ${meta.type}, not float32`);
   if (shape.length !== 0 && shape.length !== 4) fail(`its input "${input}" has shape [${excerpt(shape.join(", "))}]; an image classifier takes 4 dimensions (NCHW or NHWC)`);
 
   const fromMeta = metadata.input_layout === "NCHW" || metadata.input_layout === "NHWC" ? metadata.input_layout : null;
@@ -229,7 +229,7 @@ function describe(session: ortTypes.InferenceSession, metadata: Record<string, s
 
   const classes = data.classes.length;
   const outputs = session.outputNames;
-  const perClass = outputs.filter((name, i) => {
+  const perClass = outputs.filter((_name, i) => {
     const m = session.outputMetadata[i];
     return m?.isTensor && m.shape.length === 2 && m.shape[1] === classes;
   });

@@ -159,7 +159,10 @@ function cutTornTail(fd: number): void {
     const start = Math.max(0, end - chunk.length);
     readSync(fd, chunk, 0, end - start, start);
     const nl = chunk.subarray(0, end - start).lastIndexOf(0x0a);
-    if (nl >= 0) return ftruncateSync(fd, start + nl + 1);
+    if (nl >= 0) {
+      ftruncateSync(fd, start + nl + 1);
+      return;
+    }
     end = start;
   }
   ftruncateSync(fd, 0);

@@ -17,7 +17,7 @@ import { MetricsLog } from "./metrics-log.ts";
 import { isOnnxFile, openFeatureTeacher, openLogitsTeacher } from "./open-teacher.ts";
 import { describeModels, planSubRuns } from "./plan.ts";
 import type { CachedTeacher } from "./teacher-cache.ts";
-import { ProgressBar } from "./progress.ts";
+import type { ProgressBar } from "./progress.ts";
 import type { GradientFn } from "../engine/step.ts";
 import { type RunReport, buildReport, modelReport, writeReport } from "./report.ts";
 import type { Teacher } from "./teacher.ts";

@@ -199,7 +199,7 @@ export function reportMarkdown(r: RunReport): string {
       }),
     );
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 export function writeReport(runDir: string, r: RunReport): void {

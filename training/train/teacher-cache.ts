@@ -172,6 +172,8 @@ function mergeFile(path: string, header: Header, known: Uint8Array, logits: Floa
 
 function gather(images: Float32Array, rows: number[], size: number): Float32Array {
   const out = new Float32Array(rows.length * size);
-  rows.forEach((r, j) => out.set(images.subarray(r * size, (r + 1) * size), j * size));
+  rows.forEach((r, j) => {
+out.set(images.subarray(r * size, (r + 1) * size), j * size);
+});
   return out;
 }

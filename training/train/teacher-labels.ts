@@ -73,7 +73,10 @@ export function classOrder(teacherLabels: string[], classes: string[]): ClassOrd
     const key = labelKey(name);
     const options = key === "" ? [] : teacherLabels.flatMap((label, j) => (!claimed.has(j) && labelKey(label) === key ? [j] : []));
     if (options.length > 1) fail(`the data set's class ${JSON.stringify(excerpt(name))} could be any of its labels ${quoted(options.map((j) => teacherLabels[j]!))} (compared ignoring case and all but letters and digits); give the teacher's labels spelled as the classes with --teacher-labels`);
-    if (options.length === 0) return unmatched.push(name);
+    if (options.length === 0) {
+      unmatched.push(name);
+      return;
+    }
     order[i] = options[0]!;
     candidates.set(options[0]!, [...(candidates.get(options[0]!) ?? []), i]);
     spelled.push(`${JSON.stringify(teacherLabels[options[0]!])} = ${JSON.stringify(name)}`);

@@ -7,7 +7,9 @@ export function idxBytes(dims: number[], data: Uint8Array): Buffer {
   const header = Buffer.alloc(4 + 4 * dims.length);
   header[2] = 0x08;
   header[3] = dims.length;
-  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+  dims.forEach((d, i) => {
+header.writeUInt32BE(d, 4 + 4 * i);
+});
   return Buffer.concat([header, data]);
 }
 

@@ -123,13 +123,17 @@ describe("image folder data sets", () => {
     const dir = temp("crafted");
     writeImageFolder(dir, { classes, train: 4, val: 1, test: 1 });
     const crafted = craftedImages();
-    crafted.forEach((c, i) => writeFileSync(join(dir, "train", "bee", `crafted${i}.${c.bytes[0] === 0xff ? "jpg" : "png"}`), c.bytes));
+    crafted.forEach((c, i) => {
+writeFileSync(join(dir, "train", "bee", `crafted${i}.${c.bytes[0] === 0xff ? "jpg" : "png"}`), c.bytes);
+});
     const lines: string[] = [];
     const ds = await openDataset("folder", dir, options({}, lines));
     expect(ds.train.count).toBe(12);
     const skipped = lines.filter((l) => l.startsWith("data: skipping an unreadable image"));
     expect(skipped).toHaveLength(crafted.length);
-    crafted.forEach((c, i) => expect(skipped.find((l) => l.includes(`crafted${i}.`)), c.name).toMatch(c.reason));
+    crafted.forEach((c, i) => {
+expect(skipped.find((l) => l.includes(`crafted${i}.`)), c.name).toMatch(c.reason);
+});
     await expect(openDataset("folder", dir, options({ skipUnreadable: false }))).rejects.toThrow(/crafted\d\.(png|jpg): .*--skip-unreadable skips such files instead/);
   });
 

@@ -120,7 +120,7 @@ export function writeVoc(dir: string, classes: string[], counts: { train: number
       );
       ids.push(id);
     }
-    writeFileSync(join(dir, "ImageSets", "Main", `${split}.txt`), ids.join("\n") + "\n");
+    writeFileSync(join(dir, "ImageSets", "Main", `${split}.txt`), `${ids.join("\n")}\n`);
   }
   return { targets };
 }

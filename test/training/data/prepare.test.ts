@@ -72,7 +72,9 @@ describe("batches and augmentation", () => {
     for (let seed = 0; seed < 400; seed++) {
       const img = makeBatch(big, [0], table, { cropPadding: 0, flip: false, erasing: 0.5 }, new Rng(seed)).images;
       const erased: [number, number][] = [];
-      img.forEach((v, i) => v !== 0 && erased.push([Math.floor(i / 20), i % 20]));
+      img.forEach((v, i) => {
+v !== 0 && erased.push([Math.floor(i / 20), i % 20]);
+});
       if (erased.length === 0) continue;
       const ys = erased.map((p) => p[0]);
       const xs = erased.map((p) => p[1]);

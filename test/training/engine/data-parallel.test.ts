@@ -68,7 +68,9 @@ describe("DataParallel", () => {
     const mean = paramSpecs(graph).find((s) => s.name.endsWith("movingMean"))!.name;
     expect(Array.from(b.params.get(mean)!).some((v) => v !== 0)).toBe(true);
     for (const m of [single, parallel]) disposeModel(m);
-    for (const g of [a.g, b.g]) g.grads.forEach((t) => t.dispose());
+    for (const g of [a.g, b.g]) g.grads.forEach((t) => {
+t.dispose();
+});
   });
 
   it("follows a new model and batch size, and falls back to one thread for a batch smaller than the pool", () => {

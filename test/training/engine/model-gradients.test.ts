@@ -34,7 +34,11 @@ describe("ResNet training step on wasm", () => {
     expect(nativeGraphCount() > graphs).toBe(native);
     expect(nativeGraphCount("blocked") > blocked).toBe(native && nchwcBlock() > 0);
     expect(relativeError(wasm[0]!, cpu[0]!)).toBeLessThan(1e-5);
-    trainable.forEach((name, i) => expect(relativeError(wasm[1 + i]!, cpu[1 + i]!), name).toBeLessThan(1e-5));
-    names.forEach((name, i) => expect(relativeError(wasm[1 + trainable.length + i]!, cpu[1 + trainable.length + i]!), name).toBeLessThan(1e-5));
+    trainable.forEach((name, i) => {
+expect(relativeError(wasm[1 + i]!, cpu[1 + i]!), name).toBeLessThan(1e-5);
+});
+    names.forEach((name, i) => {
+expect(relativeError(wasm[1 + trainable.length + i]!, cpu[1 + trainable.length + i]!), name).toBeLessThan(1e-5);
+});
   });
 });

@@ -89,7 +89,7 @@ describe("exportRun", () => {
     expect(readFileSync(join(models, "bundle.ts"), "utf8")).toContain('"narrow-deep.onnx"');
     const text = readFileSync(readme, "utf8");
     expect(text).not.toContain("\nold\n");
-    expect(text).toMatch(/\| \*\*narrow-deep\*\* \(default\) \| student \| narrow-deep ×0\.125 \| 1\.7 k \| 184\.3 k \| \d+\.\d\d% \|  \| [+-]\d+\.\d\d \|  \| KD T=4 α=0\.9, 1 epoch on 1,000 images \|/);
+    expect(text).toMatch(/\| \*\*narrow-deep\*\* \(default\) \| student \| narrow-deep ×0\.125 \| 1\.7 k \| 184\.3 k \| \d+\.\d\d% \| {2}\| [+-]\d+\.\d\d \| {2}\| KD T=4 α=0\.9, 1 epoch on 1,000 images \|/);
     expect(text).toContain("| teacher | teacher | teacher ×0.125 |");
     expect(text.endsWith(`${RESULTS_END}\n\n## Tests\n`)).toBe(true);
     // The plot: the teacher as a square, KD students filled, baselines hollow, one of each per model.

@@ -16,7 +16,7 @@ import { initBackend } from "../../../training/engine/backend.ts";
 import { regenerateFromManifest } from "../../../scripts/generated-from-manifest.ts";
 import { type ExportOptions, exportInt8Variants, exportRun } from "../../../training/export/index.ts";
 import * as ortWeb from "onnxruntime-web/wasm";
-import { INT8_PORTABILITY, INT8_TOLERANCE, Int8ParityError, Int8PortabilityError, assertPortable, calibrationImages, int8Variant, openInt8Session } from "../../../training/export/int8.ts";
+import { INT8_TOLERANCE, Int8ParityError, Int8PortabilityError, assertPortable, calibrationImages, int8Variant, openInt8Session } from "../../../training/export/int8.ts";
 import { argmax, onnxLogits, openSession } from "../../../training/export/verify.ts";
 import { fixtureRunDir as runDir } from "./fixtures.ts";
 

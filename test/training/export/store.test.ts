@@ -56,7 +56,7 @@ describe("updateModels", () => {
 
   it("lets concurrent writers take turns, each merging into the other's manifest", async () => {
     const dir = tmp();
-    const writer = (name: string) =>
+    const writer = (_name: string) =>
       `import { updateModels } from ${JSON.stringify(new URL("../../../training/export/store.ts", import.meta.url).pathname)};
        import { mergeEntries } from ${JSON.stringify(new URL("../../../training/export/entry.ts", import.meta.url).pathname)};
        const entry = JSON.parse(process.argv.at(-1));

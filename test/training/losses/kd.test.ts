@@ -75,7 +75,9 @@ describe("losses", () => {
     const p = softmax(teacher[0]!, t);
     const s = softmax(z[0]!, 1);
     const expected = q.map((qk, k) => alpha * t * (qk - p[k]!) + (1 - alpha) * (s[k]! - (k === 1 ? 1 : 0)));
-    g[0]!.forEach((v, k) => expect(v).toBeCloseTo(expected[k]!, 5));
+    g[0]!.forEach((v, k) => {
+expect(v).toBeCloseTo(expected[k]!, 5);
+});
   });
 
   it("rejects unknown losses, unknown options and out-of-range values", () => {

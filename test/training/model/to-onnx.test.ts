@@ -3,7 +3,7 @@
 import { fileURLToPath } from "node:url";
 import protobuf from "protobufjs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type Dataset, type ImageSet } from "../../../training/data/dataset.ts";
+import type { Dataset, ImageSet } from "../../../training/data/dataset.ts";
 import { loadFashionMnist } from "../../../training/data/fashion-mnist.ts";
 import { makeBatch, normalizationTable } from "../../../training/data/batches.ts";
 import { Rng } from "../../../training/data/rng.ts";

@@ -196,7 +196,9 @@ describe("bring your own", () => {
     const session = await ort.InferenceSession.create(join(models, student.file));
     const out = await session.run({ input: new ort.Tensor("float32", new Float32Array(2 * 3 * 16 * 16).fill(0.5), [2, 3, 16, 16]) });
     const [logits, probabilities] = [out.logits!.data as Float32Array, out.probabilities!.data as Float32Array];
-    logits.forEach((z, i) => expect(probabilities[i]).toBeCloseTo(1 / (1 + Math.exp(-z)), 5));
+    logits.forEach((z, i) => {
+expect(probabilities[i]).toBeCloseTo(1 / (1 + Math.exp(-z)), 5);
+});
     await session.release();
     const stored = parseManifest(JSON.parse(readFileSync(join(models, "manifest.json"), "utf8"))).models.find((m) => m.name === student.name)!;
     expect(stored.outputActivation).toBe("sigmoid");

@@ -11,7 +11,7 @@ import { prepareData } from "../../../training/data/prepare.ts";
 import { initBackend } from "../../../training/engine/backend.ts";
 import { loadCheckpoint } from "../../../training/train/checkpoint.ts";
 import { writeCurves } from "../../../training/train/curves.ts";
-import { type TrainSpec, checkpointPath, train } from "../../../training/train/loop.ts";
+import { type TrainSpec, train } from "../../../training/train/loop.ts";
 import { MetricsLog } from "../../../training/train/metrics-log.ts";
 import { writeLearnableFashionMnist } from "../data/fixtures.ts";
 

@@ -51,7 +51,9 @@ async function soft(path: string, options: Partial<OnnxTeacherOptions>, b: Batch
 
 const close = (a: number[], b: number[]) => {
   expect(a).toHaveLength(b.length);
-  a.forEach((v, i) => expect(v).toBeCloseTo(b[i]!, 4));
+  a.forEach((v, i) => {
+expect(v).toBeCloseTo(b[i]!, 4);
+});
 };
 
 describe("ONNX teacher files", () => {

@@ -62,7 +62,11 @@ describe("teacher cache", () => {
   it("answers each augmented view as the teacher does, and runs the teacher only on views it has not seen", async () => {
     const onnx = await loadTeacher(ckpt, "onnx", batch(ours), () => {});
     let ran = 0;
-    const counted = { ...onnx, logits: (b: Batch) => ((ran += b.size), onnx.logits(b)) };
+    const counted = { ...onnx, logits: (b: Batch) => {
+        ran += b.size;
+        return onnx.logits(b);
+      },
+    };
     const cached = cacheTeacher(counted, set.count, views, 5)!;
     expect(cached.engine).toMatch(/onnxruntime-node.*cached per augmented view/);
     for (let seed = 0; seed < 12; seed++) {
@@ -101,7 +105,11 @@ describe("teacher cache", () => {
     async function counting() {
       const onnx = await loadTeacher(ckpt, "onnx", batch(ours), () => {});
       const counter = { ran: 0 };
-      const teacher = { ...onnx, logits: (b: Batch) => ((counter.ran += b.size), onnx.logits(b)) };
+      const teacher = { ...onnx, logits: (b: Batch) => {
+          counter.ran += b.size;
+          return onnx.logits(b);
+        },
+      };
       return { teacher, counter, onnx };
     }
 
