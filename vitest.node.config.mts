@@ -3,7 +3,13 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/training/**/*.test.ts", "test/teacher/**/*.test.ts", "test/models/**/*.test.ts", "test/bench/**/*.test.ts", "test/scripts/**/*.test.ts"],
+    include: [
+      "test/training/**/*.test.ts",
+      "test/teacher/**/*.test.ts",
+      "test/models/**/*.test.ts",
+      "test/bench/**/*.test.ts",
+      "test/scripts/**/*.test.ts",
+    ],
     environment: "node",
     pool: "forks",
     testTimeout: 120_000,

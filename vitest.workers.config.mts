@@ -27,7 +27,11 @@ export default defineConfig({
           cloudflareTest(async () => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              bindings: { TEST_MIGRATIONS: await readD1Migrations("migrations"), TEST_TEACHER_LIMIT: TEST_LIMIT, CLIENT_ID_SECRET: TEST_CLIENT_ID_SECRET },
+              bindings: {
+                TEST_MIGRATIONS: await readD1Migrations("migrations"),
+                TEST_TEACHER_LIMIT: TEST_LIMIT,
+                CLIENT_ID_SECRET: TEST_CLIENT_ID_SECRET,
+              },
               ratelimits: { TEST_TEACHER_LIMITER: { simple: { limit: TEST_LIMIT, period: 60 } } },
               // For test/src/r2.test.ts, which hands it to the Worker as MODELS (the Worker entry the
               // other tests use must keep serving its bundled models).
@@ -57,7 +61,15 @@ export default defineConfig({
         // Node driving workerd from outside, where a figure needs the process (memory). One file at a
         // time: the memory test's peak includes garbage not yet collected, and GC falls behind when the
         // browser test competes for the 2 cores.
-        test: { name: "workerd-from-node", include: ["test/src/**/*.node.test.ts"], environment: "node", pool: "forks", fileParallelism: false, testTimeout: 300_000, hookTimeout: 300_000 },
+        test: {
+          name: "workerd-from-node",
+          include: ["test/src/**/*.node.test.ts"],
+          environment: "node",
+          pool: "forks",
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
       },
     ],
   },

@@ -57,7 +57,11 @@ async function chooseModels(): Promise<{ dir: string; students: ModelEntry[]; so
     const students = manifest.models.filter((m) => m.role === "student");
     if (students.length > 0) {
       for (const m of students) writeFileAtomic(join(fixtureDir, m.file), readFileSync(join(dir, m.file)));
-      writeJsonAtomic(join(fixtureDir, "manifest.json"), { ...manifest, models: students, serve: students.map((m) => m.name).filter((n) => n !== manifest.defaultStudent) });
+      writeJsonAtomic(join(fixtureDir, "manifest.json"), {
+        ...manifest,
+        models: students,
+        serve: students.map((m) => m.name).filter((n) => n !== manifest.defaultStudent),
+      });
       const all = await withInt8(fixtureDir, students);
       return { dir: fixtureDir, students: all, source: relative(ROOT, dir) || "." };
     }
@@ -65,7 +69,11 @@ async function chooseModels(): Promise<{ dir: string; students: ModelEntry[]; so
   const { manifest, files } = await buildFixtureModels();
   for (const [name, bytes] of files) writeFileAtomic(join(fixtureDir, name), bytes);
   writeJsonAtomic(join(fixtureDir, "manifest.json"), manifest);
-  return { dir: fixtureDir, students: manifest.models, source: "test fixtures (seeded random weights; no trained students in models/)" };
+  return {
+    dir: fixtureDir,
+    students: manifest.models,
+    source: "test fixtures (seeded random weights; no trained students in models/)",
+  };
 }
 
 /**
@@ -73,25 +81,39 @@ async function chooseModels(): Promise<{ dir: string; students: ModelEntry[]; so
  * (unless --no-int8, or when the data set to calibrate on is missing: then fp32 alone, said so).
  */
 async function withInt8(dir: string, students: ModelEntry[]): Promise<ModelEntry[]> {
-  const missing = students.filter((m) => !m.quantization && m.outputActivation !== "sigmoid" && !students.some((q) => q.quantization?.twin === m.name));
+  const missing = students.filter(
+    (m) =>
+      !m.quantization && m.outputActivation !== "sigmoid" && !students.some((q) => q.quantization?.twin === m.name),
+  );
   if (flag("no-int8") || missing.length === 0) return students;
-  console.log(`bench: making int8 variants of ${missing.map((m) => m.name).join(", ")} in ${relative(ROOT, dir)} (the exporter; --no-int8 skips them)`);
+  console.log(
+    `bench: making int8 variants of ${missing.map((m) => m.name).join(", ")} in ${relative(ROOT, dir)} (the exporter; --no-int8 skips them)`,
+  );
   try {
     const samples = Number(arg("accuracy-samples") ?? 2000);
-    await exportInt8Variants(dir, { modelsDir: dir, accuracySamples: samples, log: (l) => console.log(`bench:   ${l}`) });
+    await exportInt8Variants(dir, {
+      modelsDir: dir,
+      accuracySamples: samples,
+      log: (l) => console.log(`bench:   ${l}`),
+    });
   } catch (err) {
     console.warn(`bench: no int8 variants: ${err instanceof Error ? err.message : String(err)}`);
     return students;
   }
   const manifest: Manifest = parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
   const all = manifest.models.filter((m) => m.role === "student");
-  writeJsonAtomic(join(dir, "manifest.json"), { ...manifest, serve: all.map((m) => m.name).filter((n) => n !== manifest.defaultStudent) });
+  writeJsonAtomic(join(dir, "manifest.json"), {
+    ...manifest,
+    serve: all.map((m) => m.name).filter((n) => n !== manifest.defaultStudent),
+  });
   return all;
 }
 
 /** Convolutions in an ONNX file (Conv nodes; an int8 QDQ file keeps Conv between its Q/DQ pairs). */
 function convolutions(bytes: Uint8Array): number {
-  return decodeModel(bytes).nodes.filter((n) => n.opType === "Conv" || n.opType === "ConvInteger" || n.opType === "QLinearConv").length;
+  return decodeModel(bytes).nodes.filter(
+    (n) => n.opType === "Conv" || n.opType === "ConvInteger" || n.opType === "QLinearConv",
+  ).length;
 }
 
 /** A wrangler config and entry that run src/worker.ts over the chosen models' bundle. */
@@ -128,12 +150,16 @@ process.on("exit", () => {
 
 function startDev(config: string, vars: Record<string, string> = {}): ChildProcess {
   const varArgs = Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
-  const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(PORT), "--log-level", "error", ...varArgs], {
-    cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-    stdio: ["ignore", "ignore", "inherit"],
-    detached: true,
-  });
+  const child = spawn(
+    join(ROOT, "node_modules/.bin/wrangler"),
+    ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(PORT), "--log-level", "error", ...varArgs],
+    {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+      stdio: ["ignore", "ignore", "inherit"],
+      detached: true,
+    },
+  );
   running.add(child);
   child.once("exit", () => running.delete(child));
   return child;
@@ -194,7 +220,13 @@ async function timedRequest(path: string, init: RequestInit, retries = MAX_RETRI
   const ms = performance.now() - t;
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
   const header = res.headers.get("Server-Timing") ?? "";
-  return { ms, inferenceMs: phase(header, "inference"), totalMs: phase(header, "total"), queueMs: phase(header, "queue"), loadMs: phase(header, "load") };
+  return {
+    ms,
+    inferenceMs: phase(header, "inference"),
+    totalMs: phase(header, "total"),
+    queueMs: phase(header, "queue"),
+    loadMs: phase(header, "load"),
+  };
 }
 
 /** `total` requests from `concurrency` loops, each waiting for its answer before the next. */
@@ -215,7 +247,11 @@ async function load(path: string, init: () => RequestInit, concurrency: number, 
 function inferBody(m: ModelEntry): string {
   const dims = [1, ...m.input.shape.slice(1)];
   const size = dims.reduce((a, b) => a * b, 1);
-  return JSON.stringify({ inputs: [{ name: m.input.name, shape: dims, datatype: "FP32", data: Array.from({ length: size }, (_, i) => Math.sin(i)) }] });
+  return JSON.stringify({
+    inputs: [
+      { name: m.input.name, shape: dims, datatype: "FP32", data: Array.from({ length: size }, (_, i) => Math.sin(i)) },
+    ],
+  });
 }
 
 /** A 64x64 RGB upload: the classify path adds decoding and resizing to the inference. */
@@ -228,7 +264,10 @@ function examplePng(): Uint8Array<ArrayBuffer> {
 
 /** onnxruntime-node, natively on one thread: the reference the Worker is compared with. */
 async function nodeReference(dir: string, m: ModelEntry, runs: number) {
-  const session = await ort.InferenceSession.create(readFileSync(join(dir, m.file)), { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(readFileSync(join(dir, m.file)), {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+  });
   const { dims, data } = referenceInput(m.input.shape);
   const input = new ort.Tensor("float32", data, dims);
   const times = await timeRuns(() => session.run({ [m.input.name]: input }), 20, runs);
@@ -239,7 +278,14 @@ async function nodeReference(dir: string, m: ModelEntry, runs: number) {
 function bundleSize(config: string): { rawBytes: number; gzipBytes: number } {
   const outdir = join(WORK, "dist");
   rmSync(outdir, { recursive: true, force: true });
-  const r = spawnSyncChecked(join(ROOT, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--config", config, "--outdir", outdir]);
+  const r = spawnSyncChecked(join(ROOT, "node_modules/.bin/wrangler"), [
+    "deploy",
+    "--dry-run",
+    "--config",
+    config,
+    "--outdir",
+    outdir,
+  ]);
   if (!r) throw new Error("wrangler deploy --dry-run failed");
   let rawBytes = 0;
   let gzipBytes = 0;
@@ -259,7 +305,11 @@ function bundleSize(config: string): { rawBytes: number; gzipBytes: number } {
 }
 
 function spawnSyncChecked(cmd: string, args: string[]): boolean {
-  const r = spawnSync(cmd, args, { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: "false" }, stdio: ["ignore", "ignore", "inherit"] });
+  const r = spawnSync(cmd, args, {
+    cwd: ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   return r.status === 0;
 }
 
@@ -320,7 +370,13 @@ interface FreshIsolate {
    * consecutive requests (like for like: a 1 ms clock and the odd GC pause give a warm isolate's
    * worst too).
    */
-  after1: { meanMs: number; worstMs: number; meanOverSteady: number; worstOverSteady: number; worstOverSteadyWorst: number };
+  after1: {
+    meanMs: number;
+    worstMs: number;
+    meanOverSteady: number;
+    worstOverSteady: number;
+    worstOverSteadyWorst: number;
+  };
 }
 
 /** Steady state of the default student at c=1: its in-Worker mean, and the median over windows of `n` consecutive requests of each window's worst. */
@@ -338,7 +394,14 @@ function steadyState(times: number[], n: number): Steady {
 /** c=1 requests after the first, timed by the Worker. */
 const inWorker = (t: Timed) => (t.inferenceMs ?? 0) + (t.queueMs ?? 0);
 
-async function freshIsolate(config: string, m: ModelEntry, init: () => RequestInit, count: number, { setting, vars }: (typeof FRESH_SETTINGS)[number], steady: Steady): Promise<FreshIsolate> {
+async function freshIsolate(
+  config: string,
+  m: ModelEntry,
+  init: () => RequestInit,
+  count: number,
+  { setting, vars }: (typeof FRESH_SETTINGS)[number],
+  steady: Steady,
+): Promise<FreshIsolate> {
   const dev = startDev(config, vars);
   try {
     await waitReady();
@@ -350,8 +413,20 @@ async function freshIsolate(config: string, m: ModelEntry, init: () => RequestIn
     return {
       setting,
       vars,
-      requests: requests.map((t) => ({ clientMs: round(t.ms), inferenceMs: t.inferenceMs, queueMs: t.queueMs, totalMs: t.totalMs, loadMs: t.loadMs })),
-      after1: { meanMs: round(mean), worstMs: worst, meanOverSteady: round(mean / steady.meanMs), worstOverSteady: round(worst / steady.meanMs), worstOverSteadyWorst: round(worst / steady.windowWorstMs) },
+      requests: requests.map((t) => ({
+        clientMs: round(t.ms),
+        inferenceMs: t.inferenceMs,
+        queueMs: t.queueMs,
+        totalMs: t.totalMs,
+        loadMs: t.loadMs,
+      })),
+      after1: {
+        meanMs: round(mean),
+        worstMs: worst,
+        meanOverSteady: round(mean / steady.meanMs),
+        worstOverSteady: round(worst / steady.meanMs),
+        worstOverSteadyWorst: round(worst / steady.windowWorstMs),
+      },
     };
   } finally {
     await stopDev(dev);
@@ -403,7 +478,12 @@ async function main(): Promise<void> {
       const c1 = await load(`/v2/models/${m.name}/infer`, init, 1, requests);
       const c16 = await load(`/v2/models/${m.name}/infer`, init, 16, requests * 2);
       const png = examplePng();
-      const classify = await load(`/v1/models/${m.name}/classify`, () => ({ method: "POST", headers: { "Content-Type": "image/png" }, body: png }), 1, requests);
+      const classify = await load(
+        `/v1/models/${m.name}/classify`,
+        () => ({ method: "POST", headers: { "Content-Type": "image/png" }, body: png }),
+        1,
+        requests,
+      );
       const twin = students.find((t) => t.name === (m.quantization?.twin ?? m.name)) ?? m;
       if (!nodeTimes.has(twin.name)) nodeTimes.set(twin.name, await nodeReference(dir, twin, requests));
       const node = nodeTimes.get(twin.name)!;
@@ -422,7 +502,11 @@ async function main(): Promise<void> {
         params: m.metrics.params,
         macs: m.metrics.macs,
         convolutions: convolutions(bytes),
-        coldStart: { clientMs: round(cold.get(m.name)!.ms), loadMs: cold.get(m.name)!.loadMs, includesOrtInit: m === students[0] },
+        coldStart: {
+          clientMs: round(cold.get(m.name)!.ms),
+          loadMs: cold.get(m.name)!.loadMs,
+          includesOrtInit: m === students[0],
+        },
         inferC1: stats(c1.map((t) => t.ms)),
         inferC16: stats(c16.map((t) => t.ms)),
         classifyPngC1: stats(classify.map((t) => t.ms)),
@@ -437,9 +521,12 @@ async function main(): Promise<void> {
         inWorkerOverWasm: round(inference.mean / web.mean),
         boundsChecksOverWasm: round(checked.mean / web.mean),
       };
-      if (r.sha256 !== m.sha256) throw new Error(`${m.file} has sha256 ${r.sha256}, its manifest entry says ${m.sha256}`);
+      if (r.sha256 !== m.sha256)
+        throw new Error(`${m.file} has sha256 ${r.sha256}, its manifest entry says ${m.sha256}`);
       results.push(r);
-      console.log(`bench: ${m.name}: c1 median ${round(r.inferC1.median)} ms, in-Worker ${round(inference.mean)} ms, node fp32 ${round(node.mean, 3)} ms (x${r.inWorkerOverNode}), ort-web in Node ${round(web.mean, 3)} ms (bounds-checked ${round(checked.mean, 3)} ms), overhead ${round(r.workerOverhead.mean)} ms`);
+      console.log(
+        `bench: ${m.name}: c1 median ${round(r.inferC1.median)} ms, in-Worker ${round(inference.mean)} ms, node fp32 ${round(node.mean, 3)} ms (x${r.inWorkerOverNode}), ort-web in Node ${round(web.mean, 3)} ms (bounds-checked ${round(checked.mean, 3)} ms), overhead ${round(r.workerOverhead.mean)} ms`,
+      );
     }
   } finally {
     await stopDev(dev);
@@ -452,7 +539,9 @@ async function main(): Promise<void> {
   for (const setting of FRESH_SETTINGS) {
     const f = await freshIsolate(config, defaultStudent, inits.get(defaultStudent.name)!, first, setting, steady);
     fresh.push(f);
-    console.log(`bench: fresh isolate, ${f.setting}: request 1 ${f.requests[0]!.clientMs} ms, requests 2-${first} in-Worker mean ${f.after1.meanMs} ms (${f.after1.meanOverSteady}x steady ${round(steady.meanMs)} ms), worst ${f.after1.worstMs} ms (${f.after1.worstOverSteadyWorst}x a steady isolate's worst of ${first - 1}, ${steady.windowWorstMs} ms)`);
+    console.log(
+      `bench: fresh isolate, ${f.setting}: request 1 ${f.requests[0]!.clientMs} ms, requests 2-${first} in-Worker mean ${f.after1.meanMs} ms (${f.after1.meanOverSteady}x steady ${round(steady.meanMs)} ms), worst ${f.after1.worstMs} ms (${f.after1.worstOverSteadyWorst}x a steady isolate's worst of ${first - 1}, ${steady.windowWorstMs} ms)`,
+    );
   }
 
   const def = results.find((r) => r.model === defaultStudent.name)!;
@@ -468,14 +557,35 @@ async function main(): Promise<void> {
     connectionDrops,
     defaultStudent: defaultStudent.name,
     targets: {
-      inWorkerOverNode: { target: TARGETS.inWorkerOverNode, value: def.inWorkerOverNode, met: def.inWorkerOverNode <= TARGETS.inWorkerOverNode },
-      overheadMs: { target: TARGETS.overheadMs, value: round(def.workerOverhead.mean), met: def.workerOverhead.mean <= TARGETS.overheadMs },
+      inWorkerOverNode: {
+        target: TARGETS.inWorkerOverNode,
+        value: def.inWorkerOverNode,
+        met: def.inWorkerOverNode <= TARGETS.inWorkerOverNode,
+      },
+      overheadMs: {
+        target: TARGETS.overheadMs,
+        value: round(def.workerOverhead.mean),
+        met: def.workerOverhead.mean <= TARGETS.overheadMs,
+      },
       // Both the typical and the worst first request: mean over mean, worst over worst.
-      firstRequestsMeanOverSteady: { target: TARGETS.firstRequestsOverSteady, value: warmOn.after1.meanOverSteady, met: warmOn.after1.meanOverSteady <= TARGETS.firstRequestsOverSteady },
-      firstRequestsWorstOverSteadyWorst: { target: TARGETS.firstRequestsOverSteady, value: warmOn.after1.worstOverSteadyWorst, met: warmOn.after1.worstOverSteadyWorst <= TARGETS.firstRequestsOverSteady },
+      firstRequestsMeanOverSteady: {
+        target: TARGETS.firstRequestsOverSteady,
+        value: warmOn.after1.meanOverSteady,
+        met: warmOn.after1.meanOverSteady <= TARGETS.firstRequestsOverSteady,
+      },
+      firstRequestsWorstOverSteadyWorst: {
+        target: TARGETS.firstRequestsOverSteady,
+        value: warmOn.after1.worstOverSteadyWorst,
+        met: warmOn.after1.worstOverSteadyWorst <= TARGETS.firstRequestsOverSteady,
+      },
     },
     models: results,
-    freshIsolate: { model: defaultStudent.name, steadyInWorkerMs: round(steady.meanMs), steadyWindowWorstMs: steady.windowWorstMs, runs: fresh },
+    freshIsolate: {
+      model: defaultStudent.name,
+      steadyInWorkerMs: round(steady.meanMs),
+      steadyWindowWorstMs: steady.windowWorstMs,
+      runs: fresh,
+    },
   };
   mkdirSync(out, { recursive: true });
   writeJsonAtomic(join(out, "edge.json"), report);
@@ -503,7 +613,8 @@ function markdown(r: Report): string {
   const ms = (x: number) => round(x, 2).toFixed(2);
   const mac = (x: number) => `${(x / 1e6).toFixed(1)}M`;
   const n = r.freshIsolate.runs[0]!.requests.length;
-  const cell = (t: FreshIsolate["requests"][number]) => `${(t.inferenceMs ?? 0) + (t.queueMs ?? 0)}${t.queueMs ? ` (${t.queueMs} queued)` : ""}`;
+  const cell = (t: FreshIsolate["requests"][number]) =>
+    `${(t.inferenceMs ?? 0) + (t.queueMs ?? 0)}${t.queueMs ? ` (${t.queueMs} queued)` : ""}`;
   const lines = [
     `Measured with \`${r.command}\`: models ${r.source}; ${r.requestsPerRun} requests per run (c16: ${2 * r.requestsPerRun}); ${r.machine.cpus} CPUs (load average ${r.machine.loadAverage1m} at the end); Node ${r.machine.node}; ${r.date.slice(0, 10)}.`,
     `Bundle: ${(r.bundle.rawBytes / 2 ** 20).toFixed(2)} MiB raw, ${(r.bundle.gzipBytes / 2 ** 20).toFixed(2)} MiB gzip (every student measured is in it; a deployment bundles its serve list). Requests sent again after wrangler dev's proxy closed their connection: ${r.connectionDrops}.`,
@@ -515,7 +626,9 @@ function markdown(r: Report): string {
         `| ${m.model}${m.model === r.defaultStudent ? " (default)" : ""} | ${m.precision} | ${mac(m.macs)} | ${m.convolutions} | ${ms(m.inWorkerInference.mean)} | ${round(m.onnxruntimeNodeFp32.mean, 3).toFixed(3)}${m.fp32Twin !== m.model ? ` (${m.fp32Twin})` : ""} | ${m.inWorkerOverNode.toFixed(2)}x | ${round(m.onnxruntimeWebInNode.mean, 3).toFixed(3)}: ${m.wasmOverNode.toFixed(2)}x, ${m.inWorkerOverWasm.toFixed(2)}x | ${round(m.onnxruntimeWebInNodeBoundsChecked.mean, 3).toFixed(3)}: ${m.boundsChecksOverWasm.toFixed(2)}x | ${ms(m.workerOverhead.mean)} | ${ms(m.coldStart.clientMs)}${m.coldStart.includesOrtInit ? " (ORT init)" : ""} | ${ms(m.inferC1.median)} / ${ms(m.inferC1.p99)} | ${ms(m.inferC16.median)} | ${ms(m.classifyPngC1.median)} |`,
     ),
     "",
-    `Targets for the default student (${r.defaultStudent}): ${Object.entries(r.targets).map(([k, t]) => `${k} ${t.value} (target <= ${t.target}: ${t.met ? "met" : "NOT met"})`).join("; ")}.`,
+    `Targets for the default student (${r.defaultStudent}): ${Object.entries(r.targets)
+      .map(([k, t]) => `${k} ${t.value} (target <= ${t.target}: ${t.met ? "met" : "NOT met"})`)
+      .join("; ")}.`,
     "",
     `First ${n} requests of a fresh isolate (${r.freshIsolate.model}, c=1 back to back; in-Worker ms = Server-Timing queue + inference; request 1 also loads the session, which starts onnxruntime-web and includes a blocking warm-up, and its client time is given; steady state: mean ${r.freshIsolate.steadyInWorkerMs} ms, worst of ${n - 1} consecutive requests ${r.freshIsolate.steadyWindowWorstMs} ms, median over windows):`,
     "",

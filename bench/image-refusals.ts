@@ -21,7 +21,9 @@ import { stats } from "./timing.ts";
 const { values } = parseArgs({ options: { runs: { type: "string", default: "20" }, decoder: { type: "string" } } });
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, not "${values.runs}"`);
-const { decodeImage } = (await import(values.decoder ? resolve(values.decoder) : "../models/image/decode.ts")) as { decodeImage: typeof DecodeImage };
+const { decodeImage } = (await import(values.decoder ? resolve(values.decoder) : "../models/image/decode.ts")) as {
+  decodeImage: typeof DecodeImage;
+};
 const limits = imageLimits(DEFAULT_LIMITS);
 
 /** The answer the Worker would give: 200, or the refusal's status and message. */
@@ -37,9 +39,14 @@ async function outcome(bytes: Uint8Array): Promise<string> {
 
 const files = [
   ...craftedImages().map((c) => ({ name: c.name, bytes: c.bytes })),
-  ...[maxPng(DEFAULT_LIMITS), maxJpeg(DEFAULT_LIMITS)].map((u) => ({ name: `honest ${u.kind} ${u.width}x${u.height}`, bytes: u.bytes })),
+  ...[maxPng(DEFAULT_LIMITS), maxJpeg(DEFAULT_LIMITS)].map((u) => ({
+    name: `honest ${u.kind} ${u.width}x${u.height}`,
+    bytes: u.bytes,
+  })),
 ];
-console.log(`decoder ${values.decoder ?? "models/image/decode.ts"}, ${runs} runs a file after one untimed, limits ${JSON.stringify(limits)}`);
+console.log(
+  `decoder ${values.decoder ?? "models/image/decode.ts"}, ${runs} runs a file after one untimed, limits ${JSON.stringify(limits)}`,
+);
 for (const file of files) {
   const answer = await outcome(file.bytes);
   const times: number[] = [];
@@ -49,5 +56,7 @@ for (const file of files) {
     times.push(performance.now() - t);
   }
   const s = stats(times);
-  console.log(`${file.name} (${file.bytes.length} bytes): median ${s.median.toFixed(2)} ms, max ${Math.max(...times).toFixed(2)} ms; ${answer.slice(0, 160)}`);
+  console.log(
+    `${file.name} (${file.bytes.length} bytes): median ${s.median.toFixed(2)} ms, max ${Math.max(...times).toFixed(2)} ms; ${answer.slice(0, 160)}`,
+  );
 }

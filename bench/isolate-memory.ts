@@ -33,15 +33,24 @@ export async function inspectIsolate(mf: Miniflare, name: string): Promise<Isola
   const inspector = await mf.getInspectorURL();
   const targets = (await (await fetch(`http://${inspector.host}/json`)).json()) as Target[];
   const target = targets.find((t) => t.id === `core:user:${name}`);
-  if (!target) throw new Error(`no inspector target core:user:${name}; targets: ${targets.map((t) => t.id).join(", ")}`);
-  const ws = (await miniflareFetch(target.webSocketDebuggerUrl.replace(/^ws:/, "http:"), { headers: { Upgrade: "websocket" } })).webSocket;
+  if (!target)
+    throw new Error(`no inspector target core:user:${name}; targets: ${targets.map((t) => t.id).join(", ")}`);
+  const ws = (
+    await miniflareFetch(target.webSocketDebuggerUrl.replace(/^ws:/, "http:"), { headers: { Upgrade: "websocket" } })
+  ).webSocket;
   if (!ws) throw new Error(`the inspector at ${target.webSocketDebuggerUrl} did not accept a WebSocket`);
   ws.accept();
   let id = 0;
   let contextId: number | undefined;
   const pending = new Map<number, { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void }>();
   ws.addEventListener("message", (e) => {
-    const m = JSON.parse(String(e.data)) as { id?: number; method?: string; params?: { context?: { id: number } }; result?: Record<string, unknown>; error?: { message: string } };
+    const m = JSON.parse(String(e.data)) as {
+      id?: number;
+      method?: string;
+      params?: { context?: { id: number } };
+      result?: Record<string, unknown>;
+      error?: { message: string };
+    };
     if (m.method === "Runtime.executionContextCreated" && m.params?.context) contextId = m.params.context.id;
     if (m.id === undefined) return;
     const waiter = pending.get(m.id);
@@ -59,8 +68,13 @@ export async function inspectIsolate(mf: Miniflare, name: string): Promise<Isola
   await call("Runtime.enable");
 
   const wasmBytes = async () => {
-    const proto = await call<{ result: { objectId: string } }>("Runtime.evaluate", { expression: "WebAssembly.Memory.prototype", ...(contextId === undefined ? {} : { contextId }) });
-    const found = await call<{ objects: { objectId: string } }>("Runtime.queryObjects", { prototypeObjectId: proto.result.objectId });
+    const proto = await call<{ result: { objectId: string } }>("Runtime.evaluate", {
+      expression: "WebAssembly.Memory.prototype",
+      ...(contextId === undefined ? {} : { contextId }),
+    });
+    const found = await call<{ objects: { objectId: string } }>("Runtime.queryObjects", {
+      prototypeObjectId: proto.result.objectId,
+    });
     const sum = await call<{ result: { value: number } }>("Runtime.callFunctionOn", {
       objectId: found.objects.objectId,
       functionDeclaration: "function () { return this.reduce((n, m) => n + m.buffer.byteLength, 0); }",

@@ -88,13 +88,19 @@ function images(entry: ModelEntry): { png: Buffer; tensor: number[] }[] {
     const size = test.height * test.width;
     for (let i = 0; i < IMAGES; i++) {
       const pixels = test.images.subarray(i * size, (i + 1) * size);
-      out.push({ png: Buffer.from(encode({ width: test.width, height: test.height, data: pixels, channels: 1, depth: 8 })), tensor: Array.from(pixels, (p) => (p / 255 - mean[0]!) / std[0]!) });
+      out.push({
+        png: Buffer.from(encode({ width: test.width, height: test.height, data: pixels, channels: 1, depth: 8 })),
+        tensor: Array.from(pixels, (p) => (p / 255 - mean[0]!) / std[0]!),
+      });
     }
   } else {
     console.warn(`loadtest: ${FASHION_MNIST_DIR} is missing; using random images`);
     for (let i = 0; i < IMAGES; i++) {
       const pixels = Uint8Array.from({ length: 784 }, () => Math.floor(Math.random() * 256));
-      out.push({ png: Buffer.from(encode({ width: 28, height: 28, data: pixels, channels: 1, depth: 8 })), tensor: Array.from(pixels, (p) => (p / 255 - mean[0]!) / std[0]!) });
+      out.push({
+        png: Buffer.from(encode({ width: 28, height: 28, data: pixels, channels: 1, depth: 8 })),
+        tensor: Array.from(pixels, (p) => (p / 255 - mean[0]!) / std[0]!),
+      });
     }
   }
   return out;
@@ -123,14 +129,20 @@ interface Tally {
 /** What the phases drive: wrangler dev (scripts/stack.ts) or Miniflare's own server. */
 type Target = Pick<Stack, "workerUrl" | "teacher" | "startTeacher" | "workerdMemory" | "stop">;
 
-function run(stack: Target, requests: NonNullable<Parameters<typeof autocannon>[0]["requests"]>, amount: number, onProgress?: (done: number) => void): Promise<{ result: Result; tally: Tally }> {
+function run(
+  stack: Target,
+  requests: NonNullable<Parameters<typeof autocannon>[0]["requests"]>,
+  amount: number,
+  onProgress?: (done: number) => void,
+): Promise<{ result: Result; tally: Tally }> {
   const tally: Tally = { status: new Map(), arms: new Map(), faults: new Map(), proxyRestarts: 0, serverErrors: [] };
   const bump = (m: Map<string | number, number>, k: string | number) => m.set(k, (m.get(k) ?? 0) + 1);
   const withTally = requests.map((r) => ({
     ...r,
     onResponse: (status: number, body: string, _ctx: unknown, raw: Record<string, string>) => {
       if (status === 503 && body.includes(PROXY_RESTART)) tally.proxyRestarts++;
-      else if ((status < 200 || status > 299) && tally.serverErrors.length < 10) tally.serverErrors.push({ path: r.path ?? "", status, body: body.slice(0, 300) });
+      else if ((status < 200 || status > 299) && tally.serverErrors.length < 10)
+        tally.serverErrors.push({ path: r.path ?? "", status, body: body.slice(0, 300) });
       // autocannon keeps the header names' case as sent.
       const headers = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.toLowerCase(), v]));
       if (headers["x-arm"]) bump(tally.arms as Map<string | number, number>, headers["x-arm"]);
@@ -139,7 +151,10 @@ function run(stack: Target, requests: NonNullable<Parameters<typeof autocannon>[
   }));
   return new Promise((resolve, reject) => {
     let done = 0;
-    const instance = autocannon({ url: stack.workerUrl, connections: CONNECTIONS, amount, timeout: 30, requests: withTally }, (err, result) => (err ? reject(err) : resolve({ result, tally })));
+    const instance = autocannon(
+      { url: stack.workerUrl, connections: CONNECTIONS, amount, timeout: 30, requests: withTally },
+      (err, result) => (err ? reject(err) : resolve({ result, tally })),
+    );
     instance.on("response", (_client: unknown, statusCode: number) => {
       bump(tally.status as Map<string | number, number>, statusCode);
       onProgress?.(++done);
@@ -158,7 +173,11 @@ const classify = (path: string): RequestSpec & { setupRequest: (r: RequestSpec) 
 const compare = (): RequestSpec & { setupRequest: (r: RequestSpec) => RequestSpec } => ({
   method: "POST",
   path: "/v1/compare",
-  setupRequest: (r) => ({ ...r, body: pick(data).png, headers: { "content-type": "image/png", authorization: `Bearer ${pick(compareKeys)}` } }),
+  setupRequest: (r) => ({
+    ...r,
+    body: pick(data).png,
+    headers: { "content-type": "image/png", authorization: `Bearer ${pick(compareKeys)}` },
+  }),
 });
 const MIXED = [
   ...Array.from({ length: 10 }, () => classify("/v1/classify")),
@@ -169,7 +188,16 @@ const MIXED = [
     setupRequest: (r: RequestSpec) => ({
       ...r,
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ inputs: [{ name: student.input.name, shape: [1, ...student.input.shape.slice(1)], datatype: "FP32", data: pick(data).tensor }] }),
+      body: JSON.stringify({
+        inputs: [
+          {
+            name: student.input.name,
+            shape: [1, ...student.input.shape.slice(1)],
+            datatype: "FP32",
+            data: pick(data).tensor,
+          },
+        ],
+      }),
     }),
   })),
   classify(`/v1/models/${student.name}/classify`),
@@ -183,12 +211,19 @@ const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 /** 5xx answers from the Worker itself (the dev proxy's restarts are counted apart). */
 const fivexx = (t: Tally) => [...t.status].filter(([s]) => s >= 500).reduce((n, [, c]) => n + c, 0) - t.proxyRestarts;
 const non2xx = (t: Tally) => [...t.status].filter(([s]) => s < 200 || s > 299).reduce((n, [, c]) => n + c, 0);
-const statusDetail = (t: Tally) => `${JSON.stringify(Object.fromEntries(t.status))}${t.proxyRestarts ? `, of them ${t.proxyRestarts} dev-proxy restarts` : ""}${t.serverErrors.length ? `; first from the Worker: ${JSON.stringify(t.serverErrors)}` : ""}`;
+const statusDetail = (t: Tally) =>
+  `${JSON.stringify(Object.fromEntries(t.status))}${t.proxyRestarts ? `, of them ${t.proxyRestarts} dev-proxy restarts` : ""}${t.serverErrors.length ? `; first from the Worker: ${JSON.stringify(t.serverErrors)}` : ""}`;
 const answered = (t: Tally) => [...t.status.values()].reduce((a, b) => a + b, 0);
 const checks: { name: string; ok: boolean; detail: string }[] = [];
 const check = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
 
-const VARS = { STUDENT_PERCENT: "50", SHADOW_PERCENT: "10", TEACHER_TIMEOUT_MS: "2000", ADMIN_TOKEN: TOKEN, TEACHER_TOKEN };
+const VARS = {
+  STUDENT_PERCENT: "50",
+  SHADOW_PERCENT: "10",
+  TEACHER_TIMEOUT_MS: "2000",
+  ADMIN_TOKEN: TOKEN,
+  TEACHER_TOKEN,
+};
 let stack: Stack | undefined;
 let miniflare: MiniflareStack | undefined;
 const output: Record<string, unknown> = { connections: CONNECTIONS, student: student.name, phases: [...phases] };
@@ -204,7 +239,14 @@ async function start(config?: string): Promise<Stack> {
   rmSync(PERSIST, { recursive: true, force: true });
   applyLocalMigrations(PERSIST);
   console.log(`loadtest: starting the teacher host and wrangler dev${config ? ` (${config})` : ""}`);
-  return startStack({ workerPort: 8797, teacherPort: 8097, persistTo: PERSIST, teacherToken: TEACHER_TOKEN, vars: VARS, ...(config ? { config } : {}) });
+  return startStack({
+    workerPort: 8797,
+    teacherPort: 8097,
+    persistTo: PERSIST,
+    teacherToken: TEACHER_TOKEN,
+    vars: VARS,
+    ...(config ? { config } : {}),
+  });
 }
 
 async function report(s: Target, since: number): Promise<Report> {
@@ -223,7 +265,8 @@ async function writes(s: Target, via: "direct" | "queue") {
   const { tally } = await run(s, ROUTED, WRITE_REQUESTS);
   const answered = tally.status.get(200) ?? 0;
   let r = await report(s, since);
-  for (const deadline = Date.now() + 60_000; r.requests < answered && Date.now() < deadline; r = await report(s, since)) await new Promise((done) => setTimeout(done, 1_000));
+  for (const deadline = Date.now() + 60_000; r.requests < answered && Date.now() < deadline; r = await report(s, since))
+    await new Promise((done) => setTimeout(done, 1_000));
   const served = r.rows.reduce((n, row) => n + row.served, 0);
   const result = {
     requests: WRITE_REQUESTS,
@@ -236,8 +279,14 @@ async function writes(s: Target, via: "direct" | "queue") {
     rowsWritten: r.writes.rows,
     transactionsPerThousandRequests: r.writes.perThousandRequests,
   };
-  check(`writes (${via}): every answered request recorded`, result.rowsLost === 0 && r.requests === answered, `${answered} answered, ${r.requests} in the report, ${served} served rows`);
-  console.log(`loadtest:   ${via}: ${result.transactions} D1 write transactions for ${r.requests} requests (${result.transactionsPerThousandRequests?.toFixed(1)} per 1,000), ${result.rowsLost} rows lost`);
+  check(
+    `writes (${via}): every answered request recorded`,
+    result.rowsLost === 0 && r.requests === answered,
+    `${answered} answered, ${r.requests} in the report, ${served} served rows`,
+  );
+  console.log(
+    `loadtest:   ${via}: ${result.transactions} D1 write transactions for ${r.requests} requests (${result.transactionsPerThousandRequests?.toFixed(1)} per 1,000), ${result.rowsLost} rows lost`,
+  );
   return result;
 }
 
@@ -245,7 +294,11 @@ async function writes(s: Target, via: "direct" | "queue") {
 async function makeCompareKeys(target: Target): Promise<void> {
   compareKeys.length = 0;
   for (let i = 0; i < COMPARE_KEYS; i++) {
-    const r = await fetch(`${target.workerUrl}/v1/keys`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ name: `loadtest-${i}`, rights: ["compare"] }) });
+    const r = await fetch(`${target.workerUrl}/v1/keys`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ name: `loadtest-${i}`, rights: ["compare"] }),
+    });
     if (r.status !== 201) throw new Error(`cannot make an API key: HTTP ${r.status} ${await r.text()}`);
     compareKeys.push(((await r.json()) as { key: string }).key);
   }
@@ -284,13 +337,21 @@ async function mixedPhase(s: Target, server: "wrangler dev" | "miniflare", probe
     warmup += WARMUP_CHUNK;
     const now = await level();
     const growth = now / warm - 1;
-    console.log(`loadtest: ${label} warm-up ${warmup}: ${probe ? "Worker isolate" : "workerd"} ${mb(now)} MB (${(growth * 100).toFixed(1)}% over the last ${WARMUP_CHUNK})`);
+    console.log(
+      `loadtest: ${label} warm-up ${warmup}: ${probe ? "Worker isolate" : "workerd"} ${mb(now)} MB (${(growth * 100).toFixed(1)}% over the last ${WARMUP_CHUNK})`,
+    );
     warm = now;
     if (chunk >= 2 && growth < WARMUP_SETTLED) break;
   }
 
   console.log(`loadtest: ${label}, ${MIXED_REQUESTS} requests at concurrency ${CONNECTIONS} through ${server}`);
-  type Point = { requests: number; workerdMB: number; proxyMB: number; isolate?: { heapMB: number; wasmMB: number }; d1MB?: number };
+  type Point = {
+    requests: number;
+    workerdMB: number;
+    proxyMB: number;
+    isolate?: { heapMB: number; wasmMB: number };
+    d1MB?: number;
+  };
   // The isolate is sampled only while idle (before and after the run): a sample collects garbage in it,
   // and sampling while requests ran lost a few of their answers (12 of 2,000 in a smoke run).
   const point = async (requests: number, idle: boolean): Promise<Point> => {
@@ -312,7 +373,9 @@ async function mixedPhase(s: Target, server: "wrangler dev" | "miniflare", probe
       sampling.push(
         point(done, false).then((p) => {
           memory.push(p);
-          console.log(`loadtest:   ${done} / ${MIXED_REQUESTS}: workerd ${p.workerdMB} MB${probe ? `, D1 files ${p.d1MB} MB` : `, dev proxy ${p.proxyMB} MB`}`);
+          console.log(
+            `loadtest:   ${done} / ${MIXED_REQUESTS}: workerd ${p.workerdMB} MB${probe ? `, D1 files ${p.d1MB} MB` : `, dev proxy ${p.proxyMB} MB`}`,
+          );
         }),
       );
     }
@@ -326,7 +389,11 @@ async function mixedPhase(s: Target, server: "wrangler dev" | "miniflare", probe
   } else {
     check(`${label}: no 5xx from the Worker`, fivexx(mixed.tally) === 0, statusDetail(mixed.tally));
   }
-  check(`${label}: none dropped`, m.errors === 0 && m.timeouts === 0 && answered(mixed.tally) === MIXED_REQUESTS, `${answered(mixed.tally)} answered, ${m.errors} errors, ${m.timeouts} timeouts, ${m.resets} connection resets`);
+  check(
+    `${label}: none dropped`,
+    m.errors === 0 && m.timeouts === 0 && answered(mixed.tally) === MIXED_REQUESTS,
+    `${answered(mixed.tally)} answered, ${m.errors} errors, ${m.timeouts} timeouts, ${m.resets} connection resets`,
+  );
   const first = memory[0]!;
   if (probe) {
     const before = first.isolate!.heapMB + first.isolate!.wasmMB;
@@ -361,8 +428,12 @@ try {
     // Before: wrangler.toml without the queue, so every request writes its own rows.
     const toml = readFileSync("wrangler.toml", "utf8");
     const direct = toml.replace(/^\[\[queues\.(producers|consumers)\]\]\n(?:(?!\[)[^\n]*\n)*/gm, "");
-    if (direct === toml || /queues/.test(direct.replace(/^#.*$/gm, ""))) throw new Error("could not take the queue out of wrangler.toml");
-    writeFileSync(DIRECT_CONFIG, `# Written by bench/loadtest.ts for its "before" measurement, and removed after it.\n${direct}`);
+    if (direct === toml || /queues/.test(direct.replace(/^#.*$/gm, "")))
+      throw new Error("could not take the queue out of wrangler.toml");
+    writeFileSync(
+      DIRECT_CONFIG,
+      `# Written by bench/loadtest.ts for its "before" measurement, and removed after it.\n${direct}`,
+    );
     try {
       stack = await start(DIRECT_CONFIG);
       const before = await writes(stack, "direct");
@@ -370,7 +441,11 @@ try {
       stack = await start();
       const after = await writes(stack, "queue");
       output.writes = { direct: before, queue: after };
-      check("writes: the queue batches D1 writes", (after.transactionsPerThousandRequests ?? Infinity) < (before.transactionsPerThousandRequests ?? 0) / 10, `${before.transactionsPerThousandRequests?.toFixed(1)} -> ${after.transactionsPerThousandRequests?.toFixed(1)} transactions per 1,000 requests`);
+      check(
+        "writes: the queue batches D1 writes",
+        (after.transactionsPerThousandRequests ?? Infinity) < (before.transactionsPerThousandRequests ?? 0) / 10,
+        `${before.transactionsPerThousandRequests?.toFixed(1)} -> ${after.transactionsPerThousandRequests?.toFixed(1)} transactions per 1,000 requests`,
+      );
     } finally {
       rmSync(DIRECT_CONFIG, { force: true });
     }
@@ -382,7 +457,9 @@ try {
   if (phases.has("mixed")) output.mixed = await mixedPhase(stack!, "wrangler dev");
   if (phases.has("faults")) {
     const s = stack!;
-    console.log(`loadtest: teacher faults, ${FAULT_REQUESTS} routed requests; the teacher is killed at 25% and restarted at 60%`);
+    console.log(
+      `loadtest: teacher faults, ${FAULT_REQUESTS} routed requests; the teacher is killed at 25% and restarted at 60%`,
+    );
     const since = Date.now();
     let killed = false;
     let restart: Promise<void> | undefined;
@@ -397,14 +474,32 @@ try {
     const seen = [...faults.tally.faults.values()].reduce((a, b) => a + b, 0);
     // The last measurements are written after their responses, through the queue.
     let faultReport = await report(s, since);
-    for (const deadline = Date.now() + 60_000; faultReport.requests < answered(faults.tally) && Date.now() < deadline; faultReport = await report(s, since)) {
+    for (
+      const deadline = Date.now() + 60_000;
+      faultReport.requests < answered(faults.tally) && Date.now() < deadline;
+      faultReport = await report(s, since)
+    ) {
       await new Promise((r) => setTimeout(r, 1_000));
     }
-    const reported = faultReport.rows.filter((r) => r.arm === "teacher").reduce((n, r) => n + Object.values(r.faults).reduce((a, b) => a + (b ?? 0), 0), 0);
+    const reported = faultReport.rows
+      .filter((r) => r.arm === "teacher")
+      .reduce((n, r) => n + Object.values(r.faults).reduce((a, b) => a + (b ?? 0), 0), 0);
     check("faults: no 5xx from the Worker", fivexx(faults.tally) === 0, statusDetail(faults.tally));
-    check("faults: every request answered", faults.result.errors === 0 && faults.result.timeouts === 0 && answered(faults.tally) === FAULT_REQUESTS, `${answered(faults.tally)} answered`);
-    check("faults: the student stood in", seen > 0, `${seen} responses carried X-Teacher-Fault: ${JSON.stringify(Object.fromEntries(faults.tally.faults))}`);
-    check("faults: the report counts them", faultReport.fallbacks === seen && reported >= seen, `report: ${faultReport.fallbacks} fallbacks, ${reported} teacher faults (shadow faults included)`);
+    check(
+      "faults: every request answered",
+      faults.result.errors === 0 && faults.result.timeouts === 0 && answered(faults.tally) === FAULT_REQUESTS,
+      `${answered(faults.tally)} answered`,
+    );
+    check(
+      "faults: the student stood in",
+      seen > 0,
+      `${seen} responses carried X-Teacher-Fault: ${JSON.stringify(Object.fromEntries(faults.tally.faults))}`,
+    );
+    check(
+      "faults: the report counts them",
+      faultReport.fallbacks === seen && reported >= seen,
+      `report: ${faultReport.fallbacks} fallbacks, ${reported} teacher faults (shadow faults included)`,
+    );
     output.faults = {
       requests: FAULT_REQUESTS,
       latencyMs: { p50: faults.result.latency.p50, p99: faults.result.latency.p99 },
@@ -420,10 +515,20 @@ try {
     await stack?.stop();
     stack = undefined;
     console.log("loadtest: starting the teacher host and the Worker under Miniflare's own server");
-    miniflare = await startMiniflareStack({ port: 8797, teacherPort: 8097, teacherToken: TEACHER_TOKEN, persistTo: MINIFLARE_PERSIST, outdir: MINIFLARE_OUTDIR, vars: VARS });
+    miniflare = await startMiniflareStack({
+      port: 8797,
+      teacherPort: 8097,
+      teacherToken: TEACHER_TOKEN,
+      persistTo: MINIFLARE_PERSIST,
+      outdir: MINIFLARE_OUTDIR,
+      vars: VARS,
+    });
     await makeCompareKeys(miniflare);
     const isolate = miniflare.isolate;
-    output.miniflare = await mixedPhase(miniflare, "miniflare", { sample: () => isolate.sample(), d1Dir: join(MINIFLARE_PERSIST, "v3", "d1") });
+    output.miniflare = await mixedPhase(miniflare, "miniflare", {
+      sample: () => isolate.sample(),
+      d1Dir: join(MINIFLARE_PERSIST, "v3", "d1"),
+    });
   }
 } finally {
   await Promise.all([stack?.stop(), miniflare?.stop()]);
@@ -432,7 +537,10 @@ try {
 output.checks = checks;
 writeJsonAtomic(".bench/loadtest.json", output);
 if (output.writes) console.log(JSON.stringify({ writes: output.writes }, null, 2));
-for (const phase of ["mixed", "miniflare"] as const) if (output[phase]) console.log(JSON.stringify({ [phase]: { ...(output[phase] as object), report: undefined } }, null, 2));
-if (output.faults) console.log(JSON.stringify({ faults: { ...(output.faults as object), report: undefined } }, null, 2));
+for (const phase of ["mixed", "miniflare"] as const)
+  if (output[phase])
+    console.log(JSON.stringify({ [phase]: { ...(output[phase] as object), report: undefined } }, null, 2));
+if (output.faults)
+  console.log(JSON.stringify({ faults: { ...(output.faults as object), report: undefined } }, null, 2));
 for (const c of checks) console.log(`${c.ok ? "PASS" : "FAIL"}  ${c.name}: ${c.detail}`);
 process.exit(checks.every((c) => c.ok) ? 0 : 1);

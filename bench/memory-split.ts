@@ -14,7 +14,8 @@ import { startMiniflareStack } from "./miniflare-stack.ts";
 
 const { values } = parseArgs({ options: { rounds: { type: "string", default: "3" } } });
 const rounds = Number(values.rounds);
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got "${values.rounds}"`);
+if (!Number.isInteger(rounds) || rounds < 1)
+  throw new Error(`--rounds must be a positive integer, got "${values.rounds}"`);
 const BATCH = 1_000;
 
 const s = await startMiniflareStack({
@@ -27,18 +28,55 @@ const s = await startMiniflareStack({
 });
 const mb = (b: number) => (b / 2 ** 20).toFixed(1);
 const png = readFileSync("samples/ankle-boot.png");
-const infer = JSON.stringify({ inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: Array.from({ length: 784 }, (_, i) => Math.sin(i)) }] });
+const infer = JSON.stringify({
+  inputs: [
+    {
+      name: "input",
+      shape: [1, 1, 28, 28],
+      datatype: "FP32",
+      data: Array.from({ length: 784 }, (_, i) => Math.sin(i)),
+    },
+  ],
+});
 let n = 0;
 type Requests = NonNullable<Parameters<typeof autocannon>[0]["requests"]>;
 const kinds: [string, Requests][] = [
-  ["OIP infer (no D1)", [{ method: "POST", path: "/v2/models/narrow-deep/infer", headers: { "content-type": "application/json" }, body: infer }]],
-  ["named classify, PNG (no D1)", [{ method: "POST", path: "/v1/models/narrow-deep/classify", headers: { "content-type": "image/png" }, body: png }]],
+  [
+    "OIP infer (no D1)",
+    [
+      {
+        method: "POST",
+        path: "/v2/models/narrow-deep/infer",
+        headers: { "content-type": "application/json" },
+        body: infer,
+      },
+    ],
+  ],
+  [
+    "named classify, PNG (no D1)",
+    [{ method: "POST", path: "/v1/models/narrow-deep/classify", headers: { "content-type": "image/png" }, body: png }],
+  ],
   [
     "routed classify, PNG (a D1 row each, through the queue)",
-    [{ method: "POST", path: "/v1/classify", setupRequest: (r: RequestSpec) => ({ ...r, body: png, headers: { "content-type": "image/png", "x-client-id": `c${n++ % 2000}` } }) }],
+    [
+      {
+        method: "POST",
+        path: "/v1/classify",
+        setupRequest: (r: RequestSpec) => ({
+          ...r,
+          body: png,
+          headers: { "content-type": "image/png", "x-client-id": `c${n++ % 2000}` },
+        }),
+      },
+    ],
   ],
 ];
-const drive = (requests: Requests) => new Promise<void>((resolve, reject) => autocannon({ url: s.workerUrl, connections: 32, amount: BATCH, requests }, (err) => (err ? reject(err) : resolve())));
+const drive = (requests: Requests) =>
+  new Promise<void>((resolve, reject) =>
+    autocannon({ url: s.workerUrl, connections: 32, amount: BATCH, requests }, (err) =>
+      err ? reject(err) : resolve(),
+    ),
+  );
 
 try {
   console.log("kind | requests | workerd RSS (MB) | isolate heap after GC (MB) | isolate WASM (MB)");
@@ -47,7 +85,9 @@ try {
       await drive(requests);
       // Sampled while idle: a sample collects garbage in the isolate.
       const isolate = await s.isolate.sample();
-      console.log(`${label} | +${i * BATCH} | ${mb(s.workerdMemory().worker)} | ${mb(isolate.heapBytes)} | ${mb(isolate.wasmBytes)}`);
+      console.log(
+        `${label} | +${i * BATCH} | ${mb(s.workerdMemory().worker)} | ${mb(isolate.heapBytes)} | ${mb(isolate.wasmBytes)}`,
+      );
     }
   }
 } finally {

@@ -45,12 +45,19 @@ type ModuleType = "ESModule" | "CompiledWasm" | "Data" | "Text";
 
 export function buildBundle(outdir: string, config = "wrangler.toml"): { path: string; type: ModuleType }[] {
   rmSync(outdir, { recursive: true, force: true });
-  execFileSync(WRANGLER, ["deploy", "--dry-run", "--config", config, "--outdir", outdir], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...QUIET_ENV } });
+  execFileSync(WRANGLER, ["deploy", "--dry-run", "--config", config, "--outdir", outdir], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...QUIET_ENV },
+  });
   // wrangler.toml's rules: .wasm precompiled, .onnx as bytes, the rest (the dashboard's scripts and
   // styles) as text. The dry run names them by content hash, so the extension is what is left to go by.
-  const type = (f: string): ModuleType => (f.endsWith(".wasm") ? "CompiledWasm" : f.endsWith(".onnx") ? "Data" : "Text");
+  const type = (f: string): ModuleType =>
+    f.endsWith(".wasm") ? "CompiledWasm" : f.endsWith(".onnx") ? "Data" : "Text";
   const others = readdirSync(outdir).filter((f) => f !== "index.js" && !f.endsWith(".map") && f !== "README.md");
-  return [{ path: join(outdir, "index.js"), type: "ESModule" as const }, ...others.map((f) => ({ path: join(outdir, f), type: type(f) }))];
+  return [
+    { path: join(outdir, "index.js"), type: "ESModule" as const },
+    ...others.map((f) => ({ path: join(outdir, f), type: type(f) })),
+  ];
 }
 
 export async function startMiniflareStack(o: MiniflareStackOptions): Promise<MiniflareStack> {

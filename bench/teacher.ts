@@ -22,7 +22,8 @@ import { loadFashionMnist } from "../training/data/fashion-mnist.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../training/io/atomic.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const USAGE = "usage: npm run bench:teacher -- [--manifest FILE] [--seconds N] [--rounds N] [--concurrency 1,8,32] [--out DIR]";
+const USAGE =
+  "usage: npm run bench:teacher -- [--manifest FILE] [--seconds N] [--rounds N] [--concurrency 1,8,32] [--out DIR]";
 
 function fail(message: string): never {
   console.error(`bench:teacher: ${message}\n${USAGE}`);
@@ -82,7 +83,11 @@ function bodies(entry: ModelEntry, count: number): Buffer[] {
   const pixels = test.height * test.width;
   return Array.from({ length: count }, (_, i) => {
     const data = Array.from(test.images.subarray(i * pixels, (i + 1) * pixels), (p) => (p / 255 - mean[0]!) / std[0]!);
-    return Buffer.from(JSON.stringify({ inputs: [{ name: entry.input.name, shape: [1, 1, test.height, test.width], datatype: "FP32", data }] }));
+    return Buffer.from(
+      JSON.stringify({
+        inputs: [{ name: entry.input.name, shape: [1, 1, test.height, test.width], datatype: "FP32", data }],
+      }),
+    );
   });
 }
 
@@ -94,7 +99,14 @@ interface Load {
 }
 
 /** `clients` loops, each sending its next request when the last is answered, for `seconds`. */
-async function drive(url: string, path: string, token: string, payloads: Buffer[], clients: number, seconds: number): Promise<Load> {
+async function drive(
+  url: string,
+  path: string,
+  token: string,
+  payloads: Buffer[],
+  clients: number,
+  seconds: number,
+): Promise<Load> {
   const { hostname, port } = new URL(url);
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const latenciesMs: number[] = [];
@@ -105,7 +117,18 @@ async function drive(url: string, path: string, token: string, payloads: Buffer[
   const one = (body: Buffer) =>
     new Promise<number>((done) => {
       const req = request(
-        { hostname, port, path, method: "POST", agent, headers: { "Content-Type": "application/json", "Content-Length": body.length, Authorization: `Bearer ${token}` } },
+        {
+          hostname,
+          port,
+          path,
+          method: "POST",
+          agent,
+          headers: {
+            "Content-Type": "application/json",
+            "Content-Length": body.length,
+            Authorization: `Bearer ${token}`,
+          },
+        },
         (res) => {
           res.resume();
           res.on("end", () => done(res.statusCode ?? 0));
@@ -130,10 +153,17 @@ async function drive(url: string, path: string, token: string, payloads: Buffer[
 }
 
 /** The sums the host's /metrics keeps, for the difference over a run. */
-async function hostCounters(url: string, token: string): Promise<{ runs: number; images: number; inferenceSeconds: number }> {
+async function hostCounters(
+  url: string,
+  token: string,
+): Promise<{ runs: number; images: number; inferenceSeconds: number }> {
   const text = await (await fetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text();
   const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
-  return { runs: read("teacher_batch_size_count"), images: read("teacher_batch_size_sum"), inferenceSeconds: read("teacher_inference_duration_seconds_sum") };
+  return {
+    runs: read("teacher_batch_size_count"),
+    images: read("teacher_batch_size_sum"),
+    inferenceSeconds: read("teacher_inference_duration_seconds_sum"),
+  };
 }
 
 interface Cell {
@@ -151,7 +181,10 @@ interface Cell {
 
 /** onnxruntime-node alone on the file, default session options as the host uses: ms per image at each batch size. */
 async function runtimeAlone(file: string, sizes: number[]): Promise<Record<number, number>> {
-  const session = await ort.InferenceSession.create(readFileSync(file), { executionProviders: ["cpu"], graphOptimizationLevel: "all" });
+  const session = await ort.InferenceSession.create(readFileSync(file), {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: "all",
+  });
   const out: Record<number, number> = {};
   for (const n of sizes) {
     const x = new ort.Tensor("float32", new Float32Array(n * 784).fill(0.1), [n, 1, 28, 28]);
@@ -170,13 +203,28 @@ const modelFile = join(dirname(resolve(values.manifest)), entry.file);
 const token = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
 const payloads = bodies(entry, 256);
 const path = `/v2/models/${entry.name}/infer`;
-console.log(`bench:teacher: ${entry.name} (${entry.file}, sha256 ${entry.sha256.slice(0, 12)}…), ${SECONDS} s per cell, ${ROUNDS} round(s), c=${LEVELS.join(",")}`);
+console.log(
+  `bench:teacher: ${entry.name} (${entry.file}, sha256 ${entry.sha256.slice(0, 12)}…), ${SECONDS} s per cell, ${ROUNDS} round(s), c=${LEVELS.join(",")}`,
+);
 
 const hosts = new Map<ConfigName, TeacherProcess>();
 const cells: Cell[] = [];
 try {
   for (const c of CONFIGS) {
-    const h = await launchTeacher({ args: ["--manifest", resolve(values.manifest), "--port", "0", "--provider", "cpu", "--max-queue", "1000", ...c.args], env: { TEACHER_TOKEN: token } });
+    const h = await launchTeacher({
+      args: [
+        "--manifest",
+        resolve(values.manifest),
+        "--port",
+        "0",
+        "--provider",
+        "cpu",
+        "--max-queue",
+        "1000",
+        ...c.args,
+      ],
+      env: { TEACHER_TOKEN: token },
+    });
     hosts.set(c.name, h);
   }
   for (let r = 1; r <= ROUNDS; r++) {
@@ -200,7 +248,9 @@ try {
           errors: load.errors,
         };
         cells.push(cell);
-        console.log(`round ${r} c=${concurrency} batching ${c.name}: ${cell.requestsPerSecond} req/s, p50 ${cell.p50Ms} ms, p99 ${cell.p99Ms} ms, mean batch ${cell.meanBatch}, onnxruntime busy ${Math.round(cell.runtimeBusy * 100)}%${cell.errors ? `, ${cell.errors} errors` : ""}`);
+        console.log(
+          `round ${r} c=${concurrency} batching ${c.name}: ${cell.requestsPerSecond} req/s, p50 ${cell.p50Ms} ms, p99 ${cell.p99Ms} ms, mean batch ${cell.meanBatch}, onnxruntime busy ${Math.round(cell.runtimeBusy * 100)}%${cell.errors ? `, ${cell.errors} errors` : ""}`,
+        );
       }
     }
   }
@@ -229,19 +279,32 @@ const result = {
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg().map((x) => round(x)) },
   seconds: SECONDS,
   rounds: ROUNDS,
-  configs: Object.fromEntries(CONFIGS.map((c) => [c.name, c.args.join(" ") || "defaults (--max-batch 32 --batch-window-ms 2)"])),
+  configs: Object.fromEntries(
+    CONFIGS.map((c) => [c.name, c.args.join(" ") || "defaults (--max-batch 32 --batch-window-ms 2)"]),
+  ),
   table,
   cells,
   runtimeMsPerImage,
-  atTop: { concurrency: top, throughputGain: gain, p99Ratio, target: "throughput >= 2x, p99 <= 1.5x", met: gain >= 2 && p99Ratio <= 1.5 },
+  atTop: {
+    concurrency: top,
+    throughputGain: gain,
+    p99Ratio,
+    target: "throughput >= 2x, p99 <= 1.5x",
+    met: gain >= 2 && p99Ratio <= 1.5,
+  },
 };
 const md = [
   `| concurrency | batching | req/s | p50 (ms) | p99 (ms) | mean batch | onnxruntime busy |`,
   `|---:|---|---:|---:|---:|---:|---:|`,
-  ...table.map((x) => `| ${x.concurrency} | ${x.config} | ${x.requestsPerSecond} | ${x.p50Ms} | ${x.p99Ms} | ${x.meanBatch} | ${Math.round(x.runtimeBusy * 100)}% |`),
+  ...table.map(
+    (x) =>
+      `| ${x.concurrency} | ${x.config} | ${x.requestsPerSecond} | ${x.p50Ms} | ${x.p99Ms} | ${x.meanBatch} | ${Math.round(x.runtimeBusy * 100)}% |`,
+  ),
   ``,
   `At c=${top}: batching on gives ${gain}x the throughput of batching off, p99 ${p99Ratio}x (target: >= 2x, p99 <= 1.5x: ${result.atTop.met ? "met" : "missed"}).`,
-  `onnxruntime-node alone on ${entry.file}: ${Object.entries(runtimeMsPerImage).map(([n, ms]) => `${ms} ms per image at batch ${n}`).join(", ")}.`,
+  `onnxruntime-node alone on ${entry.file}: ${Object.entries(runtimeMsPerImage)
+    .map(([n, ms]) => `${ms} ms per image at batch ${n}`)
+    .join(", ")}.`,
   `Measured by \`${command}\` on ${result.date.slice(0, 10)}, ${entry.name} ${entry.version} (${entry.file}), ${result.machine.cpus} cores (${result.machine.cpu}), load average ${result.machine.loadavg.join(" ")} at the end.`,
 ].join("\n");
 const outDir = resolve(values.out);

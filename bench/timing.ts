@@ -12,7 +12,12 @@ const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length 
 
 export function stats(xs: number[]): Stats {
   const s = [...xs].sort((a, b) => a - b);
-  return { median: quantile(s, 0.5), p99: quantile(s, 0.99), mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length), n: s.length };
+  return {
+    median: quantile(s, 0.5),
+    p99: quantile(s, 0.99),
+    mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length),
+    n: s.length,
+  };
 }
 
 /** Times `runs` calls of `run` after `warmup` untimed ones. */

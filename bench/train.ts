@@ -138,7 +138,9 @@ function parseArgs(argv: string[]): Options & { child: boolean } {
         opts.engines = list as EngineName[];
         break;
       case "--presets":
-        for (const p of list) if (!Object.hasOwn(PRESETS, p)) fail(`--presets: unknown preset "${p}" (known: ${Object.keys(PRESETS).join(", ")})`);
+        for (const p of list)
+          if (!Object.hasOwn(PRESETS, p))
+            fail(`--presets: unknown preset "${p}" (known: ${Object.keys(PRESETS).join(", ")})`);
         opts.presets = list;
         break;
       case "--models":
@@ -184,7 +186,12 @@ function median(xs: number[]): number {
  * per wall-clock second, and per CPU second of this process (all its threads). On a busy machine the
  * wall rate drops with the share of the cores this process gets; the CPU rate much less.
  */
-async function rate(step: () => void | Promise<void>, batch: number, seconds: number, repeats: number): Promise<{ wall: number; cpu: number }> {
+async function rate(
+  step: () => void | Promise<void>,
+  batch: number,
+  seconds: number,
+  repeats: number,
+): Promise<{ wall: number; cpu: number }> {
   for (let i = 0; i < 2; i++) await step();
   const wall: number[] = [];
   const cpu: number[] = [];
@@ -213,7 +220,10 @@ function randomBatch(size: number, input: InputShape, classes: number) {
 function presetModels(opts: Options): { preset: string; name: string; widthScale: number }[] {
   return opts.presets.flatMap((preset) => {
     const c = PRESETS[preset]!;
-    const models = [{ preset, name: "teacher", widthScale: c.teacherWidthScale }, ...c.students.map((name) => ({ preset, name, widthScale: c.widthScale }))];
+    const models = [
+      { preset, name: "teacher", widthScale: c.teacherWidthScale },
+      ...c.students.map((name) => ({ preset, name, widthScale: c.widthScale })),
+    ];
     return models.filter((m) => opts.models.length === 0 || opts.models.includes(m.name));
   });
 }
@@ -237,20 +247,37 @@ async function profileStep(step: () => void, repeats = 3): Promise<KernelTime[]>
     }
     runs.push(rows);
   }
-  return [...runs[0]!.entries()].map(([key, row]) => ({ ...row, ms: median(runs.map((rows) => rows.get(key)?.ms ?? 0)) })).sort((a, b) => b.ms - a.ms);
+  return [...runs[0]!.entries()]
+    .map(([key, row]) => ({ ...row, ms: median(runs.map((rows) => rows.get(key)?.ms ?? 0)) }))
+    .sort((a, b) => b.ms - a.ms);
 }
 
 /** A KD step's rate: the teacher's soft targets from onnxruntime-node (as training loads it), then the step. */
-async function kdRate(model: Model, sgd: Sgd, batch: Batch, input: InputShape, teacherWidth: number, gradients: GradientFn, opts: Options): Promise<{ wall: number; cpu: number }> {
+async function kdRate(
+  model: Model,
+  sgd: Sgd,
+  batch: Batch,
+  input: InputShape,
+  teacherWidth: number,
+  gradients: GradientFn,
+  opts: Options,
+): Promise<{ wall: number; cpu: number }> {
   const graph = architecture("teacher", input, 10, teacherWidth);
   const init = createModel(graph, 2);
-  const weights = new Map([...init.params].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]));
+  const weights = new Map(
+    [...init.params].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]),
+  );
   disposeModel(init);
   const ckpt = { graph, weights, optimizer: new Map(), meta: {} } as unknown as Checkpoint;
   const teacher = await loadTeacher(ckpt, "onnx", batch, () => {});
   const kd = createLoss("kd");
   try {
-    return await rate(async () => void trainStep(model, sgd, batch, kd, await teacher.logits(batch), 0.01, gradients), batch.size, opts.seconds, opts.repeats);
+    return await rate(
+      async () => void trainStep(model, sgd, batch, kd, await teacher.logits(batch), 0.01, gradients),
+      batch.size,
+      opts.seconds,
+      opts.repeats,
+    );
   } finally {
     await teacher.dispose();
   }
@@ -263,7 +290,11 @@ async function child(engineName: EngineName, opts: Options): Promise<void> {
   const replicas = engineName.endsWith("-dp") ? os.availableParallelism() : 1;
   let engine: Awaited<ReturnType<typeof startTrainingEngine>>;
   try {
-    engine = await startTrainingEngine(backend, { replicas, convolutions: engineName.startsWith("wasm-xnnpack") ? "wasm" : "native", log: () => {} });
+    engine = await startTrainingEngine(backend, {
+      replicas,
+      convolutions: engineName.startsWith("wasm-xnnpack") ? "wasm" : "native",
+      log: () => {},
+    });
   } catch (err) {
     process.stdout.write(`${JSON.stringify({ unavailable: (err as Error).message })}\n`);
     return;
@@ -281,8 +312,16 @@ async function child(engineName: EngineName, opts: Options): Promise<void> {
           const step = () => void trainStep(model, sgd, batch, loss, null, 0.01, engine.gradients);
           const train = await rate(step, batchSize, opts.seconds, opts.repeats);
           const profile = opts.profile && engine.replicas === 1 ? await profileStep(step) : undefined;
-          const infer = await rate(() => void tf.tidy(() => forward(model, images, { training: false }).dataSync()), batchSize, opts.seconds, opts.repeats);
-          const kd = opts.kd && name !== "teacher" ? await kdRate(model, sgd, batch, input, PRESETS[preset]!.teacherWidthScale, engine.gradients, opts) : undefined;
+          const infer = await rate(
+            () => void tf.tidy(() => forward(model, images, { training: false }).dataSync()),
+            batchSize,
+            opts.seconds,
+            opts.repeats,
+          );
+          const kd =
+            opts.kd && name !== "teacher"
+              ? await kdRate(model, sgd, batch, input, PRESETS[preset]!.teacherWidthScale, engine.gradients, opts)
+              : undefined;
           images.dispose();
           sgd.dispose();
           disposeModel(model);
@@ -341,8 +380,14 @@ function profileTable(r: Measurement): string[] {
     "",
     "| kernel | input shapes | calls | ms | share |",
     "|---|---|---:|---:|---:|",
-    ...shown.map((k) => `| ${k.kernel} | ${k.inputs} | ${k.calls} | ${k.ms.toFixed(2)} | ${((100 * k.ms) / total).toFixed(1)}% |`),
-    ...(rest.length ? [`| ${rest.length} more | | ${rest.reduce((n, k) => n + k.calls, 0)} | ${rest.reduce((n, k) => n + k.ms, 0).toFixed(2)} | |`] : []),
+    ...shown.map(
+      (k) => `| ${k.kernel} | ${k.inputs} | ${k.calls} | ${k.ms.toFixed(2)} | ${((100 * k.ms) / total).toFixed(1)}% |`,
+    ),
+    ...(rest.length
+      ? [
+          `| ${rest.length} more | | ${rest.reduce((n, k) => n + k.calls, 0)} | ${rest.reduce((n, k) => n + k.ms, 0).toFixed(2)} | |`,
+        ]
+      : []),
   ];
 }
 
@@ -354,15 +399,35 @@ async function main(): Promise<void> {
   }
   const results: Measurement[] = [];
   const unavailable: Record<string, string> = {};
-  const passThrough = ["--presets", opts.presets.join(","), ...(opts.models.length ? ["--models", opts.models.join(",")] : []), "--batches", opts.batches.join(","), "--inputs", opts.inputs.map(inputName).join(","), "--seconds", String(opts.seconds), "--repeats", String(opts.repeats), ...(opts.profile ? ["--profile"] : []), ...(opts.kd ? ["--kd"] : [])];
+  const passThrough = [
+    "--presets",
+    opts.presets.join(","),
+    ...(opts.models.length ? ["--models", opts.models.join(",")] : []),
+    "--batches",
+    opts.batches.join(","),
+    "--inputs",
+    opts.inputs.map(inputName).join(","),
+    "--seconds",
+    String(opts.seconds),
+    "--repeats",
+    String(opts.repeats),
+    ...(opts.profile ? ["--profile"] : []),
+    ...(opts.kd ? ["--kd"] : []),
+  ];
   for (const engine of opts.engines) {
     console.error(`bench:train: ${engine} ...`);
     let out: string;
     try {
-      out = execFileSync(process.execPath, [...process.execArgv, process.argv[1]!, "--child", "--engines", engine, ...passThrough], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 });
+      out = execFileSync(
+        process.execPath,
+        [...process.execArgv, process.argv[1]!, "--child", "--engines", engine, ...passThrough],
+        { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 },
+      );
     } catch (err) {
       const e = err as { stderr?: string; message: string };
-      throw new Error(`the ${engine} measurement failed: ${e.stderr?.trim().split("\n").slice(-3).join(" ") || e.message}`);
+      throw new Error(
+        `the ${engine} measurement failed: ${e.stderr?.trim().split("\n").slice(-3).join(" ") || e.message}`,
+      );
     }
     for (const line of out.split("\n").filter(Boolean)) {
       const parsed = JSON.parse(line) as Measurement | { unavailable: string };
@@ -373,10 +438,20 @@ async function main(): Promise<void> {
       }
       const m = parsed;
       results.push(m);
-      console.error(`  ${m.preset} ${m.model} ${m.input} batch ${m.batch}: train ${m.trainImagesPerSecond.toFixed(1)} img/s (${m.trainImagesPerCpuSecond.toFixed(1)} per CPU-s), infer ${m.inferImagesPerSecond.toFixed(0)} img/s (${m.inferImagesPerCpuSecond.toFixed(0)} per CPU-s), load ${m.loadAverage.toFixed(1)}`);
+      console.error(
+        `  ${m.preset} ${m.model} ${m.input} batch ${m.batch}: train ${m.trainImagesPerSecond.toFixed(1)} img/s (${m.trainImagesPerCpuSecond.toFixed(1)} per CPU-s), infer ${m.inferImagesPerSecond.toFixed(0)} img/s (${m.inferImagesPerCpuSecond.toFixed(0)} per CPU-s), load ${m.loadAverage.toFixed(1)}`,
+      );
     }
   }
-  const report = { date: new Date().toISOString(), cores: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? null, node: process.version, options: { ...opts, inputs: opts.inputs.map(inputName) }, results, unavailable };
+  const report = {
+    date: new Date().toISOString(),
+    cores: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model ?? null,
+    node: process.version,
+    options: { ...opts, inputs: opts.inputs.map(inputName) },
+    results,
+    unavailable,
+  };
   writeJsonAtomic(join(opts.out, "train.json"), report);
   const md = markdown(results, unavailable, opts);
   writeFileAtomic(join(opts.out, "train.md"), md);

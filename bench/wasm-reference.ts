@@ -16,9 +16,18 @@ import * as ortWeb from "onnxruntime-web/wasm";
 import { type Stats, referenceInput, timeRuns } from "./timing.ts";
 
 /** The model in onnxruntime-web in a child Node process, with or without explicit bounds checks. */
-export function wasmReference(file: string, input: { name: string; shape: readonly number[] }, runs: number, explicitBoundsChecks: boolean): Stats {
+export function wasmReference(
+  file: string,
+  input: { name: string; shape: readonly number[] },
+  runs: number,
+  explicitBoundsChecks: boolean,
+): Stats {
   const flags = explicitBoundsChecks ? ["--wasm-enforce-bounds-checks"] : [];
-  const out = execFileSync(process.execPath, [...flags, "--import", "tsx", import.meta.filename, file, input.name, JSON.stringify(input.shape), String(runs)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const out = execFileSync(
+    process.execPath,
+    [...flags, "--import", "tsx", import.meta.filename, file, input.name, JSON.stringify(input.shape), String(runs)],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+  );
   return JSON.parse(out.trim().split("\n").at(-1)!) as Stats;
 }
 
@@ -26,7 +35,10 @@ async function main([file, name, shape, runs]: string[]): Promise<void> {
   if (!file || !name || !shape || !runs) throw new Error("usage: wasm-reference.ts FILE INPUT DIMS RUNS");
   ortWeb.env.wasm.numThreads = 1;
   ortWeb.env.wasm.proxy = false;
-  const session = await ortWeb.InferenceSession.create(readFileSync(file), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  const session = await ortWeb.InferenceSession.create(readFileSync(file), {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+  });
   const { dims, data } = referenceInput(JSON.parse(shape) as number[]);
   const input = new ortWeb.Tensor("float32", data, dims);
   const result = await timeRuns(() => session.run({ [name]: input }), 100, Number(runs));

@@ -154,23 +154,48 @@ const str = () => z.string({ error: nonEmpty }).min(1, { error: nonEmpty });
 const num = () => z.number({ error: "must be a finite number" });
 const obj = <S extends z.core.$ZodLooseShape>(shape: S) => z.object(shape, { error: "must be an object" });
 const numArray = () => z.array(num(), { error: "must be an array of numbers" });
-const nonEmptyArray = <T extends z.ZodType>(item: T) => z.array(item, { error: "must be a non-empty array" }).min(1, { error: "must be a non-empty array" });
-const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { error: `must be ${values.map((v) => `"${v}"`).join(" or ")}` });
+const nonEmptyArray = <T extends z.ZodType>(item: T) =>
+  z.array(item, { error: "must be a non-empty array" }).min(1, { error: "must be a non-empty array" });
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `must be ${values.map((v) => `"${v}"`).join(" or ")}` });
 const sha256 = () => str().regex(/^[0-9a-f]{64}$/, { error: "must be 64 lowercase hex digits" });
-const share = () => num().min(0, { error: "must be a share between 0 and 1" }).max(1, { error: "must be a share between 0 and 1" });
+const share = () =>
+  num().min(0, { error: "must be a share between 0 and 1" }).max(1, { error: "must be a share between 0 and 1" });
 
-const dimension = z.int({ error: "must be a positive integer or -1" }).refine((d) => d > 0 || d === -1, { error: "must be a positive integer or -1" });
+const dimension = z
+  .int({ error: "must be a positive integer or -1" })
+  .refine((d) => d > 0 || d === -1, { error: "must be a positive integer or -1" });
 const tensorShape = {
   name: str(),
   shape: z.array(dimension, { error: "must be an array of numbers" }),
   datatype: z.literal("FP32", { error: 'must be "FP32"' }),
 };
 
-const SeedAccuracySchema = obj({ mean: num(), sd: num(), n: num(), bySeed: z.record(z.string(), num(), { error: "must be an object" }), shipped: num() });
+const SeedAccuracySchema = obj({
+  mean: num(),
+  sd: num(),
+  n: num(),
+  bySeed: z.record(z.string(), num(), { error: "must be an object" }),
+  shipped: num(),
+});
 
-const AccuracySchema = obj({ top1: num(), dataset: str(), split: str(), samples: num(), mAP: num().optional(), seeds: SeedAccuracySchema.optional() });
+const AccuracySchema = obj({
+  top1: num(),
+  dataset: str(),
+  split: str(),
+  samples: num(),
+  mAP: num().optional(),
+  seeds: SeedAccuracySchema.optional(),
+});
 
-const ExportCheckSchema = obj({ maxAbsLogitDiff: num(), top1Agreement: num(), samples: num(), opset: num(), exportedAt: str(), checker: str().optional() });
+const ExportCheckSchema = obj({
+  maxAbsLogitDiff: num(),
+  top1Agreement: num(),
+  samples: num(),
+  opset: num(),
+  exportedAt: str(),
+  checker: str().optional(),
+});
 
 const PortabilitySchema = obj({
   twinTop1: share(),
@@ -197,12 +222,20 @@ export const ModelEntrySchema = obj({
   version: str(),
   role: oneOf(["teacher", "student"]),
   architecture: str(),
-  file: str().refine((f) => !f.includes("/") && !f.includes(".."), { error: "must be a plain file name inside models/" }),
+  file: str().refine((f) => !f.includes("/") && !f.includes(".."), {
+    error: "must be a plain file name inside models/",
+  }),
   sha256: sha256(),
   bytes: num(),
-  input: obj({ ...tensorShape, layout: oneOf(["NCHW", "NHWC"]) }).refine((i) => i.shape.length === 4, { error: "must have 4 dimensions", path: ["shape"] }),
+  input: obj({ ...tensorShape, layout: oneOf(["NCHW", "NHWC"]) }).refine((i) => i.shape.length === 4, {
+    error: "must have 4 dimensions",
+    path: ["shape"],
+  }),
   outputs: nonEmptyArray(obj(tensorShape)),
-  normalization: obj({ mean: numArray(), std: numArray().refine((s) => s.every((x) => x > 0), { error: "must be positive" }) }),
+  normalization: obj({
+    mean: numArray(),
+    std: numArray().refine((s) => s.every((x) => x > 0), { error: "must be positive" }),
+  }),
   labels: nonEmptyArray(str()),
   metrics: obj({ params: num(), macs: num(), accuracy: AccuracySchema.optional() }),
   export: ExportCheckSchema.optional(),
@@ -229,16 +262,26 @@ export const ManifestSchema = z
   .superRefine((m, ctx) => {
     const seen = new Set<string>();
     for (const e of m.models) {
-      if (seen.has(e.name)) ctx.addIssue({ code: "custom", path: ["models"], message: `duplicate model name "${e.name}"` });
+      if (seen.has(e.name))
+        ctx.addIssue({ code: "custom", path: ["models"], message: `duplicate model name "${e.name}"` });
       seen.add(e.name);
     }
     if (m.models.length > 0 && !m.models.some((e) => e.name === m.defaultStudent && e.role === "student")) {
-      ctx.addIssue({ code: "custom", path: ["defaultStudent"], message: `"${m.defaultStudent}" is not a student in models` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["defaultStudent"],
+        message: `"${m.defaultStudent}" is not a student in models`,
+      });
     }
     m.serve?.forEach((name, i) => {
       const e = m.models.find((x) => x.name === name);
       if (!e) ctx.addIssue({ code: "custom", path: ["serve", i], message: `"${name}" is not a model in models` });
-      else if (e.role !== "student") ctx.addIssue({ code: "custom", path: ["serve", i], message: `"${name}" is a ${e.role}; the Worker serves students only` });
+      else if (e.role !== "student")
+        ctx.addIssue({
+          code: "custom",
+          path: ["serve", i],
+          message: `"${name}" is a ${e.role}; the Worker serves students only`,
+        });
     });
   }) satisfies z.ZodType<Manifest>;
 

@@ -33,7 +33,15 @@ function point(m: ModelEntry): Point | null {
   if (!acc) return null;
   const s = acc.seeds;
   const kind = m.role === "teacher" ? "teacher" : m.name.endsWith("-baseline") ? "baseline" : "kd";
-  return { name: m.name, architecture: m.architecture, kind, macs: m.metrics.macs, accuracy: 100 * (s?.mean ?? acc.top1), sd: 100 * (s?.sd ?? 0), seeds: s?.n ?? 1 };
+  return {
+    name: m.name,
+    architecture: m.architecture,
+    kind,
+    macs: m.metrics.macs,
+    accuracy: 100 * (s?.mean ?? acc.top1),
+    sd: 100 * (s?.sd ?? 0),
+    seeds: s?.n ?? 1,
+  };
 }
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -50,7 +58,10 @@ function ticks(lo: number, hi: number, count: number): number[] {
 
 export function renderAccuracyPlot(manifest: Manifest): string {
   // int8 variants share their fp32 twin's MACs and accuracy to a tenth of a point: the table lists them.
-  const points = manifest.models.filter((m) => !m.quantization).map(point).filter((p): p is Point => p !== null);
+  const points = manifest.models
+    .filter((m) => !m.quantization)
+    .map(point)
+    .filter((p): p is Point => p !== null);
   if (points.length === 0) throw new Error("no model in the manifest has a test accuracy to plot");
   const archs = [...new Set(points.filter((p) => p.kind !== "teacher").map((p) => p.architecture))];
   const color = (p: Point) => (p.kind === "teacher" ? "#333" : COLORS[archs.indexOf(p.architecture) % COLORS.length]!);
@@ -80,12 +91,20 @@ export function renderAccuracyPlot(manifest: Manifest): string {
       const lv = Math.log10(v);
       if (lv < x0 || lv > x1) continue;
       out.push(`<line x1="${fmt(px(v))}" x2="${fmt(px(v))}" y1="${M.top}" y2="${plotBottom}" stroke="#e5e5e5"/>`);
-      out.push(`<text x="${fmt(px(v))}" y="${plotBottom + 18}" text-anchor="middle">${v >= 1e6 ? `${v / 1e6}M` : `${v / 1e3}k`}</text>`);
+      out.push(
+        `<text x="${fmt(px(v))}" y="${plotBottom + 18}" text-anchor="middle">${v >= 1e6 ? `${v / 1e6}M` : `${v / 1e3}k`}</text>`,
+      );
     }
   }
-  out.push(`<rect x="${M.left}" y="${M.top}" width="${W - M.left - M.right}" height="${plotBottom - M.top}" fill="none" stroke="#999"/>`);
-  out.push(`<text x="${(M.left + W - M.right) / 2}" y="${H - 14}" text-anchor="middle">MACs per image (log scale)</text>`);
-  out.push(`<text transform="translate(18 ${(M.top + plotBottom) / 2}) rotate(-90)" text-anchor="middle">test top-1 (%)</text>`);
+  out.push(
+    `<rect x="${M.left}" y="${M.top}" width="${W - M.left - M.right}" height="${plotBottom - M.top}" fill="none" stroke="#999"/>`,
+  );
+  out.push(
+    `<text x="${(M.left + W - M.right) / 2}" y="${H - 14}" text-anchor="middle">MACs per image (log scale)</text>`,
+  );
+  out.push(
+    `<text transform="translate(18 ${(M.top + plotBottom) / 2}) rotate(-90)" text-anchor="middle">test top-1 (%)</text>`,
+  );
 
   for (const p of points) {
     const x = px(p.macs) + (p.kind === "kd" ? PAIR_OFFSET / 2 : p.kind === "baseline" ? -PAIR_OFFSET / 2 : 0);
@@ -94,11 +113,20 @@ export function renderAccuracyPlot(manifest: Manifest): string {
     const title = `<title>${esc(p.name)}: ${p.accuracy.toFixed(2)}%${p.seeds > 1 ? ` ± ${p.sd.toFixed(2)} over ${p.seeds} seeds` : ""}, ${(p.macs / 1e6).toFixed(2)}M MACs</title>`;
     if (p.sd > 0) {
       const [ya, yb] = [py(p.accuracy - p.sd), py(p.accuracy + p.sd)];
-      out.push(`<g class="errorbar" stroke="${c}"><line x1="${fmt(x)}" x2="${fmt(x)}" y1="${fmt(ya)}" y2="${fmt(yb)}"/><line x1="${fmt(x - 3)}" x2="${fmt(x + 3)}" y1="${fmt(ya)}" y2="${fmt(ya)}"/><line x1="${fmt(x - 3)}" x2="${fmt(x + 3)}" y1="${fmt(yb)}" y2="${fmt(yb)}"/></g>`);
+      out.push(
+        `<g class="errorbar" stroke="${c}"><line x1="${fmt(x)}" x2="${fmt(x)}" y1="${fmt(ya)}" y2="${fmt(yb)}"/><line x1="${fmt(x - 3)}" x2="${fmt(x + 3)}" y1="${fmt(ya)}" y2="${fmt(ya)}"/><line x1="${fmt(x - 3)}" x2="${fmt(x + 3)}" y1="${fmt(yb)}" y2="${fmt(yb)}"/></g>`,
+      );
     }
-    if (p.kind === "teacher") out.push(`<rect class="teacher" x="${fmt(x - 5)}" y="${fmt(y - 5)}" width="10" height="10" fill="${c}">${title}</rect>`);
-    else out.push(`<circle class="${p.kind}" cx="${fmt(x)}" cy="${fmt(y)}" r="4.5" fill="${p.kind === "kd" ? c : "#fff"}" stroke="${c}" stroke-width="2">${title}</circle>`);
-    if (p.kind === "teacher") out.push(`<text x="${fmt(x - 9)}" y="${fmt(y + 4)}" text-anchor="end">teacher ${p.accuracy.toFixed(2)}%</text>`);
+    if (p.kind === "teacher")
+      out.push(
+        `<rect class="teacher" x="${fmt(x - 5)}" y="${fmt(y - 5)}" width="10" height="10" fill="${c}">${title}</rect>`,
+      );
+    else
+      out.push(
+        `<circle class="${p.kind}" cx="${fmt(x)}" cy="${fmt(y)}" r="4.5" fill="${p.kind === "kd" ? c : "#fff"}" stroke="${c}" stroke-width="2">${title}</circle>`,
+      );
+    if (p.kind === "teacher")
+      out.push(`<text x="${fmt(x - 9)}" y="${fmt(y + 4)}" text-anchor="end">teacher ${p.accuracy.toFixed(2)}%</text>`);
   }
 
   // Legend: one row per student architecture with its KD and baseline figures, then the markers.
@@ -112,15 +140,23 @@ export function renderAccuracyPlot(manifest: Manifest): string {
     for (const p of [kd, base]) {
       if (!p) continue;
       ly += 16;
-      out.push(`<text x="${lx + 8}" y="${ly}">${p.kind === "kd" ? "KD" : "baseline"} ${p.accuracy.toFixed(2)}${p.seeds > 1 ? ` ± ${p.sd.toFixed(2)}%` : "%"}</text>`);
+      out.push(
+        `<text x="${lx + 8}" y="${ly}">${p.kind === "kd" ? "KD" : "baseline"} ${p.accuracy.toFixed(2)}${p.seeds > 1 ? ` ± ${p.sd.toFixed(2)}%` : "%"}</text>`,
+      );
     }
     ly += 24;
   }
-  out.push(`<circle cx="${lx + 4}" cy="${ly - 4}" r="4.5" fill="#555" stroke="#555" stroke-width="2"/><text x="${lx + 16}" y="${ly}">KD student</text>`);
+  out.push(
+    `<circle cx="${lx + 4}" cy="${ly - 4}" r="4.5" fill="#555" stroke="#555" stroke-width="2"/><text x="${lx + 16}" y="${ly}">KD student</text>`,
+  );
   ly += 18;
-  out.push(`<circle cx="${lx + 4}" cy="${ly - 4}" r="4.5" fill="#fff" stroke="#555" stroke-width="2"/><text x="${lx + 16}" y="${ly}">baseline (labels only)</text>`);
+  out.push(
+    `<circle cx="${lx + 4}" cy="${ly - 4}" r="4.5" fill="#fff" stroke="#555" stroke-width="2"/><text x="${lx + 16}" y="${ly}">baseline (labels only)</text>`,
+  );
   ly += 18;
-  out.push(`<rect x="${lx - 1}" y="${ly - 9}" width="10" height="10" fill="#333"/><text x="${lx + 16}" y="${ly}">teacher</text>`);
+  out.push(
+    `<rect x="${lx - 1}" y="${ly - 9}" width="10" height="10" fill="#333"/><text x="${lx + 16}" y="${ly}">teacher</text>`,
+  );
   ly += 18;
   const seeds = Math.max(...points.map((p) => p.seeds));
   if (seeds > 1) out.push(`<text x="${lx}" y="${ly}" fill="#555">bars: ±1 sd over ${seeds} seeds</text>`);

@@ -49,7 +49,8 @@ function bundle(modelsDir: string): { source: string; students: string[] } {
     if (!existsSync(path)) throw new Error(`bundle-models: ${m.name}'s file ${path} does not exist`);
     const digest = createHash("sha256").update(readFileSync(path)).digest("hex");
     // The Worker refuses such a model at run time; say so now too.
-    if (digest !== m.sha256) console.warn(`bundle-models: ${m.file} has sha256 ${digest}, the manifest says ${m.sha256}`);
+    if (digest !== m.sha256)
+      console.warn(`bundle-models: ${m.file} has sha256 ${digest}, the manifest says ${m.sha256}`);
   }
   const source = [
     ...header,
@@ -84,7 +85,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
   const dir = process.argv[2] ?? "models";
   try {
     const students = bundleModels(dir);
-    console.log(`bundle-models: ${join(dir, BUNDLE_FILE)} is current; it bundles ${students.length ? students.join(", ") : "no models"} (manifest.json's serve list adds students)`);
+    console.log(
+      `bundle-models: ${join(dir, BUNDLE_FILE)} is current; it bundles ${students.length ? students.join(", ") : "no models"} (manifest.json's serve list adds students)`,
+    );
   } catch (err) {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);

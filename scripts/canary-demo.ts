@@ -16,7 +16,13 @@ import type { CanarySettings } from "../src/canary/settings.ts";
 import { FASHION_MNIST_DIR, loadFashionMnist } from "../training/data/fashion-mnist.ts";
 import { applyLocalMigrations, startStack } from "./stack.ts";
 
-const { values: opts } = parseArgs({ options: { requests: { type: "string", default: "300" }, concurrency: { type: "string", default: "8" }, rounds: { type: "string", default: "12" } } });
+const { values: opts } = parseArgs({
+  options: {
+    requests: { type: "string", default: "300" },
+    concurrency: { type: "string", default: "8" },
+    rounds: { type: "string", default: "12" },
+  },
+});
 const REQUESTS = Number(opts.requests);
 const CONCURRENCY = Number(opts.concurrency);
 const ROUNDS = Number(opts.rounds);
@@ -28,10 +34,23 @@ const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 // The canary's cron expression (src/scheduled.ts), as a query value.
 const TICK = `/__scheduled?cron=${encodeURIComponent("* * * * *")}`;
 
-if (!existsSync(FASHION_MNIST_DIR)) throw new Error(`canary-demo needs the Fashion-MNIST test set in ${FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)`);
+if (!existsSync(FASHION_MNIST_DIR))
+  throw new Error(
+    `canary-demo needs the Fashion-MNIST test set in ${FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)`,
+  );
 const test = loadFashionMnist().test;
 const size = test.height * test.width;
-const images = Array.from({ length: 512 }, (_, i) => Buffer.from(encode({ width: test.width, height: test.height, data: test.images.subarray(i * size, (i + 1) * size), channels: 1, depth: 8 })));
+const images = Array.from({ length: 512 }, (_, i) =>
+  Buffer.from(
+    encode({
+      width: test.width,
+      height: test.height,
+      data: test.images.subarray(i * size, (i + 1) * size),
+      channels: 1,
+      depth: 8,
+    }),
+  ),
+);
 const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)]!;
 
 interface Scenario {
@@ -42,11 +61,23 @@ interface Scenario {
 
 const LENIENT: Scenario = {
   name: "lenient",
-  settings: { steps: [5, 25, 50, 100], minAgreement: 0.5, maxP99Ms: 2_000, maxErrorRate: 0.05, maxTeacherFaultRate: 0.2, windowMinutes: 10, minSamples: 10 },
+  settings: {
+    steps: [5, 25, 50, 100],
+    minAgreement: 0.5,
+    maxP99Ms: 2_000,
+    maxErrorRate: 0.05,
+    maxTeacherFaultRate: 0.2,
+    windowMinutes: 10,
+    minSamples: 10,
+  },
   expect: "done",
 };
 // Enough pairs that a student agreeing 95% of the time cannot pass by luck (0.95^100 < 1%).
-const STRICT: Scenario = { name: "strict", settings: { ...LENIENT.settings, steps: [25, 50, 100], minAgreement: 0.999, minSamples: 100 }, expect: "rolled_back" };
+const STRICT: Scenario = {
+  name: "strict",
+  settings: { ...LENIENT.settings, steps: [25, 50, 100], minAgreement: 0.999, minSamples: 100 },
+  expect: "rolled_back",
+};
 
 async function call(url: string, init: RequestInit = {}): Promise<unknown> {
   const r = await fetch(url, init);
@@ -57,7 +88,11 @@ async function call(url: string, init: RequestInit = {}): Promise<unknown> {
 
 /** One round: REQUESTS through the split from random clients (each its own address), and a few compare and forced ones. */
 async function round(workerUrl: string): Promise<number> {
-  const kinds = [...Array.from({ length: REQUESTS }, () => "split"), ...Array.from({ length: Math.ceil(REQUESTS / 20) }, () => "compare"), ...Array.from({ length: Math.ceil(REQUESTS / 20) }, () => "forced")];
+  const kinds = [
+    ...Array.from({ length: REQUESTS }, () => "split"),
+    ...Array.from({ length: Math.ceil(REQUESTS / 20) }, () => "compare"),
+    ...Array.from({ length: Math.ceil(REQUESTS / 20) }, () => "forced"),
+  ];
   let next = 0;
   let ok = 0;
   await Promise.all(
@@ -67,8 +102,16 @@ async function round(workerUrl: string): Promise<number> {
         const n = Math.floor(Math.random() * CLIENTS);
         // An anonymous client from its own address, with no nd_client cookie: its arm is drawn afresh.
         const client = { "cf-connecting-ip": `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` };
-        const headers = { "content-type": "image/png", ...(kind === "split" ? client : admin), ...(kind === "forced" ? { "x-force-arm": "student" } : {}) };
-        const r = await fetch(`${workerUrl}${kind === "compare" ? "/v1/compare" : "/v1/classify"}`, { method: "POST", headers, body: pick(images) });
+        const headers = {
+          "content-type": "image/png",
+          ...(kind === "split" ? client : admin),
+          ...(kind === "forced" ? { "x-force-arm": "student" } : {}),
+        };
+        const r = await fetch(`${workerUrl}${kind === "compare" ? "/v1/compare" : "/v1/classify"}`, {
+          method: "POST",
+          headers,
+          body: pick(images),
+        });
         await r.arrayBuffer();
         if (r.ok) ok++;
       }
@@ -80,7 +123,9 @@ async function round(workerUrl: string): Promise<number> {
 /** Waits until the report holds the round's requests (the queue's consumer writes within seconds). */
 async function landed(workerUrl: string, since: number, answered: number): Promise<void> {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 1_000))) {
-    const { requests } = (await call(`${workerUrl}/v1/report?since=${since}`, { headers: admin })) as { requests: number };
+    const { requests } = (await call(`${workerUrl}/v1/report?since=${since}`, { headers: admin })) as {
+      requests: number;
+    };
     if (requests >= answered) return;
   }
   throw new Error(`the report did not reach ${answered} requests within 60 s`);
@@ -89,7 +134,11 @@ async function landed(workerUrl: string, since: number, answered: number): Promi
 async function run(workerUrl: string, s: Scenario): Promise<boolean> {
   const json = { ...admin, "content-type": "application/json" };
   const reset = Object.fromEntries(Object.keys(LENIENT.settings).map((k) => [k, null]));
-  await call(`${workerUrl}/v1/config`, { method: "PATCH", headers: json, body: JSON.stringify({ studentPercent: null, canary: { ...reset, ...s.settings } }) });
+  await call(`${workerUrl}/v1/config`, {
+    method: "PATCH",
+    headers: json,
+    body: JSON.stringify({ studentPercent: null, canary: { ...reset, ...s.settings } }),
+  });
   await call(`${workerUrl}/v1/canary/start`, { method: "POST", headers: admin });
   console.log(`canary-demo: ${s.name} canary started, ${JSON.stringify(s.settings)}`);
   let status = "running";
@@ -97,7 +146,10 @@ async function run(workerUrl: string, s: Scenario): Promise<boolean> {
     const since = Date.now();
     await landed(workerUrl, since, await round(workerUrl));
     await call(`${workerUrl}${TICK}`);
-    const canary = (await call(`${workerUrl}/v1/canary?limit=1`, { headers: admin })) as { status: string; decisions: CanaryDecision[] };
+    const canary = (await call(`${workerUrl}/v1/canary?limit=1`, { headers: admin })) as {
+      status: string;
+      decisions: CanaryDecision[];
+    };
     status = canary.status;
     const d = canary.decisions[0]!;
     console.log(`canary-demo:   round ${i + 1}: ${d.action} ${d.percentFrom}% -> ${d.percentTo}%: ${d.reason}`);

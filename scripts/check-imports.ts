@@ -11,7 +11,14 @@ import { pathToFileURL } from "node:url";
 import ts from "typescript";
 
 /** training/'s folders from the top down; a file may import its own layer (circles aside) and any layer below. */
-export const TRAINING_LAYERS: readonly (readonly string[])[] = [["cli"], ["export"], ["train"], ["engine"], ["model", "losses", "data", "config"], ["onnx", "io"]];
+export const TRAINING_LAYERS: readonly (readonly string[])[] = [
+  ["cli"],
+  ["export"],
+  ["train"],
+  ["engine"],
+  ["model", "losses", "data", "config"],
+  ["onnx", "io"],
+];
 /** The trees whose files may not import each other in a circle. */
 const CIRCLE_FREE = ["src", "training", "models"];
 /** What is not library code: these may import scripts/. */
@@ -54,9 +61,12 @@ function trainingRank(path: string): number | undefined {
 
 function layeringFinding(from: string, to: string): string | undefined {
   const [a, b] = [topFolder(from), topFolder(to)];
-  if ((a === "src" && b === "training") || (a === "training" && b === "src")) return `${from} imports ${to}: src/ and training/ meet only at models/`;
-  if (a === "models" && (b === "src" || b === "training")) return `${from} imports ${to}: models/ is where src/ and training/ meet, below both`;
-  if (b === "scripts" && !TOP_LEVEL.some((top) => from.startsWith(top))) return `${from} imports ${to}: library code must not import scripts/`;
+  if ((a === "src" && b === "training") || (a === "training" && b === "src"))
+    return `${from} imports ${to}: src/ and training/ meet only at models/`;
+  if (a === "models" && (b === "src" || b === "training"))
+    return `${from} imports ${to}: models/ is where src/ and training/ meet, below both`;
+  if (b === "scripts" && !TOP_LEVEL.some((top) => from.startsWith(top)))
+    return `${from} imports ${to}: library code must not import scripts/`;
   if (a !== "training" || b !== "training") return undefined;
   const [rankFrom, rankTo] = [trainingRank(from), trainingRank(to)];
   if (rankFrom === undefined) return undefined; // reported once per file by checkImports
@@ -105,7 +115,8 @@ export function checkImports(root: string): string[] {
   const findings: string[] = [];
   const graph = new Map<string, string[]>();
   for (const file of library) {
-    if (topFolder(file) === "training" && trainingRank(file) === undefined) findings.push(`${file}: its folder is not in the training/ layering`);
+    if (topFolder(file) === "training" && trainingRank(file) === undefined)
+      findings.push(`${file}: its folder is not in the training/ layering`);
     const imports = importsOf(root, file);
     graph.set(file, imports);
     for (const target of imports) {

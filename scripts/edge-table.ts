@@ -39,7 +39,8 @@ const ratio = (x: number) => `${x.toFixed(2)}x`;
 export function renderEdgeTable(bench: EdgeBench, shipped: ReadonlySet<string>): string {
   const measured = bench.models.filter((m) => shipped.has(m.sha256));
   const fp32 = measured.filter((m) => (m.precision ?? "fp32") === "fp32" && m.onnxruntimeNodeFp32 && m.workerOverhead);
-  if (fp32.length === 0) return "_The shipped students have not been benchmarked yet: `npm run bench -- --out docs/bench`._";
+  if (fp32.length === 0)
+    return "_The shipped students have not been benchmarked yet: `npm run bench -- --out docs/bench`._";
   fp32.sort((a, b) => Number(b.model === bench.defaultStudent) - Number(a.model === bench.defaultStudent));
   const rows = fp32.map((m) => {
     const int8 = measured.find((q) => q.precision === "int8" && q.fp32Twin === m.model);
@@ -54,7 +55,15 @@ export function renderEdgeTable(bench: EdgeBench, shipped: ReadonlySet<string>):
       ms(m.workerOverhead!.mean),
     ];
   });
-  const header = ["student", "convs", "MACs", "in-Worker fp32 / int8 (ms)", "onnxruntime-node fp32 (ms)", "Worker fp32 / int8 over native fp32", "Worker overhead (ms)"];
+  const header = [
+    "student",
+    "convs",
+    "MACs",
+    "in-Worker fp32 / int8 (ms)",
+    "onnxruntime-node fp32 (ms)",
+    "Worker fp32 / int8 over native fp32",
+    "Worker overhead (ms)",
+  ];
   const where = `\`${bench.command}\` on ${bench.date.slice(0, 10)}${bench.source ? `, models from \`${bench.source}\`` : ""}${bench.machine ? `, ${bench.machine.cpus} cores` : ""}`;
   return [
     `| ${header.join(" | ")} |`,

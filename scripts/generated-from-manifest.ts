@@ -20,7 +20,12 @@ export interface GeneratedFiles {
 }
 
 /** Regenerates the bundle of `modelsDir`, and the README table and plot where `files` (or the defaults) name them. */
-export function regenerateFromManifest(modelsDir: string, manifest: Manifest, files: GeneratedFiles = {}, log: (line: string) => void = console.log): void {
+export function regenerateFromManifest(
+  modelsDir: string,
+  manifest: Manifest,
+  files: GeneratedFiles = {},
+  log: (line: string) => void = console.log,
+): void {
   const isDefault = resolve(modelsDir) === DEFAULT_MODELS_DIR;
   const readme = files.readme !== undefined ? files.readme : isDefault ? join(REPO, "README.md") : null;
   const plot = files.plot !== undefined ? files.plot : isDefault ? join(REPO, PLOT_FILE) : null;

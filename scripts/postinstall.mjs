@@ -7,7 +7,10 @@ import { existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 
 const needs = [
-  { pkg: "dataset-fashion-mnist", present: () => existsSync("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") },
+  {
+    pkg: "dataset-fashion-mnist",
+    present: () => existsSync("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"),
+  },
   { pkg: "python3-onnx", present: () => existsSync("/usr/lib/python3/dist-packages/onnx/__init__.py") },
   { pkg: "chromium", present: () => existsSync("/usr/bin/chromium") },
   { pkg: "qemu-user", present: () => existsSync("/usr/bin/qemu-x86_64") },
@@ -19,7 +22,9 @@ if (missing.length === 0 || process.env.NARROWDEEP_SKIP_APT === "1") process.exi
 
 const canApt = process.platform === "linux" && process.getuid?.() === 0 && existsSync("/usr/bin/apt-get");
 if (!canApt) {
-  console.warn(`narrowdeep: optional system packages missing: ${missing.join(", ")} (install them with apt-get as root)`);
+  console.warn(
+    `narrowdeep: optional system packages missing: ${missing.join(", ")} (install them with apt-get as root)`,
+  );
   process.exit(0);
 }
 const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };

@@ -23,7 +23,8 @@ export const EDGE_FILE = "docs/bench/edge.json";
 export function readEdgeBench(path: string): EdgeBench | undefined {
   if (!existsSync(path)) return undefined;
   const bench = JSON.parse(readFileSync(path, "utf8")) as EdgeBench;
-  if (typeof bench.date !== "string" || !Array.isArray(bench.models)) throw new Error(`${path}: not an edge.json written by npm run bench`);
+  if (typeof bench.date !== "string" || !Array.isArray(bench.models))
+    throw new Error(`${path}: not an edge.json written by npm run bench`);
   return bench;
 }
 
@@ -53,7 +54,6 @@ const SAME_SETUP = ["widthScale", "epochs", "trainSamples"] as const;
 
 const signed = (points: number) => `${points >= 0 ? "+" : ""}${points.toFixed(2)}`;
 
-
 /**
  * KD student minus its label-only baseline (same architecture and training setup), in points of
  * top-1: paired by seed, mean ± sd, when both were trained over the same seeds; else the one difference.
@@ -64,7 +64,9 @@ function gain(m: ModelEntry, all: ModelEntry[]): string {
   if (!base || SAME_SETUP.some((k) => m.training?.[k] !== base.training?.[k])) return "";
   const [kd, ce] = [m.metrics.accuracy?.seeds?.bySeed, base.metrics.accuracy?.seeds?.bySeed];
   if (kd && ce) {
-    const paired = Object.keys(kd).filter((s) => s in ce).map((s) => kd[s]! - ce[s]!);
+    const paired = Object.keys(kd)
+      .filter((s) => s in ce)
+      .map((s) => kd[s]! - ce[s]!);
     if (paired.length > 1) {
       const { mean, sd } = spread(paired)!;
       return `${signed(100 * mean)} ± ${(100 * sd).toFixed(2)} (${paired.length} seeds)`;
@@ -91,21 +93,53 @@ export function renderResultsTable(manifest: Manifest, bench?: EdgeBench): strin
     return [
       name,
       m.role,
-      typeof m.training?.widthScale === "number" && m.training.widthScale !== 1 ? `${m.architecture} ×${m.training.widthScale}` : m.architecture,
+      typeof m.training?.widthScale === "number" && m.training.widthScale !== 1
+        ? `${m.architecture} ×${m.training.widthScale}`
+        : m.architecture,
       millions(m.metrics.params),
       millions(m.metrics.macs),
       acc ? pct(acc.top1) : "n/a",
       overSeeds(m),
       gain(m, manifest.models),
       inWorker(m, bench),
-      m.quantization ? `int8 of ${m.quantization.twin} (${m.quantization.calibration.method}, ${m.quantization.calibration.samples} ${m.quantization.calibration.split} images)` : training(m),
-      m.quantization ? `${(100 * m.quantization.relativeLogitError).toFixed(1)}% (vs fp32)` : m.export ? m.export.maxAbsLogitDiff.toExponential(1) : "n/a",
+      m.quantization
+        ? `int8 of ${m.quantization.twin} (${m.quantization.calibration.method}, ${m.quantization.calibration.samples} ${m.quantization.calibration.split} images)`
+        : training(m),
+      m.quantization
+        ? `${(100 * m.quantization.relativeLogitError).toFixed(1)}% (vs fp32)`
+        : m.export
+          ? m.export.maxAbsLogitDiff.toExponential(1)
+          : "n/a",
       `${(m.bytes / 1024).toFixed(0)} KiB`,
       `\`${m.version}\``,
     ];
   });
-  const datasets = [...new Set(manifest.models.map((m) => (m.metrics.accuracy ? `${m.metrics.accuracy.dataset} ${m.metrics.accuracy.split} split, ${m.metrics.accuracy.samples} images` : "")).filter(Boolean))];
-  const header = ["model", "role", "architecture", "params", "MACs/image", "top-1 (this file)", "top-1 over seeds (%)", "KD gain (points)", "in-Worker (ms)", "training", "max abs logit diff (tfjs vs ONNX)", "ONNX size", "version (run)"];
+  const datasets = [
+    ...new Set(
+      manifest.models
+        .map((m) =>
+          m.metrics.accuracy
+            ? `${m.metrics.accuracy.dataset} ${m.metrics.accuracy.split} split, ${m.metrics.accuracy.samples} images`
+            : "",
+        )
+        .filter(Boolean),
+    ),
+  ];
+  const header = [
+    "model",
+    "role",
+    "architecture",
+    "params",
+    "MACs/image",
+    "top-1 (this file)",
+    "top-1 over seeds (%)",
+    "KD gain (points)",
+    "in-Worker (ms)",
+    "training",
+    "max abs logit diff (tfjs vs ONNX)",
+    "ONNX size",
+    "version (run)",
+  ];
   return [
     `| ${header.join(" | ")} |`,
     `|${header.map((_, i) => (i >= 3 && i <= 8 ? "---:" : "---")).join("|")}|`,
@@ -133,11 +167,19 @@ function between(text: string, begin: string, end: string, content: string): str
  * Replaces the text between the results markers in `readme` with the table for `manifest`, and,
  * when the README has edge markers and there is a bench, the edge table.
  */
-export function updateResultsTable(readmePath: string, manifest: Manifest, bench = readEdgeBench(resolve(readmePath, "..", EDGE_FILE))): void {
+export function updateResultsTable(
+  readmePath: string,
+  manifest: Manifest,
+  bench = readEdgeBench(resolve(readmePath, "..", EDGE_FILE)),
+): void {
   const text = readFileSync(readmePath, "utf8");
   let next = between(text, RESULTS_BEGIN, RESULTS_END, renderResultsTable(manifest, bench));
-  if (next === undefined) throw new Error(`${readmePath}: no results table markers (${RESULTS_BEGIN} ... ${RESULTS_END})`);
-  if (bench) next = between(next, EDGE_BEGIN, EDGE_END, renderEdgeTable(bench, new Set(manifest.models.map((m) => m.sha256)))) ?? next;
+  if (next === undefined)
+    throw new Error(`${readmePath}: no results table markers (${RESULTS_BEGIN} ... ${RESULTS_END})`);
+  if (bench)
+    next =
+      between(next, EDGE_BEGIN, EDGE_END, renderEdgeTable(bench, new Set(manifest.models.map((m) => m.sha256)))) ??
+      next;
   if (next !== text) writeFileAtomic(readmePath, next);
 }
 

@@ -7,7 +7,16 @@
 // load it and check the TensorFlow version it reports. With --gpu the same for tfjs-node-gpu, the
 // GPU-enabled `tensorflow` wheel and the CUDA libraries its metadata names (see docs/training.md).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -35,7 +44,9 @@ function run(cmd: string, args: string[], what: string, env: NodeJS.ProcessEnv =
   const output = `${r.stdout ?? ""}${r.stderr ?? ""}`;
   if (r.error || r.status !== 0) {
     const tail = output.trim().split("\n").slice(-8).join("\n  ");
-    throw new SetupError(`${what}: ${r.error ? r.error.message : `${cmd} exited with ${r.status}`}${tail ? `\n  ${tail}` : ""}`);
+    throw new SetupError(
+      `${what}: ${r.error ? r.error.message : `${cmd} exited with ${r.status}`}${tail ? `\n  ${tail}` : ""}`,
+    );
   }
   return output;
 }
@@ -47,7 +58,10 @@ function has(cmd: string, args = ["--version"]): boolean {
 /** A C++ compiler, make and python3 (node-gyp's needs). */
 function checkToolchain(): void {
   const cxx = process.env.CXX ?? "c++";
-  if (!has(cxx)) throw new SetupError(`no C++ compiler ("${cxx}" does not run): install one (Debian: apt-get install g++ make) or set CXX`);
+  if (!has(cxx))
+    throw new SetupError(
+      `no C++ compiler ("${cxx}" does not run): install one (Debian: apt-get install g++ make) or set CXX`,
+    );
   if (!has("make")) throw new SetupError("no make: install it (Debian: apt-get install make)");
   if (!has("python3")) throw new SetupError("no python3: node-gyp needs it (Debian: apt-get install python3)");
 }
@@ -62,7 +76,9 @@ export function nodeHeadersDir(candidates: string[]): string {
     if (found === major) return dir;
     say(`skipping Node headers in ${dir}: they are for Node ${found}, this is Node ${major}`);
   }
-  throw new SetupError(`no Node ${major} headers (node_api.h) in ${candidates.map((d) => join(d, "include", "node")).join(", ")}: install them (Debian: apt-get install libnode-dev, or Node's own tarball) or set npm_config_nodedir`);
+  throw new SetupError(
+    `no Node ${major} headers (node_api.h) in ${candidates.map((d) => join(d, "include", "node")).join(", ")}: install them (Debian: apt-get install libnode-dev, or Node's own tarball) or set npm_config_nodedir`,
+  );
 }
 
 interface Wheel {
@@ -82,13 +98,22 @@ function obtainWheel(given: string | undefined, gpu: boolean, version: string): 
   }
   const project = gpu ? "tensorflow" : "tensorflow-cpu";
   const prefix = `${project.replace("-", "_")}-${version}-`;
-  const present = existsSync(WHEELS) ? readdirSync(WHEELS).find((f) => f.startsWith(prefix) && f.endsWith(".whl")) : undefined;
+  const present = existsSync(WHEELS)
+    ? readdirSync(WHEELS).find((f) => f.startsWith(prefix) && f.endsWith(".whl"))
+    : undefined;
   if (present) return join(WHEELS, present);
-  if (!has("pip", ["--version"])) throw new SetupError(`no TensorFlow wheel: pip is not installed; download ${project}==${version} elsewhere and pass --wheel FILE`);
+  if (!has("pip", ["--version"]))
+    throw new SetupError(
+      `no TensorFlow wheel: pip is not installed; download ${project}==${version} elsewhere and pass --wheel FILE`,
+    );
   say(`downloading ${project}==${version} with pip into .whl/`);
   mkdirSync(WHEELS, { recursive: true });
   try {
-    run("pip", ["download", "--no-deps", "--retries", "0", "--timeout", "10", "-d", WHEELS, `${project}==${version}`], `no TensorFlow wheel: pip could not download ${project}==${version}`);
+    run(
+      "pip",
+      ["download", "--no-deps", "--retries", "0", "--timeout", "10", "-d", WHEELS, `${project}==${version}`],
+      `no TensorFlow wheel: pip could not download ${project}==${version}`,
+    );
   } catch (err) {
     throw new SetupError(`${(err as Error).message}\n  download the wheel elsewhere and pass --wheel FILE`);
   }
@@ -115,7 +140,8 @@ for n in names:
 function unpackWheel(file: string): Wheel {
   const name = basename(file, ".whl");
   const version = name.split("-")[1] ?? "";
-  if (!/^\d+\.\d+/.test(version)) throw new SetupError(`${basename(file)}: cannot read a version from the wheel's name`);
+  if (!/^\d+\.\d+/.test(version))
+    throw new SetupError(`${basename(file)}: cannot read a version from the wheel's name`);
   const dir = join(WHEELS, name);
   if (!existsSync(join(dir, "tensorflow", "libtensorflow_cc.so.2"))) {
     say(`unpacking headers and libraries of ${basename(file)} into .whl/${name}/`);
@@ -152,9 +178,16 @@ function obtainCudaLibraries(wheel: Wheel, given: string | undefined): string[] 
   if (!given && !existsSync(root)) {
     const info = readdirSync(wheel.dir).find((d) => d.endsWith(".dist-info"));
     const reqs = info ? cudaRequirements(readFileSync(join(wheel.dir, info, "METADATA"), "utf8")) : [];
-    if (reqs.length === 0) throw new SetupError(`${basename(wheel.file)} names no CUDA libraries (extra "and-cuda"): is it the GPU-enabled "tensorflow" wheel?`);
+    if (reqs.length === 0)
+      throw new SetupError(
+        `${basename(wheel.file)} names no CUDA libraries (extra "and-cuda"): is it the GPU-enabled "tensorflow" wheel?`,
+      );
     say(`installing the CUDA libraries it names with pip into ${root}: ${reqs.join(" ")}`);
-    run("pip", ["install", "--no-deps", "--retries", "0", "--timeout", "10", "--target", `${root}.partial`, ...reqs], "the CUDA libraries could not be installed (pass --cuda-libs DIR where you have them)");
+    run(
+      "pip",
+      ["install", "--no-deps", "--retries", "0", "--timeout", "10", "--target", `${root}.partial`, ...reqs],
+      "the CUDA libraries could not be installed (pass --cuda-libs DIR where you have them)",
+    );
     renameSync(`${root}.partial`, root);
   }
   const dirs = cudaLibraryDirs(root);
@@ -164,13 +197,21 @@ function obtainCudaLibraries(wheel: Wheel, given: string | undefined): string[] 
 
 /** The npm package, installed without its install script (which would download libtensorflow 2.9.1). */
 function installPackage(pkg: string): string {
-  const wanted = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).optionalDependencies?.[pkg] as string | undefined;
+  const wanted = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).optionalDependencies?.[pkg] as
+    | string
+    | undefined;
   if (!wanted) throw new SetupError(`package.json does not list ${pkg} under optionalDependencies`);
   const dir = join(ROOT, "node_modules", ...pkg.split("/"));
-  const installed = existsSync(join(dir, "package.json")) ? (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).version as string) : undefined;
+  const installed = existsSync(join(dir, "package.json"))
+    ? (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).version as string)
+    : undefined;
   if (installed === wanted) return dir;
   say(`installing ${pkg}@${wanted} from the npm registry without its install script`);
-  run("npm", ["install", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", `${pkg}@${wanted}`], `npm could not install ${pkg}@${wanted}`);
+  run(
+    "npm",
+    ["install", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", `${pkg}@${wanted}`],
+    `npm could not install ${pkg}@${wanted}`,
+  );
   return dir;
 }
 
@@ -199,13 +240,20 @@ function stageDeps(dir: string, wheel: Wheel): void {
   ] as const) {
     link(join(tf, target), join(lib, name));
   }
-  writeFileSync(join(dir, "scripts", "custom-binary.json"), `${JSON.stringify({ "tf-lib": `file://${wheel.file}` })}\n`);
+  writeFileSync(
+    join(dir, "scripts", "custom-binary.json"),
+    `${JSON.stringify({ "tf-lib": `file://${wheel.file}` })}\n`,
+  );
 }
 
 /** Loads the package in a fresh Node and returns the TensorFlow version its binding reports (and whether it found a GPU). */
 function probe(pkg: string, env: NodeJS.ProcessEnv): { version: string; gpu: boolean } | undefined {
   const code = `const tf = require(${JSON.stringify(pkg)}); const b = tf.backend(); console.log(JSON.stringify({ version: b.binding.TF_Version, gpu: !!b.isUsingGpuDevice }));`;
-  const r = spawnSync(process.execPath, ["-e", code], { cwd: ROOT, env: { ...env, TF_CPP_MIN_LOG_LEVEL: "2" }, encoding: "utf8" });
+  const r = spawnSync(process.execPath, ["-e", code], {
+    cwd: ROOT,
+    env: { ...env, TF_CPP_MIN_LOG_LEVEL: "2" },
+    encoding: "utf8",
+  });
   if (r.status !== 0) return undefined;
   const last = r.stdout.trim().split("\n").at(-1) ?? "";
   try {
@@ -217,7 +265,14 @@ function probe(pkg: string, env: NodeJS.ProcessEnv): { version: string; gpu: boo
 
 function main(): void {
   const { values } = parseArgs({
-    options: { gpu: { type: "boolean" }, wheel: { type: "string" }, "cuda-libs": { type: "string" }, tensorflow: { type: "string" }, force: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    options: {
+      gpu: { type: "boolean" },
+      wheel: { type: "string" },
+      "cuda-libs": { type: "string" },
+      tensorflow: { type: "string" },
+      force: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
     allowPositionals: false,
   });
   if (values.help) {
@@ -226,25 +281,40 @@ function main(): void {
   }
   const gpu = values.gpu === true;
   if (values["cuda-libs"] && !gpu) throw new SetupError("--cuda-libs goes with --gpu");
-  if (process.platform !== "linux" || process.arch !== "x64") throw new SetupError(`supports Linux x86-64 only (the TensorFlow wheels' C library), not ${process.platform}-${process.arch}`);
+  if (process.platform !== "linux" || process.arch !== "x64")
+    throw new SetupError(
+      `supports Linux x86-64 only (the TensorFlow wheels' C library), not ${process.platform}-${process.arch}`,
+    );
   const pkg = gpu ? "@tensorflow/tfjs-node-gpu" : "@tensorflow/tfjs-node";
 
   // The build's needs first, before minutes of downloads.
   checkToolchain();
-  const nodedir = nodeHeadersDir([process.env.npm_config_nodedir, resolve(process.execPath, "..", ".."), "/usr", "/usr/local"].filter((d): d is string => !!d));
+  const nodedir = nodeHeadersDir(
+    [process.env.npm_config_nodedir, resolve(process.execPath, "..", ".."), "/usr", "/usr/local"].filter(
+      (d): d is string => !!d,
+    ),
+  );
   const wheel = unpackWheel(obtainWheel(values.wheel, gpu, values.tensorflow ?? DEFAULT_TF));
   const cudaDirs = gpu ? obtainCudaLibraries(wheel, values["cuda-libs"]) : [];
-  const env = cudaDirs.length > 0 ? { ...process.env, LD_LIBRARY_PATH: [...cudaDirs, process.env.LD_LIBRARY_PATH].filter(Boolean).join(":") } : process.env;
+  const env =
+    cudaDirs.length > 0
+      ? { ...process.env, LD_LIBRARY_PATH: [...cudaDirs, process.env.LD_LIBRARY_PATH].filter(Boolean).join(":") }
+      : process.env;
   if (cudaDirs.length > 0) {
     const envFile = join(wheel.dir, "cuda-env.sh");
-    writeFileSync(envFile, `# Source before training with --backend node-gpu: libtensorflow finds the CUDA libraries here.\nexport LD_LIBRARY_PATH=${cudaDirs.join(":")}\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\n`);
+    writeFileSync(
+      envFile,
+      `# Source before training with --backend node-gpu: libtensorflow finds the CUDA libraries here.\nexport LD_LIBRARY_PATH=${cudaDirs.join(":")}\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\n`,
+    );
     say(`CUDA libraries: ${cudaDirs.length} folders; before training run: source ${envFile}`);
   }
 
   const dir = join(ROOT, "node_modules", ...pkg.split("/"));
   const before = existsSync(join(dir, "package.json")) ? probe(pkg, env) : undefined;
   if (before?.version === wheel.version && !values.force) {
-    say(`${pkg} already runs TensorFlow ${before.version} from ${basename(wheel.file)}${before.gpu ? " on a GPU" : ""}; nothing to do (--force rebuilds)`);
+    say(
+      `${pkg} already runs TensorFlow ${before.version} from ${basename(wheel.file)}${before.gpu ? " on a GPU" : ""}; nothing to do (--force rebuilds)`,
+    );
     return;
   }
 
@@ -252,12 +322,19 @@ function main(): void {
   stageDeps(dir, wheel);
   say(`compiling ${pkg}'s binding against TensorFlow ${wheel.version} (Node headers from ${nodedir}/include/node)`);
   rmSync(join(dir, "lib"), { recursive: true, force: true });
-  run("npm", ["rebuild", pkg], `compiling ${pkg}'s binding failed`, { ...process.env, npm_config_nodedir: nodedir, JOBS: String(Math.min(8, os.availableParallelism())) });
+  run("npm", ["rebuild", pkg], `compiling ${pkg}'s binding failed`, {
+    ...process.env,
+    npm_config_nodedir: nodedir,
+    JOBS: String(Math.min(8, os.availableParallelism())),
+  });
 
   const after = probe(pkg, env);
   if (!after) throw new SetupError(`${pkg} was built but does not load (run: node -e 'require("${pkg}")' to see why)`);
-  if (after.version !== wheel.version) throw new SetupError(`${pkg} loads TensorFlow ${after.version}, not the wheel's ${wheel.version}`);
-  say(`done: ${pkg} runs TensorFlow ${after.version}${gpu ? (after.gpu ? " and sees a CUDA GPU" : " but sees no CUDA GPU (no GPU here, or LD_LIBRARY_PATH lacks the CUDA libraries)") : ""}; train with --backend ${gpu ? "node-gpu" : "node"}`);
+  if (after.version !== wheel.version)
+    throw new SetupError(`${pkg} loads TensorFlow ${after.version}, not the wheel's ${wheel.version}`);
+  say(
+    `done: ${pkg} runs TensorFlow ${after.version}${gpu ? (after.gpu ? " and sees a CUDA GPU" : " but sees no CUDA GPU (no GPU here, or LD_LIBRARY_PATH lacks the CUDA libraries)") : ""}; train with --backend ${gpu ? "node-gpu" : "node"}`,
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

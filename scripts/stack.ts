@@ -49,11 +49,18 @@ export function applyLocalMigrations(persistTo?: string): void {
   execFileSync(WRANGLER, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...QUIET_ENV } });
 }
 
-async function waitHealthy(url: string, child: ChildProcess, timeoutMs: number, recent: string[], signal?: AbortSignal): Promise<void> {
+async function waitHealthy(
+  url: string,
+  child: ChildProcess,
+  timeoutMs: number,
+  recent: string[],
+  signal?: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     signal?.throwIfAborted();
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode}:\n${recent.join("\n")}`);
+    if (child.exitCode !== null)
+      throw new Error(`wrangler dev exited with code ${child.exitCode}:\n${recent.join("\n")}`);
     try {
       const r = await fetch(`${url}/v2/health/live`, { signal: AbortSignal.timeout(2_000) });
       if (r.ok) return;
@@ -62,7 +69,9 @@ async function waitHealthy(url: string, child: ChildProcess, timeoutMs: number, 
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`wrangler dev did not answer ${url}/v2/health/live within ${timeoutMs / 1000} s:\n${recent.join("\n")}`);
+  throw new Error(
+    `wrangler dev did not answer ${url}/v2/health/live within ${timeoutMs / 1000} s:\n${recent.join("\n")}`,
+  );
 }
 
 /** Process ids below `root` whose command is `name` (Linux /proc). */
@@ -116,13 +125,26 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   }
 
   const vars = { TEACHER_URL: teacherUrl, ...options.vars };
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(options.workerPort), "--show-interactive-dev-session=false", "--log-level", "warn"];
+  const args = [
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(options.workerPort),
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    "warn",
+  ];
   if (options.persistTo) args.push("--persist-to", options.persistTo);
   if (options.config) args.push("--config", options.config);
   if (options.testScheduled) args.push("--test-scheduled");
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   // Its own process group, so stopping it also stops the workerd it starts.
-  const wrangler = spawn(WRANGLER, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...QUIET_ENV }, detached: true });
+  const wrangler = spawn(WRANGLER, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...QUIET_ENV },
+    detached: true,
+  });
   const recent: string[] = [];
   const onLine = (line: string) => {
     log("worker", line);
@@ -168,12 +190,17 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     },
     stopTeacher: () => teacher.stop(),
     async startTeacher() {
-      teacher = await launchTeacher({ args: ["--port", new URL(teacherUrl).port], env: teacherEnv, log: (l) => log("teacher", l) });
+      teacher = await launchTeacher({
+        args: ["--port", new URL(teacherUrl).port],
+        env: teacherEnv,
+        log: (l) => log("teacher", l),
+      });
     },
     workerdMemory() {
       const pids = descendants(wrangler.pid!, "workerd");
       // The proxy is the one listening on the dev port; the Worker's runtime listens on a free port.
-      const isProxy = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`--socket-addr=entry=127.0.0.1:${options.workerPort}`);
+      const isProxy = (pid: number) =>
+        readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`--socket-addr=entry=127.0.0.1:${options.workerPort}`);
       const worker = pids.filter((p) => !isProxy(p));
       if (worker.length === 0) throw new Error("no workerd process running the Worker found under wrangler dev");
       const sum = (list: number[]) => list.reduce((n, pid) => n + rssBytes(pid), 0);

@@ -46,12 +46,16 @@ async function warmUp(readyUrl: string): Promise<void> {
     if (!r.ok) throw new Error(`HTTP ${r.status}: ${(await r.text()).slice(0, 200)}`);
     console.log(`start: default student loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } catch (err) {
-    console.error(`start: warning: loading the default student failed (${err instanceof Error ? err.message : String(err)}); the first request will try again`);
+    console.error(
+      `start: warning: loading the default student failed (${err instanceof Error ? err.message : String(err)}); the first request will try again`,
+    );
   }
 }
 
 if (!existsSync(MANIFEST)) {
-  console.error(`start: ${MANIFEST} is missing: train and export models first (see docs/training.md), or restore models/ from git`);
+  console.error(
+    `start: ${MANIFEST} is missing: train and export models first (see docs/training.md), or restore models/ from git`,
+  );
   process.exit(2);
 }
 const teacherPort = port("TEACHER_PORT", 8000);
@@ -98,7 +102,10 @@ const stack = await startStack({
 });
 
 const w = stack.workerUrl;
-const manifest = JSON.parse(readFileSync(MANIFEST, "utf8")) as { defaultStudent: string; models: { name: string; role: string }[] };
+const manifest = JSON.parse(readFileSync(MANIFEST, "utf8")) as {
+  defaultStudent: string;
+  models: { name: string; role: string }[];
+};
 await warmUp(`${w}/v2/models/${manifest.defaultStudent}/ready`);
 const auth = `-H "Authorization: Bearer ${token}"`;
 const png = `-H "Content-Type: image/png" --data-binary @samples/ankle-boot.png`;

@@ -44,9 +44,11 @@ export function uploadPlan({ modelsDir, prefix, all }: Pick<UploadOptions, "mode
     const path = join(modelsDir, m.file);
     if (!existsSync(path)) throw new Error(`upload-models: ${m.name}'s file ${path} does not exist`);
     const bytes = readFileSync(path);
-    if (bytes.length !== m.bytes) throw new Error(`upload-models: ${path} has ${bytes.length} bytes, the manifest says ${m.bytes}`);
+    if (bytes.length !== m.bytes)
+      throw new Error(`upload-models: ${path} has ${bytes.length} bytes, the manifest says ${m.bytes}`);
     const digest = createHash("sha256").update(bytes).digest("hex");
-    if (digest !== m.sha256) throw new Error(`upload-models: ${path} has sha256 ${digest}, the manifest says ${m.sha256}`);
+    if (digest !== m.sha256)
+      throw new Error(`upload-models: ${path} has sha256 ${digest}, the manifest says ${m.sha256}`);
     return { key: `${prefix}${m.file}`, path, contentType: "application/octet-stream" };
   });
   return [...files, { key: `${prefix}${MANIFEST}`, path: manifestPath, contentType: "application/json" }];
@@ -54,19 +56,40 @@ export function uploadPlan({ modelsDir, prefix, all }: Pick<UploadOptions, "mode
 
 /** `wrangler r2 object put` for one object; throws with wrangler's output when it fails. */
 function put(upload: Upload, { bucket, target }: UploadOptions, wrangler: string): void {
-  const args = ["r2", "object", "put", `${bucket}/${upload.key}`, "--file", upload.path, "--content-type", upload.contentType];
+  const args = [
+    "r2",
+    "object",
+    "put",
+    `${bucket}/${upload.key}`,
+    "--file",
+    upload.path,
+    "--content-type",
+    upload.contentType,
+  ];
   if (target.remote) args.push("--remote");
   else {
     args.push("--local");
     if (target.persistTo) args.push("--persist-to", target.persistTo);
   }
-  const r = spawnSync(wrangler, args, { encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1", NO_COLOR: "1" } });
-  if (r.status !== 0) throw new Error(`upload-models: wrangler ${args.join(" ")} failed:\n${(r.stderr || r.stdout || String(r.error)).trim()}`);
+  const r = spawnSync(wrangler, args, {
+    encoding: "utf8",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1", NO_COLOR: "1" },
+  });
+  if (r.status !== 0)
+    throw new Error(
+      `upload-models: wrangler ${args.join(" ")} failed:\n${(r.stderr || r.stdout || String(r.error)).trim()}`,
+    );
 }
 
-export function uploadModels(options: UploadOptions, log: (line: string) => void = console.log, wrangler = join("node_modules", ".bin", "wrangler")): Upload[] {
+export function uploadModels(
+  options: UploadOptions,
+  log: (line: string) => void = console.log,
+  wrangler = join("node_modules", ".bin", "wrangler"),
+): Upload[] {
   const plan = uploadPlan(options);
-  const where = options.target.remote ? "remote" : `local${options.target.persistTo ? ` (${options.target.persistTo})` : ""}`;
+  const where = options.target.remote
+    ? "remote"
+    : `local${options.target.persistTo ? ` (${options.target.persistTo})` : ""}`;
   for (const upload of plan) {
     put(upload, options, wrangler);
     log(`upload-models: ${options.bucket}/${upload.key} (${where})`);
@@ -87,10 +110,21 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     },
   });
   try {
-    if (values.remote === values.local) throw new Error("upload-models: say where: --remote (the bucket on Cloudflare) or --local (the one `wrangler dev` uses)");
+    if (values.remote === values.local)
+      throw new Error(
+        "upload-models: say where: --remote (the bucket on Cloudflare) or --local (the one `wrangler dev` uses)",
+      );
     if (values.remote && values["persist-to"]) throw new Error("upload-models: --persist-to goes with --local");
-    const target = values.remote ? ({ remote: true } as const) : ({ remote: false, persistTo: values["persist-to"] } as const);
-    const plan = uploadModels({ modelsDir: values.models, bucket: values.bucket, prefix: values.prefix, all: values.all, target });
+    const target = values.remote
+      ? ({ remote: true } as const)
+      : ({ remote: false, persistTo: values["persist-to"] } as const);
+    const plan = uploadModels({
+      modelsDir: values.models,
+      bucket: values.bucket,
+      prefix: values.prefix,
+      all: values.all,
+      target,
+    });
     console.log(`upload-models: ${plan.length - 1} model file(s), then the manifest`);
   } catch (err) {
     console.error(err instanceof Error ? err.message : err);

@@ -27,7 +27,8 @@ import { keyRoutes } from "./routes/keys.ts";
 import { oipRoutes } from "./routes/oip.ts";
 
 /** A 404 in the API's error shape; also for apps that mount this one (the teacher host). */
-export const notFoundJson: NotFoundHandler = (c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404);
+export const notFoundJson: NotFoundHandler = (c) =>
+  c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404);
 
 const DEFAULT_SERVER = { name: "narrowdeep", version: "0.1.0" };
 
@@ -70,8 +71,24 @@ export function createApp(options: AppOptions): Hono {
       cors({
         origin: origins.includes("*") ? "*" : origins,
         allowMethods: ["GET", "POST", "PATCH", "OPTIONS"],
-        allowHeaders: ["Content-Type", "Inference-Header-Content-Length", "Authorization", "X-Client-Id", "X-Force-Arm", REQUEST_ID_HEADER],
-        exposeHeaders: ["Server-Timing", "X-Model-Name", "X-Model-Version", "Inference-Header-Content-Length", "X-Arm", "X-Teacher-Fault", "Retry-After", REQUEST_ID_HEADER],
+        allowHeaders: [
+          "Content-Type",
+          "Inference-Header-Content-Length",
+          "Authorization",
+          "X-Client-Id",
+          "X-Force-Arm",
+          REQUEST_ID_HEADER,
+        ],
+        exposeHeaders: [
+          "Server-Timing",
+          "X-Model-Name",
+          "X-Model-Version",
+          "Inference-Header-Content-Length",
+          "X-Arm",
+          "X-Teacher-Fault",
+          "Retry-After",
+          REQUEST_ID_HEADER,
+        ],
         maxAge: 600,
       }),
     );
@@ -109,7 +126,8 @@ export function createApp(options: AppOptions): Hono {
     if (err instanceof ImageError) return c.json({ error: err.message }, err.status);
     // Middleware such as bearer-auth builds its own answer (with WWW-Authenticate).
     if (err instanceof HTTPException && err.res) return err.getResponse();
-    if (err instanceof HTTPException && err.status < 500) return c.json({ error: err.message || "bad request" }, err.status);
+    if (err instanceof HTTPException && err.status < 500)
+      return c.json({ error: err.message || "bad request" }, err.status);
     // Details go to the log (the request's line: name, message, stack), never to the client.
     return c.json({ error: "internal error" }, 500);
   });

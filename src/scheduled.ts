@@ -8,7 +8,11 @@ import { CRON_VARS, type ScheduledJob } from "./config/worker-config.ts";
 export function jobsFor(cron: string, crons: Record<ScheduledJob, string>): ScheduledJob[] {
   const jobs = (Object.keys(crons) as ScheduledJob[]).filter((job) => crons[job] === cron.trim());
   if (jobs.length === 0) {
-    throw new ConfigError(`no job runs on the cron "${cron}": ${Object.entries(crons).map(([job, c]) => `${job} runs on "${c}" (${CRON_VARS[job as ScheduledJob]})`).join(", ")}`);
+    throw new ConfigError(
+      `no job runs on the cron "${cron}": ${Object.entries(crons)
+        .map(([job, c]) => `${job} runs on "${c}" (${CRON_VARS[job as ScheduledJob]})`)
+        .join(", ")}`,
+    );
   }
   return jobs;
 }

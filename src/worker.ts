@@ -38,7 +38,9 @@ async function fromAdmin(request: Request, env: WorkerEnv): Promise<boolean> {
 }
 
 const logWarmup = (r: WarmupResult) =>
-  console.log(`warm-up: model "${r.model}" ${r.runs} runs in ${Math.round(r.ms)} ms, ${r.steady ? "steady" : "stopped at the cap"} at ${r.lastWindowMeanMs.toFixed(1)} ms a run`);
+  console.log(
+    `warm-up: model "${r.model}" ${r.runs} runs in ${Math.round(r.ms)} ms, ${r.steady ? "steady" : "stopped at the cap"} at ${r.lastWindowMeanMs.toFixed(1)} ms a run`,
+  );
 
 interface Built {
   app: Hono;
@@ -47,7 +49,12 @@ interface Built {
   updater?: ModelUpdater;
 }
 
-async function buildWorker(env: WorkerEnv, config: WorkerConfig, manifestJson: unknown, modelFiles: ModelFiles): Promise<Built> {
+async function buildWorker(
+  env: WorkerEnv,
+  config: WorkerConfig,
+  manifestJson: unknown,
+  modelFiles: ModelFiles,
+): Promise<Built> {
   checkSecrets(env);
   const storeOptions: StoreOptions = { warmup: config.warmup, onWarmup: logWarmup };
   let manifest: Manifest;
@@ -117,13 +124,19 @@ export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): Exp
         // A bad manifest or variable: logged, and named to the admin, on every request until it is
         // fixed and redeployed (500); anyone else learns only that the server is misconfigured. No
         // usable manifest in the R2 bucket: 503 until one is uploaded, retried on every request.
-        const [status, error] = err instanceof ModelSourceError ? [503, "models unavailable"] : [500, "server misconfigured"];
+        const [status, error] =
+          err instanceof ModelSourceError ? [503, "models unavailable"] : [500, "server misconfigured"];
         const known = err instanceof ConfigError || err instanceof ManifestError || err instanceof ModelSourceError;
         const detail = known ? err.message : "cannot start";
         // Outside the app, so without its middleware: the request id is set, and the request logged, here.
         const requestId = chooseRequestId(request.headers.get(REQUEST_ID_HEADER));
-        const cause = err instanceof Error ? { name: err.name, message: err.message, ...(known ? {} : { stack: err.stack }) } : { name: "Error", message: String(err) };
-        console.error(JSON.stringify({ event: "start_failed", requestId, method: request.method, status, error: cause }));
+        const cause =
+          err instanceof Error
+            ? { name: err.name, message: err.message, ...(known ? {} : { stack: err.stack }) }
+            : { name: "Error", message: String(err) };
+        console.error(
+          JSON.stringify({ event: "start_failed", requestId, method: request.method, status, error: cause }),
+        );
         const body = (await fromAdmin(request, env)) ? { error, detail } : { error };
         return Response.json(body, { status, headers: { [REQUEST_ID_HEADER]: requestId } });
       }
@@ -142,11 +155,17 @@ export function createWorker(manifestJson: unknown, modelFiles: ModelFiles): Exp
       const jobs = jobsFor(controller.cron, crons);
       if (jobs.includes("rollup")) {
         const result = await rollUp(database(env, "the measurement roll-up"), controller.scheduledTime, retentionHours);
-        if (result.hours.length > 0 || result.remaining) console.log(`measurement roll-up: folded ${result.hours.length} hours${result.remaining ? ", more left for the next run" : ""}`);
+        if (result.hours.length > 0 || result.remaining)
+          console.log(
+            `measurement roll-up: folded ${result.hours.length} hours${result.remaining ? ", more left for the next run" : ""}`,
+          );
       }
       if (jobs.includes("canary")) {
         const decision = await canaryTick(database(env, "the canary controller"), controller.scheduledTime);
-        if (decision && decision.action !== "hold") console.log(`canary: ${decision.action} ${decision.percentFrom}% -> ${decision.percentTo}%: ${decision.reason}`);
+        if (decision && decision.action !== "hold")
+          console.log(
+            `canary: ${decision.action} ${decision.percentFrom}% -> ${decision.percentTo}%: ${decision.reason}`,
+          );
       }
     },
   };

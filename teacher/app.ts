@@ -61,7 +61,10 @@ export function createTeacherApp(options: TeacherAppOptions): Hono {
       c.res = Response.json({ ...metadata, parameters: { execution_provider: options.provider } });
     });
   }
-  app.route("/", createApp({ store: options.store, server: options.server, ...(options.limits ? { limits: options.limits } : {}) }));
+  app.route(
+    "/",
+    createApp({ store: options.store, server: options.server, ...(options.limits ? { limits: options.limits } : {}) }),
+  );
   app.notFound(notFoundJson);
   // bearer-auth answers with an HTTPException carrying its own response (401 and WWW-Authenticate).
   app.onError((err, c) => {

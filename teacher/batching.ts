@@ -74,7 +74,15 @@ export class Batcher {
   /** Runs the input as part of the next batch; `onStart` is called when that batch starts. */
   run(input: Float32Array, dims: number[], onStart?: () => void): Promise<Outputs> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ input, dims, shape: dims.slice(1).join("x"), arrived: performance.now(), onStart, resolve, reject });
+      this.queue.push({
+        input,
+        dims,
+        shape: dims.slice(1).join("x"),
+        arrived: performance.now(),
+        onStart,
+        resolve,
+        reject,
+      });
       this.schedule();
     });
   }
@@ -152,8 +160,8 @@ export class Batcher {
       return;
     }
     batch.forEach((p, i) => {
-p.resolve(split[i]!);
-});
+      p.resolve(split[i]!);
+    });
   }
 
   private async settle(p: Pending, work: () => Promise<Outputs>): Promise<void> {
@@ -169,7 +177,11 @@ p.resolve(split[i]!);
     try {
       return await work();
     } finally {
-      this.options.onRun?.({ images: batch.reduce((n, p) => n + images(p), 0), requests: batch.length, ms: performance.now() - started });
+      this.options.onRun?.({
+        images: batch.reduce((n, p) => n + images(p), 0),
+        requests: batch.length,
+        ms: performance.now() - started,
+      });
     }
   }
 }
@@ -179,11 +191,17 @@ export function splitRows(outputs: Outputs, rows: number[]): Outputs[] {
   const total = rows.reduce((a, b) => a + b, 0);
   const parts = rows.map(() => new Map<string, OutputTensor>());
   for (const [name, tensor] of outputs) {
-    if (tensor.dims[0] !== total) throw new Error(`output "${name}" has shape [${tensor.dims.join(", ")}], not ${total} rows: it cannot be split by request`);
+    if (tensor.dims[0] !== total)
+      throw new Error(
+        `output "${name}" has shape [${tensor.dims.join(", ")}], not ${total} rows: it cannot be split by request`,
+      );
     const perRow = total === 0 ? 0 : tensor.data.length / total;
     let row = 0;
     rows.forEach((n, i) => {
-      parts[i]!.set(name, { dims: [n, ...tensor.dims.slice(1)], data: tensor.data.subarray(row * perRow, (row + n) * perRow) });
+      parts[i]!.set(name, {
+        dims: [n, ...tensor.dims.slice(1)],
+        data: tensor.data.subarray(row * perRow, (row + n) * perRow),
+      });
       row += n;
     });
   }

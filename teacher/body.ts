@@ -17,13 +17,17 @@ export function bufferBody(options: BufferBodyOptions): MiddlewareHandler {
     const raw = c.req.raw;
     if (!raw.body) return next();
     const declared = raw.headers.get("content-length");
-    if (declared !== null && !raw.headers.has("transfer-encoding") && Number(declared) > maxBytes) return c.json({ error: tooLarge }, 413);
+    if (declared !== null && !raw.headers.has("transfer-encoding") && Number(declared) > maxBytes)
+      return c.json({ error: tooLarge }, 413);
     let body: Uint8Array<ArrayBuffer> | undefined;
     try {
       body = await readCapped(raw.body, maxBytes);
     } catch (err) {
       // The client went away or broke the framing; nobody may be listening, but say why.
-      return c.json({ error: `the request body could not be read: ${err instanceof Error ? err.message : String(err)}` }, 400);
+      return c.json(
+        { error: `the request body could not be read: ${err instanceof Error ? err.message : String(err)}` },
+        400,
+      );
     }
     if (!body) return c.json({ error: tooLarge }, 413);
     // The same request with its body in memory: the routes read it as they would the stream. (Built

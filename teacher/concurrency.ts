@@ -38,7 +38,12 @@ export function concurrencyLimit(options: ConcurrencyOptions = {}): MiddlewareHa
     if (inFlight >= maxInFlight) {
       if (waiting.length >= maxQueued) {
         c.header("Retry-After", retryAfter);
-        return c.json({ error: `the teacher host is busy (${inFlight} requests running, ${waiting.length} waiting); retry after ${retryAfter} s` }, 503);
+        return c.json(
+          {
+            error: `the teacher host is busy (${inFlight} requests running, ${waiting.length} waiting); retry after ${retryAfter} s`,
+          },
+          503,
+        );
       }
       // The slot is handed over by release(): inFlight stays as it is.
       const turn = new Promise<void>((resolve) => waiting.push(resolve));

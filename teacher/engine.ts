@@ -31,7 +31,8 @@ class NodeSession implements Session {
     const out = new Map<string, OutputTensor>();
     for (const spec of this.entry.outputs) {
       const t = results[spec.name];
-      if (!t || !(t.data instanceof Float32Array)) throw new Error(`model "${this.entry.name}" gave no FP32 output "${spec.name}"`);
+      if (!t || !(t.data instanceof Float32Array))
+        throw new Error(`model "${this.entry.name}" gave no FP32 output "${spec.name}"`);
       out.set(spec.name, { dims: [...t.dims], data: t.data });
     }
     return out;
@@ -44,17 +45,30 @@ class NodeSession implements Session {
  * attempt can only fail, noisily, so it is not made.
  */
 function cudaMissing(): string | undefined {
-  if (process.platform !== "linux" && process.platform !== "win32") return `no CUDA build of onnxruntime-node for ${process.platform}`;
-  const binDir = join(dirname(createRequire(import.meta.url).resolve("onnxruntime-node")), "..", "bin", "napi-v6", process.platform, process.arch);
+  if (process.platform !== "linux" && process.platform !== "win32")
+    return `no CUDA build of onnxruntime-node for ${process.platform}`;
+  const binDir = join(
+    dirname(createRequire(import.meta.url).resolve("onnxruntime-node")),
+    "..",
+    "bin",
+    "napi-v6",
+    process.platform,
+    process.arch,
+  );
   const lib = process.platform === "win32" ? "onnxruntime_providers_cuda.dll" : "libonnxruntime_providers_cuda.so";
-  if (!existsSync(join(binDir, lib))) return `onnxruntime-node's CUDA provider is not installed (fetch it with: ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install)`;
+  if (!existsSync(join(binDir, lib)))
+    return `onnxruntime-node's CUDA provider is not installed (fetch it with: ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install)`;
   return undefined;
 }
 
 function open(bytes: Uint8Array, provider: ExecutionProvider): Promise<ort.InferenceSession> {
   // Severity 4 (fatal only) on the CUDA attempt: when its libraries are missing ORT would print a
   // multi-line error before rejecting; the rejection's message is what the host reports.
-  return ort.InferenceSession.create(bytes, { executionProviders: [provider], graphOptimizationLevel: "all", logSeverityLevel: provider === "cuda" ? 4 : 3 });
+  return ort.InferenceSession.create(bytes, {
+    executionProviders: [provider],
+    graphOptimizationLevel: "all",
+    logSeverityLevel: provider === "cuda" ? 4 : 3,
+  });
 }
 
 export function nodeEngine(choice: ProviderChoice = "auto"): NodeEngine {

@@ -14,7 +14,10 @@ export interface FaultOptions {
 const GARBAGE = [
   { type: "application/json", body: '{"model_name": "teacher", "outputs": [' },
   { type: "application/json", body: '{"model_name": "teacher", "model_version": "1", "outputs": []}' },
-  { type: "application/json", body: '{"model_name": "teacher", "model_version": "1", "outputs": [{"name": "probabilities", "shape": [1, 2], "datatype": "FP32", "data": [0.5, "x"]}]}' },
+  {
+    type: "application/json",
+    body: '{"model_name": "teacher", "model_version": "1", "outputs": [{"name": "probabilities", "shape": [1, 2], "datatype": "FP32", "data": [0.5, "x"]}]}',
+  },
 ];
 
 export function faults(options: FaultOptions): MiddlewareHandler {

@@ -53,7 +53,9 @@ export function launchTeacher(options: LaunchOptions = {}): Promise<TeacherProce
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop();
-      reject(new Error(`teacher host did not start within ${options.startTimeoutMs ?? 60_000} ms:\n${recent.join("\n")}`));
+      reject(
+        new Error(`teacher host did not start within ${options.startTimeoutMs ?? 60_000} ms:\n${recent.join("\n")}`),
+      );
     }, options.startTimeoutMs ?? 60_000);
     const onLine = (line: string) => {
       options.log?.(line);

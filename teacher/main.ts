@@ -82,23 +82,58 @@ const name = values.model ?? env.TEACHER_MODEL;
 const host = values.host ?? env.TEACHER_HOST ?? "127.0.0.1";
 const port = integer(values.port ?? env.TEACHER_PORT ?? "8000", "port", 0, 65535);
 const provider = values.provider ?? env.TEACHER_PROVIDER ?? "auto";
-if (provider !== "auto" && provider !== "cuda" && provider !== "cpu") fail(`provider must be auto, cuda or cpu, got "${provider}"`);
+if (provider !== "auto" && provider !== "cuda" && provider !== "cpu")
+  fail(`provider must be auto, cuda or cpu, got "${provider}"`);
 const faultOptions: FaultOptions = {};
-if (values["fault-delay-ms"] !== undefined) faultOptions.delayMs = integer(values["fault-delay-ms"], "--fault-delay-ms", 0, 600_000);
+if (values["fault-delay-ms"] !== undefined)
+  faultOptions.delayMs = integer(values["fault-delay-ms"], "--fault-delay-ms", 0, 600_000);
 if (values["fault-garbage"]) faultOptions.garbage = true;
-const maxInFlight = integer(values["max-concurrent"] ?? env.TEACHER_MAX_CONCURRENT ?? "64", "max-concurrent", 1, 10_000);
+const maxInFlight = integer(
+  values["max-concurrent"] ?? env.TEACHER_MAX_CONCURRENT ?? "64",
+  "max-concurrent",
+  1,
+  10_000,
+);
 const maxQueued = integer(values["max-queue"] ?? env.TEACHER_MAX_QUEUE ?? "64", "max-queue", 0, 100_000);
-const maxBodyBytes = integer(values["max-body-bytes"] ?? env.TEACHER_MAX_BODY_BYTES ?? "4194304", "max-body-bytes", 1, 2 ** 31);
-const maxBatch = integer(values["max-batch"] ?? env.TEACHER_MAX_BATCH ?? String(DEFAULT_MAX_BATCH), "max-batch", 1, 4096);
-const windowMs = integer(values["batch-window-ms"] ?? env.TEACHER_BATCH_WINDOW_MS ?? String(DEFAULT_BATCH_WINDOW_MS), "batch-window-ms", 0, 1_000);
-const headersTimeoutMs = integer(values["headers-timeout-ms"] ?? env.TEACHER_HEADERS_TIMEOUT_MS ?? String(DEFAULT_HEADERS_TIMEOUT_MS), "headers-timeout-ms", 100, 600_000);
-const requestTimeoutMs = integer(values["request-timeout-ms"] ?? env.TEACHER_REQUEST_TIMEOUT_MS ?? String(DEFAULT_REQUEST_TIMEOUT_MS), "request-timeout-ms", 100, 3_600_000);
+const maxBodyBytes = integer(
+  values["max-body-bytes"] ?? env.TEACHER_MAX_BODY_BYTES ?? "4194304",
+  "max-body-bytes",
+  1,
+  2 ** 31,
+);
+const maxBatch = integer(
+  values["max-batch"] ?? env.TEACHER_MAX_BATCH ?? String(DEFAULT_MAX_BATCH),
+  "max-batch",
+  1,
+  4096,
+);
+const windowMs = integer(
+  values["batch-window-ms"] ?? env.TEACHER_BATCH_WINDOW_MS ?? String(DEFAULT_BATCH_WINDOW_MS),
+  "batch-window-ms",
+  0,
+  1_000,
+);
+const headersTimeoutMs = integer(
+  values["headers-timeout-ms"] ?? env.TEACHER_HEADERS_TIMEOUT_MS ?? String(DEFAULT_HEADERS_TIMEOUT_MS),
+  "headers-timeout-ms",
+  100,
+  600_000,
+);
+const requestTimeoutMs = integer(
+  values["request-timeout-ms"] ?? env.TEACHER_REQUEST_TIMEOUT_MS ?? String(DEFAULT_REQUEST_TIMEOUT_MS),
+  "request-timeout-ms",
+  100,
+  3_600_000,
+);
 const authHeader = values["auth-header"] ?? env.TEACHER_AUTH_HEADER ?? DEFAULT_TEACHER_AUTH_HEADER;
 const token = env.TEACHER_TOKEN ?? "";
 if (values["no-auth"]) {
   if (token) fail("--no-auth and TEACHER_TOKEN contradict each other: unset one");
 } else {
-  if (!token) fail("TEACHER_TOKEN is not set: the host answers only callers that send it (npm start generates one into .dev.vars); --no-auth turns the check off");
+  if (!token)
+    fail(
+      "TEACHER_TOKEN is not set: the host answers only callers that send it (npm start generates one into .dev.vars); --no-auth turns the check off",
+    );
   try {
     checkTeacherLink(token, authHeader, "TEACHER_TOKEN", "--auth-header");
   } catch (err) {
@@ -112,23 +147,42 @@ let slotsHeld = 0;
 let teacher: Awaited<ReturnType<typeof loadTeacher>> | undefined;
 const arriving = () => slotsHeld - (teacher?.store.holding ?? 0);
 try {
-  teacher = await loadTeacher({ manifestPath, provider: provider as ProviderChoice, ...(name ? { name } : {}), batching: { maxBatch, windowMs, onRun: metrics.run, arriving } });
+  teacher = await loadTeacher({
+    manifestPath,
+    provider: provider as ProviderChoice,
+    ...(name ? { name } : {}),
+    batching: { maxBatch, windowMs, onRun: metrics.run, arriving },
+  });
 } catch (err) {
-  fail(err instanceof TeacherLoadError || (err instanceof Error && err.name === "ManifestError") ? err.message : String(err));
+  fail(
+    err instanceof TeacherLoadError || (err instanceof Error && err.name === "ManifestError")
+      ? err.message
+      : String(err),
+  );
 }
 const { entry, store, engine } = teacher;
 metrics.countBatchQueue(() => store.waiting);
 const used = engine.provider ?? "cpu";
-if (engine.fallbackReason) console.log(`teacher: CUDA unavailable (${engine.fallbackReason.split("\n")[0]}); using the CPU`);
-console.log(`teacher: model "${entry.name}" version ${entry.version} (${entry.file}, sha256 ${entry.sha256.slice(0, 12)}…) on ${used.toUpperCase()}`);
-if (faultOptions.delayMs || faultOptions.garbage) console.log(`teacher: FAULT INJECTION ON: ${JSON.stringify(faultOptions)}`);
+if (engine.fallbackReason)
+  console.log(`teacher: CUDA unavailable (${engine.fallbackReason.split("\n")[0]}); using the CPU`);
+console.log(
+  `teacher: model "${entry.name}" version ${entry.version} (${entry.file}, sha256 ${entry.sha256.slice(0, 12)}…) on ${used.toUpperCase()}`,
+);
+if (faultOptions.delayMs || faultOptions.garbage)
+  console.log(`teacher: FAULT INJECTION ON: ${JSON.stringify(faultOptions)}`);
 console.log(
   values["no-auth"]
     ? "teacher: AUTHENTICATION OFF (--no-auth): anyone who reaches this port can run the model"
     : `teacher: callers must send ${authHeader}${authHeader.toLowerCase() === "authorization" ? ": Bearer" : ":"} <TEACHER_TOKEN>`,
 );
-console.log(`teacher: at most ${maxInFlight} requests at once and ${maxQueued} waiting; bodies up to ${maxBodyBytes} bytes, within ${requestTimeoutMs} ms`);
-console.log(maxBatch === 1 ? "teacher: batching off (--max-batch 1)" : `teacher: batches of up to ${maxBatch} images, gathered for up to ${windowMs} ms`);
+console.log(
+  `teacher: at most ${maxInFlight} requests at once and ${maxQueued} waiting; bodies up to ${maxBodyBytes} bytes, within ${requestTimeoutMs} ms`,
+);
+console.log(
+  maxBatch === 1
+    ? "teacher: batching off (--max-batch 1)"
+    : `teacher: batches of up to ${maxBatch} images, gathered for up to ${windowMs} ms`,
+);
 
 const app = createTeacherApp({
   store,

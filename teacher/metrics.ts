@@ -37,7 +37,12 @@ export class TeacherMetrics {
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
-    this.requestsTotal = new Counter({ name: "teacher_requests_total", help: "Requests answered, by endpoint and HTTP status.", labelNames: ["endpoint", "code"], registers });
+    this.requestsTotal = new Counter({
+      name: "teacher_requests_total",
+      help: "Requests answered, by endpoint and HTTP status.",
+      labelNames: ["endpoint", "code"],
+      registers,
+    });
     this.failuresTotal = new Counter({
       name: "teacher_request_failures_total",
       help: "Requests answered with a status of 400 or above, by endpoint and HTTP status.",
@@ -51,8 +56,18 @@ export class TeacherMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.batchSize = new Histogram({ name: "teacher_batch_size", help: "Images in each onnxruntime run.", buckets: BATCH_BUCKETS, registers });
-    this.inferenceDuration = new Histogram({ name: "teacher_inference_duration_seconds", help: "Duration of each onnxruntime run.", buckets: LATENCY_BUCKETS, registers });
+    this.batchSize = new Histogram({
+      name: "teacher_batch_size",
+      help: "Images in each onnxruntime run.",
+      buckets: BATCH_BUCKETS,
+      registers,
+    });
+    this.inferenceDuration = new Histogram({
+      name: "teacher_inference_duration_seconds",
+      help: "Duration of each onnxruntime run.",
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
     const metrics = this;
     new Gauge({
       name: "teacher_queue_depth",
@@ -81,7 +96,8 @@ export class TeacherMetrics {
   }
 
   /** GET /metrics, in Prometheus's text format. */
-  readonly handler: Handler = async (c) => c.body(await this.registry.metrics(), 200, { "Content-Type": this.registry.contentType });
+  readonly handler: Handler = async (c) =>
+    c.body(await this.registry.metrics(), 200, { "Content-Type": this.registry.contentType });
 
   /** For the batcher: one onnxruntime run. */
   readonly run = (run: { images: number; ms: number }): void => {

@@ -31,12 +31,17 @@ export class TeacherLoadError extends Error {
 function pickEntry(models: ModelEntry[], manifestPath: string, name: string | undefined): ModelEntry {
   if (name !== undefined) {
     const entry = models.find((m) => m.name === name);
-    if (!entry) throw new TeacherLoadError(`model "${name}" is not in ${manifestPath} (it has: ${models.map((m) => m.name).join(", ") || "none"})`);
+    if (!entry)
+      throw new TeacherLoadError(
+        `model "${name}" is not in ${manifestPath} (it has: ${models.map((m) => m.name).join(", ") || "none"})`,
+      );
     return entry;
   }
   const teachers = models.filter((m) => m.role === "teacher");
   if (teachers.length !== 1) {
-    throw new TeacherLoadError(`${manifestPath} has ${teachers.length} models with role "teacher"; name the one to serve with --model`);
+    throw new TeacherLoadError(
+      `${manifestPath} has ${teachers.length} models with role "teacher"; name the one to serve with --model`,
+    );
   }
   return teachers[0]!;
 }
@@ -59,7 +64,12 @@ export async function loadTeacher(options: LoadOptions): Promise<LoadedTeacher> 
   }
   const engine = nodeEngine(options.provider);
   // The host serves exactly this model, under the manifest's name for it.
-  const store = new BatchingStore({ ...manifest, defaultStudent: entry.name, models: [entry] }, { [entry.file]: bytes }, engine, options.batching);
+  const store = new BatchingStore(
+    { ...manifest, defaultStudent: entry.name, models: [entry] },
+    { [entry.file]: bytes },
+    engine,
+    options.batching,
+  );
   try {
     await store.session(entry);
   } catch (err) {

@@ -18,14 +18,16 @@ export function sniffFormat(bytes: Uint8Array): ImageFormat | undefined {
   return undefined;
 }
 
-const be32 = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+const be32 = (b: Uint8Array, at: number) =>
+  ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 
 function undecodable(format: ImageFormat, why: string): ImageError {
   return new ImageError(400, `cannot decode the ${format.toUpperCase()} image: ${why}`);
 }
 
 function pngSize(b: Uint8Array): [number, number] {
-  if (b.length < 33 || String.fromCharCode(b[12]!, b[13]!, b[14]!, b[15]!) !== "IHDR") throw undecodable("png", "no IHDR chunk");
+  if (b.length < 33 || String.fromCharCode(b[12]!, b[13]!, b[14]!, b[15]!) !== "IHDR")
+    throw undecodable("png", "no IHDR chunk");
   return [be32(b, 16), be32(b, 20)];
 }
 
@@ -36,7 +38,10 @@ export function readHeader(bytes: Uint8Array, limits: ImageLimits): ImageHeader 
   const [width, height] = format === "png" ? pngSize(bytes) : jpegFrameSize(bytes);
   if (width === 0 || height === 0) throw undecodable(format, `it claims ${width}x${height} pixels`);
   if (width > limits.maxSide || height > limits.maxSide || width * height > limits.maxPixels) {
-    throw new ImageError(413, `the image is ${width}x${height}; the limit is ${limits.maxSide} pixels a side and ${limits.maxPixels} pixels in all`);
+    throw new ImageError(
+      413,
+      `the image is ${width}x${height}; the limit is ${limits.maxSide} pixels a side and ${limits.maxPixels} pixels in all`,
+    );
   }
   return { format, width, height };
 }

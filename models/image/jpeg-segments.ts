@@ -20,7 +20,8 @@ export interface JpegSegment {
   body: Uint8Array;
 }
 
-const isFrame = (marker: number) => marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+const isFrame = (marker: number) =>
+  marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
 const isRestart = (marker: number) => marker >= 0xd0 && marker <= 0xd7;
 
 /** The segments from SOI on, scan data skipped, up to EOI or the end of the bytes (400 for bytes that are no marker). */
@@ -40,7 +41,10 @@ export function* jpegSegments(b: Uint8Array): Generator<JpegSegment> {
     if (marker === 0xd9) return; // end of image
     if (at + 4 > b.length) throw undecodableJpeg(`the file ends inside a segment header at byte ${at} (truncated?)`);
     const length = (b[at + 2]! << 8) | b[at + 3]!;
-    if (length < 2 || at + 2 + length > b.length) throw undecodableJpeg(`the segment ${marker.toString(16).toUpperCase()} at byte ${at} runs past the end of the file (truncated?)`);
+    if (length < 2 || at + 2 + length > b.length)
+      throw undecodableJpeg(
+        `the segment ${marker.toString(16).toUpperCase()} at byte ${at} runs past the end of the file (truncated?)`,
+      );
     yield { marker, at, body: b.subarray(at + 4, at + 2 + length) };
     at += 2 + length;
     if (marker !== 0xda) continue;
@@ -93,7 +97,8 @@ export function checkJpegSegments(b: Uint8Array): void {
     if (isFrame(marker) && ++frames > 1) throw undecodableJpeg(`a second frame header at byte ${at} (a JPEG has one)`);
     if (marker === 0xc4 || marker === 0xdb) {
       tables += tableCount(marker, body);
-      if (tables > JPEG_MAX_TABLES) throw undecodableJpeg(`more than ${JPEG_MAX_TABLES} Huffman and quantization tables`);
+      if (tables > JPEG_MAX_TABLES)
+        throw undecodableJpeg(`more than ${JPEG_MAX_TABLES} Huffman and quantization tables`);
     }
   }
 }

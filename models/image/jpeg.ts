@@ -19,7 +19,8 @@ export function decodeJpeg(bytes: Uint8Array, limits: ImageLimits): Image {
   } catch (err) {
     const message = err instanceof Error ? err.message : "corrupt data";
     // Components and sampling factors, not only the size, decide what a JPEG costs to decode.
-    if (message.startsWith("maxMemoryUsageInMB")) throw new ImageError(413, `the JPEG image needs more than ${limits.maxJpegDecoderBytes} bytes to decode`);
+    if (message.startsWith("maxMemoryUsageInMB"))
+      throw new ImageError(413, `the JPEG image needs more than ${limits.maxJpegDecoderBytes} bytes to decode`);
     throw new ImageError(400, `cannot decode the JPEG image: ${message}`);
   }
   const { width, height, data, exifBuffer } = decoded;

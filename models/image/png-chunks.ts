@@ -21,7 +21,8 @@ const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 /** Chunks the decoder is given; the rest of the file is dropped. */
 const KEPT = new Set(["IHDR", "PLTE", "tRNS", "IDAT", "IEND"]);
 
-const be32 = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+const be32 = (b: Uint8Array, at: number) =>
+  ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 
 export const undecodablePng = (why: string) => new ImageError(400, `cannot decode the PNG image: ${why}`);
 
@@ -48,10 +49,22 @@ function readHeaderChunk(body: Uint8Array): PngHeader {
   const [depth, colourType, compression, filter, interlace] = body.subarray(8);
   const width = be32(body, 0);
   const height = be32(body, 4);
-  if (width === 0 || height === 0 || width > 2 ** 31 - 1 || height > 2 ** 31 - 1) throw undecodablePng(`IHDR claims ${width}x${height} pixels`);
-  if (!DEPTHS[colourType!]?.includes(depth!)) throw undecodablePng(`IHDR has colour type ${colourType} at ${depth} bits, which PNG does not define`);
-  if (compression !== 0 || filter !== 0 || (interlace !== 0 && interlace !== 1)) throw undecodablePng(`IHDR has compression ${compression}, filter ${filter}, interlace ${interlace} (PNG defines 0, 0, 0 or 1)`);
-  return { width, height, depth: depth!, colourType: colourType!, channels: CHANNELS[colourType!]!, interlaced: interlace === 1 };
+  if (width === 0 || height === 0 || width > 2 ** 31 - 1 || height > 2 ** 31 - 1)
+    throw undecodablePng(`IHDR claims ${width}x${height} pixels`);
+  if (!DEPTHS[colourType!]?.includes(depth!))
+    throw undecodablePng(`IHDR has colour type ${colourType} at ${depth} bits, which PNG does not define`);
+  if (compression !== 0 || filter !== 0 || (interlace !== 0 && interlace !== 1))
+    throw undecodablePng(
+      `IHDR has compression ${compression}, filter ${filter}, interlace ${interlace} (PNG defines 0, 0, 0 or 1)`,
+    );
+  return {
+    width,
+    height,
+    depth: depth!,
+    colourType: colourType!,
+    channels: CHANNELS[colourType!]!,
+    interlaced: interlace === 1,
+  };
 }
 
 /** The zlib stream of an iCCP, zTXt or compressed iTXt body; undefined when it holds none (or is malformed, which is harmless once dropped). */
@@ -79,12 +92,21 @@ export function walkPng(bytes: Uint8Array): PngChunks {
   let previous = "";
   let count = 0;
   for (let at = 8; ; ) {
-    if (at + 12 > bytes.length) throw undecodablePng(at === bytes.length ? "no IEND chunk (truncated?)" : `the file ends inside a chunk header at byte ${at} (truncated?)`);
+    if (at + 12 > bytes.length)
+      throw undecodablePng(
+        at === bytes.length
+          ? "no IEND chunk (truncated?)"
+          : `the file ends inside a chunk header at byte ${at} (truncated?)`,
+      );
     const length = be32(bytes, at);
     const type = String.fromCharCode(bytes[at + 4]!, bytes[at + 5]!, bytes[at + 6]!, bytes[at + 7]!);
     if (!/^[A-Za-z]{4}$/.test(type)) throw undecodablePng(`no chunk type at byte ${at + 4}`);
-    if (length > bytes.length - at - 12) throw undecodablePng(`the ${type} chunk at byte ${at} runs past the end of the file (truncated?)`);
-    if (++count > maxChunks) throw undecodablePng(`more than ${maxChunks} chunks (the limit is ${PNG_CHUNKS_BASE} plus one per ${PNG_BYTES_PER_EXTRA_CHUNK} bytes of file)`);
+    if (length > bytes.length - at - 12)
+      throw undecodablePng(`the ${type} chunk at byte ${at} runs past the end of the file (truncated?)`);
+    if (++count > maxChunks)
+      throw undecodablePng(
+        `more than ${maxChunks} chunks (the limit is ${PNG_CHUNKS_BASE} plus one per ${PNG_BYTES_PER_EXTRA_CHUNK} bytes of file)`,
+      );
     const body = bytes.subarray(at + 8, at + 8 + length);
     if (!header && type !== "IHDR") throw undecodablePng(`the first chunk is ${type}, not IHDR`);
     if (previous === "IDAT" && type !== "IDAT") dataEnded = true;
@@ -97,15 +119,18 @@ export function walkPng(bytes: Uint8Array): PngChunks {
       case "PLTE":
         if (palette || data.length) throw undecodablePng(palette ? "a second PLTE chunk" : "PLTE after the image data");
         if (header!.colourType === 0 || header!.colourType === 4) throw undecodablePng("a PLTE chunk in a grey image");
-        if (length === 0 || length % 3 !== 0 || length > 3 * 256) throw undecodablePng(`PLTE is ${length} bytes (1 to 256 entries of 3)`);
+        if (length === 0 || length % 3 !== 0 || length > 3 * 256)
+          throw undecodablePng(`PLTE is ${length} bytes (1 to 256 entries of 3)`);
         palette = true;
         break;
       case "tRNS":
-        if (transparency || data.length) throw undecodablePng(transparency ? "a second tRNS chunk" : "tRNS after the image data");
+        if (transparency || data.length)
+          throw undecodablePng(transparency ? "a second tRNS chunk" : "tRNS after the image data");
         transparency = true;
         break;
       case "IDAT":
-        if (dataEnded) throw undecodablePng(`IDAT chunks are not contiguous (another chunk between them, before byte ${at})`);
+        if (dataEnded)
+          throw undecodablePng(`IDAT chunks are not contiguous (another chunk between them, before byte ${at})`);
         data.push(body);
         break;
       case "IEND":
@@ -114,7 +139,10 @@ export function walkPng(bytes: Uint8Array): PngChunks {
         if ((bytes[at + 4]! & 0x20) === 0) throw undecodablePng(`unknown critical chunk ${type}`);
         const stream = type === "iCCP" || type === "zTXt" || type === "iTXt" ? compressedStream(type, body) : undefined;
         if (stream) {
-          if (compressed.length === PNG_MAX_COMPRESSED_CHUNKS) throw undecodablePng(`more than ${PNG_MAX_COMPRESSED_CHUNKS} compressed ancillary chunks (iCCP, zTXt, iTXt)`);
+          if (compressed.length === PNG_MAX_COMPRESSED_CHUNKS)
+            throw undecodablePng(
+              `more than ${PNG_MAX_COMPRESSED_CHUNKS} compressed ancillary chunks (iCCP, zTXt, iTXt)`,
+            );
           compressed.push({ type, stream });
         }
       }

@@ -16,12 +16,17 @@ function inflatedBound({ width, height, depth, channels }: PngHeader): number {
 
 export function decodePng(bytes: Uint8Array): Image {
   const chunks = walkPng(bytes);
-  if (chunks.header.interlaced && chunks.header.depth < 8) throw new ImageError(415, "interlaced PNGs with fewer than 8 bits per sample are not supported");
+  if (chunks.header.interlaced && chunks.header.depth < 8)
+    throw new ImageError(415, "interlaced PNGs with fewer than 8 bits per sample are not supported");
   // Decompression bombs: inflating once with a cap costs at most what an honest file of this size would.
   let ancillary = 0;
   for (const { type, stream } of chunks.compressed) {
     ancillary += inflatedLength([stream], PNG_MAX_ANCILLARY_INFLATED - ancillary);
-    if (ancillary > PNG_MAX_ANCILLARY_INFLATED) throw new ImageError(413, `the PNG's ${type} chunk inflates beyond ${PNG_MAX_ANCILLARY_INFLATED} bytes, the limit for its ancillary chunks together (a decompression bomb?)`);
+    if (ancillary > PNG_MAX_ANCILLARY_INFLATED)
+      throw new ImageError(
+        413,
+        `the PNG's ${type} chunk inflates beyond ${PNG_MAX_ANCILLARY_INFLATED} bytes, the limit for its ancillary chunks together (a decompression bomb?)`,
+      );
   }
   // The image data may run over by 8 MiB while it is counted, about what an honest decode at the
   // Worker's pixel limit holds: fewer, larger slices (each push copies fflate's 32 KiB window).
@@ -56,7 +61,8 @@ export function decodePng(bytes: Uint8Array): Image {
   const hasAlpha = ch === 2 || ch === 4;
   // tRNS for grey or RGB: one colour (in raw sample values) that is fully transparent.
   const key = transparency && transparency.length === out ? transparency : undefined;
-  if (!hasAlpha && !key && max === 255 && ch === out && s instanceof Uint8Array) return { width, height, channels: out, data: s };
+  if (!hasAlpha && !key && max === 255 && ch === out && s instanceof Uint8Array)
+    return { width, height, channels: out, data: s };
   const pixels = new Uint8Array(n * out);
   const scale = 255 / max;
   for (let p = 0; p < n; p++) {
@@ -69,9 +75,16 @@ export function decodePng(bytes: Uint8Array): Image {
 }
 
 /** One array element per sample, rows unpadded: sub-byte depths are unpacked (big-endian within a byte). */
-function unpackSamples(png: { width: number; height: number; depth: number; channels: number; data: Uint8Array | Uint8ClampedArray | Uint16Array }): Uint8Array | Uint16Array {
+function unpackSamples(png: {
+  width: number;
+  height: number;
+  depth: number;
+  channels: number;
+  data: Uint8Array | Uint8ClampedArray | Uint16Array;
+}): Uint8Array | Uint16Array {
   const { width, height, depth, channels, data } = png;
-  if (depth >= 8) return data instanceof Uint8ClampedArray ? new Uint8Array(data.buffer, data.byteOffset, data.length) : data;
+  if (depth >= 8)
+    return data instanceof Uint8ClampedArray ? new Uint8Array(data.buffer, data.byteOffset, data.length) : data;
   const rowSamples = width * channels;
   const rowBytes = Math.ceil((rowSamples * depth) / 8);
   if (data.length < rowBytes * height) throw undecodable("truncated image data");

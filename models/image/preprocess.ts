@@ -32,7 +32,8 @@ export function toModelInputs(image: Image, models: readonly ModelEntry[]): Floa
   const resized = new Map<string, Float32Array>();
   return models.map((model) => {
     const { height, width, channels } = inputGeometry(model);
-    if (channels !== 1 && channels !== 3) throw new ImageError(422, `model "${model.name}" takes ${channels} channels; images give 1 or 3`);
+    if (channels !== 1 && channels !== 3)
+      throw new ImageError(422, `model "${model.name}" takes ${channels} channels; images give 1 or 3`);
     const key = `${width}x${height}`;
     let small = resized.get(key);
     if (!small) {

@@ -65,7 +65,9 @@ export function adminAuth(options: AdminAuthOptions = {}): MiddlewareHandler {
       token: expected,
       realm,
       noAuthenticationHeader: { message: { error: "missing Authorization: Bearer <admin token>" } },
-      invalidAuthenticationHeader: { message: { error: "malformed Authorization header: expected Bearer <admin token>" } },
+      invalidAuthenticationHeader: {
+        message: { error: "malformed Authorization header: expected Bearer <admin token>" },
+      },
       invalidToken: { message: { error: "invalid admin token" } },
     });
     let passed = false;
@@ -76,7 +78,8 @@ export function adminAuth(options: AdminAuthOptions = {}): MiddlewareHandler {
       });
     } catch (err) {
       // Only bearer-auth's own refusal is a guess; errors from the routes behind it pass through.
-      if (!passed && presented && err instanceof HTTPException && err.status < 500) throw (await throttle.failed(c, "admin token")) ?? err;
+      if (!passed && presented && err instanceof HTTPException && err.status < 500)
+        throw (await throttle.failed(c, "admin token")) ?? err;
       throw err;
     }
   };

@@ -49,7 +49,10 @@ export function authThrottle(options: AuthThrottleOptions = {}): AuthThrottle {
     async assertOpen(c) {
       const { DB: db, AUTH_RATE_LIMITER: limiter } = env(c);
       if (!db || !limiter) return;
-      const row = await db.prepare("SELECT until FROM auth_blocks WHERE address = ?1").bind(callerAddress(c)).first<{ until: number }>();
+      const row = await db
+        .prepare("SELECT until FROM auth_blocks WHERE address = ?1")
+        .bind(callerAddress(c))
+        .first<{ until: number }>();
       const left = row ? row.until - now() : 0;
       if (left > 0) throw tooMany(c, Math.ceil(left / 1000));
     },
@@ -63,19 +66,32 @@ export function authThrottle(options: AuthThrottleOptions = {}): AuthThrottle {
         allowed = (await limiter.limit({ key: `auth:${address}` })).success;
       } catch (err) {
         // Unknown is refused: a guess that cannot be counted is not let through.
-        console.error(JSON.stringify({ event: "auth_rate_limiter_failed", refused: address, requestId: requestIdOf(c), error: err instanceof Error ? err.message : String(err) }));
+        console.error(
+          JSON.stringify({
+            event: "auth_rate_limiter_failed",
+            refused: address,
+            requestId: requestIdOf(c),
+            error: err instanceof Error ? err.message : String(err),
+          }),
+        );
         allowed = false;
       }
       if (allowed) return undefined;
       const until = now() + blockMs;
       if (db) {
         await db.batch([
-          db.prepare("INSERT INTO auth_blocks (address, until) VALUES (?1, ?2) ON CONFLICT (address) DO UPDATE SET until = MAX(until, ?2)").bind(address, until),
+          db
+            .prepare(
+              "INSERT INTO auth_blocks (address, until) VALUES (?1, ?2) ON CONFLICT (address) DO UPDATE SET until = MAX(until, ?2)",
+            )
+            .bind(address, until),
           // Blocks that ran out are of no use: the table holds only the addresses blocked now.
           db.prepare("DELETE FROM auth_blocks WHERE until <= ?1").bind(now()),
         ]);
       }
-      console.warn(JSON.stringify({ event: "auth_blocked", address, blockSeconds: blockMs / 1000, requestId: requestIdOf(c) }));
+      console.warn(
+        JSON.stringify({ event: "auth_blocked", address, blockSeconds: blockMs / 1000, requestId: requestIdOf(c) }),
+      );
       return tooMany(c, blockMs / 1000);
     },
   };

@@ -17,7 +17,11 @@ export type Caller = { kind: "anonymous" } | { kind: "admin" } | { kind: "key"; 
 const ANONYMOUS: Caller = { kind: "anonymous" };
 const throttle = authThrottle();
 
-export async function identifyCaller(c: Context, db: D1Database | undefined, adminToken: string | undefined): Promise<Caller> {
+export async function identifyCaller(
+  c: Context,
+  db: D1Database | undefined,
+  adminToken: string | undefined,
+): Promise<Caller> {
   if (c.req.header("authorization") === undefined) return ANONYMOUS;
   await throttle.assertOpen(c);
   let caller: Caller = ANONYMOUS;
@@ -32,13 +36,19 @@ export async function identifyCaller(c: Context, db: D1Database | undefined, adm
       try {
         key = await findKey(db, token);
       } catch (err) {
-        throw new HttpError(503, "cannot check API keys right now; retry later", `API key lookup failed: ${err instanceof Error ? err.message : String(err)}`);
+        throw new HttpError(
+          503,
+          "cannot check API keys right now; retry later",
+          `API key lookup failed: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
       if (key) caller = { kind: "key", key };
       return key !== undefined;
     },
     realm: "narrowdeep",
-    invalidAuthenticationHeader: { message: { error: "malformed Authorization header: expected Bearer <API key or admin token>" } },
+    invalidAuthenticationHeader: {
+      message: { error: "malformed Authorization header: expected Bearer <API key or admin token>" },
+    },
     invalidToken: { message: { error: "unknown or revoked API key" } },
   });
   try {
@@ -54,9 +64,13 @@ export async function identifyCaller(c: Context, db: D1Database | undefined, adm
 export function requireRight(caller: Caller, right: Right, what: string): void {
   if (caller.kind === "admin") return;
   if (caller.kind === "anonymous") {
-    throw new HttpError(403, `${what} needs an API key with the "${right}" right, or the admin token: send Authorization: Bearer <key>`);
+    throw new HttpError(
+      403,
+      `${what} needs an API key with the "${right}" right, or the admin token: send Authorization: Bearer <key>`,
+    );
   }
-  if (!caller.key.rights.includes(right)) throw new HttpError(403, `API key "${caller.key.name}" lacks the "${right}" right that ${what} needs`);
+  if (!caller.key.rights.includes(right))
+    throw new HttpError(403, `API key "${caller.key.name}" lacks the "${right}" right that ${what} needs`);
 }
 
 /**

@@ -18,7 +18,9 @@ export interface SecretBindings {
 
 /** Every problem with the secrets, for the Worker's start-up. */
 export const secretProblems = (env: SecretBindings): string[] =>
-  [secretProblem("ADMIN_TOKEN", env.ADMIN_TOKEN), secretProblem("CLIENT_ID_SECRET", env.CLIENT_ID_SECRET)].filter((p) => p !== undefined);
+  [secretProblem("ADMIN_TOKEN", env.ADMIN_TOKEN), secretProblem("CLIENT_ID_SECRET", env.CLIENT_ID_SECRET)].filter(
+    (p) => p !== undefined,
+  );
 
 /** The admin token when it is set and long enough; a short one is logged and treated as none. */
 export function usableAdminToken(env: SecretBindings): string | undefined {
@@ -32,6 +34,7 @@ export function usableAdminToken(env: SecretBindings): string | undefined {
 
 /** The key that signs client ids: CLIENT_ID_SECRET, else the admin token; undefined without either. */
 export function clientIdSecret(env: SecretBindings): string | undefined {
-  if (env.CLIENT_ID_SECRET) return secretProblem("CLIENT_ID_SECRET", env.CLIENT_ID_SECRET) ? undefined : env.CLIENT_ID_SECRET;
+  if (env.CLIENT_ID_SECRET)
+    return secretProblem("CLIENT_ID_SECRET", env.CLIENT_ID_SECRET) ? undefined : env.CLIENT_ID_SECRET;
   return usableAdminToken(env);
 }

@@ -26,11 +26,17 @@ const STATUS_TEXT: Record<number, string> = {
 
 /** A zod schema as a JSON Schema (2020-12) for the document: the request's side or the answer's. */
 function jsonSchema(schema: z.ZodType, io: "input" | "output"): Json {
-  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: "draft-2020-12", io, unrepresentable: "any" }) as Json;
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, {
+    target: "draft-2020-12",
+    io,
+    unrepresentable: "any",
+  }) as Json;
   return rest;
 }
 
-const json = (schema: z.ZodType, io: "input" | "output") => ({ "application/json": { schema: jsonSchema(schema, io) } });
+const json = (schema: z.ZodType, io: "input" | "output") => ({
+  "application/json": { schema: jsonSchema(schema, io) },
+});
 const binary = (type: string) => ({ type: "string", contentMediaType: type });
 
 function requestBody(body: Body): Json {
@@ -42,15 +48,21 @@ function requestBody(body: Body): Json {
         "image/png": { schema: binary("image/png") },
         "image/jpeg": { schema: binary("image/jpeg") },
         "application/octet-stream": { schema: binary("application/octet-stream") },
-        "multipart/form-data": { schema: { type: "object", properties: { image: binary("application/octet-stream") }, required: ["image"] } },
+        "multipart/form-data": {
+          schema: { type: "object", properties: { image: binary("application/octet-stream") }, required: ["image"] },
+        },
       },
     };
   }
   if (body === "infer") {
     return {
       required: true,
-      description: "JSON, or (Triton's binary tensor data) JSON of Inference-Header-Content-Length bytes followed by the tensors' bytes",
-      content: { ...json(InferRequest, "input"), "application/octet-stream": { schema: binary("application/octet-stream") } },
+      description:
+        "JSON, or (Triton's binary tensor data) JSON of Inference-Header-Content-Length bytes followed by the tensors' bytes",
+      content: {
+        ...json(InferRequest, "input"),
+        "application/octet-stream": { schema: binary("application/octet-stream") },
+      },
     };
   }
   return { required: true, content: json(body, "input") };
@@ -63,7 +75,12 @@ const security = (access: Access): Json[] | undefined => {
 };
 
 function operation(route: ApiRoute): Json {
-  const pathParams = [...route.path.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({ name, in: "path", required: true, schema: { type: "string" } }));
+  const pathParams = [...route.path.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({
+    name,
+    in: "path",
+    required: true,
+    schema: { type: "string" },
+  }));
   const queryParams = Object.entries(route.query ?? {}).map(([name, schema]) => {
     const { description, ...rest } = jsonSchema(schema, "input");
     return { name, in: "query", required: false, ...(description ? { description } : {}), schema: rest };
@@ -71,7 +88,8 @@ function operation(route: ApiRoute): Json {
   const responses: Json = {};
   for (const [status, schema] of Object.entries({ ...route.responses, 500: ErrorBody })) {
     const content = json(schema, "output");
-    if (route.body === "infer" && status === "200") Object.assign(content, { "application/octet-stream": { schema: binary("application/octet-stream") } });
+    if (route.body === "infer" && status === "200")
+      Object.assign(content, { "application/octet-stream": { schema: binary("application/octet-stream") } });
     responses[status] = { description: STATUS_TEXT[Number(status)] ?? "", content };
   }
   const secured = security(route.access);
@@ -86,7 +104,10 @@ function operation(route: ApiRoute): Json {
 }
 
 /** The document, from the routes given (the API's own by default). */
-export function buildOpenApiDocument(routes: readonly ApiRoute[] = API_ROUTES, server = { name: "narrowdeep", version: "0.1.0" }): Json {
+export function buildOpenApiDocument(
+  routes: readonly ApiRoute[] = API_ROUTES,
+  server = { name: "narrowdeep", version: "0.1.0" },
+): Json {
   const paths: Record<string, Json> = {};
   for (const route of routes) paths[route.path] = { ...paths[route.path], [route.method]: operation(route) };
   return {
@@ -94,13 +115,18 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[] = API_ROUTES, s
     info: {
       title: `${server.name} edge API`,
       version: server.version,
-      description: "Students served in a Cloudflare Worker (/v1 for people, /v2 the Open Inference Protocol), measured live against a teacher. Every error answers {\"error\": \"...\"}.",
+      description:
+        'Students served in a Cloudflare Worker (/v1 for people, /v2 the Open Inference Protocol), measured live against a teacher. Every error answers {"error": "..."}.',
     },
     paths,
     components: {
       securitySchemes: {
         adminToken: { type: "http", scheme: "bearer", description: "the ADMIN_TOKEN secret" },
-        apiKey: { type: "http", scheme: "bearer", description: "an API key (ndk_...) made through POST /v1/keys, with the route's right" },
+        apiKey: {
+          type: "http",
+          scheme: "bearer",
+          description: "an API key (ndk_...) made through POST /v1/keys, with the route's right",
+        },
       },
     },
   };

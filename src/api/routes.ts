@@ -41,9 +41,27 @@ const adminErrors = errors(400, 401, 429, 503);
 const oip = (prefix: string, versioned: boolean): ApiRoute[] => {
   const which = versioned ? " at a version" : "";
   return [
-    { method: "get", path: prefix, summary: `A model's metadata${which}`, access: "anyone", responses: { 200: ModelMetadata, ...errors(404) } },
-    { method: "get", path: `${prefix}/config`, summary: `A model's Triton configuration${which}`, access: "anyone", responses: { 200: ModelConfig, ...errors(404) } },
-    { method: "get", path: `${prefix}/ready`, summary: `Whether a model${which} loads (loads it)`, access: "anyone", responses: { 200: ModelReady, 503: ModelReady, ...errors(404) } },
+    {
+      method: "get",
+      path: prefix,
+      summary: `A model's metadata${which}`,
+      access: "anyone",
+      responses: { 200: ModelMetadata, ...errors(404) },
+    },
+    {
+      method: "get",
+      path: `${prefix}/config`,
+      summary: `A model's Triton configuration${which}`,
+      access: "anyone",
+      responses: { 200: ModelConfig, ...errors(404) },
+    },
+    {
+      method: "get",
+      path: `${prefix}/ready`,
+      summary: `Whether a model${which} loads (loads it)`,
+      access: "anyone",
+      responses: { 200: ModelReady, 503: ModelReady, ...errors(404) },
+    },
     {
       method: "post",
       path: `${prefix}/infer`,
@@ -58,7 +76,13 @@ const oip = (prefix: string, versioned: boolean): ApiRoute[] => {
 export const API_ROUTES: readonly ApiRoute[] = [
   { method: "get", path: "/v2", summary: "Server metadata", access: "anyone", responses: { 200: ServerMetadata } },
   { method: "get", path: "/v2/health/live", summary: "Liveness", access: "anyone", responses: { 200: Live } },
-  { method: "get", path: "/v2/health/ready", summary: "Readiness: every model loads (loads them)", access: "anyone", responses: { 200: Ready, 503: Ready } },
+  {
+    method: "get",
+    path: "/v2/health/ready",
+    summary: "Readiness: every model loads (loads them)",
+    access: "anyone",
+    responses: { 200: Ready, 503: Ready },
+  },
   ...oip("/v2/models/{name}", false),
   ...oip("/v2/models/{name}/versions/{version}", true),
 
@@ -90,8 +114,25 @@ export const API_ROUTES: readonly ApiRoute[] = [
     responses: { 200: Comparison, ...bodyErrors, ...errors(401, 403, 404, 422, 429, 503) },
   },
 
-  { method: "get", path: "/v1/report", summary: "Counts, errors, latency and agreement per arm and model", access: "admin", query: { since: text("from when: an ISO 8601 date or time with offset, epoch milliseconds, or a duration back (15m, 2h, 7d); default: from the beginning") }, responses: { 200: Report, ...adminErrors } },
-  { method: "get", path: "/v1/config", summary: "The routing settings in force, their defaults, and the teacher", access: "admin", responses: { 200: Config, ...adminErrors } },
+  {
+    method: "get",
+    path: "/v1/report",
+    summary: "Counts, errors, latency and agreement per arm and model",
+    access: "admin",
+    query: {
+      since: text(
+        "from when: an ISO 8601 date or time with offset, epoch milliseconds, or a duration back (15m, 2h, 7d); default: from the beginning",
+      ),
+    },
+    responses: { 200: Report, ...adminErrors },
+  },
+  {
+    method: "get",
+    path: "/v1/config",
+    summary: "The routing settings in force, their defaults, and the teacher",
+    access: "admin",
+    responses: { 200: Config, ...adminErrors },
+  },
   {
     method: "patch",
     path: "/v1/config",
@@ -101,11 +142,51 @@ export const API_ROUTES: readonly ApiRoute[] = [
     responses: { 200: Config, ...bodyErrors, ...adminErrors, ...errors(409) },
   },
 
-  { method: "get", path: "/v1/keys", summary: "Every API key (never the secret)", access: "admin", responses: { 200: ApiKeys, ...adminErrors } },
-  { method: "post", path: "/v1/keys", summary: "Makes an API key; the secret is shown this once", access: "admin", body: NewKeyRequest, responses: { 201: NewApiKey, ...bodyErrors, ...adminErrors } },
-  { method: "delete", path: "/v1/keys/{id}", summary: "Revokes an API key at once", access: "admin", responses: { 200: ApiKey, ...adminErrors, ...errors(404) } },
+  {
+    method: "get",
+    path: "/v1/keys",
+    summary: "Every API key (never the secret)",
+    access: "admin",
+    responses: { 200: ApiKeys, ...adminErrors },
+  },
+  {
+    method: "post",
+    path: "/v1/keys",
+    summary: "Makes an API key; the secret is shown this once",
+    access: "admin",
+    body: NewKeyRequest,
+    responses: { 201: NewApiKey, ...bodyErrors, ...adminErrors },
+  },
+  {
+    method: "delete",
+    path: "/v1/keys/{id}",
+    summary: "Revokes an API key at once",
+    access: "admin",
+    responses: { 200: ApiKey, ...adminErrors, ...errors(404) },
+  },
 
-  { method: "get", path: "/v1/canary", summary: "The canary's state, settings and decisions", access: "admin", query: { limit: z.string().regex(/^\d+$/).optional().describe("how many decisions, 1 to 1000 (default 50)") }, responses: { 200: Canary, ...adminErrors } },
-  { method: "post", path: "/v1/canary/start", summary: "Starts a canary for the default student", access: "admin", responses: { 200: Canary, ...adminErrors, ...errors(404, 409) } },
-  ...(["pause", "resume", "stop"] as const).map((action): ApiRoute => ({ method: "post", path: `/v1/canary/${action}`, summary: `${action[0]!.toUpperCase()}${action.slice(1)}s the canary`, access: "admin", responses: { 200: Canary, ...adminErrors, ...errors(409) } })),
+  {
+    method: "get",
+    path: "/v1/canary",
+    summary: "The canary's state, settings and decisions",
+    access: "admin",
+    query: { limit: z.string().regex(/^\d+$/).optional().describe("how many decisions, 1 to 1000 (default 50)") },
+    responses: { 200: Canary, ...adminErrors },
+  },
+  {
+    method: "post",
+    path: "/v1/canary/start",
+    summary: "Starts a canary for the default student",
+    access: "admin",
+    responses: { 200: Canary, ...adminErrors, ...errors(404, 409) },
+  },
+  ...(["pause", "resume", "stop"] as const).map(
+    (action): ApiRoute => ({
+      method: "post",
+      path: `/v1/canary/${action}`,
+      summary: `${action[0]!.toUpperCase()}${action.slice(1)}s the canary`,
+      access: "admin",
+      responses: { 200: Canary, ...adminErrors, ...errors(409) },
+    }),
+  ),
 ];

@@ -7,7 +7,14 @@ import { refreshSettings } from "../routing/settings.ts";
 import { canaryFigures } from "./figures.ts";
 import { judge } from "./judge.ts";
 import { readCanarySettings } from "./settings.ts";
-import { type CanaryAction, type CanaryChange, type CanaryState, type CanaryStatus, readCanaryState, writeCanaryChange } from "./state.ts";
+import {
+  type CanaryAction,
+  type CanaryChange,
+  type CanaryState,
+  type CanaryStatus,
+  readCanaryState,
+  writeCanaryChange,
+} from "./state.ts";
 
 export const MINUTE_MS = 60_000;
 
@@ -46,7 +53,12 @@ export async function canaryTick(db: D1Database, now: number): Promise<TickResul
     verdict.action === "rollback"
       ? { ...base, action: "rollback", to: { status: "rolled_back", percent: 0 }, setsStudentPercent: true }
       : verdict.action === "promote"
-        ? { ...base, action: "promote", to: { percent: verdict.percentTo, stepStartedAt: now }, setsStudentPercent: true }
+        ? {
+            ...base,
+            action: "promote",
+            to: { percent: verdict.percentTo, stepStartedAt: now },
+            setsStudentPercent: true,
+          }
         : verdict.action === "complete"
           ? { ...base, action: "complete", to: { status: "done" }, setsStudentPercent: false }
           : { ...base, action: "hold", to: {}, setsStudentPercent: false };
@@ -54,21 +66,37 @@ export async function canaryTick(db: D1Database, now: number): Promise<TickResul
     console.log("canary tick: the state changed while it was judged (an admin call); nothing written");
     return undefined;
   }
-  return { action: change.action, reason: change.reason, percentFrom: state.percent, percentTo: change.to.percent ?? state.percent };
+  return {
+    action: change.action,
+    reason: change.reason,
+    percentFrom: state.percent,
+    percentTo: change.to.percent ?? state.percent,
+  };
 }
 
 function requireStatus(state: CanaryState, allowed: CanaryStatus[], what: string): void {
   if (!allowed.includes(state.status)) {
-    throw new CanaryConflict(`cannot ${what} the canary: it is ${state.status.replace("_", " ")}${state.status === "running" || state.status === "paused" ? ` at ${state.percent}%` : ""} (${what} needs ${allowed.join(" or ")})`);
+    throw new CanaryConflict(
+      `cannot ${what} the canary: it is ${state.status.replace("_", " ")}${state.status === "running" || state.status === "paused" ? ` at ${state.percent}%` : ""} (${what} needs ${allowed.join(" or ")})`,
+    );
   }
 }
 
-async function adminChange(db: D1Database, state: CanaryState, change: Omit<CanaryChange, "from" | "actor">): Promise<void> {
-  if (!(await apply(db, { ...change, from: state, actor: "admin" }))) throw new CanaryConflict("the canary changed while this call ran; read GET /v1/canary and try again");
+async function adminChange(
+  db: D1Database,
+  state: CanaryState,
+  change: Omit<CanaryChange, "from" | "actor">,
+): Promise<void> {
+  if (!(await apply(db, { ...change, from: state, actor: "admin" })))
+    throw new CanaryConflict("the canary changed while this call ran; read GET /v1/canary and try again");
 }
 
 /** Starts the canary for a student at the first step. */
-export async function startCanary(db: D1Database, student: { name: string; version: string }, now: number): Promise<void> {
+export async function startCanary(
+  db: D1Database,
+  student: { name: string; version: string },
+  now: number,
+): Promise<void> {
   const state = await readCanaryState(db);
   requireStatus(state, ["off", "rolled_back", "done"], "start");
   const { settings } = await readCanarySettings(db);
@@ -87,19 +115,37 @@ export async function startCanary(db: D1Database, student: { name: string; versi
 export async function pauseCanary(db: D1Database, now: number): Promise<void> {
   const state = await readCanaryState(db);
   requireStatus(state, ["running"], "pause");
-  await adminChange(db, state, { now, action: "pause", reason: `paused at ${state.percent}%`, to: { status: "paused" }, setsStudentPercent: false });
+  await adminChange(db, state, {
+    now,
+    action: "pause",
+    reason: `paused at ${state.percent}%`,
+    to: { status: "paused" },
+    setsStudentPercent: false,
+  });
 }
 
 /** Runs again from the step it was paused at, with the share set back to it and fresh evidence. */
 export async function resumeCanary(db: D1Database, now: number): Promise<void> {
   const state = await readCanaryState(db);
   requireStatus(state, ["paused"], "resume");
-  await adminChange(db, state, { now, action: "resume", reason: `resumed at ${state.percent}%`, to: { status: "running", stepStartedAt: now }, setsStudentPercent: true });
+  await adminChange(db, state, {
+    now,
+    action: "resume",
+    reason: `resumed at ${state.percent}%`,
+    to: { status: "running", stepStartedAt: now },
+    setsStudentPercent: true,
+  });
 }
 
 /** Ends the canary; the share stays where it is (PATCH /v1/config changes it). */
 export async function stopCanary(db: D1Database, now: number): Promise<void> {
   const state = await readCanaryState(db);
   requireStatus(state, ["running", "paused"], "stop");
-  await adminChange(db, state, { now, action: "stop", reason: `stopped at ${state.percent}%; studentPercent stays at ${state.percent}`, to: { status: "off" }, setsStudentPercent: false });
+  await adminChange(db, state, {
+    now,
+    action: "stop",
+    reason: `stopped at ${state.percent}%; studentPercent stays at ${state.percent}`,
+    to: { status: "off" },
+    setsStudentPercent: false,
+  });
 }

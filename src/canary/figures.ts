@@ -45,7 +45,13 @@ SELECT
 
 const share = (part: number, whole: number) => (whole > 0 ? part / whole : null);
 
-export async function canaryFigures(db: D1Database, model: string, version: string, since: number, until: number): Promise<CanaryFigures> {
+export async function canaryFigures(
+  db: D1Database,
+  model: string,
+  version: string,
+  since: number,
+  until: number,
+): Promise<CanaryFigures> {
   const r = (await db.prepare(FIGURES_SQL).bind(since, until, model, version, PER_CLIENT).first<{
     runs: number;
     clients: number;

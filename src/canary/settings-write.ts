@@ -7,7 +7,11 @@ import { type CanaryPatch, canarySettingValues } from "./settings.ts";
 import { assertSplitFree } from "./state.ts";
 
 /** Writes the patches in one batch, then makes this isolate route on them at once. */
-export async function applySettingsPatch(db: D1Database, routing: Partial<Record<SettingKey, number | null>>, canary: CanaryPatch = {}): Promise<void> {
+export async function applySettingsPatch(
+  db: D1Database,
+  routing: Partial<Record<SettingKey, number | null>>,
+  canary: CanaryPatch = {},
+): Promise<void> {
   if (routing.studentPercent !== undefined) await assertSplitFree(db);
   await db.batch(settingStatements(db, { ...routingSettingValues(routing), ...canarySettingValues(canary) }));
   await refreshSettings(db);

@@ -59,15 +59,24 @@ function checkSteps(value: unknown): number[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_STEPS) throw new CanarySettingsError(problem);
   for (let i = 0; i < value.length; i++) {
     const v: unknown = value[i];
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || v > 100 || (i > 0 && v <= (value[i - 1] as number))) throw new CanarySettingsError(problem);
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || v > 100 || (i > 0 && v <= (value[i - 1] as number)))
+      throw new CanarySettingsError(problem);
   }
   return value as number[];
 }
 
 function checkNumber(key: NumberKey, value: unknown): number {
   const { min, max, integer } = RANGES[key];
-  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new CanarySettingsError(`canary.${key} must be ${integer ? "an integer" : "a number"} from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  if (
+    typeof value !== "number" ||
+    !Number.isFinite(value) ||
+    value < min ||
+    value > max ||
+    (integer && !Number.isInteger(value))
+  ) {
+    throw new CanarySettingsError(
+      `canary.${key} must be ${integer ? "an integer" : "a number"} from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
@@ -80,12 +89,14 @@ export type CanaryPatch = Partial<{ [K in CanarySettingKey]: CanarySettings[K] |
 
 /** Validates PATCH /v1/config's "canary" object: known keys; a value sets one, null restores its default. */
 export function parseCanaryPatch(value: unknown): CanaryPatch {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new CanarySettingsError(`canary must be a JSON object of settings (known: ${KEYS.join(", ")})`);
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new CanarySettingsError(`canary must be a JSON object of settings (known: ${KEYS.join(", ")})`);
   const entries = Object.entries(value);
   if (entries.length === 0) throw new CanarySettingsError(`canary names no setting (known: ${KEYS.join(", ")})`);
   const patch: Record<string, unknown> = {};
   for (const [key, v] of entries) {
-    if (!(KEYS as string[]).includes(key)) throw new CanarySettingsError(`unknown canary setting "${key}" (known: ${KEYS.join(", ")})`);
+    if (!(KEYS as string[]).includes(key))
+      throw new CanarySettingsError(`unknown canary setting "${key}" (known: ${KEYS.join(", ")})`);
     patch[key] = v === null ? null : checkSetting(key as CanarySettingKey, v);
   }
   return patch as CanaryPatch;
@@ -93,7 +104,12 @@ export function parseCanaryPatch(value: unknown): CanaryPatch {
 
 /** The settings table rows a patch writes (null: remove the row). */
 export const canarySettingValues = (patch: CanaryPatch): Record<string, string | null> =>
-  Object.fromEntries(Object.entries(patch).map(([key, v]) => [storedKey(key as CanarySettingKey), v === null ? null : JSON.stringify(v)]));
+  Object.fromEntries(
+    Object.entries(patch).map(([key, v]) => [
+      storedKey(key as CanarySettingKey),
+      v === null ? null : JSON.stringify(v),
+    ]),
+  );
 
 export interface EffectiveCanarySettings {
   settings: CanarySettings;
@@ -103,7 +119,9 @@ export interface EffectiveCanarySettings {
 
 /** The settings in force: stored overrides over the defaults. A stored value that no longer passes is ignored, and logged. */
 export async function readCanarySettings(db: D1Database): Promise<EffectiveCanarySettings> {
-  const { results } = await db.prepare("SELECT key, value FROM settings WHERE key LIKE 'canary.%'").all<{ key: string; value: string }>();
+  const { results } = await db
+    .prepare("SELECT key, value FROM settings WHERE key LIKE 'canary.%'")
+    .all<{ key: string; value: string }>();
   const settings: CanarySettings = { ...CANARY_DEFAULTS };
   const overridden: CanarySettingKey[] = [];
   for (const row of results) {

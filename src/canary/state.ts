@@ -74,9 +74,21 @@ interface StateRow {
 }
 
 export async function readCanaryState(db: D1Database): Promise<CanaryState> {
-  const row = await db.prepare("SELECT status, model, version, percent, step_started_at, updated_at, token FROM canary_state WHERE id = 1").first<StateRow>();
+  const row = await db
+    .prepare(
+      "SELECT status, model, version, percent, step_started_at, updated_at, token FROM canary_state WHERE id = 1",
+    )
+    .first<StateRow>();
   if (!row) throw new Error("canary_state has no row: apply migrations/0005_canary.sql");
-  return { status: row.status, model: row.model, version: row.version, percent: row.percent, stepStartedAt: row.step_started_at, updatedAt: row.updated_at, token: row.token };
+  return {
+    status: row.status,
+    model: row.model,
+    version: row.version,
+    percent: row.percent,
+    stepStartedAt: row.step_started_at,
+    updatedAt: row.updated_at,
+    token: row.token,
+  };
 }
 
 interface DecisionRow {
@@ -97,7 +109,10 @@ interface DecisionRow {
 
 /** The newest decisions first. */
 export async function readCanaryDecisions(db: D1Database, limit: number): Promise<CanaryDecision[]> {
-  const { results } = await db.prepare("SELECT * FROM canary_decisions ORDER BY id DESC LIMIT ?1").bind(limit).all<DecisionRow>();
+  const { results } = await db
+    .prepare("SELECT * FROM canary_decisions ORDER BY id DESC LIMIT ?1")
+    .bind(limit)
+    .all<DecisionRow>();
   return results.map((r) => ({
     id: r.id,
     at: new Date(r.ts).toISOString(),
@@ -144,10 +159,24 @@ export async function writeCanaryChange(db: D1Database, change: CanaryChange): P
   const cronHold = change.action === "hold" && change.actor === "cron";
   const sharedHold = `EXISTS (SELECT 1 FROM canary_decisions WHERE id = (SELECT MAX(id) FROM canary_decisions)
     AND action = 'hold' AND actor = 'cron' AND model IS ?4 AND version IS ?5 AND percent_to = ?7)`;
-  const decision = [now, change.action, change.actor, next.model, next.version, from.percent, next.percent, change.reason, figures, settings, token];
+  const decision = [
+    now,
+    change.action,
+    change.actor,
+    next.model,
+    next.version,
+    from.percent,
+    next.percent,
+    change.reason,
+    figures,
+    settings,
+    token,
+  ];
   const statements: D1PreparedStatement[] = [
     db
-      .prepare("UPDATE canary_state SET status = ?1, model = ?2, version = ?3, percent = ?4, step_started_at = ?5, updated_at = ?6, token = ?7 WHERE id = 1 AND token = ?8")
+      .prepare(
+        "UPDATE canary_state SET status = ?1, model = ?2, version = ?3, percent = ?4, step_started_at = ?5, updated_at = ?6, token = ?7 WHERE id = 1 AND token = ?8",
+      )
       .bind(next.status, next.model, next.version, next.percent, next.stepStartedAt, now, token, from.token),
   ];
   if (cronHold) {
@@ -190,5 +219,9 @@ export async function writeCanaryChange(db: D1Database, change: CanaryChange): P
  */
 export async function assertSplitFree(db: D1Database): Promise<void> {
   const state = await readCanaryState(db);
-  if (state.status === "running") throw new HttpError(409, `the canary sets studentPercent while it runs (now ${state.percent}%); pause or stop it first (POST /v1/canary/pause)`);
+  if (state.status === "running")
+    throw new HttpError(
+      409,
+      `the canary sets studentPercent while it runs (now ${state.percent}%); pause or stop it first (POST /v1/canary/pause)`,
+    );
 }

@@ -64,7 +64,8 @@ export function warmupFromEnv(env: object): WarmupOptions {
   const options = { ...DEFAULT_WARMUP };
   const mode = varOf(env, "WARMUP_MODE");
   if (!isUnset(mode)) {
-    if (!(WARMUP_MODES as readonly unknown[]).includes(mode)) throw new ConfigError(`WARMUP_MODE must be one of ${WARMUP_MODES.join(", ")}, got "${String(mode)}"`);
+    if (!(WARMUP_MODES as readonly unknown[]).includes(mode))
+      throw new ConfigError(`WARMUP_MODE must be one of ${WARMUP_MODES.join(", ")}, got "${String(mode)}"`);
     options.mode = mode as WarmupMode;
   }
   if (isUnset(varOf(env, "WARMUP_RUNS"))) return options;
@@ -78,7 +79,11 @@ export function r2OptionsFromEnv(env: object): R2ModelsOptions {
   return {
     ...DEFAULT_R2_MODELS,
     prefix: prefix === undefined ? DEFAULT_R2_MODELS.prefix : String(prefix),
-    checkSeconds: integerVar(env, "MODELS_CHECK_SECONDS", { min: 0, fallback: DEFAULT_R2_MODELS.checkSeconds, expected: "a whole number of seconds" }),
+    checkSeconds: integerVar(env, "MODELS_CHECK_SECONDS", {
+      min: 0,
+      fallback: DEFAULT_R2_MODELS.checkSeconds,
+      expected: "a whole number of seconds",
+    }),
   };
 }
 
@@ -95,7 +100,8 @@ export function cronsFromEnv(env: object): Record<ScheduledJob, string> {
 /** TEACHER_URL, when set, must be an http(s) URL; the routing settings' defaults must be in range. */
 function checkRouting(env: object): void {
   const url = varOf(env, "TEACHER_URL");
-  if (!isUnset(url) && !/^https?:\/\//.test(String(url))) throw new ConfigError(`TEACHER_URL must be an http(s) URL or empty, got "${String(url)}"`);
+  if (!isUnset(url) && !/^https?:\/\//.test(String(url)))
+    throw new ConfigError(`TEACHER_URL must be an http(s) URL or empty, got "${String(url)}"`);
   try {
     settingsFromVars(env as Record<string, unknown>);
   } catch (err) {

@@ -49,7 +49,12 @@ export interface DashboardPageOptions {
 const csrfField = (token: string) => html`<input type="hidden" name="csrf" value="${token}" />`;
 
 /** Signed in: the frame the script fills. Every figure the script writes has a data-field. */
-export function dashboardPage({ base, window, csrfToken, pollMs }: DashboardPageOptions): HtmlEscapedString | Promise<HtmlEscapedString> {
+export function dashboardPage({
+  base,
+  window,
+  csrfToken,
+  pollMs,
+}: DashboardPageOptions): HtmlEscapedString | Promise<HtmlEscapedString> {
   return html`<!doctype html>
 <html lang="en">
   ${head(base, "narrowdeep dashboard", true)}

@@ -123,7 +123,8 @@ function groupBy<R, K>(rows: R[], key: (r: R) => string, head: (r: R) => K): (K 
 }
 
 export async function buildSeries(db: D1Database, since: number, until: number, intervalMs: number): Promise<Series> {
-  if (!Number.isSafeInteger(intervalMs) || intervalMs <= 0) throw new RangeError(`intervalMs must be a positive integer, got ${intervalMs}`);
+  if (!Number.isSafeInteger(intervalMs) || intervalMs <= 0)
+    throw new RangeError(`intervalMs must be a positive integer, got ${intervalMs}`);
   type RunRow = SeriesKey & VolumePoint;
   type PairRow = { t: number; model: string; version: string; pairs: number; agreeing: number };
   type BucketRow = SeriesKey & { v: number; n: number };
@@ -149,15 +150,25 @@ export async function buildSeries(db: D1Database, since: number, until: number, 
       (r) => ({ model: r.model, version: versionOf(r.version) }),
     ).map(({ rows, ...k }) => ({
       ...k,
-      points: rows.map(({ t, pairs, agreeing }) => ({ t, pairs, agreeing, top1: agreeing / pairs, ...wilsonInterval(agreeing, pairs) })),
+      points: rows.map(({ t, pairs, agreeing }) => ({
+        t,
+        pairs,
+        agreeing,
+        top1: agreeing / pairs,
+        ...wilsonInterval(agreeing, pairs),
+      })),
     })),
     latencyCdf: groupBy(histogram, keyOf, head).map(({ rows, ...k }) => {
       const total = rows.reduce((n, r) => n + r.n, 0);
       let cumulative = 0;
-      return { ...k, runs: total, points: rows.map((r): [number, number] => {
-        cumulative += r.n;
-        return [r.v, cumulative / total];
-      }) };
+      return {
+        ...k,
+        runs: total,
+        points: rows.map((r): [number, number] => {
+          cumulative += r.n;
+          return [r.v, cumulative / total];
+        }),
+      };
     }),
   };
 }

@@ -47,7 +47,10 @@ const signingKey = (adminToken: string) => `narrowdeep dashboard session\u0000${
 
 function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(24));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
 }
 
 export function sessionCookies(options: SessionOptions = {}): SessionCookies {
@@ -59,13 +62,19 @@ export function sessionCookies(options: SessionOptions = {}): SessionCookies {
   return {
     async start(c, adminToken) {
       const session = { id: randomToken(), expiresAt: now() + ttlSeconds * 1000, csrfToken: randomToken() };
-      await setSignedCookie(c, name, `${session.expiresAt}.${session.csrfToken}.${session.id}`, signingKey(adminToken), {
-        httpOnly: true,
-        sameSite: "Strict",
-        secure: secure(c),
-        path,
-        maxAge: ttlSeconds,
-      });
+      await setSignedCookie(
+        c,
+        name,
+        `${session.expiresAt}.${session.csrfToken}.${session.id}`,
+        signingKey(adminToken),
+        {
+          httpOnly: true,
+          sameSite: "Strict",
+          secure: secure(c),
+          path,
+          maxAge: ttlSeconds,
+        },
+      );
       return session;
     },
     async read(c, adminToken, db) {
@@ -74,12 +83,17 @@ export function sessionCookies(options: SessionOptions = {}): SessionCookies {
       if (!m) return undefined;
       const session = { expiresAt: Number(m[1]), csrfToken: m[2]!, id: m[3]! };
       if (session.expiresAt <= now()) return undefined;
-      const revoked = await db.prepare("SELECT 1 AS revoked FROM revoked_sessions WHERE id = ?1").bind(session.id).first<{ revoked: number }>();
+      const revoked = await db
+        .prepare("SELECT 1 AS revoked FROM revoked_sessions WHERE id = ?1")
+        .bind(session.id)
+        .first<{ revoked: number }>();
       return revoked ? undefined : session;
     },
     async end(c, session, db) {
       await db.batch([
-        db.prepare("INSERT INTO revoked_sessions (id, expires_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING").bind(session.id, session.expiresAt),
+        db
+          .prepare("INSERT INTO revoked_sessions (id, expires_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")
+          .bind(session.id, session.expiresAt),
         // A revoked session past its expiry is refused by its cookie alone: its row can go.
         db.prepare("DELETE FROM revoked_sessions WHERE expires_at <= ?1").bind(now()),
       ]);

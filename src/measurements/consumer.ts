@@ -24,7 +24,9 @@ export async function consumeMeasurements(batch: MessageBatch<unknown>, db: D1Da
   try {
     await insertRows(db, rows, "queue");
   } catch (err) {
-    console.error(`measurement batch of ${taken.length} messages not written, retrying: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(
+      `measurement batch of ${taken.length} messages not written, retrying: ${err instanceof Error ? err.message : String(err)}`,
+    );
     // The consumer's retry_delay (wrangler.toml) spaces the attempts; after max_retries the messages
     // go to the dead-letter queue, where they wait to be replayed.
     for (const message of taken) message.retry();

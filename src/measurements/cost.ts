@@ -95,9 +95,20 @@ export function costReport(prices: Prices, split: Split, measured: Measured): Co
   const s = split.studentPercent / 100;
   const h = split.shadowPercent / 100;
   // With no student traffic routed, the split needs no student measurement.
-  const splitCost = s === 0 ? perThousand(request, 0, teacherRun) : studentRun === null ? null : perThousand(request, s * studentRun, (s * h + 1 - s) * teacherRun);
+  const splitCost =
+    s === 0
+      ? perThousand(request, 0, teacherRun)
+      : studentRun === null
+        ? null
+        : perThousand(request, s * studentRun, (s * h + 1 - s) * teacherRun);
   const windowCost =
-    measured.requests > 0 ? perThousand(request, ((studentRun ?? 0) * measured.studentRuns) / measured.requests, (teacherRun * measured.teacherRuns) / measured.requests) : null;
+    measured.requests > 0
+      ? perThousand(
+          request,
+          ((studentRun ?? 0) * measured.studentRuns) / measured.requests,
+          (teacherRun * measured.teacherRuns) / measured.requests,
+        )
+      : null;
   return {
     currency: "USD",
     prices: {

@@ -23,7 +23,16 @@ export const UNRECORDED = "unrecorded";
 export type StoredReason = Reason | typeof UNRECORDED;
 
 /** Why a run gave no prediction. The last three mean the teacher was not asked (or was cut off). */
-export const FAULTS = ["timeout", "unreachable", "http_error", "bad_response", "inference_error", "rate_limited", "circuit_open", "cut"] as const;
+export const FAULTS = [
+  "timeout",
+  "unreachable",
+  "http_error",
+  "bad_response",
+  "inference_error",
+  "rate_limited",
+  "circuit_open",
+  "cut",
+] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export interface RunRecord {
@@ -103,7 +112,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 export function parseRow(v: unknown): RunRow | string {
   if (!isObject(v)) return "not an object";
   const { requestId, ts, mode, reason, status, arm, model, version, latencyMs, ok, fault, top1, served, client } = v;
-  if (typeof requestId !== "string" || requestId.length === 0 || requestId.length > MAX_REQUEST_ID_LENGTH) return "requestId";
+  if (typeof requestId !== "string" || requestId.length === 0 || requestId.length > MAX_REQUEST_ID_LENGTH)
+    return "requestId";
   if (typeof ts !== "number" || !Number.isSafeInteger(ts) || ts < 0) return "ts";
   if (mode !== "ab" && mode !== "shadow" && mode !== "compare") return "mode";
   if (reason !== undefined && !(REASONS as readonly unknown[]).includes(reason)) return "reason";
@@ -116,6 +126,20 @@ export function parseRow(v: unknown): RunRow | string {
   if (fault !== null && !(FAULTS as readonly unknown[]).includes(fault)) return "fault";
   if (top1 !== null && (typeof top1 !== "number" || !Number.isInteger(top1))) return "top1";
   if (client !== undefined && (typeof client !== "string" || !CLIENT_TAG.test(client))) return "client";
-  const row: RunRow = { requestId, ts, mode, reason: (reason as Reason | undefined) ?? UNRECORDED, status, arm, model, version: (version as string | undefined) ?? "", latencyMs, ok, fault: fault as Fault | null, top1: top1 as number | null, served };
+  const row: RunRow = {
+    requestId,
+    ts,
+    mode,
+    reason: (reason as Reason | undefined) ?? UNRECORDED,
+    status,
+    arm,
+    model,
+    version: (version as string | undefined) ?? "",
+    latencyMs,
+    ok,
+    fault: fault as Fault | null,
+    top1: top1 as number | null,
+    served,
+  };
   return client === undefined ? row : { ...row, client };
 }

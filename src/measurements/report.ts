@@ -72,7 +72,8 @@ const pct = (p: number) => `MIN(CASE WHEN cum * 100 >= ${p} * n THEN v END)`;
 // ?1 = since, ?2 = until. An aggregated hour counts when it starts in the window.
 const HOURS = "hour >= ?1 AND hour < ?2";
 const KEYS = "arm, model, version, reason";
-const ON_KEYS = (a: string, b: string) => ["arm", "model", "version", "reason"].map((k) => `${a}.${k} = ${b}.${k}`).join(" AND ");
+const ON_KEYS = (a: string, b: string) =>
+  ["arm", "model", "version", "reason"].map((k) => `${a}.${k} = ${b}.${k}`).join(" AND ");
 
 /** Percentiles per key over the latencies `lat` that pass `filter`. */
 const percentiles = (name: string, filter: string) => `
@@ -194,10 +195,16 @@ interface CostRow {
   teacher_runs: number;
 }
 
-const keyOf = (r: { arm: string; model: string; version: string; reason: string }) => [r.arm, r.model, r.version, r.reason].join("\u0000");
+const keyOf = (r: { arm: string; model: string; version: string; reason: string }) =>
+  [r.arm, r.model, r.version, r.reason].join("\u0000");
 
 /** The report over [since, until); with `pricing` (the routing settings carry it) its cost too. */
-export async function buildReport(db: D1Database, since: number, until: number, pricing?: Prices & Split): Promise<Report> {
+export async function buildReport(
+  db: D1Database,
+  since: number,
+  until: number,
+  pricing?: Prices & Split,
+): Promise<Report> {
   const [rows, faults, totals, measured] = await batchRows<[Row, FaultRow, TotalsRow, CostRow]>(db, [
     db.prepare(ROWS_SQL).bind(since, until),
     db.prepare(FAULTS_SQL).bind(since, until),
@@ -232,7 +239,8 @@ export async function buildReport(db: D1Database, since: number, until: number, 
       faults: faultsOf.get(keyOf(r)) ?? {},
       latencyMs: { includesFailures: true, runs: r.ran_runs ?? 0, p50: r.ran_p50, p95: r.ran_p95, p99: r.ran_p99 },
       successLatencyMs: { includesFailures: false, runs: r.ok_runs ?? 0, p50: r.ok_p50, p95: r.ok_p95, p99: r.ok_p99 },
-      agreement: r.arm === "student" ? { pairs: r.pairs ?? 0, top1: r.pairs ? (r.agreeing ?? 0) / r.pairs : null } : null,
+      agreement:
+        r.arm === "student" ? { pairs: r.pairs ?? 0, top1: r.pairs ? (r.agreeing ?? 0) / r.pairs : null } : null,
       latencyRatio: r.arm === "student" && r.ok_p50 !== null && r.teacher_p50 ? r.ok_p50 / r.teacher_p50 : null,
     })),
     ...(pricing ? { cost: costOf(pricing, total.requests, measured[0]!) } : {}),
@@ -240,7 +248,12 @@ export async function buildReport(db: D1Database, since: number, until: number, 
 }
 
 const costOf = (pricing: Prices & Split, requests: number, m: CostRow): CostReport =>
-  costReport(pricing, pricing, { requests, studentRuns: m.student_runs, studentMs: m.student_ms, teacherRuns: m.teacher_runs });
+  costReport(pricing, pricing, {
+    requests,
+    studentRuns: m.student_runs,
+    studentMs: m.student_ms,
+    teacherRuns: m.teacher_runs,
+  });
 
 const DURATION = /^(\d+(?:\.\d+)?)(s|m|h|d)$/;
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -259,7 +272,8 @@ export class SinceError extends Error {
   override name = "SinceError";
 }
 
-const FORMS = "an ISO 8601 date or time with offset (2026-11-29, 2026-11-29T20:00:00Z), milliseconds since the epoch, or a duration such as 15m, 2h, 7d";
+const FORMS =
+  "an ISO 8601 date or time with offset (2026-11-29, 2026-11-29T20:00:00Z), milliseconds since the epoch, or a duration such as 15m, 2h, 7d";
 
 /** The epoch milliseconds of an ISO 8601 date or date-time, or NaN (a 31 February included). */
 function isoTime(value: string): number {
@@ -287,14 +301,26 @@ export function parseSince(value: string | undefined, now: number): number {
   } else if (/^\d+$/.test(value)) {
     t = Number(value);
     if (t < EARLIEST_SINCE) {
-      if (value.length === 4) throw new SinceError(`since=${value} reads as ${value} ms after 1970; for the year give a date, e.g. ${value}-01-01`);
-      if (t * 1000 >= EARLIEST_SINCE && t * 1000 <= now) throw new SinceError(`since=${value} reads as milliseconds, which is ${new Date(t).toISOString()}; for seconds since the epoch write ${value}000`);
+      if (value.length === 4)
+        throw new SinceError(
+          `since=${value} reads as ${value} ms after 1970; for the year give a date, e.g. ${value}-01-01`,
+        );
+      if (t * 1000 >= EARLIEST_SINCE && t * 1000 <= now)
+        throw new SinceError(
+          `since=${value} reads as milliseconds, which is ${new Date(t).toISOString()}; for seconds since the epoch write ${value}000`,
+        );
     }
   } else {
     t = isoTime(value);
     if (Number.isNaN(t)) throw new SinceError(`since must be ${FORMS}; got ${shown}`);
   }
-  if (!(t >= EARLIEST_SINCE)) throw new SinceError(`since=${shown} reaches back before ${new Date(EARLIEST_SINCE).toISOString()}; no measurement is that old`);
-  if (t > now) throw new SinceError(`since=${shown} is in the future (${Number.isSafeInteger(t) && t < 8.64e15 ? new Date(t).toISOString() : "beyond any date"}); the server's time is ${new Date(now).toISOString()}`);
+  if (!(t >= EARLIEST_SINCE))
+    throw new SinceError(
+      `since=${shown} reaches back before ${new Date(EARLIEST_SINCE).toISOString()}; no measurement is that old`,
+    );
+  if (t > now)
+    throw new SinceError(
+      `since=${shown} is in the future (${Number.isSafeInteger(t) && t < 8.64e15 ? new Date(t).toISOString() : "beyond any date"}); the server's time is ${new Date(now).toISOString()}`,
+    );
   return t;
 }

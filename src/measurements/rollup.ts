@@ -14,7 +14,8 @@ const MAX_HOURS_PER_RUN = 48;
 export const REQUEST = "request_id || '@' || ts";
 
 /** Joins to student row `s` the teacher row `t` of the same request in `table`, when the teacher answered. */
-export const teacherOkPair = (table: string) => `${table} t ON t.request_id = s.request_id AND t.ts = s.ts AND t.arm = 'teacher' AND t.ok = 1`;
+export const teacherOkPair = (table: string) =>
+  `${table} t ON t.request_id = s.request_id AND t.ts = s.ts AND t.arm = 'teacher' AND t.ok = 1`;
 
 /**
  * Runs that reached the model and so took time: successes and failures alike (a timeout at its
@@ -69,10 +70,15 @@ export interface RollUpResult {
   remaining: boolean;
 }
 
-const OLDEST = "SELECT MIN(ts) AS ts FROM (SELECT MIN(ts) AS ts FROM runs WHERE ts < ?1 UNION ALL SELECT MIN(ts) FROM writes WHERE ts < ?1)";
+const OLDEST =
+  "SELECT MIN(ts) AS ts FROM (SELECT MIN(ts) AS ts FROM runs WHERE ts < ?1 UNION ALL SELECT MIN(ts) FROM writes WHERE ts < ?1)";
 
 /** Folds every whole hour that ended `retentionHours` or more before `now`, oldest first. */
-export async function rollUp(db: D1Database, now: number, retentionHours = DEFAULT_RETENTION_HOURS): Promise<RollUpResult> {
+export async function rollUp(
+  db: D1Database,
+  now: number,
+  retentionHours = DEFAULT_RETENTION_HOURS,
+): Promise<RollUpResult> {
   const cutoff = Math.floor((now - retentionHours * HOUR_MS) / HOUR_MS) * HOUR_MS;
   const hours: string[] = [];
   for (;;) {

@@ -25,7 +25,15 @@ export function queueSink(queue: Queue<MeasurementMessage>, fallback: Measuremen
         await queue.send({ rows }, { contentType: "json" });
       } catch (err) {
         const requestIds = [...new Set(rows.map((r) => r.requestId))];
-        console.error(JSON.stringify({ event: "measurement_queue_refused", rows: rows.length, requestIds, fallback: "d1", error: err instanceof Error ? err.message : String(err) }));
+        console.error(
+          JSON.stringify({
+            event: "measurement_queue_refused",
+            rows: rows.length,
+            requestIds,
+            fallback: "d1",
+            error: err instanceof Error ? err.message : String(err),
+          }),
+        );
         await fallback.write(rows);
       }
     },
@@ -49,6 +57,14 @@ export function recordLater(ctx: Background, sink: MeasurementSink, rows: Promis
   ctx.waitUntil(
     Promise.resolve(rows)
       .then((r) => (r.length > 0 ? sink.write(r) : undefined))
-      .catch((err: unknown) => console.error(JSON.stringify({ event: "measurement_not_recorded", sink: sink.kind, error: err instanceof Error ? err.message : String(err) }))),
+      .catch((err: unknown) =>
+        console.error(
+          JSON.stringify({
+            event: "measurement_not_recorded",
+            sink: sink.kind,
+            error: err instanceof Error ? err.message : String(err),
+          }),
+        ),
+      ),
   );
 }

@@ -17,9 +17,17 @@ SELECT r.value ->> '$.requestId', r.value ->> '$.ts', r.value ->> '$.mode', r.va
 FROM json_each(?1) AS r WHERE true
 ON CONFLICT (request_id, ts, arm) DO NOTHING`;
 
-export async function insertRows(db: D1Database, rows: readonly RunRow[], source: WriteSource, now = Date.now()): Promise<void> {
+export async function insertRows(
+  db: D1Database,
+  rows: readonly RunRow[],
+  source: WriteSource,
+  now = Date.now(),
+): Promise<void> {
   if (rows.length === 0) return;
   // Booleans as 0/1, as the table's CHECK constraints want them.
   const json = JSON.stringify(rows.map((r) => ({ ...r, ok: r.ok ? 1 : 0, served: r.served ? 1 : 0 })));
-  await db.batch([db.prepare(INSERT_RUNS).bind(json), db.prepare("INSERT INTO writes (ts, source, rows) VALUES (?1, ?2, ?3)").bind(now, source, rows.length)]);
+  await db.batch([
+    db.prepare(INSERT_RUNS).bind(json),
+    db.prepare("INSERT INTO writes (ts, source, rows) VALUES (?1, ?2, ?3)").bind(now, source, rows.length),
+  ]);
 }

@@ -31,10 +31,17 @@ export const decompressBody = ({ maxBytes }: DecompressOptions): MiddlewareHandl
   async function decompressBody(c, next) {
     const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
     if (!encoding || encoding === "identity" || !c.req.raw.body) return next();
-    if (!ENCODINGS.has(encoding)) throw new HttpError(415, `Content-Encoding ${encoding.slice(0, 40)} is not supported: send gzip, deflate or none`);
+    if (!ENCODINGS.has(encoding))
+      throw new HttpError(
+        415,
+        `Content-Encoding ${encoding.slice(0, 40)} is not supported: send gzip, deflate or none`,
+      );
     let body: Uint8Array<ArrayBuffer> | undefined;
     try {
-      body = await readCapped(c.req.raw.body.pipeThrough(new DecompressionStream(encoding as "gzip" | "deflate")), maxBytes);
+      body = await readCapped(
+        c.req.raw.body.pipeThrough(new DecompressionStream(encoding as "gzip" | "deflate")),
+        maxBytes,
+      );
     } catch {
       throw new HttpError(400, `the ${encoding} body is corrupt`);
     }

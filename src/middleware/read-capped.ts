@@ -2,7 +2,10 @@
 // memory is bounded by the cap however large it says or turns out to be.
 
 /** The stream's bytes, or undefined once they pass `maxBytes` (the stream is then cancelled). Read errors propagate. */
-export async function readCapped(stream: ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array<ArrayBuffer> | undefined> {
+export async function readCapped(
+  stream: ReadableStream<Uint8Array>,
+  maxBytes: number,
+): Promise<Uint8Array<ArrayBuffer> | undefined> {
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

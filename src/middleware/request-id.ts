@@ -27,12 +27,18 @@ export type RequestIdVariables = { requestId: string };
 
 /** Whether a client's id is kept as it is under these options. */
 export function isValidRequestId(id: string, options: Pick<RequestIdOptions, "maxLength" | "pattern"> = {}): boolean {
-  return id.length > 0 && id.length <= (options.maxLength ?? MAX_REQUEST_ID_LENGTH) && (options.pattern ?? REQUEST_ID_PATTERN).test(id);
+  return (
+    id.length > 0 &&
+    id.length <= (options.maxLength ?? MAX_REQUEST_ID_LENGTH) &&
+    (options.pattern ?? REQUEST_ID_PATTERN).test(id)
+  );
 }
 
 /** The id a request is answered with: the one it sent when valid, else a new one. */
 export function chooseRequestId(sent: string | null | undefined, options: RequestIdOptions = {}): string {
-  return sent !== undefined && sent !== null && isValidRequestId(sent, options) ? sent : (options.generate ?? (() => crypto.randomUUID()))();
+  return sent !== undefined && sent !== null && isValidRequestId(sent, options)
+    ? sent
+    : (options.generate ?? (() => crypto.randomUUID()))();
 }
 
 /**

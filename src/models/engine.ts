@@ -15,11 +15,15 @@ export interface Engine {
 }
 
 /** The manifest's outputs from an onnxruntime result (web or node: both share this shape), by name. */
-export function outputsByName(entry: ModelEntry, results: Record<string, { data: unknown; dims: readonly number[] } | undefined>): Map<string, OutputTensor> {
+export function outputsByName(
+  entry: ModelEntry,
+  results: Record<string, { data: unknown; dims: readonly number[] } | undefined>,
+): Map<string, OutputTensor> {
   const out = new Map<string, OutputTensor>();
   for (const spec of entry.outputs) {
     const t = results[spec.name];
-    if (!t || !(t.data instanceof Float32Array)) throw new Error(`model "${entry.name}" gave no FP32 output "${spec.name}"`);
+    if (!t || !(t.data instanceof Float32Array))
+      throw new Error(`model "${entry.name}" gave no FP32 output "${spec.name}"`);
     out.set(spec.name, { dims: [...t.dims], data: t.data });
   }
   return out;

@@ -15,11 +15,17 @@ function useBundledWasm(): void {
   if (configured) return;
   configured = true;
   const marker = new ArrayBuffer(8);
-  const instantiate = WebAssembly.instantiate.bind(WebAssembly) as (source: unknown, imports?: unknown) => Promise<unknown>;
+  const instantiate = WebAssembly.instantiate.bind(WebAssembly) as (
+    source: unknown,
+    imports?: unknown,
+  ) => Promise<unknown>;
   const isMarker = (source: unknown) => source === marker || (ArrayBuffer.isView(source) && source.buffer === marker);
   (WebAssembly as { instantiate: unknown }).instantiate = (source: unknown, imports?: unknown) =>
     isMarker(source)
-      ? (instantiate(ortWasm, imports) as Promise<WebAssembly.Instance>).then((instance) => ({ instance, module: ortWasm }))
+      ? (instantiate(ortWasm, imports) as Promise<WebAssembly.Instance>).then((instance) => ({
+          instance,
+          module: ortWasm,
+        }))
       : instantiate(source, imports);
   ort.env.wasm.wasmBinary = marker;
   ort.env.wasm.numThreads = 1; // Workers have no threads.
@@ -46,7 +52,10 @@ class OrtSession implements Session {
 export const ortWebEngine: Engine = {
   async createSession(model: Uint8Array, entry: ModelEntry): Promise<Session> {
     useBundledWasm();
-    const session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    const session = await ort.InferenceSession.create(model, {
+      executionProviders: ["wasm"],
+      graphOptimizationLevel: "all",
+    });
     return new OrtSession(session, entry);
   },
 };

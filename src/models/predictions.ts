@@ -30,9 +30,11 @@ export function predictionSelection(query: SelectionQuery, entry: ModelEntry): S
   const labels = entry.labels.length;
   const multi = isMultiLabel(entry);
   const { k: rawK, threshold: rawT } = query;
-  if (rawK !== undefined && (!/^\d{1,6}$/.test(rawK) || Number(rawK) < 1)) throw badRequest(`k must be a positive integer, got "${rawK.slice(0, 40)}"`);
+  if (rawK !== undefined && (!/^\d{1,6}$/.test(rawK) || Number(rawK) < 1))
+    throw badRequest(`k must be a positive integer, got "${rawK.slice(0, 40)}"`);
   const k = rawK === undefined ? (multi ? labels : Math.min(DEFAULT_K, labels)) : Math.min(Number(rawK), labels);
-  if (rawT !== undefined && !(/^\d*\.?\d+$/.test(rawT) && Number(rawT) <= 1)) throw badRequest(`threshold must be a number from 0 to 1, got "${rawT.slice(0, 40)}"`);
+  if (rawT !== undefined && !(/^\d*\.?\d+$/.test(rawT) && Number(rawT) <= 1))
+    throw badRequest(`threshold must be a number from 0 to 1, got "${rawT.slice(0, 40)}"`);
   return { k, threshold: rawT !== undefined ? Number(rawT) : multi ? DEFAULT_THRESHOLD : 0 };
 }
 
@@ -43,8 +45,16 @@ export interface Prediction {
 }
 
 /** The labels the selection keeps, most probable first. */
-export function rankPredictions(probabilities: Float32Array, entry: ModelEntry, { k, threshold }: Selection): Prediction[] {
-  return Array.from(probabilities, (probability, index) => ({ label: entry.labels[index] ?? String(index), index, probability }))
+export function rankPredictions(
+  probabilities: Float32Array,
+  entry: ModelEntry,
+  { k, threshold }: Selection,
+): Prediction[] {
+  return Array.from(probabilities, (probability, index) => ({
+    label: entry.labels[index] ?? String(index),
+    index,
+    probability,
+  }))
     .filter((p) => p.probability >= threshold)
     .sort((a, b) => b.probability - a.probability)
     .slice(0, k);

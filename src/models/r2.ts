@@ -32,7 +32,12 @@ export interface R2ModelsOptions {
  */
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
-export const DEFAULT_R2_MODELS: R2ModelsOptions = { binding: "MODELS", prefix: "", manifestKey: "manifest.json", checkSeconds: 60 };
+export const DEFAULT_R2_MODELS: R2ModelsOptions = {
+  binding: "MODELS",
+  prefix: "",
+  manifestKey: "manifest.json",
+  checkSeconds: 60,
+};
 
 /** The bucket cannot give a manifest to serve (missing, unreadable, invalid): the Worker answers 503. */
 export class ModelSourceError extends Error {
@@ -93,10 +98,13 @@ export class R2ModelFiles implements ModelFileSource {
     let etag: string;
     try {
       const object = await this.bucket.get(`${this.options.prefix}${this.options.manifestKey}`);
-      if (!object) throw new ModelSourceError(`R2 object ${name} does not exist: upload the models (scripts/upload-models.ts)`);
+      if (!object)
+        throw new ModelSourceError(`R2 object ${name} does not exist: upload the models (scripts/upload-models.ts)`);
       if (object.size > MAX_MANIFEST_BYTES) {
         await object.body.cancel();
-        throw new ModelSourceError(`R2 object ${name} has ${object.size} bytes, over the ${MAX_MANIFEST_BYTES} a manifest may have; not read`);
+        throw new ModelSourceError(
+          `R2 object ${name} has ${object.size} bytes, over the ${MAX_MANIFEST_BYTES} a manifest may have; not read`,
+        );
       }
       text = await object.text();
       etag = object.etag;
@@ -106,7 +114,9 @@ export class R2ModelFiles implements ModelFileSource {
     try {
       return { manifest: parseManifest(JSON.parse(text)), etag };
     } catch (err) {
-      throw new ModelSourceError(`R2 object ${name} is not a valid manifest: ${err instanceof ManifestError || err instanceof SyntaxError ? err.message : message(err)}`);
+      throw new ModelSourceError(
+        `R2 object ${name} is not a valid manifest: ${err instanceof ManifestError || err instanceof SyntaxError ? err.message : message(err)}`,
+      );
     }
   }
 }
@@ -122,7 +132,10 @@ export class ModelUpdater {
     private etag: string,
     /** The whole manifest served (teachers included): the A/B routing reads its teachers from here. */
     private current: Manifest,
-    private readonly log: { info: (line: string) => void; error: (line: string) => void } = { info: (l) => console.log(l), error: (l) => console.error(l) },
+    private readonly log: { info: (line: string) => void; error: (line: string) => void } = {
+      info: (l) => console.log(l),
+      error: (l) => console.error(l),
+    },
     now = Date.now(),
   ) {
     this.lastCheck = now;
@@ -149,7 +162,10 @@ export class ModelUpdater {
     // A file re-uploaded under the same manifest is tried again at its next use.
     await this.store.forgetFailures();
     const etag = await this.files.manifestEtag();
-    if (etag === undefined) throw new ModelSourceError(`R2 object ${this.files.objectName(this.files.options.manifestKey)} does not exist; still serving the models read before`);
+    if (etag === undefined)
+      throw new ModelSourceError(
+        `R2 object ${this.files.objectName(this.files.options.manifestKey)} does not exist; still serving the models read before`,
+      );
     if (etag === this.etag) return;
     const { manifest, etag: read } = await this.files.manifest();
     const next = servedManifest(manifest);
@@ -161,11 +177,15 @@ export class ModelUpdater {
         await this.store.run(entry, input, dims);
       }
     } catch (err) {
-      throw new ModelSourceError(`not serving the new manifest ${this.files.objectName(this.files.options.manifestKey)} (etag ${read}): ${message(err)}`);
+      throw new ModelSourceError(
+        `not serving the new manifest ${this.files.objectName(this.files.options.manifestKey)} (etag ${read}): ${message(err)}`,
+      );
     }
     this.store.replace(next);
     this.current = manifest;
     this.etag = read;
-    this.log.info(`models: now serving ${next.models.map((m) => `${m.name}@${m.version}`).join(", ")} from ${this.files.objectName(this.files.options.manifestKey)} (etag ${read})`);
+    this.log.info(
+      `models: now serving ${next.models.map((m) => `${m.name}@${m.version}`).join(", ")} from ${this.files.objectName(this.files.options.manifestKey)} (etag ${read})`,
+    );
   }
 }

@@ -33,7 +33,8 @@ export function bundledFiles(files: ModelFiles): ModelFileSource {
   };
 }
 
-const isSource = (files: ModelFiles | ModelFileSource): files is ModelFileSource => typeof (files as ModelFileSource).read === "function";
+const isSource = (files: ModelFiles | ModelFileSource): files is ModelFileSource =>
+  typeof (files as ModelFileSource).read === "function";
 
 export interface StoreOptions {
   /** Warm-up of each new session, blocking or in the background; off unless given. */
@@ -183,7 +184,12 @@ export class ModelStore {
   }
 
   /** Runs the model; `onStart` is called when its turn comes (the wait before it is queueing, not inference). */
-  async run(entry: ModelEntry, input: Float32Array, dims: number[], onStart?: () => void): Promise<Map<string, OutputTensor>> {
+  async run(
+    entry: ModelEntry,
+    input: Float32Array,
+    dims: number[],
+    onStart?: () => void,
+  ): Promise<Map<string, OutputTensor>> {
     const session = await this.session(entry);
     const result = this.runner.run(() => {
       onStart?.();
@@ -198,7 +204,9 @@ export class ModelStore {
     const key = sessionKey(entry);
     if (this.warmupOptions.maxRuns === 0 || this.blocking || this.warmups.has(key)) return;
     const sessionPromise = this.sessions.get(key);
-    const warming = first.catch(() => undefined).then(() => this.warm(entry, session, () => this.sessions.get(key) !== sessionPromise));
+    const warming = first
+      .catch(() => undefined)
+      .then(() => this.warm(entry, session, () => this.sessions.get(key) !== sessionPromise));
     this.warmups.set(key, warming);
     this.track(warming);
   }
@@ -237,20 +245,33 @@ export class ModelStore {
     try {
       bytes = await this.files.read(entry.file, entry.bytes);
     } catch (err) {
-      throw new ModelLoadError(entry.name, `model "${entry.name}": reading ${entry.file} failed: ${err instanceof Error ? err.message : String(err)}`);
+      throw new ModelLoadError(
+        entry.name,
+        `model "${entry.name}": reading ${entry.file} failed: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
-    if (!bytes) throw new ModelLoadError(entry.name, `model "${entry.name}": file ${entry.file} is not ${this.files.missing}`);
+    if (!bytes)
+      throw new ModelLoadError(entry.name, `model "${entry.name}": file ${entry.file} is not ${this.files.missing}`);
     if (bytes.length !== entry.bytes) {
-      throw new ModelLoadError(entry.name, `model "${entry.name}": ${entry.file} has ${bytes.length} bytes, the manifest says ${entry.bytes}`);
+      throw new ModelLoadError(
+        entry.name,
+        `model "${entry.name}": ${entry.file} has ${bytes.length} bytes, the manifest says ${entry.bytes}`,
+      );
     }
     const digest = await sha256Hex(bytes);
     if (digest !== entry.sha256) {
-      throw new ModelLoadError(entry.name, `model "${entry.name}": ${entry.file} has sha256 ${digest}, the manifest says ${entry.sha256}`);
+      throw new ModelLoadError(
+        entry.name,
+        `model "${entry.name}": ${entry.file} has sha256 ${digest}, the manifest says ${entry.sha256}`,
+      );
     }
     try {
       return await this.engine.createSession(bytes, entry);
     } catch (err) {
-      throw new ModelLoadError(entry.name, `model "${entry.name}": the runtime refused ${entry.file}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new ModelLoadError(
+        entry.name,
+        `model "${entry.name}": the runtime refused ${entry.file}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
 }

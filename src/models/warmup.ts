@@ -67,7 +67,13 @@ export function isSteady(times: number[], { window, tolerance }: Pick<WarmupOpti
 export type TimedRun = (input: Float32Array, dims: number[], now: () => number) => Promise<number>;
 
 /** Runs `runOnce` until steady (after minRuns), maxRuns, or `stopped()` (the session was replaced). */
-export async function warmUp(entry: ModelEntry, runOnce: TimedRun, options: WarmupOptions, stopped = () => false, now = () => performance.now()): Promise<WarmupResult> {
+export async function warmUp(
+  entry: ModelEntry,
+  runOnce: TimedRun,
+  options: WarmupOptions,
+  stopped = () => false,
+  now = () => performance.now(),
+): Promise<WarmupResult> {
   const { input, dims } = syntheticInput(entry);
   const times: number[] = [];
   let steady = false;
@@ -79,5 +85,11 @@ export async function warmUp(entry: ModelEntry, runOnce: TimedRun, options: Warm
       break;
     }
   }
-  return { model: entry.name, runs: times.length, ms: times.reduce((a, b) => a + b, 0), steady, lastWindowMeanMs: times.length ? mean(times.slice(-options.window)) : 0 };
+  return {
+    model: entry.name,
+    runs: times.length,
+    ms: times.reduce((a, b) => a + b, 0),
+    steady,
+    lastWindowMeanMs: times.length ? mean(times.slice(-options.window)) : 0,
+  };
 }

@@ -51,7 +51,9 @@ export function splitBody(body: Uint8Array, headerLength: string | null): { json
   if (headerLength !== null) {
     const n = /^\d{1,10}$/.test(headerLength.trim()) ? Number(headerLength) : NaN;
     if (!(n <= body.length)) {
-      throw badRequest(`${HEADER_LENGTH} must be an integer between 0 and the body length (${body.length}), got "${headerLength.slice(0, 40)}"`);
+      throw badRequest(
+        `${HEADER_LENGTH} must be an integer between 0 and the body length (${body.length}), got "${headerLength.slice(0, 40)}"`,
+      );
     }
     jsonEnd = n;
   }
@@ -87,7 +89,8 @@ function readData(data: unknown, shape: number[], where: string): Float32Array {
   if (!Array.isArray(data)) throw badRequest(`${where}.data must be an array`);
   const out = new Float32Array(count);
   if (data.length > 0 && !Array.isArray(data[0])) {
-    if (data.length !== count) throw badRequest(`${where}.data has ${data.length} values; shape [${shape.join(", ")}] needs ${count}`);
+    if (data.length !== count)
+      throw badRequest(`${where}.data has ${data.length} values; shape [${shape.join(", ")}] needs ${count}`);
     for (let i = 0; i < count; i++) out[i] = finite(data[i], `${where}.data[${i}]`);
     return out;
   }
@@ -98,7 +101,9 @@ function readData(data: unknown, shape: number[], where: string): Float32Array {
       return;
     }
     if (!Array.isArray(v) || v.length !== shape[depth]) {
-      throw badRequest(`${path} must be an array of ${shape[depth]} (nested data must follow shape [${shape.join(", ")}])`);
+      throw badRequest(
+        `${path} must be an array of ${shape[depth]} (nested data must follow shape [${shape.join(", ")}])`,
+      );
     }
     for (let i = 0; i < v.length; i++) walk(v[i], depth + 1, `${path}[${i}]`);
   };
@@ -138,13 +143,19 @@ function readOutputs(v: unknown, model: ModelEntry, binaryDefault: boolean): Req
     if (typeof binary !== "boolean") throw badRequest(`outputs[${i}].parameters.binary_data must be a boolean`);
     const k = params.classification;
     if (k === undefined) return { name, binary };
-    if (typeof k !== "number" || !Number.isInteger(k) || k < 1) throw badRequest(`outputs[${i}].parameters.classification must be a positive integer`);
+    if (typeof k !== "number" || !Number.isInteger(k) || k < 1)
+      throw badRequest(`outputs[${i}].parameters.classification must be a positive integer`);
     return { name, binary, classification: k };
   });
 }
 
 /** Validates a parsed request body (and its binary section, if any) against the model's signature. */
-export function parseInferRequest(json: unknown, binary: Uint8Array, model: ModelEntry, limits: InferLimits): InferRequest {
+export function parseInferRequest(
+  json: unknown,
+  binary: Uint8Array,
+  model: ModelEntry,
+  limits: InferLimits,
+): InferRequest {
   const body = object(json, "request body");
   if (body.id !== undefined && typeof body.id !== "string") throw badRequest("id must be a string");
   const params = optionalObject(body.parameters, "parameters");
@@ -153,7 +164,9 @@ export function parseInferRequest(json: unknown, binary: Uint8Array, model: Mode
 
   const inputs = body.inputs;
   if (!Array.isArray(inputs) || inputs.length !== 1) {
-    throw badRequest(`inputs must be an array of exactly one tensor: model "${model.name}" takes "${model.input.name}"`);
+    throw badRequest(
+      `inputs must be an array of exactly one tensor: model "${model.name}" takes "${model.input.name}"`,
+    );
   }
   const where = "inputs[0]";
   const t = object(inputs[0], where);
@@ -161,7 +174,9 @@ export function parseInferRequest(json: unknown, binary: Uint8Array, model: Mode
     throw badRequest(`${where}.name must be "${model.input.name}", got ${JSON.stringify(t.name) ?? "nothing"}`);
   }
   if (t.datatype !== "FP32") {
-    throw badRequest(`${where}.datatype ${JSON.stringify(t.datatype) ?? "is missing"}: model "${model.name}" takes FP32`);
+    throw badRequest(
+      `${where}.datatype ${JSON.stringify(t.datatype) ?? "is missing"}: model "${model.name}" takes FP32`,
+    );
   }
   const dims = readShape(t.shape, model, limits, where);
   const count = dims.reduce((a, b) => a * b, 1);
@@ -169,13 +184,17 @@ export function parseInferRequest(json: unknown, binary: Uint8Array, model: Mode
 
   let input: Float32Array;
   if (binarySize === undefined) {
-    if (binary.length > 0) throw badRequest(`the body has ${binary.length} bytes of binary data but no input claims them`);
+    if (binary.length > 0)
+      throw badRequest(`the body has ${binary.length} bytes of binary data but no input claims them`);
     input = readData(t.data, dims, where);
   } else {
-    if (!Number.isInteger(binarySize) || (binarySize as number) < 0) throw badRequest(`${where}.parameters.binary_data_size must be a non-negative integer`);
+    if (!Number.isInteger(binarySize) || (binarySize as number) < 0)
+      throw badRequest(`${where}.parameters.binary_data_size must be a non-negative integer`);
     if (t.data !== undefined) throw badRequest(`${where} has both data and binary_data_size`);
     if (binarySize !== binary.length) {
-      throw badRequest(`${where}.parameters.binary_data_size is ${binarySize} but the binary section has ${binary.length} bytes`);
+      throw badRequest(
+        `${where}.parameters.binary_data_size is ${binarySize} but the binary section has ${binary.length} bytes`,
+      );
     }
     input = readBinary(binary, count, where);
   }

@@ -1,7 +1,14 @@
 // Building Open Inference Protocol answers from a model's manifest entry and its outputs. Pure.
 import type { ModelEntry } from "../../models/schema.ts";
 import type { InferRequest } from "./request.ts";
-import { type InferResponse, type ModelMetadata, type ResponseOutput, type ServerMetadata, HEADER_LENGTH, PLATFORM } from "./types.ts";
+import {
+  type InferResponse,
+  type ModelMetadata,
+  type ResponseOutput,
+  type ServerMetadata,
+  HEADER_LENGTH,
+  PLATFORM,
+} from "./types.ts";
 
 export interface OutputTensor {
   dims: number[];
@@ -38,7 +45,14 @@ export function modelConfig(model: ModelEntry, maxBatch: number) {
     backend: "onnxruntime",
     version_policy: { specific: { versions: [model.version] } },
     max_batch_size: batched ? maxBatch : 0,
-    input: [{ name: model.input.name, data_type: "TYPE_FP32", format: `FORMAT_${model.input.layout}`, dims: dims(model.input.shape) }],
+    input: [
+      {
+        name: model.input.name,
+        data_type: "TYPE_FP32",
+        format: `FORMAT_${model.input.layout}`,
+        dims: dims(model.input.shape),
+      },
+    ],
     output: model.outputs.map((o) => ({ name: o.name, data_type: "TYPE_FP32", dims: dims(o.shape) })),
   };
 }
@@ -86,7 +100,11 @@ export interface EncodedResponse {
  * The answer to an infer request: the requested outputs in the requested order, each as JSON data or,
  * when asked for, in a binary section after the JSON (Triton's binary tensor data extension).
  */
-export function inferResponse(model: ModelEntry, request: InferRequest, results: Map<string, OutputTensor>): EncodedResponse {
+export function inferResponse(
+  model: ModelEntry,
+  request: InferRequest,
+  results: Map<string, OutputTensor>,
+): EncodedResponse {
   const binaries: Uint8Array[] = [];
   const outputs = request.outputs.map(({ name, binary, classification }): ResponseOutput => {
     const t = results.get(name);
@@ -102,8 +120,8 @@ export function inferResponse(model: ModelEntry, request: InferRequest, results:
     const bytes = new Uint8Array(t.data.length * 4);
     const view = new DataView(bytes.buffer);
     t.data.forEach((v, i) => {
-view.setFloat32(i * 4, v, true);
-});
+      view.setFloat32(i * 4, v, true);
+    });
     binaries.push(bytes);
     return { name, shape: t.dims, datatype: "FP32", parameters: { binary_data_size: bytes.length } };
   });

@@ -23,7 +23,14 @@ import { type ArmResult, type ArmFailure, runRecord, runStudent } from "../routi
 import { Breakers } from "../routing/breaker.ts";
 import { ClientIdError, clientTag, identifyClient } from "../routing/client.ts";
 import { type RoutingSettings, SettingsError, loadSettings } from "../routing/settings.ts";
-import { type AbBindings, type AbSetup, abSetup, checkSameLabels, misconfigured, sameLabels } from "../routing/setup.ts";
+import {
+  type AbBindings,
+  type AbSetup,
+  abSetup,
+  checkSameLabels,
+  misconfigured,
+  sameLabels,
+} from "../routing/setup.ts";
 import { assignArm, draw } from "../routing/split.ts";
 import { TeacherGate } from "../routing/teacher-gate.ts";
 import { type Selection, rankPredictions } from "../models/predictions.ts";
@@ -45,7 +52,8 @@ export const RATE_LIMIT_PERIOD_S = 60;
 export const SHADOW_BUDGET_MS = 25_000;
 
 /** The teachers option as a function, whichever form it was given in. */
-export const teachersOf = (teachers: AbRoutingOptions["teachers"]): (() => readonly ModelEntry[]) => (typeof teachers === "function" ? teachers : () => teachers);
+export const teachersOf = (teachers: AbRoutingOptions["teachers"]): (() => readonly ModelEntry[]) =>
+  typeof teachers === "function" ? teachers : () => teachers;
 
 export interface AbRoutingOptions {
   /**
@@ -118,7 +126,8 @@ export function abRouter({ store, limits }: RouteContext, options: AbRoutingOpti
 
   async function settingsOf(c: AbContext, setup: AbSetup): Promise<RoutingSettings> {
     try {
-      return (await loadSettings(setup.db, c.env as Record<string, unknown>, (work) => background(c).waitUntil(work))).settings;
+      return (await loadSettings(setup.db, c.env as Record<string, unknown>, (work) => background(c).waitUntil(work)))
+        .settings;
     } catch (err) {
       if (err instanceof SettingsError) throw misconfigured(err.message);
       throw err;
@@ -184,7 +193,10 @@ export function abRouter({ store, limits }: RouteContext, options: AbRoutingOpti
     const shadowDrawn = arm === "student" && draw(settings.shadowPercent);
     const shadowAllowed = shadowDrawn && (await teacher.allowance());
     const withTeacher = arm === "teacher" || shadowDrawn;
-    const { image, inputs: [studentInput, teacherInput] } = await inputs(c, withTeacher ? [student, setup.teacher] : [student]);
+    const {
+      image,
+      inputs: [studentInput, teacherInput],
+    } = await inputs(c, withTeacher ? [student, setup.teacher] : [student]);
 
     const runs: RunRecord[] = [];
     let served: ArmResult;
@@ -204,15 +216,34 @@ export function abRouter({ store, limits }: RouteContext, options: AbRoutingOpti
     }
     runs.push(runRecord(served, true));
     if (served.arm === "student") setMetric(c, "student", served.latencyMs);
-    noteRequest(c, { arm: served.arm, model: { name: served.entry.name, version: served.entry.version }, inferenceMs: served.latencyMs });
+    noteRequest(c, {
+      arm: served.arm,
+      model: { name: served.entry.name, version: served.entry.version },
+      inferenceMs: served.latencyMs,
+    });
 
     const shadow = shadowDrawn && served.ok;
-    const request: RequestInfo = { requestId: requestIdOf(c), ts: received, mode: shadow ? "shadow" : "ab", reason, status: failureStatus(served), client };
+    const request: RequestInfo = {
+      requestId: requestIdOf(c),
+      ts: received,
+      mode: shadow ? "shadow" : "ab",
+      reason,
+      status: failureStatus(served),
+      client,
+    };
     // The runs so far are recorded now, whatever becomes of a shadow: its teacher row follows on its own.
-    recordLater(background(c), setup.sink, runs.map((r) => toRow(request, r)));
+    recordLater(
+      background(c),
+      setup.sink,
+      runs.map((r) => toRow(request, r)),
+    );
     if (shadow) {
       const shadowRun = shadowAllowed ? teacher.run(teacherInput!, shadowBudgetMs) : Promise.resolve(teacher.limited());
-      recordLater(background(c), setup.sink, shadowRun.then((t) => [toRow({ ...request, reason: "shadow" }, runRecord(t, false))]));
+      recordLater(
+        background(c),
+        setup.sink,
+        shadowRun.then((t) => [toRow({ ...request, reason: "shadow" }, runRecord(t, false))]),
+      );
     }
 
     if (!served.ok) throw studentFailure(served);
@@ -224,7 +255,12 @@ export function abRouter({ store, limits }: RouteContext, options: AbRoutingOpti
 
   async function compare(c: AbContext): Promise<Response> {
     const setup = abSetup(c.env, teachers());
-    if (!setup) throw new HttpError(503, "POST /v1/compare needs a teacher, and this server has none", "set TEACHER_URL, with the teacher's entry in models/manifest.json");
+    if (!setup)
+      throw new HttpError(
+        503,
+        "POST /v1/compare needs a teacher, and this server has none",
+        "set TEACHER_URL, with the teacher's entry in models/manifest.json",
+      );
     const caller = await identifyCaller(c, setup.db, usableAdminToken(c.env));
     requireRight(caller, "compare", "POST /v1/compare");
     const received = Date.now();
@@ -235,20 +271,32 @@ export function abRouter({ store, limits }: RouteContext, options: AbRoutingOpti
     // The default student is the operator's choice (misconfigured when it does not fit); a named one the caller's.
     if (named === undefined) checkSameLabels(student, setup.teacher);
     else if (!sameLabels(student, setup.teacher)) {
-      throw new HttpError(422, `model "${student.name}" cannot be compared with the teacher "${setup.teacher.name}": their labels differ`);
+      throw new HttpError(
+        422,
+        `model "${student.name}" cannot be compared with the teacher "${setup.teacher.name}": their labels differ`,
+      );
     }
     const selection = selectionOf(c, student);
     const settings = await settingsOf(c, setup);
     const teacher = gate(setup, settings, rateLimitKey(c, caller));
     if (!(await teacher.allowance())) throw overTheLimit(c, "POST /v1/compare");
-    const { image, inputs: [studentInput, teacherInput] } = await inputs(c, [student, setup.teacher]);
+    const {
+      image,
+      inputs: [studentInput, teacherInput],
+    } = await inputs(c, [student, setup.teacher]);
 
     // The teacher's request goes out first, so its network time overlaps the student's run.
     const teacherRun = teacher.run(teacherInput!);
     const [s, t] = await Promise.all([runStudent(store, student, studentInput!), teacherRun]);
     setMetric(c, "student", s.latencyMs);
     setMetric(c, "teacher", t.latencyMs);
-    const request: RequestInfo = { requestId: requestIdOf(c), ts: received, mode: "compare", reason: "compare", status: failureStatus(s) };
+    const request: RequestInfo = {
+      requestId: requestIdOf(c),
+      ts: received,
+      mode: "compare",
+      reason: "compare",
+      status: failureStatus(s),
+    };
     recordLater(background(c), setup.sink, [toRow(request, runRecord(s, true)), toRow(request, runRecord(t, t.ok))]);
     if (!t.ok) noteRequest(c, { teacherFault: t.fault, teacherFaultDetail: t.detail });
     if (!s.ok) throw studentFailure(s);
@@ -256,7 +304,14 @@ export function abRouter({ store, limits }: RouteContext, options: AbRoutingOpti
     return c.json({
       image,
       student: answer(s, selection),
-      teacher: t.ok ? answer(t, selection) : { model: { name: t.entry.name, version: t.entry.version }, latencyMs: t.latencyMs, fault: t.fault, error: FAULT_MESSAGES[t.fault] },
+      teacher: t.ok
+        ? answer(t, selection)
+        : {
+            model: { name: t.entry.name, version: t.entry.version },
+            latencyMs: t.latencyMs,
+            fault: t.fault,
+            error: FAULT_MESSAGES[t.fault],
+          },
       agree: t.ok ? s.top1 === t.top1 : null,
       latencyRatio: t.ok && t.latencyMs > 0 ? s.latencyMs / t.latencyMs : null,
     });

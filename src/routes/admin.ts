@@ -26,7 +26,10 @@ function settingsError(err: unknown): never {
   throw err;
 }
 
-export function adminRoutes({ store }: RouteContext, teachers: () => readonly ModelEntry[]): Hono<{ Bindings: AbBindings }> {
+export function adminRoutes(
+  { store }: RouteContext,
+  teachers: () => readonly ModelEntry[],
+): Hono<{ Bindings: AbBindings }> {
   const app = new Hono<{ Bindings: AbBindings }>();
   // Scoped to these paths: a bare use() here would guard every /v1 route once mounted.
   for (const path of ["/report", "/config"]) app.use(path, adminAuth());
@@ -42,15 +45,24 @@ export function adminRoutes({ store }: RouteContext, teachers: () => readonly Mo
 
   const config = async (c: AdminContext) => {
     const effective = await readSettings(database(c.env), c.env as Record<string, unknown>).catch(settingsError);
-    let teacher: { url: string | null; model: string | null; authenticated: boolean } = { url: c.env.TEACHER_URL || null, model: null, authenticated: Boolean(c.env.TEACHER_TOKEN) };
+    let teacher: { url: string | null; model: string | null; authenticated: boolean } = {
+      url: c.env.TEACHER_URL || null,
+      model: null,
+      authenticated: Boolean(c.env.TEACHER_TOKEN),
+    };
     try {
       teacher = { ...teacher, model: teacherEntry(c.env, teachers())?.name ?? null };
     } catch {
       // Reported as null: the routes say what is wrong when they are used.
     }
     // D1 in trouble must not hide the routing settings in force: the canary's are then unknown.
-    const canary = await readCanarySettings(database(c.env)).catch((err: unknown) => err instanceof Error ? err : new Error(String(err)));
-    const warnings = [effective.warning, canary instanceof Error ? `the canary's settings could not be read (${canary.message})` : undefined].filter((w) => w !== undefined);
+    const canary = await readCanarySettings(database(c.env)).catch((err: unknown) =>
+      err instanceof Error ? err : new Error(String(err)),
+    );
+    const warnings = [
+      effective.warning,
+      canary instanceof Error ? `the canary's settings could not be read (${canary.message})` : undefined,
+    ].filter((w) => w !== undefined);
     return c.json({
       ...effective,
       ...(warnings.length > 0 ? { warning: warnings.join("; ") } : {}),

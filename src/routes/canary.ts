@@ -27,14 +27,19 @@ function limitOf(c: CanaryContext): number {
   const raw = c.req.query("limit");
   if (raw === undefined) return DEFAULT_LIMIT;
   const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!(n >= 1 && n <= MAX_LIMIT)) throw badRequest(`limit must be an integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(raw.slice(0, 40))}`);
+  if (!(n >= 1 && n <= MAX_LIMIT))
+    throw badRequest(`limit must be an integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(raw.slice(0, 40))}`);
   return n;
 }
 
 /** GET /v1/canary's answer (docs/api.md). */
 async function canaryView(c: CanaryContext, limit = DEFAULT_LIMIT) {
   const db = database(c.env);
-  const [state, settings, decisions] = await Promise.all([readCanaryState(db), readCanarySettings(db), readCanaryDecisions(db, limit)]);
+  const [state, settings, decisions] = await Promise.all([
+    readCanaryState(db),
+    readCanarySettings(db),
+    readCanaryDecisions(db, limit),
+  ]);
   const index = settings.settings.steps.indexOf(state.percent);
   return {
     status: state.status,

@@ -25,7 +25,12 @@ export function classifyRoutes({ store, limits }: RouteContext, ab?: AbRouter): 
     const probabilities = results.get("probabilities")?.data;
     if (!probabilities) throw new Error(`model "${entry.name}" gave no probabilities`);
     const multi = isMultiLabel(entry) ? { multiLabel: true, threshold: selection.threshold } : {};
-    return c.json({ model: { name: entry.name, version: entry.version }, image, ...multi, predictions: rankPredictions(probabilities, entry, selection) });
+    return c.json({
+      model: { name: entry.name, version: entry.version },
+      image,
+      ...multi,
+      predictions: rankPredictions(probabilities, entry, selection),
+    });
   };
 
   app.post("/classify", (c) => {

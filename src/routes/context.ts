@@ -20,7 +20,10 @@ export interface RouteContext {
 /** The named model, at the given version if one is named; 404 otherwise. */
 export function findModel(store: ModelStore, name: string, version?: string): ModelEntry {
   const entry = store.find(name);
-  if (!entry) throw notFound(`unknown model "${name}"; this server hosts ${store.models.map((m) => `"${m.name}"`).join(", ") || "no models"}`);
+  if (!entry)
+    throw notFound(
+      `unknown model "${name}"; this server hosts ${store.models.map((m) => `"${m.name}"`).join(", ") || "no models"}`,
+    );
   if (version !== undefined && version !== entry.version) {
     throw notFound(`model "${name}" has no version "${version}"; it has "${entry.version}"`);
   }
@@ -35,10 +38,12 @@ export function nameModel(c: Context, entry: ModelEntry): void {
 }
 
 /** The answer's selection for `entry`, from the request's ?k= and ?threshold= (models/predictions.ts). */
-export const selectionOf = (c: Context, entry: ModelEntry): Selection => predictionSelection({ k: c.req.query("k"), threshold: c.req.query("threshold") }, entry);
+export const selectionOf = (c: Context, entry: ModelEntry): Selection =>
+  predictionSelection({ k: c.req.query("k"), threshold: c.req.query("threshold") }, entry);
 
 /** A model that failed to load (bad digest, missing file) answers 503; the reason is for operators. */
-export const unavailableError = (err: ModelLoadError) => new HttpError(503, `model "${err.model}" is unavailable`, err.message);
+export const unavailableError = (err: ModelLoadError) =>
+  new HttpError(503, `model "${err.model}" is unavailable`, err.message);
 
 export function unavailable(err: unknown): never {
   throw err instanceof ModelLoadError ? unavailableError(err) : err;
@@ -75,7 +80,13 @@ export function mediaType(c: Context): string | undefined {
  * runs, or one warm-up run) as `queue`; the request that first needs the model also shows `load`
  * (digest check and session creation). The inference time goes into the request's log line too.
  */
-export async function runTimed(c: Context, store: ModelStore, entry: ModelEntry, input: Float32Array, dims: number[]): Promise<Map<string, OutputTensor>> {
+export async function runTimed(
+  c: Context,
+  store: ModelStore,
+  entry: ModelEntry,
+  input: Float32Array,
+  dims: number[],
+): Promise<Map<string, OutputTensor>> {
   if (!store.isLoaded(entry)) {
     startTime(c, "load");
     await store.session(entry).catch(unavailable);

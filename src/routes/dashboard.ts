@@ -53,7 +53,12 @@ export interface DashboardOptions {
 type Env = { Bindings: AbBindings };
 
 /** Chart intervals: about 15 to 30 points a window; whole hours from 24 h up (the aggregates' grain). */
-const INTERVAL_MS: Record<WindowName, number> = { "15m": 60_000, "1h": 2 * 60_000, "24h": 3_600_000, "7d": 6 * 3_600_000 };
+const INTERVAL_MS: Record<WindowName, number> = {
+  "15m": 60_000,
+  "1h": 2 * 60_000,
+  "24h": 3_600_000,
+  "7d": 6 * 3_600_000,
+};
 const DEFAULT_WINDOW: WindowName = "1h";
 /** Canary decisions the page lists, newest first. */
 const CANARY_DECISIONS = 20;
@@ -61,7 +66,8 @@ const CANARY_DECISIONS = 20;
 function windowOf(c: Context): WindowName {
   const raw = c.req.query("window");
   if (raw === undefined || raw === "") return DEFAULT_WINDOW;
-  if (!(WINDOWS as readonly string[]).includes(raw)) throw badRequest(`window must be one of ${WINDOWS.join(", ")}; got "${raw.slice(0, 20)}"`);
+  if (!(WINDOWS as readonly string[]).includes(raw))
+    throw badRequest(`window must be one of ${WINDOWS.join(", ")}; got "${raw.slice(0, 20)}"`);
   return raw as WindowName;
 }
 
@@ -99,14 +105,19 @@ function sameOriginPosts(): MiddlewareHandler {
 
 /** The canary's state (without its revision token), settings and latest decisions, as D1 has them. */
 async function canaryPanel(db: D1Database) {
-  const [{ token: _revision, ...state }, settings, decisions] = await Promise.all([readCanaryState(db), readCanarySettings(db), readCanaryDecisions(db, CANARY_DECISIONS)]);
+  const [{ token: _revision, ...state }, settings, decisions] = await Promise.all([
+    readCanaryState(db),
+    readCanarySettings(db),
+    readCanaryDecisions(db, CANARY_DECISIONS),
+  ]);
   return { ...state, ...settings, decisions };
 }
 
 /** The form's fields as strings (repeated or file fields are refused: which value counts would be a guess). */
 async function formFields(c: Context): Promise<Record<string, string>> {
   const type = c.req.header("content-type") ?? "";
-  if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i.test(type)) throw new HttpError(415, "send the form as application/x-www-form-urlencoded");
+  if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i.test(type))
+    throw new HttpError(415, "send the form as application/x-www-form-urlencoded");
   const body = await c.req.parseBody({ all: true });
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(body)) {
@@ -150,7 +161,8 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
   const signedIn = async (c: Context<Env>, form?: Record<string, string>): Promise<Session> => {
     const session = await sessionOf(c);
     if (!session) throw new HttpError(401, `not signed in (or the session expired): sign in at ${base}`);
-    if (form && !(await checkCsrfToken(session, form.csrf))) throw new HttpError(403, "missing or wrong CSRF token: reload the dashboard");
+    if (form && !(await checkCsrfToken(session, form.csrf)))
+      throw new HttpError(403, "missing or wrong CSRF token: reload the dashboard");
     return session;
   };
 
@@ -164,7 +176,8 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
     const { token } = await formFields(c);
     if (!token) return c.html(signInPage(base, "Enter the admin token."), 400);
     // Over the allowance the form comes back with why (the 429 carries Retry-After).
-    const refused = (err: HttpError) => c.html(signInPage(base, `${err.message[0]!.toUpperCase()}${err.message.slice(1)}.`), 429);
+    const refused = (err: HttpError) =>
+      c.html(signInPage(base, `${err.message[0]!.toUpperCase()}${err.message.slice(1)}.`), 429);
     try {
       await throttle.assertOpen(c);
     } catch (err) {
@@ -193,9 +206,19 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
     const since = until - 1 - durationMs(window)!;
     // The settings first: the report's cost is priced on them.
     const routing = await readSettings(db, c.env as Record<string, unknown>);
-    const [report, series, canary] = await Promise.all([buildReport(db, since, until, routing.settings), buildSeries(db, since, until, INTERVAL_MS[window]), canaryPanel(db)]);
+    const [report, series, canary] = await Promise.all([
+      buildReport(db, since, until, routing.settings),
+      buildSeries(db, since, until, INTERVAL_MS[window]),
+      canaryPanel(db),
+    ]);
     // The report's rows as GET /v1/report has them, each student row with its agreement's interval.
-    const rows = report.rows.map((r) => ({ ...r, agreementInterval: r.agreement?.top1 != null ? wilsonInterval(Math.round(r.agreement.top1 * r.agreement.pairs), r.agreement.pairs) : null }));
+    const rows = report.rows.map((r) => ({
+      ...r,
+      agreementInterval:
+        r.agreement?.top1 != null
+          ? wilsonInterval(Math.round(r.agreement.top1 * r.agreement.pairs), r.agreement.pairs)
+          : null,
+    }));
     return c.json({ window, report: { ...report, rows }, series, routing, canary });
   });
 
@@ -206,7 +229,10 @@ export function dashboardRoutes(options: DashboardOptions): Hono<Env> {
     // Empty fields leave their setting as it is.
     const patch = Object.fromEntries(Object.entries(fields).filter(([, v]) => v.trim() !== ""));
     const db = database(c.env);
-    await applySettingsPatch(db, validated(() => parseSettingsPatch(patch), SettingsError));
+    await applySettingsPatch(
+      db,
+      validated(() => parseSettingsPatch(patch), SettingsError),
+    );
     return c.json(await readSettings(db, c.env as Record<string, unknown>));
   });
 

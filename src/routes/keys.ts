@@ -17,7 +17,13 @@ export function keyRoutes(): Hono<{ Bindings: AbBindings }> {
 
   app.post("/keys", async (c) => {
     const body = await jsonBody(c, '{"name": "ci", "rights": ["compare"]}');
-    return c.json(await createKey(database(c.env), validated(() => parseNewKey(body), ApiKeyError)), 201);
+    return c.json(
+      await createKey(
+        database(c.env),
+        validated(() => parseNewKey(body), ApiKeyError),
+      ),
+      201,
+    );
   });
 
   app.get("/keys", async (c) => c.json({ keys: await listKeys(database(c.env)) }));

@@ -31,5 +31,9 @@ export const DEFAULT_LIMITS: Limits = {
 
 /** The image limits of the API's limits. */
 export function imageLimits(limits: Limits): ImageLimits {
-  return { maxSide: limits.maxImageSide, maxPixels: limits.maxImagePixels, maxJpegDecoderBytes: limits.maxJpegDecoderBytes };
+  return {
+    maxSide: limits.maxImageSide,
+    maxPixels: limits.maxImagePixels,
+    maxJpegDecoderBytes: limits.maxJpegDecoderBytes,
+  };
 }

@@ -18,7 +18,10 @@ export function oipRoutes({ store, limits, server }: RouteContext): Hono {
    * context) in a function of its own, so neither the body nor its JSON lives on while the model runs.
    */
   const readInferRequest = async (c: Context, entry: ModelEntry) => {
-    const { json, binary } = splitBody(new Uint8Array(await c.req.raw.arrayBuffer()), c.req.header(HEADER_LENGTH) ?? null);
+    const { json, binary } = splitBody(
+      new Uint8Array(await c.req.raw.arrayBuffer()),
+      c.req.header(HEADER_LENGTH) ?? null,
+    );
     return parseInferRequest(json, binary, entry, limits);
   };
   const model = (c: Context) => {
@@ -50,7 +53,10 @@ export function oipRoutes({ store, limits, server }: RouteContext): Hono {
       const entry = model(c);
       const type = mediaType(c);
       if (!INFER_TYPES.has(type)) {
-        throw new HttpError(415, `Content-Type ${type} is not accepted: send application/json (or application/octet-stream with ${HEADER_LENGTH})`);
+        throw new HttpError(
+          415,
+          `Content-Type ${type} is not accepted: send application/json (or application/octet-stream with ${HEADER_LENGTH})`,
+        );
       }
       startTime(c, "decode");
       const request = await readInferRequest(c, entry);

@@ -50,13 +50,18 @@ async function uploadedBytes(c: Context): Promise<Uint8Array> {
       throw badRequest("malformed multipart/form-data body");
     }
     // workers-types declares form values as strings; uploads are Files at run time.
-    const files = ([...form.entries()] as [string, string | File][]).filter((e): e is [string, File] => typeof e[1] !== "string");
+    const files = ([...form.entries()] as [string, string | File][]).filter(
+      (e): e is [string, File] => typeof e[1] !== "string",
+    );
     const file = files.find(([name]) => name === FIELD) ?? (files.length === 1 ? files[0] : undefined);
     if (!file) throw badRequest(`the form must carry the image as a file field named "${FIELD}"`);
     return new Uint8Array(await file[1].arrayBuffer());
   }
   if (!RAW_TYPES.has(type)) {
-    throw new HttpError(415, `Content-Type ${type} is not accepted: send the image as image/png, image/jpeg, application/octet-stream or a multipart/form-data field "${FIELD}"`);
+    throw new HttpError(
+      415,
+      `Content-Type ${type} is not accepted: send the image as image/png, image/jpeg, application/octet-stream or a multipart/form-data field "${FIELD}"`,
+    );
   }
   // The raw request, not c.req.arrayBuffer(): Hono caches what that reads on the context, which
   // would keep the body alive for as long as the request runs.
@@ -64,7 +69,11 @@ async function uploadedBytes(c: Context): Promise<Uint8Array> {
 }
 
 /** The upload's description and one input tensor per model (in the order given). */
-export async function uploadedInputs(c: Context, models: readonly ModelEntry[], limits: Limits): Promise<{ image: ImageInfo; inputs: Float32Array[] }> {
+export async function uploadedInputs(
+  c: Context,
+  models: readonly ModelEntry[],
+  limits: Limits,
+): Promise<{ image: ImageInfo; inputs: Float32Array[] }> {
   const { image, format } = await decodeImage(await imageBytes(c, limits.maxUploadBytes), imageLimits(limits));
   return { image: { format, width: image.width, height: image.height }, inputs: toModelInputs(image, models) };
 }

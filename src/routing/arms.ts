@@ -26,18 +26,53 @@ export async function runStudent(store: ModelStore, entry: ModelEntry, input: Fl
   try {
     const probabilities = (await store.run(entry, input, singleImageDims(entry))).get("probabilities")?.data;
     if (!probabilities) throw new Error(`model "${entry.name}" gave no probabilities`);
-    return { ok: true, arm: "student", entry, probabilities, top1: argmax(probabilities), latencyMs: performance.now() - started };
+    return {
+      ok: true,
+      arm: "student",
+      entry,
+      probabilities,
+      top1: argmax(probabilities),
+      latencyMs: performance.now() - started,
+    };
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
-    return { ok: false, arm: "student", entry, fault: "inference_error", detail, latencyMs: performance.now() - started, error };
+    return {
+      ok: false,
+      arm: "student",
+      entry,
+      fault: "inference_error",
+      detail,
+      latencyMs: performance.now() - started,
+      error,
+    };
   }
 }
 
 /** Asks the teacher about its input tensor; every failure is a fault, never an exception. */
-export async function runTeacher(endpoint: TeacherEndpoint, entry: ModelEntry, input: Float32Array, timeoutMs: number): Promise<ArmResult> {
+export async function runTeacher(
+  endpoint: TeacherEndpoint,
+  entry: ModelEntry,
+  input: Float32Array,
+  timeoutMs: number,
+): Promise<ArmResult> {
   const answer = await askTeacher(endpoint, entry, input, singleImageDims(entry), timeoutMs);
-  if (!answer.ok) return { ok: false, arm: "teacher", entry, fault: answer.fault, detail: answer.detail, latencyMs: answer.latencyMs };
-  return { ok: true, arm: "teacher", entry, probabilities: answer.probabilities, top1: argmax(answer.probabilities), latencyMs: answer.latencyMs };
+  if (!answer.ok)
+    return {
+      ok: false,
+      arm: "teacher",
+      entry,
+      fault: answer.fault,
+      detail: answer.detail,
+      latencyMs: answer.latencyMs,
+    };
+  return {
+    ok: true,
+    arm: "teacher",
+    entry,
+    probabilities: answer.probabilities,
+    top1: argmax(answer.probabilities),
+    latencyMs: answer.latencyMs,
+  };
 }
 
 /** A teacher run that did not happen: the reason, at no latency. */
@@ -47,6 +82,12 @@ export function teacherSkipped(entry: ModelEntry, fault: Fault, detail: string):
 
 /** The measurement of a run. */
 export function runRecord(result: ArmResult, served: boolean): RunRecord {
-  const base = { arm: result.arm, model: result.entry.name, version: result.entry.version, latencyMs: result.latencyMs, served };
+  const base = {
+    arm: result.arm,
+    model: result.entry.name,
+    version: result.entry.version,
+    latencyMs: result.latencyMs,
+    served,
+  };
   return result.ok ? { ...base, ok: true, top1: result.top1 } : { ...base, ok: false, fault: result.fault };
 }

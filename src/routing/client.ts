@@ -37,7 +37,8 @@ export async function identifyClient(c: Context, secret: string, trusted: boolea
   const named = c.req.header(CLIENT_HEADER);
   if (trusted && named !== undefined) {
     const id = named.trim();
-    if (id.length === 0 || id.length > MAX_ID_LENGTH) throw new ClientIdError(`${CLIENT_HEADER} must be 1 to ${MAX_ID_LENGTH} characters`);
+    if (id.length === 0 || id.length > MAX_ID_LENGTH)
+      throw new ClientIdError(`${CLIENT_HEADER} must be 1 to ${MAX_ID_LENGTH} characters`);
     return id;
   }
   // Only the Worker (the secret's holder) signs: a valid signature is an id it issued.
@@ -45,7 +46,13 @@ export async function identifyClient(c: Context, secret: string, trusted: boolea
   if (typeof fromCookie === "string" && fromCookie.length > 0 && fromCookie.length <= MAX_ID_LENGTH) return fromCookie;
   const id = crypto.randomUUID();
   const secure = new URL(c.req.url).protocol === "https:";
-  await setSignedCookie(c, CLIENT_COOKIE, id, cookieKey(secret), { path: "/", maxAge: COOKIE_MAX_AGE_S, httpOnly: true, sameSite: "Lax", secure });
+  await setSignedCookie(c, CLIENT_COOKIE, id, cookieKey(secret), {
+    path: "/",
+    maxAge: COOKIE_MAX_AGE_S,
+    httpOnly: true,
+    sameSite: "Lax",
+    secure,
+  });
   return id;
 }
 
@@ -55,7 +62,13 @@ export async function identifyClient(c: Context, secret: string, trusted: boolea
  * the secret.
  */
 export async function clientTag(key: string, secret: string): Promise<string> {
-  const hmac = await crypto.subtle.importKey("raw", new TextEncoder().encode(tagKey(secret)), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const hmac = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(tagKey(secret)),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", hmac, new TextEncoder().encode(key)));
   return Array.from(mac.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
 }

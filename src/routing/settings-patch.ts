@@ -17,12 +17,17 @@ export interface SettingRange {
 
 /** One setting: a number in its range, or the same as a plain decimal string (the dashboard's forms). */
 export function settingValue(name: string, { min, max }: SettingRange) {
-  const error = (issue: { input?: unknown }) => `${name} must be a number from ${min} to ${max}, got ${JSON.stringify(issue.input)}`;
+  const error = (issue: { input?: unknown }) =>
+    `${name} must be a number from ${min} to ${max}, got ${JSON.stringify(issue.input)}`;
   const inRange = (n: number) => n >= min && n <= max;
   return z.union(
     [
       z.number({ error }).min(min, { error }).max(max, { error }),
-      z.string({ error }).regex(DECIMAL, { error }).refine((s) => inRange(Number(s)), { error }).transform(Number),
+      z
+        .string({ error })
+        .regex(DECIMAL, { error })
+        .refine((s) => inRange(Number(s)), { error })
+        .transform(Number),
     ],
     { error },
   );
@@ -33,15 +38,31 @@ export function settingValue(name: string, { min, max }: SettingRange) {
  * names keys that another part of the body's owner validates (PATCH /v1/config's "canary"), with
  * their schemas for the document: they are accepted here and left out of the parsed patch.
  */
-export function settingsPatchSchema<K extends string>(rules: Record<K, SettingRange>, alsoKnown: readonly string[] | Record<string, z.ZodType> = []) {
+export function settingsPatchSchema<K extends string>(
+  rules: Record<K, SettingRange>,
+  alsoKnown: readonly string[] | Record<string, z.ZodType> = [],
+) {
   const keys = Object.keys(rules) as K[];
-  const others: Record<string, z.ZodType> = Array.isArray(alsoKnown) ? Object.fromEntries(alsoKnown.map((key) => [key, z.unknown()])) : (alsoKnown as Record<string, z.ZodType>);
+  const others: Record<string, z.ZodType> = Array.isArray(alsoKnown)
+    ? Object.fromEntries(alsoKnown.map((key) => [key, z.unknown()]))
+    : (alsoKnown as Record<string, z.ZodType>);
   const known = [...keys, ...Object.keys(others)].join(", ");
   const settings = Object.fromEntries(keys.map((key) => [key, settingValue(key, rules[key]).nullable().optional()]));
   return z
-    .strictObject({ ...settings, ...Object.fromEntries(Object.entries(others).map(([key, schema]) => [key, schema.optional()])) }, {
-      error: (issue) => (issue.code === "unrecognized_keys" ? `unknown setting "${issue.keys[0]?.slice(0, 40)}" (known: ${known})` : "body must be a JSON object"),
-    })
+    .strictObject(
+      { ...settings, ...Object.fromEntries(Object.entries(others).map(([key, schema]) => [key, schema.optional()])) },
+      {
+        error: (issue) =>
+          issue.code === "unrecognized_keys"
+            ? `unknown setting "${issue.keys[0]?.slice(0, 40)}" (known: ${known})`
+            : "body must be a JSON object",
+      },
+    )
     .refine((patch) => Object.keys(patch).length > 0, { error: `body names no setting (known: ${known})` })
-    .transform((patch) => Object.fromEntries(Object.entries(patch).filter(([key]) => !(key in others))) as Partial<Record<K, number | null>>);
+    .transform(
+      (patch) =>
+        Object.fromEntries(Object.entries(patch).filter(([key]) => !(key in others))) as Partial<
+          Record<K, number | null>
+        >,
+    );
 }

@@ -88,7 +88,10 @@ export function settingsFromVars(vars: Record<string, unknown>): RoutingSettings
  * returns it to the default. `alsoKnown` names keys another part of the body's owner takes (they are
  * not this function's).
  */
-export function parseSettingsPatch(body: unknown, alsoKnown: readonly string[] = []): Partial<Record<SettingKey, number | null>> {
+export function parseSettingsPatch(
+  body: unknown,
+  alsoKnown: readonly string[] = [],
+): Partial<Record<SettingKey, number | null>> {
   const parsed = settingsPatchSchema(SETTING_RULES, alsoKnown).safeParse(body);
   if (!parsed.success) throw new SettingsError(firstProblem(parsed.error));
   return parsed.data;
@@ -129,7 +132,10 @@ function refresh(db: D1Database, cached: Cached): Promise<void> {
       },
       (err: unknown) => {
         cached.error = err instanceof Error ? err.message : String(err);
-        const kept = cached.overrides === undefined ? "routing on the defaults" : `keeping the last values read (${JSON.stringify(cached.overrides)})`;
+        const kept =
+          cached.overrides === undefined
+            ? "routing on the defaults"
+            : `keeping the last values read (${JSON.stringify(cached.overrides)})`;
         console.error(`routing settings unreadable from D1, ${kept}: ${cached.error}`);
       },
     )
@@ -163,7 +169,11 @@ function effective(vars: Record<string, unknown>, overrides: Overrides): Effecti
  * The settings in force, for the request path. `background` keeps a refresh alive after the response
  * (the execution context's waitUntil).
  */
-export async function loadSettings(db: D1Database, vars: Record<string, unknown>, background: (work: Promise<unknown>) => void): Promise<EffectiveSettings> {
+export async function loadSettings(
+  db: D1Database,
+  vars: Record<string, unknown>,
+  background: (work: Promise<unknown>) => void,
+): Promise<EffectiveSettings> {
   const cached = cacheOf(db);
   const stale = Date.now() - cached.triedAt >= CACHE_MS;
   if (cached.triedAt === 0) {
@@ -182,24 +192,38 @@ export async function loadSettings(db: D1Database, vars: Record<string, unknown>
  * The settings as D1 has them now, for the admin API: reads D1 first; when it cannot, the values in
  * force and why they may be stale.
  */
-export async function readSettings(db: D1Database, vars: Record<string, unknown>): Promise<EffectiveSettings & { warning?: string }> {
+export async function readSettings(
+  db: D1Database,
+  vars: Record<string, unknown>,
+): Promise<EffectiveSettings & { warning?: string }> {
   const cached = cacheOf(db);
   await cached.reading; // a read that started earlier may predate the latest change
   await refresh(db, cached);
   const out = effective(vars, cached.overrides ?? {});
-  return cached.error === undefined ? out : { ...out, warning: `the settings table could not be read (${cached.error}); these are the values in force in this isolate` };
+  return cached.error === undefined
+    ? out
+    : {
+        ...out,
+        warning: `the settings table could not be read (${cached.error}); these are the values in force in this isolate`,
+      };
 }
 
 /**
  * Statements that set (a string) or remove (null, back to the default) rows of the settings table;
  * run them in one batch with whatever else must change with them, then refreshSettings.
  */
-export function settingStatements(db: D1Database, values: Record<string, string | null>, now = Date.now()): D1PreparedStatement[] {
+export function settingStatements(
+  db: D1Database,
+  values: Record<string, string | null>,
+  now = Date.now(),
+): D1PreparedStatement[] {
   return Object.entries(values).map(([key, value]) =>
     value === null
       ? db.prepare("DELETE FROM settings WHERE key = ?1").bind(key)
       : db
-          .prepare("INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET value = ?2, updated_at = ?3")
+          .prepare(
+            "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET value = ?2, updated_at = ?3",
+          )
           .bind(key, value, now),
   );
 }
@@ -211,5 +235,7 @@ export async function refreshSettings(db: D1Database): Promise<void> {
   await refresh(db, cached);
 }
 
-export const routingSettingValues = (patch: Partial<Record<SettingKey, number | null>>): Record<string, string | null> =>
+export const routingSettingValues = (
+  patch: Partial<Record<SettingKey, number | null>>,
+): Record<string, string | null> =>
   Object.fromEntries(Object.entries(patch).map(([key, value]) => [key, value === null ? null : String(value)]));

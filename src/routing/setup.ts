@@ -59,7 +59,8 @@ export interface AbSetup {
 }
 
 /** A 503 that tells anonymous callers only that routing is misconfigured; the detail is logged. */
-export const misconfigured = (detail: string) => new HttpError(503, "A/B routing is misconfigured on this server", detail);
+export const misconfigured = (detail: string) =>
+  new HttpError(503, "A/B routing is misconfigured on this server", detail);
 
 /**
  * The teacher's manifest entry: TEACHER_MODEL's, else the manifest's only teacher; undefined when the
@@ -72,7 +73,8 @@ export function teacherEntry(env: AbBindings, teachers: readonly ModelEntry[]): 
     if (!entry) throw misconfigured(`TEACHER_MODEL "${name}" is not a teacher in models/manifest.json`);
     return entry;
   }
-  if (teachers.length > 1) throw misconfigured(`models/manifest.json has ${teachers.length} teachers; set TEACHER_MODEL`);
+  if (teachers.length > 1)
+    throw misconfigured(`models/manifest.json has ${teachers.length} teachers; set TEACHER_MODEL`);
   return teachers[0];
 }
 
@@ -99,7 +101,8 @@ export function abSetup(env: AbBindings, teachers: readonly ModelEntry[]): AbSet
   if (!teacher) return undefined;
   if (!env.DB) throw misconfigured("the D1 binding DB is missing");
   const clientSecret = clientIdSecret(env);
-  if (!clientSecret) throw misconfigured("no key to sign client ids: set CLIENT_ID_SECRET, or ADMIN_TOKEN, of 32 characters or more");
+  if (!clientSecret)
+    throw misconfigured("no key to sign client ids: set CLIENT_ID_SECRET, or ADMIN_TOKEN, of 32 characters or more");
   return {
     db: env.DB,
     teacherUrl: env.TEACHER_URL,
@@ -113,9 +116,11 @@ export function abSetup(env: AbBindings, teachers: readonly ModelEntry[]): AbSet
 }
 
 /** Agreement compares label indices, so both models must name the same classes in the same order. */
-export const sameLabels = (a: ModelEntry, b: ModelEntry) => a.labels.length === b.labels.length && a.labels.every((l, i) => l === b.labels[i]);
+export const sameLabels = (a: ModelEntry, b: ModelEntry) =>
+  a.labels.length === b.labels.length && a.labels.every((l, i) => l === b.labels[i]);
 
 /** The default student must be comparable with the teacher: otherwise routing is misconfigured. */
 export function checkSameLabels(student: ModelEntry, teacher: ModelEntry): void {
-  if (!sameLabels(student, teacher)) throw misconfigured(`student "${student.name}" and teacher "${teacher.name}" have different labels`);
+  if (!sameLabels(student, teacher))
+    throw misconfigured(`student "${student.name}" and teacher "${teacher.name}" have different labels`);
 }

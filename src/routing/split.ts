@@ -23,7 +23,12 @@ export interface Assignment {
 }
 
 /** The arm for a client under a split of `studentPercent` (0..100) unless the request forces one. */
-export async function assignArm(clientId: string, studentPercent: number, experiment: string, override?: Arm): Promise<Assignment> {
+export async function assignArm(
+  clientId: string,
+  studentPercent: number,
+  experiment: string,
+  override?: Arm,
+): Promise<Assignment> {
   if (override) return { arm: override, reason: "forced" };
   const bucket = await clientBucket(clientId, experiment);
   return { arm: bucket < studentPercent * (BUCKETS / 100) ? "student" : "teacher", reason: "split" };

@@ -24,7 +24,9 @@ export function readProbabilities(json: unknown, classes: number): Float32Array 
   if (typeof json !== "object" || json === null) return "the body is not a JSON object";
   const outputs = (json as { outputs?: unknown }).outputs;
   if (!Array.isArray(outputs)) return "the body has no outputs array";
-  const out = outputs.find((o): o is Record<string, unknown> => typeof o === "object" && o !== null && o.name === OUTPUT);
+  const out = outputs.find(
+    (o): o is Record<string, unknown> => typeof o === "object" && o !== null && o.name === OUTPUT,
+  );
   if (!out) return `no "${OUTPUT}" output`;
   const shape = out.shape;
   if (!Array.isArray(shape) || shape.length !== 2 || shape[0] !== 1 || shape[1] !== classes) {
@@ -43,12 +45,19 @@ export function readProbabilities(json: unknown, classes: number): Float32Array 
 
 function faultOf(err: unknown): { fault: Fault; detail: string } {
   const name = err instanceof Error ? err.name : "";
-  if (name === "TimeoutError" || name === "AbortError") return { fault: "timeout", detail: "no answer within the timeout" };
+  if (name === "TimeoutError" || name === "AbortError")
+    return { fault: "timeout", detail: "no answer within the timeout" };
   return { fault: "unreachable", detail: err instanceof Error ? err.message : String(err) };
 }
 
 /** Runs one image (already preprocessed for the teacher's entry) on the teacher; never throws. */
-export async function askTeacher(endpoint: TeacherEndpoint, entry: ModelEntry, input: Float32Array, dims: number[], timeoutMs: number): Promise<TeacherAnswer> {
+export async function askTeacher(
+  endpoint: TeacherEndpoint,
+  entry: ModelEntry,
+  input: Float32Array,
+  dims: number[],
+  timeoutMs: number,
+): Promise<TeacherAnswer> {
   const started = performance.now();
   const elapsed = () => performance.now() - started;
   const body = JSON.stringify({
@@ -62,7 +71,13 @@ export async function askTeacher(endpoint: TeacherEndpoint, entry: ModelEntry, i
     if (endpoint.auth) headers[endpoint.auth[0]] = endpoint.auth[1];
     const response = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(timeoutMs) });
     const text = await response.text();
-    if (!response.ok) return { ok: false, fault: "http_error", detail: `HTTP ${response.status}: ${text.slice(0, 200)}`, latencyMs: elapsed() };
+    if (!response.ok)
+      return {
+        ok: false,
+        fault: "http_error",
+        detail: `HTTP ${response.status}: ${text.slice(0, 200)}`,
+        latencyMs: elapsed(),
+      };
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -70,7 +85,8 @@ export async function askTeacher(endpoint: TeacherEndpoint, entry: ModelEntry, i
       return { ok: false, fault: "bad_response", detail: "the body is not JSON", latencyMs: elapsed() };
     }
     const probabilities = readProbabilities(json, entry.labels.length);
-    if (typeof probabilities === "string") return { ok: false, fault: "bad_response", detail: probabilities, latencyMs: elapsed() };
+    if (typeof probabilities === "string")
+      return { ok: false, fault: "bad_response", detail: probabilities, latencyMs: elapsed() };
     return { ok: true, probabilities, latencyMs: elapsed() };
   } catch (err) {
     const fault = faultOf(err);

@@ -36,14 +36,24 @@ export class TeacherGate {
       return (await limiter.limit({ key: clientKey })).success;
     } catch (err) {
       // The limit guards the expensive side: when it cannot be checked, the student answers.
-      console.error(JSON.stringify({ event: "teacher_rate_limiter_failed", overTheLimit: clientKey, error: err instanceof Error ? err.message : String(err) }));
+      console.error(
+        JSON.stringify({
+          event: "teacher_rate_limiter_failed",
+          overTheLimit: clientKey,
+          error: err instanceof Error ? err.message : String(err),
+        }),
+      );
       return false;
     }
   }
 
   /** The client is over its limit: what is recorded for the teacher's part. */
   limited(): ArmResult {
-    return teacherSkipped(this.options.entry, "rate_limited", `client ${this.options.clientKey} is over its teacher allowance`);
+    return teacherSkipped(
+      this.options.entry,
+      "rate_limited",
+      `client ${this.options.clientKey} is over its teacher allowance`,
+    );
   }
 
   /**
@@ -57,7 +67,8 @@ export class TeacherGate {
     if (admission === "open") return teacherSkipped(entry, "circuit_open", `the breaker for ${endpoint.url} is open`);
     const cut = budgetMs !== undefined && budgetMs < timeoutMs;
     let result = await runTeacher(endpoint, entry, input, cut ? budgetMs : timeoutMs);
-    if (cut && !result.ok && result.fault === "timeout") result = { ...result, fault: "cut", detail: `cut after ${budgetMs} ms, the time left after the response` };
+    if (cut && !result.ok && result.fault === "timeout")
+      result = { ...result, fault: "cut", detail: `cut after ${budgetMs} ms, the time left after the response` };
     breaker.record(admission, result.ok, breakerSettings);
     return result;
   }

@@ -20,10 +20,18 @@ export class TeacherLinkError extends Error {
 export const usesBearerPrefix = (header: string) => header.toLowerCase() === "authorization";
 
 /** Checks a token and a header name, saying what is wrong with either. */
-export function checkTeacherLink(token: string, header: string, tokenSource = "TEACHER_TOKEN", headerSource = "TEACHER_AUTH_HEADER"): void {
-  if (!HEADER_NAME.test(header)) throw new TeacherLinkError(`${headerSource} must be an HTTP header name, got "${header.slice(0, 40)}"`);
+export function checkTeacherLink(
+  token: string,
+  header: string,
+  tokenSource = "TEACHER_TOKEN",
+  headerSource = "TEACHER_AUTH_HEADER",
+): void {
+  if (!HEADER_NAME.test(header))
+    throw new TeacherLinkError(`${headerSource} must be an HTTP header name, got "${header.slice(0, 40)}"`);
   if (token.length < MIN_TEACHER_TOKEN_LENGTH || !TOKEN.test(token)) {
-    throw new TeacherLinkError(`${tokenSource} must be at least ${MIN_TEACHER_TOKEN_LENGTH} characters of A-Z a-z 0-9 . _ ~ + / - (e.g. 32 random bytes in base64url)`);
+    throw new TeacherLinkError(
+      `${tokenSource} must be at least ${MIN_TEACHER_TOKEN_LENGTH} characters of A-Z a-z 0-9 . _ ~ + / - (e.g. 32 random bytes in base64url)`,
+    );
   }
 }
 

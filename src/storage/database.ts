@@ -16,7 +16,10 @@ export type TypedStatements<Rows extends unknown[]> = { [I in keyof Rows]: D1Pre
  * Runs read statements in one batch (one round trip, one consistent view) and answers each one's
  * rows, typed as the caller's SELECTs name them: D1's batch() types every result alike.
  */
-export async function batchRows<Rows extends unknown[]>(db: D1Database, statements: TypedStatements<Rows>): Promise<{ [I in keyof Rows]: Rows[I][] }> {
+export async function batchRows<Rows extends unknown[]>(
+  db: D1Database,
+  statements: TypedStatements<Rows>,
+): Promise<{ [I in keyof Rows]: Rows[I][] }> {
   const results = await db.batch(statements as D1PreparedStatement[]);
   return results.map((r) => r.results) as { [I in keyof Rows]: Rows[I][] };
 }

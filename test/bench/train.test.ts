@@ -12,7 +12,25 @@ const BENCH = join(import.meta.dirname, "../../bench/train.ts");
 describe("bench:train", () => {
   it("writes JSON and markdown, and profiles a step's kernels on the single-process engine", () => {
     const out = mkdtempSync(join(tmpdir(), "nd-bench-train-"));
-    const args = ["--engines", "wasm,wasm-dp", "--presets", "quick", "--models", "unmodified", "--batches", "8", "--inputs", "12x12x1", "--seconds", "0.1", "--repeats", "1", "--profile", "--out", out];
+    const args = [
+      "--engines",
+      "wasm,wasm-dp",
+      "--presets",
+      "quick",
+      "--models",
+      "unmodified",
+      "--batches",
+      "8",
+      "--inputs",
+      "12x12x1",
+      "--seconds",
+      "0.1",
+      "--repeats",
+      "1",
+      "--profile",
+      "--out",
+      out,
+    ];
     execFileSync(process.execPath, ["--import", "tsx", BENCH, ...args], { stdio: "pipe" });
     const report = JSON.parse(readFileSync(join(out, "train.json"), "utf8")) as { results: Measurement[] };
     const [single, parallel] = report.results;
@@ -33,7 +51,25 @@ describe("bench:train", () => {
 
   it("measures a KD step with its teacher's soft targets (--kd), for students only", () => {
     const out = mkdtempSync(join(tmpdir(), "nd-bench-train-"));
-    const args = ["--engines", "wasm", "--presets", "quick", "--models", "teacher,wide", "--batches", "8", "--inputs", "12x12x1", "--seconds", "0.1", "--repeats", "1", "--kd", "--out", out];
+    const args = [
+      "--engines",
+      "wasm",
+      "--presets",
+      "quick",
+      "--models",
+      "teacher,wide",
+      "--batches",
+      "8",
+      "--inputs",
+      "12x12x1",
+      "--seconds",
+      "0.1",
+      "--repeats",
+      "1",
+      "--kd",
+      "--out",
+      out,
+    ];
     execFileSync(process.execPath, ["--import", "tsx", BENCH, ...args], { stdio: "pipe" });
     const { results } = JSON.parse(readFileSync(join(out, "train.json"), "utf8")) as { results: Measurement[] };
     expect(results.map((m) => m.model)).toEqual(["teacher", "wide"]);

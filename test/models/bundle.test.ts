@@ -29,7 +29,16 @@ function write(dir: string, manifest: Manifest, files: string[]): void {
 describe("bundleModels", () => {
   it("imports the manifest and the students' files, not the teachers'", () => {
     const dir = modelsDir();
-    write(dir, { schemaVersion: 1, defaultStudent: "narrow-deep", serve: ["wide"], models: [entry("narrow-deep", "student"), entry("wide", "student"), entry("teacher", "teacher")] }, ["narrow-deep.onnx", "wide.onnx"]);
+    write(
+      dir,
+      {
+        schemaVersion: 1,
+        defaultStudent: "narrow-deep",
+        serve: ["wide"],
+        models: [entry("narrow-deep", "student"), entry("wide", "student"), entry("teacher", "teacher")],
+      },
+      ["narrow-deep.onnx", "wide.onnx"],
+    );
     bundleModels(dir);
     const source = readFileSync(join(dir, "bundle.ts"), "utf8");
     expect(source).toContain('import manifest from "./manifest.json";');
@@ -40,7 +49,13 @@ describe("bundleModels", () => {
 
   it("bundles the default student and the serve list's, and leaves the other students out of the Worker's manifest", () => {
     const dir = modelsDir();
-    const models = [entry("teacher", "teacher"), entry("narrow-deep", "student"), entry("narrow-deep-baseline", "student"), entry("wide", "student"), entry("wide-int8", "student")];
+    const models = [
+      entry("teacher", "teacher"),
+      entry("narrow-deep", "student"),
+      entry("narrow-deep-baseline", "student"),
+      entry("wide", "student"),
+      entry("wide-int8", "student"),
+    ];
     const files = models.filter((m) => m.role === "student").map((m) => m.file);
     write(dir, { schemaVersion: 1, defaultStudent: "wide", models }, files);
     expect(bundleModels(dir)).toEqual(["wide"]);
@@ -48,17 +63,25 @@ describe("bundleModels", () => {
     expect(source.match(/^import file\d+ from .*$/gm)).toEqual(['import file0 from "./wide.onnx";']);
     expect(source).toContain('const served = new Set(["wide"]);');
     expect(source).toContain('models: all.models.filter((m) => m.role === "teacher" || served.has(m.name))');
-    write(dir, { schemaVersion: 1, defaultStudent: "wide", serve: ["wide-int8", "narrow-deep", "wide"], models }, files);
+    write(
+      dir,
+      { schemaVersion: 1, defaultStudent: "wide", serve: ["wide-int8", "narrow-deep", "wide"], models },
+      files,
+    );
     expect(bundleModels(dir)).toEqual(["wide", "wide-int8", "narrow-deep"]);
     source = readFileSync(join(dir, "bundle.ts"), "utf8");
     expect(source).toContain('"wide-int8.onnx": file1,');
     expect(source).not.toContain("narrow-deep-baseline");
-    expect(servedStudents(parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")))).map((m) => m.name)).toEqual(["wide", "wide-int8", "narrow-deep"]);
+    expect(
+      servedStudents(parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")))).map((m) => m.name),
+    ).toEqual(["wide", "wide-int8", "narrow-deep"]);
   });
 
   it("gives an empty registry without a manifest", () => {
     const source = bundleSource(modelsDir());
-    expect(source).toContain('export const manifestJson: unknown = {"schemaVersion":1,"defaultStudent":"none","models":[]};');
+    expect(source).toContain(
+      'export const manifestJson: unknown = {"schemaVersion":1,"defaultStudent":"none","models":[]};',
+    );
     expect(source).toContain("export const modelFiles: Record<string, ArrayBuffer> = {};");
   });
 
@@ -68,13 +91,24 @@ describe("bundleModels", () => {
     expect(() => bundleModels(dir)).toThrow(/narrow-deep's file .*narrow-deep.onnx does not exist/);
     writeFileSync(join(dir, "manifest.json"), JSON.stringify({ schemaVersion: 2 }));
     expect(() => bundleModels(dir)).toThrow(/schemaVersion/);
-    write(dir, { schemaVersion: 1, defaultStudent: "narrow-deep", serve: ["narrow-deep-int8"], models: [entry("narrow-deep", "student")] }, ["narrow-deep.onnx"]);
+    write(
+      dir,
+      {
+        schemaVersion: 1,
+        defaultStudent: "narrow-deep",
+        serve: ["narrow-deep-int8"],
+        models: [entry("narrow-deep", "student")],
+      },
+      ["narrow-deep.onnx"],
+    );
     expect(() => bundleModels(dir)).toThrow('manifest serve[0]: "narrow-deep-int8" is not a model in models');
   });
 
   it("leaves a current bundle untouched", () => {
     const dir = modelsDir();
-    write(dir, { schemaVersion: 1, defaultStudent: "narrow-deep", models: [entry("narrow-deep", "student")] }, ["narrow-deep.onnx"]);
+    write(dir, { schemaVersion: 1, defaultStudent: "narrow-deep", models: [entry("narrow-deep", "student")] }, [
+      "narrow-deep.onnx",
+    ]);
     bundleModels(dir);
     const before = statSync(join(dir, "bundle.ts")).mtimeMs;
     bundleModels(dir);
@@ -88,10 +122,21 @@ describe("the deployed bundle", () => {
   it("is what wrangler would upload for the shipped models: the served students only, at most 5 MB gzip", () => {
     const outdir = modelsDir();
     // The real build: wrangler.toml's build step regenerates models/bundle.ts, then esbuild bundles the Worker.
-    const r = spawnSync(join(repo, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--outdir", outdir], { cwd: repo, encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
+    const r = spawnSync(join(repo, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--outdir", outdir], {
+      cwd: repo,
+      encoding: "utf8",
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    });
     expect(r.status, r.stderr).toBe(0);
-    const served = servedStudents(parseManifest(JSON.parse(readFileSync(join(repo, "models/manifest.json"), "utf8")))).map((m) => m.file);
-    expect(readdirSync(outdir).filter((f) => f.endsWith(".onnx")).map((f) => f.replace(/^[0-9a-f]+-/, "")).sort()).toEqual([...served].sort());
+    const served = servedStudents(
+      parseManifest(JSON.parse(readFileSync(join(repo, "models/manifest.json"), "utf8"))),
+    ).map((m) => m.file);
+    expect(
+      readdirSync(outdir)
+        .filter((f) => f.endsWith(".onnx"))
+        .map((f) => f.replace(/^[0-9a-f]+-/, ""))
+        .sort(),
+    ).toEqual([...served].sort());
     // wrangler's own figures: "Total Upload: 15513.01 KiB / gzip: 4794.19 KiB".
     const [, raw, gzip] = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(r.stdout) ?? [];
     expect(gzip, r.stdout).toBeDefined();

@@ -4,14 +4,39 @@ import { describe, expect, it } from "vitest";
 import type { Manifest, ModelEntry } from "../../models/schema.ts";
 import { renderAccuracyPlot } from "../../scripts/accuracy-plot.ts";
 
-function model(name: string, role: "teacher" | "student", macs: number, top1: number, bySeed?: Record<string, number>): ModelEntry {
+function model(
+  name: string,
+  role: "teacher" | "student",
+  macs: number,
+  top1: number,
+  bySeed?: Record<string, number>,
+): ModelEntry {
   const v = bySeed ? Object.values(bySeed) : [];
   const mean = v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
   const sd = Math.sqrt(v.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, v.length - 1));
   return {
-    name, version: "r", role, architecture: name.replace(/-baseline$/, ""), file: `${name}.onnx`, sha256: "0".repeat(64), bytes: 1,
-    input: { name: "input", shape: [-1, 1, 28, 28], datatype: "FP32", layout: "NCHW" }, outputs: [], normalization: { mean: [0], std: [1] }, labels: ["a"],
-    metrics: { params: 1, macs, accuracy: { top1, dataset: "fashion-mnist", split: "test", samples: 10000, ...(bySeed ? { seeds: { mean, sd, n: v.length, bySeed, shipped: 1 } } : {}) } },
+    name,
+    version: "r",
+    role,
+    architecture: name.replace(/-baseline$/, ""),
+    file: `${name}.onnx`,
+    sha256: "0".repeat(64),
+    bytes: 1,
+    input: { name: "input", shape: [-1, 1, 28, 28], datatype: "FP32", layout: "NCHW" },
+    outputs: [],
+    normalization: { mean: [0], std: [1] },
+    labels: ["a"],
+    metrics: {
+      params: 1,
+      macs,
+      accuracy: {
+        top1,
+        dataset: "fashion-mnist",
+        split: "test",
+        samples: 10000,
+        ...(bySeed ? { seeds: { mean, sd, n: v.length, bySeed, shipped: 1 } } : {}),
+      },
+    },
   };
 }
 
@@ -52,7 +77,10 @@ describe("accuracy plot", () => {
   });
 
   it("refuses a manifest with no accuracy to plot", () => {
-    const bare = { ...manifest, models: manifest.models.map((m) => ({ ...m, metrics: { params: 1, macs: m.metrics.macs } })) };
+    const bare = {
+      ...manifest,
+      models: manifest.models.map((m) => ({ ...m, metrics: { params: 1, macs: m.metrics.macs } })),
+    };
     expect(() => renderAccuracyPlot(bare)).toThrow(/no model in the manifest has a test accuracy to plot/);
   });
 });

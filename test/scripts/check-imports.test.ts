@@ -36,8 +36,13 @@ describe("checkImports", () => {
   });
 
   it("refuses a circle, naming its files, even through `import type`", () => {
-    const root = tree({ ...clean, "training/train/step.ts": `import type { step } from "./loop.ts";\nexport const step = 1;` });
-    expect(checkImports(root)).toEqual(["import circle in training/: training/train/loop.ts <-> training/train/step.ts"]);
+    const root = tree({
+      ...clean,
+      "training/train/step.ts": `import type { step } from "./loop.ts";\nexport const step = 1;`,
+    });
+    expect(checkImports(root)).toEqual([
+      "import circle in training/: training/train/loop.ts <-> training/train/step.ts",
+    ]);
   });
 
   it("refuses a circle in src/ as well", () => {
@@ -47,7 +52,9 @@ describe("checkImports", () => {
 
   it("refuses an import up the layering, a dynamic one included", () => {
     const root = tree({ ...clean, "training/io/atomic.ts": `const m = await import("../losses/loss.ts");` });
-    expect(checkImports(root)).toEqual(["training/io/atomic.ts imports training/losses/loss.ts: runs up the training/ layering"]);
+    expect(checkImports(root)).toEqual([
+      "training/io/atomic.ts imports training/losses/loss.ts: runs up the training/ layering",
+    ]);
   });
 
   it("refuses src/ and training/ importing each other, and library code importing scripts/", () => {
@@ -63,7 +70,10 @@ describe("checkImports", () => {
   });
 
   it("refuses models/, where the two halves meet, importing either", () => {
-    const root = tree({ ...clean, "models/schema.ts": `import { a } from "../src/a.ts";\nimport { lossOf } from "../training/losses/loss.ts";` });
+    const root = tree({
+      ...clean,
+      "models/schema.ts": `import { a } from "../src/a.ts";\nimport { lossOf } from "../training/losses/loss.ts";`,
+    });
     expect(checkImports(root).sort()).toEqual([
       "models/schema.ts imports src/a.ts: models/ is where src/ and training/ meet, below both",
       "models/schema.ts imports training/losses/loss.ts: models/ is where src/ and training/ meet, below both",
@@ -71,7 +81,11 @@ describe("checkImports", () => {
   });
 
   it("refuses a training/ folder the layering does not name", () => {
-    const root = tree({ ...clean, "training/misc/util.ts": `export const u = 1;`, "training/cli/run.ts": `import { u } from "../misc/util.ts";` });
+    const root = tree({
+      ...clean,
+      "training/misc/util.ts": `export const u = 1;`,
+      "training/cli/run.ts": `import { u } from "../misc/util.ts";`,
+    });
     expect(checkImports(root).sort()).toEqual([
       "training/cli/run.ts imports training/misc/util.ts: that folder is not in the training/ layering",
       "training/misc/util.ts: its folder is not in the training/ layering",
@@ -88,6 +102,8 @@ describe("checkImports", () => {
       failure = { status: e.status, stderr: e.stderr.toString() };
     }
     expect(failure?.status).toBe(1);
-    expect(failure?.stderr).toContain("training/io/atomic.ts imports training/losses/loss.ts: runs up the training/ layering");
+    expect(failure?.stderr).toContain(
+      "training/io/atomic.ts imports training/losses/loss.ts: runs up the training/ layering",
+    );
   });
 });

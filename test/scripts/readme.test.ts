@@ -59,17 +59,25 @@ function runBlock(lines: string[], workerPort: number): Answer[] {
   // A shell function named curl: the README's commands run unchanged, connecting to this test's port
   // and reporting each status after the body.
   const wrapper = `curl() { command curl --connect-to localhost:8787:127.0.0.1:${workerPort} -w '\\n${MARK}%{http_code}\\n' "$@"; }`;
-  const out = execFileSync("bash", ["-c", [wrapper, ...lines].join("\n")], { encoding: "utf8", timeout: 60_000, stdio: ["ignore", "pipe", "pipe"] });
+  const out = execFileSync("bash", ["-c", [wrapper, ...lines].join("\n")], {
+    encoding: "utf8",
+    timeout: 60_000,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const parts = out.split(new RegExp(`\\n?${MARK.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\d+)\\n`));
   const answers: Answer[] = [];
-  for (let i = 0; i + 1 < parts.length; i += 2) answers.push({ command: commands[answers.length] ?? "?", body: parts[i]!, status: Number(parts[i + 1]) });
+  for (let i = 0; i + 1 < parts.length; i += 2)
+    answers.push({ command: commands[answers.length] ?? "?", body: parts[i]!, status: Number(parts[i + 1]) });
   expect(answers.length, `one answer per curl command; output:\n${out}`).toBe(commands.length);
   return answers;
 }
 
 describe.skipIf(!curlPath)("the README's API examples", () => {
   const lines = shellBlock(readFileSync(README, "utf8"), "## Edge API");
-  const manifest = JSON.parse(readFileSync("models/manifest.json", "utf8")) as { defaultStudent: string; models: { name: string }[] };
+  const manifest = JSON.parse(readFileSync("models/manifest.json", "utf8")) as {
+    defaultStudent: string;
+    models: { name: string }[];
+  };
   let start: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let workerPort = 0;
@@ -88,7 +96,13 @@ describe.skipIf(!curlPath)("the README's API examples", () => {
     start = child;
     exited = new Promise((r) => child.once("exit", () => r()));
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`npm start did not come up within ${START_TIMEOUT_MS / 1000} s:\n${log.slice(-30).join("")}`)), START_TIMEOUT_MS);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`npm start did not come up within ${START_TIMEOUT_MS / 1000} s:\n${log.slice(-30).join("")}`),
+          ),
+        START_TIMEOUT_MS,
+      );
       const onData = (chunk: Buffer) => {
         log.push(chunk.toString());
         if (log.join("").includes("narrowdeep is running")) {
@@ -117,18 +131,31 @@ describe.skipIf(!curlPath)("the README's API examples", () => {
 
   it("finds the three documented calls in the README's shell block", () => {
     const commands = lines.filter((l) => l.trimStart().startsWith("curl "));
-    expect(commands.map((c) => /localhost:8787(\/[^'\s?]*)/.exec(c)?.[1])).toEqual(["/v2/models/narrow-deep", "/v1/classify", "/v1/report"]);
+    expect(commands.map((c) => /localhost:8787(\/[^'\s?]*)/.exec(c)?.[1])).toEqual([
+      "/v2/models/narrow-deep",
+      "/v1/classify",
+      "/v1/report",
+    ]);
     // The image it sends exists, relative to the repository root.
-    for (const c of commands) for (const m of c.matchAll(/@(\S+)/g)) expect(existsSync(m[1]!), `${m[1]} (in: ${c})`).toBe(true);
+    for (const c of commands)
+      for (const m of c.matchAll(/@(\S+)/g)) expect(existsSync(m[1]!), `${m[1]} (in: ${c})`).toBe(true);
   });
 
   it("answers each as docs/api.md documents", () => {
     const [metadata, classify, report] = runBlock(lines, workerPort);
-    for (const a of [metadata!, classify!, report!]) expect(a.status, `${a.command}\n-> ${a.status} ${a.body.slice(0, 300)}`).toBeGreaterThanOrEqual(200);
-    for (const a of [metadata!, classify!, report!]) expect(a.status, `${a.command}\n-> ${a.status} ${a.body.slice(0, 300)}`).toBeLessThan(300);
+    for (const a of [metadata!, classify!, report!])
+      expect(a.status, `${a.command}\n-> ${a.status} ${a.body.slice(0, 300)}`).toBeGreaterThanOrEqual(200);
+    for (const a of [metadata!, classify!, report!])
+      expect(a.status, `${a.command}\n-> ${a.status} ${a.body.slice(0, 300)}`).toBeLessThan(300);
 
     // GET /v2/models/{name}: {name, versions, platform, inputs, outputs}.
-    const meta = JSON.parse(metadata!.body) as { name: string; versions: string[]; platform: string; inputs: { name: string; datatype: string; shape: number[] }[]; outputs: { name: string }[] };
+    const meta = JSON.parse(metadata!.body) as {
+      name: string;
+      versions: string[];
+      platform: string;
+      inputs: { name: string; datatype: string; shape: number[] }[];
+      outputs: { name: string }[];
+    };
     expect(meta.name).toBe("narrow-deep");
     expect(meta.platform).toBe("onnxruntime_onnx");
     expect(meta.versions.length).toBeGreaterThan(0);
@@ -136,7 +163,11 @@ describe.skipIf(!curlPath)("the README's API examples", () => {
     expect(meta.outputs.map((o) => o.name).sort()).toEqual(["logits", "probabilities"]);
 
     // POST /v1/classify?k=3: the model that answered (the split may send it to the teacher), the image, the top 3.
-    const c = JSON.parse(classify!.body) as { model: { name: string; version: string }; image: { format: string; width: number; height: number }; predictions: { label: string; index: number; probability: number }[] };
+    const c = JSON.parse(classify!.body) as {
+      model: { name: string; version: string };
+      image: { format: string; width: number; height: number };
+      predictions: { label: string; index: number; probability: number }[];
+    };
     expect(manifest.models.map((m) => m.name)).toContain(c.model.name);
     expect(typeof c.model.version).toBe("string");
     expect(c.image).toEqual({ format: "png", width: 28, height: 28 });
@@ -151,7 +182,14 @@ describe.skipIf(!curlPath)("the README's API examples", () => {
     expect(probabilities).toEqual([...probabilities].sort((a, b) => b - a));
 
     // GET /v1/report (the admin token from .dev.vars): the window, totals and one row per arm, model, version and reason.
-    const r = JSON.parse(report!.body) as { since: string | null; until: string; requests: number; fallbacks: number; writes: object; rows: unknown[] };
+    const r = JSON.parse(report!.body) as {
+      since: string | null;
+      until: string;
+      requests: number;
+      fallbacks: number;
+      writes: object;
+      rows: unknown[];
+    };
     expect(Number.isNaN(Date.parse(r.until))).toBe(false);
     expect(Number.isInteger(r.requests)).toBe(true);
     expect(Number.isInteger(r.fallbacks)).toBe(true);

@@ -8,7 +8,10 @@ import { describe, expect, it } from "vitest";
 import { cudaRequirements, nodeHeadersDir } from "../../scripts/setup-tfjs-node.ts";
 
 function setup(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; output: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "scripts/setup-tfjs-node.ts", ...args], { encoding: "utf8", env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, ["--import", "tsx", "scripts/setup-tfjs-node.ts", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+  });
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
@@ -36,7 +39,9 @@ describe("setup-tfjs-node refuses", () => {
     try {
       const r = setup(["--wheel", file]);
       expect(r.status).toBe(1);
-      expect(r.output).toMatch(/error: tensorflow_cpu-0.0.1-cp311-none-any.whl cannot be unpacked: .*not a TensorFlow wheel with the C library: missing tensorflow\/libtensorflow_cc.so.2/s);
+      expect(r.output).toMatch(
+        /error: tensorflow_cpu-0.0.1-cp311-none-any.whl cannot be unpacked: .*not a TensorFlow wheel with the C library: missing tensorflow\/libtensorflow_cc.so.2/s,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
       rmSync(join(".whl", "tensorflow_cpu-0.0.1-cp311-none-any.partial"), { recursive: true, force: true });
@@ -58,13 +63,20 @@ describe("setup-tfjs-node refuses", () => {
 describe("nodeHeadersDir", () => {
   it("names where it looked when no folder has this Node's headers", () => {
     const empty = mkdtempSync(join(tmpdir(), "nodedir-"));
-    expect(() => nodeHeadersDir([empty])).toThrow(new RegExp(`no Node ${process.versions.node.split(".")[0]} headers \\(node_api.h\\) in ${empty}/include/node`));
+    expect(() => nodeHeadersDir([empty])).toThrow(
+      new RegExp(`no Node ${process.versions.node.split(".")[0]} headers \\(node_api.h\\) in ${empty}/include/node`),
+    );
   });
 });
 
 describe("cudaRequirements", () => {
   it("reads the CUDA packages a GPU wheel pins under its and-cuda extra", () => {
-    const metadata = ["Name: tensorflow", "Requires-Dist: numpy>=1.26.0", 'Requires-Dist: nvidia-cublas-cu12==12.5.3.2; extra == "and-cuda"', "Requires-Dist: nvidia-cudnn-cu12 == 9.3.0.75 ; extra == 'and-cuda'"].join("\n");
+    const metadata = [
+      "Name: tensorflow",
+      "Requires-Dist: numpy>=1.26.0",
+      'Requires-Dist: nvidia-cublas-cu12==12.5.3.2; extra == "and-cuda"',
+      "Requires-Dist: nvidia-cudnn-cu12 == 9.3.0.75 ; extra == 'and-cuda'",
+    ].join("\n");
     expect(cudaRequirements(metadata)).toEqual(["nvidia-cublas-cu12==12.5.3.2", "nvidia-cudnn-cu12==9.3.0.75"]);
   });
 });

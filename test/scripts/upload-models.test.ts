@@ -40,12 +40,18 @@ describe("upload plan", () => {
       copyFileSync(join(dir, "manifest.json"), join(bad, "manifest.json"));
       const bytes = readFileSync(join(dir, student.file));
       writeFileSync(join(bad, student.file), bytes.subarray(1));
-      expect(() => uploadPlan({ modelsDir: bad, prefix: "", all: false })).toThrow(`has ${bytes.length - 1} bytes, the manifest says ${student.bytes}`);
+      expect(() => uploadPlan({ modelsDir: bad, prefix: "", all: false })).toThrow(
+        `has ${bytes.length - 1} bytes, the manifest says ${student.bytes}`,
+      );
       const flipped = Buffer.from(bytes);
       flipped[100] = flipped[100]! ^ 1;
       writeFileSync(join(bad, student.file), flipped);
-      expect(() => uploadPlan({ modelsDir: bad, prefix: "", all: false })).toThrow(/has sha256 [0-9a-f]{64}, the manifest says/);
-      expect(() => uploadPlan({ modelsDir: join(bad, "nowhere"), prefix: "", all: false })).toThrow(/manifest.json does not exist/);
+      expect(() => uploadPlan({ modelsDir: bad, prefix: "", all: false })).toThrow(
+        /has sha256 [0-9a-f]{64}, the manifest says/,
+      );
+      expect(() => uploadPlan({ modelsDir: join(bad, "nowhere"), prefix: "", all: false })).toThrow(
+        /manifest.json does not exist/,
+      );
     } finally {
       rmSync(bad, { recursive: true, force: true });
     }
@@ -56,12 +62,20 @@ describe("a local upload", () => {
   it("lands in the local bucket wrangler dev reads, in order", async () => {
     const persist = join(dir, "state");
     const lines: string[] = [];
-    uploadModels({ modelsDir: dir, bucket: DEFAULT_BUCKET, prefix: "", all: false, target: { remote: false, persistTo: persist } }, (l) => lines.push(l));
-    expect(lines).toEqual([...served.map((m) => m.file), "manifest.json"].map((key) => `upload-models: ${DEFAULT_BUCKET}/${key} (local (${persist}))`));
+    uploadModels(
+      { modelsDir: dir, bucket: DEFAULT_BUCKET, prefix: "", all: false, target: { remote: false, persistTo: persist } },
+      (l) => lines.push(l),
+    );
+    expect(lines).toEqual(
+      [...served.map((m) => m.file), "manifest.json"].map(
+        (key) => `upload-models: ${DEFAULT_BUCKET}/${key} (local (${persist}))`,
+      ),
+    );
     // Where `wrangler dev --persist-to` keeps R2 (v3/r2), opened as the MODELS binding.
     const mf = new Miniflare({
       modules: true,
-      script: "export default { fetch: async (r, env) => { const o = await env.MODELS.get(new URL(r.url).pathname.slice(1)); return o ? new Response(o.body) : new Response(null, { status: 404 }); } }",
+      script:
+        "export default { fetch: async (r, env) => { const o = await env.MODELS.get(new URL(r.url).pathname.slice(1)); return o ? new Response(o.body) : new Response(null, { status: 404 }); } }",
       r2Buckets: { MODELS: DEFAULT_BUCKET },
       r2Persist: join(persist, "v3", "r2"),
     });

@@ -70,7 +70,12 @@ export interface Sent {
 }
 
 /** One request through the app, as the Worker runtime would run it, waiting for its waitUntil work. */
-export async function send(app: App, path: string, init: RequestInit = {}, vars: Partial<AbBindings> = {}): Promise<Sent> {
+export async function send(
+  app: App,
+  path: string,
+  init: RequestInit = {},
+  vars: Partial<AbBindings> = {},
+): Promise<Sent> {
   const ctx = createExecutionContext();
   const started = Date.now();
   const response = await app.fetch(new Request(`http://edge.test${path}`, init), bindings(vars), ctx);
@@ -90,20 +95,41 @@ export function png(seed: number): Uint8Array {
   return encodePng({ width: 28, height: 28, channels: 1, depth: 8, data });
 }
 
-export function classify(app: App, seed: number, headers: Record<string, string> = {}, vars: Partial<AbBindings> = {}, path = "/v1/classify"): Promise<Sent> {
-  return send(app, path, { method: "POST", headers: { "Content-Type": "image/png", ...headers }, body: png(seed) }, vars);
+export function classify(
+  app: App,
+  seed: number,
+  headers: Record<string, string> = {},
+  vars: Partial<AbBindings> = {},
+  path = "/v1/classify",
+): Promise<Sent> {
+  return send(
+    app,
+    path,
+    { method: "POST", headers: { "Content-Type": "image/png", ...headers }, body: png(seed) },
+    vars,
+  );
 }
 
 export async function report(app: App, since: number, vars: Partial<AbBindings> = {}): Promise<Report> {
-  const { response } = await send(app, `/v1/report?since=${since}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } }, vars);
+  const { response } = await send(
+    app,
+    `/v1/report?since=${since}`,
+    { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } },
+    vars,
+  );
   if (response.status !== 200) throw new Error(`report: ${response.status} ${await response.text()}`);
   return response.json();
 }
 
 /** The report's row for an arm and model (and reason); throws when the report has several that match. */
 export function row(r: Report, arm: string, model: string, reason?: string): Report["rows"][number] | undefined {
-  const found = r.rows.filter((x) => x.arm === arm && x.model === model && (reason === undefined || x.reason === reason));
-  if (found.length > 1) throw new Error(`the report has ${found.length} rows for ${arm} ${model}${reason ? ` ${reason}` : ""}: name the reason`);
+  const found = r.rows.filter(
+    (x) => x.arm === arm && x.model === model && (reason === undefined || x.reason === reason),
+  );
+  if (found.length > 1)
+    throw new Error(
+      `the report has ${found.length} rows for ${arm} ${model}${reason ? ` ${reason}` : ""}: name the reason`,
+    );
   return found[0];
 }
 

@@ -3,7 +3,21 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { AbBindings } from "../../src/routing/setup.ts";
 import { assignArm } from "../../src/routing/split.ts";
-import { TIMEOUT_MS, abApp, asAdmin, asClient, classify, force, hosts, migrate, report, row, send, png, teacherAuth } from "./ab-helpers.ts";
+import {
+  TIMEOUT_MS,
+  abApp,
+  asAdmin,
+  asClient,
+  classify,
+  force,
+  hosts,
+  migrate,
+  report,
+  row,
+  send,
+  png,
+  teacherAuth,
+} from "./ab-helpers.ts";
 
 const app = abApp();
 beforeAll(migrate);
@@ -17,7 +31,8 @@ describe("the split", () => {
   it("puts the set share of many clients on the student, from a hash of the client id", async () => {
     for (const percent of [0, 12.5, 50, 90, 100]) {
       let student = 0;
-      for (let i = 0; i < 10_000; i++) if ((await assignArm(`client-${i}`, percent, "default")).arm === "student") student++;
+      for (let i = 0; i < 10_000; i++)
+        if ((await assignArm(`client-${i}`, percent, "default")).arm === "student") student++;
       expect(Math.abs(student / 10_000 - percent / 100)).toBeLessThan(0.015);
     }
   });
@@ -46,7 +61,8 @@ describe("the split", () => {
   it("salts the buckets with the experiment, so a new experiment draws other clients for the student", async () => {
     const students = async (experiment: string) => {
       const ids: string[] = [];
-      for (let i = 0; i < 2_000; i++) if ((await assignArm(`client-${i}`, 50, experiment)).arm === "student") ids.push(`client-${i}`);
+      for (let i = 0; i < 2_000; i++)
+        if ((await assignArm(`client-${i}`, 50, experiment)).arm === "student") ids.push(`client-${i}`);
       return new Set(ids);
     };
     const first = await students("spring");
@@ -59,10 +75,16 @@ describe("the split", () => {
     // And the routes use the EXPERIMENT var.
     const arms = async (experiment: string) => {
       const out: string[] = [];
-      for (let i = 0; i < 12; i++) out.push((await classify(app, i, await asClient(`client-${i}`), { EXPERIMENT: experiment })).response.headers.get("X-Arm")!);
+      for (let i = 0; i < 12; i++)
+        out.push(
+          (await classify(app, i, await asClient(`client-${i}`), { EXPERIMENT: experiment })).response.headers.get(
+            "X-Arm",
+          )!,
+        );
       return out;
     };
-    const expected = async (experiment: string) => Promise.all(Array.from({ length: 12 }, async (_, i) => (await assignArm(`client-${i}`, 50, experiment)).arm));
+    const expected = async (experiment: string) =>
+      Promise.all(Array.from({ length: 12 }, async (_, i) => (await assignArm(`client-${i}`, 50, experiment)).arm));
     expect(await arms("spring")).toEqual(await expected("spring"));
     expect(await arms("summer")).toEqual(await expected("summer"));
   });
@@ -71,7 +93,9 @@ describe("the split", () => {
     const first = await classify(app, 1);
     const cookie = first.response.headers.get("Set-Cookie")!;
     // The id, a dot and its HMAC-SHA256 (base64, URL-encoded).
-    expect(cookie).toMatch(/^nd_client=[0-9a-f-]{36}\.[A-Za-z0-9%]{44,}; Max-Age=31536000; Path=\/; HttpOnly; SameSite=Lax$/);
+    expect(cookie).toMatch(
+      /^nd_client=[0-9a-f-]{36}\.[A-Za-z0-9%]{44,}; Max-Age=31536000; Path=\/; HttpOnly; SameSite=Lax$/,
+    );
     const arm = first.response.headers.get("X-Arm");
     for (let i = 0; i < 5; i++) {
       const again = await classify(app, 2 + i, { Cookie: cookie.split(";")[0]! });
@@ -83,7 +107,8 @@ describe("the split", () => {
   it("does not let an anonymous caller choose its arm: X-Client-Id is ignored, unsigned or forged cookies are replaced", async () => {
     // The attack: pick an id whose bucket is on the teacher and send it every time.
     let teacherId = "";
-    for (let i = 0; !teacherId; i++) if ((await assignArm(`mine-${i}`, 50, "default")).arm === "teacher") teacherId = `mine-${i}`;
+    for (let i = 0; !teacherId; i++)
+      if ((await assignArm(`mine-${i}`, 50, "default")).arm === "teacher") teacherId = `mine-${i}`;
     const { Cookie: signed } = await asClient(teacherId);
     const signature = (cookie: string) => decodeURIComponent(cookie.slice("nd_client=".length)).split(".").pop()!;
     const mine = signature(signed);
@@ -107,11 +132,20 @@ describe("the split", () => {
       expect([...arms].sort()).toEqual(["student", "teacher"]);
     }
     // The same id, signed by the Worker, is that client: always the teacher.
-    for (let i = 0; i < 4; i++) expect((await classify(app, 60 + i, { Cookie: signed, "X-Client-Id": "other" })).response.headers.get("X-Arm")).toBe("teacher");
+    for (let i = 0; i < 4; i++)
+      expect(
+        (await classify(app, 60 + i, { Cookie: signed, "X-Client-Id": "other" })).response.headers.get("X-Arm"),
+      ).toBe("teacher");
   });
 
   it("lets a caller with an API key or the admin token name its client in X-Client-Id", async () => {
-    const made = (await (await send(app, "/v1/keys", { method: "POST", headers: { ...asAdmin, "Content-Type": "application/json" }, body: JSON.stringify({ name: "app", rights: ["compare"] }) })).response.json()) as { key: string };
+    const made = (await (
+      await send(app, "/v1/keys", {
+        method: "POST",
+        headers: { ...asAdmin, "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "app", rights: ["compare"] }),
+      })
+    ).response.json()) as { key: string };
     for (const auth of [asAdmin, { Authorization: `Bearer ${made.key}` }]) {
       for (let i = 0; i < 8; i++) {
         const { response } = await classify(app, 70 + i, { ...auth, "X-Client-Id": `named-${i}` });
@@ -139,12 +173,18 @@ describe("the split", () => {
     const { response } = await classify(app, 4, force("teacher"));
     const viaWorker = (await response.json()) as Classified;
     // The teacher host serves the same app, so it classifies the same image itself.
-    const direct = (await (await fetch(`${hosts.url}/v1/classify`, { method: "POST", headers: { "Content-Type": "image/png", ...teacherAuth }, body: png(4) })).json()) as Classified;
+    const direct = (await (
+      await fetch(`${hosts.url}/v1/classify`, {
+        method: "POST",
+        headers: { "Content-Type": "image/png", ...teacherAuth },
+        body: png(4),
+      })
+    ).json()) as Classified;
     expect(direct.model.name).toBe("teacher28");
     expect(viaWorker.predictions.map((p) => p.index)).toEqual(direct.predictions.map((p) => p.index));
     viaWorker.predictions.forEach((p, i) => {
-expect(p.probability).toBeCloseTo(direct.predictions[i]!.probability, 5);
-});
+      expect(p.probability).toBeCloseTo(direct.predictions[i]!.probability, 5);
+    });
   });
 });
 
@@ -214,7 +254,10 @@ describe("shadow mode", () => {
 
   it("adds nothing to the client's wait when the teacher is slow", async () => {
     const since = Date.now();
-    const { response, responseMs, settledMs } = await classify(app, 30, force("student"), { SHADOW_PERCENT: "100", TEACHER_URL: hosts.slowUrl });
+    const { response, responseMs, settledMs } = await classify(app, 30, force("student"), {
+      SHADOW_PERCENT: "100",
+      TEACHER_URL: hosts.slowUrl,
+    });
     expect(response.status).toBe(200);
     expect(responseMs).toBeLessThan(TIMEOUT_MS / 2);
     expect(settledMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 5);
@@ -235,7 +278,11 @@ describe("shadow mode", () => {
 
 describe("POST /v1/compare", () => {
   it("runs both models on the same image and says whether they agree", async () => {
-    const { response } = await send(app, "/v1/compare?k=3", { method: "POST", headers: { "Content-Type": "image/png", ...asAdmin }, body: png(40) });
+    const { response } = await send(app, "/v1/compare?k=3", {
+      method: "POST",
+      headers: { "Content-Type": "image/png", ...asAdmin },
+      body: png(40),
+    });
     expect(response.status).toBe(200);
     const body = (await response.json()) as {
       student: { model: { name: string }; latencyMs: number; predictions: Classified["predictions"] };
@@ -252,7 +299,13 @@ describe("POST /v1/compare", () => {
     expect(body.agree).toBe(body.student.predictions[0]!.index === body.teacher.predictions[0]!.index);
     expect(body.teacher.latencyMs).toBeGreaterThan(0);
     expect(body.latencyRatio).toBeCloseTo(body.student.latencyMs / body.teacher.latencyMs, 10);
-    const direct = (await (await fetch(`${hosts.url}/v1/classify?k=3`, { method: "POST", headers: { "Content-Type": "image/png", ...teacherAuth }, body: png(40) })).json()) as Classified;
+    const direct = (await (
+      await fetch(`${hosts.url}/v1/classify?k=3`, {
+        method: "POST",
+        headers: { "Content-Type": "image/png", ...teacherAuth },
+        body: png(40),
+      })
+    ).json()) as Classified;
     expect(body.teacher.predictions.map((p) => p.index)).toEqual(direct.predictions.map((p) => p.index));
   });
 
@@ -261,9 +314,19 @@ describe("POST /v1/compare", () => {
       [hosts.downUrl, "unreachable"],
       [hosts.garbageUrl, "bad_response"],
     ] as const) {
-      const { response } = await send(app, "/v1/compare", { method: "POST", headers: { "Content-Type": "image/png", ...asAdmin }, body: png(41) }, { TEACHER_URL: url });
+      const { response } = await send(
+        app,
+        "/v1/compare",
+        { method: "POST", headers: { "Content-Type": "image/png", ...asAdmin }, body: png(41) },
+        { TEACHER_URL: url },
+      );
       expect(response.status).toBe(200);
-      const body = (await response.json()) as { teacher: { fault: string; error: string }; agree: unknown; latencyRatio: unknown; student: unknown };
+      const body = (await response.json()) as {
+        teacher: { fault: string; error: string };
+        agree: unknown;
+        latencyRatio: unknown;
+        student: unknown;
+      };
       expect(body.teacher.fault).toBe(fault);
       expect(body.teacher.error).not.toMatch(/127\.0\.0\.1|\/|at /);
       expect(body.agree).toBeNull();
@@ -276,14 +339,24 @@ describe("POST /v1/compare", () => {
     expect(named.response.status).toBe(200);
     const wrong = await send(app, "/v1/compare?model=rgb32", { method: "POST", headers: asAdmin, body: png(42) });
     expect(wrong.response.status).toBe(422);
-    expect(await wrong.response.json()).toEqual({ error: 'model "rgb32" cannot be compared with the teacher "teacher28": their labels differ' });
+    expect(await wrong.response.json()).toEqual({
+      error: 'model "rgb32" cannot be compared with the teacher "teacher28": their labels differ',
+    });
   });
 
   it("says what is missing when there is no teacher to compare with", async () => {
-    const { response } = await send(app, "/v1/compare", { method: "POST", headers: asAdmin, body: png(43) }, { TEACHER_URL: "" });
+    const { response } = await send(
+      app,
+      "/v1/compare",
+      { method: "POST", headers: asAdmin, body: png(43) },
+      { TEACHER_URL: "" },
+    );
     expect(response.status).toBe(503);
     // The admin is told what to set; anyone else only that there is no teacher.
-    expect(await response.json()).toEqual({ error: "POST /v1/compare needs a teacher, and this server has none", detail: "set TEACHER_URL, with the teacher's entry in models/manifest.json" });
+    expect(await response.json()).toEqual({
+      error: "POST /v1/compare needs a teacher, and this server has none",
+      detail: "set TEACHER_URL, with the teacher's entry in models/manifest.json",
+    });
   });
 });
 
@@ -301,7 +374,10 @@ describe("without a teacher", () => {
     const cases: [Partial<AbBindings>, string][] = [
       [{ TEACHER_MODEL: "nope" }, 'TEACHER_MODEL "nope" is not a teacher in models/manifest.json'],
       [{ STUDENT_PERCENT: "150" }, 'STUDENT_PERCENT must be a number from 0 to 100, got "150"'],
-      [{ TEACHER_TOKEN: "short" }, "TEACHER_TOKEN must be at least 22 characters of A-Z a-z 0-9 . _ ~ + / - (e.g. 32 random bytes in base64url)"],
+      [
+        { TEACHER_TOKEN: "short" },
+        "TEACHER_TOKEN must be at least 22 characters of A-Z a-z 0-9 . _ ~ + / - (e.g. 32 random bytes in base64url)",
+      ],
     ];
     for (const [vars, detail] of cases) {
       const anonymous = await classify(app, 51, {}, vars);

@@ -19,7 +19,13 @@ interface MadeKey {
 }
 
 async function makeKey(name: string, rights: unknown): Promise<Response> {
-  return (await send(app, "/v1/keys", { method: "POST", headers: { ...asAdmin, "Content-Type": "application/json" }, body: JSON.stringify({ name, rights }) })).response;
+  return (
+    await send(app, "/v1/keys", {
+      method: "POST",
+      headers: { ...asAdmin, "Content-Type": "application/json" },
+      body: JSON.stringify({ name, rights }),
+    })
+  ).response;
 }
 
 async function newKey(name: string, rights: string[]): Promise<MadeKey> {
@@ -29,7 +35,8 @@ async function newKey(name: string, rights: string[]): Promise<MadeKey> {
 }
 
 const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });
-const compare = (headers: Record<string, string>) => send(app, "/v1/compare", { method: "POST", headers, body: png(7) });
+const compare = (headers: Record<string, string>) =>
+  send(app, "/v1/compare", { method: "POST", headers, body: png(7) });
 
 describe("anonymous clients", () => {
   it("cannot force an arm (403), and the teacher is not called", async () => {
@@ -37,7 +44,10 @@ describe("anonymous clients", () => {
     for (const arm of ["teacher", "student"]) {
       const { response } = await classify(app, 1, { "X-Force-Arm": arm });
       expect(response.status).toBe(403);
-      expect(await response.json()).toEqual({ error: 'X-Force-Arm needs an API key with the "force" right, or the admin token: send Authorization: Bearer <key>' });
+      expect(await response.json()).toEqual({
+        error:
+          'X-Force-Arm needs an API key with the "force" right, or the admin token: send Authorization: Bearer <key>',
+      });
     }
     expect((await report(app, since)).requests).toBe(0);
   });
@@ -45,7 +55,9 @@ describe("anonymous clients", () => {
   it("cannot use /v1/compare (403)", async () => {
     const { response } = await compare({});
     expect(response.status).toBe(403);
-    expect(((await response.json()) as { error: string }).error).toMatch(/^POST \/v1\/compare needs an API key with the "compare" right/);
+    expect(((await response.json()) as { error: string }).error).toMatch(
+      /^POST \/v1\/compare needs an API key with the "compare" right/,
+    );
   });
 
   it("are still routed to the teacher by the split, as configured", async () => {
@@ -62,8 +74,16 @@ describe("API keys", () => {
     expect(made.key).toMatch(/^ndk_[A-Za-z0-9_-]{43}$/);
     const { response } = await send(app, "/v1/keys", { headers: asAdmin });
     const listed = ((await response.json()) as { keys: Record<string, unknown>[] }).keys.find((k) => k.id === made.id)!;
-    expect(listed).toEqual({ id: made.id, name: "ci", rights: ["compare"], createdAt: made.createdAt, revokedAt: null });
-    const stored = await env.DB.prepare("SELECT * FROM api_keys WHERE id = ?1").bind(made.id).first<Record<string, unknown>>();
+    expect(listed).toEqual({
+      id: made.id,
+      name: "ci",
+      rights: ["compare"],
+      createdAt: made.createdAt,
+      revokedAt: null,
+    });
+    const stored = await env.DB.prepare("SELECT * FROM api_keys WHERE id = ?1")
+      .bind(made.id)
+      .first<Record<string, unknown>>();
     expect(stored!.hash).toBe(await hashKey(made.key));
     expect(Object.values(stored!)).not.toContain(made.key);
   });
@@ -74,8 +94,15 @@ describe("API keys", () => {
     expect((await compare(bearer(comparer.key))).response.status).toBe(200);
     const denied = await classify(app, 3, { "X-Force-Arm": "teacher", ...bearer(comparer.key) });
     expect(denied.response.status).toBe(403);
-    expect(await denied.response.json()).toEqual({ error: 'API key "comparer" lacks the "force" right that X-Force-Arm needs' });
-    const forced = await classify(app, 3, { "X-Force-Arm": "teacher", ...bearer(forcer.key) }, { STUDENT_PERCENT: "100" });
+    expect(await denied.response.json()).toEqual({
+      error: 'API key "comparer" lacks the "force" right that X-Force-Arm needs',
+    });
+    const forced = await classify(
+      app,
+      3,
+      { "X-Force-Arm": "teacher", ...bearer(forcer.key) },
+      { STUDENT_PERCENT: "100" },
+    );
     expect(forced.response.status).toBe(200);
     expect(forced.response.headers.get("X-Arm")).toBe("teacher");
     expect((await compare(bearer(forcer.key))).response.status).toBe(403);
@@ -101,7 +128,9 @@ describe("API keys", () => {
     expect((await compare(bearer(key.key))).response.status).toBe(401);
     expect((await classify(app, 4, { "X-Force-Arm": "teacher", ...bearer(key.key) })).response.status).toBe(401);
     // Revoking again keeps the first time; an unknown id is a 404.
-    const again = (await (await send(app, `/v1/keys/${key.id}`, { method: "DELETE", headers: asAdmin })).response.json()) as MadeKey;
+    const again = (await (
+      await send(app, `/v1/keys/${key.id}`, { method: "DELETE", headers: asAdmin })
+    ).response.json()) as MadeKey;
     expect(again.revokedAt).toBe(body.revokedAt);
     expect((await send(app, "/v1/keys/nope", { method: "DELETE", headers: asAdmin })).response.status).toBe(404);
   });
@@ -115,7 +144,11 @@ describe("API keys", () => {
       [[1], 'the body must be a JSON object such as {"name": "ci", "rights": ["compare"]}'],
     ];
     for (const [body, error] of cases) {
-      const { response } = await send(app, "/v1/keys", { method: "POST", headers: { ...asAdmin, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      const { response } = await send(app, "/v1/keys", {
+        method: "POST",
+        headers: { ...asAdmin, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
       expect(response.status).toBe(400);
       expect(await response.json()).toEqual({ error });
     }

@@ -11,13 +11,19 @@ import { DASHBOARD_ASSETS } from "../../src/dashboard/assets.ts";
 import { ADMIN_TOKEN, asAdmin, hosts, migrate, png, send } from "./ab-helpers.ts";
 import { fixtureStore } from "./helpers.ts";
 
-const app = createApp({ store: fixtureStore(), abRouting: { teachers: [hosts.entry] }, dashboard: { assets: DASHBOARD_ASSETS } });
+const app = createApp({
+  store: fixtureStore(),
+  abRouting: { teachers: [hosts.entry] },
+  dashboard: { assets: DASHBOARD_ASSETS },
+});
 beforeAll(migrate);
 
 const ALLOWANCE = 20;
 const throttled = { AUTH_RATE_LIMITER: env.AUTH_RATE_LIMITER };
 /** An address of its own for each test: the allowance is per address. */
-const address = () => ({ "CF-Connecting-IP": `198.51.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}` });
+const address = () => ({
+  "CF-Connecting-IP": `198.51.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`,
+});
 
 let warnings: string[];
 beforeEach(async () => {
@@ -41,8 +47,19 @@ function logged(event: string): Record<string, unknown>[] {
 }
 
 const signIn = (token: string, from: Record<string, string>) =>
-  send(app, "/dashboard/sign-in", { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", Origin: "http://edge.test", ...from }, body: new URLSearchParams({ token }).toString(), redirect: "manual" }, throttled);
-const adminCall = (token: string, from: Record<string, string>) => send(app, "/v1/report", { headers: { Authorization: `Bearer ${token}`, ...from } }, throttled);
+  send(
+    app,
+    "/dashboard/sign-in",
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", Origin: "http://edge.test", ...from },
+      body: new URLSearchParams({ token }).toString(),
+      redirect: "manual",
+    },
+    throttled,
+  );
+const adminCall = (token: string, from: Record<string, string>) =>
+  send(app, "/v1/report", { headers: { Authorization: `Bearer ${token}`, ...from } }, throttled);
 
 /** Sends `guess` ALLOWANCE + 1 times; the statuses. */
 async function guess(call: () => Promise<{ response: Response }>): Promise<Response[]> {
@@ -66,43 +83,80 @@ describe("wrong guesses at a secret", () => {
     // Another address signs in.
     expect((await signIn(ADMIN_TOKEN, address())).response.status).toBe(303);
     // Each failure is logged with its request id.
-    const failures = logged("auth_failure").filter((e) => e.what === "dashboard sign-in" && e.address === from["CF-Connecting-IP"]);
+    const failures = logged("auth_failure").filter(
+      (e) => e.what === "dashboard sign-in" && e.address === from["CF-Connecting-IP"],
+    );
     expect(failures).toHaveLength(ALLOWANCE + 1);
     const ids = answers.map((r) => r.headers.get("X-Request-Id")!);
     expect(failures.map((e) => e.requestId)).toEqual(ids);
-    expect(logged("auth_blocked").filter((e) => e.address === from["CF-Connecting-IP"]).map((e) => e.requestId)).toEqual([ids.at(-1)]);
+    expect(
+      logged("auth_blocked")
+        .filter((e) => e.address === from["CF-Connecting-IP"])
+        .map((e) => e.requestId),
+    ).toEqual([ids.at(-1)]);
   });
 
   it("with the admin's bearer token: 401s, then 429, then the right token is refused until the block ends", async () => {
     const from = address();
     const answers = await guess(() => adminCall("a-wrong-admin-token-of-32-characters-or-more", from));
     expect(answers.map((r) => r.status)).toEqual([...new Array(ALLOWANCE).fill(401), 429]);
-    expect(await answers.at(-1)!.json()).toEqual({ error: "too many failed attempts from this address; retry in 60 s" });
+    expect(await answers.at(-1)!.json()).toEqual({
+      error: "too many failed attempts from this address; retry in 60 s",
+    });
     expect(answers.at(-1)!.headers.get("Retry-After")).toBe("60");
     expect((await adminCall(ADMIN_TOKEN, from)).response.status).toBe(429);
     expect((await adminCall(ADMIN_TOKEN, address())).response.status).toBe(200);
     // The block lives in D1: when it has run out, the right token works again from that address.
-    await env.DB.prepare("UPDATE auth_blocks SET until = ?1 WHERE address = ?2").bind(Date.now() - 1, from["CF-Connecting-IP"]).run();
+    await env.DB.prepare("UPDATE auth_blocks SET until = ?1 WHERE address = ?2")
+      .bind(Date.now() - 1, from["CF-Connecting-IP"])
+      .run();
     expect((await adminCall(ADMIN_TOKEN, from)).response.status).toBe(200);
-    expect(logged("auth_failure").filter((e) => e.what === "admin token" && e.address === from["CF-Connecting-IP"])).toHaveLength(ALLOWANCE + 1);
+    expect(
+      logged("auth_failure").filter((e) => e.what === "admin token" && e.address === from["CF-Connecting-IP"]),
+    ).toHaveLength(ALLOWANCE + 1);
   });
 
   it("with an API key where one is taken: /v1/compare and /v1/classify count together", async () => {
     const from = address();
-    const compare = () => send(app, "/v1/compare", { method: "POST", headers: { Authorization: "Bearer ndk_guessed", ...from }, body: png(1) }, throttled);
-    const classify = () => send(app, "/v1/classify", { method: "POST", headers: { "Content-Type": "image/png", Authorization: "Bearer ndk_guessed", ...from }, body: png(2) }, throttled);
+    const compare = () =>
+      send(
+        app,
+        "/v1/compare",
+        { method: "POST", headers: { Authorization: "Bearer ndk_guessed", ...from }, body: png(1) },
+        throttled,
+      );
+    const classify = () =>
+      send(
+        app,
+        "/v1/classify",
+        {
+          method: "POST",
+          headers: { "Content-Type": "image/png", Authorization: "Bearer ndk_guessed", ...from },
+          body: png(2),
+        },
+        throttled,
+      );
     const statuses: number[] = [];
     for (let i = 0; i <= ALLOWANCE; i++) statuses.push((await (i % 2 ? compare() : classify())).response.status);
     expect(statuses).toEqual([...new Array(ALLOWANCE).fill(401), 429]);
     // Anonymous requests from the address are not credentials: they are served.
-    const anonymous = await send(app, "/v1/classify", { method: "POST", headers: { "Content-Type": "image/png", ...from }, body: png(3) }, throttled);
+    const anonymous = await send(
+      app,
+      "/v1/classify",
+      { method: "POST", headers: { "Content-Type": "image/png", ...from }, body: png(3) },
+      throttled,
+    );
     expect(anonymous.response.status).toBe(200);
   });
 
   it("does not count right tokens or requests without one", async () => {
     const from = address();
-    for (let i = 0; i <= ALLOWANCE + 5; i++) expect((await send(app, "/v1/config", { headers: { ...asAdmin, ...from } }, throttled)).response.status).toBe(200);
-    for (let i = 0; i <= ALLOWANCE + 5; i++) expect((await send(app, "/v1/config", { headers: from }, throttled)).response.status).toBe(401);
+    for (let i = 0; i <= ALLOWANCE + 5; i++)
+      expect((await send(app, "/v1/config", { headers: { ...asAdmin, ...from } }, throttled)).response.status).toBe(
+        200,
+      );
+    for (let i = 0; i <= ALLOWANCE + 5; i++)
+      expect((await send(app, "/v1/config", { headers: from }, throttled)).response.status).toBe(401);
     expect(logged("auth_failure")).toEqual([]);
   });
 });

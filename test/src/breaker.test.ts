@@ -80,8 +80,14 @@ describe("the breaker in the Worker", () => {
 
   it("closes when the probe succeeds", async () => {
     // The slow host times out at 1 s, and answers when given 10 s.
-    const slow = { BREAKER_FAULTS: "2", BREAKER_COOLDOWN_MS: "60000", TEACHER_URL: hosts.slowUrl, TEACHER_TIMEOUT_MS: "1000" };
-    for (const fault of ["timeout", "timeout"]) expect((await classify(app, 20, forced, slow)).response.headers.get("X-Teacher-Fault")).toBe(fault);
+    const slow = {
+      BREAKER_FAULTS: "2",
+      BREAKER_COOLDOWN_MS: "60000",
+      TEACHER_URL: hosts.slowUrl,
+      TEACHER_TIMEOUT_MS: "1000",
+    };
+    for (const fault of ["timeout", "timeout"])
+      expect((await classify(app, 20, forced, slow)).response.headers.get("X-Teacher-Fault")).toBe(fault);
     const open = await classify(app, 20, forced, slow);
     expect(open.response.headers.get("X-Teacher-Fault")).toBe("circuit_open");
     // At once: no timeout is waited out while the breaker is open.
@@ -98,6 +104,8 @@ describe("the breaker in the Worker", () => {
     // The garbage host's breaker has cooled down by now: its probe fails and it opens again.
     expect((await classify(app, 30, forced, cooled)).response.headers.get("X-Teacher-Fault")).toBe("bad_response");
     expect((await classify(app, 31, forced, vars)).response.headers.get("X-Teacher-Fault")).toBe("circuit_open");
-    expect((await classify(app, 32, forced, { ...vars, TEACHER_URL: hosts.url })).response.headers.get("X-Arm")).toBe("teacher");
+    expect((await classify(app, 32, forced, { ...vars, TEACHER_URL: hosts.url })).response.headers.get("X-Arm")).toBe(
+      "teacher",
+    );
   });
 });

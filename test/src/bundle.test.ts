@@ -10,14 +10,23 @@ import { parseManifest } from "../../models/schema.ts";
 
 const all = parseManifest(shipped);
 const bundled = parseManifest(manifestJson);
-const served = [...new Set([all.defaultStudent, ...(all.serve ?? [])])].filter((n) => all.models.some((m) => m.name === n && m.role === "student"));
+const served = [...new Set([all.defaultStudent, ...(all.serve ?? [])])].filter((n) =>
+  all.models.some((m) => m.name === n && m.role === "student"),
+);
 const unserved = all.models.filter((m) => m.role === "student" && !served.includes(m.name));
 
 describe("the bundled models", () => {
   it("are the served students' files, with a manifest of those students and the teachers", () => {
-    expect(bundled.models.filter((m) => m.role === "student").map((m) => m.name)).toEqual(all.models.filter((m) => served.includes(m.name)).map((m) => m.name));
+    expect(bundled.models.filter((m) => m.role === "student").map((m) => m.name)).toEqual(
+      all.models.filter((m) => served.includes(m.name)).map((m) => m.name),
+    );
     expect(bundled.models.filter((m) => m.role === "teacher")).toEqual(all.models.filter((m) => m.role === "teacher"));
-    expect(Object.keys(modelFiles).sort()).toEqual(all.models.filter((m) => served.includes(m.name)).map((m) => m.file).sort());
+    expect(Object.keys(modelFiles).sort()).toEqual(
+      all.models
+        .filter((m) => served.includes(m.name))
+        .map((m) => m.file)
+        .sort(),
+    );
     expect(bundled.defaultStudent).toBe(all.defaultStudent);
   });
 

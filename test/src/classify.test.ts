@@ -38,9 +38,28 @@ function greyPngs(level: number): Record<string, Uint8Array> {
     greyAlpha: encodePng({ width: w, height: h, channels: 2, depth: 8, data: fill(2, [level, 255]) }),
     rgb8: encodePng({ width: w, height: h, channels: 3, depth: 8, data: fill(3, [level, level, level]) }),
     rgba8: encodePng({ width: w, height: h, channels: 4, depth: 8, data: fill(4, [level, level, level, 255]) }),
-    rgb16: encodePng({ width: w, height: h, channels: 3, depth: 16, data: fill(3, [level * 257, level * 257, level * 257], 16) }),
-    palette4: encodePng({ width: w, height: h, channels: 1, depth: 4, palette: [[0, 0, 0], [level, level, level]], data: new Uint8Array(Math.ceil(w / 2) * h).fill(0x11) }),
-    interlaced: encodePng({ width: w, height: h, channels: 3, depth: 8, data: fill(3, [level, level, level]) }, { interlace: "Adam7" }),
+    rgb16: encodePng({
+      width: w,
+      height: h,
+      channels: 3,
+      depth: 16,
+      data: fill(3, [level * 257, level * 257, level * 257], 16),
+    }),
+    palette4: encodePng({
+      width: w,
+      height: h,
+      channels: 1,
+      depth: 4,
+      palette: [
+        [0, 0, 0],
+        [level, level, level],
+      ],
+      data: new Uint8Array(Math.ceil(w / 2) * h).fill(0x11),
+    }),
+    interlaced: encodePng(
+      { width: w, height: h, channels: 3, depth: 8, data: fill(3, [level, level, level]) },
+      { interlace: "Adam7" },
+    ),
   };
 }
 
@@ -49,7 +68,8 @@ describe("classify", () => {
     const res = await post("/v1/classify", greyPngs(128).grey8!, "image/png");
     expect(res.headers.get("X-Model-Name")).toBe("grey28");
     expect(res.headers.get("X-Model-Version")).toBe("1");
-    for (const phase of ["decode", "inference", "total"]) expect(res.headers.get("Server-Timing")).toMatch(new RegExp(`${phase};dur=`));
+    for (const phase of ["decode", "inference", "total"])
+      expect(res.headers.get("Server-Timing")).toMatch(new RegExp(`${phase};dur=`));
     const body = (await res.json()) as Classification;
     expect(body.model).toEqual({ name: "grey28", version: "1" });
     expect(body.image).toEqual({ format: "png", width: 37, height: 23 });
@@ -63,11 +83,15 @@ describe("classify", () => {
     const body = await classify("/v1/classify?k=10", greyPngs(128).grey8!);
     const { mean, std } = entryOf("grey28").normalization;
     const value = (128 / 255 - mean[0]!) / std[0]!;
-    const infer = await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", [1, 1, 28, 28], new Array(784).fill(value), { outputs: [{ name: "probabilities" }] }));
+    const infer = await postJson(
+      app,
+      "/v2/models/grey28/infer",
+      inferBody("grey28", [1, 1, 28, 28], new Array(784).fill(value), { outputs: [{ name: "probabilities" }] }),
+    );
     const expected = ((await infer.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data;
     byIndex(body).forEach((p, i) => {
-expect(p).toBeCloseTo(expected[i]!, 5);
-});
+      expect(p).toBeCloseTo(expected[i]!, 5);
+    });
   });
 
   it("gives the same answer for every PNG colour type and bit depth of the same picture", async () => {
@@ -76,18 +100,24 @@ expect(p).toBeCloseTo(expected[i]!, 5);
     for (const [kind, png] of Object.entries(pngs)) {
       const got = byIndex(await classify("/v1/classify?k=10", png));
       got.forEach((p, i) => {
-expect(p, kind).toBeCloseTo(reference[i]!, 5);
-});
+        expect(p, kind).toBeCloseTo(reference[i]!, 5);
+      });
     }
   });
 
   it("composites transparency over black", async () => {
     const black = byIndex(await classify("/v1/classify?k=10", greyPngs(0).grey8!));
     const n = 37 * 23;
-    const clear = encodePng({ width: 37, height: 23, channels: 4, depth: 8, data: new Uint8Array(n * 4).fill(255).map((v, i) => (i % 4 === 3 ? 0 : v)) });
+    const clear = encodePng({
+      width: 37,
+      height: 23,
+      channels: 4,
+      depth: 8,
+      data: new Uint8Array(n * 4).fill(255).map((v, i) => (i % 4 === 3 ? 0 : v)),
+    });
     byIndex(await classify("/v1/classify?k=10", clear)).forEach((p, i) => {
-expect(p).toBeCloseTo(black[i]!, 5);
-});
+      expect(p).toBeCloseTo(black[i]!, 5);
+    });
   });
 
   it("decodes grey and colour JPEGs of odd sizes", async () => {
@@ -98,11 +128,16 @@ expect(p).toBeCloseTo(black[i]!, 5);
     expect(c.model.name).toBe("rgb32");
     expect(c.image).toEqual({ format: "jpeg", width: 41, height: 29 });
     // A flat grey JPEG and the same flat grey PNG are the same picture.
-    const flatJpeg = byIndex(await classify("/v1/classify?k=10", encodeFlatGreyJpeg(37, 23, () => 128)));
+    const flatJpeg = byIndex(
+      await classify(
+        "/v1/classify?k=10",
+        encodeFlatGreyJpeg(37, 23, () => 128),
+      ),
+    );
     const flatPng = byIndex(await classify("/v1/classify?k=10", greyPngs(128).grey8!));
     flatJpeg.forEach((p, i) => {
-expect(p).toBeCloseTo(flatPng[i]!, 5);
-});
+      expect(p).toBeCloseTo(flatPng[i]!, 5);
+    });
   });
 
   it("converts between grey and RGB as the model needs", async () => {
@@ -111,8 +146,8 @@ expect(p).toBeCloseTo(flatPng[i]!, 5);
     const greyOnColour = byIndex(await classify("/v1/models/rgb32/classify?k=10", greyPngs(90).grey8!));
     const rgbOnColour = byIndex(await classify("/v1/models/rgb32/classify?k=10", greyPngs(90).rgb8!));
     greyOnColour.forEach((p, i) => {
-expect(p).toBeCloseTo(rgbOnColour[i]!, 5);
-});
+      expect(p).toBeCloseTo(rgbOnColour[i]!, 5);
+    });
   });
 
   it("takes the image from a multipart form field", async () => {
@@ -139,7 +174,10 @@ expect(p).toBeCloseTo(rgbOnColour[i]!, 5);
     const w = 640;
     const h = 480;
     const data = new Uint8Array(w * h * 3).map((_, i) => (i * 7) % 251);
-    const body = await classify("/v1/models/rgb32/classify", encodePng({ width: w, height: h, channels: 3, depth: 8, data }));
+    const body = await classify(
+      "/v1/models/rgb32/classify",
+      encodePng({ width: w, height: h, channels: 3, depth: 8, data }),
+    );
     expect(body.image).toEqual({ format: "png", width: 640, height: 480 });
   });
 });

@@ -22,11 +22,17 @@ describe("integerVar", () => {
   it("refuses anything else with a ConfigError naming the variable and what it takes", () => {
     for (const bad of ["-1", "101", "2.5", "0x10", " 5", "5e1", "lots", 3.5, Number.NaN]) {
       expect(() => integerVar({ N: bad }, "N", rule)).toThrow(ConfigError);
-      expect(() => integerVar({ N: bad }, "N", rule)).toThrow(`N must be an integer from 0 to 100, got "${String(bad)}"`);
+      expect(() => integerVar({ N: bad }, "N", rule)).toThrow(
+        `N must be an integer from 0 to 100, got "${String(bad)}"`,
+      );
     }
     expect(() => integerVar({ N: "0" }, "N", { min: 1, fallback: 1 })).toThrow('N must be a positive integer, got "0"');
-    expect(() => integerVar({ N: "1" }, "N", { min: 2, fallback: 2 })).toThrow('N must be an integer of 2 or more, got "1"');
-    expect(() => integerVar({ N: "x" }, "N", { min: 0, fallback: 0, expected: "a whole number of seconds" })).toThrow('N must be a whole number of seconds, got "x"');
+    expect(() => integerVar({ N: "1" }, "N", { min: 2, fallback: 2 })).toThrow(
+      'N must be an integer of 2 or more, got "1"',
+    );
+    expect(() => integerVar({ N: "x" }, "N", { min: 0, fallback: 0, expected: "a whole number of seconds" })).toThrow(
+      'N must be a whole number of seconds, got "x"',
+    );
   });
 });
 
@@ -83,7 +89,10 @@ describe("workerConfig", () => {
       [{ WARMUP_RUNS: "1001" }, 'WARMUP_RUNS must be an integer from 0 to 1000, got "1001"'],
       [{ MODELS_CHECK_SECONDS: "-5" }, 'MODELS_CHECK_SECONDS must be a whole number of seconds, got "-5"'],
       [{ MEASUREMENT_RETENTION_HOURS: "0" }, 'MEASUREMENT_RETENTION_HOURS must be a positive integer, got "0"'],
-      [{ TEACHER_URL: "teacher.example:8000" }, 'TEACHER_URL must be an http(s) URL or empty, got "teacher.example:8000"'],
+      [
+        { TEACHER_URL: "teacher.example:8000" },
+        'TEACHER_URL must be an http(s) URL or empty, got "teacher.example:8000"',
+      ],
       [{ STUDENT_PERCENT: "150" }, 'STUDENT_PERCENT must be a number from 0 to 100, got "150"'],
       [{ TEACHER_TIMEOUT_MS: "0" }, 'TEACHER_TIMEOUT_MS must be a number from 1 to 60000, got "0"'],
     ];
@@ -94,7 +103,10 @@ describe("workerConfig", () => {
   });
 
   it("keeps an empty cron variable at its default", () => {
-    expect(cronsFromEnv({ ROLLUP_CRON: "", CANARY_CRON: "*/2 * * * *" })).toEqual({ rollup: DEFAULT_CRONS.rollup, canary: "*/2 * * * *" });
+    expect(cronsFromEnv({ ROLLUP_CRON: "", CANARY_CRON: "*/2 * * * *" })).toEqual({
+      rollup: DEFAULT_CRONS.rollup,
+      canary: "*/2 * * * *",
+    });
   });
 });
 
@@ -102,6 +114,8 @@ describe("checkSecrets", () => {
   it("refuses a short ADMIN_TOKEN or CLIENT_ID_SECRET, naming each", () => {
     expect(() => checkSecrets({})).not.toThrow();
     expect(() => checkSecrets({ ADMIN_TOKEN: "a".repeat(32), CLIENT_ID_SECRET: "b".repeat(40) })).not.toThrow();
-    expect(() => checkSecrets({ ADMIN_TOKEN: "short", CLIENT_ID_SECRET: "also-short" })).toThrow(/ADMIN_TOKEN is 5 characters long.*; CLIENT_ID_SECRET is 10 characters long/);
+    expect(() => checkSecrets({ ADMIN_TOKEN: "short", CLIENT_ID_SECRET: "also-short" })).toThrow(
+      /ADMIN_TOKEN is 5 characters long.*; CLIENT_ID_SECRET is 10 characters long/,
+    );
   });
 });

@@ -13,7 +13,11 @@ const prices: Prices = {
 describe("costReport", () => {
   it("prices each arm per 1,000 requests from the student's mean in-Worker time and the GPU's throughput", () => {
     // 4 student runs took 20 ms in all: 5 ms a run.
-    const cost = costReport(prices, { studentPercent: 100, shadowPercent: 0 }, { requests: 4, studentRuns: 4, studentMs: 20, teacherRuns: 0 });
+    const cost = costReport(
+      prices,
+      { studentPercent: 100, shadowPercent: 0 },
+      { requests: 4, studentRuns: 4, studentMs: 20, teacherRuns: 0 },
+    );
     expect(cost.studentMsPerRun).toBe(5);
     expect(cost.teacherGpuSecondsPerRun).toBe(0.002);
     // Student: 1,000 x ($0.5 / 1e6 + 5 ms x $0.02 / 1e6) = $0.0005 + $0.0001.
@@ -34,7 +38,11 @@ describe("costReport", () => {
 
   it("prices a split with shadows: the student's share, plus the teacher for the rest and for the shadowed", () => {
     // 80% to the student, a quarter of those shadowed: the teacher runs for 0.8 x 0.25 + 0.2 = 0.4 of requests.
-    const cost = costReport(prices, { studentPercent: 80, shadowPercent: 25 }, { requests: 10, studentRuns: 8, studentMs: 40, teacherRuns: 4 });
+    const cost = costReport(
+      prices,
+      { studentPercent: 80, shadowPercent: 25 },
+      { requests: 10, studentRuns: 8, studentMs: 40, teacherRuns: 4 },
+    );
     const split = cost.perThousandRequests.split!;
     expect(split.workersRequests).toBeCloseTo(0.0005, 12);
     expect(split.workersCpu).toBeCloseTo(0.8 * 0.0001, 12);
@@ -45,7 +53,11 @@ describe("costReport", () => {
 
   it("prices the window by the runs it holds, compare and shadow runs included", () => {
     // 10 requests; 10 student runs (each 2 ms) and 6 teacher runs (compare mode runs both).
-    const cost = costReport(prices, { studentPercent: 50, shadowPercent: 0 }, { requests: 10, studentRuns: 10, studentMs: 20, teacherRuns: 6 });
+    const cost = costReport(
+      prices,
+      { studentPercent: 50, shadowPercent: 0 },
+      { requests: 10, studentRuns: 10, studentMs: 20, teacherRuns: 6 },
+    );
     const window = cost.perThousandRequests.window!;
     expect(window.workersRequests).toBeCloseTo(0.0005, 12);
     expect(window.workersCpu).toBeCloseTo(2 * 0.00002, 12); // 1,000 x 2 ms x $0.02 / 1e6 per request
@@ -53,14 +65,22 @@ describe("costReport", () => {
   });
 
   it("says what it cannot price: no student run measured, no request in the window", () => {
-    const empty = costReport(prices, { studentPercent: 50, shadowPercent: 0 }, { requests: 0, studentRuns: 0, studentMs: 0, teacherRuns: 0 });
+    const empty = costReport(
+      prices,
+      { studentPercent: 50, shadowPercent: 0 },
+      { requests: 0, studentRuns: 0, studentMs: 0, teacherRuns: 0 },
+    );
     expect(empty.studentMsPerRun).toBeNull();
     expect(empty.perThousandRequests.student).toBeNull();
     expect(empty.perThousandRequests.split).toBeNull();
     expect(empty.perThousandRequests.window).toBeNull();
     expect(empty.perThousandRequests.teacher.total).toBeCloseTo(0.0025, 12);
     // All on the teacher: the split needs no student measurement.
-    const teacherOnly = costReport(prices, { studentPercent: 0, shadowPercent: 50 }, { requests: 0, studentRuns: 0, studentMs: 0, teacherRuns: 0 });
+    const teacherOnly = costReport(
+      prices,
+      { studentPercent: 0, shadowPercent: 50 },
+      { requests: 0, studentRuns: 0, studentMs: 0, teacherRuns: 0 },
+    );
     expect(teacherOnly.perThousandRequests.split!.total).toBeCloseTo(0.0025, 12);
   });
 
@@ -72,9 +92,21 @@ describe("costReport", () => {
       teacherRuns: 1,
     };
     const base = costReport(prices, { studentPercent: 100, shadowPercent: 0 }, measured).perThousandRequests;
-    const dearer = costReport({ ...prices, teacherUsdPerGpuHour: 7.2 }, { studentPercent: 100, shadowPercent: 0 }, measured).perThousandRequests;
-    const faster = costReport({ ...prices, teacherRequestsPerGpuSecond: 1000 }, { studentPercent: 100, shadowPercent: 0 }, measured).perThousandRequests;
-    const cpu = costReport({ ...prices, workersUsdPerMillionCpuMs: 0.04 }, { studentPercent: 100, shadowPercent: 0 }, measured).perThousandRequests;
+    const dearer = costReport(
+      { ...prices, teacherUsdPerGpuHour: 7.2 },
+      { studentPercent: 100, shadowPercent: 0 },
+      measured,
+    ).perThousandRequests;
+    const faster = costReport(
+      { ...prices, teacherRequestsPerGpuSecond: 1000 },
+      { studentPercent: 100, shadowPercent: 0 },
+      measured,
+    ).perThousandRequests;
+    const cpu = costReport(
+      { ...prices, workersUsdPerMillionCpuMs: 0.04 },
+      { studentPercent: 100, shadowPercent: 0 },
+      measured,
+    ).perThousandRequests;
     expect(dearer.teacher.teacherGpu).toBeCloseTo(2 * base.teacher.teacherGpu, 12);
     expect(faster.teacher.teacherGpu).toBeCloseTo(base.teacher.teacherGpu / 2, 12);
     expect(cpu.student!.workersCpu).toBeCloseTo(2 * base.student!.workersCpu, 12);

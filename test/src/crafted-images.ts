@@ -129,13 +129,23 @@ export interface CraftedImage {
 export function iccpBomb(inflated = 200_000_000): CraftedImage {
   const [header, data] = smallImage();
   const body = concat([new TextEncoder().encode("ICC profile\0\0"), zlibZeros(inflated)]);
-  return { name: "iCCP inflating to 200 MB", bytes: pngFile([header!, pngChunk("iCCP", body), data!, iend()]), status: 413, reason: /iCCP chunk inflates beyond/ };
+  return {
+    name: "iCCP inflating to 200 MB",
+    bytes: pngFile([header!, pngChunk("iCCP", body), data!, iend()]),
+    status: 413,
+    reason: /iCCP chunk inflates beyond/,
+  };
 }
 
 /** A 8x8 PNG with a second IHDR claiming 12000x12000 RGBA (a decoder sizing its output from it allocates 576 MB). */
 export function secondIhdr(): CraftedImage {
   const [header, data] = smallImage();
-  return { name: "second IHDR claiming 12000x12000 RGBA", bytes: pngFile([header!, ihdr(12000, 12000, 6), data!, iend()]), status: 400, reason: /second IHDR/ };
+  return {
+    name: "second IHDR claiming 12000x12000 RGBA",
+    bytes: pngFile([header!, ihdr(12000, 12000, 6), data!, iend()]),
+    status: 400,
+    reason: /second IHDR/,
+  };
 }
 
 /** A 8x8 PNG with `count` tiny text chunks (15 bytes each). */
@@ -143,7 +153,12 @@ export function textChunks(count = 150_000): CraftedImage {
   const [header, data] = smallImage();
   const text = pngChunk("tEXt", [0x6b, 0, 0x76]); // "k" = "v"
   const chunks = new Array<Uint8Array>(count).fill(text);
-  return { name: `${count} text chunks`, bytes: pngFile([header!, ...chunks, data!, iend()]), status: 400, reason: /more than \d+ chunks/ };
+  return {
+    name: `${count} text chunks`,
+    bytes: pngFile([header!, ...chunks, data!, iend()]),
+    status: 400,
+    reason: /more than \d+ chunks/,
+  };
 }
 
 /**
@@ -155,10 +170,15 @@ export function manyScansJpeg(scans = 156_000, width = 8, height = 8): CraftedIm
   const blocks = Math.ceil(width / 8) * Math.ceil(height / 8);
   // Each block: end-of-band code "0"; the last byte padded with ones.
   const data = new Uint8Array(Math.ceil(blocks / 8));
-  if (blocks % 8) data[data.length - 1] = 0xff >> blocks % 8;
+  if (blocks % 8) data[data.length - 1] = 0xff >> (blocks % 8);
   const scan = concat([Uint8Array.from([0xff, 0xda, 0, 8, 1, 1, 0x00, 1, 63, 0]), data]);
   const eoi = base.length - 2;
-  return { name: `${scans} scans`, bytes: concat([base.subarray(0, eoi), ...new Array<Uint8Array>(scans).fill(scan), base.subarray(eoi)]), status: 400, reason: /more than \d+ scans/ };
+  return {
+    name: `${scans} scans`,
+    bytes: concat([base.subarray(0, eoi), ...new Array<Uint8Array>(scans).fill(scan), base.subarray(eoi)]),
+    status: 400,
+    reason: /more than \d+ scans/,
+  };
 }
 
 /** The crafted files the decoder must refuse quickly, with bounded memory. */

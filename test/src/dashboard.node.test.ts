@@ -25,10 +25,14 @@ const TEACHER_TOKEN = "dashboard-browser-test-teacher-token";
 const auth = { Authorization: `Bearer ${ADMIN_TOKEN}` };
 /** Requests forced to the teacher while its host is down. */
 const UNREACHABLE = 3;
-const SAMPLES = ["ankle-boot", "pullover", "shirt", "trouser"].map((name) => readFileSync(join("samples", `${name}.png`)));
+const SAMPLES = ["ankle-boot", "pullover", "shirt", "trouser"].map((name) =>
+  readFileSync(join("samples", `${name}.png`)),
+);
 
 if (!existsSync(CHROMIUM)) {
-  console.warn(`dashboard browser test skipped: ${CHROMIUM} is missing (Debian's chromium; \`npm install\` installs it when run as root, or: apt-get install chromium)`);
+  console.warn(
+    `dashboard browser test skipped: ${CHROMIUM} is missing (Debian's chromium; \`npm install\` installs it when run as root, or: apt-get install chromium)`,
+  );
 }
 
 function freePort(): Promise<number> {
@@ -43,7 +47,8 @@ function freePort(): Promise<number> {
 }
 
 type Row = Report["rows"][number];
-const rowKey = (r: { arm: string; model: string; version: string | null; reason: string }) => `${r.arm}/${r.model}/${r.version ?? ""}/${r.reason}`;
+const rowKey = (r: { arm: string; model: string; version: string | null; reason: string }) =>
+  `${r.arm}/${r.model}/${r.version ?? ""}/${r.reason}`;
 
 describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
   let stack: Stack;
@@ -87,11 +92,23 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
     // teacher while its host is down.
     const sent: Promise<Response>[] = [];
     for (let i = 0; i < 16; i++) {
-      sent.push(worker("/v1/classify", { method: "POST", headers: { "Content-Type": "image/png", "X-Client-Id": `browser-${i}` }, body: SAMPLES[i % 4] }));
+      sent.push(
+        worker("/v1/classify", {
+          method: "POST",
+          headers: { "Content-Type": "image/png", "X-Client-Id": `browser-${i}` },
+          body: SAMPLES[i % 4],
+        }),
+      );
     }
-    for (let i = 0; i < 4; i++) sent.push(worker("/v1/compare", { method: "POST", headers: { ...auth, "Content-Type": "image/png" }, body: SAMPLES[i] }));
+    for (let i = 0; i < 4; i++)
+      sent.push(
+        worker("/v1/compare", { method: "POST", headers: { ...auth, "Content-Type": "image/png" }, body: SAMPLES[i] }),
+      );
     const statuses = await Promise.all(sent.map(async (p) => (await p).status));
-    expect(statuses.every((s) => s === 200), `statuses ${statuses.join(",")}\n${log.slice(-20).join("\n")}`).toBe(true);
+    expect(
+      statuses.every((s) => s === 200),
+      `statuses ${statuses.join(",")}\n${log.slice(-20).join("\n")}`,
+    ).toBe(true);
     // Shadows run after their answers (waitUntil): let them finish first, or one that meets the
     // stopped teacher counts towards its breaker. Done when the rows written have not changed for
     // longer than the queue's batch timeout (5 s).
@@ -104,13 +121,20 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
     // Teacher faults: with the teacher host down, requests forced to the teacher fall back to the student.
     await stack.stopTeacher();
     for (let i = 0; i < UNREACHABLE; i++) {
-      const r = await worker("/v1/classify", { method: "POST", headers: { ...auth, "Content-Type": "image/png", "X-Force-Arm": "teacher" }, body: SAMPLES[i] });
+      const r = await worker("/v1/classify", {
+        method: "POST",
+        headers: { ...auth, "Content-Type": "image/png", "X-Force-Arm": "teacher" },
+        body: SAMPLES[i],
+      });
       expect([r.status, r.headers.get("x-teacher-fault")]).toEqual([200, "unreachable"]);
       sent.push(Promise.resolve(r));
     }
     // The queue consumer writes rows within its batch timeout (5 s).
     for (let tries = 0; (await report("15m")).requests < sent.length; tries++) {
-      expect(tries, `measurements did not reach D1: ${JSON.stringify((await report("15m")).rows.map((r) => [rowKey(r), r.count]))} ${(await report("15m")).requests}\n${log.slice(-30).join("\n")}`).toBeLessThan(40);
+      expect(
+        tries,
+        `measurements did not reach D1: ${JSON.stringify((await report("15m")).rows.map((r) => [rowKey(r), r.count]))} ${(await report("15m")).requests}\n${log.slice(-30).join("\n")}`,
+      ).toBeLessThan(40);
       await new Promise((r) => setTimeout(r, 500));
     }
 
@@ -130,7 +154,10 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
 
     // A wrong token: 401 and the form again.
     await page.fill("input[name=token]", `${ADMIN_TOKEN}-wrong`);
-    const [wrong] = await Promise.all([page.waitForResponse((r) => r.url().endsWith("/dashboard/sign-in")), page.click("button[type=submit]")]);
+    const [wrong] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/dashboard/sign-in")),
+      page.click("button[type=submit]"),
+    ]);
     expect(wrong.status()).toBe(401);
     await page.waitForSelector("text=That is not the admin token");
     const cookiesAfterWrong = await page.context().cookies();
@@ -140,7 +167,12 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
     await page.fill("input[name=token]", ADMIN_TOKEN);
     await Promise.all([page.waitForURL(/\/dashboard$/), page.click("button[type=submit]")]);
     const [cookie] = await page.context().cookies();
-    expect(cookie).toMatchObject({ name: "narrowdeep_dashboard", httpOnly: true, sameSite: "Strict", path: "/dashboard" });
+    expect(cookie).toMatchObject({
+      name: "narrowdeep_dashboard",
+      httpOnly: true,
+      sameSite: "Strict",
+      path: "/dashboard",
+    });
     expect(cookie!.expires).toBeGreaterThan(Date.now() / 1000);
     await page.goto(`${stack.workerUrl}/dashboard?window=15m`);
 
@@ -159,8 +191,16 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
       const shown = await Promise.all(
         (await page.locator("#arm-rows tr[data-arm]").all()).map(async (tr) => {
           const attr = async (name: string) => (await tr.getAttribute(`data-${name}`)) ?? "";
-          const cells = await Promise.all((await tr.locator("[data-field]").all()).map(async (td) => [await td.getAttribute("data-field"), await td.textContent()]));
-          return { key: [await attr("arm"), await attr("model"), await attr("version"), await attr("reason")].join("/"), cells: Object.fromEntries(cells) };
+          const cells = await Promise.all(
+            (await tr.locator("[data-field]").all()).map(async (td) => [
+              await td.getAttribute("data-field"),
+              await td.textContent(),
+            ]),
+          );
+          return {
+            key: [await attr("arm"), await attr("model"), await attr("version"), await attr("reason")].join("/"),
+            cells: Object.fromEntries(cells),
+          };
         }),
       );
       const after = await report("15m");
@@ -178,7 +218,10 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
           p95: fixed(r.latencyMs.p95),
           p99: fixed(r.latencyMs.p99),
           pairs: r.agreement ? String(r.agreement.pairs) : "–",
-          agreement: r.agreement?.top1 != null ? expect.stringMatching(new RegExp(`^${percent(r.agreement.top1).replace(".", "\\.")} \\(`)) : "–",
+          agreement:
+            r.agreement?.top1 != null
+              ? expect.stringMatching(new RegExp(`^${percent(r.agreement.top1).replace(".", "\\.")} \\(`))
+              : "–",
         }),
       }));
       expect(shown).toEqual(expected);
@@ -186,15 +229,23 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
       compared = true;
     }
     expect(compared, "the report kept changing while the page was read").toBe(true);
-    await expect(page.locator('#fault-rows tr[data-fault="unreachable"] [data-field="faultCount"]').allTextContents()).resolves.toEqual([String(UNREACHABLE)]);
+    await expect(
+      page.locator('#fault-rows tr[data-fault="unreachable"] [data-field="faultCount"]').allTextContents(),
+    ).resolves.toEqual([String(UNREACHABLE)]);
     expect(new Set((await report("15m")).rows.map((r) => r.arm))).toEqual(new Set(["student", "teacher"]));
     // The cost table: the teacher's figure needs no measurement, so it is stable between two reads.
     const cost = (await report("15m")).cost!;
     const usd = (v: number) => `$${v.toPrecision(3)}`;
-    await expect(page.locator('#cost-rows tr[data-cost="teacher"] [data-field="costTotal"]').textContent()).resolves.toBe(usd(cost.perThousandRequests.teacher.total));
-    await expect(page.locator('#cost-rows tr[data-cost="teacher"] [data-field="costGpu"]').textContent()).resolves.toBe(usd(cost.perThousandRequests.teacher.teacherGpu));
+    await expect(
+      page.locator('#cost-rows tr[data-cost="teacher"] [data-field="costTotal"]').textContent(),
+    ).resolves.toBe(usd(cost.perThousandRequests.teacher.total));
+    await expect(page.locator('#cost-rows tr[data-cost="teacher"] [data-field="costGpu"]').textContent()).resolves.toBe(
+      usd(cost.perThousandRequests.teacher.teacherGpu),
+    );
     await expect(page.locator("#cost-rows tr[data-cost]").count()).resolves.toBe(4);
-    expect(await page.textContent('[data-field="costBasis"]')).toContain(`${cost.prices.teacherRequestsPerGpuSecond} requests a second per GPU`);
+    expect(await page.textContent('[data-field="costBasis"]')).toContain(
+      `${cost.prices.teacherRequestsPerGpuSecond} requests a second per GPU`,
+    );
 
     // Four charts drawn by uPlot.
     for (const id of ["chart-volume", "chart-latency", "chart-cdf", "chart-agreement"]) {
@@ -220,7 +271,10 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
     await page.waitForSelector('[data-field="canaryState"]:text-matches("^paused ")');
     expect(await page.isVisible('#canary form[data-when="running"] button')).toBe(false);
     expect(await page.isVisible('#canary form[data-when="paused"] button')).toBe(true);
-    const canary = (await (await worker("/v1/canary", { headers: auth })).json()) as { status: string; decisions: { action: string }[] };
+    const canary = (await (await worker("/v1/canary", { headers: auth })).json()) as {
+      status: string;
+      decisions: { action: string }[];
+    };
     expect(canary.status).toBe("paused");
     expect(canary.decisions[0]!.action).toBe("pause");
 
@@ -228,7 +282,9 @@ describe.skipIf(!existsSync(CHROMIUM))("the dashboard in chromium", () => {
     await page.fill("input[name=studentPercent]", "60");
     await page.click("#split-form button[type=submit]");
     await page.waitForSelector('[data-field="studentPercent"]:text-is("60")');
-    const config = (await (await worker("/v1/config", { headers: auth })).json()) as { settings: { studentPercent: number } };
+    const config = (await (await worker("/v1/config", { headers: auth })).json()) as {
+      settings: { studentPercent: number };
+    };
     expect(config.settings.studentPercent).toBe(60);
 
     // Sign-out: the form again, and the data refused.

@@ -13,14 +13,23 @@ import { fixtureStore } from "./helpers.ts";
 const ORIGIN = "http://edge.test";
 const TTL_S = 600;
 let clock = Date.now();
-const app = createApp({ store: fixtureStore(), abRouting: { teachers: [hosts.entry] }, dashboard: { assets: DASHBOARD_ASSETS, session: { ttlSeconds: TTL_S, now: () => clock } } });
+const app = createApp({
+  store: fixtureStore(),
+  abRouting: { teachers: [hosts.entry] },
+  dashboard: { assets: DASHBOARD_ASSETS, session: { ttlSeconds: TTL_S, now: () => clock } },
+});
 beforeAll(migrate);
 
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 const FORM_TYPE = { "Content-Type": "application/x-www-form-urlencoded" };
 
 function post(path: string, fields: Record<string, string>, headers: Record<string, string> = {}) {
-  return send(app, path, { method: "POST", headers: { ...FORM_TYPE, Origin: ORIGIN, ...headers }, body: form(fields), redirect: "manual" });
+  return send(app, path, {
+    method: "POST",
+    headers: { ...FORM_TYPE, Origin: ORIGIN, ...headers },
+    body: form(fields),
+    redirect: "manual",
+  });
 }
 
 /** The session cookie a sign-in sets, as a Cookie header value. */
@@ -96,7 +105,9 @@ describe("dashboard access", () => {
     const decoded = decodeURIComponent(value);
     const later = decoded.replace(/^\d+/, String(clock + 10 * TTL_S * 1000));
     expect((await page(`${name}=${encodeURIComponent(later)}`)).body).toMatch(/name="token"/);
-    expect((await page(`${name}=${encodeURIComponent(`${clock + 1e9}.AAAAAAAAAAAAAAAAAAAAAAAA`)}`)).body).toMatch(/name="token"/);
+    expect((await page(`${name}=${encodeURIComponent(`${clock + 1e9}.AAAAAAAAAAAAAAAAAAAAAAAA`)}`)).body).toMatch(
+      /name="token"/,
+    );
     expect((await page(cookie)).body).toMatch(/id="arm-rows"/);
   });
 
@@ -129,9 +140,13 @@ describe("dashboard access", () => {
     // The cookie's signature and expiry still hold; the server has revoked it.
     const replayed = await send(app, "/dashboard/data", { headers: { Cookie: cookie } });
     expect(replayed.response.status).toBe(401);
-    expect(await replayed.response.json()).toEqual({ error: "not signed in (or the session expired): sign in at /dashboard" });
+    expect(await replayed.response.json()).toEqual({
+      error: "not signed in (or the session expired): sign in at /dashboard",
+    });
     expect((await page(cookie)).body).toMatch(/name="token"/);
-    expect((await post("/dashboard/config", { csrf: token, studentPercent: "40" }, { Cookie: cookie })).response.status).toBe(401);
+    expect(
+      (await post("/dashboard/config", { csrf: token, studentPercent: "40" }, { Cookie: cookie })).response.status,
+    ).toBe(401);
     expect((await send(app, "/dashboard/data", { headers: { Cookie: other } })).response.status).toBe(200);
   });
 
@@ -139,7 +154,12 @@ describe("dashboard access", () => {
     const short = "short-admin-token-0123456789";
     const { response } = await send(app, "/dashboard", {}, { ADMIN_TOKEN: short });
     expect(response.status).toBe(503);
-    const admin = await send(app, "/v1/config", { headers: { Authorization: `Bearer ${short}` } }, { ADMIN_TOKEN: short });
+    const admin = await send(
+      app,
+      "/v1/config",
+      { headers: { Authorization: `Bearer ${short}` } },
+      { ADMIN_TOKEN: short },
+    );
     expect(admin.response.status).toBe(503);
     expect(await admin.response.json()).toEqual({ error: "the admin API is disabled on this server" });
   });
@@ -160,7 +180,11 @@ describe("dashboard changes (CSRF)", () => {
   it("changes the split from the page's form with the session's token", async () => {
     const cookie = await signIn();
     const token = csrfTokenOf((await page(cookie)).body);
-    const { response } = await post("/dashboard/config", { csrf: token, studentPercent: "70", shadowPercent: "" }, { Cookie: cookie });
+    const { response } = await post(
+      "/dashboard/config",
+      { csrf: token, studentPercent: "70", shadowPercent: "" },
+      { Cookie: cookie },
+    );
     expect(response.status).toBe(200);
     expect(((await response.json()) as { settings: { studentPercent: number } }).settings.studentPercent).toBe(70);
     expect(await splitNow()).toBe(70);
@@ -171,11 +195,17 @@ describe("dashboard changes (CSRF)", () => {
     for (const sloppy of [" 5e1 ", "0x32", "5e1", "50 ", "Infinity"]) {
       const refused = await post("/dashboard/config", { csrf: token, shadowPercent: sloppy }, { Cookie: cookie });
       expect(refused.response.status).toBe(400);
-      expect(await refused.response.json()).toEqual({ error: `shadowPercent must be a number from 0 to 100, got ${JSON.stringify(sloppy)}` });
+      expect(await refused.response.json()).toEqual({
+        error: `shadowPercent must be a number from 0 to 100, got ${JSON.stringify(sloppy)}`,
+      });
     }
     // A repeated field is refused rather than one of its values picked.
     const body = `${form({ csrf: token, studentPercent: "20" })}&studentPercent=90`;
-    const repeated = await send(app, "/dashboard/config", { method: "POST", headers: { ...FORM_TYPE, Origin: ORIGIN, Cookie: cookie }, body });
+    const repeated = await send(app, "/dashboard/config", {
+      method: "POST",
+      headers: { ...FORM_TYPE, Origin: ORIGIN, Cookie: cookie },
+      body,
+    });
     expect(repeated.response.status).toBe(400);
     expect(await repeated.response.json()).toEqual({ error: 'form field "studentPercent" is repeated; send it once' });
     expect(await splitNow()).toBe(70);
@@ -185,13 +215,25 @@ describe("dashboard changes (CSRF)", () => {
     const cookie = await signIn();
     const token = csrfTokenOf((await page(cookie)).body);
     const before = await splitNow();
-    const crossOrigin: Record<string, string>[] = [{ Origin: "https://evil.example" }, { Origin: "null" }, { Origin: "", "Sec-Fetch-Site": "cross-site" }];
+    const crossOrigin: Record<string, string>[] = [
+      { Origin: "https://evil.example" },
+      { Origin: "null" },
+      { Origin: "", "Sec-Fetch-Site": "cross-site" },
+    ];
     for (const headers of crossOrigin) {
-      const { response } = await post("/dashboard/config", { csrf: token, studentPercent: String((before + 13) % 100) }, { Cookie: cookie, ...headers });
+      const { response } = await post(
+        "/dashboard/config",
+        { csrf: token, studentPercent: String((before + 13) % 100) },
+        { Cookie: cookie, ...headers },
+      );
       expect(response.status).toBe(403);
       expect(await response.json()).toEqual({ error: "cross-origin form posts are refused" });
     }
-    const signInElsewhere = await post("/dashboard/sign-in", { token: ADMIN_TOKEN }, { Origin: "https://evil.example" });
+    const signInElsewhere = await post(
+      "/dashboard/sign-in",
+      { token: ADMIN_TOKEN },
+      { Origin: "https://evil.example" },
+    );
     expect(signInElsewhere.response.status).toBe(403);
     expect(await splitNow()).toBe(before);
   });
@@ -207,7 +249,11 @@ describe("dashboard changes (CSRF)", () => {
     }
     expect((await post("/dashboard/config", { csrf: other, studentPercent: "5" })).response.status).toBe(401);
     // JSON is no way around the form: the route takes forms only.
-    const json = await send(app, "/dashboard/config", { method: "POST", headers: { Cookie: cookie, Origin: ORIGIN, "Content-Type": "application/json" }, body: '{"studentPercent": 5}' });
+    const json = await send(app, "/dashboard/config", {
+      method: "POST",
+      headers: { Cookie: cookie, Origin: ORIGIN, "Content-Type": "application/json" },
+      body: '{"studentPercent": 5}',
+    });
     expect(json.response.status).toBe(415);
   });
 });
@@ -238,18 +284,35 @@ describe("dashboard files and figures", () => {
 
   it("gives series over time that add up to the report's figures for the same window", async () => {
     await classify(app, 1, force("student"));
-    await send(app, "/v1/config", { method: "PATCH", headers: { ...asAdmin, "Content-Type": "application/json" }, body: '{"studentPercent": 50}' });
-    for (let i = 0; i < 8; i++) await send(app, "/v1/compare", { method: "POST", headers: asAdmin, body: png(200 + i) }, { TEACHER_TIMEOUT_MS: "10000" });
+    await send(app, "/v1/config", {
+      method: "PATCH",
+      headers: { ...asAdmin, "Content-Type": "application/json" },
+      body: '{"studentPercent": 50}',
+    });
+    for (let i = 0; i < 8; i++)
+      await send(
+        app,
+        "/v1/compare",
+        { method: "POST", headers: asAdmin, body: png(200 + i) },
+        { TEACHER_TIMEOUT_MS: "10000" },
+      );
     for (let i = 0; i < 6; i++) await classify(app, 300 + i, { "X-Client-Id": `client-${i}` });
     const cookie = await signIn();
     const { response } = await send(app, "/dashboard/data?window=15m", { headers: { Cookie: cookie } });
     expect(response.status).toBe(200);
-    const data = (await response.json()) as { window: string; report: Report; series: Series; routing: { settings: { studentPercent: number } } };
+    const data = (await response.json()) as {
+      window: string;
+      report: Report;
+      series: Series;
+      routing: { settings: { studentPercent: number } };
+    };
     expect(data.window).toBe("15m");
     expect(data.routing.settings.studentPercent).toBe(50);
     expect(data.series.intervalMs).toBe(60_000);
     const r = await report(app, data.series.since);
-    expect(data.report.rows.map((x) => [x.arm, x.model, x.version, x.reason, x.count])).toEqual(r.rows.map((x) => [x.arm, x.model, x.version, x.reason, x.count]));
+    expect(data.report.rows.map((x) => [x.arm, x.model, x.version, x.reason, x.count])).toEqual(
+      r.rows.map((x) => [x.arm, x.model, x.version, x.reason, x.count]),
+    );
     // The series put every reason of an arm, model and version together.
     const keys = new Set(r.rows.map((x) => JSON.stringify([x.arm, x.model, x.version])));
     expect(data.series.runs.map((s) => JSON.stringify([s.arm, s.model, s.version])).sort()).toEqual([...keys].sort());
@@ -264,16 +327,22 @@ describe("dashboard files and figures", () => {
       expect(cdf.runs).toBe(rows.reduce((n, x) => n + x.latencyMs.runs, 0));
       expect(cdf.points.at(-1)![1]).toBe(1);
     }
-    for (const row of data.report.rows as (Report["rows"][number] & { agreementInterval: { low: number; high: number } | null })[]) {
+    for (const row of data.report.rows as (Report["rows"][number] & {
+      agreementInterval: { low: number; high: number } | null;
+    })[]) {
       const pairs = row.agreement?.pairs ?? 0;
-      expect(row.agreementInterval).toEqual(pairs > 0 ? wilsonInterval(Math.round(row.agreement!.top1! * pairs), pairs) : null);
+      expect(row.agreementInterval).toEqual(
+        pairs > 0 ? wilsonInterval(Math.round(row.agreement!.top1! * pairs), pairs) : null,
+      );
     }
     const students = r.rows.filter((x) => x.arm === "student");
     const pairs = data.series.agreement.flatMap((a) => a.points);
     const reported = students.reduce((n, x) => n + x.agreement!.pairs, 0);
     expect(reported).toBeGreaterThan(0);
     expect(pairs.reduce((n, p) => n + p.pairs, 0)).toBe(reported);
-    expect(pairs.reduce((n, p) => n + p.agreeing, 0)).toBe(students.reduce((n, x) => n + Math.round((x.agreement!.top1 ?? 0) * x.agreement!.pairs), 0));
+    expect(pairs.reduce((n, p) => n + p.agreeing, 0)).toBe(
+      students.reduce((n, x) => n + Math.round((x.agreement!.top1 ?? 0) * x.agreement!.pairs), 0),
+    );
     for (const p of pairs) {
       expect(p).toMatchObject(wilsonInterval(p.agreeing, p.pairs));
       expect(p.low).toBeLessThanOrEqual(p.top1);
@@ -302,9 +371,17 @@ describe("dashboard cost", () => {
     expect(body).toContain('<tbody id="cost-rows"></tbody>');
     expect(body).toContain('data-field="costBasis"');
     // A GPU-hour of $3.60 at 500 requests a second: $0.000002 of GPU a teacher request.
-    const set = await post("/dashboard/config", { csrf: csrfTokenOf(body), teacherUsdPerGpuHour: "3.6", teacherRequestsPerGpuSecond: "500" }, { Cookie: cookie });
+    const set = await post(
+      "/dashboard/config",
+      { csrf: csrfTokenOf(body), teacherUsdPerGpuHour: "3.6", teacherRequestsPerGpuSecond: "500" },
+      { Cookie: cookie },
+    );
     expect(set.response.status).toBe(200);
-    const refused = await post("/dashboard/config", { csrf: csrfTokenOf(body), teacherRequestsPerGpuSecond: "0" }, { Cookie: cookie });
+    const refused = await post(
+      "/dashboard/config",
+      { csrf: csrfTokenOf(body), teacherRequestsPerGpuSecond: "0" },
+      { Cookie: cookie },
+    );
     expect(refused.response.status).toBe(400);
     expect(((await refused.response.json()) as { error: string }).error).toContain("teacherRequestsPerGpuSecond");
     await classify(app, 500, force("student"));
@@ -319,7 +396,11 @@ describe("dashboard cost", () => {
     expect(student.teacherGpu).toBe(0);
     // The same figures GET /v1/report gives for the same window.
     expect(cost).toEqual((await report(app, data.series.since)).cost);
-    await send(app, "/v1/config", { method: "PATCH", headers: { ...asAdmin, "Content-Type": "application/json" }, body: '{"teacherUsdPerGpuHour": null, "teacherRequestsPerGpuSecond": null}' });
+    await send(app, "/v1/config", {
+      method: "PATCH",
+      headers: { ...asAdmin, "Content-Type": "application/json" },
+      body: '{"teacherUsdPerGpuHour": null, "teacherRequestsPerGpuSecond": null}',
+    });
   });
 });
 
@@ -345,14 +426,26 @@ describe("dashboard canary panel", () => {
     expect((await post("/dashboard/canary/pause", { csrf: token }, { Cookie: cookie })).response.status).toBe(409);
 
     expect((await send(app, "/v1/canary/start", { method: "POST", headers: asAdmin })).response.status).toBe(200);
-    expect(await panel(cookie)).toMatchObject({ status: "running", percent: before.settings.steps[0], decisions: [{ action: "start", actor: "admin" }] });
+    expect(await panel(cookie)).toMatchObject({
+      status: "running",
+      percent: before.settings.steps[0],
+      decisions: [{ action: "start", actor: "admin" }],
+    });
 
     const split = await post("/dashboard/config", { csrf: token, studentPercent: "30" }, { Cookie: cookie });
     expect(split.response.status).toBe(409);
-    expect(((await split.response.json()) as { error: string }).error).toMatch(/canary sets studentPercent while it runs/);
-    expect((await post("/dashboard/config", { csrf: token, shadowPercent: "20" }, { Cookie: cookie })).response.status).toBe(200);
+    expect(((await split.response.json()) as { error: string }).error).toMatch(
+      /canary sets studentPercent while it runs/,
+    );
+    expect(
+      (await post("/dashboard/config", { csrf: token, shadowPercent: "20" }, { Cookie: cookie })).response.status,
+    ).toBe(200);
 
-    const crossSite = await post("/dashboard/canary/pause", { csrf: token }, { Cookie: cookie, Origin: "https://evil.example" });
+    const crossSite = await post(
+      "/dashboard/canary/pause",
+      { csrf: token },
+      { Cookie: cookie, Origin: "https://evil.example" },
+    );
     expect(crossSite.response.status).toBe(403);
     expect((await post("/dashboard/canary/pause", { csrf: "wrong" }, { Cookie: cookie })).response.status).toBe(403);
     expect((await panel(cookie)).status).toBe("running");
@@ -368,6 +461,14 @@ describe("dashboard canary panel", () => {
     const after = await panel(cookie);
     expect(after.status).toBe("running");
     expect(after.decisions.slice(0, 3).map((d) => d.action)).toEqual(["resume", "pause", "start"]);
-    expect((await send(app, "/dashboard/canary/stop", { method: "POST", headers: { ...FORM_TYPE, Origin: ORIGIN, Cookie: cookie }, body: form({ csrf: token }) })).response.status).toBe(404);
+    expect(
+      (
+        await send(app, "/dashboard/canary/stop", {
+          method: "POST",
+          headers: { ...FORM_TYPE, Origin: ORIGIN, Cookie: cookie },
+          body: form({ csrf: token }),
+        })
+      ).response.status,
+    ).toBe(404);
   });
 });

@@ -20,7 +20,36 @@ function huffman(bits: number[], values: number[]): Map<number, [number, number]
 
 /** An EXIF APP1 body holding only the orientation tag (big-endian TIFF). */
 function exifOrientationSegment(orientation: number): number[] {
-  const tiff = [0x4d, 0x4d, 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, orientation, 0, 0, 0, 0, 0, 0, 0, 0];
+  const tiff = [
+    0x4d,
+    0x4d,
+    0,
+    42,
+    0,
+    0,
+    0,
+    8,
+    0,
+    1,
+    0x01,
+    0x12,
+    0,
+    3,
+    0,
+    0,
+    0,
+    1,
+    0,
+    orientation,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+  ];
   return [0x45, 0x78, 0x69, 0x66, 0, 0, ...tiff];
 }
 
@@ -57,7 +86,15 @@ export function encodeFlatJpeg(options: FlatJpegOptions): Uint8Array {
   };
   if (options.orientation !== undefined) segment(0xe1, exifOrientationSegment(options.orientation));
   segment(0xdb, [0x00, ...new Array<number>(64).fill(1)]);
-  segment(options.progressive ? 0xc2 : 0xc0, [8, height >> 8, height & 0xff, width >> 8, width & 0xff, components, ...ids.flatMap((id) => [id, 0x11, 0])]);
+  segment(options.progressive ? 0xc2 : 0xc0, [
+    8,
+    height >> 8,
+    height & 0xff,
+    width >> 8,
+    width & 0xff,
+    components,
+    ...ids.flatMap((id) => [id, 0x11, 0]),
+  ]);
   segment(0xc4, [0x00, ...DC_BITS, ...DC_VALUES]);
   segment(0xc4, [0x10, 1, ...new Array<number>(15).fill(0), 0x00]); // AC: only end-of-block, code "0"
 
@@ -127,7 +164,8 @@ export function encodeFlatJpeg(options: FlatJpegOptions): Uint8Array {
   if (options.padTo !== undefined) {
     const used = chunks.reduce((n, c) => n + c.length, 0) + 2;
     const padding = new Uint8Array(65_533).fill(0x55);
-    for (let left = options.padTo - used; left > 4; left -= padding.length + 4) segment(0xef, padding.subarray(0, Math.min(padding.length, left - 4)));
+    for (let left = options.padTo - used; left > 4; left -= padding.length + 4)
+      segment(0xef, padding.subarray(0, Math.min(padding.length, left - 4)));
   }
   chunks.unshift(Uint8Array.from(out));
   const file = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
@@ -140,6 +178,11 @@ export function encodeFlatJpeg(options: FlatJpegOptions): Uint8Array {
 }
 
 /** A baseline grey JPEG of flat blocks; `orientation` (1-8) adds an EXIF orientation tag. */
-export function encodeFlatGreyJpeg(width: number, height: number, blockValue: (bx: number, by: number) => number, orientation?: number): Uint8Array {
+export function encodeFlatGreyJpeg(
+  width: number,
+  height: number,
+  blockValue: (bx: number, by: number) => number,
+  orientation?: number,
+): Uint8Array {
   return encodeFlatJpeg({ width, height, blockValue, ...(orientation === undefined ? {} : { orientation }) });
 }

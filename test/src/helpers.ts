@@ -9,7 +9,10 @@ import { entryOf, fixtureFiles, fixtures } from "./fixtures.ts";
 export { entryOf, fixtureFiles, fixtures, jpegs } from "./fixtures.ts";
 
 /** A store over the fixture models (or any manifest over their files), on onnxruntime-web. */
-export function fixtureStore(manifest: Manifest = fixtures.manifest, files: Record<string, Uint8Array> = fixtureFiles): ModelStore {
+export function fixtureStore(
+  manifest: Manifest = fixtures.manifest,
+  files: Record<string, Uint8Array> = fixtureFiles,
+): ModelStore {
   return new ModelStore(manifest, files, ortWebEngine);
 }
 
@@ -17,10 +20,16 @@ export function fixtureApp(options: Partial<AppOptions> = {}) {
   return createApp({ store: fixtureStore(), ...options });
 }
 
-type Requester = { request: (path: string, init?: RequestInit, env?: Record<string, unknown>) => Response | Promise<Response> };
+type Requester = {
+  request: (path: string, init?: RequestInit, env?: Record<string, unknown>) => Response | Promise<Response>;
+};
 
 export function postJson(app: Requester, path: string, body: unknown, headers: Record<string, string> = {}) {
-  return app.request(path, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
+  return app.request(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
 }
 
 /** The admin token, for apps built without the A/B bindings: an error's detail is shown to the admin only. */
@@ -30,12 +39,19 @@ const ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijkl";
 export function postJsonAsAdmin(app: Requester, path: string, body: unknown) {
   return app.request(
     path,
-    { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify(body) },
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${ADMIN_TOKEN}` },
+      body: JSON.stringify(body),
+    },
     { ADMIN_TOKEN },
   );
 }
 
 /** An OIP infer body for one model from flat data. */
 export function inferBody(name: string, dims: number[], data: ArrayLike<number>, extra: Record<string, unknown> = {}) {
-  return { inputs: [{ name: entryOf(name).input.name, shape: dims, datatype: "FP32", data: Array.from(data) }], ...extra };
+  return {
+    inputs: [{ name: entryOf(name).input.name, shape: dims, datatype: "FP32", data: Array.from(data) }],
+    ...extra,
+  };
 }

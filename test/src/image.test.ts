@@ -31,26 +31,46 @@ describe("decodeImage", () => {
       const y = Math.floor(i / w);
       packed[y * Math.ceil(w / 8) + (x >> 3)]! |= v << (7 - (x & 7));
     });
-    const { image } = await decodeImage(encodePng({ width: w, height: h, channels: 1, depth: 1, data: packed }), limits);
+    const { image } = await decodeImage(
+      encodePng({ width: w, height: h, channels: 1, depth: 1, data: packed }),
+      limits,
+    );
     expect(image.channels).toBe(1);
     expect(Array.from(image.data)).toEqual(values.map((v) => v * 255));
 
     const rgb = new Uint8Array(w * h * 3).map((_, i) => (i * 37) % 256);
-    const decoded = (await decodeImage(encodePng({ width: w, height: h, channels: 3, depth: 8, data: rgb }), limits)).image;
+    const decoded = (await decodeImage(encodePng({ width: w, height: h, channels: 3, depth: 8, data: rgb }), limits))
+      .image;
     expect(decoded.channels).toBe(3);
     expect(Array.from(decoded.data)).toEqual(Array.from(rgb));
   });
 
   it("makes a grey or RGB image's tRNS colour transparent", async () => {
-    const grey = withTrns(encodePng({ width: 3, height: 1, channels: 1, depth: 8, data: new Uint8Array([10, 50, 90]) }), [0, 50]);
+    const grey = withTrns(
+      encodePng({ width: 3, height: 1, channels: 1, depth: 8, data: new Uint8Array([10, 50, 90]) }),
+      [0, 50],
+    );
     expect(Array.from((await decodeImage(grey, limits)).image.data)).toEqual([10, 0, 90]);
     const pixels = [1, 2, 3, 4, 5, 6, 4, 5, 7, 4, 5, 6];
-    const rgb = withTrns(encodePng({ width: 2, height: 2, channels: 3, depth: 8, data: Uint8Array.from(pixels) }), [0, 4, 0, 5, 0, 6]);
+    const rgb = withTrns(
+      encodePng({ width: 2, height: 2, channels: 3, depth: 8, data: Uint8Array.from(pixels) }),
+      [0, 4, 0, 5, 0, 6],
+    );
     expect(Array.from((await decodeImage(rgb, limits)).image.data)).toEqual([1, 2, 3, 0, 0, 0, 4, 5, 7, 0, 0, 0]);
   });
 
   it("applies a palette's transparency", async () => {
-    const png = encodePng({ width: 2, height: 1, channels: 1, depth: 8, palette: [[200, 100, 50, 0], [200, 100, 50, 255]], data: new Uint8Array([1, 0]) });
+    const png = encodePng({
+      width: 2,
+      height: 1,
+      channels: 1,
+      depth: 8,
+      palette: [
+        [200, 100, 50, 0],
+        [200, 100, 50, 255],
+      ],
+      data: new Uint8Array([1, 0]),
+    });
     expect(Array.from((await decodeImage(png, limits)).image.data)).toEqual([200, 100, 50, 0, 0, 0]);
   });
 
@@ -58,7 +78,8 @@ describe("decodeImage", () => {
     const value = (bx: number, by: number) => (37 * bx + 71 * by + 20) % 256;
     const { image, format } = await decodeImage(encodeFlatGreyJpeg(33, 17, value), limits);
     expect(format).toBe("jpeg");
-    for (let y = 0; y < 17; y++) for (let x = 0; x < 33; x++) expect(image.data[(y * 33 + x) * 3]).toBe(value(x >> 3, y >> 3));
+    for (let y = 0; y < 17; y++)
+      for (let x = 0; x < 33; x++) expect(image.data[(y * 33 + x) * 3]).toBe(value(x >> 3, y >> 3));
     const colour = (await decodeImage(jpegs["uniform-rgb"]!, limits)).image;
     for (let i = 0; i < colour.data.length; i += 3) {
       expect(Math.abs(colour.data[i]! - 200)).toBeLessThanOrEqual(3);
@@ -116,63 +137,137 @@ describe("hostile images", () => {
   it("drops ancillary chunks, compressed ones inflating within the cap included, and decodes the same pixels", async () => {
     const profile = pngChunk("iCCP", [...latin1("ICC profile\0\0"), ...zlibZeros(3144)]);
     const ztxt = pngChunk("zTXt", [...latin1("Comment\0\0"), ...zlibZeros(100)]);
-    const itxt = pngChunk("iTXt", [...latin1("XML:com.adobe.xmp\0\x01\0en\0\0"), ...zlibZeros(PNG_MAX_ANCILLARY_INFLATED - 3244)]);
+    const itxt = pngChunk("iTXt", [
+      ...latin1("XML:com.adobe.xmp\0\x01\0en\0\0"),
+      ...zlibZeros(PNG_MAX_ANCILLARY_INFLATED - 3244),
+    ]);
     const text = pngChunk("tEXt", latin1("Software\0test"));
     const busy = pngFile([header!, profile, ztxt, ...split(data[0]!, 5), itxt, text, pngChunk("prVt", [1, 2, 3]), end]);
     expect(await pixelsOf(busy)).toEqual(Array.from(rgb));
     // One byte more, in any of them, is over the cap.
-    const over = pngFile([header!, profile, ztxt, data[0]!, pngChunk("iTXt", [...latin1("XML:com.adobe.xmp\0\x01\0en\0\0"), ...zlibZeros(PNG_MAX_ANCILLARY_INFLATED - 3243)]), end]);
-    expect(await refusal(over)).toMatchObject({ status: 413, message: expect.stringMatching(/iTXt chunk inflates beyond 1048576 bytes/) });
-    const ztxtBomb = pngFile([header!, pngChunk("zTXt", [...latin1("k\0\0"), ...zlibZeros(50_000_000)]), data[0]!, end]);
-    expect(await refusal(ztxtBomb)).toMatchObject({ status: 413, message: expect.stringMatching(/zTXt chunk inflates beyond/) });
+    const over = pngFile([
+      header!,
+      profile,
+      ztxt,
+      data[0]!,
+      pngChunk("iTXt", [...latin1("XML:com.adobe.xmp\0\x01\0en\0\0"), ...zlibZeros(PNG_MAX_ANCILLARY_INFLATED - 3243)]),
+      end,
+    ]);
+    expect(await refusal(over)).toMatchObject({
+      status: 413,
+      message: expect.stringMatching(/iTXt chunk inflates beyond 1048576 bytes/),
+    });
+    const ztxtBomb = pngFile([
+      header!,
+      pngChunk("zTXt", [...latin1("k\0\0"), ...zlibZeros(50_000_000)]),
+      data[0]!,
+      end,
+    ]);
+    expect(await refusal(ztxtBomb)).toMatchObject({
+      status: 413,
+      message: expect.stringMatching(/zTXt chunk inflates beyond/),
+    });
     const many = Array.from({ length: PNG_MAX_COMPRESSED_CHUNKS + 1 }, () => ztxt);
-    expect(await refusal(pngFile([header!, ...many, data[0]!, end]))).toMatchObject({ status: 400, message: expect.stringMatching(/more than 64 compressed ancillary chunks/) });
+    expect(await refusal(pngFile([header!, ...many, data[0]!, end]))).toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/more than 64 compressed ancillary chunks/),
+    });
   });
 
   it("refuses a structure the decoder could be steered by (400)", async () => {
     const cases: [string, Uint8Array, RegExp][] = [
-      ["chunks after IEND", pngFile([header!, data[0]!, end, pngChunk("tEXt", latin1("k\0v"))]), /\d+ bytes after the IEND chunk/],
-      ["IDAT chunks with a chunk between them", pngFile([header!, ...split(data[0]!, 2).flatMap((c, i) => (i ? [pngChunk("tEXt", latin1("k\0v")), c] : [c])), end]), /IDAT chunks are not contiguous/],
+      [
+        "chunks after IEND",
+        pngFile([header!, data[0]!, end, pngChunk("tEXt", latin1("k\0v"))]),
+        /\d+ bytes after the IEND chunk/,
+      ],
+      [
+        "IDAT chunks with a chunk between them",
+        pngFile([
+          header!,
+          ...split(data[0]!, 2).flatMap((c, i) => (i ? [pngChunk("tEXt", latin1("k\0v")), c] : [c])),
+          end,
+        ]),
+        /IDAT chunks are not contiguous/,
+      ],
       ["no IEND", pngFile([header!, data[0]!]), /no IEND chunk/],
-      ["a chunk running past the end", pngFile([header!, data[0]!.subarray(0, 20)]), /IDAT chunk at byte 33 runs past the end/],
+      [
+        "a chunk running past the end",
+        pngFile([header!, data[0]!.subarray(0, 20)]),
+        /IDAT chunk at byte 33 runs past the end/,
+      ],
       ["no IDAT", pngFile([header!, end]), /no IDAT chunk/],
-      ["an unknown critical chunk", pngFile([header!, pngChunk("ABCD", []), data[0]!, end]), /unknown critical chunk ABCD/],
+      [
+        "an unknown critical chunk",
+        pngFile([header!, pngChunk("ABCD", []), data[0]!, end]),
+        /unknown critical chunk ABCD/,
+      ],
       ["a chunk before IHDR", pngFile([pngChunk("tEXt", latin1("k\0v")), header!, data[0]!, end]), /no IHDR chunk/],
       ["a depth PNG does not define", pngFile([ihdr(40, 30, 2, 4), data[0]!, end]), /colour type 2 at 4 bits/],
       ["a palette image without PLTE", pngFile([ihdr(40, 30, 3), data[0]!, end]), /without a PLTE/],
-      ["PLTE after IDAT", pngFile([ihdr(40, 30, 3), data[0]!, pngChunk("PLTE", [0, 0, 0]), end]), /PLTE after the image data/],
+      [
+        "PLTE after IDAT",
+        pngFile([ihdr(40, 30, 3), data[0]!, pngChunk("PLTE", [0, 0, 0]), end]),
+        /PLTE after the image data/,
+      ],
     ];
-    for (const [name, png, reason] of cases) expect(await refusal(png), name).toMatchObject({ status: 400, message: expect.stringMatching(reason) });
+    for (const [name, png, reason] of cases)
+      expect(await refusal(png), name).toMatchObject({ status: 400, message: expect.stringMatching(reason) });
   });
 
   it("keeps the decoder's CRC check on the chunks it is given", async () => {
     const corrupt = pngFile([header!, data[0]!, end]);
     const crcByte = 8 + header!.length + data[0]!.length - 1; // the IDAT's CRC
     corrupt[crcByte] = corrupt[crcByte]! ^ 0xff;
-    expect(await refusal(corrupt)).toMatchObject({ status: 400, message: expect.stringMatching(/CRC mismatch for chunk IDAT/) });
+    expect(await refusal(corrupt)).toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/CRC mismatch for chunk IDAT/),
+    });
   });
 
   it("takes IDAT split into many chunks, up to the cap (256 plus one per 4 KiB of file)", async () => {
     expect(await pixelsOf(pngFile([header!, ...split(data[0]!, 250), end]))).toEqual(Array.from(rgb));
-    expect(await refusal(pngFile([header!, ...split(data[0]!, 300), end]))).toMatchObject({ status: 400, message: expect.stringMatching(/more than 2\d\d chunks/) });
+    expect(await refusal(pngFile([header!, ...split(data[0]!, 300), end]))).toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/more than 2\d\d chunks/),
+    });
   });
 
   it("counts a JPEG's scans, segments and tables before decoding", async () => {
     // manyScansJpeg's base has two scans of its own.
     expect((await decodeImage(manyScansJpeg(JPEG_MAX_SCANS - 2).bytes, limits)).image.width).toBe(8);
-    expect(await refusal(manyScansJpeg(JPEG_MAX_SCANS - 1).bytes)).toMatchObject({ status: 400, message: expect.stringMatching(/more than 100 scans/) });
+    expect(await refusal(manyScansJpeg(JPEG_MAX_SCANS - 1).bytes)).toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/more than 100 scans/),
+    });
     const jpeg = encodeFlatGreyJpeg(16, 8, () => 100);
-    const withSegments = (segment: number[], count: number) => Uint8Array.from([0xff, 0xd8, ...new Array<number[]>(count).fill(segment).flat(), ...jpeg.subarray(2)]);
+    const withSegments = (segment: number[], count: number) =>
+      Uint8Array.from([0xff, 0xd8, ...new Array<number[]>(count).fill(segment).flat(), ...jpeg.subarray(2)]);
     const comment = [0xff, 0xfe, 0, 3, 0x21];
     expect((await decodeImage(withSegments(comment, JPEG_MAX_SEGMENTS - 5), limits)).image.width).toBe(16);
-    expect(await refusal(withSegments(comment, JPEG_MAX_SEGMENTS))).toMatchObject({ status: 400, message: expect.stringMatching(/more than 1024 marker segments/) });
+    expect(await refusal(withSegments(comment, JPEG_MAX_SEGMENTS))).toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/more than 1024 marker segments/),
+    });
     // One DHT segment defining 300 empty tables.
     const emptyTable = [0x10, ...new Array<number>(16).fill(0)];
-    const tables = [0xff, 0xc4, ((2 + 17 * 300) >> 8) & 0xff, (2 + 17 * 300) & 0xff, ...new Array<number[]>(300).fill(emptyTable).flat()];
-    expect(await refusal(withSegments(tables, 1))).toMatchObject({ status: 400, message: expect.stringMatching(new RegExp(`more than ${JPEG_MAX_TABLES} Huffman`)) });
+    const tables = [
+      0xff,
+      0xc4,
+      ((2 + 17 * 300) >> 8) & 0xff,
+      (2 + 17 * 300) & 0xff,
+      ...new Array<number[]>(300).fill(emptyTable).flat(),
+    ];
+    expect(await refusal(withSegments(tables, 1))).toMatchObject({
+      status: 400,
+      message: expect.stringMatching(new RegExp(`more than ${JPEG_MAX_TABLES} Huffman`)),
+    });
     const sof = jpeg.indexOf(0xc0);
     const frame = Array.from(jpeg.subarray(sof - 1, sof + 1 + ((jpeg[sof + 1]! << 8) | jpeg[sof + 2]!)));
-    expect(await refusal(withSegments(frame, 1))).toMatchObject({ status: 400, message: expect.stringMatching(/a second frame header/) });
+    expect(await refusal(withSegments(frame, 1))).toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/a second frame header/),
+    });
   });
 });
 
@@ -204,7 +299,9 @@ describe("EXIF orientation", () => {
 
 describe("readHeader", () => {
   it("reads PNG and JPEG dimensions without decoding", () => {
-    expect(readHeader(encodePng({ width: 7, height: 3, channels: 1, depth: 8, data: new Uint8Array(21) }), limits)).toEqual({ format: "png", width: 7, height: 3 });
+    expect(
+      readHeader(encodePng({ width: 7, height: 3, channels: 1, depth: 8, data: new Uint8Array(21) }), limits),
+    ).toEqual({ format: "png", width: 7, height: 3 });
     expect(readHeader(jpegs.gradient!, limits)).toEqual({ format: "jpeg", width: 64, height: 48 });
   });
 });
@@ -224,7 +321,7 @@ describe("resize", () => {
   it("averages every source pixel when shrinking (antialiased) and keeps mirror symmetry", () => {
     // A one-pixel-wide line on every 4th column vanishes under point sampling; here it greys the output.
     const w = 64;
-    const src = Uint8Array.from({ length: w * 8 }, (_, i) => (i % w) % 4 === 1 ? 255 : 0);
+    const src = Uint8Array.from({ length: w * 8 }, (_, i) => ((i % w) % 4 === 1 ? 255 : 0));
     const out = resize(src, w, 8, 1, 8, 1);
     for (const v of out) expect(Math.abs(v - 255 / 4)).toBeLessThan(4); // the triangle's phase, not a box
 

@@ -21,7 +21,10 @@ async function logitsOf(model: string, dims: number[], input: number[]): Promise
 }
 
 const maxAbs = (v: number[]) => Math.max(...v.map(Math.abs));
-const argmaxRows = (v: number[], classes: number) => Array.from({ length: v.length / classes }, (_, r) => v.slice(r * classes, (r + 1) * classes).reduce((best, x, i, row) => (x > row[best]! ? i : best), 0));
+const argmaxRows = (v: number[], classes: number) =>
+  Array.from({ length: v.length / classes }, (_, r) =>
+    v.slice(r * classes, (r + 1) * classes).reduce((best, x, i, row) => (x > row[best]! ? i : best), 0),
+  );
 
 describe("an int8 student in the Worker", () => {
   it("describes itself as the fp32 one does: FP32 in, FP32 out", async () => {
@@ -54,7 +57,11 @@ describe("an int8 student in the Worker", () => {
   });
 
   it("classifies an image by name", async () => {
-    const res = await app.request("/v1/models/grey28-int8/classify?k=3", { method: "POST", headers: { "Content-Type": "image/jpeg" }, body: jpegs.gradient! });
+    const res = await app.request("/v1/models/grey28-int8/classify?k=3", {
+      method: "POST",
+      headers: { "Content-Type": "image/jpeg" },
+      body: jpegs.gradient!,
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get("X-Model-Name")).toBe("grey28-int8");
     const body = (await res.json()) as { model: { name: string }; predictions: { probability: number }[] };

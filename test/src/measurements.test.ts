@@ -15,9 +15,14 @@ const app = abApp();
 beforeAll(migrate);
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const count = async (sql: string, ...args: unknown[]) => (await env.DB.prepare(sql).bind(...args).first<{ n: number }>())!.n;
-const rowsOf = (requestIds: string[]) => count(`SELECT COUNT(*) AS n FROM runs WHERE request_id IN (${requestIds.map(() => "?").join(",")})`, ...requestIds);
-const transactions = (source: string, since: number) => count("SELECT COUNT(*) AS n FROM writes WHERE source = ?1 AND ts >= ?2", source, since);
+const count = async (sql: string, ...args: unknown[]) =>
+  (await env.DB.prepare(sql)
+    .bind(...args)
+    .first<{ n: number }>())!.n;
+const rowsOf = (requestIds: string[]) =>
+  count(`SELECT COUNT(*) AS n FROM runs WHERE request_id IN (${requestIds.map(() => "?").join(",")})`, ...requestIds);
+const transactions = (source: string, since: number) =>
+  count("SELECT COUNT(*) AS n FROM writes WHERE source = ?1 AND ts >= ?2", source, since);
 
 async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -28,7 +33,21 @@ async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 20_00
 }
 
 function row(requestId: string, arm: "student" | "teacher", ts: number): RunRow {
-  return { requestId, ts, mode: "shadow", reason: arm === "student" ? "split" : "shadow", status: 200, arm, model: arm === "student" ? "grey28" : "teacher28", version: "1", latencyMs: 5, ok: true, fault: null, top1: 3, served: arm === "student" };
+  return {
+    requestId,
+    ts,
+    mode: "shadow",
+    reason: arm === "student" ? "split" : "shadow",
+    status: 200,
+    arm,
+    model: arm === "student" ? "grey28" : "teacher28",
+    version: "1",
+    latencyMs: 5,
+    ok: true,
+    fault: null,
+    top1: 3,
+    served: arm === "student",
+  };
 }
 
 describe("without a queue", () => {
@@ -45,13 +64,21 @@ describe("shadow rows", () => {
     const since = Date.now();
     const ctx = createExecutionContext();
     const response = await app.fetch(
-      new Request("http://edge.test/v1/classify", { method: "POST", headers: { "X-Force-Arm": "student", ...asAdmin }, body: png(5) }),
+      new Request("http://edge.test/v1/classify", {
+        method: "POST",
+        headers: { "X-Force-Arm": "student", ...asAdmin },
+        body: png(5),
+      }),
       bindings({ TEACHER_URL: hosts.slowUrl, SHADOW_PERCENT: "100", TEACHER_TIMEOUT_MS: "10000" }),
       ctx,
     );
     expect(response.status).toBe(200);
     // The slow teacher answers after 3 s; the student's row is there long before.
-    await until("the student row is written", async () => (await count("SELECT COUNT(*) AS n FROM runs WHERE ts >= ?1 AND arm = 'student'", since)) === 1, 2_000);
+    await until(
+      "the student row is written",
+      async () => (await count("SELECT COUNT(*) AS n FROM runs WHERE ts >= ?1 AND arm = 'student'", since)) === 1,
+      2_000,
+    );
     expect(await count("SELECT COUNT(*) AS n FROM runs WHERE ts >= ?1 AND arm = 'teacher'", since)).toBe(0);
     await waitOnExecutionContext(ctx);
     const r = await report(app, since);
@@ -62,7 +89,12 @@ describe("shadow rows", () => {
   it("cuts a teacher that would outlive waitUntil, and records the cut as a fault", async () => {
     const short = createApp({ store: fixtureStore(), abRouting: { teachers: [hosts.entry], shadowBudgetMs: 300 } });
     const since = Date.now();
-    const { response, responseMs, settledMs } = await classify(short, 6, { "X-Force-Arm": "student", ...asAdmin }, { TEACHER_URL: hosts.slowUrl, SHADOW_PERCENT: "100", TEACHER_TIMEOUT_MS: "10000" });
+    const { response, responseMs, settledMs } = await classify(
+      short,
+      6,
+      { "X-Force-Arm": "student", ...asAdmin },
+      { TEACHER_URL: hosts.slowUrl, SHADOW_PERCENT: "100", TEACHER_TIMEOUT_MS: "10000" },
+    );
     expect(response.status).toBe(200);
     // The slow teacher answers after 3 s: the answer does not wait for it, and neither does
     // waitUntil (the shadow is cut at its 300 ms budget). Margins wide enough for a loaded machine.
@@ -76,7 +108,10 @@ describe("shadow rows", () => {
 
 describe("the queue consumer", () => {
   const deliver = async (messages: { id: string; body: unknown }[], attempts = 1) => {
-    const batch = createMessageBatch("narrowdeep-measurements", messages.map((m) => ({ ...m, timestamp: new Date(), attempts })));
+    const batch = createMessageBatch(
+      "narrowdeep-measurements",
+      messages.map((m) => ({ ...m, timestamp: new Date(), attempts })),
+    );
     const ctx = createExecutionContext();
     await worker.queue!(batch, env as never, ctx);
     return getQueueResult(batch, ctx);
@@ -99,7 +134,10 @@ describe("the queue consumer", () => {
   it("keeps rows from a deployment that did not record reason and version, as unrecorded", async () => {
     const id = crypto.randomUUID();
     const { reason: _reason, version: _version, ...older } = row(id, "student", Date.now());
-    const result = await deliver([{ id: "older", body: { rows: [older] } }, { id: "bad-reason", body: { rows: [{ ...row(id, "teacher", Date.now()), reason: "because" }] } }]);
+    const result = await deliver([
+      { id: "older", body: { rows: [older] } },
+      { id: "bad-reason", body: { rows: [{ ...row(id, "teacher", Date.now()), reason: "because" }] } },
+    ]);
     expect(result.explicitAcks.sort()).toEqual(["bad-reason", "older"]);
     const stored = await env.DB.prepare("SELECT arm, reason, version FROM runs WHERE request_id = ?1").bind(id).all();
     expect(stored.results).toEqual([{ arm: "student", reason: "unrecorded", version: "" }]);
@@ -114,7 +152,9 @@ describe("the queue consumer", () => {
     const failed = await deliver(messages);
     await env.DB.prepare("ALTER TABLE writes_away RENAME TO writes").run();
     expect(failed.explicitAcks).toEqual([]);
-    expect(failed.retryMessages.map((m: { msgId: string }) => m.msgId).sort()).toEqual(messages.map((m) => m.id).sort());
+    expect(failed.retryMessages.map((m: { msgId: string }) => m.msgId).sort()).toEqual(
+      messages.map((m) => m.id).sort(),
+    );
     expect(await rowsOf(ids)).toBe(0); // rolled back as a whole
     // The retry, and a second delivery of half of it (at-least-once): every row once.
     expect((await deliver(messages, 2)).explicitAcks).toHaveLength(10);
@@ -129,7 +169,8 @@ describe("through the queue", () => {
   it("gets every request's rows to D1 in fewer transactions than requests", async () => {
     const since = Date.now();
     const n = 12;
-    for (let i = 0; i < n; i++) await classify(app, i, { "X-Force-Arm": "student", ...asAdmin }, { ...queued, SHADOW_PERCENT: "50" });
+    for (let i = 0; i < n; i++)
+      await classify(app, i, { "X-Force-Arm": "student", ...asAdmin }, { ...queued, SHADOW_PERCENT: "50" });
     await until(`${n} requests are in the report`, async () => (await report(app, since)).requests === n);
     const r = await report(app, since);
     expect(r.writes.transactions).toBeLessThan(n);
@@ -139,8 +180,16 @@ describe("through the queue", () => {
 
   it("writes straight to D1 when the queue refuses a message", async () => {
     const since = Date.now();
-    const refusing = { send: () => Promise.reject(new Error("queue unavailable (test)")), sendBatch: () => Promise.reject(new Error("queue unavailable (test)")) };
-    await classify(app, 50, { "X-Force-Arm": "student", ...asAdmin }, { MEASUREMENTS: refusing as unknown as typeof env.MEASUREMENTS });
+    const refusing = {
+      send: () => Promise.reject(new Error("queue unavailable (test)")),
+      sendBatch: () => Promise.reject(new Error("queue unavailable (test)")),
+    };
+    await classify(
+      app,
+      50,
+      { "X-Force-Arm": "student", ...asAdmin },
+      { MEASUREMENTS: refusing as unknown as typeof env.MEASUREMENTS },
+    );
     expect((await report(app, since)).requests).toBe(1);
     expect(await transactions("direct", since)).toBe(1);
   });

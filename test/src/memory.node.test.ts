@@ -42,10 +42,15 @@ interface Running {
 
 async function inspect(mf: Miniflare): Promise<() => Promise<number>> {
   const inspector = await mf.getInspectorURL();
-  const targets = (await (await fetch(`http://${inspector.host}/json`)).json()) as { id: string; webSocketDebuggerUrl: string }[];
+  const targets = (await (await fetch(`http://${inspector.host}/json`)).json()) as {
+    id: string;
+    webSocketDebuggerUrl: string;
+  }[];
   const target = targets.find((t) => t.id === "core:user:");
   if (!target) throw new Error(`no user worker among the inspector's targets: ${targets.map((t) => t.id).join(", ")}`);
-  const ws = (await miniflareFetch(target.webSocketDebuggerUrl.replace(/^ws:/, "http:"), { headers: { Upgrade: "websocket" } })).webSocket!;
+  const ws = (
+    await miniflareFetch(target.webSocketDebuggerUrl.replace(/^ws:/, "http:"), { headers: { Upgrade: "websocket" } })
+  ).webSocket!;
   ws.accept();
   let id = 0;
   const pending = new Map<number, (result: { usedSize: number; backingStorageSize: number }) => void>();
@@ -65,11 +70,14 @@ async function inspect(mf: Miniflare): Promise<() => Promise<number>> {
 
 async function start(): Promise<Running> {
   // wrangler.toml's rules: the ORT WebAssembly, the models, and the dashboard's scripts and styles as text.
-  const type = (f: string) => (f === "index.js" ? "ESModule" : f.endsWith(".wasm") ? "CompiledWasm" : f.endsWith(".onnx") ? "Data" : "Text");
+  const type = (f: string) =>
+    f === "index.js" ? "ESModule" : f.endsWith(".wasm") ? "CompiledWasm" : f.endsWith(".onnx") ? "Data" : "Text";
   const mf = new Miniflare({
     modulesRoot: dir,
     // The entry first: Miniflare takes the first module as the main one.
-    modules: ["index.js", ...readdirSync(dir).filter((f) => /\.(wasm|onnx|js|css)$/.test(f) && f !== "index.js")].map((f) => ({ type: type(f), path: join(dir, f) })),
+    modules: ["index.js", ...readdirSync(dir).filter((f) => /\.(wasm|onnx|js|css)$/.test(f) && f !== "index.js")].map(
+      (f) => ({ type: type(f), path: join(dir, f) }),
+    ),
     compatibilityDate: config.compatibility_date!,
     compatibilityFlags: config.compatibility_flags,
     bindings: config.vars as Record<string, string>,
@@ -77,7 +85,11 @@ async function start(): Promise<Running> {
   });
   const url = await mf.ready;
   const classify = async (body: Uint8Array) => {
-    const r = await mf.dispatchFetch(new URL("/v1/classify", url), { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body });
+    const r = await mf.dispatchFetch(new URL("/v1/classify", url), {
+      method: "POST",
+      headers: { "Content-Type": "application/octet-stream" },
+      body,
+    });
     await r.arrayBuffer();
     return r.status;
   };
@@ -86,7 +98,10 @@ async function start(): Promise<Running> {
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "narrowdeep-memory-"));
-  execFileSync(WRANGLER, ["deploy", "--dry-run", "--outdir", dir], { stdio: "pipe", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1" } });
+  execFileSync(WRANGLER, ["deploy", "--dry-run", "--outdir", dir], {
+    stdio: "pipe",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1" },
+  });
   config = unstable_readConfig({ config: "wrangler.toml" });
   // The limits the Worker runs with: wrangler.toml's vars over the defaults.
   limits = { ...DEFAULT_LIMITS, ...optionsFromEnv(config.vars).limits };
@@ -104,8 +119,12 @@ async function ortMemory(): Promise<{ bytes: number; models: number; modelBytes:
   const ort = await import("onnxruntime-web/wasm");
   const instantiate = WebAssembly.instantiate.bind(WebAssembly) as (...args: unknown[]) => Promise<unknown>;
   let memory: WebAssembly.Memory | undefined;
-  (WebAssembly as { instantiate: unknown }).instantiate = (source: unknown, imports?: Record<string, Record<string, unknown>>) => {
-    for (const module of Object.values(imports ?? {})) for (const v of Object.values(module)) if (v instanceof WebAssembly.Memory) memory = v;
+  (WebAssembly as { instantiate: unknown }).instantiate = (
+    source: unknown,
+    imports?: Record<string, Record<string, unknown>>,
+  ) => {
+    for (const module of Object.values(imports ?? {}))
+      for (const v of Object.values(module)) if (v instanceof WebAssembly.Memory) memory = v;
     return instantiate(source, imports);
   };
   try {
@@ -113,11 +132,23 @@ async function ortMemory(): Promise<{ bytes: number; models: number; modelBytes:
     const manifest = parseManifest(JSON.parse(readFileSync("models/manifest.json", "utf8")));
     const students = manifest.models.filter((m) => m.role === "student");
     for (const m of students) {
-      const session = await ort.InferenceSession.create(readFileSync(join("models", m.file)), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-      await session.run({ [m.input.name]: new ort.Tensor("float32", new Float32Array(m.input.shape.slice(1).reduce((a, b) => a * b, 1)), [1, ...m.input.shape.slice(1)]) });
+      const session = await ort.InferenceSession.create(readFileSync(join("models", m.file)), {
+        executionProviders: ["wasm"],
+        graphOptimizationLevel: "all",
+      });
+      await session.run({
+        [m.input.name]: new ort.Tensor("float32", new Float32Array(m.input.shape.slice(1).reduce((a, b) => a * b, 1)), [
+          1,
+          ...m.input.shape.slice(1),
+        ]),
+      });
     }
     if (!memory) throw new Error("onnxruntime-web's WebAssembly memory was not found");
-    return { bytes: memory.buffer.byteLength, models: students.length, modelBytes: students.reduce((n, m) => n + m.bytes, 0) };
+    return {
+      bytes: memory.buffer.byteLength,
+      models: students.length,
+      modelBytes: students.reduce((n, m) => n + m.bytes, 0),
+    };
   } finally {
     (WebAssembly as { instantiate: unknown }).instantiate = instantiate;
   }
@@ -132,7 +163,10 @@ async function warmStart(): Promise<Running> {
 }
 
 /** The isolate's heap before `work` and its peak while `work` runs (sampled back to back). */
-async function peakDuring<T>(w: Running, work: () => Promise<T>): Promise<{ result: T; isolateBefore: number; isolatePeak: number }> {
+async function peakDuring<T>(
+  w: Running,
+  work: () => Promise<T>,
+): Promise<{ result: T; isolateBefore: number; isolatePeak: number }> {
   const isolateBefore = await w.heapUsage();
   let isolatePeak = isolateBefore;
   let done = false;
@@ -152,7 +186,8 @@ async function bursts(upload: MaxUpload): Promise<{ statuses: number[]; isolateB
   try {
     const { result, isolateBefore, isolatePeak } = await peakDuring(w, async () => {
       const statuses: number[] = [];
-      for (let b = 0; b < BURSTS; b++) statuses.push(...(await Promise.all(Array.from({ length: CONCURRENT }, () => w.classify(upload.bytes)))));
+      for (let b = 0; b < BURSTS; b++)
+        statuses.push(...(await Promise.all(Array.from({ length: CONCURRENT }, () => w.classify(upload.bytes)))));
       return statuses;
     });
     return { statuses: result, isolateBefore, isolatePeak };
@@ -212,7 +247,11 @@ describe("crafted images", () => {
       const { result, isolateBefore, isolatePeak } = await peakDuring(w, () => sendAll(crafted.bytes));
       // The same number of bytes refused unread (415, neither PNG nor JPEG): what the body's trip costs.
       const control = await sendAll(new Uint8Array(crafted.bytes.length));
-      const median = (sends: { ms: number }[]) => sends.map((r) => r.ms).sort((a, b) => a - b)[SENDS >> 1]!.toFixed(1);
+      const median = (sends: { ms: number }[]) =>
+        sends
+          .map((r) => r.ms)
+          .sort((a, b) => a - b)
+          [SENDS >> 1]!.toFixed(1);
       const ms = result.map((r) => r.ms).sort((a, b) => a - b);
       console.log(
         `crafted ${crafted.name}, ${crafted.bytes.length} bytes, ${SENDS} sends: statuses ${[...new Set(result.map((r) => r.status))].join(", ")}; ` +

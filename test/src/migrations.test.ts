@@ -12,10 +12,16 @@ const before = env.TEST_MIGRATIONS.filter((m) => m.name < "0004");
 
 describe("migration 0004 (reason, version, request keys)", () => {
   it("keeps old rows and aggregates, and marks what they did not record", async () => {
-    expect(before.map((m) => m.name)).toEqual(["0001_measurements.sql", "0002_measurements_at_scale.sql", "0003_api_keys.sql"]);
+    expect(before.map((m) => m.name)).toEqual([
+      "0001_measurements.sql",
+      "0002_measurements_at_scale.sql",
+      "0003_api_keys.sql",
+    ]);
     await applyD1Migrations(env.DB, before);
     const old = (id: string, mode: string, arm: string, ts = T0) =>
-      env.DB.prepare("INSERT INTO runs (request_id, ts, mode, arm, model, latency_ms, ok, fault, top1, served, status) VALUES (?1, ?2, ?3, ?4, ?5, 4, 1, NULL, 2, ?6, 200)").bind(id, ts, mode, arm, arm === "student" ? "grey28" : "teacher28", arm === "student" ? 1 : 0);
+      env.DB.prepare(
+        "INSERT INTO runs (request_id, ts, mode, arm, model, latency_ms, ok, fault, top1, served, status) VALUES (?1, ?2, ?3, ?4, ?5, 4, 1, NULL, 2, ?6, 200)",
+      ).bind(id, ts, mode, arm, arm === "student" ? "grey28" : "teacher28", arm === "student" ? 1 : 0);
     await env.DB.batch([
       old("r1", "ab", "student"),
       old("r2", "shadow", "student"),
@@ -27,7 +33,9 @@ describe("migration 0004 (reason, version, request keys)", () => {
     ]);
     await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
 
-    const rows = (await env.DB.prepare("SELECT request_id AS id, arm, reason, version FROM runs ORDER BY request_id, arm").all()).results;
+    const rows = (
+      await env.DB.prepare("SELECT request_id AS id, arm, reason, version FROM runs ORDER BY request_id, arm").all()
+    ).results;
     expect(rows).toEqual([
       { id: "r1", arm: "student", reason: "unrecorded", version: "" },
       { id: "r2", arm: "student", reason: "unrecorded", version: "" },
@@ -36,7 +44,19 @@ describe("migration 0004 (reason, version, request keys)", () => {
       { id: "r3", arm: "teacher", reason: "compare", version: "" },
     ]);
     // A new row of a reused id at another time is a new request; the same id, time and arm is not.
-    const fresh = { mode: "ab" as const, reason: "split" as const, status: 200, arm: "student" as const, model: "grey28", version: "v2", latencyMs: 3, ok: true, fault: null, top1: 1, served: true };
+    const fresh = {
+      mode: "ab" as const,
+      reason: "split" as const,
+      status: 200,
+      arm: "student" as const,
+      model: "grey28",
+      version: "v2",
+      latencyMs: 3,
+      ok: true,
+      fault: null,
+      top1: 1,
+      served: true,
+    };
     await insertRows(env.DB, [{ ...fresh, requestId: "r1", ts: T0 + 1 }], "direct", T0 + 1);
     await insertRows(env.DB, [{ ...fresh, requestId: "r1", ts: T0 + 1 }], "direct", T0 + 1);
 

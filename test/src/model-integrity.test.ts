@@ -9,7 +9,9 @@ import { entryOf, fixtureFiles, fixtures, inferBody, postJson, postJsonAsAdmin }
 const infer = inferBody("grey28", [1, 1, 28, 28], new Array(784).fill(0.5));
 
 function appWithFile(bytes: Uint8Array) {
-  return createApp({ store: new ModelStore(fixtures.manifest, { ...fixtureFiles, "grey28.onnx": bytes }, ortWebEngine) });
+  return createApp({
+    store: new ModelStore(fixtures.manifest, { ...fixtureFiles, "grey28.onnx": bytes }, ortWebEngine),
+  });
 }
 
 describe("a damaged ONNX file under an intact manifest", () => {
@@ -21,8 +23,12 @@ describe("a damaged ONNX file under an intact manifest", () => {
     expect(res.status).toBe(503);
     // Digests are for the admin (and the log), not for anyone who asks.
     expect(await res.json()).toEqual({ error: 'model "grey28" is unavailable' });
-    const { detail } = (await (await postJsonAsAdmin(app, "/v2/models/grey28/infer", infer)).json()) as { detail: string };
-    expect(detail).toMatch(new RegExp(`grey28.*has sha256 [0-9a-f]{64}, the manifest says ${entryOf("grey28").sha256}`));
+    const { detail } = (await (await postJsonAsAdmin(app, "/v2/models/grey28/infer", infer)).json()) as {
+      detail: string;
+    };
+    expect(detail).toMatch(
+      new RegExp(`grey28.*has sha256 [0-9a-f]{64}, the manifest says ${entryOf("grey28").sha256}`),
+    );
   });
 
   it("is refused when truncated", async () => {

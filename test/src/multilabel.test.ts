@@ -13,8 +13,15 @@ interface Prediction {
 const app = fixtureApp();
 const ref = fixtures.references.find((r) => r.model === "tags28")!;
 const classify = async (query: string) => {
-  const res = await app.request(`/v1/models/tags28/classify${query}`, { method: "POST", headers: { "Content-Type": "image/jpeg" }, body: jpegs.gradient! });
-  return { status: res.status, body: (await res.json()) as { multiLabel?: boolean; threshold?: number; predictions: Prediction[]; error?: string } };
+  const res = await app.request(`/v1/models/tags28/classify${query}`, {
+    method: "POST",
+    headers: { "Content-Type": "image/jpeg" },
+    body: jpegs.gradient!,
+  });
+  return {
+    status: res.status,
+    body: (await res.json()) as { multiLabel?: boolean; threshold?: number; predictions: Prediction[]; error?: string },
+  };
 };
 
 describe("a multi-label student in the Worker", () => {

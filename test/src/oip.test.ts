@@ -30,7 +30,11 @@ describe("server endpoints", () => {
   it("GET /v2 describes the server", async () => {
     const res = await app.request("/v2");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ name: "narrowdeep", version: "0.1.0", extensions: ["classification", "binary_tensor_data", "model_configuration"] });
+    expect(await res.json()).toEqual({
+      name: "narrowdeep",
+      version: "0.1.0",
+      extensions: ["classification", "binary_tensor_data", "model_configuration"],
+    });
   });
 
   it("GET /v2/health/live and /v2/health/ready", async () => {
@@ -103,34 +107,49 @@ describe("POST /v2/models/{name}/infer", () => {
   });
 
   it("takes nested data following the shape and gives the same answer", async () => {
-    const flat = (await (await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))).json()) as InferReply;
+    const flat = (await (
+      await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))
+    ).json()) as InferReply;
     const body = { inputs: [{ name: "input", shape: ref.dims, datatype: "FP32", data: nest(ref.input, ref.dims) }] };
     const nested = (await (await postJson(app, "/v2/models/grey28/infer", body)).json()) as InferReply;
     expect(nested.outputs).toEqual(flat.outputs);
   });
 
   it("a batch gives each item what it gets alone", async () => {
-    const batch = (await (await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))).json()) as InferReply;
+    const batch = (await (
+      await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))
+    ).json()) as InferReply;
     const size = 28 * 28;
     const second = ref.input.slice(size, 2 * size);
-    const alone = (await (await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", [1, 1, 28, 28], second))).json()) as InferReply;
+    const alone = (await (
+      await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", [1, 1, 28, 28], second))
+    ).json()) as InferReply;
     const logits = alone.outputs[0]!.data!;
     batch.outputs[0]!.data!.slice(10, 20).forEach((v, i) => {
-expect(v).toBeCloseTo(logits[i]!, 4);
-});
+      expect(v).toBeCloseTo(logits[i]!, 4);
+    });
   });
 
   it("honours the outputs list (subset and order) and echoes the id", async () => {
     const res = await postJson(
       app,
       "/v2/models/grey28/versions/1/infer",
-      inferBody("grey28", [1, 1, 28, 28], ref.input.slice(0, 784), { id: "req-42", outputs: [{ name: "probabilities" }] }),
+      inferBody("grey28", [1, 1, 28, 28], ref.input.slice(0, 784), {
+        id: "req-42",
+        outputs: [{ name: "probabilities" }],
+      }),
     );
     const body = (await res.json()) as InferReply;
     expect(body.id).toBe("req-42");
     expect(body.outputs.map((o) => o.name)).toEqual(["probabilities"]);
     const both = (await (
-      await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", [1, 1, 28, 28], ref.input.slice(0, 784), { outputs: [{ name: "probabilities" }, { name: "logits" }] }))
+      await postJson(
+        app,
+        "/v2/models/grey28/infer",
+        inferBody("grey28", [1, 1, 28, 28], ref.input.slice(0, 784), {
+          outputs: [{ name: "probabilities" }, { name: "logits" }],
+        }),
+      )
     ).json()) as InferReply;
     expect(both.outputs.map((o) => o.name)).toEqual(["probabilities", "logits"]);
   });
@@ -139,7 +158,9 @@ expect(v).toBeCloseTo(logits[i]!, 4);
     const rgb = fixtures.references.find((r) => r.model === "rgb32" && r.dims[0] === 1)!;
     const json = new TextEncoder().encode(
       JSON.stringify({
-        inputs: [{ name: "input", shape: rgb.dims, datatype: "FP32", parameters: { binary_data_size: rgb.input.length * 4 } }],
+        inputs: [
+          { name: "input", shape: rgb.dims, datatype: "FP32", parameters: { binary_data_size: rgb.input.length * 4 } },
+        ],
         outputs: [{ name: "logits", parameters: { binary_data: true } }, { name: "probabilities" }],
       }),
     );
@@ -147,8 +168,8 @@ expect(v).toBeCloseTo(logits[i]!, 4);
     body.set(json);
     const view = new DataView(body.buffer);
     rgb.input.forEach((v, i) => {
-view.setFloat32(json.length + i * 4, v, true);
-});
+      view.setFloat32(json.length + i * 4, v, true);
+    });
     const res = await app.request("/v2/models/rgb32/infer", {
       method: "POST",
       headers: { "Content-Type": "application/octet-stream", [HEADER_LENGTH]: String(json.length) },
@@ -158,14 +179,23 @@ view.setFloat32(json.length + i * 4, v, true);
     const headerLength = Number(res.headers.get(HEADER_LENGTH));
     const bytes = new Uint8Array(await res.arrayBuffer());
     const reply = JSON.parse(new TextDecoder().decode(bytes.subarray(0, headerLength))) as InferReply;
-    expect(reply.outputs[0]).toEqual({ name: "logits", shape: [1, 10], datatype: "FP32", parameters: { binary_data_size: 40 } });
+    expect(reply.outputs[0]).toEqual({
+      name: "logits",
+      shape: [1, 10],
+      datatype: "FP32",
+      parameters: { binary_data_size: 40 },
+    });
     expect(reply.outputs[1]!.data).toHaveLength(10);
     const out = new DataView(bytes.buffer, headerLength);
     for (let i = 0; i < 10; i++) expect(Math.abs(out.getFloat32(i * 4, true) - rgb.logits[i]!)).toBeLessThan(1e-4);
   });
 
   it("answers every output in binary when binary_data_output is set (a Triton client's default)", async () => {
-    const res = await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", [1, 1, 28, 28], ref.input.slice(0, 784), { parameters: { binary_data_output: true } }));
+    const res = await postJson(
+      app,
+      "/v2/models/grey28/infer",
+      inferBody("grey28", [1, 1, 28, 28], ref.input.slice(0, 784), { parameters: { binary_data_output: true } }),
+    );
     expect(res.headers.get("Content-Type")).toBe("application/octet-stream");
     const headerLength = Number(res.headers.get(HEADER_LENGTH));
     const bytes = new Uint8Array(await res.arrayBuffer());
@@ -173,7 +203,9 @@ view.setFloat32(json.length + i * 4, v, true);
   });
 
   it("answers Triton's classification extension, in JSON or binary", async () => {
-    const body = inferBody("grey28", ref.dims, ref.input, { outputs: [{ name: "probabilities", parameters: { classification: 3 } }, { name: "logits" }] });
+    const body = inferBody("grey28", ref.dims, ref.input, {
+      outputs: [{ name: "probabilities", parameters: { classification: 3 } }, { name: "logits" }],
+    });
     const reply = (await (await postJson(app, "/v2/models/grey28/infer", body)).json()) as InferReply;
     const classes = reply.outputs[0]!;
     expect(classes).toMatchObject({ name: "probabilities", datatype: "BYTES", shape: [3, 3] });
@@ -188,7 +220,13 @@ view.setFloat32(json.length + i * 4, v, true);
       const values = parsed.map((p) => Number(p[0]));
       expect(values).toEqual([...values].sort((a, b) => b - a));
     }
-    const bin = await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", [1, 1, 28, 28], ref.input.slice(0, 784), { outputs: [{ name: "logits", parameters: { classification: 2, binary_data: true } }] }));
+    const bin = await postJson(
+      app,
+      "/v2/models/grey28/infer",
+      inferBody("grey28", [1, 1, 28, 28], ref.input.slice(0, 784), {
+        outputs: [{ name: "logits", parameters: { classification: 2, binary_data: true } }],
+      }),
+    );
     const headerLength = Number(bin.headers.get(HEADER_LENGTH));
     const bytes = new Uint8Array(await bin.arrayBuffer());
     const header = JSON.parse(new TextDecoder().decode(bytes.subarray(0, headerLength))) as InferReply;
@@ -204,15 +242,25 @@ view.setFloat32(json.length + i * 4, v, true);
     const json = JSON.stringify(inferBody("grey28", [1, 1, 28, 28], ref.input.slice(0, 784)));
     const plain = await (await postJson(app, "/v2/models/grey28/infer", JSON.parse(json))).json();
     for (const encoding of ["gzip", "deflate"] as const) {
-      const body = new Uint8Array(await new Response(new Blob([json]).stream().pipeThrough(new CompressionStream(encoding))).arrayBuffer());
-      const res = await app.request("/v2/models/grey28/infer", { method: "POST", headers: { "Content-Type": "application/json", "Content-Encoding": encoding }, body });
+      const body = new Uint8Array(
+        await new Response(new Blob([json]).stream().pipeThrough(new CompressionStream(encoding))).arrayBuffer(),
+      );
+      const res = await app.request("/v2/models/grey28/infer", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Content-Encoding": encoding },
+        body,
+      });
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual(plain);
     }
   });
 
   it("names the model and times the phases in headers", async () => {
-    const res = await postJson(app, "/v2/models/rgb32/infer", inferBody("rgb32", [1, 3, 32, 32], new Array(3 * 32 * 32).fill(0)));
+    const res = await postJson(
+      app,
+      "/v2/models/rgb32/infer",
+      inferBody("rgb32", [1, 3, 32, 32], new Array(3 * 32 * 32).fill(0)),
+    );
     expect(res.headers.get("X-Model-Name")).toBe("rgb32");
     expect(res.headers.get("X-Model-Version")).toBe(entryOf("rgb32").version);
     const timing = res.headers.get("Server-Timing")!;
@@ -237,7 +285,10 @@ describe("parity with onnxruntime-node: the Worker's outputs equal it within 1e-
       const body = (await res.json()) as { outputs: { name: string; shape: number[]; data: number[] }[] };
       const logits = body.outputs.find((o) => o.name === "logits")!;
       const probabilities = body.outputs.find((o) => o.name === "probabilities")!;
-      expect(logits.shape).toEqual([ref.dims[0], fixtures.manifest.models.find((m) => m.name === ref.model)!.labels.length]);
+      expect(logits.shape).toEqual([
+        ref.dims[0],
+        fixtures.manifest.models.find((m) => m.name === ref.model)!.labels.length,
+      ]);
       expect(maxAbsDiff(logits.data, ref.logits)).toBeLessThan(TOLERANCE);
       expect(maxAbsDiff(probabilities.data, ref.probabilities)).toBeLessThan(TOLERANCE);
     });

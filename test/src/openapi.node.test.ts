@@ -26,12 +26,17 @@ describe("the OpenAPI document", () => {
   });
 
   it("describes /v1 and /v2 only, each operation with an id of its own, a success and the error shape", () => {
-    const operations = Object.entries(document.paths as Json).flatMap(([path, item]) => Object.entries(item as Json).map(([method, op]) => ({ path, method, op: op as Json })));
+    const operations = Object.entries(document.paths as Json).flatMap(([path, item]) =>
+      Object.entries(item as Json).map(([method, op]) => ({ path, method, op: op as Json })),
+    );
     expect(operations.length).toBeGreaterThan(20);
     for (const { path, op } of operations) {
       expect(path).toMatch(/^\/v[12](\/|$)/);
       const statuses = Object.keys(op.responses);
-      expect(statuses.some((s) => s.startsWith("2")), `${path} has a success`).toBe(true);
+      expect(
+        statuses.some((s) => s.startsWith("2")),
+        `${path} has a success`,
+      ).toBe(true);
       expect(op.responses["500"].content["application/json"].schema.required).toEqual(["error"]);
     }
     const ids = operations.map(({ op }) => op.operationId);

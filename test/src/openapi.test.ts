@@ -24,17 +24,34 @@ beforeAll(migrate);
 
 const student = entryOf(fixtures.manifest.defaultStudent);
 const dims = student.input.shape.map((d) => (d === -1 ? 1 : d));
-const json = (method: string, body: unknown, headers: Record<string, string> = {}): RequestInit => ({ method, headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
-const image = (headers: Record<string, string> = {}): RequestInit => ({ method: "POST", headers: { "Content-Type": "image/png", ...headers }, body: png(7) });
+const json = (method: string, body: unknown, headers: Record<string, string> = {}): RequestInit => ({
+  method,
+  headers: { "Content-Type": "application/json", ...headers },
+  body: JSON.stringify(body),
+});
+const image = (headers: Record<string, string> = {}): RequestInit => ({
+  method: "POST",
+  headers: { "Content-Type": "image/png", ...headers },
+  body: png(7),
+});
 const admin = (method = "GET"): RequestInit => ({ method, headers: asAdmin });
 const goodInfer = () => json("POST", inferBody(student.name, dims, new Float32Array(dims.reduce((a, b) => a * b, 1))));
 /** What the calls share: the API key made by POST /v1/keys, for DELETE /v1/keys/{id}. */
 const made: { keyId?: string } = {};
 
 const oip = (base: string, unknownAt: string): Record<string, () => Call[]> => ({
-  [`GET ${base}`]: () => [{ path: base.replace("{name}", student.name).replace("{version}", student.version), status: 200 }, { path: unknownAt, status: 404 }],
-  [`GET ${base}/config`]: () => [{ path: `${base}/config`.replace("{name}", student.name).replace("{version}", student.version), status: 200 }, { path: `${unknownAt}/config`, status: 404 }],
-  [`GET ${base}/ready`]: () => [{ path: `${base}/ready`.replace("{name}", student.name).replace("{version}", student.version), status: 200 }, { path: `${unknownAt}/ready`, status: 404 }],
+  [`GET ${base}`]: () => [
+    { path: base.replace("{name}", student.name).replace("{version}", student.version), status: 200 },
+    { path: unknownAt, status: 404 },
+  ],
+  [`GET ${base}/config`]: () => [
+    { path: `${base}/config`.replace("{name}", student.name).replace("{version}", student.version), status: 200 },
+    { path: `${unknownAt}/config`, status: 404 },
+  ],
+  [`GET ${base}/ready`]: () => [
+    { path: `${base}/ready`.replace("{name}", student.name).replace("{version}", student.version), status: 200 },
+    { path: `${unknownAt}/ready`, status: 404 },
+  ],
   [`POST ${base}/infer`]: () => {
     const path = `${base}/infer`.replace("{name}", student.name).replace("{version}", student.version);
     return [
@@ -56,7 +73,11 @@ const CALLS: Record<string, () => Call[]> = {
   "POST /v1/classify": () => [
     { path: "/v1/classify?k=2", init: image(), status: 200 },
     { path: "/v1/classify?k=0", init: image(), status: 400 },
-    { path: "/v1/classify", init: { method: "POST", headers: { "Content-Type": "text/plain" }, body: "not an image" }, status: 415 },
+    {
+      path: "/v1/classify",
+      init: { method: "POST", headers: { "Content-Type": "text/plain" }, body: "not an image" },
+      status: 415,
+    },
     { path: "/v1/classify", init: image({ Authorization: "Bearer ndk_not-a-key" }), status: 401 },
     { path: "/v1/classify", init: image({ "X-Force-Arm": "teacher" }), status: 403 },
   ],
@@ -77,7 +98,11 @@ const CALLS: Record<string, () => Call[]> = {
   ],
   "GET /v1/config": () => [{ path: "/v1/config", init: admin(), status: 200 }],
   "PATCH /v1/config": () => [
-    { path: "/v1/config", init: json("PATCH", { shadowPercent: 0, canary: { minSamples: 100 } }, asAdmin), status: 200 },
+    {
+      path: "/v1/config",
+      init: json("PATCH", { shadowPercent: 0, canary: { minSamples: 100 } }, asAdmin),
+      status: 200,
+    },
     { path: "/v1/config", init: json("PATCH", { split: 5 }, asAdmin), status: 400 },
   ],
 
@@ -115,7 +140,9 @@ describe("/openapi.json", () => {
 describe("every documented route answers as documented", async () => {
   const { response } = await send(app, "/openapi.json");
   const document = (await response.json()) as Json;
-  const operations = Object.entries(document.paths as Json).flatMap(([path, item]) => Object.entries(item as Json).map(([method, op]) => ({ key: `${method.toUpperCase()} ${path}`, op: op as Json })));
+  const operations = Object.entries(document.paths as Json).flatMap(([path, item]) =>
+    Object.entries(item as Json).map(([method, op]) => ({ key: `${method.toUpperCase()} ${path}`, op: op as Json })),
+  );
 
   it("has a call here for each documented route, and none for another", () => {
     expect(Object.keys(CALLS).sort()).toEqual(operations.map((o) => o.key).sort());
@@ -125,7 +152,9 @@ describe("every documented route answers as documented", async () => {
   it.each(operations.map((o) => [o.key, o.op] as const))("%s", async (key, op) => {
     for (const call of CALLS[key]!()) {
       const { response } = await send(app, call.path, call.init);
-      const body = response.headers.get("Content-Type")?.startsWith("application/json") ? await response.json() : await response.text();
+      const body = response.headers.get("Content-Type")?.startsWith("application/json")
+        ? await response.json()
+        : await response.text();
       const where = `${call.init?.method ?? "GET"} ${call.path}: ${response.status} ${JSON.stringify(body).slice(0, 300)}`;
       expect(response.status, where).toBe(call.status);
       const documented = op.responses[String(response.status)];
@@ -134,7 +163,10 @@ describe("every documented route answers as documented", async () => {
       expect(schema, `${where}: no JSON schema documented`).toBeDefined();
       expect(typeof body, `${where}: not JSON`).toBe("object");
       const result = new Validator(schema, "2020-12", false).validate(body);
-      expect(result.errors.map((e) => `${e.instanceLocation}: ${e.error}`), where).toEqual([]);
+      expect(
+        result.errors.map((e) => `${e.instanceLocation}: ${e.error}`),
+        where,
+      ).toEqual([]);
       if (key === "POST /v1/keys" && response.status === 201) made.keyId = (body as { id: string }).id;
     }
   });

@@ -53,7 +53,11 @@ function worker(vars: Record<string, string> = {}, bindings: Record<string, unkn
     const ctx = createExecutionContext();
     const headers = new Headers(init.headers);
     if (admin) headers.set("Authorization", `Bearer ${ADMIN_TOKEN}`);
-    const res = await handler.fetch!(new Request(`http://x${path}`, { method: init.method, body: init.body, headers }), workerEnv, ctx);
+    const res = await handler.fetch!(
+      new Request(`http://x${path}`, { method: init.method, body: init.body, headers }),
+      workerEnv,
+      ctx,
+    );
     // What the request left to waitUntil (a version check) is done before the next one.
     await waitOnExecutionContext(ctx);
     return res;
@@ -68,7 +72,9 @@ const infer = (ref: { dims: number[]; input: number[] }, model = "grey28"): Requ
 
 async function logits(res: Response): Promise<number[]> {
   expect(res.status).toBe(200);
-  return ((await res.json()) as { outputs: { name: string; data: number[] }[] }).outputs.find((o) => o.name === "logits")!.data;
+  return ((await res.json()) as { outputs: { name: string; data: number[] }[] }).outputs.find(
+    (o) => o.name === "logits",
+  )!.data;
 }
 
 const close = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) < 1e-4);
@@ -90,7 +96,9 @@ describe("models from R2", () => {
     expect(await anonymous.json()).toEqual({ error: "models unavailable" });
     const admin = await call("/v2", {}, true);
     expect(admin.status).toBe(503);
-    expect(((await admin.json()) as { detail: string }).detail).toMatch(/R2 object MODELS\/manifest\.json does not exist/);
+    expect(((await admin.json()) as { detail: string }).detail).toMatch(
+      /R2 object MODELS\/manifest\.json does not exist/,
+    );
     expect(errors.some((e) => e.includes("MODELS/manifest.json"))).toBe(true);
     await upload(grey, fixtureFiles["grey28.onnx"]!);
     expect((await call("/v2/models/grey28/infer", infer(fp32Ref))).status).toBe(200);
@@ -100,21 +108,35 @@ describe("models from R2", () => {
     await bucket.put("manifest.json", '{"schemaVersion": 1, "models": "none"}');
     const res = await worker()("/v2", {}, true);
     expect(res.status).toBe(503);
-    expect(((await res.json()) as { detail: string }).detail).toMatch(/^R2 object MODELS\/manifest\.json is not a valid manifest: /);
+    expect(((await res.json()) as { detail: string }).detail).toMatch(
+      /^R2 object MODELS\/manifest\.json is not a valid manifest: /,
+    );
   });
 
   it("answers 503 for a model whose object is missing, with a log line naming it; other models still serve", async () => {
     await bucket.put("rgb32.onnx", fixtureFiles["rgb32.onnx"]!);
     const rgb = entryOf("rgb32");
-    await bucket.put("manifest.json", JSON.stringify({ schemaVersion: 1, defaultStudent: "grey28", serve: ["rgb32"], models: [grey, rgb] }));
+    await bucket.put(
+      "manifest.json",
+      JSON.stringify({ schemaVersion: 1, defaultStudent: "grey28", serve: ["rgb32"], models: [grey, rgb] }),
+    );
     const call = worker();
     const res = await call("/v2/models/grey28/infer", infer(fp32Ref));
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ error: 'model "grey28" is unavailable' });
     // The request's JSON log line carries the 503's cause.
-    const line = errors.map((e) => JSON.parse(e) as { status: number; error?: { message: string; detail?: string } }).find((l) => l.status === 503);
-    expect(line?.error).toMatchObject({ message: 'model "grey28" is unavailable', detail: expect.stringMatching(/file grey28\.onnx is not in the R2 bucket MODELS/) });
-    const other = await call("/v2/models/rgb32/infer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(inferBody("rgb32", [1, 3, 32, 32], new Array(3072).fill(0))) });
+    const line = errors
+      .map((e) => JSON.parse(e) as { status: number; error?: { message: string; detail?: string } })
+      .find((l) => l.status === 503);
+    expect(line?.error).toMatchObject({
+      message: 'model "grey28" is unavailable',
+      detail: expect.stringMatching(/file grey28\.onnx is not in the R2 bucket MODELS/),
+    });
+    const other = await call("/v2/models/rgb32/infer", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(inferBody("rgb32", [1, 3, 32, 32], new Array(3072).fill(0))),
+    });
     expect(other.status).toBe(200);
     // Uploaded later, it is read at its next use after a version check.
     await bucket.put("grey28.onnx", fixtureFiles["grey28.onnx"]!);
@@ -129,7 +151,9 @@ describe("models from R2", () => {
     const call = worker();
     const res = await call("/v2/models/grey28/infer", infer(fp32Ref), true);
     expect(res.status).toBe(503);
-    expect(((await res.json()) as { detail: string }).detail).toMatch(new RegExp(`grey28\\.onnx has sha256 ${int8.sha256}, the manifest says ${grey.sha256}`));
+    expect(((await res.json()) as { detail: string }).detail).toMatch(
+      new RegExp(`grey28\\.onnx has sha256 ${int8.sha256}, the manifest says ${grey.sha256}`),
+    );
     expect(errors).toContainEqual(expect.stringMatching(/grey28\.onnx has sha256/));
   });
 
@@ -153,7 +177,9 @@ describe("models from R2", () => {
     await upload({ ...grey, bytes: grey.bytes + 1 }, fixtureFiles["grey28.onnx"]!);
     const res = await worker({}, { MODELS: watched })("/v2/models/grey28/infer", infer(fp32Ref), true);
     expect(res.status).toBe(503);
-    expect(((await res.json()) as { detail: string }).detail).toContain(`R2 object MODELS/grey28.onnx: it has ${grey.bytes} bytes, the manifest says ${grey.bytes + 1}; not read`);
+    expect(((await res.json()) as { detail: string }).detail).toContain(
+      `R2 object MODELS/grey28.onnx: it has ${grey.bytes} bytes, the manifest says ${grey.bytes + 1}; not read`,
+    );
     expect(bodiesRead).toEqual(["manifest.json"]);
 
     bodiesRead.length = 0;
@@ -161,7 +187,11 @@ describe("models from R2", () => {
     const big = await worker({}, { MODELS: watched })("/v2", {}, true);
     expect(big.status).toBe(503);
     const { detail } = (await big.json()) as { detail: string };
-    const size = Number(/^R2 object MODELS\/manifest\.json has (\d+) bytes, over the (\d+) a manifest may have; not read$/.exec(detail)?.[1]);
+    const size = Number(
+      /^R2 object MODELS\/manifest\.json has (\d+) bytes, over the (\d+) a manifest may have; not read$/.exec(
+        detail,
+      )?.[1],
+    );
     expect(size).toBeGreaterThan(MAX_MANIFEST_BYTES);
     expect(detail).toContain(`over the ${MAX_MANIFEST_BYTES} a manifest may have`);
     expect(bodiesRead).toEqual([]);
@@ -180,7 +210,9 @@ describe("models from R2", () => {
     // This request still gets version 1; the check it starts (waitUntil) switches to version 2.
     const during = await call("/v2/models/grey28/infer", infer(fp32Ref));
     expect(during.headers.get("X-Model-Version")).toBe(grey.version);
-    expect(logged.mock.calls.map((c) => String(c[0]))).toContainEqual(expect.stringMatching(/^models: now serving grey28@2 from MODELS\/manifest\.json/));
+    expect(logged.mock.calls.map((c) => String(c[0]))).toContainEqual(
+      expect.stringMatching(/^models: now serving grey28@2 from MODELS\/manifest\.json/),
+    );
     const after = await call("/v2/models/grey28/infer", infer(int8Ref));
     expect(after.headers.get("X-Model-Version")).toBe("2");
     expect(close(await logits(after), int8Ref.logits)).toBe(true);
@@ -193,7 +225,9 @@ describe("models from R2", () => {
     const broken = { ...grey, version: "2", file: "grey28-v2.onnx", sha256: "0".repeat(64) };
     await upload(broken, fixtureFiles["grey28.onnx"]!);
     await call("/v2/health/live");
-    expect(errors).toContainEqual(expect.stringMatching(/not serving the new manifest MODELS\/manifest\.json .*grey28-v2\.onnx has sha256/));
+    expect(errors).toContainEqual(
+      expect.stringMatching(/not serving the new manifest MODELS\/manifest\.json .*grey28-v2\.onnx has sha256/),
+    );
     const still = await call("/v2/models/grey28/infer", infer(fp32Ref));
     expect(still.status).toBe(200);
     expect(still.headers.get("X-Model-Version")).toBe(grey.version);
@@ -204,7 +238,8 @@ describe("models from R2", () => {
     const teacher = (name: string): ModelEntry => ({ ...grey, name, role: "teacher", file: `${name}.onnx` });
     await upload(grey, fixtureFiles["grey28.onnx"]!, { ...manifestOf(grey), models: [grey, teacher("teacher-a")] });
     const call = worker({ TEACHER_URL: "http://127.0.0.1:9" }, { DB: env.DB });
-    const teacherOf = async () => ((await (await call("/v1/config", {}, true)).json()) as { teacher: { model: string | null } }).teacher.model;
+    const teacherOf = async () =>
+      ((await (await call("/v1/config", {}, true)).json()) as { teacher: { model: string | null } }).teacher.model;
     expect(await teacherOf()).toBe("teacher-a");
     await upload(grey, fixtureFiles["grey28.onnx"]!, { ...manifestOf(grey), models: [grey, teacher("teacher-b")] });
     // The request that starts the check still reads the old manifest; the next one the new.
@@ -217,14 +252,21 @@ describe("models from R2", () => {
     const call = worker({ MODELS_CHECK_SECONDS: "3600" });
     expect((await call("/v2/models/grey28/infer", infer(fp32Ref))).headers.get("X-Model-Version")).toBe(grey.version);
     await upload({ ...int8, name: "grey28", version: "2", file: "grey28-v2.onnx" }, fixtureFiles["grey28-int8.onnx"]!);
-    for (let i = 0; i < 3; i++) expect((await call("/v2/models/grey28/infer", infer(fp32Ref))).headers.get("X-Model-Version")).toBe(grey.version);
+    for (let i = 0; i < 3; i++)
+      expect((await call("/v2/models/grey28/infer", infer(fp32Ref))).headers.get("X-Model-Version")).toBe(grey.version);
   });
 });
 
 describe("R2 settings", () => {
   it("MODELS_CHECK_SECONDS and MODELS_PREFIX over the defaults; a bad value is a configuration error", () => {
     expect(r2OptionsFromEnv({})).toEqual(DEFAULT_R2_MODELS);
-    expect(r2OptionsFromEnv({ MODELS_CHECK_SECONDS: "5", MODELS_PREFIX: "models/" })).toEqual({ ...DEFAULT_R2_MODELS, checkSeconds: 5, prefix: "models/" });
-    expect(() => r2OptionsFromEnv({ MODELS_CHECK_SECONDS: "soon" })).toThrow('MODELS_CHECK_SECONDS must be a whole number of seconds, got "soon"');
+    expect(r2OptionsFromEnv({ MODELS_CHECK_SECONDS: "5", MODELS_PREFIX: "models/" })).toEqual({
+      ...DEFAULT_R2_MODELS,
+      checkSeconds: 5,
+      prefix: "models/",
+    });
+    expect(() => r2OptionsFromEnv({ MODELS_CHECK_SECONDS: "soon" })).toThrow(
+      'MODELS_CHECK_SECONDS must be a whole number of seconds, got "soon"',
+    );
   });
 });

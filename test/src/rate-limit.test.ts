@@ -12,7 +12,9 @@ beforeAll(migrate);
 const LIMIT = env.TEST_TEACHER_LIMIT;
 const limited = { TEACHER_RATE_LIMITER: env.TEST_TEACHER_LIMITER };
 /** A client address of its own for each test: the limiter counts per address for anonymous clients. */
-const address = () => ({ "CF-Connecting-IP": `10.0.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}` });
+const address = () => ({
+  "CF-Connecting-IP": `10.0.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`,
+});
 
 describe("the teacher allowance", () => {
   it("answers forced teacher requests over the limit with 429 and Retry-After", async () => {
@@ -22,15 +24,29 @@ describe("the teacher allowance", () => {
       statuses.push(response.status);
       if (response.status === 429) {
         expect(response.headers.get("Retry-After")).toBe("60");
-        expect(await response.json()).toEqual({ error: "X-Force-Arm: teacher: this client is over its allowance of teacher requests; retry later" });
+        expect(await response.json()).toEqual({
+          error: "X-Force-Arm: teacher: this client is over its allowance of teacher requests; retry later",
+        });
       }
     }
     expect(statuses).toEqual([...new Array(LIMIT).fill(200), 429, 429]);
   });
 
   it("answers /v1/compare over the limit with 429, per API key", async () => {
-    const made = (await (await send(app, "/v1/keys", { method: "POST", headers: { ...asAdmin, "Content-Type": "application/json" }, body: JSON.stringify({ name: "c", rights: ["compare"] }) })).response.json()) as { key: string };
-    const compare = () => send(app, "/v1/compare", { method: "POST", headers: { Authorization: `Bearer ${made.key}` }, body: png(1) }, limited);
+    const made = (await (
+      await send(app, "/v1/keys", {
+        method: "POST",
+        headers: { ...asAdmin, "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "c", rights: ["compare"] }),
+      })
+    ).response.json()) as { key: string };
+    const compare = () =>
+      send(
+        app,
+        "/v1/compare",
+        { method: "POST", headers: { Authorization: `Bearer ${made.key}` }, body: png(1) },
+        limited,
+      );
     for (let i = 0; i < LIMIT; i++) expect((await compare()).response.status).toBe(200);
     expect((await compare()).response.status).toBe(429);
   });
@@ -40,7 +56,12 @@ describe("the teacher allowance", () => {
     const client = address();
     const arms: (string | null)[] = [];
     for (let i = 0; i < LIMIT + 2; i++) {
-      const { response } = await classify(app, i, { ...client, "X-Client-Id": `limited-${i}` }, { ...limited, STUDENT_PERCENT: "0" });
+      const { response } = await classify(
+        app,
+        i,
+        { ...client, "X-Client-Id": `limited-${i}` },
+        { ...limited, STUDENT_PERCENT: "0" },
+      );
       expect(response.status).toBe(200);
       arms.push(response.headers.get("X-Arm"));
       if (i >= LIMIT) expect(response.headers.get("X-Teacher-Fault")).toBe("rate_limited");
@@ -48,10 +69,19 @@ describe("the teacher allowance", () => {
     // A new client per request does not buy a new allowance: the address counts.
     expect(arms).toEqual([...new Array(LIMIT).fill("teacher"), "student", "student"]);
     const r = await report(app, since);
-    expect(row(r, "teacher", "teacher28")).toMatchObject({ count: LIMIT + 2, served: LIMIT, faults: { rate_limited: 2 } });
+    expect(row(r, "teacher", "teacher28")).toMatchObject({
+      count: LIMIT + 2,
+      served: LIMIT,
+      faults: { rate_limited: 2 },
+    });
     expect(r.fallbacks).toBe(2);
     // Another address has its own allowance.
-    const other = await classify(app, 9, { ...address(), "X-Client-Id": "limited-0" }, { ...limited, STUDENT_PERCENT: "0" });
+    const other = await classify(
+      app,
+      9,
+      { ...address(), "X-Client-Id": "limited-0" },
+      { ...limited, STUDENT_PERCENT: "0" },
+    );
     expect(other.response.headers.get("X-Arm")).toBe("teacher");
   });
 
@@ -60,7 +90,12 @@ describe("the teacher allowance", () => {
     if (Date.now() % 60_000 > 50_000) await new Promise((r) => setTimeout(r, 60_000 - (Date.now() % 60_000) + 100));
     const arms: (string | null)[] = [];
     for (let i = 0; i < LIMIT + 2; i++) {
-      const { response } = await classify(app, i, { "X-Client-Id": `fresh-${i}` }, { ...limited, STUDENT_PERCENT: "0" });
+      const { response } = await classify(
+        app,
+        i,
+        { "X-Client-Id": `fresh-${i}` },
+        { ...limited, STUDENT_PERCENT: "0" },
+      );
       expect(response.headers.get("Set-Cookie")).toMatch(/^nd_client=/);
       arms.push(response.headers.get("X-Arm"));
     }
@@ -71,7 +106,12 @@ describe("the teacher allowance", () => {
     const since = Date.now();
     const client = address();
     for (let i = 0; i < LIMIT + 1; i++) {
-      const { response } = await classify(app, i, { ...client, "X-Client-Id": "shadowed" }, { ...limited, STUDENT_PERCENT: "100", SHADOW_PERCENT: "100" });
+      const { response } = await classify(
+        app,
+        i,
+        { ...client, "X-Client-Id": "shadowed" },
+        { ...limited, STUDENT_PERCENT: "100", SHADOW_PERCENT: "100" },
+      );
       expect(response.headers.get("X-Arm")).toBe("student");
       expect(response.headers.get("X-Teacher-Fault")).toBeNull();
     }

@@ -3,7 +3,20 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
 import { CANARY_DEFAULTS } from "../../src/canary/settings.ts";
-import { ADMIN_TOKEN, abApp, asAdmin, classify, force, hosts, migrate, nearestRank, png, report, row, send } from "./ab-helpers.ts";
+import {
+  ADMIN_TOKEN,
+  abApp,
+  asAdmin,
+  classify,
+  force,
+  hosts,
+  migrate,
+  nearestRank,
+  png,
+  report,
+  row,
+  send,
+} from "./ab-helpers.ts";
 import { entryOf, fixtureStore, fixtures } from "./helpers.ts";
 
 const app = abApp();
@@ -25,7 +38,12 @@ describe("GET /v1/report", () => {
     const since = Date.now();
     const sent: Compared[] = [];
     for (let i = 0; i < 12; i++) {
-      const { response } = await send(app, "/v1/compare", { method: "POST", headers: asAdmin, body: png(100 + i) }, { TEACHER_TIMEOUT_MS: "10000" });
+      const { response } = await send(
+        app,
+        "/v1/compare",
+        { method: "POST", headers: asAdmin, body: png(100 + i) },
+        { TEACHER_TIMEOUT_MS: "10000" },
+      );
       sent.push((await response.json()) as Compared);
     }
     const r = await report(app, since);
@@ -35,9 +53,22 @@ describe("GET /v1/report", () => {
     const t = sent.map((c) => c.teacher.latencyMs);
     const student = row(r, "student", "grey28")!;
     const teacher = row(r, "teacher", "teacher28")!;
-    expect(student).toMatchObject({ reason: "compare", version: entryOf("grey28").version, count: 12, served: 12, errors: 0, errorRate: 0, faults: {} });
+    expect(student).toMatchObject({
+      reason: "compare",
+      version: entryOf("grey28").version,
+      count: 12,
+      served: 12,
+      errors: 0,
+      errorRate: 0,
+      faults: {},
+    });
     expect(teacher).toMatchObject({ reason: "compare", version: hosts.entry.version });
-    const percentiles = (values: number[]) => ({ runs: values.length, p50: nearestRank(values, 50), p95: nearestRank(values, 95), p99: nearestRank(values, 99) });
+    const percentiles = (values: number[]) => ({
+      runs: values.length,
+      p50: nearestRank(values, 50),
+      p95: nearestRank(values, 95),
+      p99: nearestRank(values, 99),
+    });
     // No run failed: both kinds of percentiles say the same, and say which they are.
     expect(student.latencyMs).toEqual({ includesFailures: true, ...percentiles(s) });
     expect(student.successLatencyMs).toEqual({ includesFailures: false, ...percentiles(s) });
@@ -56,9 +87,22 @@ describe("GET /v1/report", () => {
     const r = await report(app, since);
     expect(r.requests).toBe(7);
     expect(r.fallbacks).toBe(2);
-    expect(row(r, "student", "grey28")).toMatchObject({ reason: "forced", count: 5, served: 5, errors: 0, agreement: { pairs: 0, top1: null } });
+    expect(row(r, "student", "grey28")).toMatchObject({
+      reason: "forced",
+      count: 5,
+      served: 5,
+      errors: 0,
+      agreement: { pairs: 0, top1: null },
+    });
     const teacher = row(r, "teacher", "teacher28")!;
-    expect(teacher).toMatchObject({ reason: "forced", count: 4, served: 2, errors: 2, errorRate: 0.5, faults: { bad_response: 2 } });
+    expect(teacher).toMatchObject({
+      reason: "forced",
+      count: 4,
+      served: 2,
+      errors: 2,
+      errorRate: 0.5,
+      faults: { bad_response: 2 },
+    });
     expect(teacher.latencyMs.runs).toBe(4);
     expect(teacher.successLatencyMs.runs).toBe(2);
     for (const l of [teacher.latencyMs, teacher.successLatencyMs]) {
@@ -70,9 +114,16 @@ describe("GET /v1/report", () => {
   it("separates the split's traffic from forced and compare traffic, and shadows from both", async () => {
     const since = Date.now();
     // The split: every client on the student, half of the answers shadowed.
-    for (let i = 0; i < 4; i++) await classify(app, 500 + i, { "X-Client-Id": `split-${i}` }, { STUDENT_PERCENT: "100", SHADOW_PERCENT: "100" });
+    for (let i = 0; i < 4; i++)
+      await classify(app, 500 + i, { "X-Client-Id": `split-${i}` }, { STUDENT_PERCENT: "100", SHADOW_PERCENT: "100" });
     for (let i = 0; i < 3; i++) await classify(app, 510 + i, force("student"));
-    for (let i = 0; i < 2; i++) await send(app, "/v1/compare", { method: "POST", headers: asAdmin, body: png(520 + i) }, { TEACHER_TIMEOUT_MS: "10000" });
+    for (let i = 0; i < 2; i++)
+      await send(
+        app,
+        "/v1/compare",
+        { method: "POST", headers: asAdmin, body: png(520 + i) },
+        { TEACHER_TIMEOUT_MS: "10000" },
+      );
     const r = await report(app, since);
     expect(r.requests).toBe(9);
     expect(r.rows.map((x) => [x.arm, x.reason, x.count])).toEqual([
@@ -88,7 +139,10 @@ describe("GET /v1/report", () => {
   });
 
   it("groups by model version", async () => {
-    const next = { ...fixtures.manifest, models: fixtures.manifest.models.map((m) => (m.name === "grey28" ? { ...m, version: "next" } : m)) };
+    const next = {
+      ...fixtures.manifest,
+      models: fixtures.manifest.models.map((m) => (m.name === "grey28" ? { ...m, version: "next" } : m)),
+    };
     const nextApp = createApp({ store: fixtureStore(next), abRouting: { teachers: [hosts.entry] } });
     const since = Date.now();
     for (let i = 0; i < 2; i++) await classify(app, 600 + i, force("student"));
@@ -118,7 +172,13 @@ describe("GET /v1/report", () => {
   it("takes since as a duration, an ISO time or epoch milliseconds", async () => {
     const now = Date.now();
     const hourAgo = now - 3_600_000;
-    for (const since of ["1h", "60m", new Date(hourAgo).toISOString(), new Date(hourAgo).toISOString().replace("Z", "+00:00"), String(hourAgo)]) {
+    for (const since of [
+      "1h",
+      "60m",
+      new Date(hourAgo).toISOString(),
+      new Date(hourAgo).toISOString().replace("Z", "+00:00"),
+      String(hourAgo),
+    ]) {
       const { response } = await send(app, `/v1/report?since=${encodeURIComponent(since)}`, { headers: auth });
       expect(response.status).toBe(200);
       const body = (await response.json()) as { since: string; requests: number };
@@ -136,7 +196,10 @@ describe("GET /v1/report", () => {
       ["yesterday", /^since must be an ISO 8601 date or time with offset/],
       ["99999999999999999", /^since="99999999999999999" is in the future \(beyond any date\)/],
       ["2026", /^since=2026 reads as 2026 ms after 1970; for the year give a date, e.g. 2026-01-01$/],
-      [String(Math.floor(Date.now() / 1000) - 3600), /reads as milliseconds, which is 1970-.*; for seconds since the epoch write \d+000$/],
+      [
+        String(Math.floor(Date.now() / 1000) - 3600),
+        /reads as milliseconds, which is 1970-.*; for seconds since the epoch write \d+000$/,
+      ],
       ["100000d", /reaches back before 2000-01-01T00:00:00.000Z/],
       ["1999-12-31", /reaches back before 2000-01-01/],
       ["2026-02-31", /^since must be an ISO 8601/],
@@ -190,7 +253,11 @@ describe("the admin token", () => {
 
 describe("/v1/config", () => {
   it("shows the settings in force and changes them at run time", async () => {
-    const get = async () => (await (await send(app, "/v1/config", { headers: auth }, { STUDENT_PERCENT: "100" })).response.json()) as Record<string, unknown>;
+    const get = async () =>
+      (await (await send(app, "/v1/config", { headers: auth }, { STUDENT_PERCENT: "100" })).response.json()) as Record<
+        string,
+        unknown
+      >;
     const settings = {
       studentPercent: 100,
       shadowPercent: 0,
@@ -212,10 +279,19 @@ describe("/v1/config", () => {
       measurements: "direct",
       rateLimited: false,
     });
-    const patch = (body: unknown) => send(app, "/v1/config", { method: "PATCH", headers: { ...auth, "Content-Type": "application/json" }, body: JSON.stringify(body) }, { STUDENT_PERCENT: "100" });
+    const patch = (body: unknown) =>
+      send(
+        app,
+        "/v1/config",
+        { method: "PATCH", headers: { ...auth, "Content-Type": "application/json" }, body: JSON.stringify(body) },
+        { STUDENT_PERCENT: "100" },
+      );
     const changed = await patch({ studentPercent: 0 });
     expect(changed.response.status).toBe(200);
-    expect(await changed.response.json()).toMatchObject({ settings: { studentPercent: 0 }, overridden: ["studentPercent"] });
+    expect(await changed.response.json()).toMatchObject({
+      settings: { studentPercent: 0 },
+      overridden: ["studentPercent"],
+    });
     // Every client now goes to the teacher, whatever the var says.
     for (let i = 0; i < 5; i++) {
       const { response } = await classify(app, 400 + i, { "X-Client-Id": `c${i}` }, { STUDENT_PERCENT: "100" });
@@ -234,13 +310,23 @@ describe("/v1/config", () => {
       // Strings must be plain decimals: Number() would read both of these as 50.
       ['{"studentPercent": "0x32"}', 'studentPercent must be a number from 0 to 100, got "0x32"'],
       ['{"breakerFaults": " 5e1 "}', 'breakerFaults must be a number from 1 to 1000, got " 5e1 "'],
-      ['{"split": 5}', 'unknown setting "split" (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, workersUsdPerMillionRequests, workersUsdPerMillionCpuMs, teacherUsdPerGpuHour, teacherRequestsPerGpuSecond, canary)'],
-      ["{}", "body names no setting (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, workersUsdPerMillionRequests, workersUsdPerMillionCpuMs, teacherUsdPerGpuHour, teacherRequestsPerGpuSecond, canary)"],
+      [
+        '{"split": 5}',
+        'unknown setting "split" (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, workersUsdPerMillionRequests, workersUsdPerMillionCpuMs, teacherUsdPerGpuHour, teacherRequestsPerGpuSecond, canary)',
+      ],
+      [
+        "{}",
+        "body names no setting (known: studentPercent, shadowPercent, teacherTimeoutMs, breakerFaults, breakerCooldownMs, workersUsdPerMillionRequests, workersUsdPerMillionCpuMs, teacherUsdPerGpuHour, teacherRequestsPerGpuSecond, canary)",
+      ],
       ["[1]", "body must be a JSON object"],
       ["{", 'the body must be JSON, e.g. {"studentPercent": 80}'],
     ];
     for (const [body, error] of cases) {
-      const { response } = await send(app, "/v1/config", { method: "PATCH", headers: { ...auth, "Content-Type": "application/json" }, body });
+      const { response } = await send(app, "/v1/config", {
+        method: "PATCH",
+        headers: { ...auth, "Content-Type": "application/json" },
+        body,
+      });
       expect(response.status).toBe(400);
       expect(await response.json()).toEqual({ error });
     }

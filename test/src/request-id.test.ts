@@ -15,18 +15,35 @@ beforeAll(migrate);
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const storedIds = async (since: number) =>
-  (await env.DB.prepare("SELECT request_id AS id, arm, reason FROM runs WHERE ts >= ?1 ORDER BY id, arm").bind(since).all<{ id: string; arm: string; reason: string }>()).results;
+  (
+    await env.DB.prepare("SELECT request_id AS id, arm, reason FROM runs WHERE ts >= ?1 ORDER BY id, arm")
+      .bind(since)
+      .all<{ id: string; arm: string; reason: string }>()
+  ).results;
 
 describe("X-Request-Id", () => {
   it("is on every response, errors included, and new for each request", async () => {
     const responses = [
       (await send(app, "/v2/health/live")).response, // 200
       (await send(app, "/v9/nothing")).response, // 404
-      (await send(app, "/v2/models/grey28/infer", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{" })).response, // 400
+      (
+        await send(app, "/v2/models/grey28/infer", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: "{",
+        })
+      ).response, // 400
       (await send(app, "/v1/report")).response, // 401 from bearer-auth, a response built outside the route
       (await send(app, "/v1/report?since=2026", { headers: asAdmin })).response, // 400
       (await classify(app, 1, { "X-Force-Arm": "sideways", ...asAdmin })).response, // 400
-      (await send(app, "/v1/compare", { method: "POST", headers: asAdmin, body: png(1) }, { TEACHER_URL: "ftp://nope" })).response, // 503
+      (
+        await send(
+          app,
+          "/v1/compare",
+          { method: "POST", headers: asAdmin, body: png(1) },
+          { TEACHER_URL: "ftp://nope" },
+        )
+      ).response, // 503
     ];
     expect(responses.map((r) => r.status)).toEqual([200, 404, 400, 401, 400, 400, 503]);
     const ids = responses.map((r) => r.headers.get("X-Request-Id"));
@@ -56,10 +73,20 @@ describe("X-Request-Id", () => {
 
   it("is the id stored with every row of the request: routed, shadowed and compared", async () => {
     const since = Date.now();
-    const split = await classify(app, 2, { "X-Client-Id": "rid-a", "X-Request-Id": "mine-1" }, { STUDENT_PERCENT: "100", SHADOW_PERCENT: "100" });
+    const split = await classify(
+      app,
+      2,
+      { "X-Client-Id": "rid-a", "X-Request-Id": "mine-1" },
+      { STUDENT_PERCENT: "100", SHADOW_PERCENT: "100" },
+    );
     expect(split.response.headers.get("X-Request-Id")).toBe("mine-1");
     const forced = await classify(app, 3, force("teacher"));
-    const compared = await send(app, "/v1/compare", { method: "POST", headers: { ...asAdmin, "X-Request-Id": "mine-2" }, body: png(4) }, { TEACHER_TIMEOUT_MS: "10000" });
+    const compared = await send(
+      app,
+      "/v1/compare",
+      { method: "POST", headers: { ...asAdmin, "X-Request-Id": "mine-2" }, body: png(4) },
+      { TEACHER_TIMEOUT_MS: "10000" },
+    );
     const generated = forced.response.headers.get("X-Request-Id")!;
     expect(await storedIds(since)).toEqual(
       [
@@ -82,16 +109,31 @@ describe("X-Request-Id", () => {
   });
 
   it("is on the Worker's own answer when it cannot start (outside the app)", async () => {
-    const sent = await worker.fetch!(new Request("http://x/v2", { headers: { "X-Request-Id": "boot-1" } }), { MAX_BODY_BYTES: "4MB" }, createExecutionContext());
+    const sent = await worker.fetch!(
+      new Request("http://x/v2", { headers: { "X-Request-Id": "boot-1" } }),
+      { MAX_BODY_BYTES: "4MB" },
+      createExecutionContext(),
+    );
     expect(sent.status).toBe(500);
     expect(sent.headers.get("X-Request-Id")).toBe("boot-1");
-    const made = await worker.fetch!(new Request("http://x/v2", { headers: { "X-Request-Id": "not valid" } }), { MAX_BODY_BYTES: "4MB" }, createExecutionContext());
+    const made = await worker.fetch!(
+      new Request("http://x/v2", { headers: { "X-Request-Id": "not valid" } }),
+      { MAX_BODY_BYTES: "4MB" },
+      createExecutionContext(),
+    );
     expect(made.headers.get("X-Request-Id")).toMatch(UUID);
   });
 
   it("is exposed to browsers when CORS is on", async () => {
     const cors = createApp({ store: fixtureStore(), corsOrigins: ["*"] });
-    const preflight = await cors.request("/v2/health/live", { method: "OPTIONS", headers: { Origin: "https://a.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "x-request-id" } });
+    const preflight = await cors.request("/v2/health/live", {
+      method: "OPTIONS",
+      headers: {
+        Origin: "https://a.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "x-request-id",
+      },
+    });
     expect(preflight.headers.get("Access-Control-Allow-Headers")).toMatch(/X-Request-Id/i);
     expect(preflight.headers.get("X-Request-Id")).toMatch(UUID);
     const get = await cors.request("/v2/health/live", { headers: { Origin: "https://a.example" } });

@@ -5,7 +5,15 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { describe, expect, it } from "vitest";
 import { requestId } from "../../src/middleware/request-id.ts";
-import { type LogLevel, type RequestLogOptions, type RequestLogRecord, noteRequest, redact, requestLog, secretsOf } from "../../src/middleware/request-log.ts";
+import {
+  type LogLevel,
+  type RequestLogOptions,
+  type RequestLogRecord,
+  noteRequest,
+  redact,
+  requestLog,
+  secretsOf,
+} from "../../src/middleware/request-log.ts";
 
 class DetailedError extends Error {
   override name = "DetailedError";
@@ -41,9 +49,15 @@ function loggedApp(options: Omit<RequestLogOptions, "sink"> = {}) {
     throw new HTTPException(403, { message: "no" });
   });
   app.get("/echo", (c) => {
-    throw new HTTPException(400, { message: `bad header ${c.req.header("authorization")} and ${c.req.header("cookie")}` });
+    throw new HTTPException(400, {
+      message: `bad header ${c.req.header("authorization")} and ${c.req.header("cookie")}`,
+    });
   });
-  app.onError((err, c) => (err instanceof HTTPException ? c.json({ error: err.message }, err.status) : c.json({ error: "internal error" }, 500)));
+  app.onError((err, c) =>
+    err instanceof HTTPException
+      ? c.json({ error: err.message }, err.status)
+      : c.json({ error: "internal error" }, 500),
+  );
   const records = () => lines.map(({ line }) => JSON.parse(line) as RequestLogRecord);
   return { app, lines, records };
 }
@@ -51,7 +65,10 @@ function loggedApp(options: Omit<RequestLogOptions, "sink"> = {}) {
 describe("requestLog", () => {
   it("writes one JSON line per request with the route pattern, status, notes and times", async () => {
     const { app, lines, records } = loggedApp();
-    const response = await app.request("/items/42/classify?k=3", { method: "POST", headers: { "X-Request-Id": "req-1" } });
+    const response = await app.request("/items/42/classify?k=3", {
+      method: "POST",
+      headers: { "X-Request-Id": "req-1" },
+    });
     expect(response.status).toBe(200);
     expect(lines).toHaveLength(1);
     expect(lines[0]!.level).toBe("info");
@@ -78,7 +95,13 @@ describe("requestLog", () => {
     await app.request("/teacher-down");
     await app.request("/nowhere/7");
     const [fault, missing] = records();
-    expect(fault).toMatchObject({ route: "/teacher-down", status: 200, arm: "student", teacherFault: "timeout", teacherFaultDetail: "no answer within the timeout" });
+    expect(fault).toMatchObject({
+      route: "/teacher-down",
+      status: 200,
+      arm: "student",
+      teacherFault: "timeout",
+      teacherFaultDetail: "no answer within the timeout",
+    });
     expect(missing).toMatchObject({ route: null, status: 404, arm: "none" });
     expect(missing!.model).toBeUndefined();
     expect(missing!.inferenceMs).toBeUndefined();
@@ -91,9 +114,15 @@ describe("requestLog", () => {
     await app.request("/refused");
     expect(lines.map((l) => l.level)).toEqual(["error", "error", "info"]);
     const [broken, misconfigured, refused] = records();
-    expect(broken).toMatchObject({ status: 500, error: { name: "Error", message: "wiring", cause: { name: "TypeError", message: "x is undefined" } } });
+    expect(broken).toMatchObject({
+      status: 500,
+      error: { name: "Error", message: "wiring", cause: { name: "TypeError", message: "x is undefined" } },
+    });
     expect(broken!.error!.stack).toContain("wiring");
-    expect(misconfigured).toMatchObject({ status: 500, error: { name: "DetailedError", message: "model is unavailable", detail: "digest mismatch in small.onnx" } });
+    expect(misconfigured).toMatchObject({
+      status: 500,
+      error: { name: "DetailedError", message: "model is unavailable", detail: "digest mismatch in small.onnx" },
+    });
     expect(misconfigured!.error!.stack).toBeUndefined();
     expect(refused).toMatchObject({ status: 403, route: "/refused", error: { name: "HTTPException", message: "no" } });
   });
@@ -104,13 +133,22 @@ describe("requestLog", () => {
     const session = 'sess"ion-value\\9876543210';
     const apiKey = "key-abcdefghijklmnop";
     const response = await app.request("/echo?api_key=query-secret-123", {
-      headers: { Authorization: `Bearer ${token}`, Cookie: `narrowdeep_dashboard=${session}; theme=dark`, "X-Api-Key": apiKey },
+      headers: {
+        Authorization: `Bearer ${token}`,
+        Cookie: `narrowdeep_dashboard=${session}; theme=dark`,
+        "X-Api-Key": apiKey,
+      },
     });
     expect(response.status).toBe(400);
     expect(lines).toHaveLength(1);
     const line = lines[0]!.line;
-    expect(JSON.parse(line)).toMatchObject({ status: 400, route: "/echo", error: { message: "bad header [redacted] and [redacted]" } });
-    for (const secret of [token, "sess", "9876543210", apiKey, "query-secret-123", "api_key"]) expect(line).not.toContain(secret);
+    expect(JSON.parse(line)).toMatchObject({
+      status: 400,
+      route: "/echo",
+      error: { message: "bad header [redacted] and [redacted]" },
+    });
+    for (const secret of [token, "sess", "9876543210", apiKey, "query-secret-123", "api_key"])
+      expect(line).not.toContain(secret);
   });
 
   it("logs only what the sample keeps", async () => {
@@ -123,15 +161,26 @@ describe("requestLog", () => {
 
 describe("secretsOf and redact", () => {
   it("finds whole values, bearer tokens and cookie values, skipping the short ones", () => {
-    const headers = new Headers({ Authorization: "Bearer abcdefgh12", Cookie: "a=short; b=long-enough-value", "X-Other": "not-a-secret-at-all" });
+    const headers = new Headers({
+      Authorization: "Bearer abcdefgh12",
+      Cookie: "a=short; b=long-enough-value",
+      "X-Other": "not-a-secret-at-all",
+    });
     const secrets = secretsOf(headers);
-    expect([...secrets].sort()).toEqual(["Bearer abcdefgh12", "a=short; b=long-enough-value", "abcdefgh12", "long-enough-value"]);
+    expect([...secrets].sort()).toEqual([
+      "Bearer abcdefgh12",
+      "a=short; b=long-enough-value",
+      "abcdefgh12",
+      "long-enough-value",
+    ]);
     expect(secrets[0]).toBe("a=short; b=long-enough-value"); // longest first: a whole value before its pieces
   });
 
   it("treats every cookie's value as a secret, not the cookies' names", () => {
     const headers = new Headers({ Cookie: "narrowdeep_dashboard=signed.session.value; theme=darkmode" });
-    expect(redact(JSON.stringify({ m: "theme=darkmode signed.session.value" }), secretsOf(headers, ["cookie"]))).toBe('{"m":"theme=[redacted] [redacted]"}');
+    expect(redact(JSON.stringify({ m: "theme=darkmode signed.session.value" }), secretsOf(headers, ["cookie"]))).toBe(
+      '{"m":"theme=[redacted] [redacted]"}',
+    );
   });
 
   it("cuts a secret out in its JSON-escaped form", () => {

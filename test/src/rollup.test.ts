@@ -33,12 +33,39 @@ function rows(prefix: string, hours = 4): RunRow[] {
       const base = { requestId, ts, status: 200 };
       const studentLatency = 1.3 + ((n * 37) % 90) / 7;
       const teacherLatency = 40 + ((n * 53) % 400);
-      const student = { arm: "student" as const, model: "grey28", version, latencyMs: studentLatency, ok: true as const, fault: null, top1: i % 10, served: true };
-      const teacher = { arm: "teacher" as const, model: "teacher28", version: "t1", latencyMs: teacherLatency, ok: true as const, fault: null, top1: i % 3 === 0 ? (i + 1) % 10 : i % 10 };
+      const student = {
+        arm: "student" as const,
+        model: "grey28",
+        version,
+        latencyMs: studentLatency,
+        ok: true as const,
+        fault: null,
+        top1: i % 10,
+        served: true,
+      };
+      const teacher = {
+        arm: "teacher" as const,
+        model: "teacher28",
+        version: "t1",
+        latencyMs: teacherLatency,
+        ok: true as const,
+        fault: null,
+        top1: i % 3 === 0 ? (i + 1) % 10 : i % 10,
+      };
       if (i % 5 === 0) {
         // The teacher arm failed; the student answered.
         const fault: Fault = i % 10 === 0 ? "timeout" : "circuit_open";
-        out.push({ ...base, ...teacher, mode: "ab", reason: "split", latencyMs: fault === "timeout" ? 1000 : 0, ok: false, fault, top1: null, served: false });
+        out.push({
+          ...base,
+          ...teacher,
+          mode: "ab",
+          reason: "split",
+          latencyMs: fault === "timeout" ? 1000 : 0,
+          ok: false,
+          fault,
+          top1: null,
+          served: false,
+        });
         out.push({ ...base, ...student, mode: "ab", reason: "split" });
       } else if (i % 7 === 0) {
         out.push({ ...base, ...student, mode: "compare", reason: "compare" });
@@ -54,17 +81,27 @@ function rows(prefix: string, hours = 4): RunRow[] {
 
 async function rollUpAt(scheduledTime: number, retentionHours = "72") {
   const ctx = createExecutionContext();
-  await worker.scheduled!(createScheduledController({ scheduledTime, cron: "5 * * * *" }), { ...env, MEASUREMENT_RETENTION_HOURS: retentionHours } as never, ctx);
+  await worker.scheduled!(
+    createScheduledController({ scheduledTime, cron: "5 * * * *" }),
+    { ...env, MEASUREMENT_RETENTION_HOURS: retentionHours } as never,
+    ctx,
+  );
 }
 
-const rawCount = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM runs WHERE ts < ?1").bind(NOW).first<{ n: number }>())!.n;
+const rawCount = async () =>
+  (await env.DB.prepare("SELECT COUNT(*) AS n FROM runs WHERE ts < ?1").bind(NOW).first<{ n: number }>())!.n;
 
 function expectSameReport(after: Report, before: Report): void {
   expect({ ...after, rows: undefined }).toEqual({ ...before, rows: undefined });
   expect(after.rows.length).toBe(before.rows.length);
   after.rows.forEach((r, i) => {
     const b = before.rows[i]!;
-    const exact = (x: Report["rows"][number]) => ({ ...x, latencyMs: undefined, successLatencyMs: undefined, latencyRatio: undefined });
+    const exact = (x: Report["rows"][number]) => ({
+      ...x,
+      latencyMs: undefined,
+      successLatencyMs: undefined,
+      latencyRatio: undefined,
+    });
     expect(exact(r)).toEqual(exact(b));
     for (const kind of ["latencyMs", "successLatencyMs"] as const) {
       expect({ ...r[kind], p50: 0, p95: 0, p99: 0 }).toEqual({ ...b[kind], p50: 0, p95: 0, p99: 0 });
@@ -100,22 +137,54 @@ describe("the roll-up", () => {
     // The teacher's split rows are its failures: the timeouts count in its latencies at the timeout,
     // the breaker's refusals (latency 0) do not.
     const teacherSplit = before[0]!.rows.find((r) => r.arm === "teacher" && r.reason === "split")!;
-    expect(teacherSplit).toMatchObject({ count: 20, errors: 20, errorRate: 1, faults: { timeout: 12, circuit_open: 8 } });
+    expect(teacherSplit).toMatchObject({
+      count: 20,
+      errors: 20,
+      errorRate: 1,
+      faults: { timeout: 12, circuit_open: 8 },
+    });
     expect(teacherSplit.latencyMs).toEqual({ includesFailures: true, runs: 12, p50: 1000, p95: 1000, p99: 1000 });
-    expect(teacherSplit.successLatencyMs).toEqual({ includesFailures: false, runs: 0, p50: null, p95: null, p99: null });
+    expect(teacherSplit.successLatencyMs).toEqual({
+      includesFailures: false,
+      runs: 0,
+      p50: null,
+      p95: null,
+      p99: null,
+    });
 
     await rollUpAt(NOW);
     expect(await rawCount()).toBe(0);
     expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM writes").first<{ n: number }>())!.n).toBe(0);
     const after = await Promise.all(windows.map(([s, u]) => buildReport(env.DB, s, u)));
     after.forEach((r, i) => {
-expectSameReport(r, before[i]!);
-});
+      expectSameReport(r, before[i]!);
+    });
   });
 
   it("keeps rows within the retention raw, and adds late rows to hours already folded", async () => {
     const recent = NOW - 2 * HOUR_MS;
-    await insertRows(env.DB, [{ requestId: "recent", ts: recent, mode: "ab", reason: "split", status: 200, arm: "student", model: "grey28", version: "v1", latencyMs: 3, ok: true, fault: null, top1: 1, served: true }], "direct", recent);
+    await insertRows(
+      env.DB,
+      [
+        {
+          requestId: "recent",
+          ts: recent,
+          mode: "ab",
+          reason: "split",
+          status: 200,
+          arm: "student",
+          model: "grey28",
+          version: "v1",
+          latencyMs: 3,
+          ok: true,
+          fault: null,
+          top1: 1,
+          served: true,
+        },
+      ],
+      "direct",
+      recent,
+    );
     // A row that reached D1 after its hour was folded (a long-delayed queue retry).
     await insertRows(env.DB, rows("late", 1).slice(0, 2), "queue", T0 + 3);
     const before = await buildReport(env.DB, 0, NOW);

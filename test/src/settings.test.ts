@@ -41,7 +41,8 @@ function troubled(db: D1Database) {
   const proxy = new Proxy(db, {
     get(t, p) {
       if (p === "prepare") return (sql: string) => statement(t.prepare(sql), sql);
-      if (p === "batch") return (list: D1PreparedStatement[]) => gate(() => t.batch(list.map((s) => targets.get(s) ?? s)));
+      if (p === "batch")
+        return (list: D1PreparedStatement[]) => gate(() => t.batch(list.map((s) => targets.get(s) ?? s)));
       const v = Reflect.get(t, p, t);
       return typeof v === "function" ? v.bind(t) : v;
     },
@@ -52,14 +53,23 @@ function troubled(db: D1Database) {
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // The var sends every client to the teacher; an override of 100 sends them all to the student.
 const toTeacher = { STUDENT_PERCENT: "0" };
-const routed = (db: D1Database, seed: number) => classify(app, seed, { "X-Client-Id": `c${seed}` }, { ...toTeacher, DB: db });
+const routed = (db: D1Database, seed: number) =>
+  classify(app, seed, { "X-Client-Id": `c${seed}` }, { ...toTeacher, DB: db });
 const arm = async (db: D1Database, seed: number) => (await routed(db, seed)).response.headers.get("X-Arm");
-const override = (percent: number) => env.DB.prepare("INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES ('studentPercent', ?1, 0)").bind(String(percent)).run();
+const override = (percent: number) =>
+  env.DB.prepare("INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES ('studentPercent', ?1, 0)")
+    .bind(String(percent))
+    .run();
 
 describe("routing settings with D1 in trouble", () => {
   it("keep a kill switch set while D1 fails, refresh at most once per period, and log the failure", async () => {
     const d1 = troubled(env.DB);
-    const patch = await send(app, "/v1/config", { method: "PATCH", headers: { ...asAdmin, "Content-Type": "application/json" }, body: '{"studentPercent": 100}' }, { DB: d1.db });
+    const patch = await send(
+      app,
+      "/v1/config",
+      { method: "PATCH", headers: { ...asAdmin, "Content-Type": "application/json" }, body: '{"studentPercent": 100}' },
+      { DB: d1.db },
+    );
     expect(patch.response.status).toBe(200);
     expect(await arm(d1.db, 1)).toBe("student");
     const errors = vi.spyOn(console, "error");
@@ -69,13 +79,28 @@ describe("routing settings with D1 in trouble", () => {
     for (let i = 0; i < 4; i++) expect(await arm(d1.db, 2 + i)).toBe("student");
     // The first stale request started one refresh (which failed); the rest used the values kept.
     expect(d1.state.settingsReads).toBe(reads + 1);
-    expect(errors.mock.calls.map((c) => String(c[0]))).toContainEqual(expect.stringMatching(/^routing settings unreadable from D1, keeping the last values read \(\{"studentPercent":100\}\): D1_ERROR/));
+    expect(errors.mock.calls.map((c) => String(c[0]))).toContainEqual(
+      expect.stringMatching(
+        /^routing settings unreadable from D1, keeping the last values read \(\{"studentPercent":100\}\): D1_ERROR/,
+      ),
+    );
     // The admin sees the values in force, and that they may be stale.
-    const config = (await (await send(app, "/v1/config", { headers: asAdmin }, { ...toTeacher, DB: d1.db })).response.json()) as { settings: { studentPercent: number }; warning: string };
+    const config = (await (
+      await send(app, "/v1/config", { headers: asAdmin }, { ...toTeacher, DB: d1.db })
+    ).response.json()) as { settings: { studentPercent: number }; warning: string };
     expect(config.settings.studentPercent).toBe(100);
     expect(config.warning).toMatch(/^the settings table could not be read \(D1_ERROR/);
     d1.state.failing = false;
-    await send(app, "/v1/config", { method: "PATCH", headers: { ...asAdmin, "Content-Type": "application/json" }, body: '{"studentPercent": null}' }, { DB: d1.db });
+    await send(
+      app,
+      "/v1/config",
+      {
+        method: "PATCH",
+        headers: { ...asAdmin, "Content-Type": "application/json" },
+        body: '{"studentPercent": null}',
+      },
+      { DB: d1.db },
+    );
   });
 
   it("are never read on the request path once known: a slow D1 slows no request", async () => {

@@ -25,7 +25,9 @@ function loggingEngine(log: string[]): Engine {
       const session = await ortWebEngine.createSession(bytes, entry);
       return {
         run: (input, dims) => {
-          log.push(input.length === synthetic.length && input.every((v, i) => v === synthetic[i]) ? "warm-up" : "request");
+          log.push(
+            input.length === synthetic.length && input.every((v, i) => v === synthetic[i]) ? "warm-up" : "request",
+          );
           return session.run(input, dims);
         },
       };
@@ -34,7 +36,10 @@ function loggingEngine(log: string[]): Engine {
 }
 
 function warmStore(log: string[], warmup: Partial<typeof DEFAULT_WARMUP>, results: WarmupResult[] = []) {
-  return new ModelStore(fixtures.manifest, fixtureFiles, loggingEngine(log), { warmup, onWarmup: (r) => results.push(r) });
+  return new ModelStore(fixtures.manifest, fixtureFiles, loggingEngine(log), {
+    warmup,
+    onWarmup: (r) => results.push(r),
+  });
 }
 
 async function logits(res: Response): Promise<number[]> {
@@ -75,7 +80,12 @@ describe("the run queue", () => {
       running--;
       return name;
     };
-    const all = [runner.run(job("b1"), "background"), runner.run(job("b2"), "background"), runner.run(job("r1")), runner.run(job("r2"))];
+    const all = [
+      runner.run(job("b1"), "background"),
+      runner.run(job("b2"), "background"),
+      runner.run(job("r1")),
+      runner.run(job("r2")),
+    ];
     expect(await Promise.all(all)).toEqual(["b1", "b2", "r1", "r2"]);
     // b1 had started; the requests went ahead of b2.
     expect(order).toEqual(["b1", "r1", "r2", "b2"]);
@@ -98,7 +108,9 @@ describe("background warm-up", () => {
     const store = warmStore(log, { mode: "background", maxRuns: 40, minRuns: 10, window: 5, tolerance: 0.5 }, results);
     const app = createApp({ store });
     expect(store.background()).toBeUndefined();
-    expectReference(await logits(await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))));
+    expectReference(
+      await logits(await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))),
+    );
     // The request's own run came first; the warm-up is still going when the answer is out.
     expect(log[0]).toBe("request");
     const background = store.background();
@@ -122,7 +134,11 @@ describe("background warm-up", () => {
     const store = warmStore(log, { mode: "background", maxRuns: 30, minRuns: 30 });
     const app = createApp({ store });
     await logits(await postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input)));
-    const during = await Promise.all(Array.from({ length: 6 }, () => postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))));
+    const during = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input)),
+      ),
+    );
     for (const res of during) expectReference(await logits(res));
     await store.background();
     // Each request waited for at most the one warm-up run already going, so all six ran before the
@@ -139,7 +155,15 @@ describe("background warm-up", () => {
     expect(off.background()).toBeUndefined();
     expect(log).toEqual(["request"]);
     const missing = new ModelStore(fixtures.manifest, {}, loggingEngine(log), { warmup: { maxRuns: 10 } });
-    expect((await postJson(createApp({ store: missing }), "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))).status).toBe(503);
+    expect(
+      (
+        await postJson(
+          createApp({ store: missing }),
+          "/v2/models/grey28/infer",
+          inferBody("grey28", ref.dims, ref.input),
+        )
+      ).status,
+    ).toBe(503);
     expect(missing.background()).toBeUndefined();
   });
 
@@ -178,15 +202,25 @@ describe("blocking warm-up", () => {
     const log: string[] = [];
     const store = warmStore(log, { mode: "blocking", maxRuns: 12, minRuns: 12 });
     const app = createApp({ store });
-    const together = await Promise.all(Array.from({ length: 5 }, () => postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input))));
+    const together = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        postJson(app, "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input)),
+      ),
+    );
     for (const res of together) expectReference(await logits(res));
     expect(log).toEqual([...Array(12).fill("warm-up"), ...Array(5).fill("request")]);
   });
 
   it("a failed load starts none, and the request gets the load's error", async () => {
     const log: string[] = [];
-    const missing = new ModelStore(fixtures.manifest, {}, loggingEngine(log), { warmup: { mode: "blocking", maxRuns: 10 } });
-    const res = await postJson(createApp({ store: missing }), "/v2/models/grey28/infer", inferBody("grey28", ref.dims, ref.input));
+    const missing = new ModelStore(fixtures.manifest, {}, loggingEngine(log), {
+      warmup: { mode: "blocking", maxRuns: 10 },
+    });
+    const res = await postJson(
+      createApp({ store: missing }),
+      "/v2/models/grey28/infer",
+      inferBody("grey28", ref.dims, ref.input),
+    );
     expect(res.status).toBe(503);
     expect(((await res.json()) as { error: string }).error).toBe('model "grey28" is unavailable');
     expect(log).toEqual([]);
@@ -198,8 +232,13 @@ describe("WARMUP_MODE", () => {
   it("is blocking by default, background when asked, and a configuration error otherwise", () => {
     expect(warmupFromEnv({}).mode).toBe("blocking");
     expect(warmupFromEnv({ WARMUP_MODE: "background" }).mode).toBe("background");
-    expect(warmupFromEnv({ WARMUP_MODE: "background", WARMUP_RUNS: "20" })).toMatchObject({ mode: "background", maxRuns: 20 });
-    expect(() => warmupFromEnv({ WARMUP_MODE: "eager" })).toThrow('WARMUP_MODE must be one of blocking, background, got "eager"');
+    expect(warmupFromEnv({ WARMUP_MODE: "background", WARMUP_RUNS: "20" })).toMatchObject({
+      mode: "background",
+      maxRuns: 20,
+    });
+    expect(() => warmupFromEnv({ WARMUP_MODE: "eager" })).toThrow(
+      'WARMUP_MODE must be one of blocking, background, got "eager"',
+    );
   });
 });
 
@@ -209,7 +248,9 @@ describe("WARMUP_RUNS", () => {
     expect(warmupFromEnv({ WARMUP_RUNS: "20" })).toMatchObject({ maxRuns: 20, minRuns: 20 });
     expect(warmupFromEnv({ WARMUP_RUNS: "100" })).toMatchObject({ maxRuns: 100, minRuns: DEFAULT_WARMUP.minRuns });
     expect(warmupFromEnv({ WARMUP_RUNS: "0" })).toMatchObject({ maxRuns: 0 });
-    expect(() => warmupFromEnv({ WARMUP_RUNS: "-1" })).toThrow('WARMUP_RUNS must be an integer from 0 to 1000, got "-1"');
+    expect(() => warmupFromEnv({ WARMUP_RUNS: "-1" })).toThrow(
+      'WARMUP_RUNS must be an integer from 0 to 1000, got "-1"',
+    );
     expect(() => warmupFromEnv({ WARMUP_RUNS: "lots" })).toThrow(/WARMUP_RUNS/);
   });
 
@@ -218,18 +259,35 @@ describe("WARMUP_RUNS", () => {
     const ctx = createExecutionContext();
     const logged = vi.spyOn(console, "log");
     try {
-      const res = await worker.fetch!(new Request("http://x/v2/models/grey28/infer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(inferBody("grey28", ref.dims, ref.input)) }), { WARMUP_RUNS: "12", WARMUP_MODE: "background" }, ctx);
+      const res = await worker.fetch!(
+        new Request("http://x/v2/models/grey28/infer", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify(inferBody("grey28", ref.dims, ref.input)),
+        }),
+        { WARMUP_RUNS: "12", WARMUP_MODE: "background" },
+        ctx,
+      );
       expectReference(await logits(res));
       // The warm-up outlives the response: waitUntil holds the request's context open for it.
       await waitOnExecutionContext(ctx);
-      expect(logged.mock.calls.map((c) => String(c[0]))).toContainEqual(expect.stringMatching(/^warm-up: model "grey28" 12 runs in \d+ ms/));
+      expect(logged.mock.calls.map((c) => String(c[0]))).toContainEqual(
+        expect.stringMatching(/^warm-up: model "grey28" 12 runs in \d+ ms/),
+      );
     } finally {
       logged.mockRestore();
     }
     const token = "admin-token-for-the-warm-up-test";
     const bad = createWorker(fixtures.manifest, fixtureFiles);
-    const refused = await bad.fetch!(new Request("http://x/v2", { headers: { Authorization: `Bearer ${token}` } }), { WARMUP_RUNS: "yes", ADMIN_TOKEN: token }, createExecutionContext());
+    const refused = await bad.fetch!(
+      new Request("http://x/v2", { headers: { Authorization: `Bearer ${token}` } }),
+      { WARMUP_RUNS: "yes", ADMIN_TOKEN: token },
+      createExecutionContext(),
+    );
     expect(refused.status).toBe(500);
-    expect(await refused.json()).toEqual({ error: "server misconfigured", detail: 'WARMUP_RUNS must be an integer from 0 to 1000, got "yes"' });
+    expect(await refused.json()).toEqual({
+      error: "server misconfigured",
+      detail: 'WARMUP_RUNS must be an integer from 0 to 1000, got "yes"',
+    });
   });
 });

@@ -26,9 +26,20 @@ describe("options from the environment", () => {
     expect(res.status).toBe(500);
     expect(await res.json()).toEqual({ error: "server misconfigured" });
     const token = "admin-token-for-the-worker-test-0123456789";
-    const admin = await worker.fetch!(new Request("http://x/v2", { headers: { Authorization: `Bearer ${token}` } }), { MAX_BODY_BYTES: "4MB", ADMIN_TOKEN: token }, createExecutionContext());
-    expect(await admin.json()).toEqual({ error: "server misconfigured", detail: 'MAX_BODY_BYTES must be a positive integer, got "4MB"' });
-    const fixed = await worker.fetch!(new Request("http://x/v2"), { MAX_BODY_BYTES: "4194304" }, createExecutionContext());
+    const admin = await worker.fetch!(
+      new Request("http://x/v2", { headers: { Authorization: `Bearer ${token}` } }),
+      { MAX_BODY_BYTES: "4MB", ADMIN_TOKEN: token },
+      createExecutionContext(),
+    );
+    expect(await admin.json()).toEqual({
+      error: "server misconfigured",
+      detail: 'MAX_BODY_BYTES must be a positive integer, got "4MB"',
+    });
+    const fixed = await worker.fetch!(
+      new Request("http://x/v2"),
+      { MAX_BODY_BYTES: "4194304" },
+      createExecutionContext(),
+    );
     expect(fixed.status).toBe(200);
   });
 });
@@ -38,20 +49,35 @@ describe("the Worker's secrets", () => {
     // A Worker of its own: one that started is not started again.
     const worker = createWorker(manifestJson, modelFiles);
     const errors: string[] = [];
-    const spy = vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => void errors.push(args.map(String).join(" ")));
+    const spy = vi
+      .spyOn(console, "error")
+      .mockImplementation((...args: unknown[]) => void errors.push(args.map(String).join(" ")));
     try {
       const short = "short-admin-token-0123456789";
       const asShortAdmin = { headers: { Authorization: `Bearer ${short}` } };
-      const res = await worker.fetch!(new Request("http://x/v2", asShortAdmin), { ADMIN_TOKEN: short }, createExecutionContext());
+      const res = await worker.fetch!(
+        new Request("http://x/v2", asShortAdmin),
+        { ADMIN_TOKEN: short },
+        createExecutionContext(),
+      );
       expect(res.status).toBe(500);
-      const detail = "ADMIN_TOKEN is 28 characters long; it must have at least 32 (e.g. `openssl rand -base64 32`), so that it cannot be guessed";
+      const detail =
+        "ADMIN_TOKEN is 28 characters long; it must have at least 32 (e.g. `openssl rand -base64 32`), so that it cannot be guessed";
       expect(await res.json()).toEqual({ error: "server misconfigured", detail });
       expect(errors.join("\n")).toContain(detail);
-      const anonymous = await worker.fetch!(new Request("http://x/v2/health/live"), { ADMIN_TOKEN: short, CLIENT_ID_SECRET: "short" }, createExecutionContext());
+      const anonymous = await worker.fetch!(
+        new Request("http://x/v2/health/live"),
+        { ADMIN_TOKEN: short, CLIENT_ID_SECRET: "short" },
+        createExecutionContext(),
+      );
       expect(anonymous.status).toBe(500);
       expect(await anonymous.json()).toEqual({ error: "server misconfigured" });
       expect(errors.join("\n")).toContain("CLIENT_ID_SECRET is 5 characters long");
-      const long = await worker.fetch!(new Request("http://x/v2/health/live"), { ADMIN_TOKEN: `${short}-long-enough` }, createExecutionContext());
+      const long = await worker.fetch!(
+        new Request("http://x/v2/health/live"),
+        { ADMIN_TOKEN: `${short}-long-enough` },
+        createExecutionContext(),
+      );
       expect(long.status).toBe(200);
     } finally {
       spy.mockRestore();
@@ -62,7 +88,11 @@ describe("the Worker's secrets", () => {
 describe("the deployed Worker", () => {
   it("describes itself", async () => {
     const res = await SELF.fetch("http://x/v2");
-    expect(await res.json()).toEqual({ name: pkg.name, version: pkg.version, extensions: ["classification", "binary_tensor_data", "model_configuration"] });
+    expect(await res.json()).toEqual({
+      name: pkg.name,
+      version: pkg.version,
+      extensions: ["classification", "binary_tensor_data", "model_configuration"],
+    });
     expect((await SELF.fetch("http://x/v2/health/ready")).status).toBe(200);
   });
 
@@ -80,7 +110,9 @@ describe("the deployed Worker", () => {
       const res = await SELF.fetch(`http://x/v2/models/${m.name}/infer`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ inputs: [{ name: m.input.name, shape: dims, datatype: "FP32", data: new Array(size).fill(0.5) }] }),
+        body: JSON.stringify({
+          inputs: [{ name: m.input.name, shape: dims, datatype: "FP32", data: new Array(size).fill(0.5) }],
+        }),
       });
       expect(res.status).toBe(200);
       const body = (await res.json()) as { outputs: { name: string; shape: number[]; data: number[] }[] };

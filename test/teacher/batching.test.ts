@@ -55,10 +55,15 @@ function expectClose(got: ArrayLike<number>, want: Float32Array): void {
 /** The session, counting its runs and the images in each. */
 function counted(): { session: Session; runs: number[] } {
   const runs: number[] = [];
-  return { runs, session: { run: (input, dims) => {
+  return {
+    runs,
+    session: {
+      run: (input, dims) => {
         runs.push(dims[0]!);
         return session.run(input, dims);
-      }, } };
+      },
+    },
+  };
 }
 
 describe("Batcher", () => {
@@ -82,7 +87,11 @@ describe("Batcher", () => {
     const good = [images(1, 4), images(2, 5)];
     // 700 values where 784 are declared: the runtime refuses it (the host's parser never would let it by).
     const bad = new Float32Array(700);
-    const settled = await Promise.allSettled([batcher.run(good[0]!, [1, 1, 28, 28]), batcher.run(bad, [1, 1, 28, 28]), batcher.run(good[1]!, [2, 1, 28, 28])]);
+    const settled = await Promise.allSettled([
+      batcher.run(good[0]!, [1, 1, 28, 28]),
+      batcher.run(bad, [1, 1, 28, 28]),
+      batcher.run(good[1]!, [2, 1, 28, 28]),
+    ]);
     expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     // The batch of 4 failed, then each ran alone.
     expect(runs).toEqual([4, 1, 1, 2]);
@@ -133,27 +142,43 @@ describe("Batcher", () => {
     expect(Array.from(a!.get("y")!.data)).toEqual([1, 2]);
     expect(b!.get("y")!.dims).toEqual([2, 2]);
     expect(Array.from(b!.get("y")!.data)).toEqual([3, 4, 5, 6]);
-    expect(() => splitRows(new Map([["y", { dims: [10], data: new Float32Array(10) }]]), [1, 2])).toThrow(/cannot be split by request/);
+    expect(() => splitRows(new Map([["y", { dims: [10], data: new Float32Array(10) }]]), [1, 2])).toThrow(
+      /cannot be split by request/,
+    );
   });
 });
 
 describe("a teacher host with batching", () => {
   async function start(args: string[]): Promise<TeacherProcess> {
-    const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...args], env: { TEACHER_TOKEN: token } });
+    const h = await launchTeacher({
+      args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...args],
+      env: { TEACHER_TOKEN: token },
+    });
     hosts.push(h);
     return h;
   }
   const infer = (url: string, body: string) =>
-    fetch(`${url}/v2/models/teacher28/infer`, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body });
-  const request = (x: Float32Array) => JSON.stringify({ inputs: [{ name: "input", shape: [x.length / 784, 1, 28, 28], datatype: "FP32", data: Array.from(x) }] });
+    fetch(`${url}/v2/models/teacher28/infer`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+      body,
+    });
+  const request = (x: Float32Array) =>
+    JSON.stringify({
+      inputs: [{ name: "input", shape: [x.length / 784, 1, 28, 28], datatype: "FP32", data: Array.from(x) }],
+    });
 
   it("answers concurrent requests from shared runs, each as onnxruntime-node answers its input; malformed ones are refused alone", async () => {
     const h = await start(["--max-batch", "32", "--batch-window-ms", "300"]);
     const inputs = [1, 2, 1, 3, 1, 1].map((n, i) => images(n, 10 + i));
     const malformed = [
       "{not json",
-      JSON.stringify({ inputs: [{ name: "input", shape: [1, 1, 28, 27], datatype: "FP32", data: new Array(756).fill(0) }] }),
-      JSON.stringify({ inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: [...new Array(783).fill(0), "x"] }] }),
+      JSON.stringify({
+        inputs: [{ name: "input", shape: [1, 1, 28, 27], datatype: "FP32", data: new Array(756).fill(0) }],
+      }),
+      JSON.stringify({
+        inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: [...new Array(783).fill(0), "x"] }],
+      }),
     ];
     const bodies = [...inputs.map(request), ...malformed];
     // Interleaved, so the malformed ones arrive among the good ones.
@@ -208,6 +233,8 @@ describe("a teacher host with batching", () => {
       throw new Error(`started with ${args.join(" ")}`);
     };
     expect(await fails(["--max-batch", "0"])).toMatch(/max-batch must be an integer from 1 to 4096, got "0"/);
-    expect(await fails(["--batch-window-ms", "fast"])).toMatch(/batch-window-ms must be an integer from 0 to 1000, got "fast"/);
+    expect(await fails(["--batch-window-ms", "fast"])).toMatch(
+      /batch-window-ms must be an integer from 0 to 1000, got "fast"/,
+    );
   });
 });

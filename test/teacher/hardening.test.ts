@@ -25,8 +25,16 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function start(args: string[] = [], env: Record<string, string> = { TEACHER_TOKEN: token }, log?: (line: string) => void): Promise<TeacherProcess> {
-  const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...args], env, ...(log ? { log } : {}) });
+async function start(
+  args: string[] = [],
+  env: Record<string, string> = { TEACHER_TOKEN: token },
+  log?: (line: string) => void,
+): Promise<TeacherProcess> {
+  const h = await launchTeacher({
+    args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...args],
+    env,
+    ...(log ? { log } : {}),
+  });
   hosts.push(h);
   return h;
 }
@@ -41,16 +49,26 @@ async function refusal(args: string[], env: Record<string, string>): Promise<str
   throw new Error(`the host started with ${args.join(" ")}`);
 }
 
-const inferBody = JSON.stringify({ inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: new Array(784).fill(0.25) }] });
+const inferBody = JSON.stringify({
+  inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: new Array(784).fill(0.25) }],
+});
 const infer = (url: string, headers: Record<string, string>) =>
-  fetch(`${url}/v2/models/teacher28/infer`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: inferBody });
+  fetch(`${url}/v2/models/teacher28/infer`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: inferBody,
+  });
 
 /**
  * Uploads `total` bytes of zeros in 1 MB writes, with a Content-Length or chunked, until the host
  * answers or drops the connection; resolves with the status (if any) and the bytes the client
  * managed to write.
  */
-function upload(url: string, total: number, chunked: boolean): Promise<{ status: number | undefined; body: string; written: number; ms: number }> {
+function upload(
+  url: string,
+  total: number,
+  chunked: boolean,
+): Promise<{ status: number | undefined; body: string; written: number; ms: number }> {
   const started = performance.now();
   const { hostname, port } = new URL(url);
   const chunk = Buffer.alloc(1 << 20);
@@ -67,7 +85,11 @@ function upload(url: string, total: number, chunked: boolean): Promise<{ status:
       port,
       method: "POST",
       path: "/v2/models/teacher28/infer",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}`, ...(chunked ? {} : { "Content-Length": String(total) }) },
+      headers: {
+        "Content-Type": "application/json",
+        Authorization: `Bearer ${token}`,
+        ...(chunked ? {} : { "Content-Length": String(total) }),
+      },
     });
     req.on("response", (res) => {
       let body = "";
@@ -95,7 +117,11 @@ describe("the teacher token", () => {
   });
 
   it("answers 401 without it or with a wrong one, and 200 with it", async () => {
-    const attempts: Record<string, string>[] = [{}, { Authorization: `Bearer ${newTeacherToken()}` }, { Authorization: `Bearer ${token.slice(0, -1)}` }];
+    const attempts: Record<string, string>[] = [
+      {},
+      { Authorization: `Bearer ${newTeacherToken()}` },
+      { Authorization: `Bearer ${token.slice(0, -1)}` },
+    ];
     for (const headers of attempts) {
       const res = await infer(host.url, headers);
       expect(res.status).toBe(401);
@@ -124,7 +150,9 @@ describe("the teacher token", () => {
     expect(await refusal([], {})).toMatch(/TEACHER_TOKEN is not set/);
     expect(await refusal([], { TEACHER_TOKEN: "short" })).toMatch(/TEACHER_TOKEN must be at least 22 characters/);
     expect(await refusal(["--no-auth"], { TEACHER_TOKEN: token })).toMatch(/--no-auth and TEACHER_TOKEN contradict/);
-    expect(await refusal(["--auth-header", "X Bad"], { TEACHER_TOKEN: token })).toMatch(/--auth-header must be an HTTP header name/);
+    expect(await refusal(["--auth-header", "X Bad"], { TEACHER_TOKEN: token })).toMatch(
+      /--auth-header must be an HTTP header name/,
+    );
     const lines: string[] = [];
     const open = await start(["--no-auth"], {}, (l) => lines.push(l));
     expect(lines).toContain("teacher: AUTHENTICATION OFF (--no-auth): anyone who reaches this port can run the model");
@@ -152,7 +180,9 @@ describe("the body limit", () => {
 describe("a flood", () => {
   it("gets 503 with Retry-After beyond the running and waiting requests, and the host keeps serving", async () => {
     const h = await start(["--max-concurrent", "1", "--max-queue", "2", "--fault-delay-ms", "300"]);
-    const responses = await Promise.all(Array.from({ length: 30 }, () => infer(h.url, { Authorization: `Bearer ${token}` })));
+    const responses = await Promise.all(
+      Array.from({ length: 30 }, () => infer(h.url, { Authorization: `Bearer ${token}` })),
+    );
     const ok = responses.filter((r) => r.status === 200);
     const busy = responses.filter((r) => r.status === 503);
     expect(ok.length + busy.length).toBe(30);

@@ -34,7 +34,11 @@ function input(seed: number): Float32Array {
 }
 
 const infer = (url: string, body: unknown, model = "teacher28") =>
-  fetch(`${url}/v2/models/${model}/infer`, { method: "POST", headers: { "Content-Type": "application/json", ...auth }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  fetch(`${url}/v2/models/${model}/infer`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...auth },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
 const get = (url: string) => fetch(url, { headers: auth });
 
 /** Starts a host expected to fail; resolves with what it said. */
@@ -73,15 +77,25 @@ describe("a teacher host", () => {
     expect(new URL(host.url).hostname).toBe("127.0.0.1");
     expect(await (await fetch(`${host.url}/v2/health/live`)).json()).toEqual({ live: true });
     expect(await (await fetch(`${host.url}/v2/health/ready`)).json()).toEqual({ ready: true });
-    expect(await (await get(`${host.url}/v2/models/teacher28/ready`)).json()).toEqual({ name: "teacher28", ready: true });
+    expect(await (await get(`${host.url}/v2/models/teacher28/ready`)).json()).toEqual({
+      name: "teacher28",
+      ready: true,
+    });
     expect(((await (await get(`${host.url}/v2`)).json()) as { name: string }).name).toBe("narrowdeep-teacher");
   });
 
   it("answers inference as onnxruntime-node does on the same file", async () => {
     const x = new Float32Array([...input(1), ...input(2)]);
-    const res = await infer(host.url, { id: "r1", inputs: [{ name: "input", shape: [2, 1, 28, 28], datatype: "FP32", data: Array.from(x) }] });
+    const res = await infer(host.url, {
+      id: "r1",
+      inputs: [{ name: "input", shape: [2, 1, 28, 28], datatype: "FP32", data: Array.from(x) }],
+    });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { id: string; model_name: string; outputs: { name: string; shape: number[]; data: number[] }[] };
+    const body = (await res.json()) as {
+      id: string;
+      model_name: string;
+      outputs: { name: string; shape: number[]; data: number[] }[];
+    };
     expect(body.id).toBe("r1");
     expect(body.model_name).toBe("teacher28");
     const session = await ort.InferenceSession.create(join(dir, teacher.file));
@@ -91,15 +105,19 @@ describe("a teacher host", () => {
       expect(out.shape).toEqual([2, 10]);
       const want = direct[name]!.data as Float32Array;
       out.data.forEach((v, i) => {
-expect(v).toBeCloseTo(want[i]!, 5);
-});
+        expect(v).toBeCloseTo(want[i]!, 5);
+      });
     }
     await session.release();
   });
 
   it("refuses bad requests with a 4xx JSON error and no internals", async () => {
     const cases: [Response, number, RegExp][] = [
-      [await infer(host.url, { inputs: [{ name: "input", shape: [1, 1, 28, 27], datatype: "FP32", data: [] }] }), 400, /shape is \[1, 1, 28, 27\]/],
+      [
+        await infer(host.url, { inputs: [{ name: "input", shape: [1, 1, 28, 27], datatype: "FP32", data: [] }] }),
+        400,
+        /shape is \[1, 1, 28, 27\]/,
+      ],
       [await infer(host.url, "{not json"), 400, /malformed JSON/],
       [await infer(host.url, { inputs: [] }, "nope"), 404, /unknown model "nope"/],
       [await get(`${host.url}/v3`), 404, /no route/],
@@ -123,7 +141,9 @@ describe("starting a teacher host", () => {
       copyFileSync(join(other, "grey28.onnx"), path); // a valid ONNX file, but not the one listed
       const message = await refusal(["--manifest", m, "--port", "0"]);
       expect(message).toMatch(/exited \(code 2\)/);
-      expect(message).toMatch(/teacher28\.onnx has \d+ bytes, the manifest says \d+|sha256 [0-9a-f]{64}, the manifest says/);
+      expect(message).toMatch(
+        /teacher28\.onnx has \d+ bytes, the manifest says \d+|sha256 [0-9a-f]{64}, the manifest says/,
+      );
     } finally {
       rmSync(other, { recursive: true, force: true });
     }
@@ -131,10 +151,16 @@ describe("starting a teacher host", () => {
 
   it("names what is wrong with its flags, manifest or model choice", async () => {
     expect(await refusal(["--port", "http"])).toMatch(/port must be an integer from 0 to 65535, got "http"/);
-    expect(await refusal(["--provider", "tpu", "--manifest", manifestPath])).toMatch(/provider must be auto, cuda or cpu, got "tpu"/);
-    expect(await refusal(["--colour", "red"])).toMatch(/Unknown option '--colour'[\s\S]*usage: TEACHER_TOKEN=\.\.\. npm run teacher/);
+    expect(await refusal(["--provider", "tpu", "--manifest", manifestPath])).toMatch(
+      /provider must be auto, cuda or cpu, got "tpu"/,
+    );
+    expect(await refusal(["--colour", "red"])).toMatch(
+      /Unknown option '--colour'[\s\S]*usage: TEACHER_TOKEN=\.\.\. npm run teacher/,
+    );
     expect(await refusal(["--manifest", join(dir, "missing.json")])).toMatch(/cannot read .*missing\.json/);
-    expect(await refusal(["--manifest", manifestPath, "--model", "nope"])).toMatch(/model "nope" is not in .*manifest\.json \(it has: grey28, rgb32, grey28-int8, tags28, teacher28\)/);
+    expect(await refusal(["--manifest", manifestPath, "--model", "nope"])).toMatch(
+      /model "nope" is not in .*manifest\.json \(it has: grey28, rgb32, grey28-int8, tags28, teacher28\)/,
+    );
     const broken = join(dir, "broken.json");
     writeFileSync(broken, JSON.stringify({ schemaVersion: 1, defaultStudent: "x", models: [{ name: "x" }] }));
     expect(await refusal(["--manifest", broken])).toMatch(/manifest models\[0\]\.role: must be "teacher" or "student"/);
@@ -142,9 +168,15 @@ describe("starting a teacher host", () => {
 
   it("uses the CPU when asked, and says so", async () => {
     const lines: string[] = [];
-    const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu"], env, log: (l) => lines.push(l) });
+    const h = await launchTeacher({
+      args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu"],
+      env,
+      log: (l) => lines.push(l),
+    });
     try {
-      expect(lines).toContain(`teacher: model "teacher28" version 1 (teacher28.onnx, sha256 ${teacher.sha256.slice(0, 12)}…) on CPU`);
+      expect(lines).toContain(
+        `teacher: model "teacher28" version 1 (teacher28.onnx, sha256 ${teacher.sha256.slice(0, 12)}…) on CPU`,
+      );
       expect(lines.some((l) => l.includes("CUDA unavailable"))).toBe(false);
       expect((await get(`${h.url}/v2/models/teacher28`)).headers.get("X-Execution-Provider")).toBe("cpu");
     } finally {
@@ -179,7 +211,10 @@ describe("fault injection", () => {
   });
 
   it("--fault-delay-ms holds inference answers back", async () => {
-    const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--fault-delay-ms", "400"], env });
+    const h = await launchTeacher({
+      args: ["--manifest", manifestPath, "--port", "0", "--fault-delay-ms", "400"],
+      env,
+    });
     try {
       const req = { inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: Array.from(input(4)) }] };
       const started = performance.now();

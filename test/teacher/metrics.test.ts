@@ -26,14 +26,23 @@ afterAll(async () => {
 });
 
 async function start(args: string[] = []): Promise<TeacherProcess> {
-  const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...args], env: { TEACHER_TOKEN: token } });
+  const h = await launchTeacher({
+    args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...args],
+    env: { TEACHER_TOKEN: token },
+  });
   hosts.push(h);
   return h;
 }
 
-const good = JSON.stringify({ inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: new Array(784).fill(0.5) }] });
+const good = JSON.stringify({
+  inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: new Array(784).fill(0.5) }],
+});
 const infer = (url: string, body: string, headers: Record<string, string> = auth) =>
-  fetch(`${url}/v2/models/teacher28/infer`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body });
+  fetch(`${url}/v2/models/teacher28/infer`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body,
+  });
 
 describe("GET /metrics", () => {
   it("needs the token, like everything but the health probes", async () => {
@@ -100,7 +109,11 @@ describe("GET /metrics", () => {
     const delayed = infer(h.url, good);
     await new Promise((r) => setTimeout(r, 200));
     const png = encode({ width: 28, height: 28, data: new Uint8Array(784).fill(128), channels: 1, depth: 8 });
-    const classified = fetch(`${h.url}/v1/classify`, { method: "POST", headers: { "Content-Type": "image/png", ...auth }, body: Buffer.from(png) });
+    const classified = fetch(`${h.url}/v1/classify`, {
+      method: "POST",
+      headers: { "Content-Type": "image/png", ...auth },
+      body: Buffer.from(png),
+    });
     await new Promise((r) => setTimeout(r, 500));
     const during = await Scrape.of(h.url, token);
     expect(during.value("teacher_queue_depth", { stage: "batch" })).toBe(1);

@@ -3,7 +3,8 @@
 import { Readable } from "node:stream";
 import { type PromData, type PromHistogramData, type PromMetrics, getMetricsFromStream } from "prom2javascript";
 
-const matches = (labels: Record<string, string>, want: Record<string, string>) => Object.entries(want).every(([k, v]) => labels[k] === v);
+const matches = (labels: Record<string, string>, want: Record<string, string>) =>
+  Object.entries(want).every(([k, v]) => labels[k] === v);
 
 export class Scrape {
   constructor(readonly families: PromMetrics) {}

@@ -26,17 +26,26 @@ afterAll(async () => {
 });
 
 async function start(args: string[]): Promise<TeacherProcess> {
-  const h = await launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...args], env: { TEACHER_TOKEN: token } });
+  const h = await launchTeacher({
+    args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...args],
+    env: { TEACHER_TOKEN: token },
+  });
   hosts.push(h);
   return h;
 }
 
-const body = JSON.stringify({ inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: new Array(784).fill(0.25) }] });
+const body = JSON.stringify({
+  inputs: [{ name: "input", shape: [1, 1, 28, 28], datatype: "FP32", data: new Array(784).fill(0.25) }],
+});
 
 /** One normal inference request; resolves with its status and how long it took. */
 async function timedInfer(url: string): Promise<{ status: number; ms: number; at: number }> {
   const started = performance.now();
-  const res = await fetch(`${url}/v2/models/teacher28/infer`, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body });
+  const res = await fetch(`${url}/v2/models/teacher28/infer`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body,
+  });
   await res.arrayBuffer();
   const at = performance.now();
   return { status: res.status, ms: at - started, at };
@@ -59,7 +68,11 @@ function slowUpload(url: string): SlowUpload {
     port,
     method: "POST",
     path: "/v2/models/teacher28/infer",
-    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}`, "Content-Length": String(body.length) },
+    headers: {
+      "Content-Type": "application/json",
+      Authorization: `Bearer ${token}`,
+      "Content-Length": String(body.length),
+    },
   });
   let sent = 0;
   const timer = setInterval(() => {
@@ -112,8 +125,8 @@ describe("slow clients", () => {
       }
     } finally {
       slow.forEach((s) => {
-s.stop();
-});
+        s.stop();
+      });
     }
     expect((await timedInfer(h.url)).status).toBe(200);
   }, 30_000);
@@ -123,7 +136,9 @@ s.stop();
     const { hostname, port } = new URL(h.url);
     const started = performance.now();
     const reply = await new Promise<string>((resolve, reject) => {
-      const socket = connect(Number(port), hostname, () => socket.write(`POST /v2/models/teacher28/infer HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: app`));
+      const socket = connect(Number(port), hostname, () =>
+        socket.write(`POST /v2/models/teacher28/infer HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: app`),
+      );
       let got = "";
       socket.setEncoding("utf8");
       socket.on("data", (d: string) => (got += d));

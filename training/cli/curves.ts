@@ -17,7 +17,11 @@ options:
   -h, --help  this text`;
 
 async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: "string" }, help: { type: "boolean", short: "h" } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { out: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
   if (values.help) {
     console.log(USAGE);
     return;
@@ -25,7 +29,8 @@ async function main(argv: string[]): Promise<void> {
   if (positionals.length !== 1) throw new Error(`expected one run directory, got ${positionals.length}\n\n${USAGE}`);
   const runDir = positionals[0]!;
   if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw new Error(`${runDir}: no such run directory`);
-  if (values.out !== undefined && existsSync(values.out) && !statSync(values.out).isDirectory()) throw new Error(`--out ${values.out}: not a directory`);
+  if (values.out !== undefined && existsSync(values.out) && !statSync(values.out).isDirectory())
+    throw new Error(`--out ${values.out}: not a directory`);
   // Loaded after the arguments are checked: the loss registry brings tfjs.
   const { writeCurves } = await import("../train/curves.ts");
   const { csv, svg } = writeCurves(runDir, values.out);

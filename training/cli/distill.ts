@@ -67,10 +67,19 @@ class UsageError extends Error {}
 const SIGNAL_ECHO_MS = 1000;
 
 /** Where the teacher's soft targets are kept between processes (train/teacher-cache.ts). */
-const CACHE_DIR = process.env.NARROWDEEP_CACHE_DIR || fileURLToPath(new URL("../../node_modules/.cache/narrowdeep", import.meta.url));
+const CACHE_DIR =
+  process.env.NARROWDEEP_CACHE_DIR || fileURLToPath(new URL("../../node_modules/.cache/narrowdeep", import.meta.url));
 
 /** Fields that change how a run computes, not what it computes: a resumed run may change them. */
-const RUNTIME_FIELDS = ["backend", "replicas", "convolutions", "teacherEngine", "teacherCache", "checkpointMinutes", "metricsEvery"] as const satisfies readonly (keyof DistillConfig)[];
+const RUNTIME_FIELDS = [
+  "backend",
+  "replicas",
+  "convolutions",
+  "teacherEngine",
+  "teacherCache",
+  "checkpointMinutes",
+  "metricsEvery",
+] as const satisfies readonly (keyof DistillConfig)[];
 
 interface Args {
   preset?: string;
@@ -89,15 +98,32 @@ interface Args {
 }
 
 /** Run options that take a value, by flag. */
-const VALUE_OPTIONS = { "--preset": "preset", "--config": "configFile", "--run-dir": "runDir", "--resume": "resume", "--teacher": "teacher", "--models-dir": "modelsDir" } as const;
+const VALUE_OPTIONS = {
+  "--preset": "preset",
+  "--config": "configFile",
+  "--run-dir": "runDir",
+  "--resume": "resume",
+  "--teacher": "teacher",
+  "--models-dir": "modelsDir",
+} as const;
 /** Run options without a value: the setting each one makes. */
-const SWITCHES = { "-h": ["help", true], "--help": ["help", true], "--describe": ["describe", true], "--no-export": ["export", false], "--no-progress": ["progress", false], "--force": ["force", true] } as const;
+const SWITCHES = {
+  "-h": ["help", true],
+  "--help": ["help", true],
+  "--describe": ["describe", true],
+  "--no-export": ["export", false],
+  "--no-progress": ["progress", false],
+  "--force": ["force", true],
+} as const;
 
 export function parseArgs(argv: string[]): Args {
   const args: Args = { export: true, force: false, progress: true, help: false, describe: false, flags: {} };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const [flag, inline] =
+      arg.startsWith("--") && arg.includes("=")
+        ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
+        : [arg, undefined];
     const value = () => {
       const v = inline ?? argv[++i];
       if (v === undefined || v === "") throw new UsageError(`${flag} needs a value`);
@@ -109,7 +135,10 @@ export function parseArgs(argv: string[]): Args {
       const [key, setting] = SWITCHES[arg as keyof typeof SWITCHES];
       args[key] = setting;
     } else if (flag === "--only") {
-      args.only = value().split(",").map((s) => s.trim()).filter(Boolean);
+      args.only = value()
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
     } else {
       const parsed = parseFlag(arg, () => argv[++i]);
       if (!parsed) throw new UsageError(`unknown option ${arg} (see --help)`);
@@ -135,18 +164,28 @@ async function main(argv: string[]): Promise<number> {
   let teacher = args.teacher;
   if (teacher && !existsSync(teacher)) throw new UsageError(`--teacher ${teacher}: file not found`);
   if (args.describe) {
-    ({ preset, config } = args.resume ? readRunFile(args.resume) : resolveConfig({ preset: args.preset, file: args.configFile, flags: args.flags }));
+    ({ preset, config } = args.resume
+      ? readRunFile(args.resume)
+      : resolveConfig({ preset: args.preset, file: args.configFile, flags: args.flags }));
     const { train, classes } = await openDataset(config.dataset, config.data ?? undefined, fileSetOptions(config));
-    console.log(`preset ${preset}, ${config.dataset} (${train.height}x${train.width}x${train.channels}, ${classes.length} classes)`);
+    console.log(
+      `preset ${preset}, ${config.dataset} (${train.height}x${train.width}x${train.channels}, ${classes.length} classes)`,
+    );
     for (const line of describeModels(config, train, classes.length)) console.log(line);
-    console.log(`sub-runs: ${planSubRuns(config).map((r) => r.name).join(", ")}`);
+    console.log(
+      `sub-runs: ${planSubRuns(config)
+        .map((r) => r.name)
+        .join(", ")}`,
+    );
     return 0;
   }
   if (args.resume) {
     // A resumed run keeps its configuration; only how it runs may change.
     const changed = Object.keys(args.flags).filter((k) => !(RUNTIME_FIELDS as readonly string[]).includes(k));
     if (args.preset || args.configFile || args.runDir || changed.length) {
-      throw new UsageError(`--resume continues a run with its stored configuration; drop ${[args.preset && "--preset", args.configFile && "--config", args.runDir && "--run-dir", ...changed.map((k) => `--${kebab(k)}`)].filter(Boolean).join(", ")}`);
+      throw new UsageError(
+        `--resume continues a run with its stored configuration; drop ${[args.preset && "--preset", args.configFile && "--config", args.runDir && "--run-dir", ...changed.map((k) => `--${kebab(k)}`)].filter(Boolean).join(", ")}`,
+      );
     }
     runDir = args.resume;
     const stored = readRunFile(runDir);
@@ -172,9 +211,16 @@ async function main(argv: string[]): Promise<number> {
   }
 
   // The engine and training code load only now: --help and usage errors answer at once.
-  const [{ startTrainingEngine }, { runPipeline }, { ProgressBar }] = await Promise.all([import("../engine/index.ts"), import("../train/pipeline.ts"), import("../train/progress.ts")]);
+  const [{ startTrainingEngine }, { runPipeline }, { ProgressBar }] = await Promise.all([
+    import("../engine/index.ts"),
+    import("../train/pipeline.ts"),
+    import("../train/progress.ts"),
+  ]);
   // Runs stored before the field existed have no `convolutions`: auto.
-  const engine = await startTrainingEngine(config.backend, { replicas: config.replicas || undefined, convolutions: config.convolutions ?? "auto" });
+  const engine = await startTrainingEngine(config.backend, {
+    replicas: config.replicas || undefined,
+    convolutions: config.convolutions ?? "auto",
+  });
   let stopping = false;
   let stoppedAt = 0;
   const stop = (signal: string) => {
@@ -219,14 +265,26 @@ async function main(argv: string[]): Promise<number> {
     console.error(`curves not written: ${(err as Error).message}`);
   }
   if (args.export && args.only) {
-    console.log(`export skipped: --only trains part of the run; export it when complete with npm run export -- ${runDir}`);
+    console.log(
+      `export skipped: --only trains part of the run; export it when complete with npm run export -- ${runDir}`,
+    );
   } else if (args.export) {
-    const [{ exportRun }, { regenerateFromManifest }] = await Promise.all([import("../export/index.ts"), import("../../scripts/generated-from-manifest.ts")]);
+    const [{ exportRun }, { regenerateFromManifest }] = await Promise.all([
+      import("../export/index.ts"),
+      import("../../scripts/generated-from-manifest.ts"),
+    ]);
     // The quick preset is the demo: its 2-epoch models go next to the run unless asked otherwise.
     const modelsDir = args.modelsDir ?? (preset === "quick" ? join(runDir, "models") : undefined);
-    const { modelsDir: wrote, manifest } = await exportRun(runDir, { dataDir: config.data ?? undefined, modelsDir, force: args.force });
+    const { modelsDir: wrote, manifest } = await exportRun(runDir, {
+      dataDir: config.data ?? undefined,
+      modelsDir,
+      force: args.force,
+    });
     regenerateFromManifest(wrote, manifest);
-    if (preset === "quick" && !args.modelsDir) console.log(`exported to ${wrote} (the shipped models/ are untouched; to serve these instead: npm run export -- ${runDir} --force)`);
+    if (preset === "quick" && !args.modelsDir)
+      console.log(
+        `exported to ${wrote} (the shipped models/ are untouched; to serve these instead: npm run export -- ${runDir} --force)`,
+      );
   }
   return 0;
 }

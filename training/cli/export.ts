@@ -4,7 +4,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CALIBRATION_METHODS, type CalibrationMethod } from "../export/calibrate.ts";
 import { EMULATED_CPUS, emulatedCpu } from "../export/cpu.ts";
-import { type ExportOptions, type ExportResult, exportCheckpoint, exportInt8Variants, exportRun } from "../export/index.ts";
+import {
+  type ExportOptions,
+  type ExportResult,
+  exportCheckpoint,
+  exportInt8Variants,
+  exportRun,
+} from "../export/index.ts";
 import { INT8_PORTABILITY } from "../export/int8.ts";
 import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMAT_NAMES, type WeightFormatName } from "../export/quantize.ts";
 import { writeCurves } from "../train/curves.ts";
@@ -56,20 +62,33 @@ function count(flag: string, value: string | undefined): number | undefined {
   return n;
 }
 
-function calibrationSettings(method: string | undefined, percentile: string | undefined, samples: string | undefined): ExportOptions["calibration"] {
-  if (method !== undefined && !(CALIBRATION_METHODS as readonly string[]).includes(method)) throw new Error(`--calibration must be one of ${CALIBRATION_METHODS.join(", ")}, got "${method}"`);
+function calibrationSettings(
+  method: string | undefined,
+  percentile: string | undefined,
+  samples: string | undefined,
+): ExportOptions["calibration"] {
+  if (method !== undefined && !(CALIBRATION_METHODS as readonly string[]).includes(method))
+    throw new Error(`--calibration must be one of ${CALIBRATION_METHODS.join(", ")}, got "${method}"`);
   const p = percentile === undefined ? undefined : Number(percentile);
-  if (p !== undefined && !(p > 50 && p <= 100)) throw new Error(`--calibration-percentile must be a number in (50, 100], got "${percentile}"`);
-  if (p !== undefined && method === "minmax") throw new Error("--calibration-percentile goes with --calibration percentile, not minmax");
+  if (p !== undefined && !(p > 50 && p <= 100))
+    throw new Error(`--calibration-percentile must be a number in (50, 100], got "${percentile}"`);
+  if (p !== undefined && method === "minmax")
+    throw new Error("--calibration-percentile goes with --calibration percentile, not minmax");
   const n = count("--calibration-samples", samples);
   if (n === 0) throw new Error("--calibration-samples must be at least 1");
   return { method: method as CalibrationMethod | undefined, percentile: p, samples: n };
 }
 
-function int8Settings(weights: string | undefined, nativeCpu: string | undefined, maxLoss: string | undefined): ExportOptions["int8Settings"] {
+function int8Settings(
+  weights: string | undefined,
+  nativeCpu: string | undefined,
+  maxLoss: string | undefined,
+): ExportOptions["int8Settings"] {
   const points = maxLoss === undefined ? undefined : Number(maxLoss);
-  if (points !== undefined && !(maxLoss!.trim() !== "" && points >= 0 && points <= 100)) throw new Error(`--int8-max-loss must be a number of points in [0, 100], got "${maxLoss}"`);
-  if (weights !== undefined && !(WEIGHT_FORMAT_NAMES as string[]).includes(weights)) throw new Error(`--int8-weights must be one of ${WEIGHT_FORMAT_NAMES.join(", ")}, got "${weights}"`);
+  if (points !== undefined && !(maxLoss!.trim() !== "" && points >= 0 && points <= 100))
+    throw new Error(`--int8-max-loss must be a number of points in [0, 100], got "${maxLoss}"`);
+  if (weights !== undefined && !(WEIGHT_FORMAT_NAMES as string[]).includes(weights))
+    throw new Error(`--int8-weights must be one of ${WEIGHT_FORMAT_NAMES.join(", ")}, got "${weights}"`);
   if (nativeCpu !== undefined) emulatedCpu(nativeCpu); // names an unknown model or a missing qemu now, not after training
   return {
     weights: weights as WeightFormatName | undefined,
@@ -110,7 +129,8 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (positionals.length !== 1) throw new Error(`expected one run directory or checkpoint file, got ${positionals.length}\n\n${USAGE}`);
+  if (positionals.length !== 1)
+    throw new Error(`expected one run directory or checkpoint file, got ${positionals.length}\n\n${USAGE}`);
   const target = positionals[0]!;
   const paritySamples = count("--parity-samples", values["parity-samples"]);
   if (paritySamples === 0) throw new Error("--parity-samples must be at least 1: every export is verified");
@@ -126,8 +146,18 @@ async function main(argv: string[]): Promise<void> {
     force: values.force,
     int8: !values["no-int8"],
     defaultStudent: values["default-student"],
-    serve: values.serve === undefined ? undefined : values.serve.split(",").map((n) => n.trim()).filter(Boolean),
-    calibration: calibrationSettings(values.calibration, values["calibration-percentile"], values["calibration-samples"]),
+    serve:
+      values.serve === undefined
+        ? undefined
+        : values.serve
+            .split(",")
+            .map((n) => n.trim())
+            .filter(Boolean),
+    calibration: calibrationSettings(
+      values.calibration,
+      values["calibration-percentile"],
+      values["calibration-samples"],
+    ),
     int8Settings: int8Settings(values["int8-weights"], values["int8-native-cpu"], values["int8-max-loss"]),
   };
   const generated: GeneratedFiles = { readme: values["no-readme"] ? null : values.readme };
@@ -137,7 +167,8 @@ async function main(argv: string[]): Promise<void> {
   } catch {
     throw new Error(`${target}: no such run directory or checkpoint file`);
   }
-  if (isDir && existsSync(join(target, "manifest.json"))) regenerate(await exportInt8Variants(target, options), generated);
+  if (isDir && existsSync(join(target, "manifest.json")))
+    regenerate(await exportInt8Variants(target, options), generated);
   else if (!isDir) regenerate(await exportCheckpoint(target, options), generated);
   else {
     regenerate(await exportRun(target, options), generated);

@@ -20,7 +20,8 @@ import type { DistillConfig } from "./schema.ts";
 export const MEASURED_THROUGHPUT = {
   teacher: 55.7,
   student: 196.8,
-  source: "the committed runs fmnist-teacher and fmnist-students (2-core AMD EPYC, tfjs wasm, mostly one replica per sub-run)",
+  source:
+    "the committed runs fmnist-teacher and fmnist-students (2-core AMD EPYC, tfjs wasm, mostly one replica per sub-run)",
 } as const;
 
 const common: DistillConfig = {

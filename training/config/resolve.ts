@@ -15,7 +15,8 @@ export function readConfigFile(path: string): { preset?: string; values: Partial
   } catch (err) {
     throw new ConfigError(`${path}: not valid JSON (${(err as Error).message})`);
   }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new ConfigError(`${path}: must be a JSON object of config fields`);
+  if (typeof json !== "object" || json === null || Array.isArray(json))
+    throw new ConfigError(`${path}: must be a JSON object of config fields`);
   const values: Partial<DistillConfig> = {};
   let preset: string | undefined;
   for (const [key, v] of Object.entries(json)) {
@@ -24,7 +25,10 @@ export function readConfigFile(path: string): { preset?: string; values: Partial
       preset = v;
       continue;
     }
-    if (!isField(key)) throw new ConfigError(`${path}: unknown config field "${key}" (fields: preset, ${Object.keys(FIELDS).join(", ")})`);
+    if (!isField(key))
+      throw new ConfigError(
+        `${path}: unknown config field "${key}" (fields: preset, ${Object.keys(FIELDS).join(", ")})`,
+      );
     checkValue(key, v, path);
     (values as Record<string, unknown>)[key] = v;
   }
@@ -49,8 +53,18 @@ export function resolveConfig(sources: ConfigSources): { preset: string; config:
   const file = sources.file ? readConfigFile(sources.file) : undefined;
   const name = sources.preset ?? file?.preset ?? "quick";
   const config = { ...preset(name), ...file?.values, ...sources.flags };
-  for (const key of Object.keys(FIELDS) as (keyof DistillConfig)[]) checkValue(key, config[key], sources.flags[key] !== undefined ? `--${kebab(key)}` : sources.file && file?.values[key] !== undefined ? sources.file : `preset ${name}`);
-  if (config.valSize >= config.trainLimit && config.trainLimit > 0) throw new ConfigError(`val-size (${config.valSize}) must be smaller than train-limit (${config.trainLimit})`);
+  for (const key of Object.keys(FIELDS) as (keyof DistillConfig)[])
+    checkValue(
+      key,
+      config[key],
+      sources.flags[key] !== undefined
+        ? `--${kebab(key)}`
+        : sources.file && file?.values[key] !== undefined
+          ? sources.file
+          : `preset ${name}`,
+    );
+  if (config.valSize >= config.trainLimit && config.trainLimit > 0)
+    throw new ConfigError(`val-size (${config.valSize}) must be smaller than train-limit (${config.trainLimit})`);
   return { preset: name, config };
 }
 
@@ -58,7 +72,10 @@ export function resolveConfig(sources: ConfigSources): { preset: string; config:
  * Parses `--kebab-name value` (or `--kebab-name=value`; booleans also as `--name` / `--no-name`) for a
  * config field. Returns null when the flag is not a config field.
  */
-export function parseFlag(flag: string, next: () => string | undefined): { key: keyof DistillConfig; value: unknown } | null {
+export function parseFlag(
+  flag: string,
+  next: () => string | undefined,
+): { key: keyof DistillConfig; value: unknown } | null {
   const m = /^--(no-)?([a-z][a-z0-9-]*)(?:=(.*))?$/s.exec(flag);
   if (!m) return null;
   const [, negated, name, inline] = m;
@@ -77,7 +94,10 @@ export function configHelp(): string {
   return (Object.keys(FIELDS) as (keyof DistillConfig)[])
     .map((k) => {
       const f = FIELDS[k];
-      const arg = f.kind === "boolean" ? `--[no-]${kebab(k)}` : `--${kebab(k)} ${f.placeholder ?? (f.kind === "list" || f.kind === "numbers" ? "A,B" : f.kind === "string" ? "NAME" : "N")}`;
+      const arg =
+        f.kind === "boolean"
+          ? `--[no-]${kebab(k)}`
+          : `--${kebab(k)} ${f.placeholder ?? (f.kind === "list" || f.kind === "numbers" ? "A,B" : f.kind === "string" ? "NAME" : "N")}`;
       return `  ${arg.padEnd(30)} ${f.help} [quick: ${JSON.stringify(PRESETS.quick![k])}, full: ${JSON.stringify(PRESETS.full![k])}]`;
     })
     .join("\n");

@@ -100,13 +100,19 @@ interface Field {
 
 const positive = (v: number) => (v > 0 ? null : "must be > 0");
 const atLeast = (min: number) => (v: number) => (v >= min ? null : `must be >= ${min}`);
-const oneOf = (options: readonly string[]) => (v: string) => (options.includes(v) ? null : `must be one of: ${options.join(", ")}`);
+const oneOf = (options: readonly string[]) => (v: string) =>
+  options.includes(v) ? null : `must be one of: ${options.join(", ")}`;
 const size = (v: string) => (parseSize(v) ? null : 'must be a size such as "32" or "64x48" (width x height)');
 const fraction = (v: number) => (v > 0 && v < 0.5 ? null : "must be a fraction between 0 and 0.5");
 
 export const FIELDS: Record<keyof DistillConfig, Field> = {
   dataset: { kind: "string", help: "data set", check: oneOf(Object.keys(DATASETS)) },
-  data: { kind: "string", nullable: true, placeholder: "DIR", help: "folder with the data set's files (default: its standard location)" },
+  data: {
+    kind: "string",
+    nullable: true,
+    placeholder: "DIR",
+    help: "folder with the data set's files (default: its standard location)",
+  },
   trainLimit: { kind: "int", help: "training images to use, 0 = all", check: atLeast(0) },
   valSize: { kind: "int", help: "training images held out for validation", check: atLeast(0) },
   testLimit: { kind: "int", help: "test images to evaluate on, 0 = all", check: atLeast(0) },
@@ -115,7 +121,13 @@ export const FIELDS: Record<keyof DistillConfig, Field> = {
     help: "student architectures",
     check: (v: string[]) => {
       const bad = v.filter((s) => s === "teacher" || !Object.hasOwn(ARCHITECTURES, s));
-      return v.length === 0 ? "must name at least one student" : bad.length ? `unknown student ${bad.join(", ")} (known: ${Object.keys(ARCHITECTURES).filter((a) => a !== "teacher").join(", ")})` : null;
+      return v.length === 0
+        ? "must name at least one student"
+        : bad.length
+          ? `unknown student ${bad.join(", ")} (known: ${Object.keys(ARCHITECTURES)
+              .filter((a) => a !== "teacher")
+              .join(", ")})`
+          : null;
     },
   },
   widthScale: { kind: "number", help: "multiplies every student width", check: positive },
@@ -133,37 +145,143 @@ export const FIELDS: Record<keyof DistillConfig, Field> = {
   },
   gamma: { kind: "number", help: "step schedule: factor at each milestone", check: positive },
   warmupEpochs: { kind: "number", help: "linear warm-up epochs", check: atLeast(0) },
-  momentum: { kind: "number", help: "SGD momentum", check: (v: number) => (v >= 0 && v < 1 ? null : "must be in [0, 1)") },
+  momentum: {
+    kind: "number",
+    help: "SGD momentum",
+    check: (v: number) => (v >= 0 && v < 1 ? null : "must be in [0, 1)"),
+  },
   nesterov: { kind: "boolean", help: "Nesterov momentum" },
   weightDecay: { kind: "number", help: "L2 weight decay on kernels", check: atLeast(0) },
   temperature: { kind: "number", help: "KD temperature T", check: positive },
-  alpha: { kind: "number", help: "KD weight of the soft term", check: (v: number) => (v >= 0 && v <= 1 ? null : "must be in [0, 1]") },
+  alpha: {
+    kind: "number",
+    help: "KD weight of the soft term",
+    check: (v: number) => (v >= 0 && v <= 1 ? null : "must be in [0, 1]"),
+  },
   augment: { kind: "boolean", help: "augment training images (crop and flip below)" },
-  cropPadding: { kind: "int", nullable: true, help: "random-crop padding in pixels, 0 = no crop (default: per data set)", check: atLeast(0) },
+  cropPadding: {
+    kind: "int",
+    nullable: true,
+    help: "random-crop padding in pixels, 0 = no crop (default: per data set)",
+    check: atLeast(0),
+  },
   flip: { kind: "boolean", help: "random horizontal flips" },
-  erasing: { kind: "number", help: "probability of random erasing (Zhong et al.) of a student's training image", check: (v: number) => (v >= 0 && v <= 1 ? null : "must be in [0, 1]") },
-  teacherErasing: { kind: "number", help: "probability of random erasing of a teacher's training image", check: (v: number) => (v >= 0 && v <= 1 ? null : "must be in [0, 1]") },
+  erasing: {
+    kind: "number",
+    help: "probability of random erasing (Zhong et al.) of a student's training image",
+    check: (v: number) => (v >= 0 && v <= 1 ? null : "must be in [0, 1]"),
+  },
+  teacherErasing: {
+    kind: "number",
+    help: "probability of random erasing of a teacher's training image",
+    check: (v: number) => (v >= 0 && v <= 1 ? null : "must be in [0, 1]"),
+  },
   seed: { kind: "int", help: "seed of weights, data order, splits and augmentation", check: atLeast(0) },
-  seeds: { kind: "int", help: "train every student with seeds seed, seed+1, ... (mean and sd in the report)", check: atLeast(1) },
-  backend: { kind: "string", help: "tfjs backend: auto, node-gpu, node, wasm or cpu", check: oneOf(["auto", "node-gpu", "node", "wasm", "cpu"]) },
-  replicas: { kind: "int", help: "wasm backend: data-parallel worker threads, 0 = one per idle core (cores minus those busy when the run starts, at most 8)", check: atLeast(0) },
-  convolutions: { kind: "string", help: "wasm backend: convolutions on native onnxruntime kernels (native), XNNPACK (wasm), or native where it loads (auto)", check: oneOf(CONVOLUTIONS) },
-  teacherEngine: { kind: "string", help: "what computes the teacher's soft targets: auto, onnx or tfjs", check: oneOf(TEACHER_ENGINES) },
-  teacherCache: { kind: "boolean", help: "cache the teacher's logits per augmented view (exact: crop and flip make a finite set of views)" },
-  checkpointMinutes: { kind: "number", help: "minutes between checkpoints inside an epoch, 0 = only at epoch ends", check: atLeast(0) },
-  metricsEvery: { kind: "int", help: "optimizer steps between step records of metrics.jsonl (epoch records: every epoch)", check: atLeast(1) },
-  inputSize: { kind: "string", nullable: true, placeholder: "N|WxH", help: "image files (folder, voc): the size images are resized to (default: the size most training images have)", check: size },
-  channels: { kind: "int", nullable: true, help: "image files: 1 (grey) or 3 (RGB) (default: grey only when every training image is)", check: (v: number) => (v === 1 || v === 3 ? null : "must be 1 or 3") },
-  skipUnreadable: { kind: "boolean", help: "image files: skip (and report) unreadable images; --no-skip-unreadable refuses the data set instead" },
-  holdout: { kind: "number", help: "image files: fraction of train held out for each split the data set lacks (val/, test/)", check: fraction },
-  loss: { kind: "list", help: "distillation methods, one student sub-run each per architecture: kd, dkd, at; mlkd for multi-label data (docs/bring-your-own.md)" },
-  lossOptions: { kind: "options", placeholder: "M.K=V,...", help: "options of methods other than kd, e.g. dkd.beta=8,at.beta=1000 (a config file: {\"dkd\": {\"beta\": 8}})" },
-  teacherLayout: { kind: "string", nullable: true, help: "ONNX teacher file: input layout NCHW or NHWC (default: its metadata, else its input shape)", check: oneOf(["NCHW", "NHWC"]) },
-  teacherInputSize: { kind: "string", nullable: true, placeholder: "N|WxH", help: "ONNX teacher file: input size (default: its input shape, else the data's size)", check: size },
-  teacherMean: { kind: "numbers", nullable: true, help: "ONNX teacher file: per-channel mean it normalizes with (default: its metadata, else the data's own)" },
-  teacherStd: { kind: "numbers", nullable: true, help: "ONNX teacher file: per-channel std", check: (v: number[]) => (v.every((x) => x > 0) ? null : "must be positive") },
-  teacherOutput: { kind: "string", nullable: true, help: "ONNX teacher file: the output with its logits (default: \"logits\", else the one output with one value per class)" },
-  teacherLabels: { kind: "string", nullable: true, placeholder: "FILE", help: "ONNX teacher file: its class names in the order of its outputs, a JSON list or one a line, matched to the data set's classes (default: its metadata's)" },
+  seeds: {
+    kind: "int",
+    help: "train every student with seeds seed, seed+1, ... (mean and sd in the report)",
+    check: atLeast(1),
+  },
+  backend: {
+    kind: "string",
+    help: "tfjs backend: auto, node-gpu, node, wasm or cpu",
+    check: oneOf(["auto", "node-gpu", "node", "wasm", "cpu"]),
+  },
+  replicas: {
+    kind: "int",
+    help: "wasm backend: data-parallel worker threads, 0 = one per idle core (cores minus those busy when the run starts, at most 8)",
+    check: atLeast(0),
+  },
+  convolutions: {
+    kind: "string",
+    help: "wasm backend: convolutions on native onnxruntime kernels (native), XNNPACK (wasm), or native where it loads (auto)",
+    check: oneOf(CONVOLUTIONS),
+  },
+  teacherEngine: {
+    kind: "string",
+    help: "what computes the teacher's soft targets: auto, onnx or tfjs",
+    check: oneOf(TEACHER_ENGINES),
+  },
+  teacherCache: {
+    kind: "boolean",
+    help: "cache the teacher's logits per augmented view (exact: crop and flip make a finite set of views)",
+  },
+  checkpointMinutes: {
+    kind: "number",
+    help: "minutes between checkpoints inside an epoch, 0 = only at epoch ends",
+    check: atLeast(0),
+  },
+  metricsEvery: {
+    kind: "int",
+    help: "optimizer steps between step records of metrics.jsonl (epoch records: every epoch)",
+    check: atLeast(1),
+  },
+  inputSize: {
+    kind: "string",
+    nullable: true,
+    placeholder: "N|WxH",
+    help: "image files (folder, voc): the size images are resized to (default: the size most training images have)",
+    check: size,
+  },
+  channels: {
+    kind: "int",
+    nullable: true,
+    help: "image files: 1 (grey) or 3 (RGB) (default: grey only when every training image is)",
+    check: (v: number) => (v === 1 || v === 3 ? null : "must be 1 or 3"),
+  },
+  skipUnreadable: {
+    kind: "boolean",
+    help: "image files: skip (and report) unreadable images; --no-skip-unreadable refuses the data set instead",
+  },
+  holdout: {
+    kind: "number",
+    help: "image files: fraction of train held out for each split the data set lacks (val/, test/)",
+    check: fraction,
+  },
+  loss: {
+    kind: "list",
+    help: "distillation methods, one student sub-run each per architecture: kd, dkd, at; mlkd for multi-label data (docs/bring-your-own.md)",
+  },
+  lossOptions: {
+    kind: "options",
+    placeholder: "M.K=V,...",
+    help: 'options of methods other than kd, e.g. dkd.beta=8,at.beta=1000 (a config file: {"dkd": {"beta": 8}})',
+  },
+  teacherLayout: {
+    kind: "string",
+    nullable: true,
+    help: "ONNX teacher file: input layout NCHW or NHWC (default: its metadata, else its input shape)",
+    check: oneOf(["NCHW", "NHWC"]),
+  },
+  teacherInputSize: {
+    kind: "string",
+    nullable: true,
+    placeholder: "N|WxH",
+    help: "ONNX teacher file: input size (default: its input shape, else the data's size)",
+    check: size,
+  },
+  teacherMean: {
+    kind: "numbers",
+    nullable: true,
+    help: "ONNX teacher file: per-channel mean it normalizes with (default: its metadata, else the data's own)",
+  },
+  teacherStd: {
+    kind: "numbers",
+    nullable: true,
+    help: "ONNX teacher file: per-channel std",
+    check: (v: number[]) => (v.every((x) => x > 0) ? null : "must be positive"),
+  },
+  teacherOutput: {
+    kind: "string",
+    nullable: true,
+    help: 'ONNX teacher file: the output with its logits (default: "logits", else the one output with one value per class)',
+  },
+  teacherLabels: {
+    kind: "string",
+    nullable: true,
+    placeholder: "FILE",
+    help: "ONNX teacher file: its class names in the order of its outputs, a JSON list or one a line, matched to the data set's classes (default: its metadata's)",
+  },
 };
 
 export class ConfigError extends Error {
@@ -193,9 +311,16 @@ export function parseValue(key: keyof DistillConfig, text: string): unknown {
       if (["false", "0", "no"].includes(text)) return false;
       return text;
     case "list":
-      return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+      return text
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
     case "numbers":
-      return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+      return text
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0)
+        .map(Number);
     case "options":
       return parseOptions(text);
   }
@@ -204,7 +329,10 @@ export function parseValue(key: keyof DistillConfig, text: string): unknown {
 /** "dkd.beta=8,at.beta=1000" -> {dkd: {beta: 8}, at: {beta: 1000}}; the text itself when malformed (checkValue says why). */
 function parseOptions(text: string): unknown {
   const out: Record<string, Record<string, number>> = {};
-  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^([\w-]+)\.(\w+)=(.+)$/.exec(part);
     if (!m) return text;
     const options = out[m[1]!] ?? {};
@@ -241,12 +369,21 @@ export function checkValue(key: keyof DistillConfig, v: unknown, where: string):
       if (!Array.isArray(v) || !v.every((s) => typeof s === "string")) fail("must be a list of names");
       break;
     case "numbers":
-      if (!Array.isArray(v) || !v.every((n) => typeof n === "number" && Number.isFinite(n))) fail("must be a list of numbers");
+      if (!Array.isArray(v) || !v.every((n) => typeof n === "number" && Number.isFinite(n)))
+        fail("must be a list of numbers");
       break;
     case "options": {
-      const isObject = (o: unknown): o is Record<string, unknown> => typeof o === "object" && o !== null && !Array.isArray(o);
-      if (!isObject(v) || !Object.values(v).every((o) => isObject(o) && Object.values(o).every((n) => typeof n === "number" && Number.isFinite(n)))) {
-        fail('must map methods to options with numeric values, such as dkd.beta=8 (a config file: {"dkd": {"beta": 8}})');
+      const isObject = (o: unknown): o is Record<string, unknown> =>
+        typeof o === "object" && o !== null && !Array.isArray(o);
+      if (
+        !isObject(v) ||
+        !Object.values(v).every(
+          (o) => isObject(o) && Object.values(o).every((n) => typeof n === "number" && Number.isFinite(n)),
+        )
+      ) {
+        fail(
+          'must map methods to options with numeric values, such as dkd.beta=8 (a config file: {"dkd": {"beta": 8}})',
+        );
       }
       break;
     }

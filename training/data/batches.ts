@@ -52,7 +52,13 @@ export function normalizationTable(norm: { mean: number[]; std: number[] }): Flo
  * Builds the batch of images `indices` of `set`. With augmentation, draws from `rng` (three numbers
  * an image), so the stream of batches is reproducible from the RNG state.
  */
-export function makeBatch(set: ImageSet, indices: ArrayLike<number>, table: Float32Array[], augment: Augmentation | null, rng: Rng): Batch {
+export function makeBatch(
+  set: ImageSet,
+  indices: ArrayLike<number>,
+  table: Float32Array[],
+  augment: Augmentation | null,
+  rng: Rng,
+): Batch {
   const { height: h, width: w, channels: c } = set;
   const size = imageSize(set);
   const images = new Float32Array(indices.length * size);
@@ -70,7 +76,9 @@ export function makeBatch(set: ImageSet, indices: ArrayLike<number>, table: Floa
     const dy = pad > 0 ? rng.int(2 * pad + 1) - pad : 0;
     const dx = pad > 0 ? rng.int(2 * pad + 1) - pad : 0;
     const flip = augment?.flip ? rng.next() < 0.5 : false;
-    if (keys) keys[i] = indices[i]! * views! + ((dy + pad) * (2 * pad + 1) + (dx + pad)) * (augment?.flip ? 2 : 1) + (flip ? 1 : 0);
+    if (keys)
+      keys[i] =
+        indices[i]! * views! + ((dy + pad) * (2 * pad + 1) + (dx + pad)) * (augment?.flip ? 2 : 1) + (flip ? 1 : 0);
     for (let y = 0; y < h; y++) {
       const sy = y + dy;
       for (let x = 0; x < w; x++) {

@@ -10,7 +10,18 @@ const SIDE = 32;
 const PLANE = SIDE * SIDE;
 const PIXELS = 3 * PLANE;
 
-export const CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+export const CIFAR10_CLASSES = [
+  "airplane",
+  "automobile",
+  "bird",
+  "cat",
+  "deer",
+  "dog",
+  "frog",
+  "horse",
+  "ship",
+  "truck",
+];
 
 // The fine labels, in the order of fine_label_names.txt (used when that file is absent).
 export const CIFAR100_CLASSES = (
@@ -58,7 +69,9 @@ function readRecords(paths: string[], layout: Layout): ImageSet {
     const bytes = readFileOrExplain(path, "file", (m) => new DataError(m));
     if (bytes.length === 0) throw new DataError(`${path}: empty file`);
     if (bytes.length % record !== 0) {
-      throw new DataError(`${path}: ${bytes.length} bytes is not a whole number of ${record}-byte records (truncated or not a CIFAR binary file)`);
+      throw new DataError(
+        `${path}: ${bytes.length} bytes is not a whole number of ${record}-byte records (truncated or not a CIFAR binary file)`,
+      );
     }
     return { path, bytes };
   });
@@ -69,7 +82,10 @@ function readRecords(paths: string[], layout: Layout): ImageSet {
   for (const { path, bytes } of files) {
     for (let off = 0; off < bytes.length; off += record, n++) {
       const label = bytes[off + layout.labelBytes - 1]!;
-      if (label >= layout.classes.length) throw new DataError(`${path}: record ${off / record} has label ${label}, not a class (0-${layout.classes.length - 1})`);
+      if (label >= layout.classes.length)
+        throw new DataError(
+          `${path}: record ${off / record} has label ${label}, not a class (0-${layout.classes.length - 1})`,
+        );
       labels[n] = label;
       const px = off + layout.labelBytes;
       const out = n * PIXELS;
@@ -86,8 +102,12 @@ function readRecords(paths: string[], layout: Layout): ImageSet {
 function classNames(dir: string, layout: Layout): string[] {
   const path = join(dir, layout.namesFile);
   if (!existsSync(path)) return [...layout.classes];
-  const names = readFileSync(path, "utf8").split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
-  if (names.length !== layout.classes.length) throw new DataError(`${path}: lists ${names.length} class names, expected ${layout.classes.length}`);
+  const names = readFileSync(path, "utf8")
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (names.length !== layout.classes.length)
+    throw new DataError(`${path}: lists ${names.length} class names, expected ${layout.classes.length}`);
   return names;
 }
 
@@ -97,7 +117,13 @@ export function loadCifar(which: keyof typeof LAYOUTS, dir: string): Dataset {
   return {
     name: which,
     classes: classNames(root, layout),
-    train: readRecords(layout.train.map((f) => join(root, f)), layout),
-    test: readRecords(layout.test.map((f) => join(root, f)), layout),
+    train: readRecords(
+      layout.train.map((f) => join(root, f)),
+      layout,
+    ),
+    test: readRecords(
+      layout.test.map((f) => join(root, f)),
+      layout,
+    ),
   };
 }

@@ -72,7 +72,10 @@ function read(path: string): Uint8Array {
 }
 
 /** The width x height most of the files have; ties go to the larger image. */
-function commonSize(items: ImageItem[], unreadable: (item: ImageItem, err: unknown) => void): { width: number; height: number } {
+function commonSize(
+  items: ImageItem[],
+  unreadable: (item: ImageItem, err: unknown) => void,
+): { width: number; height: number } {
   const counts = new Map<string, number>();
   for (const item of items) {
     try {
@@ -82,7 +85,11 @@ function commonSize(items: ImageItem[], unreadable: (item: ImageItem, err: unkno
       unreadable(item, err);
     }
   }
-  const sizes = [...counts].map(([key, n]) => ({ n, width: Number(key.split("x")[0]), height: Number(key.split("x")[1]) }));
+  const sizes = [...counts].map(([key, n]) => ({
+    n,
+    width: Number(key.split("x")[0]),
+    height: Number(key.split("x")[1]),
+  }));
   sizes.sort((a, b) => b.n - a.n || b.width * b.height - a.width * a.height);
   if (!sizes[0]) throw new DataError("no readable training image to take the input size from");
   return { width: sizes[0].width, height: sizes[0].height };
@@ -92,14 +99,22 @@ function assemble(pixels: Uint8Array[], kept: ImageItem[], g: Geometry): ImageSe
   const size = g.height * g.width * g.channels;
   const images = new Uint8Array(kept.length * size);
   pixels.forEach((p, i) => {
-images.set(p, i * size);
-});
+    images.set(p, i * size);
+  });
   const classes = kept[0]?.targets?.length;
   const targets = classes === undefined ? undefined : new Uint8Array(kept.length * classes);
   kept.forEach((item, i) => {
-targets?.set(item.targets!, i * classes!);
-});
-  return { images, labels: Uint8Array.from(kept, (item) => item.label), count: kept.length, height: g.height, width: g.width, channels: g.channels, ...(targets ? { targets } : {}) };
+    targets?.set(item.targets!, i * classes!);
+  });
+  return {
+    images,
+    labels: Uint8Array.from(kept, (item) => item.label),
+    count: kept.length,
+    height: g.height,
+    width: g.width,
+    channels: g.channels,
+    ...(targets ? { targets } : {}),
+  };
 }
 
 /** Grey bytes to RGB by repeating each value (exact, unlike the other direction). */
@@ -113,7 +128,10 @@ function greyToRgb(grey: Uint8Array): Uint8Array {
  * Decodes every split's files. The training split ("train", which must be present) decides the size
  * and channels when the options leave them open; the other splits are converted to the same geometry.
  */
-export async function decodeSplits(splits: Record<string, ImageItem[]>, options: DecodeOptions): Promise<DecodedSplits> {
+export async function decodeSplits(
+  splits: Record<string, ImageItem[]>,
+  options: DecodeOptions,
+): Promise<DecodedSplits> {
   const train = splits.train;
   if (!train) throw new Error("decodeSplits needs a train split");
   const key = cacheKey(splits, options);
@@ -132,7 +150,10 @@ export async function decodeSplits(splits: Record<string, ImageItem[]>, options:
   };
   const size = options.size ?? commonSize(train, unreadable);
 
-  const decodeAll = async (items: ImageItem[], channels: 1 | 3 | null): Promise<{ pixels: Uint8Array[]; kept: ImageItem[]; grey: boolean[] }> => {
+  const decodeAll = async (
+    items: ImageItem[],
+    channels: 1 | 3 | null,
+  ): Promise<{ pixels: Uint8Array[]; kept: ImageItem[]; grey: boolean[] }> => {
     const pixels: Uint8Array[] = [];
     const kept: ImageItem[] = [];
     const grey: boolean[] = [];
@@ -156,7 +177,9 @@ export async function decodeSplits(splits: Record<string, ImageItem[]>, options:
   const first = await decodeAll(train, options.channels);
   const channels = options.channels ?? (first.grey.every(Boolean) ? 1 : 3);
   // Automatic channels decoded each image as it was; grey ones join colour ones as RGB.
-  const trainPixels = first.pixels.map((p, i) => (channels === 3 && first.grey[i] && options.channels === null ? greyToRgb(p) : p));
+  const trainPixels = first.pixels.map((p, i) =>
+    channels === 3 && first.grey[i] && options.channels === null ? greyToRgb(p) : p,
+  );
   const geometry: Geometry = { ...size, channels };
   const sets: Record<string, ImageSet> = { train: assemble(trainPixels, first.kept, geometry) };
   for (const [name, items] of Object.entries(splits)) {

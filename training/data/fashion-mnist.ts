@@ -7,7 +7,18 @@ import { readIdx } from "./idx.ts";
 
 export const FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
 
-export const FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+export const FASHION_MNIST_CLASSES = [
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
+];
 
 /** The file for `base` in dir: gzip first, then uncompressed. Names the expected file when neither exists. */
 function locate(dir: string, base: string): string {
@@ -23,15 +34,23 @@ function loadSplit(dir: string, split: "train" | "t10k"): ImageSet {
   const labelsPath = locate(dir, `${split}-labels-idx1-ubyte`);
   const images = readIdx(imagesPath);
   const labels = readIdx(labelsPath);
-  if (images.dims.length !== 3) throw new DataError(`${imagesPath}: expected 3 dimensions (count, rows, columns), found ${images.dims.length}`);
-  if (labels.dims.length !== 1) throw new DataError(`${labelsPath}: expected 1 dimension (count), found ${labels.dims.length}`);
+  if (images.dims.length !== 3)
+    throw new DataError(`${imagesPath}: expected 3 dimensions (count, rows, columns), found ${images.dims.length}`);
+  if (labels.dims.length !== 1)
+    throw new DataError(`${labelsPath}: expected 1 dimension (count), found ${labels.dims.length}`);
   const [count, height, width] = images.dims as [number, number, number];
-  if (labels.dims[0] !== count) throw new DataError(`${labelsPath}: has ${labels.dims[0]} labels but ${imagesPath} has ${count} images`);
+  if (labels.dims[0] !== count)
+    throw new DataError(`${labelsPath}: has ${labels.dims[0]} labels but ${imagesPath} has ${count} images`);
   const bad = labels.data.findIndex((l) => l >= FASHION_MNIST_CLASSES.length);
   if (bad >= 0) throw new DataError(`${labelsPath}: label ${labels.data[bad]} at index ${bad} is not a class (0-9)`);
   return { images: images.data, labels: labels.data, count, height, width, channels: 1 };
 }
 
 export function loadFashionMnist(dir = FASHION_MNIST_DIR): Dataset {
-  return { name: "fashion-mnist", classes: FASHION_MNIST_CLASSES, train: loadSplit(dir, "train"), test: loadSplit(dir, "t10k") };
+  return {
+    name: "fashion-mnist",
+    classes: FASHION_MNIST_CLASSES,
+    train: loadSplit(dir, "train"),
+    test: loadSplit(dir, "t10k"),
+  };
 }

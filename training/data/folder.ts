@@ -72,7 +72,10 @@ function readSplit(dir: string, classes: string[], ignored: string[], unreadable
       continue;
     }
     const label = classes.indexOf(name);
-    if (label < 0) throw new DataError(`${path}: class "${name}" is not one of the training classes (the folders of ${join(dir, "..", "train")})`);
+    if (label < 0)
+      throw new DataError(
+        `${path}: class "${name}" is not one of the training classes (the folders of ${join(dir, "..", "train")})`,
+      );
     byClass[label] = classFiles(path, ignored, unreadable).map((p) => ({ path: p, label }));
   }
   return byClass;
@@ -80,16 +83,23 @@ function readSplit(dir: string, classes: string[], ignored: string[], unreadable
 
 export async function loadImageFolder(dir: string, options: FileSetOptions): Promise<Dataset> {
   const trainDir = join(dir, "train");
-  if (!isDir(trainDir)) throw new DataError(`${trainDir}: not found (an image folder data set needs ${dir}/train/<class>/ with PNG or JPEG images in each)`);
+  if (!isDir(trainDir))
+    throw new DataError(
+      `${trainDir}: not found (an image folder data set needs ${dir}/train/<class>/ with PNG or JPEG images in each)`,
+    );
   const classes = visible(trainDir).filter((name) => isDir(join(trainDir, name)));
-  if (classes.length === 0) throw new DataError(`${trainDir}: no class folders (expected ${trainDir}/<class>/ with PNG or JPEG images)`);
-  if (classes.length < 2) throw new DataError(`${trainDir}: only one class folder ("${classes[0]}"); a classifier needs at least two`);
-  if (classes.length > MAX_CLASSES) throw new DataError(`${trainDir}: ${classes.length} class folders; at most ${MAX_CLASSES} are supported`);
+  if (classes.length === 0)
+    throw new DataError(`${trainDir}: no class folders (expected ${trainDir}/<class>/ with PNG or JPEG images)`);
+  if (classes.length < 2)
+    throw new DataError(`${trainDir}: only one class folder ("${classes[0]}"); a classifier needs at least two`);
+  if (classes.length > MAX_CLASSES)
+    throw new DataError(`${trainDir}: ${classes.length} class folders; at most ${MAX_CLASSES} are supported`);
   const ignored: string[] = [];
   const unreadable = unreadableEntries(options);
   const train = readSplit(trainDir, classes, ignored, unreadable);
   train.forEach((items, k) => {
-    if (items.length === 0) throw new DataError(`${join(trainDir, classes[k]!)}: no PNG or JPEG images (every class needs training images)`);
+    if (items.length === 0)
+      throw new DataError(`${join(trainDir, classes[k]!)}: no PNG or JPEG images (every class needs training images)`);
   });
   const given: Record<string, ImageItem[]> = {};
   for (const split of ["val", "test"]) {
@@ -99,16 +109,24 @@ export async function loadImageFolder(dir: string, options: FileSetOptions): Pro
     if (items.length === 0) throw new DataError(`${splitDir}: no PNG or JPEG images in its class folders`);
     given[split] = items;
   }
-  if (ignored.length) options.log(`data: ignored ${ignored.length} entries that are not PNG or JPEG files in class folders (e.g. ${ignored[0]})`);
+  if (ignored.length)
+    options.log(
+      `data: ignored ${ignored.length} entries that are not PNG or JPEG files in class folders (e.g. ${ignored[0]})`,
+    );
   const missing = ["val", "test"].filter((s) => !given[s]);
   const split = holdOut(train, missing, options.holdout, options.seed, dir);
-  if (missing.length) options.log(`data: ${missing.join(" and ")} held out of ${trainDir} (${missing.map((m) => `${split.held[m]!.length} images`).join(", ")}; fraction ${options.holdout} per class, seed ${options.seed})`);
+  if (missing.length)
+    options.log(
+      `data: ${missing.join(" and ")} held out of ${trainDir} (${missing.map((m) => `${split.held[m]!.length} images`).join(", ")}; fraction ${options.holdout} per class, seed ${options.seed})`,
+    );
 
   const { sets, geometry, skipped } = await decodeSplits({ train: split.train, ...split.held, ...given }, options);
   const trainSet = sets.train!;
   const present = new Set(trainSet.labels);
   const lost = classes.filter((_, k) => !present.has(k));
   if (lost.length) throw new DataError(`${trainDir}: no readable training image left in class ${lost.join(", ")}`);
-  options.log(`data: ${dir}: ${classes.length} classes, images resized to ${geometry.width}x${geometry.height}, ${geometry.channels === 1 ? "grey" : "RGB"}${skipped.length ? `; ${skipped.length} unreadable files skipped` : ""}`);
+  options.log(
+    `data: ${dir}: ${classes.length} classes, images resized to ${geometry.width}x${geometry.height}, ${geometry.channels === 1 ? "grey" : "RGB"}${skipped.length ? `; ${skipped.length} unreadable files skipped` : ""}`,
+  );
   return { name: "folder", classes, train: trainSet, val: sets.val!, test: sets.test! };
 }

@@ -27,8 +27,14 @@ export function readMaybeGzip(path: string): Uint8Array {
 
 export function parseIdx(bytes: Uint8Array, path: string): IdxArray {
   if (bytes.length < 4) throw new DataError(`${path}: truncated IDX file (${bytes.length} bytes, no header)`);
-  if (bytes[0] !== 0 || bytes[1] !== 0) throw new DataError(`${path}: not an IDX file (bad magic ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join("")})`);
-  if (bytes[2] !== UBYTE) throw new DataError(`${path}: IDX data type 0x${bytes[2]!.toString(16)} is not supported (expected 0x08, unsigned bytes)`);
+  if (bytes[0] !== 0 || bytes[1] !== 0)
+    throw new DataError(
+      `${path}: not an IDX file (bad magic ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join("")})`,
+    );
+  if (bytes[2] !== UBYTE)
+    throw new DataError(
+      `${path}: IDX data type 0x${bytes[2]!.toString(16)} is not supported (expected 0x08, unsigned bytes)`,
+    );
   const ndims = bytes[3]!;
   const headerLength = 4 + 4 * ndims;
   if (bytes.length < headerLength) throw new DataError(`${path}: truncated IDX header`);
@@ -36,8 +42,12 @@ export function parseIdx(bytes: Uint8Array, path: string): IdxArray {
   const dims = Array.from({ length: ndims }, (_, i) => view.getUint32(4 + 4 * i, false));
   const expected = dims.reduce((a, b) => a * b, 1);
   const actual = bytes.length - headerLength;
-  if (actual < expected) throw new DataError(`${path}: truncated: header promises ${expected} bytes of data for [${dims.join(", ")}], file has ${actual}`);
-  if (actual > expected) throw new DataError(`${path}: ${actual - expected} unexpected bytes after the data for [${dims.join(", ")}]`);
+  if (actual < expected)
+    throw new DataError(
+      `${path}: truncated: header promises ${expected} bytes of data for [${dims.join(", ")}], file has ${actual}`,
+    );
+  if (actual > expected)
+    throw new DataError(`${path}: ${actual - expected} unexpected bytes after the data for [${dims.join(", ")}]`);
   return { dims, data: bytes.subarray(headerLength) };
 }
 

@@ -51,7 +51,12 @@ export async function decodeFile(bytes: Uint8Array, path: string): Promise<Image
 export function toPixels(image: Image, g: Geometry): Uint8Array {
   const entry = {
     name: "training",
-    input: { name: "input", shape: [1, g.height, g.width, g.channels], datatype: "FP32" as const, layout: "NHWC" as const },
+    input: {
+      name: "input",
+      shape: [1, g.height, g.width, g.channels],
+      datatype: "FP32" as const,
+      layout: "NHWC" as const,
+    },
     normalization: { mean: new Array<number>(g.channels).fill(0), std: new Array<number>(g.channels).fill(1) },
   } satisfies Pick<ModelEntry, "name" | "input" | "normalization">;
   // toModelInput reads only the name, input and normalization of an entry.

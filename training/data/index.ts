@@ -78,6 +78,10 @@ export function loadDataset(name: string, dir?: string): Dataset {
 }
 
 /** Loads any data set; image files are decoded as `options` say (defaults: fileSetOptions({})). */
-export async function openDataset(name: string, dir?: string, options: FileSetOptions = fileSetOptions({})): Promise<Dataset> {
+export async function openDataset(
+  name: string,
+  dir?: string,
+  options: FileSetOptions = fileSetOptions({}),
+): Promise<Dataset> {
   return datasetEntry(name).load(location(name, dir), options);
 }

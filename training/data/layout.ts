@@ -16,7 +16,8 @@ export function nhwcToNchw(images: Images, from = 0, count = images.count - from
   const out = new Float32Array(count * size);
   for (let n = 0; n < count; n++) {
     const src = (from + n) * size;
-    for (let k = 0; k < c; k++) for (let p = 0; p < h * w; p++) out[n * size + k * h * w + p] = images.data[src + p * c + k]!;
+    for (let k = 0; k < c; k++)
+      for (let p = 0; p < h * w; p++) out[n * size + k * h * w + p] = images.data[src + p * c + k]!;
   }
   return out;
 }

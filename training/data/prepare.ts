@@ -26,7 +26,8 @@ export interface PreparedData {
 }
 
 function take(set: ImageSet, limit: number, rng: Rng, what: string): ImageSet {
-  if (limit < 0 || !Number.isInteger(limit)) throw new DataError(`${what} limit must be a whole number >= 0, got ${limit}`);
+  if (limit < 0 || !Number.isInteger(limit))
+    throw new DataError(`${what} limit must be a whole number >= 0, got ${limit}`);
   if (limit === 0 || limit >= set.count) return set;
   return subset(set, rng.permutation(set.count).subarray(0, limit));
 }
@@ -34,9 +35,19 @@ function take(set: ImageSet, limit: number, rng: Rng, what: string): ImageSet {
 export function prepareData(ds: Dataset, opts: SplitOptions): PreparedData {
   const rng = new Rng(opts.seed ^ 0x5eed5);
   const pool = take(ds.train, opts.trainLimit, rng, "train");
-  if (ds.val) return { name: ds.name, classes: ds.classes, train: pool, val: ds.val, test: take(ds.test, opts.testLimit, rng, "test"), normalization: channelStats(pool) };
+  if (ds.val)
+    return {
+      name: ds.name,
+      classes: ds.classes,
+      train: pool,
+      val: ds.val,
+      test: take(ds.test, opts.testLimit, rng, "test"),
+      normalization: channelStats(pool),
+    };
   if (!Number.isInteger(opts.valSize) || opts.valSize < 0 || opts.valSize >= pool.count) {
-    throw new DataError(`validation size must be a whole number from 0 to ${pool.count - 1} (the training images available), got ${opts.valSize}`);
+    throw new DataError(
+      `validation size must be a whole number from 0 to ${pool.count - 1} (the training images available), got ${opts.valSize}`,
+    );
   }
   const order = rng.permutation(pool.count);
   const train = opts.valSize === 0 ? pool : subset(pool, order.subarray(opts.valSize));

@@ -20,8 +20,26 @@ import { holdOut } from "./holdout.ts";
 import { vocObjects } from "./voc-xml.ts";
 
 export const VOC_CLASSES = [
-  "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-  "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+  "aeroplane",
+  "bicycle",
+  "bird",
+  "boat",
+  "bottle",
+  "bus",
+  "car",
+  "cat",
+  "chair",
+  "cow",
+  "diningtable",
+  "dog",
+  "horse",
+  "motorbike",
+  "person",
+  "pottedplant",
+  "sheep",
+  "sofa",
+  "train",
+  "tvmonitor",
 ];
 
 const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
@@ -31,9 +49,14 @@ function vocRoot(dir: string): string {
   if (existsSync(join(dir, "JPEGImages"))) return dir;
   const candidates = [dir, join(dir, "VOCdevkit")]
     .filter((d) => existsSync(d))
-    .flatMap((d) => readdirSync(d).filter((n) => n.startsWith("VOC") && existsSync(join(d, n, "JPEGImages"))).map((n) => join(d, n)));
+    .flatMap((d) =>
+      readdirSync(d)
+        .filter((n) => n.startsWith("VOC") && existsSync(join(d, n, "JPEGImages")))
+        .map((n) => join(d, n)),
+    );
   if (candidates.length === 1) return candidates[0]!;
-  if (candidates.length > 1) throw new DataError(`${dir}: holds several VOC folders (${candidates.join(", ")}); pass one of them as --data`);
+  if (candidates.length > 1)
+    throw new DataError(`${dir}: holds several VOC folders (${candidates.join(", ")}); pass one of them as --data`);
   throw new DataError(`${dir}: not a Pascal VOC folder (no JPEGImages/ here or in VOCdevkit/VOC*/)`);
 }
 
@@ -47,7 +70,10 @@ function readIds(path: string): string[] {
     .forEach((line, i) => {
       const id = line.trim().split(/\s+/)[0]!;
       if (id.length === 0) return;
-      if (!IMAGE_ID.test(id)) throw new DataError(`${path}:${i + 1}: image id ${JSON.stringify(id.slice(0, 80))}${id.length > 80 ? "..." : ""} is not a file name (letters, digits, "_", "-" and "." not first)`);
+      if (!IMAGE_ID.test(id))
+        throw new DataError(
+          `${path}:${i + 1}: image id ${JSON.stringify(id.slice(0, 80))}${id.length > 80 ? "..." : ""} is not a file name (letters, digits, "_", "-" and "." not first)`,
+        );
       ids.push(id);
     });
   if (ids.length === 0) throw new DataError(`${path}: lists no image ids`);
@@ -84,7 +110,8 @@ function toItem(a: Annotated, classes: string[]): ImageItem {
 export async function loadVoc(dir: string, options: FileSetOptions): Promise<Dataset> {
   const root = vocRoot(dir);
   const lists = join(root, "ImageSets", "Main");
-  const list = (name: string) => (existsSync(join(lists, `${name}.txt`)) ? readIds(join(lists, `${name}.txt`)).map((id) => annotate(root, id)) : null);
+  const list = (name: string) =>
+    existsSync(join(lists, `${name}.txt`)) ? readIds(join(lists, `${name}.txt`)).map((id) => annotate(root, id)) : null;
   const train = list("train");
   if (!train) throw new DataError(`${join(lists, "train.txt")}: not found (the training split's image ids)`);
   const listedTest = list("test");
@@ -96,12 +123,22 @@ export async function loadVoc(dir: string, options: FileSetOptions): Promise<Dat
   const found = [...new Set([...train, ...test, ...(splitVal ?? [])].flatMap((a) => a.names))];
   const classes = found.every((n) => VOC_CLASSES.includes(n)) ? VOC_CLASSES : found.sort();
   const unlabelled = train.filter((a) => a.names.length === 0);
-  if (unlabelled.length === train.length) throw new DataError(`${join(root, "Annotations")}: no training image has an <object>`);
+  if (unlabelled.length === train.length)
+    throw new DataError(`${join(root, "Annotations")}: no training image has an <object>`);
   const trainItems = train.map((a) => toItem(a, classes));
-  const split = splitVal ? { train: trainItems, held: {} as Record<string, ImageItem[]> } : holdOut([trainItems], ["val"], options.holdout, options.seed, root);
-  if (!splitVal) options.log(`data: validation held out of train.txt (${split.held.val!.length} images; fraction ${options.holdout}, seed ${options.seed})`);
+  const split = splitVal
+    ? { train: trainItems, held: {} as Record<string, ImageItem[]> }
+    : holdOut([trainItems], ["val"], options.holdout, options.seed, root);
+  if (!splitVal)
+    options.log(
+      `data: validation held out of train.txt (${split.held.val!.length} images; fraction ${options.holdout}, seed ${options.seed})`,
+    );
   const { sets, geometry, skipped } = await decodeSplits(
-    { train: split.train, val: splitVal ? splitVal.map((a) => toItem(a, classes)) : split.held.val!, test: test.map((a) => toItem(a, classes)) },
+    {
+      train: split.train,
+      val: splitVal ? splitVal.map((a) => toItem(a, classes)) : split.held.val!,
+      test: test.map((a) => toItem(a, classes)),
+    },
     options,
   );
   options.log(

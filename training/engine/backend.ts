@@ -39,7 +39,8 @@ const TFJS_NODE = "@tensorflow/tfjs-node";
 
 function reason(err: unknown): string {
   const e = err as { code?: string; message?: string };
-  if (e?.code === "ERR_MODULE_NOT_FOUND" || e?.code === "MODULE_NOT_FOUND") return "not installed (an optional dependency, skipped where libtensorflow cannot be downloaded)";
+  if (e?.code === "ERR_MODULE_NOT_FOUND" || e?.code === "MODULE_NOT_FOUND")
+    return "not installed (an optional dependency, skipped where libtensorflow cannot be downloaded)";
   return (e?.message ?? String(err)).split("\n")[0]!;
 }
 
@@ -61,7 +62,8 @@ export async function importNative(pkg: string): Promise<void> {
   await import(/* @vite-ignore */ pkg);
   // tfjs-node registers "tensorflow" with the tfjs-core it imports; if npm gave it its own copy
   // (a version mismatch), our tfjs never sees it.
-  if (!tf.findBackendFactory("tensorflow")) throw new Error(`${pkg} loaded but registered no backend with this @tensorflow/tfjs (versions differ?)`);
+  if (!tf.findBackendFactory("tensorflow"))
+    throw new Error(`${pkg} loaded but registered no backend with this @tensorflow/tfjs (versions differ?)`);
 }
 
 async function loadNative(pkg: string): Promise<{ isUsingGpuDevice?: boolean }> {
@@ -136,11 +138,16 @@ let current: Engine | undefined;
  * console.log(`${engine.backend} on ${engine.device}`);
  * ```
  */
-export async function initBackend(requested?: string, { log = console.log, convolutions = "auto" }: InitOptions = {}): Promise<Engine> {
+export async function initBackend(
+  requested?: string,
+  { log = console.log, convolutions = "auto" }: InitOptions = {},
+): Promise<Engine> {
   const want = requested === undefined || requested === "auto" ? undefined : requested;
-  if (want !== undefined && !isBackendName(want)) throw new Error(`unknown backend "${want}" (choose one of: auto, ${BACKENDS.join(", ")})`);
+  if (want !== undefined && !isBackendName(want))
+    throw new Error(`unknown backend "${want}" (choose one of: auto, ${BACKENDS.join(", ")})`);
   if (current && (want === undefined || want === current.backend)) return current;
-  if (current) throw new Error(`backend ${current.backend} is already running in this process; cannot switch to ${want}`);
+  if (current)
+    throw new Error(`backend ${current.backend} is already running in this process; cannot switch to ${want}`);
 
   const candidates = want ? [want] : await autoOrder(log);
   const skipped: string[] = [];

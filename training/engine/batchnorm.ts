@@ -23,21 +23,51 @@ import { type SimdPasses, backendSimdPasses } from "./simd-passes.ts";
 // V8 compiles to tight code (several times faster than a row-major loop indexing small arrays).
 
 /** sum[c] = sum of u, dot[c] = sum of u * v over all rows, for channels from `from` on. */
-function channelSums(u: Float32Array, v: Float32Array, channels: number, sum: Float64Array, dot: Float64Array, from = 0): void {
+function channelSums(
+  u: Float32Array,
+  v: Float32Array,
+  channels: number,
+  sum: Float64Array,
+  dot: Float64Array,
+  from = 0,
+): void {
   const n = u.length;
   let c = from;
   for (; c + 4 <= channels; c += 4) {
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+    let s0 = 0,
+      s1 = 0,
+      s2 = 0,
+      s3 = 0,
+      d0 = 0,
+      d1 = 0,
+      d2 = 0,
+      d3 = 0;
     for (let p = c; p < n; p += channels) {
-      const u0 = u[p]!, u1 = u[p + 1]!, u2 = u[p + 2]!, u3 = u[p + 3]!;
-      s0 += u0; s1 += u1; s2 += u2; s3 += u3;
-      d0 += u0 * v[p]!; d1 += u1 * v[p + 1]!; d2 += u2 * v[p + 2]!; d3 += u3 * v[p + 3]!;
+      const u0 = u[p]!,
+        u1 = u[p + 1]!,
+        u2 = u[p + 2]!,
+        u3 = u[p + 3]!;
+      s0 += u0;
+      s1 += u1;
+      s2 += u2;
+      s3 += u3;
+      d0 += u0 * v[p]!;
+      d1 += u1 * v[p + 1]!;
+      d2 += u2 * v[p + 2]!;
+      d3 += u3 * v[p + 3]!;
     }
-    sum[c] = s0; sum[c + 1] = s1; sum[c + 2] = s2; sum[c + 3] = s3;
-    dot[c] = d0; dot[c + 1] = d1; dot[c + 2] = d2; dot[c + 3] = d3;
+    sum[c] = s0;
+    sum[c + 1] = s1;
+    sum[c + 2] = s2;
+    sum[c + 3] = s3;
+    dot[c] = d0;
+    dot[c + 1] = d1;
+    dot[c + 2] = d2;
+    dot[c + 3] = d3;
   }
   for (; c < channels; c++) {
-    let s0 = 0, d0 = 0;
+    let s0 = 0,
+      d0 = 0;
     for (let p = c; p < n; p += channels) {
       s0 += u[p]!;
       d0 += u[p]! * v[p]!;
@@ -48,13 +78,31 @@ function channelSums(u: Float32Array, v: Float32Array, channels: number, sum: Fl
 }
 
 /** out = a[c] * u + b[c] * v + k[c], elementwise, for channels from `from` on. */
-function channelAffine(out: Float32Array, u: Float32Array, a: Float32Array, v: Float32Array, b: Float32Array, k: Float32Array, channels: number, from = 0): void {
+function channelAffine(
+  out: Float32Array,
+  u: Float32Array,
+  a: Float32Array,
+  v: Float32Array,
+  b: Float32Array,
+  k: Float32Array,
+  channels: number,
+  from = 0,
+): void {
   const n = u.length;
   let c = from;
   for (; c + 4 <= channels; c += 4) {
-    const a0 = a[c]!, a1 = a[c + 1]!, a2 = a[c + 2]!, a3 = a[c + 3]!;
-    const b0 = b[c]!, b1 = b[c + 1]!, b2 = b[c + 2]!, b3 = b[c + 3]!;
-    const k0 = k[c]!, k1 = k[c + 1]!, k2 = k[c + 2]!, k3 = k[c + 3]!;
+    const a0 = a[c]!,
+      a1 = a[c + 1]!,
+      a2 = a[c + 2]!,
+      a3 = a[c + 3]!;
+    const b0 = b[c]!,
+      b1 = b[c + 1]!,
+      b2 = b[c + 2]!,
+      b3 = b[c + 3]!;
+    const k0 = k[c]!,
+      k1 = k[c + 1]!,
+      k2 = k[c + 2]!,
+      k3 = k[c + 3]!;
     for (let p = c; p < n; p += channels) {
       out[p] = a0 * u[p]! + b0 * v[p]! + k0;
       out[p + 1] = a1 * u[p + 1]! + b1 * v[p + 1]! + k1;
@@ -63,7 +111,9 @@ function channelAffine(out: Float32Array, u: Float32Array, a: Float32Array, v: F
     }
   }
   for (; c < channels; c++) {
-    const a0 = a[c]!, b0 = b[c]!, k0 = k[c]!;
+    const a0 = a[c]!,
+      b0 = b[c]!,
+      k0 = k[c]!;
     for (let p = c; p < n; p += channels) out[p] = a0 * u[p]! + b0 * v[p]! + k0;
   }
 }
@@ -112,7 +162,16 @@ function passes(backend: BackendWasm, channels: number): Passes {
 const offsetOf = (p: Passes, t: tf.TensorInfo) => p.backend.getMemoryOffset(t.dataId) as number;
 const heap = (p: Passes) => emscripten(p.backend).HEAPU8.buffer;
 
-function sums(p: Passes, u: tf.TensorInfo, v: tf.TensorInfo, uv: Float32Array, vv: Float32Array, channels: number, sum: Float64Array, dot: Float64Array): void {
+function sums(
+  p: Passes,
+  u: tf.TensorInfo,
+  v: tf.TensorInfo,
+  uv: Float32Array,
+  vv: Float32Array,
+  channels: number,
+  sum: Float64Array,
+  dot: Float64Array,
+): void {
   const groups = p.simdChannels / 4;
   if (groups > 0) {
     const acc = new Float64Array(heap(p), p.scratch, groups * 8);
@@ -126,7 +185,19 @@ function sums(p: Passes, u: tf.TensorInfo, v: tf.TensorInfo, uv: Float32Array, v
   channelSums(uv, vv, channels, sum, dot, p.simdChannels);
 }
 
-function affine(p: Passes, out: tf.TensorInfo, outv: Float32Array, u: tf.TensorInfo, uv: Float32Array, a: Float32Array, v: tf.TensorInfo, vv: Float32Array, b: Float32Array, k: Float32Array, channels: number): void {
+function affine(
+  p: Passes,
+  out: tf.TensorInfo,
+  outv: Float32Array,
+  u: tf.TensorInfo,
+  uv: Float32Array,
+  a: Float32Array,
+  v: tf.TensorInfo,
+  vv: Float32Array,
+  b: Float32Array,
+  k: Float32Array,
+  channels: number,
+): void {
   const groups = p.simdChannels / 4;
   if (groups > 0) {
     const coef = new Float32Array(heap(p), p.scratch, groups * 12);
@@ -136,7 +207,15 @@ function affine(p: Passes, out: tf.TensorInfo, outv: Float32Array, u: tf.TensorI
       coef[at + 4] = b[c]!;
       coef[at + 8] = k[c]!;
     }
-    p.simd!.affine(offsetOf(p, out), offsetOf(p, u), offsetOf(p, v), p.scratch, uv.length / channels, channels * 4, groups);
+    p.simd!.affine(
+      offsetOf(p, out),
+      offsetOf(p, u),
+      offsetOf(p, v),
+      p.scratch,
+      uv.length / channels,
+      channels * 4,
+      groups,
+    );
   }
   channelAffine(outv, uv, a, vv, b, k, channels, p.simdChannels);
 }
@@ -160,7 +239,14 @@ function batchNormTrainKernel({ inputs, backend, attrs }: KernelArgs): tf.Tensor
   const yInfo = wasm.makeOutput(x.shape, "float32");
   const meanInfo = wasm.makeOutput([channels], "float32");
   const varInfo = wasm.makeOutput([channels], "float32");
-  const [xv, yv, g, b, meanOut, varOut] = [x, yInfo, gamma, beta, meanInfo, varInfo].map((t) => f32(wasm, t)) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  const [xv, yv, g, b, meanOut, varOut] = [x, yInfo, gamma, beta, meanInfo, varInfo].map((t) => f32(wasm, t)) as [
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+  ];
 
   // [count, sum x (C), sum x^2 (C)] in doubles: E[x^2] - E[x]^2 is exact enough in float64.
   const stats = new Float64Array(1 + 2 * channels);
@@ -195,8 +281,28 @@ function batchNormTrainGradKernel({ inputs, backend, attrs }: KernelArgs): tf.Te
   const dxInfo = wasm.makeOutput(x!.shape, "float32");
   const dgammaInfo = wasm.makeOutput([channels], "float32");
   const dbetaInfo = wasm.makeOutput([channels], "float32");
-  const [dyv, dmv, dvv, xv, g, m, vr, dxv, dgOut, dbOut] = [dy, dmean, dvariance, x, gamma, mean, variance, dxInfo, dgammaInfo, dbetaInfo].map((t) => f32(wasm, t!)) as Float32Array[] as [
-    Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array,
+  const [dyv, dmv, dvv, xv, g, m, vr, dxv, dgOut, dbOut] = [
+    dy,
+    dmean,
+    dvariance,
+    x,
+    gamma,
+    mean,
+    variance,
+    dxInfo,
+    dgammaInfo,
+    dbetaInfo,
+  ].map((t) => f32(wasm, t!)) as Float32Array[] as [
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
   ];
 
   // [count, sum dy (C), sum dy*x (C), dmean (C), dvariance (C)]: the replicas' shares of each.
@@ -239,8 +345,16 @@ let registered = false;
 /** Registers the fused kernels for wasm and the op's gradient (idempotent). */
 export function registerBatchNormKernels(): void {
   if (registered) return;
-  tf.registerKernel({ kernelName: BN_TRAIN, backendName: "wasm", kernelFunc: batchNormTrainKernel as unknown as tf.KernelFunc });
-  tf.registerKernel({ kernelName: BN_TRAIN_GRAD, backendName: "wasm", kernelFunc: batchNormTrainGradKernel as unknown as tf.KernelFunc });
+  tf.registerKernel({
+    kernelName: BN_TRAIN,
+    backendName: "wasm",
+    kernelFunc: batchNormTrainKernel as unknown as tf.KernelFunc,
+  });
+  tf.registerKernel({
+    kernelName: BN_TRAIN_GRAD,
+    backendName: "wasm",
+    kernelFunc: batchNormTrainGradKernel as unknown as tf.KernelFunc,
+  });
   tf.registerGradient({
     kernelName: BN_TRAIN,
     inputsToSave: ["x", "gamma"],
@@ -249,7 +363,13 @@ export function registerBatchNormKernels(): void {
       const [dy, dmean, dvariance] = dys as tf.Tensor[];
       const [x, gamma, mean, variance] = saved;
       // One kernel computes all three gradients; it runs here, once, and each thunk hands out its part.
-      const [dx, dgamma, dbeta] = tf.engine().runKernel(BN_TRAIN_GRAD, { dy: dy!, dmean: dmean!, dvariance: dvariance!, x: x!, gamma: gamma!, mean: mean!, variance: variance! }, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      const [dx, dgamma, dbeta] = tf
+        .engine()
+        .runKernel(
+          BN_TRAIN_GRAD,
+          { dy: dy!, dmean: dmean!, dvariance: dvariance!, x: x!, gamma: gamma!, mean: mean!, variance: variance! },
+          attrs as tf.NamedAttrMap,
+        ) as tf.Tensor[];
       return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
     },
   });

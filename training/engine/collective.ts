@@ -35,7 +35,8 @@ export function waitWhile(ctrl: Int32Array, slot: number, value: number): void {
   for (let i = 0; i < 2000; i++) if (Atomics.load(ctrl, slot) !== value) return;
   while (Atomics.load(ctrl, slot) === value) {
     if (Atomics.load(ctrl, CTRL.FAILED) !== 0) throw new ReplicaFailure("another data-parallel replica failed");
-    if (Date.now() > deadline) throw new ReplicaFailure(`data-parallel replicas did not answer within ${WAIT_LIMIT_MS / 1000} s`);
+    if (Date.now() > deadline)
+      throw new ReplicaFailure(`data-parallel replicas did not answer within ${WAIT_LIMIT_MS / 1000} s`);
     Atomics.wait(ctrl, slot, value, 50);
   }
 }
@@ -65,7 +66,13 @@ export function barrier(ctrl: Int32Array, replicas: number): void {
  * halves of `slots`: a replica can only overwrite a half after the next barrier, which the others
  * pass only once they have read it, so one barrier per call is enough.
  */
-export function makeAllReduce(ctrl: Int32Array, slots: Float64Array, replicas: number, rank: number, width: number): { allReduce: (v: Float64Array) => void; reset: () => void } {
+export function makeAllReduce(
+  ctrl: Int32Array,
+  slots: Float64Array,
+  replicas: number,
+  rank: number,
+  width: number,
+): { allReduce: (v: Float64Array) => void; reset: () => void } {
   let call = 0;
   return {
     allReduce(v: Float64Array): void {

@@ -23,7 +23,14 @@ import type { Convolutions } from "./backend.ts";
 import { setBatchNormAllReduce } from "../model/batch-norm-op.ts";
 import { COMMAND, CTRL, CTRL_SLOTS, ReplicaFailure, makeAllReduce, signalFailure, waitWhile } from "./collective.ts";
 import type { ReplicaConfig, ReplicaWorkerData } from "./replica-worker.ts";
-import { type StepLayout, shareGradients, splitSizes, stepLayout, trainableSpecs, writeParams } from "./replica-step.ts";
+import {
+  type StepLayout,
+  shareGradients,
+  splitSizes,
+  stepLayout,
+  trainableSpecs,
+  writeParams,
+} from "./replica-step.ts";
 
 export interface DataParallelOptions {
   /** Replicas including the calling thread; default: the machine's cores, at most 8. */
@@ -57,9 +64,16 @@ export class DataParallel {
   }
 
   /** Starts `replicas - 1` worker threads. The calling thread must already run the wasm backend. */
-  static async start({ replicas = Math.min(8, os.availableParallelism()), convolutions = "auto" }: DataParallelOptions = {}): Promise<DataParallel> {
-    if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`replicas must be a positive integer, got ${replicas}`);
-    if (tf.getBackend() !== "wasm") throw new Error(`data-parallel training runs on the wasm backend (this process runs "${tf.getBackend()}", which uses all cores by itself)`);
+  static async start({
+    replicas = Math.min(8, os.availableParallelism()),
+    convolutions = "auto",
+  }: DataParallelOptions = {}): Promise<DataParallel> {
+    if (!Number.isInteger(replicas) || replicas < 1)
+      throw new Error(`replicas must be a positive integer, got ${replicas}`);
+    if (tf.getBackend() !== "wasm")
+      throw new Error(
+        `data-parallel training runs on the wasm backend (this process runs "${tf.getBackend()}", which uses all cores by itself)`,
+      );
     const control = new SharedArrayBuffer(CTRL_SLOTS * 4);
     const workers: Worker[] = [];
     const ports: MessagePort[] = [];
@@ -68,13 +82,20 @@ export class DataParallel {
         Array.from({ length: replicas - 1 }, (_, i) => {
           const { port1, port2 } = new MessageChannel();
           const data: ReplicaWorkerData = { rank: i + 1, replicas, control, port: port2, convolutions };
-          const worker = new Worker(new URL("./replica-worker.mjs", import.meta.url), { workerData: data, transferList: [port2] });
+          const worker = new Worker(new URL("./replica-worker.mjs", import.meta.url), {
+            workerData: data,
+            transferList: [port2],
+          });
           workers.push(worker);
           ports.push(port1);
           return new Promise<void>((resolve, reject) => {
             port1.once("message", () => resolve());
-            worker.once("error", (err) => reject(new Error(`data-parallel replica ${i + 1} failed to start: ${err.message}`)));
-            worker.once("exit", (code) => reject(new Error(`data-parallel replica ${i + 1} exited (code ${code}) while starting`)));
+            worker.once("error", (err) =>
+              reject(new Error(`data-parallel replica ${i + 1} failed to start: ${err.message}`)),
+            );
+            worker.once("exit", (code) =>
+              reject(new Error(`data-parallel replica ${i + 1} exited (code ${code}) while starting`)),
+            );
           });
         }),
       );
@@ -131,8 +152,19 @@ export class DataParallel {
     setBatchNormAllReduce(cfg.allReduce);
     cfg.reset();
     try {
-      own = shareGradients(model, mine, batch.size, loss, teacherLogits ? teacherLogits.subarray(0, n0 * classes) : null);
-      for (let done = Atomics.load(this.ctrl, CTRL.DONE); done < this.replicas - 1; done = Atomics.load(this.ctrl, CTRL.DONE)) waitWhile(this.ctrl, CTRL.DONE, done);
+      own = shareGradients(
+        model,
+        mine,
+        batch.size,
+        loss,
+        teacherLogits ? teacherLogits.subarray(0, n0 * classes) : null,
+      );
+      for (
+        let done = Atomics.load(this.ctrl, CTRL.DONE);
+        done < this.replicas - 1;
+        done = Atomics.load(this.ctrl, CTRL.DONE)
+      )
+        waitWhile(this.ctrl, CTRL.DONE, done);
     } catch (err) {
       throw this.fail(err);
     } finally {
@@ -176,7 +208,13 @@ export class DataParallel {
     const capacity = c && c.graph === graph ? Math.max(batchSize, c.layout.capacity) : batchSize;
     const { layout, buffer } = stepLayout(graph, this.replicas, capacity);
     const id = (c?.id ?? 0) + 1;
-    const msg: ReplicaConfig = { config: id, graph, loss: { name: loss.name, options: loss.options }, capacity, buffer };
+    const msg: ReplicaConfig = {
+      config: id,
+      graph,
+      loss: { name: loss.name, options: loss.options },
+      capacity,
+      buffer,
+    };
     for (const p of this.ports) p.postMessage(msg);
     const { allReduce, reset } = makeAllReduce(this.ctrl, layout.reduce, this.replicas, 0, layout.statsWidth);
     this.config = { id, graph, lossKey, layout, allReduce, reset };

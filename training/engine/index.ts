@@ -10,7 +10,16 @@ import { type Engine, type InitOptions, initBackend } from "./backend.ts";
 import { DataParallel } from "./data-parallel.ts";
 import { nativeConvolutionsActive } from "./native-conv.ts";
 
-export { BACKENDS, CONVOLUTIONS, type BackendName, type Convolutions, type Engine, currentEngine, initBackend, isBackendName } from "./backend.ts";
+export {
+  BACKENDS,
+  CONVOLUTIONS,
+  type BackendName,
+  type Convolutions,
+  type Engine,
+  currentEngine,
+  initBackend,
+  isBackendName,
+} from "./backend.ts";
 
 export interface TrainingEngine extends Engine {
   /** Threads computing each step (1 unless the wasm backend runs data-parallel). */
@@ -61,17 +70,26 @@ export async function busyCores(ms = 500): Promise<number> {
  * }
  * ```
  */
-export async function startTrainingEngine(requested?: string, { replicas, log = console.log, convolutions = "auto" }: TrainingEngineOptions = {}): Promise<TrainingEngine> {
+export async function startTrainingEngine(
+  requested?: string,
+  { replicas, log = console.log, convolutions = "auto" }: TrainingEngineOptions = {},
+): Promise<TrainingEngine> {
   const engine = await initBackend(requested, { log, convolutions });
   const cores = os.availableParallelism();
   const busy = engine.backend === "wasm" && replicas === undefined ? await busyCores() : 0;
   const want = replicas ?? defaultReplicas(cores, busy);
   if (engine.backend === "wasm" && replicas === undefined && want < cores) {
-    log(`engine: ${want} data-parallel replica(s) for ${cores} cores: ${busy.toFixed(1)} cores are busy with other work (--replicas sets it)`);
+    log(
+      `engine: ${want} data-parallel replica(s) for ${cores} cores: ${busy.toFixed(1)} cores are busy with other work (--replicas sets it)`,
+    );
   }
-  if (engine.backend !== "wasm" || want <= 1) return { ...engine, replicas: 1, gradients: lossAndGradients, close: async () => {} };
+  if (engine.backend !== "wasm" || want <= 1)
+    return { ...engine, replicas: 1, gradients: lossAndGradients, close: async () => {} };
   // Replicas use the convolutions the main thread got ("wasm" only where native did not load there).
-  const pool = await DataParallel.start({ replicas: want, convolutions: nativeConvolutionsActive() ? "native" : "wasm" });
+  const pool = await DataParallel.start({
+    replicas: want,
+    convolutions: nativeConvolutionsActive() ? "native" : "wasm",
+  });
   const device = pool.describe(engine.device);
   log(`engine: training data-parallel on ${device}`);
   return { backend: engine.backend, device, replicas: want, gradients: pool.gradients, close: () => pool.close() };

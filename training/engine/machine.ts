@@ -11,7 +11,11 @@ const require = createRequire(import.meta.url);
 /** The first NVIDIA GPU's name, if nvidia-smi answers. */
 export function gpuName(): string | undefined {
   try {
-    const out = execFileSync("nvidia-smi", ["--query-gpu=name", "--format=csv,noheader"], { encoding: "utf8", timeout: 5000, stdio: ["ignore", "pipe", "ignore"] });
+    const out = execFileSync("nvidia-smi", ["--query-gpu=name", "--format=csv,noheader"], {
+      encoding: "utf8",
+      timeout: 5000,
+      stdio: ["ignore", "pipe", "ignore"],
+    });
     return out.trim().split("\n")[0] || undefined;
   } catch {
     return undefined;
@@ -32,7 +36,9 @@ export function nativeBuilt(pkg: string): boolean {
   const dir = packageDir(pkg);
   if (!dir) return false;
   try {
-    return readdirSync(join(dir, "lib")).some((napi) => statSync(join(dir, "lib", napi, "tfjs_binding.node"), { throwIfNoEntry: false }) !== undefined);
+    return readdirSync(join(dir, "lib")).some(
+      (napi) => statSync(join(dir, "lib", napi, "tfjs_binding.node"), { throwIfNoEntry: false }) !== undefined,
+    );
   } catch {
     return false;
   }
@@ -56,7 +62,13 @@ function nativeBuild(dir: string): string {
 /** A stable description of the machine and its installed native engines, by package name. */
 export function machineKey(packages: readonly string[]): string {
   const cpu = os.cpus()[0]?.model.trim() ?? "unknown CPU";
-  const parts = [`${os.hostname()}`, `${cpu} x${os.availableParallelism()}`, `${Math.round(os.totalmem() / 2 ** 30)} GiB`, `GPU ${gpuName() ?? "none"}`, `Node ${process.versions.node}`];
+  const parts = [
+    `${os.hostname()}`,
+    `${cpu} x${os.availableParallelism()}`,
+    `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+    `GPU ${gpuName() ?? "none"}`,
+    `Node ${process.versions.node}`,
+  ];
   for (const pkg of packages) {
     const dir = packageDir(pkg);
     parts.push(`${pkg} ${dir ? nativeBuild(dir) : "absent"}`);

@@ -33,7 +33,11 @@ interface NativeSession {
   run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): Record<string, unknown>;
 }
 interface Binding {
-  binding: { InferenceSession: new () => NativeSession & { loadModel(buffer: ArrayBufferLike, offset: number, length: number, options: object): void } };
+  binding: {
+    InferenceSession: new () => NativeSession & {
+      loadModel(buffer: ArrayBufferLike, offset: number, length: number, options: object): void;
+    };
+  };
   initOrt(): void;
 }
 type TensorClass = new (type: "float32", data: Float32Array, dims: readonly number[]) => unknown;
@@ -52,7 +56,13 @@ export function loadNativeRuntime(): void {
 
 // One thread per session: the data-parallel replicas already keep every core busy, and at these
 // sizes onnxruntime's own threads gave nothing on 2 cores.
-const SESSION_OPTIONS = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all", executionMode: "sequential", logSeverityLevel: 3 };
+const SESSION_OPTIONS = {
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  graphOptimizationLevel: "all",
+  executionMode: "sequential",
+  logSeverityLevel: 3,
+};
 
 /** Sessions by op and geometry, and whether each runs on the NCHWc kernels. */
 const sessions = new Map<string, { session: NativeSession; blocked: boolean }>();
@@ -87,8 +97,16 @@ export function nchwcBlock(): number {
   if (block === undefined) {
     loadNativeRuntime();
     try {
-      const probe = graphModel([node("ReorderInput", ["x"], ["y"], [int("channels_last", 1)], NCHWC)], [["x", [1, 1, 1, 4]]], [1, "C", 1, 1]);
-      const out = load(probe.bytes).run({ x: new ort!.Tensor("float32", new Float32Array(4), [1, 1, 1, 4]) }, { y: null }, {}) as { y: { dims: number[] } };
+      const probe = graphModel(
+        [node("ReorderInput", ["x"], ["y"], [int("channels_last", 1)], NCHWC)],
+        [["x", [1, 1, 1, 4]]],
+        [1, "C", 1, 1],
+      );
+      const out = load(probe.bytes).run(
+        { x: new ort!.Tensor("float32", new Float32Array(4), [1, 1, 1, 4]) },
+        { y: null },
+        {},
+      ) as { y: { dims: number[] } };
       block = out.y.dims[1]! > 1 ? out.y.dims[1]! : 0;
     } catch {
       block = 0;
@@ -124,7 +142,16 @@ interface Geometry {
 
 function geometry(info: tf.backend_util.Conv2DInfo): Geometry {
   const { top, bottom, left, right } = info.padInfo;
-  return { kh: info.filterHeight, kw: info.filterWidth, sh: info.strideHeight, sw: info.strideWidth, top, bottom, left, right };
+  return {
+    kh: info.filterHeight,
+    kw: info.filterWidth,
+    sh: info.strideHeight,
+    sw: info.strideWidth,
+    top,
+    bottom,
+    left,
+    right,
+  };
 }
 
 const key = (op: string, ...parts: (number | number[] | Geometry)[]) => `${op}:${JSON.stringify(parts)}`;
@@ -138,13 +165,30 @@ interface Graph {
   blocked: boolean;
 }
 
-function graphModel(nodes: NodeProto[], inputs: [string, (number | string)[]][], output: (number | string)[], initializers: object[] = []): Graph {
+function graphModel(
+  nodes: NodeProto[],
+  inputs: [string, (number | string)[]][],
+  output: (number | string)[],
+  initializers: object[] = [],
+): Graph {
   const blocked = nodes.some((n) => n.domain === NCHWC);
-  const bytes = encodeModel({ opset: OPSET, domains: blocked ? { [NCHWC]: 1 } : {}, nodes, initializers, inputs: inputs.map(([n, d]) => valueInfo(n, d)), outputs: [valueInfo("y", output)], name: "conv" });
+  const bytes = encodeModel({
+    opset: OPSET,
+    domains: blocked ? { [NCHWC]: 1 } : {},
+    nodes,
+    initializers,
+    inputs: inputs.map(([n, d]) => valueInfo(n, d)),
+    outputs: [valueInfo("y", output)],
+    name: "conv",
+  });
   return { bytes, blocked };
 }
 
-const REVERSE_KERNEL = [int64Tensor("last", [-1, -1]), int64Tensor("beforeFirst", [-(2 ** 31), -(2 ** 31)]), int64Tensor("reverse", [-1, -1])];
+const REVERSE_KERNEL = [
+  int64Tensor("last", [-1, -1]),
+  int64Tensor("beforeFirst", [-(2 ** 31), -(2 ** 31)]),
+  int64Tensor("reverse", [-1, -1]),
+];
 
 /**
  * An NCHWc convolution from NHWC to NHWC: ReorderInput and ReorderOutput read and write channels
@@ -156,7 +200,14 @@ const REVERSE_KERNEL = [int64Tensor("last", [-1, -1]), int64Tensor("beforeFirst"
  * `flip` convolves with the filter rotated 180 degrees and its channel axes swapped: the input
  * gradient at stride 1.
  */
-function blockedConvModel(input: string, [h, w, cin]: [number, number, number], [oh, ow, cout]: [number, number, number], g: Geometry, pads: number[], { flip = false, bias = false, relu = false } = {}): Graph {
+function blockedConvModel(
+  input: string,
+  [h, w, cin]: [number, number, number],
+  [oh, ow, cout]: [number, number, number],
+  g: Geometry,
+  pads: number[],
+  { flip = false, bias = false, relu = false } = {},
+): Graph {
   const b = nchwcBlock();
   const [fin, fout] = flip ? [cout, cin] : [cin, cout]; // the filter's own in and out axes
   const padInput = cin % 4 !== 0;
@@ -179,7 +230,18 @@ function blockedConvModel(input: string, [h, w, cin]: [number, number, number], 
     node("Reshape", [filter, "blocks"], ["f6"]),
     node("Transpose", ["f6"], ["ft"], [ints("perm", flip ? [2, 4, 0, 1, 5, 3] : [4, 2, 0, 1, 3, 5])]),
     node("Reshape", ["ft", "oihw"], ["wb"]),
-    node("Conv", ["xb", "wb", ...(bias ? [padBias ? "biasPadded" : "bias"] : [])], ["yb"], [ints("kernel_shape", [g.kh, g.kw]), ints("strides", [g.sh, g.sw]), ints("pads", pads), ...(relu ? [str("activation", "Relu")] : [])], NCHWC),
+    node(
+      "Conv",
+      ["xb", "wb", ...(bias ? [padBias ? "biasPadded" : "bias"] : [])],
+      ["yb"],
+      [
+        ints("kernel_shape", [g.kh, g.kw]),
+        ints("strides", [g.sh, g.sw]),
+        ints("pads", pads),
+        ...(relu ? [str("activation", "Relu")] : []),
+      ],
+      NCHWC,
+    ),
     node("ReorderOutput", ["yb"], ["y"], [int("channels_last", 1), int("channels", cout)], NCHWC),
   );
   const [finB, foutB] = [blocked(fin), blocked(fout)];
@@ -191,19 +253,39 @@ function blockedConvModel(input: string, [h, w, cin]: [number, number, number], 
     ...(padFilter ? [int64Tensor("filterPads", [0, 0, 0, 0, 0, 0, finB - fin, foutB - fout])] : []),
     ...(padBias ? [int64Tensor("biasPads", [0, blocked(cout) - cout])] : []),
   ];
-  const inputs: [string, (number | string)[]][] = [[input, ["N", h, w, cin]], ["filter", [g.kh, g.kw, fin, fout]], ...(bias ? [["bias", [cout]] as [string, number[]]] : [])];
+  const inputs: [string, (number | string)[]][] = [
+    [input, ["N", h, w, cin]],
+    ["filter", [g.kh, g.kw, fin, fout]],
+    ...(bias ? [["bias", [cout]] as [string, number[]]] : []),
+  ];
   return graphModel(nodes, inputs, ["N", oh, ow, cout], initializers);
 }
 
 /** Forward convolution; inference (FusedConv2D) adds a bias and a ReLU inside the same graph. */
-function forwardModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number], { bias = false, relu = false } = {}): Graph {
-  if (runsBlocked(ci, co)) return blockedConvModel("x", [h, w, ci], [oh, ow, co], g, [g.top, g.left, g.bottom, g.right], { bias, relu });
+function forwardModel(
+  g: Geometry,
+  [, h, w, ci]: Shape4,
+  co: number,
+  [oh, ow]: [number, number],
+  { bias = false, relu = false } = {},
+): Graph {
+  if (runsBlocked(ci, co))
+    return blockedConvModel("x", [h, w, ci], [oh, ow, co], g, [g.top, g.left, g.bottom, g.right], { bias, relu });
   const conv = relu ? "yr" : "yc";
   return graphModel(
     [
       node("Transpose", ["x"], ["xc"], [ints("perm", TO_NCHW)]),
       node("Transpose", ["filter"], ["wc"], [ints("perm", FILTER_TO_OIHW)]),
-      node("Conv", bias ? ["xc", "wc", "bias"] : ["xc", "wc"], [conv], [ints("kernel_shape", [g.kh, g.kw]), ints("strides", [g.sh, g.sw]), ints("pads", [g.top, g.left, g.bottom, g.right])]),
+      node(
+        "Conv",
+        bias ? ["xc", "wc", "bias"] : ["xc", "wc"],
+        [conv],
+        [
+          ints("kernel_shape", [g.kh, g.kw]),
+          ints("strides", [g.sh, g.sw]),
+          ints("pads", [g.top, g.left, g.bottom, g.right]),
+        ],
+      ),
       ...(relu ? [node("Relu", [conv], ["yc"])] : []),
       node("Transpose", ["yc"], ["y"], [ints("perm", TO_NHWC)]),
     ],
@@ -213,7 +295,10 @@ function forwardModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [
 }
 
 function inputGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number]): Graph {
-  const inputs: [string, (number | string)[]][] = [["dy", ["N", oh, ow, co]], ["filter", [g.kh, g.kw, ci, co]]];
+  const inputs: [string, (number | string)[]][] = [
+    ["dy", ["N", oh, ow, co]],
+    ["filter", [g.kh, g.kw, ci, co]],
+  ];
   const flippedPads = [g.kh - 1 - g.top, g.kw - 1 - g.left, g.kh - 1 - g.bottom, g.kw - 1 - g.right];
   if (g.sh === 1 && g.sw === 1 && flippedPads.every((p) => p >= 0)) {
     if (runsBlocked(co, ci)) return blockedConvModel("dy", [oh, ow, co], [h, w, ci], g, flippedPads, { flip: true });
@@ -234,12 +319,25 @@ function inputGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, 
   }
   // ConvTranspose's output size is s*(in-1) + output_padding + k - pads; output_padding restores
   // the rows and columns the forward convolution's floor division dropped.
-  const outputPadding = [h + g.top + g.bottom - (g.sh * (oh - 1) + g.kh), w + g.left + g.right - (g.sw * (ow - 1) + g.kw)];
+  const outputPadding = [
+    h + g.top + g.bottom - (g.sh * (oh - 1) + g.kh),
+    w + g.left + g.right - (g.sw * (ow - 1) + g.kw),
+  ];
   return graphModel(
     [
       node("Transpose", ["dy"], ["dyc"], [ints("perm", TO_NCHW)]),
       node("Transpose", ["filter"], ["wc"], [ints("perm", FILTER_TO_OIHW)]), // [out, in, kh, kw] = ConvTranspose's [C_in, C_out, kh, kw]
-      node("ConvTranspose", ["dyc", "wc"], ["dxc"], [ints("kernel_shape", [g.kh, g.kw]), ints("strides", [g.sh, g.sw]), ints("pads", [g.top, g.left, g.bottom, g.right]), ints("output_padding", outputPadding)]),
+      node(
+        "ConvTranspose",
+        ["dyc", "wc"],
+        ["dxc"],
+        [
+          ints("kernel_shape", [g.kh, g.kw]),
+          ints("strides", [g.sh, g.sw]),
+          ints("pads", [g.top, g.left, g.bottom, g.right]),
+          ints("output_padding", outputPadding),
+        ],
+      ),
       node("Transpose", ["dxc"], ["y"], [ints("perm", TO_NHWC)]),
     ],
     inputs,
@@ -249,7 +347,13 @@ function inputGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, 
 
 function filterGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh, ow]: [number, number]): Graph {
   const nodes: NodeProto[] = [node("Reshape", ["dy", "dyShape"], ["dyFlat"])];
-  const initializers: object[] = [int64Tensor("dyShape", [-1, co]), int64Tensor("xShape", [-1, ci]), int64Tensor("axes", [1, 2]), int64Tensor("steps", [g.sh, g.sw]), int64Tensor("filterShape", [g.kh, g.kw, ci, co])];
+  const initializers: object[] = [
+    int64Tensor("dyShape", [-1, co]),
+    int64Tensor("xShape", [-1, ci]),
+    int64Tensor("axes", [1, 2]),
+    int64Tensor("steps", [g.sh, g.sw]),
+    int64Tensor("filterShape", [g.kh, g.kw, ci, co]),
+  ];
   let padded = "x";
   if (g.top || g.bottom || g.left || g.right) {
     initializers.push(int64Tensor("pads", [0, g.top, g.left, 0, 0, g.bottom, g.right, 0]));
@@ -263,16 +367,30 @@ function filterGradientModel(g: Geometry, [, h, w, ci]: Shape4, co: number, [oh,
       const t = `${i}_${j}`;
       let rows = padded;
       if (!whole) {
-        initializers.push(int64Tensor(`start${t}`, [i, j]), int64Tensor(`end${t}`, [i + g.sh * (oh - 1) + 1, j + g.sw * (ow - 1) + 1]));
+        initializers.push(
+          int64Tensor(`start${t}`, [i, j]),
+          int64Tensor(`end${t}`, [i + g.sh * (oh - 1) + 1, j + g.sw * (ow - 1) + 1]),
+        );
         nodes.push(node("Slice", [padded, `start${t}`, `end${t}`, "axes", "steps"], [`x${t}`]));
         rows = `x${t}`;
       }
-      nodes.push(node("Reshape", [rows, "xShape"], [`xFlat${t}`]), node("Gemm", [`xFlat${t}`, "dyFlat"], [`dw${t}`], [int("transA", 1)]));
+      nodes.push(
+        node("Reshape", [rows, "xShape"], [`xFlat${t}`]),
+        node("Gemm", [`xFlat${t}`, "dyFlat"], [`dw${t}`], [int("transA", 1)]),
+      );
       taps.push(`dw${t}`);
     }
   }
   nodes.push(node("Concat", taps, ["dwFlat"], [int("axis", 0)]), node("Reshape", ["dwFlat", "filterShape"], ["y"]));
-  return graphModel(nodes, [["x", ["N", h, w, ci]], ["dy", ["N", oh, ow, co]]], [g.kh, g.kw, ci, co], initializers);
+  return graphModel(
+    nodes,
+    [
+      ["x", ["N", h, w, ci]],
+      ["dy", ["N", oh, ow, co]],
+    ],
+    [g.kh, g.kw, ci, co],
+    initializers,
+  );
 }
 
 /**
@@ -283,7 +401,8 @@ function runInto(backend: BackendWasm, s: NativeSession, inputs: Record<string, 
   const out = backend.makeOutput(outShape, "float32");
   const { Tensor } = ort!;
   const feeds: Record<string, unknown> = {};
-  for (const [name, info] of Object.entries(inputs)) feeds[name] = new Tensor("float32", backend.typedArrayFromHeap(info) as Float32Array, info.shape);
+  for (const [name, info] of Object.entries(inputs))
+    feeds[name] = new Tensor("float32", backend.typedArrayFromHeap(info) as Float32Array, info.shape);
   s.run(feeds, { y: new Tensor("float32", backend.typedArrayFromHeap(out) as Float32Array, outShape) }, {});
   return out;
 }
@@ -297,7 +416,8 @@ interface ConvAttrs {
 }
 
 const channelsLast = (f: string) => f === "NHWC" || f === "channelsLast";
-const undilated = (d: ConvAttrs["dilations"]) => d === undefined || d === 1 || (Array.isArray(d) && d[0] === 1 && d[1] === 1);
+const undilated = (d: ConvAttrs["dilations"]) =>
+  d === undefined || d === 1 || (Array.isArray(d) && d[0] === 1 && d[1] === 1);
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
@@ -306,34 +426,78 @@ function makeKernels(fallback: Record<string, tf.KernelFunc>) {
     const a = args.attrs as unknown as ConvAttrs;
     if (!channelsLast(a.dataFormat) || !undilated(a.dilations)) return fallback.Conv2D!(args as never) as Info;
     const { x, filter } = args.inputs as { x: Info; filter: Info };
-    const info = tf.backend_util.computeConv2DInfo(x.shape as Shape4, filter.shape as Shape4, a.strides, 1, a.pad, a.dimRoundingMode);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as Shape4,
+      filter.shape as Shape4,
+      a.strides,
+      1,
+      a.pad,
+      a.dimRoundingMode,
+    );
     const g = geometry(info);
     const out: [number, number] = [info.outHeight, info.outWidth];
-    const s = session(key("conv", g, x.shape.slice(1), info.outChannels), () => forwardModel(g, x.shape as Shape4, info.outChannels, out));
+    const s = session(key("conv", g, x.shape.slice(1), info.outChannels), () =>
+      forwardModel(g, x.shape as Shape4, info.outChannels, out),
+    );
     return runInto(args.backend as BackendWasm, s, { x, filter }, [x.shape[0]!, ...out, info.outChannels]);
   };
 
   const fusedConv2D = (args: KernelArgs): Info => {
     const a = args.attrs as unknown as ConvAttrs & { activation: string };
-    const { x, filter, bias, preluActivationWeights } = args.inputs as { x: Info; filter: Info; bias?: Info; preluActivationWeights?: Info };
+    const { x, filter, bias, preluActivationWeights } = args.inputs as {
+      x: Info;
+      filter: Info;
+      bias?: Info;
+      preluActivationWeights?: Info;
+    };
     const relu = a.activation === "relu";
     const plain = a.activation === "linear" || relu;
-    if (!channelsLast(a.dataFormat) || !undilated(a.dilations) || !plain || preluActivationWeights || (bias && bias.shape.length !== 1)) return fallback.FusedConv2D!(args as never) as Info;
-    const info = tf.backend_util.computeConv2DInfo(x.shape as Shape4, filter.shape as Shape4, a.strides, 1, a.pad, a.dimRoundingMode);
+    if (
+      !channelsLast(a.dataFormat) ||
+      !undilated(a.dilations) ||
+      !plain ||
+      preluActivationWeights ||
+      (bias && bias.shape.length !== 1)
+    )
+      return fallback.FusedConv2D!(args as never) as Info;
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as Shape4,
+      filter.shape as Shape4,
+      a.strides,
+      1,
+      a.pad,
+      a.dimRoundingMode,
+    );
     const g = geometry(info);
     const out: [number, number] = [info.outHeight, info.outWidth];
-    const s = session(key(`fused-${bias ? "bias" : "nobias"}-${a.activation}`, g, x.shape.slice(1), info.outChannels), () => forwardModel(g, x.shape as Shape4, info.outChannels, out, { bias: !!bias, relu }));
-    return runInto(args.backend as BackendWasm, s, bias ? { x, filter, bias } : { x, filter }, [x.shape[0]!, ...out, info.outChannels]);
+    const s = session(
+      key(`fused-${bias ? "bias" : "nobias"}-${a.activation}`, g, x.shape.slice(1), info.outChannels),
+      () => forwardModel(g, x.shape as Shape4, info.outChannels, out, { bias: !!bias, relu }),
+    );
+    return runInto(args.backend as BackendWasm, s, bias ? { x, filter, bias } : { x, filter }, [
+      x.shape[0]!,
+      ...out,
+      info.outChannels,
+    ]);
   };
 
   const conv2DBackpropInput = (args: KernelArgs): Info => {
     const a = args.attrs as unknown as ConvAttrs & { inputShape: Shape4 };
     if (!channelsLast(a.dataFormat)) return fallback.Conv2DBackpropInput!(args as never) as Info;
     const { dy, filter } = args.inputs as { dy: Info; filter: Info };
-    const info = tf.backend_util.computeConv2DInfo(a.inputShape, filter.shape as Shape4, a.strides, 1, a.pad, a.dimRoundingMode);
+    const info = tf.backend_util.computeConv2DInfo(
+      a.inputShape,
+      filter.shape as Shape4,
+      a.strides,
+      1,
+      a.pad,
+      a.dimRoundingMode,
+    );
     const g = geometry(info);
     const out: [number, number] = [info.outHeight, info.outWidth];
-    const s = session(key("dx", g, a.inputShape.slice(1), info.outChannels), () => inputGradientModel(g, a.inputShape, info.outChannels, out));
+    const s = session(key("dx", g, a.inputShape.slice(1), info.outChannels), () =>
+      inputGradientModel(g, a.inputShape, info.outChannels, out),
+    );
     return runInto(args.backend as BackendWasm, s, { dy, filter }, [...a.inputShape]);
   };
 
@@ -341,14 +505,28 @@ function makeKernels(fallback: Record<string, tf.KernelFunc>) {
     const a = args.attrs as unknown as ConvAttrs & { filterShape: Shape4 };
     if (!channelsLast(a.dataFormat)) return fallback.Conv2DBackpropFilter!(args as never) as Info;
     const { x, dy } = args.inputs as { x: Info; dy: Info };
-    const info = tf.backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as Shape4,
+      a.filterShape,
+      a.strides,
+      1,
+      a.pad,
+      a.dimRoundingMode,
+    );
     const g = geometry(info);
     const out: [number, number] = [info.outHeight, info.outWidth];
-    const s = session(key("dw", g, x.shape.slice(1), info.outChannels), () => filterGradientModel(g, x.shape as Shape4, info.outChannels, out));
+    const s = session(key("dw", g, x.shape.slice(1), info.outChannels), () =>
+      filterGradientModel(g, x.shape as Shape4, info.outChannels, out),
+    );
     return runInto(args.backend as BackendWasm, s, { x, dy }, [...a.filterShape]);
   };
 
-  return { Conv2D: conv2D, FusedConv2D: fusedConv2D, Conv2DBackpropInput: conv2DBackpropInput, Conv2DBackpropFilter: conv2DBackpropFilter };
+  return {
+    Conv2D: conv2D,
+    FusedConv2D: fusedConv2D,
+    Conv2DBackpropInput: conv2DBackpropInput,
+    Conv2DBackpropFilter: conv2DBackpropFilter,
+  };
 }
 
 const KERNELS = ["Conv2D", "FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"] as const;

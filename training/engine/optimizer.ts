@@ -50,7 +50,8 @@ export class Sgd {
   /** Slots for a checkpoint. */
   state(): Map<string, StoredTensor> {
     const out = new Map<string, StoredTensor>();
-    for (const [name, v] of this.velocity) out.set(`${name}:${SLOT}`, { shape: v.shape, data: v.dataSync() as Float32Array });
+    for (const [name, v] of this.velocity)
+      out.set(`${name}:${SLOT}`, { shape: v.shape, data: v.dataSync() as Float32Array });
     return out;
   }
 
@@ -61,7 +62,8 @@ export class Sgd {
       const [name, slot] = key.split(":");
       const w = name === undefined ? undefined : this.params.get(name);
       if (!w || slot !== SLOT) throw new Error(`optimizer slot "${key}" does not belong to this model's SGD`);
-      if (w.shape.join(",") !== t.shape.join(",")) throw new Error(`optimizer slot "${key}" has shape [${t.shape}], the parameter has [${w.shape}]`);
+      if (w.shape.join(",") !== t.shape.join(","))
+        throw new Error(`optimizer slot "${key}" has shape [${t.shape}], the parameter has [${w.shape}]`);
       this.velocity.set(name!, tf.variable(tf.tensor(t.data, t.shape), false));
     }
   }

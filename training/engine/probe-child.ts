@@ -18,7 +18,11 @@ const model = createModel(architecture(name, input, 10, widthScale), 1);
 const sgd = new Sgd(model.params, { momentum: 0.9, weightDecay: 5e-4, nesterov: true });
 const loss = createLoss("ce");
 const pixels = size * input.height * input.width * input.channels;
-const batch = { images: Float32Array.from({ length: pixels }, (_, i) => Math.sin(i * 12.9898) % 1), labels: Int32Array.from({ length: size }, (_, i) => i % 10), size };
+const batch = {
+  images: Float32Array.from({ length: pixels }, (_, i) => Math.sin(i * 12.9898) % 1),
+  labels: Int32Array.from({ length: size }, (_, i) => i % 10),
+  size,
+};
 const step = () => trainStep(model, sgd, batch, loss, null, 0.01, engine.gradients);
 
 // Two steps untimed: the first builds kernels and graphs on every engine.
@@ -33,4 +37,6 @@ while (steps < 3 || performance.now() - start < seconds * 1000) {
 const elapsed = (performance.now() - start) / 1000;
 disposeModel(model);
 await engine.close();
-console.log(JSON.stringify({ backend: engine.backend, device: engine.device, imagesPerSecond: (steps * size) / elapsed }));
+console.log(
+  JSON.stringify({ backend: engine.backend, device: engine.device, imagesPerSecond: (steps * size) / elapsed }),
+);

@@ -54,18 +54,29 @@ export function probeCachePath(): string {
 export function measureEngine(backend: Probed, seconds: number = PROBE_WORKLOAD.seconds): Promise<ProbeResult> {
   const child = new URL("./probe-child.mjs", import.meta.url).pathname;
   return new Promise((resolve) => {
-    execFile(process.execPath, [child, backend, String(seconds)], { timeout: CHILD_TIMEOUT_MS, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const last = stdout.trim().split("\n").at(-1) ?? "";
-      try {
-        const r = JSON.parse(last) as { imagesPerSecond: number; device: string };
-        if (!err && r.imagesPerSecond > 0) return resolve({ backend, imagesPerSecond: r.imagesPerSecond, device: r.device });
-      } catch {
-        // Not a result line: report why below.
-      }
-      const lines = `${stderr}`.trim().split("\n").filter((l) => /error|not available|abort|fault|killed/i.test(l));
-      const why = err?.killed ? `no result within ${CHILD_TIMEOUT_MS / 1000} s` : (lines.at(-1) ?? err?.message ?? "no result").trim();
-      resolve({ backend, error: why.slice(0, 300) });
-    });
+    execFile(
+      process.execPath,
+      [child, backend, String(seconds)],
+      { timeout: CHILD_TIMEOUT_MS, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const last = stdout.trim().split("\n").at(-1) ?? "";
+        try {
+          const r = JSON.parse(last) as { imagesPerSecond: number; device: string };
+          if (!err && r.imagesPerSecond > 0)
+            return resolve({ backend, imagesPerSecond: r.imagesPerSecond, device: r.device });
+        } catch {
+          // Not a result line: report why below.
+        }
+        const lines = `${stderr}`
+          .trim()
+          .split("\n")
+          .filter((l) => /error|not available|abort|fault|killed/i.test(l));
+        const why = err?.killed
+          ? `no result within ${CHILD_TIMEOUT_MS / 1000} s`
+          : (lines.at(-1) ?? err?.message ?? "no result").trim();
+        resolve({ backend, error: why.slice(0, 300) });
+      },
+    );
   });
 }
 
@@ -81,10 +92,13 @@ const rate = (r: ProbeResult) => `${r.backend} ${Math.round(r.imagesPerSecond!)}
 
 /** The order and the reason, from the probe's results. */
 export function rank(results: ProbeResult[], source: string): EngineChoice {
-  const ran = results.filter((r) => r.imagesPerSecond !== undefined).sort((a, b) => b.imagesPerSecond! - a.imagesPerSecond!);
+  const ran = results
+    .filter((r) => r.imagesPerSecond !== undefined)
+    .sort((a, b) => b.imagesPerSecond! - a.imagesPerSecond!);
   const failed = results.filter((r) => r.imagesPerSecond === undefined);
   const failures = failed.map((r) => `${r.backend} failed (${r.error})`).join("; ");
-  if (ran.length === 0) return { order: ["wasm", "cpu"], why: `auto: no engine finished the probe (${failures}); trying wasm` };
+  if (ran.length === 0)
+    return { order: ["wasm", "cpu"], why: `auto: no engine finished the probe (${failures}); trying wasm` };
   const [best, ...rest] = ran;
   const against = rest.length > 0 ? ` against ${rest.map(rate).join(", ")}` : "";
   return {
@@ -104,15 +118,32 @@ export interface ChooseOptions {
 }
 
 /** Which engine `auto` runs on this machine: the only one installed, or the fastest by the (cached) probe. */
-export async function chooseEngine({ cachePath = probeCachePath(), measure = measureEngine, log = () => {}, now = new Date() }: ChooseOptions = {}): Promise<EngineChoice> {
+export async function chooseEngine({
+  cachePath = probeCachePath(),
+  measure = measureEngine,
+  log = () => {},
+  now = new Date(),
+}: ChooseOptions = {}): Promise<EngineChoice> {
   const installed = NATIVE.filter(([, pkg]) => nativeBuilt(pkg));
-  if (installed.length === 0) return { order: ["wasm", "cpu"], why: "auto: wasm, the only engine installed (tfjs-node and tfjs-node-gpu are not built; npm run setup:tfjs-node builds them)" };
+  if (installed.length === 0)
+    return {
+      order: ["wasm", "cpu"],
+      why: "auto: wasm, the only engine installed (tfjs-node and tfjs-node-gpu are not built; npm run setup:tfjs-node builds them)",
+    };
 
   const machine = machineKey(NATIVE.map(([, pkg]) => pkg));
   const workload = describeWorkload();
   const cached = readCache(cachePath);
-  const fresh = cached && cached.machine === machine && cached.workload === workload && now.getTime() - Date.parse(cached.measuredAt) < MAX_AGE_DAYS * 86_400_000;
-  if (fresh) return rank(cached.results, `probe of ${cached.measuredAt.slice(0, 16)}Z cached in ${cachePath}; delete it to measure again`);
+  const fresh =
+    cached &&
+    cached.machine === machine &&
+    cached.workload === workload &&
+    now.getTime() - Date.parse(cached.measuredAt) < MAX_AGE_DAYS * 86_400_000;
+  if (fresh)
+    return rank(
+      cached.results,
+      `probe of ${cached.measuredAt.slice(0, 16)}Z cached in ${cachePath}; delete it to measure again`,
+    );
 
   const engines: Probed[] = [...installed.map(([backend]) => backend), "wasm"];
   log(`engine: auto: measuring ${engines.join(", ")} on this machine (${workload} each; once, then cached)`);

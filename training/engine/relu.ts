@@ -15,7 +15,13 @@ function reluGradKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; ba
   const size = tf.util.sizeFromShape(x.shape);
   const simd = backendSimdPasses(wasm);
   const groups = simd ? size >> 2 : 0;
-  if (groups > 0) simd!.reluGrad(wasm.getMemoryOffset(out.dataId) as number, wasm.getMemoryOffset(dy.dataId) as number, wasm.getMemoryOffset(x.dataId) as number, groups);
+  if (groups > 0)
+    simd!.reluGrad(
+      wasm.getMemoryOffset(out.dataId) as number,
+      wasm.getMemoryOffset(dy.dataId) as number,
+      wasm.getMemoryOffset(x.dataId) as number,
+      groups,
+    );
   const o = wasm.typedArrayFromHeap(out) as Float32Array;
   const d = wasm.typedArrayFromHeap(dy) as Float32Array;
   const v = wasm.typedArrayFromHeap(x) as Float32Array;
@@ -28,14 +34,19 @@ let registered = false;
 /** Registers the wasm kernel and makes it ReLU's gradient on wasm (idempotent). */
 export function registerReluGradient(): void {
   if (registered) return;
-  tf.registerKernel({ kernelName: RELU_GRAD, backendName: "wasm", kernelFunc: reluGradKernel as unknown as tf.KernelFunc });
+  tf.registerKernel({
+    kernelName: RELU_GRAD,
+    backendName: "wasm",
+    kernelFunc: reluGradKernel as unknown as tf.KernelFunc,
+  });
   tf.registerGradient({
     kernelName: "Relu",
     inputsToSave: ["x"],
     gradFunc: (dy, saved) => {
       const [x] = saved as [tf.Tensor];
       const g = dy as tf.Tensor;
-      if (tf.getBackend() === "wasm" && x.dtype === "float32") return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: g, x }) as tf.Tensor };
+      if (tf.getBackend() === "wasm" && x.dtype === "float32")
+        return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: g, x }) as tf.Tensor };
       return { x: () => g.mul(tf.step(x.toFloat())) }; // tfjs' own ReLU gradient
     },
   });

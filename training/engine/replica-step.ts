@@ -18,9 +18,16 @@ export function splitSizes(size: number, replicas: number): number[] {
  * share's mean is weighted by share/total: the replicas' sums are then the whole batch's loss and
  * gradients (batch norm sums its statistics across replicas, see batchnorm.ts).
  */
-export function shareGradients(model: Model, share: Batch, total: number, loss: Loss, teacherLogits: Float32Array | null): Gradients {
+export function shareGradients(
+  model: Model,
+  share: Batch,
+  total: number,
+  loss: Loss,
+  teacherLogits: Float32Array | null,
+): Gradients {
   const weight = share.size / total;
-  const weighted: Loss = weight === 1 ? loss : { ...loss, compute: (inputs) => tf.mul(loss.compute(inputs), weight) as tf.Scalar };
+  const weighted: Loss =
+    weight === 1 ? loss : { ...loss, compute: (inputs) => tf.mul(loss.compute(inputs), weight) as tf.Scalar };
   return lossAndGradients(model, share, weighted, teacherLogits);
 }
 
@@ -60,7 +67,12 @@ export interface StepLayout {
 }
 
 /** Views over `buffer` (or a new SharedArrayBuffer of the right size when none is given). */
-export function stepLayout(graph: Graph, replicas: number, capacity: number, buffer?: SharedArrayBuffer): { layout: StepLayout; buffer: SharedArrayBuffer } {
+export function stepLayout(
+  graph: Graph,
+  replicas: number,
+  capacity: number,
+  buffer?: SharedArrayBuffer,
+): { layout: StepLayout; buffer: SharedArrayBuffer } {
   const params = trainableSpecs(graph).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   const pixels = graph.input.height * graph.input.width * graph.input.channels;
   const share = Math.ceil(capacity / replicas);
@@ -84,7 +96,14 @@ export function stepLayout(graph: Graph, replicas: number, capacity: number, buf
         workers.push(null as unknown as WorkerSlots);
         continue;
       }
-      workers.push({ meta: f64(4), images: f32(share * pixels), labels: i32(share), teacher: f32(share * graph.numClasses), grads: f32(params), result: f64(3) });
+      workers.push({
+        meta: f64(4),
+        images: f32(share * pixels),
+        labels: i32(share),
+        teacher: f32(share * graph.numClasses),
+        grads: f32(params),
+        result: f64(3),
+      });
     }
     return { bytes: offset, layout: { replicas, capacity, statsWidth: width, reduce, weights, workers } };
   };

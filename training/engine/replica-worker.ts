@@ -45,7 +45,13 @@ function configure(msg: ReplicaConfig): void {
   const { layout } = stepLayout(msg.graph, replicas, msg.capacity, msg.buffer);
   const { allReduce, reset } = makeAllReduce(ctrl, layout.reduce, replicas, rank, layout.statsWidth);
   setBatchNormAllReduce(allReduce);
-  state = { config: msg.config, model: createModel(msg.graph, 0), loss: createLoss(msg.loss.name, msg.loss.options), layout, reset };
+  state = {
+    config: msg.config,
+    model: createModel(msg.graph, 0),
+    loss: createLoss(msg.loss.name, msg.loss.options),
+    layout,
+    reset,
+  };
 }
 
 function step(s: State): void {
@@ -56,7 +62,11 @@ function step(s: State): void {
   const { height, width, channels } = s.model.graph.input;
   readParams(s.model, s.layout.weights);
   s.reset();
-  const share = { size, images: slots.images.subarray(0, size * height * width * channels), labels: slots.labels.subarray(0, size) };
+  const share = {
+    size,
+    images: slots.images.subarray(0, size * height * width * channels),
+    labels: slots.labels.subarray(0, size),
+  };
   const teacher = hasTeacher ? slots.teacher.subarray(0, size * s.model.graph.numClasses) : null;
   const g = shareGradients(s.model, share, total, s.loss, teacher);
   try {
@@ -97,7 +107,8 @@ for (;;) {
     Atomics.add(ctrl, CTRL.DONE, 1);
     Atomics.notify(ctrl, CTRL.DONE);
   } catch (err) {
-    if (!(err instanceof ReplicaFailure)) port.postMessage({ error: `replica ${rank}: ${(err as Error).stack ?? String(err)}` });
+    if (!(err instanceof ReplicaFailure))
+      port.postMessage({ error: `replica ${rank}: ${(err as Error).stack ?? String(err)}` });
     signalFailure(ctrl);
     break;
   }

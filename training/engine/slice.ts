@@ -7,7 +7,15 @@ import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 
 type Info = tf.TensorInfo;
 
-export function sliceKernel({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): Info {
+export function sliceKernel({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): Info {
   const wasm = backend as BackendWasm;
   const x = inputs.x!;
   const { begin, size } = attrs as unknown as { begin: number | number[]; size: number | number[] };

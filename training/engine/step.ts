@@ -39,7 +39,13 @@ export type GradientFn = (model: Model, batch: Batch, loss: Loss, teacherLogits:
 export type FeatureTeacher = (images: tf.Tensor4D, layers: (graph: Graph) => string[]) => tf.Tensor4D[];
 
 /** Loss and gradients of one batch on this thread (feature methods: with the teacher's features). */
-export function lossAndGradients(model: Model, batch: Batch, loss: Loss, teacherLogits: Float32Array | null, featureTeacher?: FeatureTeacher): Gradients {
+export function lossAndGradients(
+  model: Model,
+  batch: Batch,
+  loss: Loss,
+  teacherLogits: Float32Array | null,
+  featureTeacher?: FeatureTeacher,
+): Gradients {
   const { height, width, channels } = model.graph.input;
   const classes = model.graph.numClasses;
   const trainable = paramSpecs(model.graph).filter((s) => s.kind === "trainable");
@@ -66,7 +72,12 @@ export function lossAndGradients(model: Model, batch: Batch, loss: Loss, teacher
     logits!.dispose();
     return [value, correct, ceSum, ...variables.map((v) => grads[v.name]!)];
   });
-  const result = { loss: value!.dataSync()[0]!, correct: correct!.dataSync()[0]!, crossEntropySum: ceSum!.dataSync()[0]!, grads: new Map(trainable.map((s, i) => [s.name, grads[i]!])) };
+  const result = {
+    loss: value!.dataSync()[0]!,
+    correct: correct!.dataSync()[0]!,
+    crossEntropySum: ceSum!.dataSync()[0]!,
+    grads: new Map(trainable.map((s, i) => [s.name, grads[i]!])),
+  };
   value!.dispose();
   correct!.dispose();
   ceSum!.dispose();
@@ -74,7 +85,15 @@ export function lossAndGradients(model: Model, batch: Batch, loss: Loss, teacher
 }
 
 /** Computes the gradients of one batch and applies them; returns the batch's loss, correct count and cross-entropy sum. */
-export function trainStep(model: Model, sgd: Sgd, batch: Batch, loss: Loss, teacherLogits: Float32Array | null, lr: number, gradients: GradientFn = lossAndGradients): { loss: number; correct: number; crossEntropySum: number } {
+export function trainStep(
+  model: Model,
+  sgd: Sgd,
+  batch: Batch,
+  loss: Loss,
+  teacherLogits: Float32Array | null,
+  lr: number,
+  gradients: GradientFn = lossAndGradients,
+): { loss: number; correct: number; crossEntropySum: number } {
   const g = gradients(model, batch, loss, teacherLogits);
   try {
     if (!Number.isFinite(g.loss)) throw new Error(`training diverged: loss is ${g.loss} (lower the learning rate)`);

@@ -27,14 +27,30 @@ function free(backend: BackendWasm, ...infos: Info[]): void {
 }
 
 /** Forward convolution, stride 1, with explicit (possibly asymmetric) padding and a dilation. */
-function conv(backend: BackendWasm, x: Info, filter: Info, pad: { top: number; bottom: number; left: number; right: number }, dilations: [number, number]): Info {
-  return run(backend, "Conv2D", { x, filter }, {
-    strides: [1, 1],
-    pad: [[0, 0], [pad.top, pad.bottom], [pad.left, pad.right], [0, 0]],
-    dilations,
-    dataFormat: "NHWC",
-    dimRoundingMode: undefined,
-  });
+function conv(
+  backend: BackendWasm,
+  x: Info,
+  filter: Info,
+  pad: { top: number; bottom: number; left: number; right: number },
+  dilations: [number, number],
+): Info {
+  return run(
+    backend,
+    "Conv2D",
+    { x, filter },
+    {
+      strides: [1, 1],
+      pad: [
+        [0, 0],
+        [pad.top, pad.bottom],
+        [pad.left, pad.right],
+        [0, 0],
+      ],
+      dilations,
+      dataFormat: "NHWC",
+      dimRoundingMode: undefined,
+    },
+  );
 }
 
 type Shape4 = [number, number, number, number];
@@ -46,17 +62,36 @@ interface GradAttrs {
 }
 
 /** The forward convolution's geometry, from a gradient kernel's attributes (NHWC only). */
-function forwardInfo(kernel: string, attrs: tf.NamedAttrMap | undefined, xShape: Shape4, filterShape: Shape4): tf.backend_util.Conv2DInfo {
+function forwardInfo(
+  kernel: string,
+  attrs: tf.NamedAttrMap | undefined,
+  xShape: Shape4,
+  filterShape: Shape4,
+): tf.backend_util.Conv2DInfo {
   const { strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as GradAttrs;
-  if (dataFormat !== "NHWC" && dataFormat !== "channelsLast") throw new Error(`${kernel} on wasm supports NHWC only, got ${dataFormat}`);
+  if (dataFormat !== "NHWC" && dataFormat !== "channelsLast")
+    throw new Error(`${kernel} on wasm supports NHWC only, got ${dataFormat}`);
   return tf.backend_util.computeConv2DInfo(xShape, filterShape, strides, 1, pad, dimRoundingMode);
 }
 
-function conv2DBackpropFilter({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): Info {
+function conv2DBackpropFilter({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): Info {
   const wasm = backend as BackendWasm;
   const x = inputs.x!;
   const dy = inputs.dy!;
-  const info = forwardInfo("Conv2DBackpropFilter", attrs, x.shape as Shape4, (attrs as unknown as { filterShape: Shape4 }).filterShape);
+  const info = forwardInfo(
+    "Conv2DBackpropFilter",
+    attrs,
+    x.shape as Shape4,
+    (attrs as unknown as { filterShape: Shape4 }).filterShape,
+  );
   const [batch, height, width, inC] = x.shape as Shape4;
   const { top, left } = info.padInfo;
   // The bottom/right padding that makes the output exactly the filter's size; negative means the
@@ -66,12 +101,20 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: { inputs: tf.NamedTens
 
   let xT = run(wasm, "Transpose", { x }, { perm: [3, 1, 2, 0] }); // [Ci, H, W, B]
   if (bottom < 0 || right < 0) {
-    const cropped = run(wasm, "Slice", { x: xT }, { begin: [0, 0, 0, 0], size: [inC, height + Math.min(0, bottom), width + Math.min(0, right), batch] });
+    const cropped = run(
+      wasm,
+      "Slice",
+      { x: xT },
+      { begin: [0, 0, 0, 0], size: [inC, height + Math.min(0, bottom), width + Math.min(0, right), batch] },
+    );
     free(wasm, xT);
     xT = cropped;
   }
   const dyT = run(wasm, "Transpose", { x: dy }, { perm: [1, 2, 0, 3] }); // [OH, OW, B, Co]
-  const grad = conv(wasm, xT, dyT, { top, left, bottom: Math.max(0, bottom), right: Math.max(0, right) }, [info.strideHeight, info.strideWidth]); // [Ci, kh, kw, Co]
+  const grad = conv(wasm, xT, dyT, { top, left, bottom: Math.max(0, bottom), right: Math.max(0, right) }, [
+    info.strideHeight,
+    info.strideWidth,
+  ]); // [Ci, kh, kw, Co]
   free(wasm, xT, dyT);
   const out = run(wasm, "Transpose", { x: grad }, { perm: [1, 2, 0, 3] });
   free(wasm, grad);
@@ -85,7 +128,15 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: { inputs: tf.NamedTens
  * and the phases interleave into dx. That does exactly the forward convolution's arithmetic, where
  * convolving dy with zeros inserted between its rows and columns would do s*s times as much.
  */
-function conv2DBackpropInput({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): Info {
+function conv2DBackpropInput({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): Info {
   const wasm = backend as BackendWasm;
   const dy = inputs.dy!;
   const filter = inputs.filter!;
@@ -126,7 +177,8 @@ function conv2DBackpropInput({ inputs, backend, attrs }: { inputs: tf.NamedTenso
         for (let u = 0; u < U; u++) {
           const src = (rows.taps[T - 1 - t]! * kw + cols.taps[U - 1 - u]!) * inC * outC;
           const dst = (t * U + u) * outC * inC;
-          for (let ci = 0; ci < inC; ci++) for (let co = 0; co < outC; co++) sub[dst + co * inC + ci] = weights[src + ci * outC + co]!;
+          for (let ci = 0; ci < inC; ci++)
+            for (let co = 0; co < outC; co++) sub[dst + co * inC + ci] = weights[src + ci * outC + co]!;
         }
       }
       const rotated = wasm.makeOutput([T, U, outC, inC], "float32", undefined, sub);
@@ -155,11 +207,40 @@ function conv2DBackpropInput({ inputs, backend, attrs }: { inputs: tf.NamedTenso
 }
 
 /** A stride-1 convolution of dy padded by `before`/`after` rows and columns; negative amounts crop dy. */
-function convCropping(backend: BackendWasm, dy: Info, filter: Info, rows: { before: number; after: number }, cols: { before: number; after: number }): Info {
+function convCropping(
+  backend: BackendWasm,
+  dy: Info,
+  filter: Info,
+  rows: { before: number; after: number },
+  cols: { before: number; after: number },
+): Info {
   const [batch, h, w, c] = dy.shape as [number, number, number, number];
-  const crop = [rows.before, rows.after, cols.before, cols.after].map((v) => Math.max(0, -v)) as [number, number, number, number];
-  const input = crop.some((v) => v > 0) ? run(backend, "Slice", { x: dy }, { begin: [0, crop[0], crop[2], 0], size: [batch, h - crop[0] - crop[1], w - crop[2] - crop[3], c] }) : dy;
-  const out = conv(backend, input, filter, { top: Math.max(0, rows.before), bottom: Math.max(0, rows.after), left: Math.max(0, cols.before), right: Math.max(0, cols.after) }, [1, 1]);
+  const crop = [rows.before, rows.after, cols.before, cols.after].map((v) => Math.max(0, -v)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  const input = crop.some((v) => v > 0)
+    ? run(
+        backend,
+        "Slice",
+        { x: dy },
+        { begin: [0, crop[0], crop[2], 0], size: [batch, h - crop[0] - crop[1], w - crop[2] - crop[3], c] },
+      )
+    : dy;
+  const out = conv(
+    backend,
+    input,
+    filter,
+    {
+      top: Math.max(0, rows.before),
+      bottom: Math.max(0, rows.after),
+      left: Math.max(0, cols.before),
+      right: Math.max(0, cols.after),
+    },
+    [1, 1],
+  );
   if (input !== dy) free(backend, input);
   return out;
 }

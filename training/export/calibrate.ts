@@ -30,15 +30,27 @@ const BINS = 2048;
 /** The fp32 model with `tensors` added as outputs, so that one run yields all of them. */
 function observing(model: DecodedModel, tensors: string[]): Uint8Array {
   const already = new Set(model.outputs.map((o) => o.name));
-  return encodeModel({ ...model, outputs: [...model.outputs, ...tensors.filter((t) => !already.has(t)).map((t) => valueInfo(t))] });
+  return encodeModel({
+    ...model,
+    outputs: [...model.outputs, ...tensors.filter((t) => !already.has(t)).map((t) => valueInfo(t))],
+  });
 }
 
 /** Calls `visit` with every tensor's values for each batch of the calibration images. */
-async function eachBatch(session: ort.InferenceSession, tensors: string[], images: Images, visit: (tensor: string, values: Float32Array) => void, batchSize = 32): Promise<void> {
+async function eachBatch(
+  session: ort.InferenceSession,
+  tensors: string[],
+  images: Images,
+  visit: (tensor: string, values: Float32Array) => void,
+  batchSize = 32,
+): Promise<void> {
   const { channels, height, width } = images;
   for (let i = 0; i < images.count; i += batchSize) {
     const n = Math.min(batchSize, images.count - i);
-    const out = await session.run({ [INPUT_NAME]: new ort.Tensor("float32", nhwcToNchw(images, i, n), [n, channels, height, width]) }, tensors);
+    const out = await session.run(
+      { [INPUT_NAME]: new ort.Tensor("float32", nhwcToNchw(images, i, n), [n, channels, height, width]) },
+      tensors,
+    );
     for (const t of tensors) visit(t, out[t]!.data as Float32Array);
   }
 }
@@ -55,10 +67,16 @@ function histogramRange(counts: Float64Array, { min, max }: Range, percentile: n
 }
 
 /** The float range of each tensor over the calibration images. */
-export async function calibrate(model: DecodedModel, tensors: string[], images: Images, options: CalibrationOptions): Promise<Map<string, Range>> {
+export async function calibrate(
+  model: DecodedModel,
+  tensors: string[],
+  images: Images,
+  options: CalibrationOptions,
+): Promise<Map<string, Range>> {
   if (images.count === 0) throw new Error("calibration needs at least one image");
   const percentile = options.percentile ?? DEFAULT_PERCENTILE;
-  if (options.method === "percentile" && !(percentile > 50 && percentile <= 100)) throw new Error(`the calibration percentile must be in (50, 100], got ${percentile}`);
+  if (options.method === "percentile" && !(percentile > 50 && percentile <= 100))
+    throw new Error(`the calibration percentile must be in (50, 100], got ${percentile}`);
   const session = await openSession(observing(model, tensors));
   try {
     const ranges = new Map(tensors.map((t) => [t, { min: Infinity, max: -Infinity }]));

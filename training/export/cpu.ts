@@ -28,7 +28,8 @@ export function hostCpu(): CpuDescription {
   }
   const model = /^model name\s*:\s*(.+)$/m.exec(info)?.[1]?.trim() ?? process.arch;
   const flags = new Set(/^flags\s*:\s*(.+)$/m.exec(info)?.[1]?.split(/\s+/) ?? []);
-  if (!flags.has("avx2")) return { text: `${model} (${process.arch}, no AVX2)`, vnni: flags.has("avx512_vnni") || flags.has("avx_vnni") };
+  if (!flags.has("avx2"))
+    return { text: `${model} (${process.arch}, no AVX2)`, vnni: flags.has("avx512_vnni") || flags.has("avx_vnni") };
   const vnni = flags.has("avx512_vnni") || flags.has("avx_vnni");
   const avx512 = flags.has("avx512bw");
   return { text: `${model} (${avx512 ? "AVX-512" : "AVX2"}, ${vnni ? "with" : "no"} VNNI)`, vnni };
@@ -37,13 +38,15 @@ export function hostCpu(): CpuDescription {
 /** The emulated CPU, checked: qemu-x86_64 must be installed and know the model. */
 export function emulatedCpu(model: string): CpuDescription & { qemu: string } {
   const lacks = EMULATED_CPUS[model];
-  if (!lacks) throw new Error(`unknown CPU model to emulate "${model}"; known: ${Object.keys(EMULATED_CPUS).join(", ")}`);
+  if (!lacks)
+    throw new Error(`unknown CPU model to emulate "${model}"; known: ${Object.keys(EMULATED_CPUS).join(", ")}`);
   let qemu: string;
   try {
     qemu = execFileSync("sh", ["-c", "command -v qemu-x86_64"], { encoding: "utf8" }).trim();
   } catch {
     qemu = "";
   }
-  if (!qemu) throw new Error(`emulating a ${model} CPU needs qemu-x86_64 (Debian's qemu-user package), which is not installed`);
+  if (!qemu)
+    throw new Error(`emulating a ${model} CPU needs qemu-x86_64 (Debian's qemu-user package), which is not installed`);
   return { text: `emulated ${model} (qemu-x86_64 -cpu ${model}: ${lacks})`, vnni: false, qemu };
 }

@@ -23,7 +23,9 @@ export interface Source {
 /** One checkpoint file as an export's only source. */
 export function checkpointSource(path: string, options: ExportOptions): Source {
   if (options.name !== undefined && !MODEL_NAME_PATTERN.test(options.name)) {
-    throw new Error(`model name "${options.name}" must be lowercase letters, digits, '.', '_' or '-', starting with a letter or digit`);
+    throw new Error(
+      `model name "${options.name}" must be lowercase letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
   }
   const ckpt = loadCheckpoint(path);
   refuseUnfinished(path, ckpt, options);
@@ -41,14 +43,22 @@ export function runSources(runDir: string, options: ExportOptions): { sources: S
     const prev = latest.get(ckpt.meta.name);
     if (!prev || ckpt.meta.step > prev.ckpt.meta.step) latest.set(ckpt.meta.name, { path, ckpt, run });
   }
-  if (latest.size === 0) throw new Error(`${runDir}: no checkpoints (*${CHECKPOINT_EXTENSION}) found; train first (npm run distill)`);
+  if (latest.size === 0)
+    throw new Error(`${runDir}: no checkpoints (*${CHECKPOINT_EXTENSION}) found; train first (npm run distill)`);
   for (const s of latest.values()) refuseUnfinished(s.path, s.ckpt, options);
   // A teacher given as an ONNX file goes into the manifest with the students it taught.
   const teacherFile = run.teacher && isOnnxFile(run.teacher) ? run.teacher : undefined;
   if (![...latest.values()].some((s) => s.ckpt.meta.role === "teacher")) {
-    (options.log ?? console.log)(teacherFile ? `export: ${runDir} distilled from the ONNX file ${teacherFile}: it becomes the manifest's teacher` : `export: ${runDir} has no teacher sub-run (distilled from a teacher of another run?); the manifest keeps its teacher`);
+    (options.log ?? console.log)(
+      teacherFile
+        ? `export: ${runDir} distilled from the ONNX file ${teacherFile}: it becomes the manifest's teacher`
+        : `export: ${runDir} has no teacher sub-run (distilled from a teacher of another run?); the manifest keeps its teacher`,
+    );
   }
-  return { sources: oneSeedEach([...latest.values()], options.log ?? console.log), ...(teacherFile ? { teacherFile } : {}) };
+  return {
+    sources: oneSeedEach([...latest.values()], options.log ?? console.log),
+    ...(teacherFile ? { teacherFile } : {}),
+  };
 }
 
 /**
@@ -67,21 +77,33 @@ function oneSeedEach(sources: Source[], log: (line: string) => void): Source[] {
     for (const m of members) {
       const acc = m.ckpt.meta.history.at(-1)?.testAccuracy;
       const seed = Number(m.ckpt.meta.config.seed);
-      if (acc === undefined) throw new Error(`${m.path}: ${m.ckpt.meta.name} has no test accuracy yet; finish it before exporting its seeds`);
+      if (acc === undefined)
+        throw new Error(
+          `${m.path}: ${m.ckpt.meta.name} has no test accuracy yet; finish it before exporting its seeds`,
+        );
       if (String(seed) in bySeed) throw new Error(`${name}: two sub-runs with seed ${seed} (${m.path})`);
       bySeed[String(seed)] = acc;
     }
     const { mean, sd, n } = spread(Object.values(bySeed))!;
-    const pick = members.reduce((best, m) => (Math.abs(bySeed[String(m.ckpt.meta.config.seed)]! - mean) < Math.abs(bySeed[String(best.ckpt.meta.config.seed)]! - mean) ? m : best));
+    const pick = members.reduce((best, m) =>
+      Math.abs(bySeed[String(m.ckpt.meta.config.seed)]! - mean) <
+      Math.abs(bySeed[String(best.ckpt.meta.config.seed)]! - mean)
+        ? m
+        : best,
+    );
     const shipped = Number(pick.ckpt.meta.config.seed);
-    log(`export: ${name}: ${members.length} seeds, test ${(100 * mean).toFixed(2)} ± ${(100 * sd).toFixed(2)}%; shipping seed ${shipped} (${(100 * bySeed[String(shipped)]!).toFixed(2)}%, the closest to the mean)`);
+    log(
+      `export: ${name}: ${members.length} seeds, test ${(100 * mean).toFixed(2)} ± ${(100 * sd).toFixed(2)}%; shipping seed ${shipped} (${(100 * bySeed[String(shipped)]!).toFixed(2)}%, the closest to the mean)`,
+    );
     return { ...pick, seeds: { mean, sd, n, bySeed, shipped } };
   });
 }
 
 function refuseUnfinished(path: string, ckpt: Checkpoint, options: ExportOptions): void {
   if (ckpt.meta.done || options.allowUnfinished) return;
-  throw new Error(`${path}: ${ckpt.meta.name} has not finished training (${ckpt.meta.epoch} epochs done); resume it with npm run distill, or pass --allow-unfinished`);
+  throw new Error(
+    `${path}: ${ckpt.meta.name} has not finished training (${ckpt.meta.epoch} epochs done); resume it with npm run distill, or pass --allow-unfinished`,
+  );
 }
 
 /** Checkpoint files in a run directory and its sub-run directories (hidden folders skipped). */

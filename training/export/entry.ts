@@ -5,7 +5,13 @@
 // with alpha 0) is "<architecture>-baseline"; any other distillation loss gives "<architecture>-<loss>".
 // Version: the id of the run that trained the model (its run directory's name).
 import { createHash } from "node:crypto";
-import { type ExportCheck, type Manifest, type ModelEntry, type SeedAccuracy, ManifestError } from "../../models/schema.ts";
+import {
+  type ExportCheck,
+  type Manifest,
+  type ModelEntry,
+  type SeedAccuracy,
+  ManifestError,
+} from "../../models/schema.ts";
 import { countMacs, countParams } from "../model/graph.ts";
 import type { Checkpoint } from "../train/checkpoint.ts";
 import { isBaseline } from "../train/report.ts";
@@ -54,7 +60,14 @@ export function modelEntry(ckpt: Checkpoint, facts: EntryFacts): ModelEntry {
     metrics: {
       params: countParams(graph),
       macs: countMacs(graph),
-      accuracy: { top1: facts.accuracy.top1, dataset: meta.dataset.name, split: "test", samples: facts.accuracy.samples, ...(facts.seeds ? { seeds: facts.seeds } : {}), ...(facts.accuracy.mAP !== undefined ? { mAP: facts.accuracy.mAP } : {}) },
+      accuracy: {
+        top1: facts.accuracy.top1,
+        dataset: meta.dataset.name,
+        split: "test",
+        samples: facts.accuracy.samples,
+        ...(facts.seeds ? { seeds: facts.seeds } : {}),
+        ...(facts.accuracy.mAP !== undefined ? { mAP: facts.accuracy.mAP } : {}),
+      },
     },
     export: facts.check,
     training: {
@@ -93,8 +106,10 @@ function trainingAmount(e: ModelEntry): { samples: number; epochs: number } {
  */
 export function downgrade(current: ModelEntry, next: ModelEntry): string | null {
   const [a, b] = [trainingAmount(current), trainingAmount(next)];
-  if (a.samples > b.samples) return `${current.name} in the manifest was trained on ${a.samples} images, the new one on ${b.samples}`;
-  if (a.epochs > b.epochs) return `${current.name} in the manifest was trained for ${a.epochs} epochs, the new one for ${b.epochs}`;
+  if (a.samples > b.samples)
+    return `${current.name} in the manifest was trained on ${a.samples} images, the new one on ${b.samples}`;
+  if (a.epochs > b.epochs)
+    return `${current.name} in the manifest was trained for ${a.epochs} epochs, the new one for ${b.epochs}`;
   return null;
 }
 
@@ -114,16 +129,24 @@ export interface ServingChoice {
  */
 export function mergeEntries(current: Manifest, entries: ModelEntry[], choice: ServingChoice = {}): Manifest {
   const names = new Set(entries.map((e) => e.name));
-  if (names.size !== entries.length) throw new ManifestError(`two exported models have the same name (${entries.map((e) => e.name).join(", ")})`);
+  if (names.size !== entries.length)
+    throw new ManifestError(`two exported models have the same name (${entries.map((e) => e.name).join(", ")})`);
   const models = [...current.models.filter((m) => !names.has(m.name)), ...entries];
   const students = models.filter((m) => m.role === "student");
-  if (students.length === 0) throw new ManifestError("the manifest needs at least one student model: export a student along with (or before) the teacher");
+  if (students.length === 0)
+    throw new ManifestError(
+      "the manifest needs at least one student model: export a student along with (or before) the teacher",
+    );
   if (choice.defaultStudent !== undefined && !students.some((m) => m.name === choice.defaultStudent)) {
-    throw new ManifestError(`--default-student ${choice.defaultStudent}: no such student (students: ${students.map((m) => m.name).join(", ")})`);
+    throw new ManifestError(
+      `--default-student ${choice.defaultStudent}: no such student (students: ${students.map((m) => m.name).join(", ")})`,
+    );
   }
   const keep = students.some((m) => m.name === current.defaultStudent) ? current.defaultStudent : students[0]!.name;
   const int8 = current.models.find((m) => m.name === current.defaultStudent)?.quantization !== undefined;
-  const int8Twin = int8 ? entries.find((e) => e.role === "student" && e.quantization?.twin === DEFAULT_STUDENT)?.name : undefined;
+  const int8Twin = int8
+    ? entries.find((e) => e.role === "student" && e.quantization?.twin === DEFAULT_STUDENT)?.name
+    : undefined;
   const exported = entries.some((e) => e.name === DEFAULT_STUDENT && e.role === "student");
   const defaultStudent = choice.defaultStudent ?? (exported ? (int8Twin ?? DEFAULT_STUDENT) : keep);
   const serve = choice.serve ?? current.serve;

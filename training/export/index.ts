@@ -39,11 +39,15 @@ export async function exportRun(runDir: string, options: ExportOptions = {}): Pr
  * options.modelsDir (the twins are copied when that is another folder).
  */
 export async function exportInt8Variants(sourceDir: string, options: ExportOptions = {}): Promise<ExportResult> {
-  if (options.int8 === false) throw new Error("int8 variants of a models folder were asked for with int8 off: nothing to export");
+  if (options.int8 === false)
+    throw new Error("int8 variants of a models folder were asked for with int8 off: nothing to export");
   if (options.name !== undefined) throw new Error("a model name can only be given when exporting one checkpoint");
   const log = options.log ?? console.log;
-  const twins = readManifest(sourceDir).models.filter((m) => m.role === "student" && !m.quantization && m.outputActivation !== "sigmoid");
-  if (twins.length === 0) throw new Error(`${sourceDir}: no fp32 single-label students in its manifest.json to quantize`);
+  const twins = readManifest(sourceDir).models.filter(
+    (m) => m.role === "student" && !m.quantization && m.outputActivation !== "sigmoid",
+  );
+  if (twins.length === 0)
+    throw new Error(`${sourceDir}: no fp32 single-label students in its manifest.json to quantize`);
   const copyTwins = resolve(sourceDir) !== resolve(options.modelsDir ?? DEFAULT_MODELS_DIR);
   const datasets = new Map<string, Dataset>();
   const exported: Exported[] = [];
@@ -51,17 +55,33 @@ export async function exportInt8Variants(sourceDir: string, options: ExportOptio
     const path = join(sourceDir, twin.file);
     if (!existsSync(path)) throw new Error(`${twin.name}: its file ${path} does not exist`);
     const onnx = new Uint8Array(readFileSync(path));
-    if (createHash("sha256").update(onnx).digest("hex") !== twin.sha256) throw new Error(`${path} does not match its manifest entry's sha256`);
+    if (createHash("sha256").update(onnx).digest("hex") !== twin.sha256)
+      throw new Error(`${path} does not match its manifest entry's sha256`);
     const name = twin.metrics.accuracy?.dataset;
-    if (!name) throw new Error(`${twin.name}: its manifest entry names no data set (metrics.accuracy.dataset) to calibrate on`);
+    if (!name)
+      throw new Error(`${twin.name}: its manifest entry names no data set (metrics.accuracy.dataset) to calibrate on`);
     const dataset = datasets.get(name) ?? loadDataset(name, options.dataDir);
     datasets.set(name, dataset);
     const [, channels, height, width] = twin.input.shape;
     const { test } = dataset;
-    if (test.channels !== channels || test.height !== height || test.width !== width) throw new DataError(`${twin.name} takes ${height}x${width}x${channels} images, ${name} has ${test.height}x${test.width}x${test.channels}`);
+    if (test.channels !== channels || test.height !== height || test.width !== width)
+      throw new DataError(
+        `${twin.name} takes ${height}x${width}x${channels} images, ${name} has ${test.height}x${test.width}x${test.channels}`,
+      );
     const { images, labels } = normalizedImages(test, twin.normalization, options.accuracySamples || test.count);
     if (copyTwins) exported.push({ entry: twin, file: { file: twin.file, bytes: onnx } });
-    exported.push(await int8Variant({ twin, onnx, train: dataset.train, test: images, labels, calibration: options.calibration, settings: options.int8Settings, log }));
+    exported.push(
+      await int8Variant({
+        twin,
+        onnx,
+        train: dataset.train,
+        test: images,
+        labels,
+        calibration: options.calibration,
+        settings: options.int8Settings,
+        log,
+      }),
+    );
   }
   return writeExport(exported, options);
 }

@@ -90,15 +90,25 @@ const points = (correct: number, samples: number) => (100 * correct) / samples;
 const pct = (correct: number, samples: number) => `${points(correct, samples).toFixed(2)}%`;
 
 /** Throws Int8PortabilityError, naming every figure, unless both runtimes keep the twin's top-1 and agree. */
-export function assertPortable(name: string, f: PortabilityFigures, tolerance: PortabilityTolerance = INT8_PORTABILITY): void {
+export function assertPortable(
+  name: string,
+  f: PortabilityFigures,
+  tolerance: PortabilityTolerance = INT8_PORTABILITY,
+): void {
   // Compared in images, not rounded percentages: 30 of 10,000 images is exactly 0.3 points.
   const within = (a: number, b: number, limit: number) => Math.abs(a - b) <= (limit / 100) * f.samples + 1e-9;
   const problems: string[] = [];
   for (const r of RUNTIMES) {
-    if (f.runtimes[r] < f.twin && !within(f.runtimes[r], f.twin, tolerance.maxLossPoints)) problems.push(`${r} is ${(points(f.twin, f.samples) - points(f.runtimes[r], f.samples)).toFixed(2)} points below the twin (at most ${tolerance.maxLossPoints} allowed)`);
+    if (f.runtimes[r] < f.twin && !within(f.runtimes[r], f.twin, tolerance.maxLossPoints))
+      problems.push(
+        `${r} is ${(points(f.twin, f.samples) - points(f.runtimes[r], f.samples)).toFixed(2)} points below the twin (at most ${tolerance.maxLossPoints} allowed)`,
+      );
   }
   const [web, node] = [f.runtimes["onnxruntime-web"], f.runtimes["onnxruntime-node"]];
-  if (!within(web, node, tolerance.maxGapPoints)) problems.push(`the two runtimes differ by ${Math.abs(points(web, f.samples) - points(node, f.samples)).toFixed(2)} points (at most ${tolerance.maxGapPoints} allowed)`);
+  if (!within(web, node, tolerance.maxGapPoints))
+    problems.push(
+      `the two runtimes differ by ${Math.abs(points(web, f.samples) - points(node, f.samples)).toFixed(2)} points (at most ${tolerance.maxGapPoints} allowed)`,
+    );
   if (problems.length === 0) return;
   throw new Int8PortabilityError(
     `${name}: the int8 model does not keep its twin's accuracy in both runtimes: top-1 over ${f.samples} test images is ${pct(f.twin, f.samples)} for the fp32 twin, ` +
@@ -112,8 +122,13 @@ export function openInt8Session(onnx: Uint8Array): Promise<ort.InferenceSession>
 }
 
 /** `samples` training images spread evenly over the split, normalized as the model expects. */
-export function calibrationImages(train: ImageSet, normalization: { mean: number[]; std: number[] }, samples: number): Images {
-  if (!Number.isInteger(samples) || samples < 1) throw new Error(`calibration needs a whole number of images >= 1, got ${samples}`);
+export function calibrationImages(
+  train: ImageSet,
+  normalization: { mean: number[]; std: number[] },
+  samples: number,
+): Images {
+  if (!Number.isInteger(samples) || samples < 1)
+    throw new Error(`calibration needs a whole number of images >= 1, got ${samples}`);
   const count = Math.min(samples, train.count);
   const indices = Array.from({ length: count }, (_, i) => Math.floor((i * train.count) / count));
   const batch = makeBatch(train, indices, normalizationTable(normalization), null, new Rng(0));
@@ -145,7 +160,16 @@ export interface Int8Inputs {
 }
 
 /** Quantizes a verified fp32 student; throws ExportVerificationError when the result does not pass. */
-export async function int8Variant({ twin, onnx, train, test, labels, calibration = {}, settings = {}, log = () => {} }: Int8Inputs): Promise<{ entry: ModelEntry; file: ModelFile }> {
+export async function int8Variant({
+  twin,
+  onnx,
+  train,
+  test,
+  labels,
+  calibration = {},
+  settings = {},
+  log = () => {},
+}: Int8Inputs): Promise<{ entry: ModelEntry; file: ModelFile }> {
   const name = int8Name(twin.name);
   const weights = settings.weights ?? DEFAULT_WEIGHT_FORMAT;
   const tolerance = { ...INT8_PORTABILITY, ...settings.portability };
@@ -161,10 +185,14 @@ export async function int8Variant({ twin, onnx, train, test, labels, calibration
   const bytes = toQdq(model, plan, ranges, {
     weights,
     docString: `narrowdeep ${name}: static int8 (QDQ) of ${twin.name}, run ${twin.version}`,
-    metadata: { ...model.metadata, quantization: `int8 QDQ of ${twin.name}, ${weights} weights, ${method}${percentile ? ` ${percentile}` : ""} over ${images.count} ${dataset} training images` },
+    metadata: {
+      ...model.metadata,
+      quantization: `int8 QDQ of ${twin.name}, ${weights} weights, ${method}${percentile ? ` ${percentile}` : ""} over ${images.count} ${dataset} training images`,
+    },
   });
   const checker = runOnnxChecker(bytes);
-  if (checker.status === "failed") throw new ExportVerificationError(`${name}: onnx.checker rejects the int8 model: ${checker.detail}`);
+  if (checker.status === "failed")
+    throw new ExportVerificationError(`${name}: onnx.checker rejects the int8 model: ${checker.detail}`);
   if (checker.status === "unavailable") log(`export: ${name}: onnx.checker skipped (${checker.detail})`);
 
   const classes = twin.labels.length;
@@ -188,8 +216,13 @@ export async function int8Variant({ twin, onnx, train, test, labels, calibration
   }
 
   const checked = parity.samples;
-  const figures: PortabilityFigures = { samples: checked, twin: correctCount(reference, labels, classes), runtimes: { "onnxruntime-web": 0, "onnxruntime-node": 0 } };
-  for (const r of RUNTIMES) figures.runtimes[r] = correctCount(await runtimeLogits(r, bytes, test, settings.native), labels, classes);
+  const figures: PortabilityFigures = {
+    samples: checked,
+    twin: correctCount(reference, labels, classes),
+    runtimes: { "onnxruntime-web": 0, "onnxruntime-node": 0 },
+  };
+  for (const r of RUNTIMES)
+    figures.runtimes[r] = correctCount(await runtimeLogits(r, bytes, test, settings.native), labels, classes);
   assertPortable(name, figures, tolerance);
 
   const top1 = correctCount(logits, labels, classes) / checked;
@@ -206,7 +239,11 @@ export async function int8Variant({ twin, onnx, train, test, labels, calibration
     runtime: "onnxruntime-node, graph optimization basic",
     portability: {
       twinTop1: figures.twin / checked,
-      runtimes: RUNTIMES.map((r) => ({ runtime: r, session: runtimeSession(r, settings.native), top1: figures.runtimes[r] / checked })),
+      runtimes: RUNTIMES.map((r) => ({
+        runtime: r,
+        session: runtimeSession(r, settings.native),
+        top1: figures.runtimes[r] / checked,
+      })),
       tolerance,
     },
   };
@@ -216,8 +253,17 @@ export async function int8Variant({ twin, onnx, train, test, labels, calibration
     file: `${name}.onnx`,
     sha256: createHash("sha256").update(bytes).digest("hex"),
     bytes: bytes.length,
-    metrics: { params: twin.metrics.params, macs: twin.metrics.macs, accuracy: { top1, dataset, split: "test", samples: test.count } },
-    export: { ...parity, opset: model.opset, exportedAt: new Date().toISOString(), ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}) },
+    metrics: {
+      params: twin.metrics.params,
+      macs: twin.metrics.macs,
+      accuracy: { top1, dataset, split: "test", samples: test.count },
+    },
+    export: {
+      ...parity,
+      opset: model.opset,
+      exportedAt: new Date().toISOString(),
+      ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}),
+    },
     quantization,
   };
   // The twin on the same images, so that the figures pair up.

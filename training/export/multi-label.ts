@@ -6,7 +6,12 @@ import type { Images } from "../data/layout.ts";
 import { meanAveragePrecision, precisionAtOne } from "../train/map.ts";
 import { onnxLogits } from "./verify.ts";
 
-export async function multiLabelAccuracy(session: ort.InferenceSession, images: Images, targets: Uint8Array, classes: number): Promise<{ top1: number; mAP: number }> {
+export async function multiLabelAccuracy(
+  session: ort.InferenceSession,
+  images: Images,
+  targets: Uint8Array,
+  classes: number,
+): Promise<{ top1: number; mAP: number }> {
   const logits = await onnxLogits(session, images);
   const mine = targets.subarray(0, images.count * classes);
   return { top1: precisionAtOne(logits, mine, classes), mAP: meanAveragePrecision(logits, mine, classes).map };

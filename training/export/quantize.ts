@@ -15,7 +15,17 @@
 // New tensors are named after the one they quantize: "<t>.q" (integers), "<t>.dq" (what the op reads),
 // "<t>.scale", "<t>.zp"; the Q/DQ nodes go unnamed. Short names matter: a ResNet of 51 convolutions
 // gains over 200 Q/DQ nodes, and their names were a fifth of the file.
-import { type DecodedModel, type DecodedTensor, type NodeProto, encodeModel, floatTensor, floatValues, int, intTensor, node } from "../onnx/proto.ts";
+import {
+  type DecodedModel,
+  type DecodedTensor,
+  type NodeProto,
+  encodeModel,
+  floatTensor,
+  floatValues,
+  int,
+  intTensor,
+  node,
+} from "../onnx/proto.ts";
 
 /** uint8 activations. */
 const ACT_MIN = 0;
@@ -77,7 +87,8 @@ export interface QParams {
 
 /** uint8 scale and zero point covering a range widened to include 0 (so that 0 is exact). */
 export function activationParams({ min, max }: Range, tensor = "tensor"): QParams {
-  if (!Number.isFinite(min) || !Number.isFinite(max) || min > max) throw new QuantizationError(`${tensor}: calibrated range [${min}, ${max}] is not a finite interval`);
+  if (!Number.isFinite(min) || !Number.isFinite(max) || min > max)
+    throw new QuantizationError(`${tensor}: calibrated range [${min}, ${max}] is not a finite interval`);
   const lo = Math.min(min, 0);
   const hi = Math.max(max, 0);
   if (hi === lo) return { scale: 1, zeroPoint: 0 };
@@ -90,7 +101,12 @@ export function activationParams({ min, max }: Range, tensor = "tensor"): QParam
  * Per-channel symmetric weights: channel c along `axis` gets scale max|w_c| / format.max, and w is
  * stored as zeroPoint + round(w / scale).
  */
-export function quantizeWeights(values: Float32Array, dims: number[], axis: number, format: WeightFormat = WEIGHT_FORMATS[DEFAULT_WEIGHT_FORMAT]): { q: Int32Array; scales: Float32Array } {
+export function quantizeWeights(
+  values: Float32Array,
+  dims: number[],
+  axis: number,
+  format: WeightFormat = WEIGHT_FORMATS[DEFAULT_WEIGHT_FORMAT],
+): { q: Int32Array; scales: Float32Array } {
   const channels = dims[axis]!;
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const channelOf = (i: number) => Math.floor(i / inner) % channels;
@@ -101,16 +117,25 @@ export function quantizeWeights(values: Float32Array, dims: number[], axis: numb
   });
   // An all-zero channel: any positive scale represents it exactly.
   const scales = absMax.map((m) => (m > 0 ? Math.fround(m / format.max) : 1));
-  const q = Int32Array.from(values, (v, i) => format.zeroPoint + Math.max(-format.max, Math.min(format.max, Math.round(v / scales[channelOf(i)]!))));
+  const q = Int32Array.from(
+    values,
+    (v, i) => format.zeroPoint + Math.max(-format.max, Math.min(format.max, Math.round(v / scales[channelOf(i)]!))),
+  );
   return { q, scales };
 }
 
 /** int32 biases at scale inputScale x weightScales[c] (float32 products, as the integer kernels compute them). */
-export function quantizeBias(values: Float32Array, inputScale: number, weightScales: Float32Array, tensor = "bias"): { q: Int32Array; scales: Float32Array } {
+export function quantizeBias(
+  values: Float32Array,
+  inputScale: number,
+  weightScales: Float32Array,
+  tensor = "bias",
+): { q: Int32Array; scales: Float32Array } {
   const scales = weightScales.map((s) => Math.fround(Math.fround(inputScale) * s));
   const q = Int32Array.from(values, (v, c) => {
     const r = Math.round(v / scales[c]!);
-    if (!(Math.abs(r) <= INT32_MAX)) throw new QuantizationError(`${tensor}[${c}] = ${v} does not fit int32 at scale ${scales[c]}`);
+    if (!(Math.abs(r) <= INT32_MAX))
+      throw new QuantizationError(`${tensor}[${c}] = ${v} does not fit int32 at scale ${scales[c]}`);
     return r;
   });
   return { q, scales };
@@ -138,7 +163,12 @@ function index(model: DecodedModel): GraphIndex {
     for (const o of n.output) producer.set(o, n);
     for (const i of n.input) if (i) consumers.set(i, [...(consumers.get(i) ?? []), n]);
   }
-  return { initializers: new Map(model.initializers.map((t) => [t.name, t])), producer, consumers, outputs: new Set(model.outputs.map((o) => o.name)) };
+  return {
+    initializers: new Map(model.initializers.map((t) => [t.name, t])),
+    producer,
+    consumers,
+    outputs: new Set(model.outputs.map((o) => o.name)),
+  };
 }
 
 function attr(n: NodeProto, name: string): { i?: number; f?: number } | undefined {
@@ -154,7 +184,14 @@ function isQuantized(n: NodeProto, g: GraphIndex): boolean {
       return !isConst(n.input[0]) && isConst(n.input[1]) && (n.input[2] === undefined || isConst(n.input[2]));
     case "Gemm": {
       const plain = (a: string, v: number) => (attr(n, a)?.i ?? attr(n, a)?.f ?? v) === v;
-      return !isConst(n.input[0]) && isConst(n.input[1]) && (n.input[2] === undefined || isConst(n.input[2])) && plain("transA", 0) && plain("alpha", 1) && plain("beta", 1);
+      return (
+        !isConst(n.input[0]) &&
+        isConst(n.input[1]) &&
+        (n.input[2] === undefined || isConst(n.input[2])) &&
+        plain("transA", 0) &&
+        plain("alpha", 1) &&
+        plain("beta", 1)
+      );
     }
     case "Add":
       return !isConst(n.input[0]) && !isConst(n.input[1]);
@@ -173,7 +210,13 @@ export function planQdq(model: DecodedModel): QdqPlan {
     const [input, output] = [n.input[0]!, n.output[0]!];
     const p = g.producer.get(input);
     const foldable =
-      p !== undefined && quantized.has(p) && RELU_FOLDS_INTO.has(p.opType) && g.consumers.get(input)?.length === 1 && !g.outputs.has(input) && !g.outputs.has(output) && (g.consumers.get(output) ?? []).every((c) => quantized.has(c));
+      p !== undefined &&
+      quantized.has(p) &&
+      RELU_FOLDS_INTO.has(p.opType) &&
+      g.consumers.get(input)?.length === 1 &&
+      !g.outputs.has(input) &&
+      !g.outputs.has(output) &&
+      (g.consumers.get(output) ?? []).every((c) => quantized.has(c));
     if (foldable) foldedRelus.add(output);
   }
   // After folding, a producer's output is known by its ReLU's output name.
@@ -186,7 +229,8 @@ export function planQdq(model: DecodedModel): QdqPlan {
     for (const i of n.input) if (i && !g.initializers.has(i)) tensors.add(i);
     if (n.opType !== "Gemm") tensors.add(renamed(n.output[0]!));
   }
-  if (tensors.size === 0) throw new QuantizationError("the model has no Conv, Gemm, Add or pooling over activations to quantize");
+  if (tensors.size === 0)
+    throw new QuantizationError("the model has no Conv, Gemm, Add or pooling over activations to quantize");
   return { tensors: [...tensors], foldedRelus };
 }
 
@@ -202,7 +246,12 @@ export interface QdqOptions {
  * The QDQ int8 model of an fp32 model: `ranges` gives the calibrated float range of every tensor of
  * the plan. Returns the encoded model.
  */
-export function toQdq(model: DecodedModel, plan: QdqPlan, ranges: Map<string, Range>, options: QdqOptions = {}): Uint8Array {
+export function toQdq(
+  model: DecodedModel,
+  plan: QdqPlan,
+  ranges: Map<string, Range>,
+  options: QdqOptions = {},
+): Uint8Array {
   const g = index(model);
   const weightFormat: WeightFormat = WEIGHT_FORMATS[options.weights ?? DEFAULT_WEIGHT_FORMAT];
   const taken = new Set([...g.producer.keys(), ...g.initializers.keys(), ...model.inputs.map((i) => i.name)]);
@@ -217,7 +266,10 @@ export function toQdq(model: DecodedModel, plan: QdqPlan, ranges: Map<string, Ra
     if (!range) throw new QuantizationError(`no calibrated range for tensor "${t}"`);
     const p = activationParams(range, t);
     // A folded ReLU lives on in its output's clamp at the zero point: that must be real zero.
-    if (plan.foldedRelus.has(t) && p.zeroPoint !== 0) throw new QuantizationError(`${t}: a ReLU output calibrated to [${range.min}, ${range.max}] has zero point ${p.zeroPoint}, not 0`);
+    if (plan.foldedRelus.has(t) && p.zeroPoint !== 0)
+      throw new QuantizationError(
+        `${t}: a ReLU output calibrated to [${range.min}, ${range.max}] has zero point ${p.zeroPoint}, not 0`,
+      );
     params.set(t, p);
   }
 
@@ -232,9 +284,26 @@ export function toQdq(model: DecodedModel, plan: QdqPlan, ranges: Map<string, Ra
     dequantized.set(t, dq);
   };
   /** A constant through DequantizeLinear along `axis`, from its integer values and per-channel scales. */
-  const constant = (name: string, dims: number[], type: "int8" | "uint8" | "int32", values: Int32Array, scales: Float32Array, axis: number, zeroPoint: number) => {
-    const [qName, scale, zp, dq] = [fresh(`${name}.q`), fresh(`${name}.scale`), fresh(`${name}.zp`), fresh(`${name}.dq`)];
-    initializers.push(intTensor(qName, dims, type, values), floatTensor(scale, [scales.length], scales), intTensor(zp, [scales.length], type, new Array(scales.length).fill(zeroPoint)));
+  const constant = (
+    name: string,
+    dims: number[],
+    type: "int8" | "uint8" | "int32",
+    values: Int32Array,
+    scales: Float32Array,
+    axis: number,
+    zeroPoint: number,
+  ) => {
+    const [qName, scale, zp, dq] = [
+      fresh(`${name}.q`),
+      fresh(`${name}.scale`),
+      fresh(`${name}.zp`),
+      fresh(`${name}.dq`),
+    ];
+    initializers.push(
+      intTensor(qName, dims, type, values),
+      floatTensor(scale, [scales.length], scales),
+      intTensor(zp, [scales.length], type, new Array(scales.length).fill(zeroPoint)),
+    );
     nodes.push(node("DequantizeLinear", [qName, scale, zp], [dq], [int("axis", axis)]));
     return dq;
   };
@@ -271,5 +340,11 @@ export function toQdq(model: DecodedModel, plan: QdqPlan, ranges: Map<string, Ra
   // Float weights still read by an op that stays float are kept.
   const stillRead = new Set(nodes.flatMap((n) => n.input));
   const kept = model.initializers.filter((t) => !replaced.has(t.name) || stillRead.has(t.name));
-  return encodeModel({ ...model, nodes, initializers: [...kept, ...initializers], docString: options.docString ?? model.docString, metadata: options.metadata ?? model.metadata });
+  return encodeModel({
+    ...model,
+    nodes,
+    initializers: [...kept, ...initializers],
+    docString: options.docString ?? model.docString,
+    metadata: options.metadata ?? model.metadata,
+  });
 }

@@ -26,7 +26,8 @@ export interface NativeSettings {
 
 /** How each runtime is run for the figures, in words for the manifest. */
 export function runtimeSession(runtime: Runtime, native: NativeSettings = {}): string {
-  if (runtime === "onnxruntime-web") return `onnxruntime-web ${ortWeb.env.versions.web} WASM SIMD, 1 thread, graph optimization all (the Worker's session)`;
+  if (runtime === "onnxruntime-web")
+    return `onnxruntime-web ${ortWeb.env.versions.web} WASM SIMD, 1 thread, graph optimization all (the Worker's session)`;
   return `onnxruntime-node ${ort.env.versions.node} default session (graph optimization all) on ${nativeCpu(native).text}`;
 }
 
@@ -48,12 +49,20 @@ function configureWeb(): void {
 /** Logits [count, classes] of the model in onnxruntime-web, in batches. */
 async function webLogits(onnx: Uint8Array, images: Images, batchSize = 256): Promise<Float32Array> {
   configureWeb();
-  const session = await ortWeb.InferenceSession.create(onnx, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  const session = await ortWeb.InferenceSession.create(onnx, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+  });
   try {
     const chunks: Float32Array[] = [];
     for (let i = 0; i < images.count; i += batchSize) {
       const n = Math.min(batchSize, images.count - i);
-      const input = new ortWeb.Tensor("float32", nhwcToNchw(images, i, n), [n, images.channels, images.height, images.width]);
+      const input = new ortWeb.Tensor("float32", nhwcToNchw(images, i, n), [
+        n,
+        images.channels,
+        images.height,
+        images.width,
+      ]);
       const out = await session.run({ [INPUT_NAME]: input }, [OUTPUT_NAMES[0]]);
       // Copied: the output's data is a view of WASM memory that the next run may reuse.
       chunks.push(Float32Array.from(out[OUTPUT_NAMES[0]]!.data as Float32Array));
@@ -85,13 +94,28 @@ async function nodeLogits(onnx: Uint8Array, images: Images, native: NativeSettin
   const { qemu } = emulatedCpu(native.emulate);
   const dir = mkdtempSync(join(tmpdir(), "native-logits-"));
   try {
-    const [model, input, output] = ["model.onnx", "input.f32", "logits.f32"].map((f) => join(dir, f)) as [string, string, string];
+    const [model, input, output] = ["model.onnx", "input.f32", "logits.f32"].map((f) => join(dir, f)) as [
+      string,
+      string,
+      string,
+    ];
     const x = nhwcToNchw(images, 0, images.count);
     writeFileSync(model, onnx);
     writeFileSync(input, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
     const dims = [images.count, images.channels, images.height, images.width].map(String);
-    await promisify(execFile)(qemu, ["-cpu", native.emulate, process.execPath, "--import", "tsx", CHILD, model, input, output, ...dims], { maxBuffer: 1 << 20 }).catch((err: { stderr?: string; message: string }) => {
-      throw new Error(`onnxruntime-node under an emulated ${native.emulate} CPU failed: ${(err.stderr ?? "").split("\n").filter((l) => l && !l.includes("TCG doesn't support")).join("; ") || err.message}`);
+    await promisify(execFile)(
+      qemu,
+      ["-cpu", native.emulate, process.execPath, "--import", "tsx", CHILD, model, input, output, ...dims],
+      { maxBuffer: 1 << 20 },
+    ).catch((err: { stderr?: string; message: string }) => {
+      throw new Error(
+        `onnxruntime-node under an emulated ${native.emulate} CPU failed: ${
+          (err.stderr ?? "")
+            .split("\n")
+            .filter((l) => l && !l.includes("TCG doesn't support"))
+            .join("; ") || err.message
+        }`,
+      );
     });
     const bytes = readFileSync(output);
     return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
@@ -101,6 +125,11 @@ async function nodeLogits(onnx: Uint8Array, images: Images, native: NativeSettin
 }
 
 /** Logits [count, classes] of the model in one runtime. */
-export function runtimeLogits(runtime: Runtime, onnx: Uint8Array, images: Images, native: NativeSettings = {}): Promise<Float32Array> {
+export function runtimeLogits(
+  runtime: Runtime,
+  onnx: Uint8Array,
+  images: Images,
+  native: NativeSettings = {},
+): Promise<Float32Array> {
   return runtime === "onnxruntime-web" ? webLogits(onnx, images) : nodeLogits(onnx, images, native);
 }

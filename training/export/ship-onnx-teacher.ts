@@ -56,13 +56,26 @@ function batches(set: ImageSet, normalization: { mean: number[]; std: number[] }
   const out: Batch[] = [];
   for (let start = 0; start < count; start += size) {
     const n = Math.min(size, count - start);
-    out.push(makeBatch(set, Array.from({ length: n }, (_, i) => start + i), table, null, new Rng(0)));
+    out.push(
+      makeBatch(
+        set,
+        Array.from({ length: n }, (_, i) => start + i),
+        table,
+        null,
+        new Rng(0),
+      ),
+    );
   }
   return out;
 }
 
 /** The largest |p - activation(z)| over rows of logits z and probabilities p. */
-function activationError(logits: Float32Array, probabilities: Float32Array, classes: number, activation: "softmax" | "sigmoid"): number {
+function activationError(
+  logits: Float32Array,
+  probabilities: Float32Array,
+  classes: number,
+  activation: "softmax" | "sigmoid",
+): number {
   let worst = 0;
   for (let row = 0; row < logits.length; row += classes) {
     const z = logits.subarray(row, row + classes);
@@ -81,9 +94,20 @@ export async function exportOnnxTeacher(o: OnnxTeacherExport): Promise<{ entry: 
   const multiLabel = o.test.targets !== undefined;
   const activation = multiLabel ? "sigmoid" : "softmax";
   const classes = o.classes.length;
-  const data: TeacherData = { classes: o.classes, height: o.test.height, width: o.test.width, channels: o.test.channels, normalization: o.normalization };
+  const data: TeacherData = {
+    classes: o.classes,
+    height: o.test.height,
+    width: o.test.width,
+    channels: o.test.channels,
+    normalization: o.normalization,
+  };
   const count = Math.min(o.accuracySamples || o.test.count, o.test.count);
-  const original = await loadOnnxTeacher(o.path, onnxTeacherOptions(o.config), data, batches(o.test, o.normalization, Math.min(count, 16))[0]!);
+  const original = await loadOnnxTeacher(
+    o.path,
+    onnxTeacherOptions(o.config),
+    data,
+    batches(o.test, o.normalization, Math.min(count, 16))[0]!,
+  );
   const { spec } = original;
   // In the teacher's own normalization: both files are fed these batches as they are.
   const test = batches(o.test, spec.normalization, count);
@@ -98,16 +122,37 @@ export async function exportOnnxTeacher(o: OnnxTeacherExport): Promise<{ entry: 
         activation,
         fromProbabilities: spec.probabilities,
         order: spec.order,
-        metadata: { input_layout: spec.layout, normalization: JSON.stringify(spec.normalization), labels: JSON.stringify(o.classes), run: o.run.id, ...(multiLabel ? { output_activation: "sigmoid" } : {}) },
+        metadata: {
+          input_layout: spec.layout,
+          normalization: JSON.stringify(spec.normalization),
+          labels: JSON.stringify(o.classes),
+          run: o.run.id,
+          ...(multiLabel ? { output_activation: "sigmoid" } : {}),
+        },
       });
     } catch (err) {
-      throw new ExportVerificationError(`${what}: cannot give it the outputs logits and probabilities: ${(err as Error).message}`);
+      throw new ExportVerificationError(
+        `${what}: cannot give it the outputs logits and probabilities: ${(err as Error).message}`,
+      );
     }
     const checker = runOnnxChecker(bytes);
-    if (checker.status === "failed") throw new ExportVerificationError(`${what}: onnx.checker rejects the rewritten file: ${checker.detail}`);
+    if (checker.status === "failed")
+      throw new ExportVerificationError(`${what}: onnx.checker rejects the rewritten file: ${checker.detail}`);
     writeFileSync(join(temp, "teacher.onnx"), bytes);
-    rewritten = await loadOnnxTeacher(join(temp, "teacher.onnx"), { layout: spec.layout, size: { width: spec.width, height: spec.height }, mean: spec.normalization.mean, std: spec.normalization.std, output: OUTPUT_NAMES[0] }, data, test[0]!);
-    if (rewritten.spec.order !== null) throw new ExportVerificationError(`${what}: the rewritten file's labels are not the data set's classes in order`);
+    rewritten = await loadOnnxTeacher(
+      join(temp, "teacher.onnx"),
+      {
+        layout: spec.layout,
+        size: { width: spec.width, height: spec.height },
+        mean: spec.normalization.mean,
+        std: spec.normalization.std,
+        output: OUTPUT_NAMES[0],
+      },
+      data,
+      test[0]!,
+    );
+    if (rewritten.spec.order !== null)
+      throw new ExportVerificationError(`${what}: the rewritten file's labels are not the data set's classes in order`);
 
     // The same images through the original (its classes mapped in JS) and the rewritten file (mapped
     // in the graph): the logits must not change, and the probabilities must be their activation.
@@ -119,18 +164,27 @@ export async function exportOnnxTeacher(o: OnnxTeacherExport): Promise<{ entry: 
     for (const batch of test) {
       const x = await original.logits(batch);
       const { logits: y, probabilities: p } = await rewritten.run(batch, [...OUTPUT_NAMES]);
-      for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(Math.max(x[i]!, LOG_FLOOR) - Math.max(y![i]!, LOG_FLOOR)));
+      for (let i = 0; i < x.length; i++)
+        worst = Math.max(worst, Math.abs(Math.max(x[i]!, LOG_FLOOR) - Math.max(y![i]!, LOG_FLOOR)));
       for (let n = 0; n < batch.size; n++) if (argmax(x, classes, n) === argmax(y!, classes, n)) agree++;
       worstProbability = Math.max(worstProbability, activationError(y!, p!, classes, activation));
       logits.set(y!, at * classes);
       at += batch.size;
     }
-    if (!(worst <= PARITY_TOLERANCE) || agree !== count) throw new ExportVerificationError(`${what}: the rewritten file's logits differ from the original's (max |diff| ${worst.toExponential(2)}, top-1 agrees on ${agree} of ${count})`);
-    if (!(worstProbability <= PROBABILITY_TOLERANCE)) throw new ExportVerificationError(`${what}: the rewritten file's probabilities are not the ${activation} of its logits (max |diff| ${worstProbability.toExponential(2)} over ${count} images)`);
+    if (!(worst <= PARITY_TOLERANCE) || agree !== count)
+      throw new ExportVerificationError(
+        `${what}: the rewritten file's logits differ from the original's (max |diff| ${worst.toExponential(2)}, top-1 agrees on ${agree} of ${count})`,
+      );
+    if (!(worstProbability <= PROBABILITY_TOLERANCE))
+      throw new ExportVerificationError(
+        `${what}: the rewritten file's probabilities are not the ${activation} of its logits (max |diff| ${worstProbability.toExponential(2)} over ${count} images)`,
+      );
     const targets = o.test.targets?.subarray(0, count * classes);
     let right = 0;
     for (let n = 0; n < count; n++) if (argmax(logits, classes, n) === o.test.labels[n]) right++;
-    const accuracy = targets ? { top1: precisionAtOne(logits, targets, classes), mAP: meanAveragePrecision(logits, targets, classes).map } : { top1: count ? right / count : 0 };
+    const accuracy = targets
+      ? { top1: precisionAtOne(logits, targets, classes), mAP: meanAveragePrecision(logits, targets, classes).map }
+      : { top1: count ? right / count : 0 };
     const facts = onnxFacts(bytes);
     const { height: h, width: w, channels: c } = spec;
     const entry: ModelEntry = {
@@ -141,18 +195,43 @@ export async function exportOnnxTeacher(o: OnnxTeacherExport): Promise<{ entry: 
       file: "teacher.onnx",
       sha256: createHash("sha256").update(bytes).digest("hex"),
       bytes: bytes.length,
-      input: { name: spec.input, shape: spec.layout === "NCHW" ? [-1, c, h, w] : [-1, h, w, c], datatype: "FP32", layout: spec.layout },
+      input: {
+        name: spec.input,
+        shape: spec.layout === "NCHW" ? [-1, c, h, w] : [-1, h, w, c],
+        datatype: "FP32",
+        layout: spec.layout,
+      },
       outputs: OUTPUT_NAMES.map((name) => ({ name, shape: [-1, classes], datatype: "FP32" as const })),
       ...(multiLabel ? { outputActivation: "sigmoid" as const } : {}),
       normalization: spec.normalization,
       labels: o.classes,
       // MACs are not counted for a graph this project did not build: 0 says unknown.
-      metrics: { params: facts.params, macs: 0, accuracy: { ...accuracy, dataset: o.config.dataset ?? "unknown", split: "test", samples: count } },
-      export: { maxAbsLogitDiff: worst, top1Agreement: agree / Math.max(1, count), samples: count, opset: facts.opset, exportedAt: new Date().toISOString(), ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}) },
-      training: { run: o.run.id, ...(o.run.preset !== undefined ? { preset: o.run.preset } : {}), source: o.recordedPath, engine: "an ONNX file made elsewhere", howRead: spec.sources, macs: "not counted" },
+      metrics: {
+        params: facts.params,
+        macs: 0,
+        accuracy: { ...accuracy, dataset: o.config.dataset ?? "unknown", split: "test", samples: count },
+      },
+      export: {
+        maxAbsLogitDiff: worst,
+        top1Agreement: agree / Math.max(1, count),
+        samples: count,
+        opset: facts.opset,
+        exportedAt: new Date().toISOString(),
+        ...(checker.status === "passed" ? { checker: `passed (${checker.detail})` } : {}),
+      },
+      training: {
+        run: o.run.id,
+        ...(o.run.preset !== undefined ? { preset: o.run.preset } : {}),
+        source: o.recordedPath,
+        engine: "an ONNX file made elsewhere",
+        howRead: spec.sources,
+        macs: "not counted",
+      },
     };
     const mapped = spec.order ? ", its classes permuted to the data set's order" : "";
-    o.log(`export: teacher: ${o.path} with outputs logits and probabilities${mapped}, max |logit diff| ${worst.toExponential(2)} from the original over ${count} images, test ${multiLabel ? "precision at 1" : "top-1"} ${(100 * accuracy.top1).toFixed(2)}%`);
+    o.log(
+      `export: teacher: ${o.path} with outputs logits and probabilities${mapped}, max |logit diff| ${worst.toExponential(2)} from the original over ${count} images, test ${multiLabel ? "precision at 1" : "top-1"} ${(100 * accuracy.top1).toFixed(2)}%`,
+    );
     return { entry, file: { file: entry.file, bytes } };
   } finally {
     await original.dispose();

@@ -125,7 +125,9 @@ function withModelsLock<T>(modelsDir: string, timeoutMs: number, fn: () => T): T
       continue;
     }
     if (Date.now() >= deadline) {
-      throw new Error(`${modelsDir} is being written by another export (pid ${holder}) for more than ${timeoutMs / 1000} s; try again when it has finished`);
+      throw new Error(
+        `${modelsDir} is being written by another export (pid ${holder}) for more than ${timeoutMs / 1000} s; try again when it has finished`,
+      );
     }
     sleepSync(100);
   }
@@ -141,9 +143,15 @@ function withModelsLock<T>(modelsDir: string, timeoutMs: number, fn: () => T): T
  * file): `update` gets the current manifest (under the lock) and returns the new one, which is
  * validated before anything is written. Returns the manifest written.
  */
-export function updateModels(modelsDir: string, files: ModelFile[], update: (current: Manifest) => Manifest, { lockTimeoutMs = 120_000 } = {}): Manifest {
+export function updateModels(
+  modelsDir: string,
+  files: ModelFile[],
+  update: (current: Manifest) => Manifest,
+  { lockTimeoutMs = 120_000 } = {},
+): Manifest {
   for (const f of files) {
-    if (f.file.includes("/") || f.file.startsWith(".") || f.file === MANIFEST_FILE) throw new Error(`bad model file name "${f.file}"`);
+    if (f.file.includes("/") || f.file.startsWith(".") || f.file === MANIFEST_FILE)
+      throw new Error(`bad model file name "${f.file}"`);
   }
   mkdirSync(modelsDir, { recursive: true });
   return withModelsLock(modelsDir, lockTimeoutMs, () => {

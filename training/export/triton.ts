@@ -27,8 +27,10 @@ const quote = (s: string) => JSON.stringify(s);
 export function tritonConfig(entry: ModelEntry, options: TritonOptions = {}): string {
   const maxBatch = options.maxBatch ?? 32;
   const delay = options.queueDelayMicroseconds ?? 2_000;
-  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new Error(`Triton max batch must be a positive integer, got ${maxBatch}`);
-  if (!Number.isInteger(delay) || delay < 0) throw new Error(`Triton queue delay must be a non-negative integer of microseconds, got ${delay}`);
+  if (!Number.isInteger(maxBatch) || maxBatch < 1)
+    throw new Error(`Triton max batch must be a positive integer, got ${maxBatch}`);
+  if (!Number.isInteger(delay) || delay < 0)
+    throw new Error(`Triton queue delay must be a non-negative integer of microseconds, got ${delay}`);
   // A variable first dimension is the batch: Triton then wants the dims without it, and can batch.
   const batched = entry.input.shape[0] === -1 && entry.outputs.every((o) => o.shape[0] === -1);
   const own = (shape: readonly number[]) => (batched ? shape.slice(1) : shape);
@@ -56,7 +58,9 @@ export function tritonConfig(entry: ModelEntry, options: TritonOptions = {}): st
           `    data_type: ${TRITON_TYPES[o.datatype]}`,
           `    dims: ${dims(own(o.shape))}`,
           // Triton's classification extension (parameters.classification) names classes from it.
-          ...(own(o.shape).length === 1 && own(o.shape)[0] === entry.labels.length ? [`    label_filename: "labels.txt"`] : []),
+          ...(own(o.shape).length === 1 && own(o.shape)[0] === entry.labels.length
+            ? [`    label_filename: "labels.txt"`]
+            : []),
           `  }`,
         ].join("\n"),
       )
@@ -85,7 +89,8 @@ export function writeTritonRepository(modelsDir: string, manifest: Manifest, opt
   }
   if (existsSync(repo)) {
     const keep = new Set(teachers.map((t) => t.name));
-    for (const name of readdirSync(repo)) if (!keep.has(name) && !name.startsWith(".")) rmSync(join(repo, name), { recursive: true, force: true });
+    for (const name of readdirSync(repo))
+      if (!keep.has(name) && !name.startsWith(".")) rmSync(join(repo, name), { recursive: true, force: true });
   }
   return written;
 }

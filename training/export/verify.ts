@@ -27,11 +27,20 @@ export async function openSession(onnx: Uint8Array): Promise<ort.InferenceSessio
 }
 
 /** Logits [count, classes] from onnxruntime, in batches (the session takes NCHW). */
-export async function onnxLogits(session: ort.InferenceSession, images: Images, batchSize = 256): Promise<Float32Array> {
+export async function onnxLogits(
+  session: ort.InferenceSession,
+  images: Images,
+  batchSize = 256,
+): Promise<Float32Array> {
   const chunks: Float32Array[] = [];
   for (let i = 0; i < images.count; i += batchSize) {
     const n = Math.min(batchSize, images.count - i);
-    const input = new ort.Tensor("float32", nhwcToNchw(images, i, n), [n, images.channels, images.height, images.width]);
+    const input = new ort.Tensor("float32", nhwcToNchw(images, i, n), [
+      n,
+      images.channels,
+      images.height,
+      images.width,
+    ]);
     const out = await session.run({ [INPUT_NAME]: input }, [OUTPUT_NAMES[0]]);
     chunks.push(out[OUTPUT_NAMES[0]]!.data as Float32Array);
     input.dispose();
@@ -74,7 +83,8 @@ export function argmax(logits: Float32Array, classes: number, row: number): numb
 
 /** Compares two engines' logits for the same images. */
 export function compareLogits(a: Float32Array, b: Float32Array, classes: number): ParityResult {
-  if (a.length !== b.length || a.length % classes !== 0) throw new Error(`logit arrays differ in size (${a.length} vs ${b.length})`);
+  if (a.length !== b.length || a.length % classes !== 0)
+    throw new Error(`logit arrays differ in size (${a.length} vs ${b.length})`);
   const samples = a.length / classes;
   let maxAbsLogitDiff = 0;
   for (let i = 0; i < a.length; i++) {
@@ -88,7 +98,11 @@ export function compareLogits(a: Float32Array, b: Float32Array, classes: number)
 }
 
 /** tfjs vs onnxruntime on the same images. */
-export async function measureParity(model: Model, session: ort.InferenceSession, images: Images): Promise<ParityResult> {
+export async function measureParity(
+  model: Model,
+  session: ort.InferenceSession,
+  images: Images,
+): Promise<ParityResult> {
   const reference = tfjsLogits(model, images);
   const exported = await onnxLogits(session, images);
   return compareLogits(reference, exported, model.graph.numClasses);
@@ -98,13 +112,21 @@ export async function measureParity(model: Model, session: ort.InferenceSession,
 export function assertParity(what: string, r: ParityResult, tolerance = PARITY_TOLERANCE): void {
   if (r.samples === 0) throw new ExportVerificationError(`${what}: no images to verify the export with`);
   const problems: string[] = [];
-  if (!(r.maxAbsLogitDiff <= tolerance)) problems.push(`max |logit difference| ${r.maxAbsLogitDiff.toExponential(3)} exceeds ${tolerance.toExponential(0)}`);
-  if (r.top1Agreement < 1) problems.push(`top-1 agrees on ${(r.top1Agreement * 100).toFixed(2)}% of ${r.samples} images, not 100%`);
-  if (problems.length > 0) throw new ExportVerificationError(`${what}: ONNX export does not match tfjs: ${problems.join("; ")}`);
+  if (!(r.maxAbsLogitDiff <= tolerance))
+    problems.push(`max |logit difference| ${r.maxAbsLogitDiff.toExponential(3)} exceeds ${tolerance.toExponential(0)}`);
+  if (r.top1Agreement < 1)
+    problems.push(`top-1 agrees on ${(r.top1Agreement * 100).toFixed(2)}% of ${r.samples} images, not 100%`);
+  if (problems.length > 0)
+    throw new ExportVerificationError(`${what}: ONNX export does not match tfjs: ${problems.join("; ")}`);
 }
 
 /** Top-1 accuracy of the exported model itself, run by onnxruntime. */
-export async function onnxAccuracy(session: ort.InferenceSession, images: Images, labels: ArrayLike<number>, classes: number): Promise<number> {
+export async function onnxAccuracy(
+  session: ort.InferenceSession,
+  images: Images,
+  labels: ArrayLike<number>,
+  classes: number,
+): Promise<number> {
   const logits = await onnxLogits(session, images);
   let correct = 0;
   for (let n = 0; n < images.count; n++) if (argmax(logits, classes, n) === labels[n]) correct++;

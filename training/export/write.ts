@@ -19,15 +19,23 @@ export function writeExport(exported: Exported[], options: ExportOptions): Expor
   const entries = exported.map((e) => e.entry);
   const files = exported.map((e) => e.file);
   const manifest = updateModels(modelsDir, files, (current) => {
-    const losses = options.force ? [] : entries.flatMap((e) => {
-      const old = current.models.find((m) => m.name === e.name);
-      const why = old ? downgrade(old, e) : null;
-      return why ? [why] : [];
-    });
-    if (losses.length) throw new ExportRefusedError(`export to ${modelsDir} refused: ${losses.join("; ")} (pass --force to replace them, or --models-dir to export elsewhere)`);
+    const losses = options.force
+      ? []
+      : entries.flatMap((e) => {
+          const old = current.models.find((m) => m.name === e.name);
+          const why = old ? downgrade(old, e) : null;
+          return why ? [why] : [];
+        });
+    if (losses.length)
+      throw new ExportRefusedError(
+        `export to ${modelsDir} refused: ${losses.join("; ")} (pass --force to replace them, or --models-dir to export elsewhere)`,
+      );
     return mergeEntries(current, entries, options);
   });
-  log(`export: wrote ${files.map((f) => f.file).join(", ")} and manifest.json to ${modelsDir} (default student: ${manifest.defaultStudent})`);
-  for (const dir of writeTritonRepository(modelsDir, manifest)) log(`export: Triton model repository: ${dir} (docs/teacher.md)`);
+  log(
+    `export: wrote ${files.map((f) => f.file).join(", ")} and manifest.json to ${modelsDir} (default student: ${manifest.defaultStudent})`,
+  );
+  for (const dir of writeTritonRepository(modelsDir, manifest))
+    log(`export: Triton model repository: ${dir} (docs/teacher.md)`);
   return { modelsDir, entries, manifest };
 }

@@ -24,7 +24,11 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   // Make the rename itself durable.
   try {
     const dfd = openSync(dirname(path), "r");
-    try { fsyncSync(dfd); } finally { closeSync(dfd); }
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
   } catch {
     // Some file systems cannot fsync a directory; the rename is still atomic.
   }

@@ -40,7 +40,10 @@ export function withFileLock<T>(path: string, fn: () => T, timeoutMs = 30_000): 
         rmSync(lock, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`${lock}: held by another process for over ${timeoutMs / 1000} s (remove it if no run is writing ${path})`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `${lock}: held by another process for over ${timeoutMs / 1000} s (remove it if no run is writing ${path})`,
+        );
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, WAIT_MS);
     }
   }

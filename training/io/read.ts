@@ -7,6 +7,8 @@ export function readFileOrExplain(path: string, what: string, makeError: (messag
     return readFileSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw makeError(code === "ENOENT" ? `${path}: ${what} not found` : `${path}: cannot read ${what} (${(err as Error).message})`);
+    throw makeError(
+      code === "ENOENT" ? `${path}: ${what} not found` : `${path}: cannot read ${what} (${(err as Error).message})`,
+    );
   }
 }

@@ -18,7 +18,8 @@ export function stageOutputs(graph: Graph): string[] {
     const m = /^(stage\d+)\.block\d+\.out$/.exec(l.name);
     if (m) last.set(m[1]!, l.name);
   }
-  if (last.size === 0) throw new Error("attention transfer needs a ResNet with stages (layers named stage<s>.block<b>.out)");
+  if (last.size === 0)
+    throw new Error("attention transfer needs a ResNet with stages (layers named stage<s>.block<b>.out)");
   return [...last.values()];
 }
 
@@ -46,13 +47,19 @@ export const at: LossFactory = (given) => {
       tf.tidy(() => {
         const hard = crossEntropy(logits, labels);
         if (beta === 0) return hard;
-        if (!features || !teacherFeatures) throw new Error("the at loss needs the student's and the teacher's stage outputs");
-        if (features.length !== teacherFeatures.length) throw new Error(`attention transfer: the student has ${features.length} stages, the teacher ${teacherFeatures.length}`);
+        if (!features || !teacherFeatures)
+          throw new Error("the at loss needs the student's and the teacher's stage outputs");
+        if (features.length !== teacherFeatures.length)
+          throw new Error(
+            `attention transfer: the student has ${features.length} stages, the teacher ${teacherFeatures.length}`,
+          );
         let sum = tf.scalar(0);
         features.forEach((f, i) => {
           const g = teacherFeatures[i]!;
           if (f.shape[1] !== g.shape[1] || f.shape[2] !== g.shape[2]) {
-            throw new Error(`attention transfer: stage ${i + 1} is ${f.shape[1]}x${f.shape[2]} in the student, ${g.shape[1]}x${g.shape[2]} in the teacher`);
+            throw new Error(
+              `attention transfer: stage ${i + 1} is ${f.shape[1]}x${f.shape[2]} in the student, ${g.shape[1]}x${g.shape[2]} in the teacher`,
+            );
           }
           sum = sum.add(tf.mean(tf.squaredDifference(attentionMap(f, p), attentionMap(g, p))));
         });

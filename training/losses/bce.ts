@@ -12,7 +12,10 @@ export function sigmoidCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor2D): 
 }
 
 export function requireTargets(loss: string, targets: tf.Tensor2D | undefined): tf.Tensor2D {
-  if (!targets) throw new Error(`the ${loss} loss is for multi-label data: it needs multi-hot targets (a multi-label data set such as voc)`);
+  if (!targets)
+    throw new Error(
+      `the ${loss} loss is for multi-label data: it needs multi-hot targets (a multi-label data set such as voc)`,
+    );
   return targets;
 }
 

@@ -30,7 +30,12 @@ function logBinary(z: tf.Tensor2D, gt: tf.Tensor2D): tf.Tensor2D {
 }
 
 /** TCKD and NCKD (each a batch mean, without T^2) of student and teacher logits at temperature T. */
-export function decoupledKl(logits: tf.Tensor2D, teacherLogits: tf.Tensor2D, labels: tf.Tensor1D, temperature: number): { tckd: tf.Scalar; nckd: tf.Scalar } {
+export function decoupledKl(
+  logits: tf.Tensor2D,
+  teacherLogits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  temperature: number,
+): { tckd: tf.Scalar; nckd: tf.Scalar } {
   return tf.tidy(() => {
     const s = logits.div(temperature) as tf.Tensor2D;
     const t = teacherLogits.div(temperature) as tf.Tensor2D;

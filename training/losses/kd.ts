@@ -28,7 +28,11 @@ const KD_OPTIONS = {
  */
 export function softTargetLoss(
   name: string,
-  terms: { hard: (inputs: LossInputs) => tf.Scalar; soft: (logits: tf.Tensor2D, teacherLogits: tf.Tensor2D, temperature: number) => tf.Scalar; multiLabel?: true },
+  terms: {
+    hard: (inputs: LossInputs) => tf.Scalar;
+    soft: (logits: tf.Tensor2D, teacherLogits: tf.Tensor2D, temperature: number) => tf.Scalar;
+    multiLabel?: true;
+  },
 ): LossFactory {
   return (given) => {
     const { temperature, alpha } = numericOptions(name, given, KD_OPTIONS);
@@ -50,4 +54,7 @@ export function softTargetLoss(
   };
 }
 
-export const kd = softTargetLoss("kd", { hard: ({ logits, labels }) => crossEntropy(logits, labels), soft: softTargetKl });
+export const kd = softTargetLoss("kd", {
+  hard: ({ logits, labels }) => crossEntropy(logits, labels),
+  soft: softTargetKl,
+});

@@ -51,11 +51,13 @@ export function numericOptions<K extends string>(
 ): Record<K, number> {
   const out = {} as Record<K, number>;
   for (const key of Object.keys(given)) {
-    if (!Object.hasOwn(spec, key)) throw new Error(`loss "${loss}" has no option "${key}" (options: ${Object.keys(spec).join(", ") || "none"})`);
+    if (!Object.hasOwn(spec, key))
+      throw new Error(`loss "${loss}" has no option "${key}" (options: ${Object.keys(spec).join(", ") || "none"})`);
   }
   for (const key of Object.keys(spec) as K[]) {
     const v = given[key] ?? spec[key].default;
-    if (typeof v !== "number" || !Number.isFinite(v) || !spec[key].check(v)) throw new Error(`loss "${loss}": option ${key} must be ${spec[key].expect}, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isFinite(v) || !spec[key].check(v))
+      throw new Error(`loss "${loss}": option ${key} must be ${spec[key].expect}, got ${JSON.stringify(v)}`);
     out[key] = v;
   }
   return out;

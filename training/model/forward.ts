@@ -1,7 +1,18 @@
 // The tfjs side of a Graph: parameters as named variables, and the forward pass that walks the layers.
 import * as tf from "@tensorflow/tfjs";
 import { batchNormTraining } from "./batch-norm-op.ts";
-import { type BatchNormLayer, type ConvLayer, type Graph, type Layer, type ParamSpec, type ReluLayer, BN_EPSILON, BN_MOMENTUM, INPUT, paramSpecs } from "./graph.ts";
+import {
+  type BatchNormLayer,
+  type ConvLayer,
+  type Graph,
+  type Layer,
+  type ParamSpec,
+  type ReluLayer,
+  BN_EPSILON,
+  BN_MOMENTUM,
+  INPUT,
+  paramSpecs,
+} from "./graph.ts";
 
 export interface Model {
   graph: Graph;
@@ -105,7 +116,12 @@ export function forward(model: Model, images: tf.Tensor4D, options: ForwardOptio
  * The logits and the outputs of the named layers (feature methods compare intermediate tensors).
  * With fusion (inference), a convolution folded with its batch norm and ReLU has only the last one's output.
  */
-export function forwardWithFeatures(model: Model, images: tf.Tensor4D, options: ForwardOptions, layers: string[]): { logits: tf.Tensor2D; features: tf.Tensor4D[] } {
+export function forwardWithFeatures(
+  model: Model,
+  images: tf.Tensor4D,
+  options: ForwardOptions,
+  layers: string[],
+): { logits: tf.Tensor2D; features: tf.Tensor4D[] } {
   const values = run(model, images, options);
   const features = layers.map((name) => {
     const v = values.get(name);
@@ -123,10 +139,19 @@ export function forwardWithFeatures(model: Model, images: tf.Tensor4D, options: 
  */
 function padded(x: tf.Tensor4D, l: ConvLayer): { x: tf.Tensor4D; pad: "same" | "valid" } {
   const p = (l.kernel - 1) / 2;
-  if (l.kernel % 2 !== 1) throw new Error(`layer ${l.name}: kernel ${l.kernel} is even; the graph's symmetric padding needs an odd kernel`);
+  if (l.kernel % 2 !== 1)
+    throw new Error(`layer ${l.name}: kernel ${l.kernel} is even; the graph's symmetric padding needs an odd kernel`);
   if (l.stride === 1) return { x, pad: "same" };
   if (p === 0) return { x, pad: "valid" };
-  return { x: tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]), pad: "valid" };
+  return {
+    x: tf.pad(x, [
+      [0, 0],
+      [p, p],
+      [p, p],
+      [0, 0],
+    ]),
+    pad: "valid",
+  };
 }
 
 /** Every layer's output by layer name. */
@@ -148,9 +173,19 @@ function run(model: Model, images: tf.Tensor4D, { training, fuse = true }: Forwa
           break;
         }
         // BN(conv(x, k)) = conv(x, k * scale) + (beta - mean * scale), scale = gamma / sqrt(var + eps).
-        const scale = param(model, `${f.bn.name}.movingVariance`).add(BN_EPSILON).rsqrt().mul(param(model, `${f.bn.name}.gamma`));
+        const scale = param(model, `${f.bn.name}.movingVariance`)
+          .add(BN_EPSILON)
+          .rsqrt()
+          .mul(param(model, `${f.bn.name}.gamma`));
         const bias = param(model, `${f.bn.name}.beta`).sub(param(model, `${f.bn.name}.movingMean`).mul(scale));
-        y = tf.fused.conv2d({ x, filter: kernel.mul(scale) as tf.Tensor4D, strides: l.stride, pad, bias, activation: f.relu ? "relu" : "linear" });
+        y = tf.fused.conv2d({
+          x,
+          filter: kernel.mul(scale) as tf.Tensor4D,
+          strides: l.stride,
+          pad,
+          bias,
+          activation: f.relu ? "relu" : "linear",
+        });
         done.add(f.bn.name);
         if (f.relu) done.add(f.relu.name);
         values.set((f.relu ?? f.bn).name, y);
@@ -187,7 +222,9 @@ function run(model: Model, images: tf.Tensor4D, { training, fuse = true }: Forwa
         y = tf.mean(get(l.input), [1, 2]);
         break;
       case "dense":
-        y = tf.matMul(get(l.input) as tf.Tensor2D, param(model, `${l.name}.kernel`) as tf.Tensor2D).add(param(model, `${l.name}.bias`));
+        y = tf
+          .matMul(get(l.input) as tf.Tensor2D, param(model, `${l.name}.kernel`) as tf.Tensor2D)
+          .add(param(model, `${l.name}.bias`));
         break;
     }
     values.set(l.name, y);

@@ -88,7 +88,12 @@ export function paramSpecs(graph: Graph): ParamSpec[] {
   for (const l of graph.layers) {
     switch (l.op) {
       case "conv":
-        specs.push({ name: `${l.name}.kernel`, shape: [l.kernel, l.kernel, l.inChannels, l.outChannels], kind: "trainable", init: "he" });
+        specs.push({
+          name: `${l.name}.kernel`,
+          shape: [l.kernel, l.kernel, l.inChannels, l.outChannels],
+          kind: "trainable",
+          init: "he",
+        });
         break;
       case "batchnorm":
         specs.push(
@@ -145,7 +150,8 @@ export function tensorShapes(graph: Graph): Map<string, { h: number; w: number; 
         break;
       case "add": {
         const [a, b] = [get(l.inputs[0]), get(l.inputs[1])];
-        if (a.h !== b.h || a.w !== b.w || a.c !== b.c) throw new Error(`layer ${l.name}: adds tensors of different shapes`);
+        if (a.h !== b.h || a.w !== b.w || a.c !== b.c)
+          throw new Error(`layer ${l.name}: adds tensors of different shapes`);
         shapes.set(l.name, a);
         break;
       }

@@ -22,7 +22,15 @@ const BOTTLENECK_EXPANSION = 4;
 export function buildResNet(spec: ResNetSpec, input: InputShape, numClasses: number): Graph {
   if (spec.stages.length === 0) throw new Error("a ResNet needs at least one stage");
   const layers: Layer[] = [];
-  const convBn = (name: string, from: string, inC: number, outC: number, kernel: number, stride: number, relu: boolean): string => {
+  const convBn = (
+    name: string,
+    from: string,
+    inC: number,
+    outC: number,
+    kernel: number,
+    stride: number,
+    relu: boolean,
+  ): string => {
     layers.push({ op: "conv", name: `${name}.conv`, input: from, kernel, stride, inChannels: inC, outChannels: outC });
     layers.push({ op: "batchnorm", name: `${name}.bn`, input: `${name}.conv`, channels: outC });
     if (!relu) return `${name}.bn`;
@@ -47,7 +55,8 @@ export function buildResNet(spec: ResNetSpec, input: InputShape, numClasses: num
         y = convBn(`${name}.c`, y, stage.channels, outC, 1, 1, false);
       }
       // Projection shortcut (1x1 conv + BN) only where the shape changes.
-      const shortcut = stride !== 1 || channels !== outC ? convBn(`${name}.shortcut`, x, channels, outC, 1, stride, false) : x;
+      const shortcut =
+        stride !== 1 || channels !== outC ? convBn(`${name}.shortcut`, x, channels, outC, 1, stride, false) : x;
       layers.push({ op: "add", name: `${name}.add`, inputs: [y, shortcut] });
       layers.push({ op: "relu", name: `${name}.out`, input: `${name}.add` });
       x = `${name}.out`;
@@ -59,9 +68,14 @@ export function buildResNet(spec: ResNetSpec, input: InputShape, numClasses: num
   return { input, numClasses, layers, output: "fc" };
 }
 
-const stages = (widths: number[], blocks: number[]): StageSpec[] => widths.map((channels, i) => ({ channels, blocks: blocks[i]!, stride: i === 0 ? 1 : 2 }));
+const stages = (widths: number[], blocks: number[]): StageSpec[] =>
+  widths.map((channels, i) => ({ channels, blocks: blocks[i]!, stride: i === 0 ? 1 : 2 }));
 /** A CIFAR-style ResNet: stem at the first stage's width, stages of widths w, 2w, 4w. */
-const resnet = (w: number, blocks: number[]): ResNetSpec => ({ block: "basic", stemChannels: w, stages: stages([w, 2 * w, 4 * w], blocks) });
+const resnet = (w: number, blocks: number[]): ResNetSpec => ({
+  block: "basic",
+  stemChannels: w,
+  stages: stages([w, 2 * w, 4 * w], blocks),
+});
 
 /**
  * The architectures of the paper at edge size. The three students are one ResNet family (widths w, 2w,
@@ -92,10 +106,15 @@ export function isArchitecture(name: string): name is ArchitectureName {
 }
 
 export function architecture(name: string, input: InputShape, numClasses: number, widthScale = 1): Graph {
-  if (!isArchitecture(name)) throw new Error(`unknown architecture "${name}" (known: ${Object.keys(ARCHITECTURES).join(", ")})`);
+  if (!isArchitecture(name))
+    throw new Error(`unknown architecture "${name}" (known: ${Object.keys(ARCHITECTURES).join(", ")})`);
   if (!(widthScale > 0)) throw new Error(`width scale must be positive, got ${widthScale}`);
   const spec = ARCHITECTURES[name](widthScale);
   const round = (c: number) => Math.max(1, Math.round(c));
-  const scaled: ResNetSpec = { ...spec, stemChannels: round(spec.stemChannels), stages: spec.stages.map((s) => ({ ...s, channels: round(s.channels) })) };
+  const scaled: ResNetSpec = {
+    ...spec,
+    stemChannels: round(spec.stemChannels),
+    stages: spec.stages.map((s) => ({ ...s, channels: round(s.channels) })),
+  };
   return buildResNet(scaled, input, numClasses);
 }

@@ -4,7 +4,15 @@
 // both [N, classes].
 import { type Graph, type Layer, BN_EPSILON, INPUT } from "./graph.ts";
 import type { Model } from "./forward.ts";
-import { type NodeProto, type TensorProto, encodeModel, floatTensor as tensorProto, int, ints, valueInfo } from "../onnx/proto.ts";
+import {
+  type NodeProto,
+  type TensorProto,
+  encodeModel,
+  floatTensor as tensorProto,
+  int,
+  ints,
+  valueInfo,
+} from "../onnx/proto.ts";
 
 export const DEFAULT_OPSET = 13;
 export const INPUT_NAME = "input";
@@ -75,7 +83,8 @@ export function graphToOnnx(source: Model | WeightedGraph, options: OnnxOptions 
         for (let y = 0; y < k; y++)
           for (let x = 0; x < k; x++)
             for (let i = 0; i < cin; i++)
-              for (let o = 0; o < cout; o++) w[((o * cin + i) * k + y) * k + x] = kernel[((y * k + x) * cin + i) * cout + o]!;
+              for (let o = 0; o < cout; o++)
+                w[((o * cin + i) * k + y) * k + x] = kernel[((y * k + x) * cin + i) * cout + o]!;
         const inputs = [ref(l.input), `${l.name}.weight`];
         let output = l.name;
         const next = graph.layers.find((n) => n.op === "batchnorm" && n.input === l.name);
@@ -94,7 +103,13 @@ export function graphToOnnx(source: Model | WeightedGraph, options: OnnxOptions 
           opType: "Conv",
           input: inputs,
           output: [output],
-          attribute: [ints("kernel_shape", [k, k]), ints("strides", [l.stride, l.stride]), ints("pads", [pad, pad, pad, pad]), ints("dilations", [1, 1]), int("group", 1)],
+          attribute: [
+            ints("kernel_shape", [k, k]),
+            ints("strides", [l.stride, l.stride]),
+            ints("pads", [pad, pad, pad, pad]),
+            ints("dilations", [1, 1]),
+            int("group", 1),
+          ],
         });
         alias.set(l.name, output);
         if (output !== l.name) alias.set(output, output);
@@ -104,9 +119,24 @@ export function graphToOnnx(source: Model | WeightedGraph, options: OnnxOptions 
         if (folded.has(l.name)) break;
         const { scale, shift } = bnAffine(l.name, tensor);
         // As an affine Mul+Add on [1, C, 1, 1]: exact, and independent of BatchNormalization's attributes.
-        initializers.push(tensorProto(`${l.name}.scale`, [1, l.channels, 1, 1], scale), tensorProto(`${l.name}.shift`, [1, l.channels, 1, 1], shift));
-        nodes.push({ name: `${l.name}.mul`, opType: "Mul", input: [ref(l.input), `${l.name}.scale`], output: [`${l.name}.scaled`], attribute: [] });
-        nodes.push({ name: l.name, opType: "Add", input: [`${l.name}.scaled`, `${l.name}.shift`], output: [l.name], attribute: [] });
+        initializers.push(
+          tensorProto(`${l.name}.scale`, [1, l.channels, 1, 1], scale),
+          tensorProto(`${l.name}.shift`, [1, l.channels, 1, 1], shift),
+        );
+        nodes.push({
+          name: `${l.name}.mul`,
+          opType: "Mul",
+          input: [ref(l.input), `${l.name}.scale`],
+          output: [`${l.name}.scaled`],
+          attribute: [],
+        });
+        nodes.push({
+          name: l.name,
+          opType: "Add",
+          input: [`${l.name}.scaled`, `${l.name}.shift`],
+          output: [l.name],
+          attribute: [],
+        });
         alias.set(l.name, l.name);
         break;
       }
@@ -115,12 +145,30 @@ export function graphToOnnx(source: Model | WeightedGraph, options: OnnxOptions 
         alias.set(l.name, l.name);
         break;
       case "add":
-        nodes.push({ name: l.name, opType: "Add", input: [ref(l.inputs[0]), ref(l.inputs[1])], output: [l.name], attribute: [] });
+        nodes.push({
+          name: l.name,
+          opType: "Add",
+          input: [ref(l.inputs[0]), ref(l.inputs[1])],
+          output: [l.name],
+          attribute: [],
+        });
         alias.set(l.name, l.name);
         break;
       case "globalAvgPool":
-        nodes.push({ name: `${l.name}.gap`, opType: "GlobalAveragePool", input: [ref(l.input)], output: [`${l.name}.nc11`], attribute: [] });
-        nodes.push({ name: l.name, opType: "Flatten", input: [`${l.name}.nc11`], output: [l.name], attribute: [int("axis", 1)] });
+        nodes.push({
+          name: `${l.name}.gap`,
+          opType: "GlobalAveragePool",
+          input: [ref(l.input)],
+          output: [`${l.name}.nc11`],
+          attribute: [],
+        });
+        nodes.push({
+          name: l.name,
+          opType: "Flatten",
+          input: [`${l.name}.nc11`],
+          output: [l.name],
+          attribute: [int("axis", 1)],
+        });
         alias.set(l.name, l.name);
         break;
       case "dense":
@@ -128,20 +176,36 @@ export function graphToOnnx(source: Model | WeightedGraph, options: OnnxOptions 
           tensorProto(`${l.name}.kernel`, [l.inFeatures, l.units], tensor(`${l.name}.kernel`)),
           tensorProto(`${l.name}.bias`, [l.units], tensor(`${l.name}.bias`)),
         );
-        nodes.push({ name: l.name, opType: "Gemm", input: [ref(l.input), `${l.name}.kernel`, `${l.name}.bias`], output: [l.name], attribute: [] });
+        nodes.push({
+          name: l.name,
+          opType: "Gemm",
+          input: [ref(l.input), `${l.name}.kernel`, `${l.name}.bias`],
+          output: [l.name],
+          attribute: [],
+        });
         alias.set(l.name, l.name);
         break;
       default: {
         const unknown = l as { name?: unknown; op?: unknown };
-        throw new UnsupportedLayerError(`layer "${String(unknown.name)}" has type "${String(unknown.op)}", which the ONNX exporter does not support`);
+        throw new UnsupportedLayerError(
+          `layer "${String(unknown.name)}" has type "${String(unknown.op)}", which the ONNX exporter does not support`,
+        );
       }
     }
   }
 
   const [logits, probabilities] = OUTPUT_NAMES;
   nodes.push({ name: "logits", opType: "Identity", input: [ref(graph.output)], output: [logits], attribute: [] });
-  if (options.activation === "sigmoid") nodes.push({ name: "sigmoid", opType: "Sigmoid", input: [logits], output: [probabilities], attribute: [] });
-  else nodes.push({ name: "softmax", opType: "Softmax", input: [logits], output: [probabilities], attribute: [int("axis", 1)] });
+  if (options.activation === "sigmoid")
+    nodes.push({ name: "sigmoid", opType: "Sigmoid", input: [logits], output: [probabilities], attribute: [] });
+  else
+    nodes.push({
+      name: "softmax",
+      opType: "Softmax",
+      input: [logits],
+      output: [probabilities],
+      attribute: [int("axis", 1)],
+    });
 
   const { channels, height, width } = graph.input;
   return encodeModel({

@@ -13,7 +13,9 @@ const OUTPUT_NAMES = ["logits", "probabilities"] as const;
 
 let modelProto: protobuf.Type | undefined;
 function modelType(): protobuf.Type {
-  modelProto ??= protobuf.loadSync(fileURLToPath(new URL("./onnx.proto", import.meta.url))).lookupType("onnx.ModelProto");
+  modelProto ??= protobuf
+    .loadSync(fileURLToPath(new URL("./onnx.proto", import.meta.url)))
+    .lookupType("onnx.ModelProto");
   return modelProto;
 }
 
@@ -75,9 +77,16 @@ export interface ManifestOutputs {
 function tensorNames(graph: Graph, into = new Set<string>()): Set<string> {
   for (const n of graph.node) {
     for (const name of [...(n.input ?? []), ...(n.output ?? [])]) into.add(name);
-    for (const a of n.attribute ?? []) for (const g of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) tensorNames(g, into);
+    for (const a of n.attribute ?? [])
+      for (const g of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) tensorNames(g, into);
   }
-  for (const v of [...(graph.input ?? []), ...(graph.output ?? []), ...(graph.valueInfo ?? []), ...(graph.initializer ?? [])]) into.add(v.name);
+  for (const v of [
+    ...(graph.input ?? []),
+    ...(graph.output ?? []),
+    ...(graph.valueInfo ?? []),
+    ...(graph.initializer ?? []),
+  ])
+    into.add(v.name);
   for (const s of graph.sparseInitializer ?? []) if (s.values) into.add(s.values.name);
   return into;
 }
@@ -88,9 +97,11 @@ function renameTensor(graph: Graph, from: string, to: string): void {
   for (const n of graph.node) {
     n.input = swap(n.input);
     n.output = swap(n.output);
-    for (const a of n.attribute ?? []) for (const g of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) renameTensor(g, from, to);
+    for (const a of n.attribute ?? [])
+      for (const g of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) renameTensor(g, from, to);
   }
-  for (const v of [...(graph.output ?? []), ...(graph.valueInfo ?? []), ...(graph.initializer ?? [])]) if (v.name === from) v.name = to;
+  for (const v of [...(graph.output ?? []), ...(graph.valueInfo ?? []), ...(graph.initializer ?? [])])
+    if (v.name === from) v.name = to;
   for (const s of graph.sparseInitializer ?? []) if (s.values?.name === from) s.values.name = to;
 }
 
@@ -98,7 +109,8 @@ function renameTensor(graph: Graph, from: string, to: string): void {
 function computesProbabilities(graph: Graph, activation: ManifestOutputs["activation"]): boolean {
   const op = activation === "softmax" ? "Softmax" : "Sigmoid";
   return graph.node.some((n) => {
-    if (n.opType !== op || n.input?.length !== 1 || n.input[0] !== "logits" || n.output?.[0] !== "probabilities") return false;
+    if (n.opType !== op || n.input?.length !== 1 || n.input[0] !== "logits" || n.output?.[0] !== "probabilities")
+      return false;
     if (op === "Sigmoid") return true;
     const axis = n.attribute?.find((a) => a.name === "axis");
     return axis === undefined || [1, -1].includes(toNumber(axis.i));
@@ -115,7 +127,8 @@ export function withManifestOutputs(bytes: Uint8Array, o: ManifestOutputs): Uint
   const graph = model.graph;
   if (!graph) throw new Error("not an ONNX model: no graph");
   for (const name of OUTPUT_NAMES) {
-    if ((graph.input ?? []).some((i) => i.name === name)) throw new Error(`its input is named "${name}", the name of an output the manifest means; rename the input`);
+    if ((graph.input ?? []).some((i) => i.name === name))
+      throw new Error(`its input is named "${name}", the name of an output the manifest means; rename the input`);
   }
   const used = tensorNames(graph);
   const fresh = (base: string) => {
@@ -125,9 +138,16 @@ export function withManifestOutputs(bytes: Uint8Array, o: ManifestOutputs): Uint
     return name;
   };
   const keepLogits = o.output === "logits" && !o.fromProbabilities && o.order === null;
-  const keepProbabilities = o.order === null && (o.fromProbabilities ? o.activation === "softmax" && o.output === "probabilities" : keepLogits && computesProbabilities(graph, o.activation));
+  const keepProbabilities =
+    o.order === null &&
+    (o.fromProbabilities
+      ? o.activation === "softmax" && o.output === "probabilities"
+      : keepLogits && computesProbabilities(graph, o.activation));
   let source = o.output;
-  for (const [name, keep] of [["logits", keepLogits], ["probabilities", keepProbabilities]] as const) {
+  for (const [name, keep] of [
+    ["logits", keepLogits],
+    ["probabilities", keepProbabilities],
+  ] as const) {
     if (keep || !used.has(name)) continue;
     const moved = fresh(`${name}_of_the_file`);
     renameTensor(graph, name, moved);
@@ -148,19 +168,33 @@ export function withManifestOutputs(bytes: Uint8Array, o: ManifestOutputs): Uint
     else if (logs !== "logits") added.push(node("Identity", [logs], ["logits"]));
   }
   if (!keepProbabilities) {
-    if (o.fromProbabilities && o.activation === "softmax") added.push(o.order ? gather(source, "probabilities") : node("Identity", [source], ["probabilities"]));
-    else added.push(o.activation === "sigmoid" ? node("Sigmoid", ["logits"], ["probabilities"]) : node("Softmax", ["logits"], ["probabilities"], [int("axis", 1)]));
+    if (o.fromProbabilities && o.activation === "softmax")
+      added.push(o.order ? gather(source, "probabilities") : node("Identity", [source], ["probabilities"]));
+    else
+      added.push(
+        o.activation === "sigmoid"
+          ? node("Sigmoid", ["logits"], ["probabilities"])
+          : node("Softmax", ["logits"], ["probabilities"], [int("axis", 1)]),
+      );
   }
   graph.node.push(...added);
   graph.output = OUTPUT_NAMES.map((name) => valueInfo(name, ["N", o.classes]));
-  model.metadataProps = [...(model.metadataProps ?? []).filter((p) => !Object.hasOwn(o.metadata, p.key)), ...Object.entries(o.metadata).map(([key, value]) => ({ key, value }))];
-  return modelType().encode(model as unknown as protobuf.Message).finish();
+  model.metadataProps = [
+    ...(model.metadataProps ?? []).filter((p) => !Object.hasOwn(o.metadata, p.key)),
+    ...Object.entries(o.metadata).map(([key, value]) => ({ key, value })),
+  ];
+  return modelType()
+    .encode(model as unknown as protobuf.Message)
+    .finish();
 }
 
 /** The ONNX operator set a model imports and how many values its initializers hold (its parameters). */
 export function onnxFacts(bytes: Uint8Array): { opset: number; params: number } {
   const model = decode(bytes);
   const opset = toNumber(model.opsetImport?.find((o) => !o.domain)?.version);
-  const params = (model.graph?.initializer ?? []).reduce((n, t) => n + (t.dims ?? []).reduce<number>((a, d) => a * toNumber(d), 1), 0);
+  const params = (model.graph?.initializer ?? []).reduce(
+    (n, t) => n + (t.dims ?? []).reduce<number>((a, d) => a * toNumber(d), 1),
+    0,
+  );
   return { opset, params };
 }

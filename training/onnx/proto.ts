@@ -24,7 +24,9 @@ export type TensorProto = ReturnType<typeof floatTensor>;
 
 let modelProto: protobuf.Type | undefined;
 function modelType(): protobuf.Type {
-  modelProto ??= protobuf.loadSync(fileURLToPath(new URL("./onnx.proto", import.meta.url))).lookupType("onnx.ModelProto");
+  modelProto ??= protobuf
+    .loadSync(fileURLToPath(new URL("./onnx.proto", import.meta.url)))
+    .lookupType("onnx.ModelProto");
   return modelProto;
 }
 
@@ -39,7 +41,13 @@ export function irVersionFor(opset: number): number {
 export const ints = (name: string, values: number[]) => ({ name, type: ATTR.INTS, ints: values });
 export const int = (name: string, value: number) => ({ name, type: ATTR.INT, i: value });
 export const str = (name: string, value: string) => ({ name, type: ATTR.STRING, s: new TextEncoder().encode(value) });
-export const node = (opType: string, input: string[], output: string[], attribute: object[] = [], domain = ""): NodeProto => ({ opType, input, output, attribute, ...(domain ? { domain } : {}) });
+export const node = (
+  opType: string,
+  input: string[],
+  output: string[],
+  attribute: object[] = [],
+  domain = "",
+): NodeProto => ({ opType, input, output, attribute, ...(domain ? { domain } : {}) });
 
 export function floatTensor(name: string, dims: number[], data: Float32Array) {
   const bytes = new Uint8Array(data.length * 4);
@@ -72,7 +80,9 @@ export function valueInfo(name: string, dims?: (number | string)[]) {
     type: {
       tensorType: {
         elemType: FLOAT,
-        ...(dims ? { shape: { dim: dims.map((d) => (typeof d === "string" ? { dimParam: d } : { dimValue: d })) } } : {}),
+        ...(dims
+          ? { shape: { dim: dims.map((d) => (typeof d === "string" ? { dimParam: d } : { dimValue: d })) } }
+          : {}),
       },
     },
   };
@@ -91,7 +101,17 @@ export interface ModelParts {
   metadata?: Record<string, string>;
 }
 
-export function encodeModel({ opset, domains = {}, nodes, initializers = [], inputs, outputs, name = "narrowdeep", docString = "", metadata = {} }: ModelParts): Uint8Array {
+export function encodeModel({
+  opset,
+  domains = {},
+  nodes,
+  initializers = [],
+  inputs,
+  outputs,
+  name = "narrowdeep",
+  docString = "",
+  metadata = {},
+}: ModelParts): Uint8Array {
   const Model = modelType();
   const message = Model.fromObject({
     irVersion: irVersionFor(opset),
@@ -99,7 +119,10 @@ export function encodeModel({ opset, domains = {}, nodes, initializers = [], inp
     producerVersion: "1",
     docString,
     metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
-    opsetImport: [{ domain: "", version: opset }, ...Object.entries(domains).map(([domain, version]) => ({ domain, version }))],
+    opsetImport: [
+      { domain: "", version: opset },
+      ...Object.entries(domains).map(([domain, version]) => ({ domain, version })),
+    ],
     graph: { name, node: nodes, initializer: initializers, input: inputs, output: outputs },
   });
   return Model.encode(message).finish();
@@ -124,7 +147,13 @@ interface ModelObject {
   opsetImport: { domain?: string; version: number }[];
   metadataProps: { key: string; value: string }[];
   docString?: string;
-  graph?: { name?: string; node: NodeProto[]; initializer: DecodedTensor[]; input: ModelParts["inputs"]; output: ModelParts["outputs"] };
+  graph?: {
+    name?: string;
+    node: NodeProto[];
+    initializer: DecodedTensor[];
+    input: ModelParts["inputs"];
+    output: ModelParts["outputs"];
+  };
 }
 
 /** Reads ONNX bytes into the parts encodeModel writes, so a model can be changed and written again. */
@@ -162,6 +191,9 @@ export function floatValues(t: DecodedTensor): Float32Array {
     const view = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);
     for (let i = 0; i < count; i++) values[i] = view.getFloat32(i * 4, true);
   }
-  if (values.length !== count) throw new Error(`initializer "${t.name}" holds ${values.length} values, its dims [${t.dims.join(", ")}] need ${count}`);
+  if (values.length !== count)
+    throw new Error(
+      `initializer "${t.name}" holds ${values.length} values, its dims [${t.dims.join(", ")}] need ${count}`,
+    );
   return values;
 }

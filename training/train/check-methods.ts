@@ -15,8 +15,12 @@ export function checkMethods(config: DistillConfig, teacher?: string): void {
   if (repeated.length) throw new ConfigError(`loss lists ${repeated.join(", ")} twice`);
   const multiLabel = Boolean(datasetEntry(config.dataset).multiLabel);
   for (const { name, options } of methods(config)) {
-    if (!Object.hasOwn(LOSSES, name)) throw new ConfigError(`loss: unknown method "${name}" (known: ${Object.keys(LOSSES).join(", ")})`);
-    if (name === "ce" || name === "bce") throw new ConfigError(`loss: ${name} trains on the labels alone: that is the baseline, which every run trains (<student>-baseline)`);
+    if (!Object.hasOwn(LOSSES, name))
+      throw new ConfigError(`loss: unknown method "${name}" (known: ${Object.keys(LOSSES).join(", ")})`);
+    if (name === "ce" || name === "bce")
+      throw new ConfigError(
+        `loss: ${name} trains on the labels alone: that is the baseline, which every run trains (<student>-baseline)`,
+      );
     let loss: ReturnType<typeof createLoss>;
     try {
       loss = createLoss(name, options);
@@ -24,9 +28,17 @@ export function checkMethods(config: DistillConfig, teacher?: string): void {
       throw new ConfigError(`lossOptions: ${(err as Error).message}`);
     }
     // Every run has the teacher's logits (trained first, or given); its features only from a checkpoint.
-    const misfit = lossMisfit(loss, { dataset: config.dataset, multiLabel, logitsTeacher: true, featureTeacher: !(teacher && isOnnxFile(teacher)) });
+    const misfit = lossMisfit(loss, {
+      dataset: config.dataset,
+      multiLabel,
+      logitsTeacher: true,
+      featureTeacher: !(teacher && isOnnxFile(teacher)),
+    });
     if (misfit) throw new ConfigError(`loss: ${misfit}`);
   }
   const stray = Object.keys(config.lossOptions ?? {}).filter((n) => n === "kd" || !names.includes(n));
-  if (stray.length) throw new ConfigError(`lossOptions: ${stray.join(", ")} ${stray.includes("kd") ? "(kd takes --temperature and --alpha) " : ""}is not among the methods of --loss (${names.join(", ")})`);
+  if (stray.length)
+    throw new ConfigError(
+      `lossOptions: ${stray.join(", ")} ${stray.includes("kd") ? "(kd takes --temperature and --alpha) " : ""}is not among the methods of --loss (${names.join(", ")})`,
+    );
 }

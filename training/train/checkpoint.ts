@@ -142,9 +142,15 @@ export function encodeCheckpoint(ckpt: Checkpoint): Uint8Array {
   const entries: TensorEntry[] = [];
   const arrays: Float32Array[] = [];
   let offset = 0;
-  for (const [group, map] of [["weights", ckpt.weights], ["optimizer", ckpt.optimizer]] as const) {
+  for (const [group, map] of [
+    ["weights", ckpt.weights],
+    ["optimizer", ckpt.optimizer],
+  ] as const) {
     for (const [name, t] of map) {
-      if (t.data.length !== size(t.shape)) throw new CheckpointError(`tensor ${group}/${name}: shape [${t.shape}] needs ${size(t.shape)} values, has ${t.data.length}`);
+      if (t.data.length !== size(t.shape))
+        throw new CheckpointError(
+          `tensor ${group}/${name}: shape [${t.shape}] needs ${size(t.shape)} values, has ${t.data.length}`,
+        );
       entries.push({ group, name, shape: [...t.shape], offset, length: t.data.length });
       arrays.push(t.data);
       offset += t.data.length;
@@ -157,7 +163,12 @@ export function encodeCheckpoint(ckpt: Checkpoint): Uint8Array {
     for (let i = 0; i < a.length; i++) data.writeFloatLE(a[i]!, pos + i * 4);
     pos += a.length * 4;
   }
-  const header: CheckpointHeader = { graph: ckpt.graph, meta: ckpt.meta, tensors: entries, dataSha256: createHash("sha256").update(data).digest("hex") };
+  const header: CheckpointHeader = {
+    graph: ckpt.graph,
+    meta: ckpt.meta,
+    tensors: entries,
+    dataSha256: createHash("sha256").update(data).digest("hex"),
+  };
   let json = Buffer.from(JSON.stringify(header), "utf8");
   const pad = (8 - ((CHECKPOINT_MAGIC.length + 4 + json.length) % 8)) % 8;
   if (pad > 0) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
@@ -174,25 +185,31 @@ export function decodeCheckpoint(bytes: Uint8Array, source = "checkpoint"): Chec
   };
   if (buf.length < CHECKPOINT_MAGIC.length + 4) fail(`too short (${buf.length} bytes) to be a checkpoint`);
   if (!buf.subarray(0, 6).equals(CHECKPOINT_MAGIC.subarray(0, 6))) fail("not a narrowdeep checkpoint (bad magic)");
-  if (buf[7] !== CHECKPOINT_MAGIC[7]) fail(`unsupported checkpoint format version ${buf[7]} (this code reads ${CHECKPOINT_MAGIC[7]})`);
+  if (buf[7] !== CHECKPOINT_MAGIC[7])
+    fail(`unsupported checkpoint format version ${buf[7]} (this code reads ${CHECKPOINT_MAGIC[7]})`);
   const headerLength = buf.readUInt32LE(8);
   const dataStart = 12 + headerLength;
-  if (dataStart > buf.length) fail(`truncated: header says ${headerLength} bytes, file has ${buf.length - 12} after the magic`);
+  if (dataStart > buf.length)
+    fail(`truncated: header says ${headerLength} bytes, file has ${buf.length - 12} after the magic`);
   let header: CheckpointHeader;
   try {
     header = JSON.parse(buf.subarray(12, dataStart).toString("utf8")) as CheckpointHeader;
   } catch (err) {
     return fail(`header is not valid JSON (${(err as Error).message})`);
   }
-  if (!header || !Array.isArray(header.tensors) || !header.graph || !header.meta) fail("header lacks graph, meta or tensors");
+  if (!header || !Array.isArray(header.tensors) || !header.graph || !header.meta)
+    fail("header lacks graph, meta or tensors");
   const data = buf.subarray(dataStart);
   const expectedBytes = header.tensors.reduce((n, t) => n + t.length * 4, 0);
-  if (data.length !== expectedBytes) fail(`truncated or padded: tensor data is ${data.length} bytes, header lists ${expectedBytes}`);
-  if (createHash("sha256").update(data).digest("hex") !== header.dataSha256) fail("tensor data does not match its checksum (file is damaged)");
+  if (data.length !== expectedBytes)
+    fail(`truncated or padded: tensor data is ${data.length} bytes, header lists ${expectedBytes}`);
+  if (createHash("sha256").update(data).digest("hex") !== header.dataSha256)
+    fail("tensor data does not match its checksum (file is damaged)");
   const weights = new Map<string, StoredTensor>();
   const optimizer = new Map<string, StoredTensor>();
   for (const t of header.tensors) {
-    if (t.length !== size(t.shape)) fail(`tensor ${t.group}/${t.name}: shape [${t.shape}] does not match its length ${t.length}`);
+    if (t.length !== size(t.shape))
+      fail(`tensor ${t.group}/${t.name}: shape [${t.shape}] does not match its length ${t.length}`);
     const out = new Float32Array(t.length);
     for (let i = 0; i < t.length; i++) out[i] = data.readFloatLE((t.offset + i) * 4);
     (t.group === "weights" ? weights : optimizer).set(t.name, { shape: t.shape, data: out });
@@ -207,7 +224,10 @@ function checkWeights(graph: Graph, weights: Map<string, StoredTensor>, source: 
   for (const spec of specs) {
     const t = weights.get(spec.name);
     if (!t) throw new CheckpointError(`${source}: missing weight "${spec.name}"`);
-    if (t.shape.join(",") !== spec.shape.join(",")) throw new CheckpointError(`${source}: weight "${spec.name}" has shape [${t.shape}], the graph needs [${spec.shape}]`);
+    if (t.shape.join(",") !== spec.shape.join(","))
+      throw new CheckpointError(
+        `${source}: weight "${spec.name}" has shape [${t.shape}], the graph needs [${spec.shape}]`,
+      );
   }
   if (weights.size !== specs.length) {
     const known = new Set(specs.map((s) => s.name));
@@ -221,5 +241,8 @@ export function saveCheckpoint(path: string, ckpt: Checkpoint): void {
 }
 
 export function loadCheckpoint(path: string): Checkpoint {
-  return decodeCheckpoint(readFileOrExplain(path, "checkpoint file", (m) => new CheckpointError(m)), path);
+  return decodeCheckpoint(
+    readFileOrExplain(path, "checkpoint file", (m) => new CheckpointError(m)),
+    path,
+  );
 }

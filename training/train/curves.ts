@@ -33,14 +33,22 @@ function subRunMetas(runDir: string): CheckpointMeta[] {
   } catch {
     // a run directory without a readable config.json: its folders alone
   }
-  const names = [...planned, ...readdirSync(runDir).sort().filter((n) => !planned.includes(n))];
-  return names.filter((n) => existsSync(checkpointPath(join(runDir, n)))).map((n) => loadCheckpoint(checkpointPath(join(runDir, n))).meta);
+  const names = [
+    ...planned,
+    ...readdirSync(runDir)
+      .sort()
+      .filter((n) => !planned.includes(n)),
+  ];
+  return names
+    .filter((n) => existsSync(checkpointPath(join(runDir, n))))
+    .map((n) => loadCheckpoint(checkpointPath(join(runDir, n))).meta);
 }
 
 /** Every sub-run's records: metrics.jsonl made to agree with the checkpoints (their history fills gaps). */
 export function runCurves(runDir: string): SubRunCurves[] {
   const metas = subRunMetas(runDir);
-  if (metas.length === 0) throw new Error(`${runDir}: no sub-run checkpoints here (<sub-run>/checkpoint.ndckpt), so no curves to draw`);
+  if (metas.length === 0)
+    throw new Error(`${runDir}: no sub-run checkpoints here (<sub-run>/checkpoint.ndckpt), so no curves to draw`);
   let records = readMetrics(metricsPath(runDir));
   for (const meta of metas) {
     const loss = createLoss(meta.loss.name, meta.loss.options);
@@ -55,18 +63,41 @@ export function runCurves(runDir: string): SubRunCurves[] {
   }));
 }
 
-const COLUMNS = ["subRun", "kind", "epoch", "step", "loss", "crossEntropy", "distillation", "trainAccuracy", "learningRate", "imagesPerSecond", "valAccuracy", "valLoss", "valMap", "testAccuracy", "testMap", "time"] as const;
+const COLUMNS = [
+  "subRun",
+  "kind",
+  "epoch",
+  "step",
+  "loss",
+  "crossEntropy",
+  "distillation",
+  "trainAccuracy",
+  "learningRate",
+  "imagesPerSecond",
+  "valAccuracy",
+  "valLoss",
+  "valMap",
+  "testAccuracy",
+  "testMap",
+  "time",
+] as const;
 
 /** One row per record, sub-run by sub-run; an absent field is an empty cell. */
 export function metricsCsv(runs: SubRunCurves[]): string {
-  const cell = (v: unknown) => (v === undefined ? "" : typeof v === "string" && /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v));
+  const cell = (v: unknown) =>
+    v === undefined ? "" : typeof v === "string" && /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v);
   const rows = runs.flatMap((r) => r.records.map((rec) => COLUMNS.map((c) => cell(rec[c])).join(",")));
   return `${[COLUMNS.join(","), ...rows].join("\n")}\n`;
 }
 
 // --- the SVG ---
 
-const PALETTE: Record<string, string> = { teacher: "#222222", unmodified: "#1f77b4", wide: "#d62728", "narrow-deep": "#2ca02c" };
+const PALETTE: Record<string, string> = {
+  teacher: "#222222",
+  unmodified: "#1f77b4",
+  wide: "#d62728",
+  "narrow-deep": "#2ca02c",
+};
 const EXTRA_COLORS = ["#9467bd", "#ff7f0e", "#8c564b", "#17becf"];
 /** Distilled students solid, baselines dashed; other methods their own dashes. */
 const DASHES: Record<string, string> = { teacher: "", kd: "", mlkd: "", baseline: "7 4", dkd: "10 3 2 3", at: "2 3" };
@@ -88,7 +119,8 @@ const MARGIN = { left: 52, right: 12, top: 28, bottom: 42 };
 function ticks(lo: number, hi: number, log: boolean): number[] {
   if (log) {
     const out: number[] = [];
-    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) for (const m of [1, 2, 5]) if (m * 10 ** e >= lo && m * 10 ** e <= hi) out.push(m * 10 ** e);
+    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
+      for (const m of [1, 2, 5]) if (m * 10 ** e >= lo && m * 10 ** e <= hi) out.push(m * 10 ** e);
     return out.length >= 2 ? out : [lo, hi];
   }
   const raw = (hi - lo) / 5 || 1;
@@ -98,17 +130,36 @@ function ticks(lo: number, hi: number, log: boolean): number[] {
   return out;
 }
 
-const fmt = (v: number, percent?: boolean) => (percent ? `${Number((100 * v).toPrecision(4))}%` : String(Number(v.toPrecision(3))));
+const fmt = (v: number, percent?: boolean) =>
+  percent ? `${Number((100 * v).toPrecision(4))}%` : String(Number(v.toPrecision(3)));
 
-function panelSvg(p: Panel, runs: SubRunCurves[], style: (r: SubRunCurves) => { color: string; dash: string }, x0: number): string {
+function panelSvg(
+  p: Panel,
+  runs: SubRunCurves[],
+  style: (r: SubRunCurves) => { color: string; dash: string },
+  x0: number,
+): string {
   const first = p.fromEpoch ?? 1;
   const series = runs
-    .map((r) => ({ run: r, points: r.records.filter((rec) => rec.kind === "epoch" && rec.epoch >= first && p.value(rec) !== undefined).map((rec) => [rec.epoch, p.value(rec)!] as const) }))
+    .map((r) => ({
+      run: r,
+      points: r.records
+        .filter((rec) => rec.kind === "epoch" && rec.epoch >= first && p.value(rec) !== undefined)
+        .map((rec) => [rec.epoch, p.value(rec)!] as const),
+    }))
     .filter((s) => s.points.length);
   const w = PANEL_W - MARGIN.left - MARGIN.right;
   const h = PANEL_H - MARGIN.top - MARGIN.bottom;
-  const out = [`<g transform="translate(${x0},0)">`, `<text x="${MARGIN.left + w / 2}" y="18" text-anchor="middle" font-weight="bold">${p.title}</text>`];
-  if (!series.length) return [...out, `<text x="${MARGIN.left + w / 2}" y="${MARGIN.top + h / 2}" text-anchor="middle">(not measured)</text>`, "</g>"].join("\n");
+  const out = [
+    `<g transform="translate(${x0},0)">`,
+    `<text x="${MARGIN.left + w / 2}" y="18" text-anchor="middle" font-weight="bold">${p.title}</text>`,
+  ];
+  if (!series.length)
+    return [
+      ...out,
+      `<text x="${MARGIN.left + w / 2}" y="${MARGIN.top + h / 2}" text-anchor="middle">(not measured)</text>`,
+      "</g>",
+    ].join("\n");
   const all = series.flatMap((s) => s.points);
   const maxEpoch = Math.max(...all.map(([e]) => e));
   let lo = Math.min(...all.map(([, v]) => v));
@@ -116,18 +167,25 @@ function panelSvg(p: Panel, runs: SubRunCurves[], style: (r: SubRunCurves) => { 
   if (p.log) [lo, hi] = [lo / 1.08, hi * 1.08];
   else [lo, hi] = lo === hi ? [lo - 0.01, hi + 0.01] : [lo - (hi - lo) * 0.04, hi + (hi - lo) * 0.04];
   const sx = (e: number) => MARGIN.left + (maxEpoch === first ? w / 2 : ((e - first) / (maxEpoch - first)) * w);
-  const sy = (v: number) => MARGIN.top + h - (p.log ? (Math.log(v) - Math.log(lo)) / (Math.log(hi) - Math.log(lo)) : (v - lo) / (hi - lo)) * h;
+  const sy = (v: number) =>
+    MARGIN.top + h - (p.log ? (Math.log(v) - Math.log(lo)) / (Math.log(hi) - Math.log(lo)) : (v - lo) / (hi - lo)) * h;
   out.push(`<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${w}" height="${h}" fill="none" stroke="#999"/>`);
   for (const t of ticks(lo, hi, Boolean(p.log))) {
     const y = sy(t).toFixed(1);
-    out.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left + w}" y1="${y}" y2="${y}" stroke="#e4e4e4"/>`, `<text x="${MARGIN.left - 4}" y="${y}" dy="0.32em" text-anchor="end">${fmt(t, p.percent)}</text>`);
+    out.push(
+      `<line x1="${MARGIN.left}" x2="${MARGIN.left + w}" y1="${y}" y2="${y}" stroke="#e4e4e4"/>`,
+      `<text x="${MARGIN.left - 4}" y="${y}" dy="0.32em" text-anchor="end">${fmt(t, p.percent)}</text>`,
+    );
   }
-  for (const t of ticks(first, maxEpoch, false).filter(Number.isInteger)) out.push(`<text x="${sx(t).toFixed(1)}" y="${MARGIN.top + h + 14}" text-anchor="middle">${t}</text>`);
+  for (const t of ticks(first, maxEpoch, false).filter(Number.isInteger))
+    out.push(`<text x="${sx(t).toFixed(1)}" y="${MARGIN.top + h + 14}" text-anchor="middle">${t}</text>`);
   out.push(`<text x="${MARGIN.left + w / 2}" y="${MARGIN.top + h + 30}" text-anchor="middle">epoch</text>`);
   for (const s of series) {
     const { color, dash } = style(s.run);
     const pts = s.points.map(([e, v]) => `${sx(e).toFixed(1)},${sy(v).toFixed(1)}`).join(" ");
-    out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.4"${dash ? ` stroke-dasharray="${dash}"` : ""} points="${pts}"><title>${escapeXml(s.run.name)}</title></polyline>`);
+    out.push(
+      `<polyline fill="none" stroke="${color}" stroke-width="1.4"${dash ? ` stroke-dasharray="${dash}"` : ""} points="${pts}"><title>${escapeXml(s.run.name)}</title></polyline>`,
+    );
   }
   return [...out, "</g>"].join("\n");
 }
@@ -135,10 +193,13 @@ function panelSvg(p: Panel, runs: SubRunCurves[], style: (r: SubRunCurves) => { 
 /** The run's curves as one SVG: a panel per figure and a legend of architecture x method. */
 export function curvesSvg(runs: SubRunCurves[], title: string): string {
   const archs = [...new Set(runs.map((r) => r.architecture))];
-  const color = (a: string) => PALETTE[a] ?? EXTRA_COLORS[archs.filter((x) => !PALETTE[x]).indexOf(a) % EXTRA_COLORS.length]!;
+  const color = (a: string) =>
+    PALETTE[a] ?? EXTRA_COLORS[archs.filter((x) => !PALETTE[x]).indexOf(a) % EXTRA_COLORS.length]!;
   const style = (r: SubRunCurves) => ({ color: color(r.architecture), dash: DASHES[r.method] ?? "4 2 1 2" });
   const multiLabel = runs.some((r) => r.records.some((rec) => rec.valMap !== undefined));
-  const validation: Panel = multiLabel ? { title: "validation mAP", value: (r) => r.valMap, percent: true } : { title: "validation accuracy", value: (r) => r.valAccuracy, percent: true };
+  const validation: Panel = multiLabel
+    ? { title: "validation mAP", value: (r) => r.valMap, percent: true }
+    : { title: "validation accuracy", value: (r) => r.valAccuracy, percent: true };
   const maxEpoch = Math.max(...runs.flatMap((r) => r.records.map((rec) => rec.epoch)));
   // Early epochs span tens of points; the last half, where the methods part, gets a panel of its own.
   const zoomFrom = Math.ceil(maxEpoch / 2);
@@ -146,14 +207,20 @@ export function curvesSvg(runs: SubRunCurves[], title: string): string {
     { title: "training loss (log scale)", value: (r) => r.loss, log: true },
     { title: "training cross-entropy with the labels", value: (r) => r.crossEntropy },
     validation,
-    ...(maxEpoch >= 4 ? [{ ...validation, title: `${validation.title}, epochs ${zoomFrom}-${maxEpoch}`, fromEpoch: zoomFrom }] : []),
+    ...(maxEpoch >= 4
+      ? [{ ...validation, title: `${validation.title}, epochs ${zoomFrom}-${maxEpoch}`, fromEpoch: zoomFrom }]
+      : []),
   ];
   // The legend: a row per architecture, an entry per method (with how many runs share the style).
   const methods = [...new Set(runs.map((r) => r.method))];
-  const legendRows = archs.map((a) => methods.flatMap((m) => {
-    const same = runs.filter((r) => r.architecture === a && r.method === m);
-    return same.length ? [{ run: same[0]!, label: `${a === m ? a : `${a} ${m}`}${same.length > 1 ? ` (${same.length} runs)` : ""}` }] : [];
-  }));
+  const legendRows = archs.map((a) =>
+    methods.flatMap((m) => {
+      const same = runs.filter((r) => r.architecture === a && r.method === m);
+      return same.length
+        ? [{ run: same[0]!, label: `${a === m ? a : `${a} ${m}`}${same.length > 1 ? ` (${same.length} runs)` : ""}` }]
+        : [];
+    }),
+  );
   const width = PANEL_W * panels.length;
   const height = PANEL_H + 24 + legendRows.length * 18;
   const legend = legendRows.flatMap((row, j) =>
@@ -180,7 +247,11 @@ function escapeXml(s: string): string {
 }
 
 /** Writes metrics.csv and curves.svg into `outDir` (default: the run directory); returns their paths. */
-export function writeCurves(runDir: string, outDir = runDir, title = `Run ${basename(resolve(runDir))}`): { csv: string; svg: string } {
+export function writeCurves(
+  runDir: string,
+  outDir = runDir,
+  title = `Run ${basename(resolve(runDir))}`,
+): { csv: string; svg: string } {
   const runs = runCurves(runDir);
   const csv = join(outDir, "metrics.csv");
   const svg = join(outDir, "curves.svg");

@@ -45,7 +45,8 @@ export class RunEta {
 
   /** A measured epoch of a kind of sub-run: its wall seconds (or a live estimate of them). */
   observe(kind: string, role: EtaSubRun["role"], secondsPerEpoch: number): void {
-    if (Number.isFinite(secondsPerEpoch) && secondsPerEpoch > 0) this.rate.set(kind, { role, seconds: secondsPerEpoch });
+    if (Number.isFinite(secondsPerEpoch) && secondsPerEpoch > 0)
+      this.rate.set(kind, { role, seconds: secondsPerEpoch });
   }
 
   /** Where sub-run `name` stands (epochs done, fractional). */

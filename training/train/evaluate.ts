@@ -27,17 +27,31 @@ export function evaluate(model: Model, set: ImageSet, table: Float32Array[], bat
   const scores = set.targets ? new Float32Array(set.count * classes) : undefined;
   for (let start = 0; start < set.count; start += batchSize) {
     const n = Math.min(batchSize, set.count - start);
-    const batch = makeBatch(set, Array.from({ length: n }, (_, i) => start + i), table, null, unused);
+    const batch = makeBatch(
+      set,
+      Array.from({ length: n }, (_, i) => start + i),
+      table,
+      null,
+      unused,
+    );
     const [c, l] = tf.tidy(() => {
       const logits = forward(model, tf.tensor4d(batch.images, [n, height, width, channels]), { training: false });
       const labels = tf.tensor1d(batch.labels, "int32");
       const targets = batch.targets ? tf.tensor2d(batch.targets, [n, classes]) : undefined;
       scores?.set(logits.dataSync(), start * classes);
-      return [topOneCorrect(logits, labels, targets).dataSync()[0]!, labelLoss(logits, labels, targets).dataSync()[0]! * n];
+      return [
+        topOneCorrect(logits, labels, targets).dataSync()[0]!,
+        labelLoss(logits, labels, targets).dataSync()[0]! * n,
+      ];
     });
     correct += c;
     lossSum += l;
   }
   const map = scores ? meanAveragePrecision(scores, set.targets!, classes).map : undefined;
-  return { accuracy: set.count ? correct / set.count : 0, loss: set.count ? lossSum / set.count : 0, samples: set.count, ...(map !== undefined ? { map } : {}) };
+  return {
+    accuracy: set.count ? correct / set.count : 0,
+    loss: set.count ? lossSum / set.count : 0,
+    samples: set.count,
+    ...(map !== undefined ? { map } : {}),
+  };
 }

@@ -112,7 +112,12 @@ function parseJson<T>(text: string | undefined): T | undefined {
 }
 
 /** Opens and checks the teacher; `probe` is one normalized batch of the data (NHWC). */
-export async function loadOnnxTeacher(path: string, options: OnnxTeacherOptions, data: TeacherData, probe: Batch): Promise<OnnxTeacher> {
+export async function loadOnnxTeacher(
+  path: string,
+  options: OnnxTeacherOptions,
+  data: TeacherData,
+  probe: Batch,
+): Promise<OnnxTeacher> {
   const fail = (why: string): never => {
     throw new TeacherFileError(`${path}: ${why}`);
   };
@@ -137,10 +142,13 @@ export async function loadOnnxTeacher(path: string, options: OnnxTeacherOptions,
       .catch((err: Error) => fail(`it does not run on a batch of the data: ${firstLine(err)}`));
     const classes = data.classes.length;
     if (out.dims.length !== 2 || out.dims[0] !== probe.size || out.dims[1] !== classes) {
-      fail(`its output "${spec.output}" is [${out.dims.join(", ")}] for a batch of ${probe.size}; the data set has ${classes} classes, so one logit per class ([${probe.size}, ${classes}]) is needed`);
+      fail(
+        `its output "${spec.output}" is [${out.dims.join(", ")}] for a batch of ${probe.size}; the data set has ${classes} classes, so one logit per class ([${probe.size}, ${classes}]) is needed`,
+      );
     }
     spec.probabilities = isProbabilities(out.data, classes);
-    if (spec.probabilities) spec.sources.push(`output "${spec.output}" holds probabilities: their logs are used as logits`);
+    if (spec.probabilities)
+      spec.sources.push(`output "${spec.output}" holds probabilities: their logs are used as logits`);
     return {
       engine: "onnxruntime-node (CPU), ONNX file",
       source: path,
@@ -150,7 +158,8 @@ export async function loadOnnxTeacher(path: string, options: OnnxTeacherOptions,
         const logits = spec.probabilities ? data.map((p) => Math.log(Math.max(p, 1e-30))) : data;
         return spec.order ? permuteColumns(logits, spec.order) : logits;
       },
-      run: async (batch, outputs) => Object.fromEntries(Object.entries(await run(batch, outputs)).map(([name, out]) => [name, out.data])),
+      run: async (batch, outputs) =>
+        Object.fromEntries(Object.entries(await run(batch, outputs)).map(([name, out]) => [name, out.data])),
       dispose: () => session.release(),
     };
   } catch (err) {
@@ -181,24 +190,41 @@ function isProbabilities(values: Float32Array, classes: number): boolean {
   return true;
 }
 
-function describe(session: ortTypes.InferenceSession, metadata: Record<string, string>, options: OnnxTeacherOptions, data: TeacherData, fail: (why: string) => never): OnnxTeacherSpec {
+function describe(
+  session: ortTypes.InferenceSession,
+  metadata: Record<string, string>,
+  options: OnnxTeacherOptions,
+  data: TeacherData,
+  fail: (why: string) => never,
+): OnnxTeacherSpec {
   const sources: string[] = [];
-  if (session.inputNames.length !== 1) fail(`it takes ${session.inputNames.length} inputs (${excerpt(session.inputNames.join(", "))}); a teacher takes one image tensor`);
+  if (session.inputNames.length !== 1)
+    fail(
+      `it takes ${session.inputNames.length} inputs (${excerpt(session.inputNames.join(", "))}); a teacher takes one image tensor`,
+    );
   const input = session.inputNames[0]!;
   const meta = session.inputMetadata[0];
   const shape = meta?.isTensor ? meta.shape : [];
   if (meta?.isTensor && meta.type !== "float32") fail(`its input "${input}" is ${meta.type}, not float32`);
-  if (shape.length !== 0 && shape.length !== 4) fail(`its input "${input}" has shape [${excerpt(shape.join(", "))}]; an image classifier takes 4 dimensions (NCHW or NHWC)`);
+  if (shape.length !== 0 && shape.length !== 4)
+    fail(
+      `its input "${input}" has shape [${excerpt(shape.join(", "))}]; an image classifier takes 4 dimensions (NCHW or NHWC)`,
+    );
 
   const fromMeta = metadata.input_layout === "NCHW" || metadata.input_layout === "NHWC" ? metadata.input_layout : null;
   const layout = options.layout ?? fromMeta ?? layoutFromShape(shape);
-  if (!layout) fail(`cannot tell whether input "${input}" [${shape.join(", ")}] is NCHW or NHWC; pass --teacher-layout`);
+  if (!layout)
+    fail(`cannot tell whether input "${input}" [${shape.join(", ")}] is NCHW or NHWC; pass --teacher-layout`);
   sources.push(`layout ${layout} (${options.layout ? "flag" : fromMeta ? "metadata" : "input shape"})`);
   const [c, h, w] = layout === "NCHW" ? [shape[1], shape[2], shape[3]] : [shape[3], shape[1], shape[2]];
-  if (typeof c === "number" && c !== data.channels) fail(`it takes ${c} channels; the data has ${data.channels} (set --channels ${c})`);
+  if (typeof c === "number" && c !== data.channels)
+    fail(`it takes ${c} channels; the data has ${data.channels} (set --channels ${c})`);
 
   const fixed = typeof h === "number" && typeof w === "number" ? { width: w, height: h } : null;
-  if (options.size && fixed && (options.size.width !== fixed.width || options.size.height !== fixed.height)) fail(`its input is fixed at ${fixed.width}x${fixed.height}, not --teacher-input-size ${options.size.width}x${options.size.height}`);
+  if (options.size && fixed && (options.size.width !== fixed.width || options.size.height !== fixed.height))
+    fail(
+      `its input is fixed at ${fixed.width}x${fixed.height}, not --teacher-input-size ${options.size.width}x${options.size.height}`,
+    );
   const size = options.size ?? fixed ?? { width: data.width, height: data.height };
   const sizeFrom = options.size ? "flag" : fixed ? "input shape" : "the data's size";
   if (!options.size && size.width * size.height > MAX_TEACHER_PIXELS) {
@@ -221,9 +247,14 @@ function describe(session: ortTypes.InferenceSession, metadata: Record<string, s
     sources.push("normalization from its metadata");
   } else {
     normalization = data.normalization;
-    sources.push("normalization: none given, so the data set's own (pass --teacher-mean and --teacher-std if it was trained with another)");
+    sources.push(
+      "normalization: none given, so the data set's own (pass --teacher-mean and --teacher-std if it was trained with another)",
+    );
   }
-  if (normalization.mean.length !== data.channels || normalization.std.length !== data.channels) fail(`its normalization has ${normalization.mean.length} means and ${normalization.std.length} stds; the data has ${data.channels} channels`);
+  if (normalization.mean.length !== data.channels || normalization.std.length !== data.channels)
+    fail(
+      `its normalization has ${normalization.mean.length} means and ${normalization.std.length} stds; the data has ${data.channels} channels`,
+    );
 
   const order = classesOf(metadata, options, data, sources, fail);
 
@@ -235,28 +266,50 @@ function describe(session: ortTypes.InferenceSession, metadata: Record<string, s
   });
   let output: string;
   if (options.output) {
-    if (!outputs.includes(options.output)) fail(`it has no output "${excerpt(options.output)}" (outputs: ${excerpt(outputs.join(", "))})`);
+    if (!outputs.includes(options.output))
+      fail(`it has no output "${excerpt(options.output)}" (outputs: ${excerpt(outputs.join(", "))})`);
     output = options.output;
   } else if (outputs.includes("logits")) {
     output = "logits";
   } else if (outputs.length === 1 || perClass.length === 1) {
     output = perClass[0] ?? outputs[0]!;
   } else {
-    return fail(`cannot tell which of its outputs (${excerpt(outputs.map((n, i) => `${n} [${(session.outputMetadata[i] as { shape?: unknown[] }).shape?.join(", ") ?? "?"}]`).join(", "))}) holds the logits; pass --teacher-output`);
+    return fail(
+      `cannot tell which of its outputs (${excerpt(outputs.map((n, i) => `${n} [${(session.outputMetadata[i] as { shape?: unknown[] }).shape?.join(", ") ?? "?"}]`).join(", "))}) holds the logits; pass --teacher-output`,
+    );
   }
   sources.push(`output "${output}"`);
-  return { input, layout, ...size, channels: data.channels, normalization, output, probabilities: false, order, sources };
+  return {
+    input,
+    layout,
+    ...size,
+    channels: data.channels,
+    normalization,
+    output,
+    probabilities: false,
+    order,
+    sources,
+  };
 }
 
 /** Which output column is which class of the data set (teacher-labels.ts), from the flag or the metadata. */
-function classesOf(metadata: Record<string, string>, options: OnnxTeacherOptions, data: TeacherData, sources: string[], fail: (why: string) => never): number[] | null {
+function classesOf(
+  metadata: Record<string, string>,
+  options: OnnxTeacherOptions,
+  data: TeacherData,
+  sources: string[],
+  fail: (why: string) => never,
+): number[] | null {
   const fromMeta = parseJson<unknown>(metadata.labels);
-  const metaLabels = Array.isArray(fromMeta) && fromMeta.every((l) => typeof l === "string") ? (fromMeta as string[]) : null;
+  const metaLabels =
+    Array.isArray(fromMeta) && fromMeta.every((l) => typeof l === "string") ? (fromMeta as string[]) : null;
   const labels = options.labels ?? metaLabels;
   const from = options.labels ? "--teacher-labels" : "its metadata";
   if (!labels) {
     const note = metadata.labels === undefined ? "" : " (its metadata's labels are not a list of names)";
-    sources.push(`classes: it names none${note}, so its outputs are taken to be the data set's classes in order (pass --teacher-labels if not)`);
+    sources.push(
+      `classes: it names none${note}, so its outputs are taken to be the data set's classes in order (pass --teacher-labels if not)`,
+    );
     return null;
   }
   try {
@@ -277,22 +330,35 @@ function feed(spec: OnnxTeacherSpec, from: TeacherData, batch: Batch): { data: F
     // so resizing after the normalization equals normalizing after it.
     const [size, out] = [from.height * from.width * c, h * w * c];
     images = new Float32Array(batch.size * out);
-    for (let i = 0; i < batch.size; i++) images.set(resize(batch.images.subarray(i * size, (i + 1) * size), from.width, from.height, c, w, h), i * out);
+    for (let i = 0; i < batch.size; i++)
+      images.set(resize(batch.images.subarray(i * size, (i + 1) * size), from.width, from.height, c, w, h), i * out);
   }
   if (spec.layout === "NHWC") return { data: images, dims: [batch.size, h, w, c] };
-  return { data: nhwcToNchw({ data: images, count: batch.size, height: h, width: w, channels: c }), dims: [batch.size, c, h, w] };
+  return {
+    data: nhwcToNchw({ data: images, count: batch.size, height: h, width: w, channels: c }),
+    dims: [batch.size, c, h, w],
+  };
 }
 
-type Runner = (batch: Batch, outputs: string[]) => Promise<Record<string, { data: Float32Array; dims: readonly number[] }>>;
+type Runner = (
+  batch: Batch,
+  outputs: string[],
+) => Promise<Record<string, { data: Float32Array; dims: readonly number[] }>>;
 
-function runner(ort: typeof ortTypes, session: ortTypes.InferenceSession, spec: OnnxTeacherSpec, from: TeacherData): Runner {
+function runner(
+  ort: typeof ortTypes,
+  session: ortTypes.InferenceSession,
+  spec: OnnxTeacherSpec,
+  from: TeacherData,
+): Runner {
   return async (batch, outputs) => {
     const { data, dims } = feed(spec, from, batch);
     const results = await session.run({ [spec.input]: new ort.Tensor("float32", data, dims) }, outputs);
     return Object.fromEntries(
       outputs.map((name) => {
         const out = results[name]!;
-        if (!(out.data instanceof Float32Array)) throw new TeacherFileError(`the teacher's output "${name}" is ${out.type}, not float32`);
+        if (!(out.data instanceof Float32Array))
+          throw new TeacherFileError(`the teacher's output "${name}" is ${out.type}, not float32`);
         return [name, { data: out.data, dims: out.dims }];
       }),
     );

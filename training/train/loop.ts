@@ -12,7 +12,15 @@ import { type Loss, createLoss } from "../losses/index.ts";
 import { type Model, createModel, disposeModel } from "../model/forward.ts";
 import type { Graph } from "../model/graph.ts";
 import { architecture } from "../model/resnet.ts";
-import { type Checkpoint, type CheckpointMeta, type DatasetInfo, type EpochMetrics, type PartialEpoch, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import {
+  type Checkpoint,
+  type CheckpointMeta,
+  type DatasetInfo,
+  type EpochMetrics,
+  type PartialEpoch,
+  loadCheckpoint,
+  saveCheckpoint,
+} from "./checkpoint.ts";
 import { evaluate } from "./evaluate.ts";
 import type { ModelIdentity } from "./identity.ts";
 import type { StoredTensor } from "../model/stored-tensor.ts";
@@ -92,7 +100,10 @@ function datasetInfo(data: PreparedData): DatasetInfo {
  */
 function gradientsFor(spec: TrainSpec, ctx: TrainContext, multiLabel: boolean, features: boolean): GradientFn {
   if (!features && !multiLabel) return ctx.gradients ?? lossAndGradients;
-  if (ctx.gradients && ctx.gradients !== lossAndGradients) ctx.log(`${spec.name}: ${features ? "a feature method" : "multi-label data"} trains on this thread (data-parallel replicas get labels and logits only)`);
+  if (ctx.gradients && ctx.gradients !== lossAndGradients)
+    ctx.log(
+      `${spec.name}: ${features ? "a feature method" : "multi-label data"} trains on this thread (data-parallel replicas get labels and logits only)`,
+    );
   const teacher = ctx.featureTeacher;
   return (model, batch, loss, teacherLogits) => lossAndGradients(model, batch, loss, teacherLogits, teacher);
 }
@@ -163,13 +174,29 @@ function startOrResume(spec: TrainSpec, ctx: TrainContext): Omit<SubRun, "progre
   const path = checkpointPath(ctx.dir);
   const loss = createLoss(spec.loss.name, spec.loss.options);
   const multiLabel = data.train.targets !== undefined;
-  const misfit = lossMisfit(loss, { dataset: data.name, multiLabel, logitsTeacher: Boolean(ctx.teacher), featureTeacher: Boolean(ctx.featureTeacher) });
+  const misfit = lossMisfit(loss, {
+    dataset: data.name,
+    multiLabel,
+    logitsTeacher: Boolean(ctx.teacher),
+    featureTeacher: Boolean(ctx.featureTeacher),
+  });
   if (misfit) throw new Error(`${spec.name}: the loss ${misfit}`);
-  const graph = architecture(spec.architecture, { height: data.train.height, width: data.train.width, channels: data.train.channels }, data.classes.length, spec.widthScale);
+  const graph = architecture(
+    spec.architecture,
+    { height: data.train.height, width: data.train.width, channels: data.train.channels },
+    data.classes.length,
+    spec.widthScale,
+  );
   const stepsPerEpoch = Math.floor(data.train.count / spec.batchSize);
-  if (stepsPerEpoch < 1) throw new Error(`${spec.name}: batch size ${spec.batchSize} is larger than the ${data.train.count} training images`);
+  if (stepsPerEpoch < 1)
+    throw new Error(
+      `${spec.name}: batch size ${spec.batchSize} is larger than the ${data.train.count} training images`,
+    );
   const config = JSON.parse(JSON.stringify(spec)) as Record<string, unknown>;
-  const teacherInfo = loss.needsTeacher && ctx.teacher ? { checkpoint: ctx.teacher.source ?? "(unknown)", engine: ctx.teacher.engine } : undefined;
+  const teacherInfo =
+    loss.needsTeacher && ctx.teacher
+      ? { checkpoint: ctx.teacher.source ?? "(unknown)", engine: ctx.teacher.engine }
+      : undefined;
 
   const model = createModel(graph, spec.seed);
   const sgd = new Sgd(model.params, spec.sgd);
@@ -198,8 +225,10 @@ function startOrResume(spec: TrainSpec, ctx: TrainContext): Omit<SubRun, "progre
   if (existsSync(path)) {
     const ckpt = loadCheckpoint(path);
     const diff = firstDifference(ckpt.meta.config, config) ?? firstDifference(ckpt.meta.dataset, meta.dataset);
-    if (diff) throw new Error(`${path}: was trained with a different configuration or data (${diff}); use a new run directory`);
-    for (const [name, v] of model.params) v.assign(tf.tensor(ckpt.weights.get(name)!.data, ckpt.weights.get(name)!.shape));
+    if (diff)
+      throw new Error(`${path}: was trained with a different configuration or data (${diff}); use a new run directory`);
+    for (const [name, v] of model.params)
+      v.assign(tf.tensor(ckpt.weights.get(name)!.data, ckpt.weights.get(name)!.shape));
     sgd.load(ckpt.optimizer);
     meta = { ...ckpt.meta, engine: ctx.engine };
     resumed = ckpt.meta;
@@ -208,7 +237,9 @@ function startOrResume(spec: TrainSpec, ctx: TrainContext): Omit<SubRun, "progre
   ctx.metrics?.reconcile(spec.name, resumed, stepsPerEpoch, labelWeight);
   ctx.eta?.progress(spec.name, meta.epoch + (meta.inEpoch ? meta.inEpoch.batch / stepsPerEpoch : 0));
   if (resumed && !meta.done) {
-    const where = meta.inEpoch ? `epoch ${meta.epoch + 1}, batch ${meta.inEpoch.batch}/${stepsPerEpoch}` : `the end of epoch ${meta.epoch}`;
+    const where = meta.inEpoch
+      ? `epoch ${meta.epoch + 1}, batch ${meta.inEpoch.batch}/${stepsPerEpoch}`
+      : `the end of epoch ${meta.epoch}`;
     log(`${spec.name}: resuming from ${where} (step ${meta.step})`);
   }
   return {
@@ -235,7 +266,12 @@ function release(run: Pick<SubRun, "sgd" | "model">): void {
 }
 
 function save(run: SubRun, inEpoch?: PartialEpoch, rngState?: number[]): void {
-  const ckpt: Checkpoint = { graph: run.graph, weights: modelTensors(run.model), optimizer: run.sgd.state(), meta: { ...run.meta, inEpoch, rng: rngState ?? run.meta.rng } };
+  const ckpt: Checkpoint = {
+    graph: run.graph,
+    weights: modelTensors(run.model),
+    optimizer: run.sgd.state(),
+    meta: { ...run.meta, inEpoch, rng: rngState ?? run.meta.rng },
+  };
   if (!inEpoch) delete ckpt.meta.inEpoch;
   saveCheckpoint(run.path, ckpt);
   run.lastSave = Date.now();
@@ -245,7 +281,9 @@ function save(run: SubRun, inEpoch?: PartialEpoch, rngState?: number[]): void {
 async function oneEpoch(run: SubRun): Promise<TrainResult | null> {
   const { meta } = run;
   const epoch = meta.epoch + 1;
-  const acc: PartialEpoch = meta.inEpoch ? { crossEntropySum: 0, ...meta.inEpoch } : { batch: 0, lossSum: 0, correct: 0, seen: 0, crossEntropySum: 0, seconds: 0 };
+  const acc: PartialEpoch = meta.inEpoch
+    ? { crossEntropySum: 0, ...meta.inEpoch }
+    : { batch: 0, lossSum: 0, correct: 0, seen: 0, crossEntropySum: 0, seconds: 0 };
   delete meta.inEpoch;
   const stopped = await trainBatches(run, epoch, acc);
   if (stopped) return stopped;
@@ -262,7 +300,13 @@ async function trainBatches(run: SubRun, epoch: number, acc: PartialEpoch): Prom
   const order = epochOrder(spec.seed, epoch, data.train.count);
   const label = `${spec.name} epoch ${epoch}/${spec.epochs}`;
   const batchAt = (b: number): { batch: Batch; rngAfter: number[] } => {
-    const batch = makeBatch(data.train, order.subarray(b * spec.batchSize, (b + 1) * spec.batchSize), run.table, spec.augmentation, rng);
+    const batch = makeBatch(
+      data.train,
+      order.subarray(b * spec.batchSize, (b + 1) * spec.batchSize),
+      run.table,
+      spec.augmentation,
+      rng,
+    );
     return { batch, rngAfter: rng.state() };
   };
   // The teacher works one batch ahead (ONNX runs on its own threads while this thread trains).
@@ -295,13 +339,32 @@ async function trainBatches(run: SubRun, epoch: number, acc: PartialEpoch): Prom
     const imagesPerSecond = acc.seen / acc.seconds;
     ctx.eta?.observe(run.kind, spec.role, (stepsPerEpoch * spec.batchSize) / imagesPerSecond);
     ctx.eta?.progress(spec.name, epoch - 1 + acc.batch / stepsPerEpoch);
-    run.progress.update(label, { done: acc.seen, total: stepsPerEpoch * spec.batchSize, imagesPerSecond, loss: acc.lossSum / acc.seen, accuracy: acc.correct / acc.seen, run: ctx.eta?.remaining() });
+    run.progress.update(label, {
+      done: acc.seen,
+      total: stepsPerEpoch * spec.batchSize,
+      imagesPerSecond,
+      loss: acc.lossSum / acc.seen,
+      accuracy: acc.correct / acc.seen,
+      run: ctx.eta?.remaining(),
+    });
     if (ctx.metrics && meta.step % metricsEvery === 0) {
       // Running means of the epoch so far (as Keras logs batches): a resumed epoch continues them exactly.
       const trainLoss = acc.lossSum / acc.seen;
       const crossEntropy = acc.crossEntropySum! / acc.seen;
       const distillation = distillationPart(trainLoss, crossEntropy, run.labelWeight);
-      ctx.metrics.append({ subRun: spec.name, kind: "step", epoch, step: meta.step, loss: trainLoss, crossEntropy, ...(distillation !== undefined ? { distillation } : {}), trainAccuracy: acc.correct / acc.seen, learningRate: lr, imagesPerSecond, time: new Date().toISOString() });
+      ctx.metrics.append({
+        subRun: spec.name,
+        kind: "step",
+        epoch,
+        step: meta.step,
+        loss: trainLoss,
+        crossEntropy,
+        ...(distillation !== undefined ? { distillation } : {}),
+        trainAccuracy: acc.correct / acc.seen,
+        learningRate: lr,
+        imagesPerSecond,
+        time: new Date().toISOString(),
+      });
     }
     if (next && (stop || due)) {
       if (nextLogits) await nextLogits; // settle it: nothing may run on after the process state is saved
@@ -344,7 +407,10 @@ function endEpoch(run: SubRun, epoch: number, acc: PartialEpoch): void {
   meta.wallSeconds += metrics.seconds;
   meta.done = epoch === spec.epochs;
   save(run);
-  ctx.metrics?.append({ ...epochRecord(spec.name, metrics, stepsPerEpoch, run.labelWeight), time: new Date().toISOString() });
+  ctx.metrics?.append({
+    ...epochRecord(spec.name, metrics, stepsPerEpoch, run.labelWeight),
+    time: new Date().toISOString(),
+  });
   ctx.eta?.observe(run.kind, spec.role, metrics.seconds);
   ctx.eta?.progress(spec.name, epoch);
   const remaining = ctx.eta?.remaining();

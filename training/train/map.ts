@@ -21,7 +21,11 @@ export function averagePrecision(scores: ArrayLike<number>, present: ArrayLike<n
  * Per-class AP and their mean over the classes present in the set, from row-major [images, classes]
  * scores (logits or probabilities: only their order counts) and 0/1 targets.
  */
-export function meanAveragePrecision(scores: ArrayLike<number>, targets: ArrayLike<number>, classes: number): { map: number; perClass: number[] } {
+export function meanAveragePrecision(
+  scores: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  classes: number,
+): { map: number; perClass: number[] } {
   const images = scores.length / classes;
   const perClass = Array.from({ length: classes }, (_, c) => {
     const column = (a: ArrayLike<number>) => Array.from({ length: images }, (_, i) => a[i * classes + c]!);

@@ -50,12 +50,21 @@ export function metricsPath(runDir: string): string {
 }
 
 /** The distillation part of a loss, or nothing for a loss with no teacher term. */
-export function distillationPart(loss: number, crossEntropy: number | undefined, labelWeight: number | null): number | undefined {
+export function distillationPart(
+  loss: number,
+  crossEntropy: number | undefined,
+  labelWeight: number | null,
+): number | undefined {
   return labelWeight === null || crossEntropy === undefined ? undefined : loss - labelWeight * crossEntropy;
 }
 
 /** An epoch record from a checkpoint's history (what `reconcile` writes back). */
-export function epochRecord(subRun: string, h: EpochMetrics, stepsPerEpoch: number, labelWeight: number | null): MetricsRecord {
+export function epochRecord(
+  subRun: string,
+  h: EpochMetrics,
+  stepsPerEpoch: number,
+  labelWeight: number | null,
+): MetricsRecord {
   const distillation = distillationPart(h.trainLoss, h.trainCrossEntropy, labelWeight);
   return {
     subRun,
@@ -79,7 +88,9 @@ export function epochRecord(subRun: string, h: EpochMetrics, stepsPerEpoch: numb
 function parseLine(line: string): MetricsRecord | null {
   try {
     const r = JSON.parse(line) as MetricsRecord;
-    return r && typeof r.subRun === "string" && (r.kind === "step" || r.kind === "epoch") && Number.isInteger(r.step) ? r : null;
+    return r && typeof r.subRun === "string" && (r.kind === "step" || r.kind === "epoch") && Number.isInteger(r.step)
+      ? r
+      : null;
   } catch {
     return null;
   }
@@ -96,16 +107,24 @@ export function readMetrics(path: string): MetricsRecord[] {
 const toLines = (records: MetricsRecord[]) => records.map((r) => `${JSON.stringify(r)}\n`).join("");
 
 /** Step records before the epoch record of the same step. */
-const order = (a: MetricsRecord, b: MetricsRecord) => a.step - b.step || (a.kind === b.kind ? 0 : a.kind === "step" ? -1 : 1);
+const order = (a: MetricsRecord, b: MetricsRecord) =>
+  a.step - b.step || (a.kind === b.kind ? 0 : a.kind === "step" ? -1 : 1);
 
 /**
  * The records of `subRun` that agree with its checkpoint (none: the sub-run starts afresh): those up
  * to its step, plus epoch records of its history that are missing; other sub-runs' records as they are.
  */
-export function reconciled(records: MetricsRecord[], subRun: string, meta: CheckpointMeta | null, stepsPerEpoch: number, labelWeight: number | null): MetricsRecord[] {
+export function reconciled(
+  records: MetricsRecord[],
+  subRun: string,
+  meta: CheckpointMeta | null,
+  stepsPerEpoch: number,
+  labelWeight: number | null,
+): MetricsRecord[] {
   const mine = records.filter((r) => r.subRun === subRun && meta !== null && r.step <= meta.step);
   const logged = new Set(mine.filter((r) => r.kind === "epoch").map((r) => r.epoch));
-  for (const h of meta?.history ?? []) if (!logged.has(h.epoch)) mine.push(epochRecord(subRun, h, stepsPerEpoch, labelWeight));
+  for (const h of meta?.history ?? [])
+    if (!logged.has(h.epoch)) mine.push(epochRecord(subRun, h, stepsPerEpoch, labelWeight));
   mine.sort(order);
   // In place of its first record (everything before that belongs to other sub-runs), else at the end.
   const first = records.findIndex((r) => r.subRun === subRun);

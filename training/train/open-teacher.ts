@@ -29,7 +29,13 @@ export const isOnnxFile = (path: string) => path.toLowerCase().endsWith(".onnx")
 /** The first test images, normalized: the probe that checks a teacher before training. */
 function probeBatch(data: PreparedData, count = 16): Batch {
   const n = Math.min(count, data.test.count);
-  return makeBatch(data.test, Array.from({ length: n }, (_, i) => i), normalizationTable(data.normalization), null, new Rng(0));
+  return makeBatch(
+    data.test,
+    Array.from({ length: n }, (_, i) => i),
+    normalizationTable(data.normalization),
+    null,
+    new Rng(0),
+  );
 }
 
 /**
@@ -50,16 +56,30 @@ export function withNormalization(teacher: Teacher, from: Normalization, to: Nor
 }
 
 function normalizationMap(from: Normalization, to: Normalization): { scale: number[]; shift: number[] } {
-  return { scale: from.std.map((s, k) => s / to.std[k]!), shift: from.mean.map((m, k) => (m - to.mean[k]!) / to.std[k]!) };
+  return {
+    scale: from.std.map((s, k) => s / to.std[k]!),
+    shift: from.mean.map((m, k) => (m - to.mean[k]!) / to.std[k]!),
+  };
 }
 
 /** A finished teacher checkpoint trained on this run's data set, or an error saying what is wrong. */
 export function teacherCheckpoint(path: string, data: PreparedData): Checkpoint {
   const ckpt = loadCheckpoint(path);
-  if (!ckpt.meta.done) throw new Error(`${path}: the teacher has not finished training (${ckpt.meta.epoch} epochs done); resume the run first`);
+  if (!ckpt.meta.done)
+    throw new Error(
+      `${path}: the teacher has not finished training (${ckpt.meta.epoch} epochs done); resume the run first`,
+    );
   const { height, width, channels } = ckpt.graph.input;
-  if (ckpt.meta.dataset.name !== data.name || ckpt.graph.numClasses !== data.classes.length || height !== data.train.height || width !== data.train.width || channels !== data.train.channels) {
-    throw new Error(`${path}: the teacher was trained on ${ckpt.meta.dataset.name} (${height}x${width}x${channels}, ${ckpt.graph.numClasses} classes), not this run's ${data.name}`);
+  if (
+    ckpt.meta.dataset.name !== data.name ||
+    ckpt.graph.numClasses !== data.classes.length ||
+    height !== data.train.height ||
+    width !== data.train.width ||
+    channels !== data.train.channels
+  ) {
+    throw new Error(
+      `${path}: the teacher was trained on ${ckpt.meta.dataset.name} (${height}x${width}x${channels}, ${ckpt.graph.numClasses} classes), not this run's ${data.name}`,
+    );
   }
   return ckpt;
 }
@@ -67,14 +87,15 @@ export function teacherCheckpoint(path: string, data: PreparedData): Checkpoint 
 /** Top-1 (multi-label: precision at 1 and mAP) of a teacher's logits on a batch, for the log. */
 async function sanity(teacher: Teacher, batch: Batch, classes: number): Promise<string> {
   const logits = await teacher.logits(batch);
-  if (batch.targets) return `precision at 1 ${(100 * precisionAtOne(logits, batch.targets, classes)).toFixed(1)}%, mAP ${(100 * meanAveragePrecision(logits, batch.targets, classes).map).toFixed(1)}%`;
+  if (batch.targets)
+    return `precision at 1 ${(100 * precisionAtOne(logits, batch.targets, classes)).toFixed(1)}%, mAP ${(100 * meanAveragePrecision(logits, batch.targets, classes).map).toFixed(1)}%`;
   let right = 0;
   for (let i = 0; i < batch.size; i++) {
     let best = 0;
     for (let k = 1; k < classes; k++) if (logits[i * classes + k]! > logits[i * classes + best]!) best = k;
     if (best === batch.labels[i]) right++;
   }
-  return `top-1 ${(100 * right / Math.max(1, batch.size)).toFixed(1)}%`;
+  return `top-1 ${((100 * right) / Math.max(1, batch.size)).toFixed(1)}%`;
 }
 
 /**
@@ -86,7 +107,20 @@ export function cacheKey(path: string, engine: string, config: DistillConfig, da
   const hash = createHash("sha256");
   const { images, labels, count, height, width, channels } = data.train;
   hash.update(readFileSync(path));
-  hash.update(JSON.stringify({ engine, onnx: isOnnxFile(path) ? onnxTeacherOptions(config) : null, data: data.name, classes: data.classes, count, height, width, channels, normalization: data.normalization, augmentation: augmentation(config, "student") }));
+  hash.update(
+    JSON.stringify({
+      engine,
+      onnx: isOnnxFile(path) ? onnxTeacherOptions(config) : null,
+      data: data.name,
+      classes: data.classes,
+      count,
+      height,
+      width,
+      channels,
+      normalization: data.normalization,
+      augmentation: augmentation(config, "student"),
+    }),
+  );
   hash.update(images);
   hash.update(labels);
   return hash.digest("hex").slice(0, 32);
@@ -96,19 +130,44 @@ export function cacheKey(path: string, engine: string, config: DistillConfig, da
  * The teacher of the logit-based methods, checked, in the run's normalization, cached when it can be;
  * the cache is kept in `cacheDir` when given, so that a resumed run or another process reuses it.
  */
-export async function openLogitsTeacher(path: string, config: DistillConfig, data: PreparedData, log: (line: string) => void, cacheDir?: string): Promise<Teacher | CachedTeacher> {
+export async function openLogitsTeacher(
+  path: string,
+  config: DistillConfig,
+  data: PreparedData,
+  log: (line: string) => void,
+  cacheDir?: string,
+): Promise<Teacher | CachedTeacher> {
   let teacher: Teacher;
   let about: string;
   if (isOnnxFile(path)) {
-    if (config.teacherEngine === "tfjs") throw new Error(`${path}: an ONNX teacher runs on onnxruntime-node, not --teacher-engine tfjs`);
+    if (config.teacherEngine === "tfjs")
+      throw new Error(`${path}: an ONNX teacher runs on onnxruntime-node, not --teacher-engine tfjs`);
     const { train } = data;
-    const file = await loadOnnxTeacher(path, onnxTeacherOptions(config), { classes: data.classes, height: train.height, width: train.width, channels: train.channels, normalization: data.normalization }, probeBatch(data));
+    const file = await loadOnnxTeacher(
+      path,
+      onnxTeacherOptions(config),
+      {
+        classes: data.classes,
+        height: train.height,
+        width: train.width,
+        channels: train.channels,
+        normalization: data.normalization,
+      },
+      probeBatch(data),
+    );
     teacher = withNormalization(file, data.normalization, file.spec.normalization);
     const check = probeBatch(data, 256);
     about = `${file.spec.sources.join("; ")}; on ${check.size} test images: ${await sanity(teacher, check, data.classes.length)}`;
   } else {
     const ckpt = teacherCheckpoint(path, data);
-    teacher = { ...withNormalization(await loadTeacher(ckpt, config.teacherEngine, probeBatch(data), log), data.normalization, ckpt.meta.dataset.normalization), source: path };
+    teacher = {
+      ...withNormalization(
+        await loadTeacher(ckpt, config.teacherEngine, probeBatch(data), log),
+        data.normalization,
+        ckpt.meta.dataset.normalization,
+      ),
+      source: path,
+    };
     about = `test acc ${((ckpt.meta.history.at(-1)?.testAccuracy ?? 0) * 100).toFixed(2)}%`;
   }
   const views = viewCount(augmentation(config, "student"));
@@ -124,8 +183,15 @@ export async function openLogitsTeacher(path: string, config: DistillConfig, dat
 }
 
 /** The teacher of the feature methods: the checkpoint's tfjs model in inference mode. */
-export function openFeatureTeacher(path: string, data: PreparedData, log: (line: string) => void): { features: FeatureTeacher; dispose: () => void } {
-  if (isOnnxFile(path)) throw new Error(`${path}: feature methods (at) compare the teacher's intermediate tensors, which need a teacher checkpoint (.ndckpt) run in tfjs, not an ONNX file`);
+export function openFeatureTeacher(
+  path: string,
+  data: PreparedData,
+  log: (line: string) => void,
+): { features: FeatureTeacher; dispose: () => void } {
+  if (isOnnxFile(path))
+    throw new Error(
+      `${path}: feature methods (at) compare the teacher's intermediate tensors, which need a teacher checkpoint (.ndckpt) run in tfjs, not an ONNX file`,
+    );
   const ckpt = teacherCheckpoint(path, data);
   const model = modelFromCheckpoint(ckpt);
   const { scale, shift } = normalizationMap(data.normalization, ckpt.meta.dataset.normalization);

@@ -60,15 +60,24 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   log(`run ${resolve(runDir)}: preset ${opts.preset}, engine tfjs ${opts.engine.backend} on ${opts.engine.device}`);
 
   const started = Date.now();
-  const data = prepareData(await openDataset(config.dataset, config.data ?? undefined, fileSetOptions(config, log)), { trainLimit: config.trainLimit, valSize: config.valSize, testLimit: config.testLimit, seed: config.seed });
-  log(`data ${data.name}: ${data.train.count} train, ${data.val?.count ?? 0} validation, ${data.test.count} test images of ${data.train.height}x${data.train.width}x${data.train.channels}; mean ${data.normalization.mean.map((v) => v.toFixed(4))}, std ${data.normalization.std.map((v) => v.toFixed(4))} (${Date.now() - started} ms)`);
+  const data = prepareData(await openDataset(config.dataset, config.data ?? undefined, fileSetOptions(config, log)), {
+    trainLimit: config.trainLimit,
+    valSize: config.valSize,
+    testLimit: config.testLimit,
+    seed: config.seed,
+  });
+  log(
+    `data ${data.name}: ${data.train.count} train, ${data.val?.count ?? 0} validation, ${data.test.count} test images of ${data.train.height}x${data.train.width}x${data.train.channels}; mean ${data.normalization.mean.map((v) => v.toFixed(4))}, std ${data.normalization.std.map((v) => v.toFixed(4))} (${Date.now() - started} ms)`,
+  );
   for (const line of describeModels(config, data.train, data.classes.length)) log(line);
 
   const plan = planSubRuns(config);
   const known = plan.map((r) => r.name);
   const unknown = (opts.only ?? []).filter((n) => !known.includes(n));
   if (unknown.length) throw new Error(`--only: unknown sub-run ${unknown.join(", ")} (sub-runs: ${known.join(", ")})`);
-  const selected = plan.filter((r) => (opts.only ? opts.only.includes(r.name) : true) && !(r.name === "teacher" && opts.teacherCheckpoint));
+  const selected = plan.filter(
+    (r) => (opts.only ? opts.only.includes(r.name) : true) && !(r.name === "teacher" && opts.teacherCheckpoint),
+  );
 
   // The run's ETA starts from what its checkpoints on disk measured (earlier sessions, other processes).
   const onDisk = new Map<string, CheckpointMeta>();
@@ -76,7 +85,16 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     const p = checkpointPath(join(runDir, r.name));
     if (existsSync(p)) onDisk.set(r.name, loadCheckpoint(p).meta);
   }
-  const eta = new RunEta(selected.map((r) => ({ name: r.name, kind: subRunKind(r.spec), role: r.spec.role, epochs: r.spec.epochs, done: onDisk.get(r.name)?.epoch ?? 0 })), MEASURED_THROUGHPUT);
+  const eta = new RunEta(
+    selected.map((r) => ({
+      name: r.name,
+      kind: subRunKind(r.spec),
+      role: r.spec.role,
+      epochs: r.spec.epochs,
+      done: onDisk.get(r.name)?.epoch ?? 0,
+    })),
+    MEASURED_THROUGHPUT,
+  );
   for (const r of plan) {
     const last = onDisk.get(r.name)?.history.at(-1);
     if (last) eta.observe(subRunKind(r.spec), r.spec.role, last.seconds);
@@ -91,10 +109,18 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const report = (): RunReport => {
     const models = plan.flatMap((r) => {
       // A teacher given as an ONNX file has no checkpoint to report.
-      const p = r.name === "teacher" ? (isOnnxFile(teacherPath) ? null : teacherPath) : checkpointPath(join(runDir, r.name));
+      const p =
+        r.name === "teacher" ? (isOnnxFile(teacherPath) ? null : teacherPath) : checkpointPath(join(runDir, r.name));
       return p && existsSync(p) ? [modelReport(loadCheckpoint(p))] : [];
     });
-    const dataset = { name: data.name, labels: data.classes, normalization: data.normalization, trainSamples: data.train.count, valSamples: data.val?.count ?? 0, testSamples: data.test.count };
+    const dataset = {
+      name: data.name,
+      labels: data.classes,
+      normalization: data.normalization,
+      trainSamples: data.train.count,
+      valSamples: data.val?.count ?? 0,
+      testSamples: data.test.count,
+    };
     return buildReport({ run: basename(resolve(runDir)), preset: opts.preset, dataset }, models);
   };
 
@@ -103,8 +129,12 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       if (opts.shouldStop?.()) return { report: report(), finished: false };
       const loss = createLoss(sub.spec.loss.name, sub.spec.loss.options);
       const needsTeacher = loss.needsTeacher;
-      if ((needsTeacher || loss.features) && !existsSync(teacherPath)) throw new Error(`${sub.name} needs a trained teacher: ${teacherPath} does not exist (train it first, or pass --teacher FILE)`);
-      if (needsTeacher && !teacher) teacher = await openLogitsTeacher(teacherPath, config, data, log, opts.teacherCacheDir);
+      if ((needsTeacher || loss.features) && !existsSync(teacherPath))
+        throw new Error(
+          `${sub.name} needs a trained teacher: ${teacherPath} does not exist (train it first, or pass --teacher FILE)`,
+        );
+      if (needsTeacher && !teacher)
+        teacher = await openLogitsTeacher(teacherPath, config, data, log, opts.teacherCacheDir);
       if (loss.features && !featureTeacher) featureTeacher = openFeatureTeacher(teacherPath, data, log);
       const dir = join(runDir, sub.name);
       mkdirSync(dir, { recursive: true });
@@ -125,7 +155,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       });
       if (needsTeacher && teacher && "stats" in teacher) {
         const s = teacher.stats();
-        log(`teacher cache: ${s.hits} images answered from the cache, ${s.misses} run through the teacher so far (${((100 * s.hits) / Math.max(1, s.hits + s.misses)).toFixed(1)}% hits)`);
+        log(
+          `teacher cache: ${s.hits} images answered from the cache, ${s.misses} run through the teacher so far (${((100 * s.hits) / Math.max(1, s.hits + s.misses)).toFixed(1)}% hits)`,
+        );
       }
       writeReport(runDir, report());
       if (!result.finished) return { report: report(), finished: false };

@@ -25,7 +25,11 @@ export function augmentation(config: DistillConfig, role: "teacher" | "student")
   if (!config.augment) return null;
   // Runs stored before erasing existed lack the fields; no erasing leaves the spec as it was.
   const erasing = (role === "teacher" ? config.teacherErasing : config.erasing) ?? 0;
-  return { cropPadding: config.cropPadding ?? datasetEntry(config.dataset).cropPadding, flip: config.flip, ...(erasing > 0 ? { erasing } : {}) };
+  return {
+    cropPadding: config.cropPadding ?? datasetEntry(config.dataset).cropPadding,
+    flip: config.flip,
+    ...(erasing > 0 ? { erasing } : {}),
+  };
 }
 
 /** The seeds students are trained with. */
@@ -41,7 +45,9 @@ export function labelsOnlyLoss(config: DistillConfig): string {
 /** The distillation methods of a run, with their options ("kd": temperature and alpha, as always). */
 export function methods(config: DistillConfig): { name: string; options: Record<string, unknown> }[] {
   return (config.loss ?? ["kd"]).map((name) =>
-    name === "kd" ? { name, options: { temperature: config.temperature, alpha: config.alpha } } : { name, options: { ...config.lossOptions?.[name] } },
+    name === "kd"
+      ? { name, options: { temperature: config.temperature, alpha: config.alpha } }
+      : { name, options: { ...config.lossOptions?.[name] } },
   );
 }
 
@@ -50,30 +56,68 @@ export function planSubRuns(config: DistillConfig): SubRun[] {
   const common = {
     batchSize: config.batchSize,
     evalBatchSize: config.evalBatchSize,
-    schedule: { kind: config.schedule, learningRate: config.learningRate, milestones: config.milestones, gamma: config.gamma, warmupEpochs: config.warmupEpochs },
+    schedule: {
+      kind: config.schedule,
+      learningRate: config.learningRate,
+      milestones: config.milestones,
+      gamma: config.gamma,
+      warmupEpochs: config.warmupEpochs,
+    },
     sgd: { momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov },
   };
   const runs: SubRun[] = [
     {
       name: "teacher",
-      spec: { ...common, name: "teacher", role: "teacher", architecture: "teacher", widthScale: config.teacherWidthScale, loss: { name: labelsOnlyLoss(config), options: {} }, epochs: config.teacherEpochs, augmentation: augmentation(config, "teacher"), seed: config.seed },
+      spec: {
+        ...common,
+        name: "teacher",
+        role: "teacher",
+        architecture: "teacher",
+        widthScale: config.teacherWidthScale,
+        loss: { name: labelsOnlyLoss(config), options: {} },
+        epochs: config.teacherEpochs,
+        augmentation: augmentation(config, "teacher"),
+        seed: config.seed,
+      },
     },
   ];
   const seeds = studentSeeds(config);
   for (const seed of seeds) {
     const suffix = seeds.length > 1 ? `-s${seed}` : "";
     for (const arch of config.students) {
-      const student = { ...common, role: "student" as const, architecture: arch, widthScale: config.widthScale, epochs: config.epochs, augmentation: augmentation(config, "student"), seed };
-      for (const loss of methods(config)) runs.push({ name: `${arch}-${loss.name}${suffix}`, spec: { ...student, name: `${arch}-${loss.name}${suffix}`, loss } });
-      runs.push({ name: `${arch}-baseline${suffix}`, spec: { ...student, name: `${arch}-baseline${suffix}`, loss: { name: labelsOnlyLoss(config), options: {} } } });
+      const student = {
+        ...common,
+        role: "student" as const,
+        architecture: arch,
+        widthScale: config.widthScale,
+        epochs: config.epochs,
+        augmentation: augmentation(config, "student"),
+        seed,
+      };
+      for (const loss of methods(config))
+        runs.push({
+          name: `${arch}-${loss.name}${suffix}`,
+          spec: { ...student, name: `${arch}-${loss.name}${suffix}`, loss },
+        });
+      runs.push({
+        name: `${arch}-baseline${suffix}`,
+        spec: { ...student, name: `${arch}-baseline${suffix}`, loss: { name: labelsOnlyLoss(config), options: {} } },
+      });
     }
   }
   return runs;
 }
 
 /** Params and MACs of every architecture of the run, for the log before training starts. */
-export function describeModels(config: DistillConfig, input: { height: number; width: number; channels: number }, classes: number): string[] {
-  const rows = [["teacher", config.teacherWidthScale] as const, ...config.students.map((s) => [s, config.widthScale] as const)];
+export function describeModels(
+  config: DistillConfig,
+  input: { height: number; width: number; channels: number },
+  classes: number,
+): string[] {
+  const rows = [
+    ["teacher", config.teacherWidthScale] as const,
+    ...config.students.map((s) => [s, config.widthScale] as const),
+  ];
   return rows.map(([arch, k]) => {
     const g = architecture(arch, input, classes, k);
     return `model ${arch} x${k}: ${countParams(g).toLocaleString("en-US")} params, ${countMacs(g).toLocaleString("en-US")} MACs/image`;

@@ -31,7 +31,8 @@ export function runRemainingText(r: RunRemaining): string {
 export function progressLine(label: string, p: ProgressStats, width = 24): string {
   const frac = p.total > 0 ? Math.min(1, p.done / p.total) : 0;
   const filled = Math.round(frac * width);
-  const bar = "=".repeat(Math.max(0, filled - 1)) + (filled > 0 ? (frac < 1 ? ">" : "=") : "") + " ".repeat(width - filled);
+  const bar =
+    "=".repeat(Math.max(0, filled - 1)) + (filled > 0 ? (frac < 1 ? ">" : "=") : "") + " ".repeat(width - filled);
   const eta = p.imagesPerSecond > 0 ? (p.total - p.done) / p.imagesPerSecond : Infinity;
   return `${label} [${bar}] ${p.done}/${p.total} ${p.imagesPerSecond.toFixed(0)} img/s ETA ${formatDuration(eta)} loss ${p.loss.toFixed(4)} acc ${(100 * p.accuracy).toFixed(1)}%${p.run ? ` | run: ${runRemainingText(p.run)}` : ""}`;
 }

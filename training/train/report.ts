@@ -53,7 +53,7 @@ export interface ArchitectureSummary {
   kd: Spread | null;
   baseline: Spread | null;
   /** KD minus baseline of the same seed, over the seeds with both. */
-  kdGain: Spread & { bySeed: Record<string, number> } | null;
+  kdGain: (Spread & { bySeed: Record<string, number> }) | null;
 }
 
 export interface RunReport {
@@ -76,7 +76,9 @@ export function modelReport(ckpt: Checkpoint): ModelReport {
   const { meta, graph } = ckpt;
   const last = meta.history.at(-1);
   let best: { acc: number; epoch: number } | null = null;
-  for (const h of meta.history) if (h.valAccuracy !== undefined && (!best || h.valAccuracy > best.acc)) best = { acc: h.valAccuracy, epoch: h.epoch };
+  for (const h of meta.history)
+    if (h.valAccuracy !== undefined && (!best || h.valAccuracy > best.acc))
+      best = { acc: h.valAccuracy, epoch: h.epoch };
   // Images/s over the whole run: images seen / training seconds, from each epoch's rate and size.
   const imagesPerEpoch = meta.dataset.trainSamples - (meta.dataset.trainSamples % Number(meta.config.batchSize ?? 1));
   const trainSeconds = meta.history.reduce((s, h) => s + imagesPerEpoch / h.imagesPerSecond, 0);
@@ -113,7 +115,8 @@ export function spread(values: number[]): Spread | null {
 }
 
 /** Trained on the labels alone: the baseline of its architecture. */
-export const isBaseline = (m: Pick<ModelReport, "loss">) => m.loss.name === "ce" || m.loss.name === "bce" || (m.loss.name === "kd" && m.loss.options.alpha === 0);
+export const isBaseline = (m: Pick<ModelReport, "loss">) =>
+  m.loss.name === "ce" || m.loss.name === "bce" || (m.loss.name === "kd" && m.loss.options.alpha === 0);
 
 /** Per student architecture and distillation method: student and baseline over their finished seeds, and the paired gain. */
 export function summarize(models: ModelReport[]): ArchitectureSummary[] {
@@ -121,7 +124,9 @@ export function summarize(models: ModelReport[]): ArchitectureSummary[] {
   const archs = [...new Set(students.map((m) => m.architecture))];
   // One row per method an architecture was distilled with (one row when it has only baselines).
   const pairs = archs.flatMap((architecture) => {
-    const methods = [...new Set(students.filter((m) => m.architecture === architecture && !isBaseline(m)).map((m) => m.loss.name))];
+    const methods = [
+      ...new Set(students.filter((m) => m.architecture === architecture && !isBaseline(m)).map((m) => m.loss.name)),
+    ];
     return (methods.length ? methods : [undefined]).map((method) => ({ architecture, method }));
   });
   return pairs.map(({ architecture, method }) => {
@@ -146,24 +151,36 @@ export function summarize(models: ModelReport[]): ArchitectureSummary[] {
   });
 }
 
-export function buildReport(run: { run: string; preset: string; dataset: RunReport["dataset"] }, models: ModelReport[]): RunReport {
+export function buildReport(
+  run: { run: string; preset: string; dataset: RunReport["dataset"] },
+  models: ModelReport[],
+): RunReport {
   const architectures = summarize(models);
-  const kdGain = Object.fromEntries(architectures.flatMap((a) => (a.kdGain && a.method === "kd" ? [[a.architecture, a.kdGain.mean]] : [])));
+  const kdGain = Object.fromEntries(
+    architectures.flatMap((a) => (a.kdGain && a.method === "kd" ? [[a.architecture, a.kdGain.mean]] : [])),
+  );
   const computeSeconds = models.reduce((s, m) => s + m.wallSeconds, 0);
   const machine = { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model.trim() ?? "unknown" };
   return { ...run, models, architectures, kdGain, computeSeconds, machine, generatedAt: new Date().toISOString() };
 }
 
 const pct = (v: number | null) => (v === null ? "–" : `${(100 * v).toFixed(2)}%`);
-const human = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n));
+const human = (n: number) =>
+  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
 /** "93.41 ± 0.12", mean ± sd in percent (points); one seed has no sd, so it shows the mean alone. */
-export const pm = (s: Spread | null, signed = false) => (s === null ? "–" : `${signed && s.mean >= 0 ? "+" : ""}${(100 * s.mean).toFixed(2)}${s.n > 1 ? ` ± ${(100 * s.sd).toFixed(2)}` : ""}`);
+export const pm = (s: Spread | null, signed = false) =>
+  s === null
+    ? "–"
+    : `${signed && s.mean >= 0 ? "+" : ""}${(100 * s.mean).toFixed(2)}${s.n > 1 ? ` ± ${(100 * s.sd).toFixed(2)}` : ""}`;
 
 /** "; teacher 10h56m, students 20h55m": where the compute went, when a run has both. */
 function computeSplit(r: RunReport): string {
-  const sum = (role: ModelReport["role"]) => r.models.filter((m) => m.role === role).reduce((s, m) => s + m.wallSeconds, 0);
+  const sum = (role: ModelReport["role"]) =>
+    r.models.filter((m) => m.role === role).reduce((s, m) => s + m.wallSeconds, 0);
   const [teacher, students] = [sum("teacher"), sum("student")];
-  return teacher > 0 && students > 0 ? `; teacher ${formatDuration(teacher)}, students ${formatDuration(students)}` : "";
+  return teacher > 0 && students > 0
+    ? `; teacher ${formatDuration(teacher)}, students ${formatDuration(students)}`
+    : "";
 }
 
 export function reportMarkdown(r: RunReport): string {
@@ -180,7 +197,12 @@ export function reportMarkdown(r: RunReport): string {
     "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ...r.models.map((m) => {
       const options = Object.entries(m.loss.options).map(([k, v]) => `${k}=${v}`);
-      const loss = m.loss.name === "kd" ? `kd (T=${m.loss.options.temperature}, alpha=${m.loss.options.alpha})` : options.length ? `${m.loss.name} (${options.join(", ")})` : m.loss.name;
+      const loss =
+        m.loss.name === "kd"
+          ? `kd (T=${m.loss.options.temperature}, alpha=${m.loss.options.alpha})`
+          : options.length
+            ? `${m.loss.name} (${options.join(", ")})`
+            : m.loss.name;
       const val = m.valAccuracy === null ? "–" : `${pct(m.valAccuracy)} (${pct(m.bestValAccuracy)} @${m.bestValEpoch})`;
       const test = m.testMap === undefined ? pct(m.testAccuracy) : `${pct(m.testAccuracy)} (mAP ${pct(m.testMap)})`;
       return `| ${m.name} | ${m.role} | ${m.architecture} x${m.widthScale} | ${loss} | ${human(m.params)} | ${human(m.macs)} | ${test} | ${val} | ${m.trainCrossEntropy === null ? "–" : m.trainCrossEntropy.toFixed(4)} | ${m.epochs}${m.done ? "" : " (unfinished)"} | ${m.seed} | ${m.backend}: ${m.device} | ${m.imagesPerSecond === null ? "–" : m.imagesPerSecond.toFixed(0)} | ${formatDuration(m.wallSeconds)} |`;
@@ -194,7 +216,9 @@ export function reportMarkdown(r: RunReport): string {
       "| architecture | params | MACs | KD student | baseline | KD gain | seeds | gain by seed |",
       "|---|---:|---:|---:|---:|---:|---:|---|",
       ...r.architectures.map((a) => {
-        const seeds = Object.entries(a.kdGain?.bySeed ?? {}).map(([s, g]) => `${s}: ${g >= 0 ? "+" : ""}${(100 * g).toFixed(2)}`);
+        const seeds = Object.entries(a.kdGain?.bySeed ?? {}).map(
+          ([s, g]) => `${s}: ${g >= 0 ? "+" : ""}${(100 * g).toFixed(2)}`,
+        );
         return `| ${a.method && a.method !== "kd" ? `${a.architecture} (${a.method})` : a.architecture} | ${human(a.params)} | ${human(a.macs)} | ${pm(a.kd)} | ${pm(a.baseline)} | ${pm(a.kdGain, true)} | ${a.kdGain?.n ?? 0} | ${seeds.join(", ")} |`;
       }),
     );

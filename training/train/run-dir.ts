@@ -34,7 +34,11 @@ function storedPath(file: string): string {
 export function firstDifference(a: unknown, b: unknown, path = ""): string | null {
   if (typeof a === "object" && a !== null && typeof b === "object" && b !== null) {
     for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+      const d = firstDifference(
+        (a as Record<string, unknown>)[k],
+        (b as Record<string, unknown>)[k],
+        path ? `${path}.${k}` : k,
+      );
       if (d) return d;
     }
     return null;
@@ -43,25 +47,40 @@ export function firstDifference(a: unknown, b: unknown, path = ""): string | nul
 }
 
 /** Creates a run directory (refusing one that already holds a run) or checks the one being resumed. */
-export function openRunDir(runDir: string, preset: string, config: DistillConfig, resume: boolean, { teacher, only }: RunOptions = {}): void {
+export function openRunDir(
+  runDir: string,
+  preset: string,
+  config: DistillConfig,
+  resume: boolean,
+  { teacher, only }: RunOptions = {},
+): void {
   const path = join(runDir, CONFIG_FILE);
   if (!resume) {
-    if (existsSync(path)) throw new Error(`${runDir} already holds a run; resume it with --resume ${runDir}, or choose another --run-dir`);
+    if (existsSync(path))
+      throw new Error(`${runDir} already holds a run; resume it with --resume ${runDir}, or choose another --run-dir`);
     mkdirSync(runDir, { recursive: true });
-    writeJsonAtomic(path, { preset, config, createdAt: new Date().toISOString(), ...(teacher ? { teacher: storedPath(teacher) } : {}), ...(only?.length ? { only } : {}) } satisfies RunFile);
+    writeJsonAtomic(path, {
+      preset,
+      config,
+      createdAt: new Date().toISOString(),
+      ...(teacher ? { teacher: storedPath(teacher) } : {}),
+      ...(only?.length ? { only } : {}),
+    } satisfies RunFile);
     return;
   }
   const stored = readRunFile(runDir);
   const diff = firstDifference(stored.config, config);
   if (diff) throw new Error(`${path}: the run was started with a different configuration (${diff})`);
-  if (teacher && stored.teacher && resolve(teacher) !== resolve(stored.teacher)) throw new Error(`${path}: the run distills from ${stored.teacher}, not ${teacher}`);
+  if (teacher && stored.teacher && resolve(teacher) !== resolve(stored.teacher))
+    throw new Error(`${path}: the run distills from ${stored.teacher}, not ${teacher}`);
   // A run started without a teacher (its baselines need none) records the one it is first given.
   if (teacher && !stored.teacher) writeJsonAtomic(path, { ...stored, teacher: storedPath(teacher) } satisfies RunFile);
 }
 
 export function readRunFile(runDir: string): RunFile {
   const path = join(runDir, CONFIG_FILE);
-  if (!existsSync(path)) throw new Error(`${runDir}: no ${CONFIG_FILE} here, so nothing to resume (start a run with --run-dir ${runDir})`);
+  if (!existsSync(path))
+    throw new Error(`${runDir}: no ${CONFIG_FILE} here, so nothing to resume (start a run with --run-dir ${runDir})`);
   try {
     return JSON.parse(readFileSync(path, "utf8")) as RunFile;
   } catch (err) {

@@ -17,7 +17,8 @@ export interface ScheduleOptions {
 export function learningRateAt(s: ScheduleOptions, step: number, stepsPerEpoch: number, totalEpochs: number): number {
   const epoch = step / stepsPerEpoch; // fractional
   const warm = s.warmupEpochs > 0 && epoch < s.warmupEpochs ? (step + 1) / (s.warmupEpochs * stepsPerEpoch) : 1;
-  if (s.kind === "cosine") return warm * s.learningRate * 0.5 * (1 + Math.cos((Math.PI * step) / (stepsPerEpoch * totalEpochs)));
+  if (s.kind === "cosine")
+    return warm * s.learningRate * 0.5 * (1 + Math.cos((Math.PI * step) / (stepsPerEpoch * totalEpochs)));
   const passed = s.milestones.filter((m) => epoch >= m * totalEpochs).length;
   return warm * s.learningRate * s.gamma ** passed;
 }

@@ -55,7 +55,13 @@ interface Header {
  * Wraps `teacher` with a cache over `images x views` keys (Batch.views), or returns null when that
  * would take more than `maxBytes`. With `file`, the entries already in the file are read now.
  */
-export function cacheTeacher(teacher: Teacher, images: number, views: number, classes: number, options: CacheOptions = {}): CachedTeacher | null {
+export function cacheTeacher(
+  teacher: Teacher,
+  images: number,
+  views: number,
+  classes: number,
+  options: CacheOptions = {},
+): CachedTeacher | null {
   const entries = images * views;
   if (entries * classes * 4 > (options.maxBytes ?? DEFAULT_CACHE_BYTES)) return null;
   const logits = new Float32Array(entries * classes);
@@ -104,7 +110,12 @@ export function cacheTeacher(teacher: Teacher, images: number, views: number, cl
       const sub: Batch =
         missing.length === batch.size
           ? batch
-          : { images: gather(batch.images, missing, size), labels: Int32Array.from(missing, (i) => batch.labels[i]!), size: missing.length, views: Uint32Array.from(missing, (i) => keys[i]!) };
+          : {
+              images: gather(batch.images, missing, size),
+              labels: Int32Array.from(missing, (i) => batch.labels[i]!),
+              size: missing.length,
+              views: Uint32Array.from(missing, (i) => keys[i]!),
+            };
       const fresh = await teacher.logits(sub);
       missing.forEach((i, j) => {
         const row = fresh.subarray(j * classes, (j + 1) * classes);
@@ -151,14 +162,24 @@ function mergeFile(path: string, header: Header, known: Uint8Array, logits: Floa
   }
   const start = end + 1;
   const size = start + stored.entries + stored.entries * stored.classes * 4;
-  if (stored.key !== header.key || stored.entries !== header.entries || stored.classes !== header.classes || bytes.length !== size) {
-    throw new Error(`${path}: cache of another teacher or data set, or cut short (key ${stored.key}, ${stored.entries} x ${stored.classes}, ${bytes.length} bytes); delete it to start afresh`);
+  if (
+    stored.key !== header.key ||
+    stored.entries !== header.entries ||
+    stored.classes !== header.classes ||
+    bytes.length !== size
+  ) {
+    throw new Error(
+      `${path}: cache of another teacher or data set, or cut short (key ${stored.key}, ${stored.entries} x ${stored.classes}, ${bytes.length} bytes); delete it to start afresh`,
+    );
   }
   const theirs = bytes.subarray(start, start + stored.entries);
   const offset = bytes.byteOffset + start + stored.entries;
   const count = stored.entries * stored.classes;
   // A Buffer from Node's pool may start anywhere; Float32Array needs an offset that is a multiple of 4.
-  const values = offset % 4 === 0 ? new Float32Array(bytes.buffer, offset, count) : new Float32Array(bytes.buffer.slice(offset, offset + count * 4));
+  const values =
+    offset % 4 === 0
+      ? new Float32Array(bytes.buffer, offset, count)
+      : new Float32Array(bytes.buffer.slice(offset, offset + count * 4));
   let added = 0;
   for (let e = 0; e < header.entries; e++) {
     if (theirs[e] && !known[e]) {
@@ -173,7 +194,7 @@ function mergeFile(path: string, header: Header, known: Uint8Array, logits: Floa
 function gather(images: Float32Array, rows: number[], size: number): Float32Array {
   const out = new Float32Array(rows.length * size);
   rows.forEach((r, j) => {
-out.set(images.subarray(r * size, (r + 1) * size), j * size);
-});
+    out.set(images.subarray(r * size, (r + 1) * size), j * size);
+  });
   return out;
 }

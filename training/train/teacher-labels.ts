@@ -17,7 +17,8 @@ export function readTeacherLabels(path: string): string[] {
     throw new Error(`${path}: ${why}`);
   };
   const bytes = readFileOrExplain(path, "the teacher's label file", (message) => new Error(message));
-  if (bytes.length > MAX_LABEL_FILE_BYTES) fail(`the teacher's label file is ${bytes.length} bytes; a list of class names is at most ${MAX_LABEL_FILE_BYTES}`);
+  if (bytes.length > MAX_LABEL_FILE_BYTES)
+    fail(`the teacher's label file is ${bytes.length} bytes; a list of class names is at most ${MAX_LABEL_FILE_BYTES}`);
   const text = bytes.toString("utf8").replace(/^\uFEFF/, "");
   let labels: unknown;
   if (text.trimStart().startsWith("[")) {
@@ -26,7 +27,8 @@ export function readTeacherLabels(path: string): string[] {
     } catch (err) {
       fail(`not a JSON list of class names: ${excerpt((err as Error).message)}`);
     }
-    if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string")) fail("not a JSON list of class names (strings)");
+    if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string"))
+      fail("not a JSON list of class names (strings)");
   } else {
     labels = text.split(/\r?\n/).map((l) => l.trim());
     while ((labels as string[]).at(-1) === "") (labels as string[]).pop();
@@ -39,7 +41,11 @@ export function readTeacherLabels(path: string): string[] {
 }
 
 /** A name as compared when spellings differ: case-insensitive, letters and digits only. */
-export const labelKey = (label: string) => label.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]/gu, "");
+export const labelKey = (label: string) =>
+  label
+    .normalize("NFKC")
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]/gu, "");
 
 export interface ClassOrder {
   /** order[i]: the teacher's output holding the data set's class i; null when they are already in the same order. */
@@ -56,7 +62,9 @@ export function classOrder(teacherLabels: string[], classes: string[]): ClassOrd
     throw new Error(why);
   };
   if (teacherLabels.length !== classes.length) {
-    fail(`it names ${teacherLabels.length} classes (${quoted(teacherLabels)}) and the data set has ${classes.length} (${quoted(classes)}); the sets must be the same`);
+    fail(
+      `it names ${teacherLabels.length} classes (${quoted(teacherLabels)}) and the data set has ${classes.length} (${quoted(classes)}); the sets must be the same`,
+    );
   }
   const byName = new Map<string, number>();
   teacherLabels.forEach((label, j) => {
@@ -71,8 +79,12 @@ export function classOrder(teacherLabels: string[], classes: string[]): ClassOrd
   classes.forEach((name, i) => {
     if (order[i]! >= 0) return;
     const key = labelKey(name);
-    const options = key === "" ? [] : teacherLabels.flatMap((label, j) => (!claimed.has(j) && labelKey(label) === key ? [j] : []));
-    if (options.length > 1) fail(`the data set's class ${JSON.stringify(excerpt(name))} could be any of its labels ${quoted(options.map((j) => teacherLabels[j]!))} (compared ignoring case and all but letters and digits); give the teacher's labels spelled as the classes with --teacher-labels`);
+    const options =
+      key === "" ? [] : teacherLabels.flatMap((label, j) => (!claimed.has(j) && labelKey(label) === key ? [j] : []));
+    if (options.length > 1)
+      fail(
+        `the data set's class ${JSON.stringify(excerpt(name))} could be any of its labels ${quoted(options.map((j) => teacherLabels[j]!))} (compared ignoring case and all but letters and digits); give the teacher's labels spelled as the classes with --teacher-labels`,
+      );
     if (options.length === 0) {
       unmatched.push(name);
       return;
@@ -82,14 +94,24 @@ export function classOrder(teacherLabels: string[], classes: string[]): ClassOrd
     spelled.push(`${JSON.stringify(teacherLabels[options[0]!])} = ${JSON.stringify(name)}`);
   });
   for (const [j, is] of candidates) {
-    if (is.length > 1) fail(`its label ${JSON.stringify(excerpt(teacherLabels[j]!))} could be any of the data set's classes ${quoted(is.map((i) => classes[i]!))} (compared ignoring case and all but letters and digits); give the teacher's labels spelled as the classes with --teacher-labels`);
+    if (is.length > 1)
+      fail(
+        `its label ${JSON.stringify(excerpt(teacherLabels[j]!))} could be any of the data set's classes ${quoted(is.map((i) => classes[i]!))} (compared ignoring case and all but letters and digits); give the teacher's labels spelled as the classes with --teacher-labels`,
+      );
   }
   if (unmatched.length > 0) {
     const unused = teacherLabels.filter((_, j) => !order.includes(j));
-    fail(`its classes are not the data set's: the data set's ${quoted(unmatched)} match none of its labels, and its ${quoted(unused)} match no class of the data set (names are compared as they are, then ignoring case and all but letters and digits)`);
+    fail(
+      `its classes are not the data set's: the data set's ${quoted(unmatched)} match none of its labels, and its ${quoted(unused)} match no class of the data set (names are compared as they are, then ignoring case and all but letters and digits)`,
+    );
   }
   const identity = order.every((j, i) => j === i);
-  const parts = [identity ? "in the data set's order" : "in another order: its outputs are permuted to the data set's class order"];
-  if (spelled.length > 0) parts.push(excerpt(`${spelled.length} matched ignoring case and all but letters and digits (${spelled.join(", ")})`));
+  const parts = [
+    identity ? "in the data set's order" : "in another order: its outputs are permuted to the data set's class order",
+  ];
+  if (spelled.length > 0)
+    parts.push(
+      excerpt(`${spelled.length} matched ignoring case and all but letters and digits (${spelled.join(", ")})`),
+    );
   return { order: identity ? null : order, how: parts.join("; ") };
 }

@@ -15,7 +15,6 @@ import type { TeacherEngine } from "../config/schema.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { withTfjsConvolutions } from "../engine/native-conv.ts";
 
-
 export interface Teacher {
   /** What computes the teacher's logits, for logs and reports. */
   engine: string;
@@ -41,7 +40,13 @@ function tfjsTeacher(ckpt: Checkpoint): Teacher {
   const { height, width, channels } = ckpt.graph.input;
   return {
     engine: "tfjs",
-    logits: async (batch) => tf.tidy(() => forward(model, tf.tensor4d(batch.images, [batch.size, height, width, channels]), { training: false }).dataSync() as Float32Array),
+    logits: async (batch) =>
+      tf.tidy(
+        () =>
+          forward(model, tf.tensor4d(batch.images, [batch.size, height, width, channels]), {
+            training: false,
+          }).dataSync() as Float32Array,
+      ),
     dispose: async () => disposeModel(model),
   };
 }
@@ -49,7 +54,9 @@ function tfjsTeacher(ckpt: Checkpoint): Teacher {
 async function onnxTeacher(ckpt: Checkpoint): Promise<Teacher> {
   const ort = await import("onnxruntime-node");
   const tensors = new Map([...ckpt.weights].map(([k, t]) => [k, t.data]));
-  const session = await ort.InferenceSession.create(graphToOnnx({ graph: ckpt.graph, tensors }), { graphOptimizationLevel: "all" });
+  const session = await ort.InferenceSession.create(graphToOnnx({ graph: ckpt.graph, tensors }), {
+    graphOptimizationLevel: "all",
+  });
   const { height: h, width: w, channels: c } = ckpt.graph.input;
   return {
     engine: "onnxruntime-node (CPU)",
@@ -66,7 +73,12 @@ async function onnxTeacher(ckpt: Checkpoint): Promise<Teacher> {
  * Loads the teacher on the chosen engine. The ONNX engine is checked against the tfjs forward pass on
  * `probe` (a real batch): an exporter bug must not silently feed the students wrong targets.
  */
-export async function loadTeacher(ckpt: Checkpoint, engine: TeacherEngine, probe: Batch, log: (line: string) => void): Promise<Teacher> {
+export async function loadTeacher(
+  ckpt: Checkpoint,
+  engine: TeacherEngine,
+  probe: Batch,
+  log: (line: string) => void,
+): Promise<Teacher> {
   if (engine === "tfjs") return tfjsTeacher(ckpt);
   let onnx: Teacher;
   try {
@@ -88,7 +100,9 @@ export async function loadTeacher(ckpt: Checkpoint, engine: TeacherEngine, probe
     }
     if (!(worst <= 1e-3 * Math.max(1, scale))) {
       await onnx.dispose();
-      throw new Error(`the ONNX teacher disagrees with the tfjs teacher (max |logit diff| ${worst.toExponential(2)} on ${probe.size} images)`);
+      throw new Error(
+        `the ONNX teacher disagrees with the tfjs teacher (max |logit diff| ${worst.toExponential(2)} on ${probe.size} images)`,
+      );
     }
     log(`teacher: onnxruntime-node matches tfjs to ${worst.toExponential(1)} (max |logit diff|, ${probe.size} images)`);
   } finally {

@@ -2,17 +2,32 @@
 import * as z from "zod";
 
 const Iso = z.iso.datetime();
-const Percentiles = z.looseObject({ includesFailures: z.boolean(), runs: z.int().min(0), p50: z.number().nullable(), p95: z.number().nullable(), p99: z.number().nullable() });
+const Percentiles = z.looseObject({
+  includesFailures: z.boolean(),
+  runs: z.int().min(0),
+  p50: z.number().nullable(),
+  p95: z.number().nullable(),
+  p99: z.number().nullable(),
+});
 
 const Numbers = z.record(z.string(), z.number());
-const CostPerThousand = z.looseObject({ total: z.number(), workersRequests: z.number(), workersCpu: z.number(), teacherGpu: z.number() });
+const CostPerThousand = z.looseObject({
+  total: z.number(),
+  workersRequests: z.number(),
+  workersCpu: z.number(),
+  teacherGpu: z.number(),
+});
 
 export const Report = z.looseObject({
   since: Iso,
   until: Iso,
   requests: z.int().min(0),
   fallbacks: z.int().min(0).describe("requests routed to the teacher that the student answered"),
-  writes: z.looseObject({ transactions: z.int().min(0), rows: z.int().min(0), perThousandRequests: z.number().nullable() }),
+  writes: z.looseObject({
+    transactions: z.int().min(0),
+    rows: z.int().min(0),
+    perThousandRequests: z.number().nullable(),
+  }),
   rows: z.array(
     z.looseObject({
       arm: z.enum(["student", "teacher"]),
@@ -37,12 +52,23 @@ export const Report = z.looseObject({
       split: z.looseObject({ studentPercent: z.number(), shadowPercent: z.number() }),
       studentMsPerRun: z.number().nullable().describe("mean in-Worker ms of the window's student runs"),
       teacherGpuSecondsPerRun: z.number(),
-      perThousandRequests: z.looseObject({ student: CostPerThousand.nullable(), teacher: CostPerThousand, split: CostPerThousand.nullable(), window: CostPerThousand.nullable() }),
+      perThousandRequests: z.looseObject({
+        student: CostPerThousand.nullable(),
+        teacher: CostPerThousand,
+        split: CostPerThousand.nullable(),
+        window: CostPerThousand.nullable(),
+      }),
     })
-    .describe("US dollars per 1,000 requests per arm, at the current split and over the window (docs/ab-testing.md, Cost)"),
+    .describe(
+      "US dollars per 1,000 requests per arm, at the current split and over the window (docs/ab-testing.md, Cost)",
+    ),
 });
 
-const CanarySettings = z.looseObject({ settings: z.record(z.string(), z.unknown()), defaults: z.record(z.string(), z.unknown()), overridden: z.array(z.string()) });
+const CanarySettings = z.looseObject({
+  settings: z.record(z.string(), z.unknown()),
+  defaults: z.record(z.string(), z.unknown()),
+  overridden: z.array(z.string()),
+});
 
 export const Config = z.looseObject({
   settings: Numbers.describe("the routing settings in force"),
@@ -59,7 +85,13 @@ export const Config = z.looseObject({
 /** PATCH /v1/config's "canary" object, for the document (canary/settings.ts validates it). */
 export const CanaryPatch = z
   .object({
-    steps: z.array(z.number().gt(0).max(100)).min(1).max(20).nullable().optional().describe("strictly increasing student shares"),
+    steps: z
+      .array(z.number().gt(0).max(100))
+      .min(1)
+      .max(20)
+      .nullable()
+      .optional()
+      .describe("strictly increasing student shares"),
     minAgreement: z.number().min(0).max(1).nullable().optional(),
     maxP99Ms: z.number().min(0).max(60_000).nullable().optional(),
     maxErrorRate: z.number().min(0).max(1).nullable().optional(),
@@ -77,23 +109,25 @@ export const Canary = CanarySettings.extend({
   step: z.looseObject({ index: z.int().min(1).nullable(), of: z.int().min(0) }),
   stepStartedAt: Iso.nullable(),
   updatedAt: Iso.nullable(),
-  decisions: z.array(
-    z.looseObject({
-      id: z.int(),
-      at: Iso,
-      action: z.string(),
-      actor: z.enum(["cron", "admin"]),
-      model: z.string().nullable(),
-      version: z.string().nullable(),
-      percentFrom: z.number(),
-      percentTo: z.number(),
-      reason: z.string(),
-      figures: z.record(z.string(), z.unknown()).nullable(),
-      settings: z.record(z.string(), z.unknown()).nullable(),
-      repeats: z.int().min(1),
-      firstAt: Iso.nullable(),
-    }),
-  ).describe("newest first"),
+  decisions: z
+    .array(
+      z.looseObject({
+        id: z.int(),
+        at: Iso,
+        action: z.string(),
+        actor: z.enum(["cron", "admin"]),
+        model: z.string().nullable(),
+        version: z.string().nullable(),
+        percentFrom: z.number(),
+        percentTo: z.number(),
+        reason: z.string(),
+        figures: z.record(z.string(), z.unknown()).nullable(),
+        settings: z.record(z.string(), z.unknown()).nullable(),
+        repeats: z.int().min(1),
+        firstAt: Iso.nullable(),
+      }),
+    )
+    .describe("newest first"),
 });
 
 export const ApiKey = z.looseObject({

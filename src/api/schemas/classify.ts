@@ -2,7 +2,11 @@
 import * as z from "zod";
 
 const ModelRef = z.looseObject({ name: z.string(), version: z.string() });
-export const ImageInfo = z.looseObject({ format: z.enum(["png", "jpeg"]), width: z.int().min(1), height: z.int().min(1) });
+export const ImageInfo = z.looseObject({
+  format: z.enum(["png", "jpeg"]),
+  width: z.int().min(1),
+  height: z.int().min(1),
+});
 const Prediction = z.looseObject({ label: z.string(), index: z.int().min(0), probability: z.number().min(0).max(1) });
 
 export const Classification = z.looseObject({
@@ -14,7 +18,12 @@ export const Classification = z.looseObject({
 });
 
 const ArmAnswer = z.looseObject({ model: ModelRef, latencyMs: z.number().min(0), predictions: z.array(Prediction) });
-const TeacherFault = z.looseObject({ model: ModelRef, latencyMs: z.number().min(0), fault: z.string(), error: z.string() });
+const TeacherFault = z.looseObject({
+  model: ModelRef,
+  latencyMs: z.number().min(0),
+  fault: z.string(),
+  error: z.string(),
+});
 
 export const Comparison = z.looseObject({
   image: ImageInfo,
@@ -26,6 +35,14 @@ export const Comparison = z.looseObject({
 
 /** The query of the classify routes. */
 export const ClassifyQuery = {
-  k: z.string().regex(/^\d{1,6}$/).optional().describe("how many labels (default 5; a multi-label model: all)"),
-  threshold: z.string().regex(/^\d*\.?\d+$/).optional().describe("least probability, 0 to 1 (multi-label default 0.5)"),
+  k: z
+    .string()
+    .regex(/^\d{1,6}$/)
+    .optional()
+    .describe("how many labels (default 5; a multi-label model: all)"),
+  threshold: z
+    .string()
+    .regex(/^\d*\.?\d+$/)
+    .optional()
+    .describe("least probability, 0 to 1 (multi-label default 0.5)"),
 };

@@ -20,7 +20,12 @@ export const ModelMetadata = z.looseObject({
   outputs: z.array(TensorMetadata),
 });
 
-const ConfigTensor = z.looseObject({ name: z.string(), data_type: z.string(), dims: z.array(z.int()), format: z.string().optional() });
+const ConfigTensor = z.looseObject({
+  name: z.string(),
+  data_type: z.string(),
+  dims: z.array(z.int()),
+  format: z.string().optional(),
+});
 export const ModelConfig = z
   .looseObject({
     name: z.string(),
@@ -42,8 +47,14 @@ export const InferRequest = z.object({
         name: z.string(),
         shape: z.array(z.int().min(1)),
         datatype: z.literal("FP32"),
-        data: z.array(z.union([z.number(), z.array(z.unknown())])).optional().describe("row-major, flat or nested; absent when the tensor is in the binary section"),
-        parameters: z.object({ binary_data_size: z.int().min(0).optional() }).catchall(z.unknown()).optional(),
+        data: z
+          .array(z.union([z.number(), z.array(z.unknown())]))
+          .optional()
+          .describe("row-major, flat or nested; absent when the tensor is in the binary section"),
+        parameters: z
+          .object({ binary_data_size: z.int().min(0).optional() })
+          .catchall(z.unknown())
+          .optional(),
       }),
     )
     .min(1),
@@ -51,7 +62,10 @@ export const InferRequest = z.object({
     .array(
       z.object({
         name: z.string(),
-        parameters: z.object({ binary_data: z.boolean().optional(), classification: z.int().min(1).optional() }).catchall(z.unknown()).optional(),
+        parameters: z
+          .object({ binary_data: z.boolean().optional(), classification: z.int().min(1).optional() })
+          .catchall(z.unknown())
+          .optional(),
       }),
     )
     .optional()
@@ -68,7 +82,10 @@ export const InferResponse = z.looseObject({
       name: z.string(),
       shape: z.array(z.int()),
       datatype: z.enum(["FP32", "BYTES"]),
-      data: z.union([z.array(z.number()), z.array(z.string())]).optional().describe("absent when the tensor travels in the binary section"),
+      data: z
+        .union([z.array(z.number()), z.array(z.string())])
+        .optional()
+        .describe("absent when the tensor travels in the binary section"),
       parameters: Parameters.optional(),
     }),
   ),

@@ -14,7 +14,18 @@ import { type Graph, countMacs, countParams, paramSpecs } from "../../../trainin
 import { architecture } from "../../../training/model/resnet.ts";
 import type { EdgeFixtures, ReferenceRun } from "../fixture-types.ts";
 
-export const FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+export const FASHION_LABELS = [
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
+];
 const CIFAR_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /** mulberry32: a seeded uniform generator, so fixtures are the same on every machine. */
@@ -46,7 +57,8 @@ function randomWeights(graph: Graph, seed: number): Map<string, Float32Array> {
       if (spec.init === "he") t[i] = n() * Math.sqrt(2 / (spec.shape[0]! * spec.shape[1]! * spec.shape[3]!));
       else if (spec.init === "glorot") t[i] = (u() * 2 - 1) * Math.sqrt(6 / (spec.shape[0]! + spec.shape[1]!));
       else if (field === "movingVariance") t[i] = 0.5 + u();
-      else if (field === "gamma") t[i] = 0.5 + 0.3 * u(); // below 1, so 24 residual blocks keep logits moderate
+      else if (field === "gamma")
+        t[i] = 0.5 + 0.3 * u(); // below 1, so 24 residual blocks keep logits moderate
       else t[i] = 0.1 * n(); // beta, movingMean, bias
     }
     tensors.set(spec.name, t);
@@ -72,11 +84,45 @@ export interface Spec {
 }
 
 const SPECS: Spec[] = [
-  { name: "grey28", architecture: "narrow-deep", height: 28, width: 28, channels: 1, widthScale: 0.5, labels: FASHION_LABELS, mean: [0.286], std: [0.353], seed: 1 },
-  { name: "rgb32", architecture: "unmodified", height: 32, width: 32, channels: 3, widthScale: 0.25, labels: CIFAR_LABELS, mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616], seed: 2 },
+  {
+    name: "grey28",
+    architecture: "narrow-deep",
+    height: 28,
+    width: 28,
+    channels: 1,
+    widthScale: 0.5,
+    labels: FASHION_LABELS,
+    mean: [0.286],
+    std: [0.353],
+    seed: 1,
+  },
+  {
+    name: "rgb32",
+    architecture: "unmodified",
+    height: 32,
+    width: 32,
+    channels: 3,
+    widthScale: 0.25,
+    labels: CIFAR_LABELS,
+    mean: [0.4914, 0.4822, 0.4465],
+    std: [0.247, 0.2435, 0.2616],
+    seed: 2,
+  },
 ];
 
-const MULTI_LABEL: Spec = { name: "tags28", architecture: "wide", height: 28, width: 28, channels: 1, widthScale: 0.25, labels: ["person", "dog", "car", "chair"], mean: [0.5], std: [0.25], seed: 4, activation: "sigmoid" };
+const MULTI_LABEL: Spec = {
+  name: "tags28",
+  architecture: "wide",
+  height: 28,
+  width: 28,
+  channels: 1,
+  widthScale: 0.25,
+  labels: ["person", "dog", "car", "chair"],
+  mean: [0.5],
+  std: [0.25],
+  seed: 4,
+  activation: "sigmoid",
+};
 
 function entryFor(spec: Spec, graph: Graph, bytes: Uint8Array): ModelEntry {
   return {
@@ -99,7 +145,13 @@ function entryFor(spec: Spec, graph: Graph, bytes: Uint8Array): ModelEntry {
   };
 }
 
-async function reference(entry: ModelEntry, bytes: Uint8Array, batch: number, seed: number, open = (b: Uint8Array) => ort.InferenceSession.create(b, { intraOpNumThreads: 1 })): Promise<ReferenceRun> {
+async function reference(
+  entry: ModelEntry,
+  bytes: Uint8Array,
+  batch: number,
+  seed: number,
+  open = (b: Uint8Array) => ort.InferenceSession.create(b, { intraOpNumThreads: 1 }),
+): Promise<ReferenceRun> {
   const dims = [batch, ...entry.input.shape.slice(1)];
   const n = normal(uniform(seed));
   const input = Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => n());
@@ -117,25 +169,53 @@ async function reference(entry: ModelEntry, bytes: Uint8Array, batch: number, se
 
 /** One fixture model from its spec: the exporter's ONNX of seeded weights, and its manifest entry. */
 export function buildModel(spec: Spec): { entry: ModelEntry; bytes: Uint8Array } {
-  const graph = architecture(spec.architecture, { height: spec.height, width: spec.width, channels: spec.channels }, spec.labels.length, spec.widthScale);
+  const graph = architecture(
+    spec.architecture,
+    { height: spec.height, width: spec.width, channels: spec.channels },
+    spec.labels.length,
+    spec.widthScale,
+  );
   const bytes = graphToOnnx({ graph, tensors: randomWeights(graph, spec.seed) }, { activation: spec.activation });
   return { entry: entryFor(spec, graph, bytes), bytes };
 }
 
 /** The exporter's int8 (QDQ) variant of a fixture model, calibrated on 64 seeded random inputs. */
-async function int8Model(entry: ModelEntry, bytes: Uint8Array, seed: number): Promise<{ entry: ModelEntry; bytes: Uint8Array }> {
+async function int8Model(
+  entry: ModelEntry,
+  bytes: Uint8Array,
+  seed: number,
+): Promise<{ entry: ModelEntry; bytes: Uint8Array }> {
   const model = decodeModel(bytes);
   const plan = planQdq(model);
   const [, channels, height, width] = entry.input.shape as [number, number, number, number];
   const n = normal(uniform(seed));
-  const images = { data: Float32Array.from({ length: 64 * channels * height * width }, () => n()), count: 64, height, width, channels };
+  const images = {
+    data: Float32Array.from({ length: 64 * channels * height * width }, () => n()),
+    count: 64,
+    height,
+    width,
+    channels,
+  };
   const q = toQdq(model, plan, await calibrate(model, plan.tensors, images, { method: "minmax" }));
   const name = `${entry.name}-int8`;
-  return { entry: { ...entry, name, file: `${name}.onnx`, sha256: createHash("sha256").update(q).digest("hex"), bytes: q.length }, bytes: q };
+  return {
+    entry: {
+      ...entry,
+      name,
+      file: `${name}.onnx`,
+      sha256: createHash("sha256").update(q).digest("hex"),
+      bytes: q.length,
+    },
+    bytes: q,
+  };
 }
 
 /** The fixture models (as ONNX bytes by file name), their manifest, and reference runs. */
-export async function buildFixtureModels(): Promise<{ manifest: Manifest; files: Map<string, Uint8Array>; references: ReferenceRun[] }> {
+export async function buildFixtureModels(): Promise<{
+  manifest: Manifest;
+  files: Map<string, Uint8Array>;
+  references: ReferenceRun[];
+}> {
   const files = new Map<string, Uint8Array>();
   const models: ModelEntry[] = [];
   const references: ReferenceRun[] = [];
@@ -143,7 +223,10 @@ export async function buildFixtureModels(): Promise<{ manifest: Manifest; files:
     const { entry, bytes } = buildModel(spec);
     files.set(entry.file, bytes);
     models.push(entry);
-    references.push(await reference(entry, bytes, 1, spec.seed + 100), await reference(entry, bytes, 3, spec.seed + 200));
+    references.push(
+      await reference(entry, bytes, 1, spec.seed + 100),
+      await reference(entry, bytes, 3, spec.seed + 200),
+    );
   }
   // grey28-int8, served by name like the others (test/src/int8.test.ts); its reference keeps the Q/DQ
   // nodes (training/export/int8.ts says why).
@@ -173,7 +256,8 @@ function colourJpegs(): Record<string, Uint8Array> {
 }
 
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
-const base64Record = (entries: Iterable<[string, Uint8Array]>) => Object.fromEntries([...entries].map(([k, v]) => [k, base64(v)]));
+const base64Record = (entries: Iterable<[string, Uint8Array]>) =>
+  Object.fromEntries([...entries].map(([k, v]) => [k, base64(v)]));
 
 export async function buildFixtures(): Promise<EdgeFixtures> {
   const { manifest, files, references } = await buildFixtureModels();

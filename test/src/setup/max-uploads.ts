@@ -40,7 +40,8 @@ export function maxPng(limits: Limits): MaxUpload {
       }
     }
     const bytes = encodePng({ width: n, height: n, channels: 4, depth: 16, data });
-    if (bytes.length <= bodyTarget(limits) + 1024 || randomRows === 0) return { kind: "png-rgba16", width: n, height: n, bytes };
+    if (bytes.length <= bodyTarget(limits) + 1024 || randomRows === 0)
+      return { kind: "png-rgba16", width: n, height: n, bytes };
     randomRows = Math.max(0, randomRows - Math.ceil((bytes.length - target) / rowBytes));
   }
 }

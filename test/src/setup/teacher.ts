@@ -14,14 +14,28 @@ import type { TeacherHosts } from "../fixture-types.ts";
 import { FASHION_LABELS, buildFixtureModels, buildModel } from "./fixtures.ts";
 
 /** Same input and labels as the grey28 student, so the two can be compared. */
-const TEACHER_SPEC = { name: "teacher28", role: "teacher" as const, architecture: "teacher", height: 28, width: 28, channels: 1, widthScale: 0.125, labels: FASHION_LABELS, mean: [0.286], std: [0.353], seed: 3 };
+const TEACHER_SPEC = {
+  name: "teacher28",
+  role: "teacher" as const,
+  architecture: "teacher",
+  height: 28,
+  width: 28,
+  channels: 1,
+  widthScale: 0.125,
+  labels: FASHION_LABELS,
+  mean: [0.286],
+  std: [0.353],
+  seed: 3,
+};
 /** The slow host's delay: well past the TEACHER_TIMEOUT_MS the tests use. */
 export const SLOW_TEACHER_DELAY_MS = 3_000;
 /** The header one host wants the token in, as a gateway in front of Triton might. */
 const CUSTOM_AUTH_HEADER = "X-Teacher-Token";
 
 /** A models folder with the fixture students and the fixture teacher, as the exporter would write it. */
-export async function writeTeacherModels(dir: string): Promise<{ manifestPath: string; teacher: ModelEntry; manifest: Manifest }> {
+export async function writeTeacherModels(
+  dir: string,
+): Promise<{ manifestPath: string; teacher: ModelEntry; manifest: Manifest }> {
   const { manifest, files } = await buildFixtureModels();
   const teacher = buildModel(TEACHER_SPEC);
   files.set(teacher.entry.file, teacher.bytes);
@@ -50,7 +64,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   try {
     const { manifestPath, teacher } = await writeTeacherModels(dir);
     const token = newTeacherToken();
-    const launch = (...extra: string[]) => launchTeacher({ args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...extra], env: { TEACHER_TOKEN: token } });
+    const launch = (...extra: string[]) =>
+      launchTeacher({
+        args: ["--manifest", manifestPath, "--port", "0", "--provider", "cpu", ...extra],
+        env: { TEACHER_TOKEN: token },
+      });
     hosts.push(
       ...(await Promise.all([
         launch(),

@@ -20,17 +20,49 @@ beforeAll(() => {
 });
 
 const tiny = () => [
-  "--data", dataDir, "--val-size", "16", "--students", "narrow-deep", "--width-scale", "0.2", "--teacher-width-scale", "0.125",
-  "--epochs", "2", "--teacher-epochs", "1", "--batch-size", "16", "--eval-batch-size", "64", "--backend", "wasm", "--replicas", "1", "--metrics-every", "2", "--no-export", "--no-progress",
+  "--data",
+  dataDir,
+  "--val-size",
+  "16",
+  "--students",
+  "narrow-deep",
+  "--width-scale",
+  "0.2",
+  "--teacher-width-scale",
+  "0.125",
+  "--epochs",
+  "2",
+  "--teacher-epochs",
+  "1",
+  "--batch-size",
+  "16",
+  "--eval-batch-size",
+  "64",
+  "--backend",
+  "wasm",
+  "--replicas",
+  "1",
+  "--metrics-every",
+  "2",
+  "--no-export",
+  "--no-progress",
 ];
 
 /** Each run's teacher-logits cache goes to a directory of its own (by default it is the repository's). */
-function start(args: string[], cacheDir = mkdtempSync(join(tmpdir(), "nd-cli-cache-"))): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> } {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NARROWDEEP_CACHE_DIR: cacheDir } });
+function start(
+  args: string[],
+  cacheDir = mkdtempSync(join(tmpdir(), "nd-cli-cache-")),
+): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> } {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NARROWDEEP_CACHE_DIR: cacheDir },
+  });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));
   child.stderr!.on("data", (d) => (output += d));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, output })));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal, output })),
+  );
   return { child, done };
 }
 
@@ -71,7 +103,9 @@ describe("npm run distill", () => {
       child.kill("SIGTERM");
       const r = await done;
       expect(r.code, r.output).toBe(130);
-      expect(r.output).toMatch(/SIGTERM: finishing the current step[\s\S]*stopped; continue with: npm run distill -- --resume/);
+      expect(r.output).toMatch(
+        /SIGTERM: finishing the current step[\s\S]*stopped; continue with: npm run distill -- --resume/,
+      );
       kills.push(`SIGTERM after step ${stepsDone(runDir)}`);
       // No --only: the run remembers the sub-runs it was started with.
       args = ["--resume", runDir, "--no-export", "--no-progress"];
@@ -93,7 +127,8 @@ describe("npm run distill", () => {
     const last = await run(["--resume", runDir, ...only, "--no-export", "--no-progress"], cache);
     expect(last.code, `${kills.join("; ")}\n${last.output}`).toBe(0);
     expect(readdirSync(cache).filter((f) => /^teacher-logits-[0-9a-f]{32}\.bin$/.test(f))).toHaveLength(1);
-    for (const dir of [runDir, join(runDir, "teacher"), join(runDir, "narrow-deep-kd")]) expect(readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    for (const dir of [runDir, join(runDir, "teacher"), join(runDir, "narrow-deep-kd")])
+      expect(readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
     for (const sub of ["teacher", "narrow-deep-kd"]) {
       const a = loadCheckpoint(join(reference, "run", sub, "checkpoint.ndckpt"));
       const b = loadCheckpoint(join(runDir, sub, "checkpoint.ndckpt"));
@@ -101,13 +136,23 @@ describe("npm run distill", () => {
       expect(comparable(b), `${sub} after ${kills.join("; ")}`).toEqual(comparable(a));
     }
     // The same records as the uninterrupted run, in the same order: none lost, none twice.
-    const records = (dir: string) => readMetrics(join(dir, "metrics.jsonl")).map(({ time: _t, imagesPerSecond: _i, ...r }: MetricsRecord) => r);
+    const records = (dir: string) =>
+      readMetrics(join(dir, "metrics.jsonl")).map(({ time: _t, imagesPerSecond: _i, ...r }: MetricsRecord) => r);
     expect(records(runDir), kills.join("; ")).toEqual(records(join(reference, "run")));
-    expect(records(runDir).filter((r) => r.kind === "epoch").map((r) => `${r.subRun} ${r.epoch}`)).toEqual(["teacher 1", "narrow-deep-kd 1", "narrow-deep-kd 2"]);
+    expect(
+      records(runDir)
+        .filter((r) => r.kind === "epoch")
+        .map((r) => `${r.subRun} ${r.epoch}`),
+    ).toEqual(["teacher 1", "narrow-deep-kd 1", "narrow-deep-kd 2"]);
     expect(readFileSync(join(runDir, "curves.svg"), "utf8")).toMatch(/^<svg /);
     const report = JSON.parse(readFileSync(join(runDir, "report.json"), "utf8"));
     expect(report.models.map((m: { name: string }) => m.name)).toEqual(["teacher", "narrow-deep-kd"]);
-    expect(readdirSync(runDir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()).toEqual(["narrow-deep-kd", "teacher"]);
+    expect(
+      readdirSync(runDir, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name)
+        .sort(),
+    ).toEqual(["narrow-deep-kd", "teacher"]);
     expect(readdirSync(runDir).filter((f) => f.endsWith(".lock"))).toEqual([]);
   }, 600_000); // five processes one after another: about 40 s on an idle 2-core machine, much more on a busy one
 
@@ -117,10 +162,16 @@ describe("npm run distill", () => {
     const runDir = join(mkdtempSync(join(tmpdir(), "nd-cli-")), "demo");
     const r = await run(["--run-dir", runDir, ...tiny().filter((a) => a !== "--no-export"), "--epochs", "1"]);
     expect(r.code, r.output).toBe(0);
-    expect(r.output).toMatch(/the shipped models\/ are untouched; to serve these instead: npm run export -- .*demo --force/);
+    expect(r.output).toMatch(
+      /the shipped models\/ are untouched; to serve these instead: npm run export -- .*demo --force/,
+    );
     const manifest = JSON.parse(readFileSync(join(runDir, "models", "manifest.json"), "utf8"));
     // int8 variants join them when they pass their parity check (these tiny students may not).
-    expect(manifest.models.map((m: { name: string }) => m.name).filter((n: string) => !n.endsWith("-int8"))).toEqual(["teacher", "narrow-deep", "narrow-deep-baseline"]);
+    expect(manifest.models.map((m: { name: string }) => m.name).filter((n: string) => !n.endsWith("-int8"))).toEqual([
+      "teacher",
+      "narrow-deep",
+      "narrow-deep-baseline",
+    ]);
     expect(existsSync(join(runDir, "models", "narrow-deep.onnx"))).toBe(true);
     expect(readFileSync(shipped, "utf8")).toBe(before);
   }, 300_000);
@@ -128,14 +179,18 @@ describe("npm run distill", () => {
   it("is started by npm under plain node: the tsx CLI would SIGKILL a child busy in a training step", () => {
     // tsx's CLI relays SIGINT/SIGTERM and SIGKILLs its child when the child does not confirm the
     // signal within 30 ms: a synchronous training step takes longer, so Ctrl-C lost the step's checkpoint.
-    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "../../../package.json"), "utf8")) as { scripts: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "../../../package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
     expect(pkg.scripts.distill).toMatch(/^node --import tsx training\/cli\/distill\.ts$/);
   });
 
   it("explains bad usage with exit code 2", async () => {
     const bad = await run(["--epochs", "zero"]);
     expect(bad.code).toBe(2);
-    expect(bad.output).toMatch(/distill: --epochs: epochs must be a whole number, got null|--epochs: epochs must be a whole number/);
+    expect(bad.output).toMatch(
+      /distill: --epochs: epochs must be a whole number, got null|--epochs: epochs must be a whole number/,
+    );
     const unknown = await run(["--epoch", "3"]);
     expect(unknown.code).toBe(2);
     expect(unknown.output).toMatch(/unknown option --epoch \(see --help\)/);
@@ -154,4 +209,3 @@ describe("npm run distill", () => {
     expect(help.output).toMatch(/--metrics-every N/);
   });
 });
-

@@ -6,7 +6,8 @@ import { MEASURED_THROUGHPUT, PRESETS } from "../../../training/config/presets.t
 import { expectedSeconds } from "../../../training/train/plan.ts";
 import type { RunReport } from "../../../training/train/report.ts";
 
-const report = (run: string) => JSON.parse(readFileSync(new URL(`../../../models/runs/${run}/report.json`, import.meta.url), "utf8")) as RunReport;
+const report = (run: string) =>
+  JSON.parse(readFileSync(new URL(`../../../models/runs/${run}/report.json`, import.meta.url), "utf8")) as RunReport;
 const full = PRESETS.full!;
 const trainImages = 60_000 - full.valSize;
 
@@ -16,7 +17,10 @@ describe("preset times", () => {
     const students = report("fmnist-students").models.filter((m) => m.role === "student");
     expect(students).toHaveLength(18);
     const studentSeconds = students.reduce((s, m) => s + m.wallSeconds, 0);
-    const teacherOnly = expectedSeconds({ ...full, students: [full.students[0]!], loss: [], seeds: 1 }, trainImages, { teacher: MEASURED_THROUGHPUT.teacher, student: Infinity });
+    const teacherOnly = expectedSeconds({ ...full, students: [full.students[0]!], loss: [], seeds: 1 }, trainImages, {
+      teacher: MEASURED_THROUGHPUT.teacher,
+      student: Infinity,
+    });
     expect(teacherOnly / teacherSeconds).toBeGreaterThan(0.99);
     expect(teacherOnly / teacherSeconds).toBeLessThan(1.01);
     const all = expectedSeconds(full, trainImages, MEASURED_THROUGHPUT);
@@ -30,7 +34,10 @@ describe("preset times", () => {
   it("scale with epochs, seeds and images", () => {
     const base = expectedSeconds(full, trainImages, MEASURED_THROUGHPUT);
     const teacher = (full.teacherEpochs * (trainImages - (trainImages % full.batchSize))) / MEASURED_THROUGHPUT.teacher;
-    expect(expectedSeconds({ ...full, seeds: 6 }, trainImages, MEASURED_THROUGHPUT) - teacher).toBeCloseTo(2 * (base - teacher), 6);
+    expect(expectedSeconds({ ...full, seeds: 6 }, trainImages, MEASURED_THROUGHPUT) - teacher).toBeCloseTo(
+      2 * (base - teacher),
+      6,
+    );
     expect(expectedSeconds(full, trainImages / 2, MEASURED_THROUGHPUT)).toBeLessThan(base / 1.9);
   });
 });

@@ -14,19 +14,28 @@ import { craftedImages } from "../../src/crafted-images.ts";
 import { pngBytes, writeImageFolder, writeVoc } from "./image-fixtures.ts";
 
 const temp = (name: string) => mkdtempSync(join(tmpdir(), `nd-${name}-`));
-const options = (o: Partial<FileSetOptions> = {}, lines: string[] = []): FileSetOptions => ({ ...fileSetOptions({ seed: 3 }, (l) => lines.push(l)), ...o });
+const options = (o: Partial<FileSetOptions> = {}, lines: string[] = []): FileSetOptions => ({
+  ...fileSetOptions({ seed: 3 }, (l) => lines.push(l)),
+  ...o,
+});
 
 /** Mean brightness of the band of class k (of `classes`) in image i of an NHWC set, minus the rest. */
-function bandContrast(set: { images: Uint8Array; height: number; width: number; channels: number }, i: number, k: number, classes: number): number {
+function bandContrast(
+  set: { images: Uint8Array; height: number; width: number; channels: number },
+  i: number,
+  k: number,
+  classes: number,
+): number {
   const { height: h, width: w, channels: c } = set;
   let inside = 0;
   let outside = 0;
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const v = set.images[((i * h + y) * w + x) * c]!;
-    if (Math.floor(((x + 0.5) / w) * classes) === k) inside += v;
-    else outside += v;
-  }
-  return inside / (h * w / classes) - outside / (h * w * (1 - 1 / classes));
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const v = set.images[((i * h + y) * w + x) * c]!;
+      if (Math.floor(((x + 0.5) / w) * classes) === k) inside += v;
+      else outside += v;
+    }
+  return inside / ((h * w) / classes) - outside / (h * w * (1 - 1 / classes));
 }
 
 describe("image folder data sets", () => {
@@ -81,13 +90,19 @@ describe("image folder data sets", () => {
     const dir = temp("grey");
     for (const [k, name] of ["a", "b"].entries()) {
       mkdirSync(join(dir, "train", name), { recursive: true });
-      for (let i = 0; i < 3; i++) writeFileSync(join(dir, "train", name, `${i}.png`), pngBytes(5, 4, 1, (x, y) => (x * 40 + y * 7 + i + k * 100) % 256));
+      for (let i = 0; i < 3; i++)
+        writeFileSync(
+          join(dir, "train", name, `${i}.png`),
+          pngBytes(5, 4, 1, (x, y) => (x * 40 + y * 7 + i + k * 100) % 256),
+        );
     }
     const ds = await openDataset("folder", dir, options({ holdout: 0.34 }));
     expect(ds.train.channels).toBe(1);
     const first = ds.train.images.subarray(0, 20);
     const label = ds.train.labels[0]!;
-    const expected = Array.from({ length: 3 }, (_, i) => Array.from({ length: 20 }, (_, p) => ((p % 5) * 40 + Math.floor(p / 5) * 7 + i + label * 100) % 256));
+    const expected = Array.from({ length: 3 }, (_, i) =>
+      Array.from({ length: 20 }, (_, p) => ((p % 5) * 40 + Math.floor(p / 5) * 7 + i + label * 100) % 256),
+    );
     expect(expected.some((e) => e.every((v, p) => v === first[p]))).toBe(true);
   });
 
@@ -104,7 +119,9 @@ describe("image folder data sets", () => {
     expect(skipped).toHaveLength(2);
     expect(skipped.join("\n")).toMatch(/bee\/truncated\.png: cannot decode the PNG image/);
     expect(skipped.join("\n")).toMatch(/cat\/fake\.jpg: the image must be PNG or JPEG/);
-    await expect(openDataset("folder", dir, options({ skipUnreadable: false }))).rejects.toThrow(/(truncated\.png|fake\.jpg): .*--skip-unreadable skips such files instead/);
+    await expect(openDataset("folder", dir, options({ skipUnreadable: false }))).rejects.toThrow(
+      /(truncated\.png|fake\.jpg): .*--skip-unreadable skips such files instead/,
+    );
   });
 
   it("skips an entry it cannot stat (a symlink loop) with a message, or refuses naming it", async () => {
@@ -116,7 +133,9 @@ describe("image folder data sets", () => {
     const ds = await openDataset("folder", dir, options({}, lines));
     expect(ds.train.count).toBe(12);
     expect(lines).toContain(`data: skipping an unreadable entry: ${loop}: cannot read it (ELOOP)`);
-    await expect(openDataset("folder", dir, options({ skipUnreadable: false }))).rejects.toThrow(`${loop}: cannot read it (ELOOP) (--skip-unreadable skips such entries instead)`);
+    await expect(openDataset("folder", dir, options({ skipUnreadable: false }))).rejects.toThrow(
+      `${loop}: cannot read it (ELOOP) (--skip-unreadable skips such entries instead)`,
+    );
   });
 
   it("skips crafted images (decompression bombs, a second IHDR, chunk and scan floods) with the reason, or refuses the data set", async () => {
@@ -124,17 +143,22 @@ describe("image folder data sets", () => {
     writeImageFolder(dir, { classes, train: 4, val: 1, test: 1 });
     const crafted = craftedImages();
     crafted.forEach((c, i) => {
-writeFileSync(join(dir, "train", "bee", `crafted${i}.${c.bytes[0] === 0xff ? "jpg" : "png"}`), c.bytes);
-});
+      writeFileSync(join(dir, "train", "bee", `crafted${i}.${c.bytes[0] === 0xff ? "jpg" : "png"}`), c.bytes);
+    });
     const lines: string[] = [];
     const ds = await openDataset("folder", dir, options({}, lines));
     expect(ds.train.count).toBe(12);
     const skipped = lines.filter((l) => l.startsWith("data: skipping an unreadable image"));
     expect(skipped).toHaveLength(crafted.length);
     crafted.forEach((c, i) => {
-expect(skipped.find((l) => l.includes(`crafted${i}.`)), c.name).toMatch(c.reason);
-});
-    await expect(openDataset("folder", dir, options({ skipUnreadable: false }))).rejects.toThrow(/crafted\d\.(png|jpg): .*--skip-unreadable skips such files instead/);
+      expect(
+        skipped.find((l) => l.includes(`crafted${i}.`)),
+        c.name,
+      ).toMatch(c.reason);
+    });
+    await expect(openDataset("folder", dir, options({ skipUnreadable: false }))).rejects.toThrow(
+      /crafted\d\.(png|jpg): .*--skip-unreadable skips such files instead/,
+    );
   });
 
   it("refuses empty class folders, a missing train/, a single class and val classes not in train", async () => {
@@ -142,14 +166,18 @@ expect(skipped.find((l) => l.includes(`crafted${i}.`)), c.name).toMatch(c.reason
     await expect(openDataset("folder", dir, options())).rejects.toThrow(new RegExp(`${join(dir, "train")}: not found`));
     writeImageFolder(dir, { classes, train: 3 });
     mkdirSync(join(dir, "train", "dog"));
-    await expect(openDataset("folder", dir, options())).rejects.toThrow(new RegExp(`${join(dir, "train", "dog")}: no PNG or JPEG images`));
+    await expect(openDataset("folder", dir, options())).rejects.toThrow(
+      new RegExp(`${join(dir, "train", "dog")}: no PNG or JPEG images`),
+    );
     const one = temp("one");
     writeImageFolder(one, { classes: ["only"], train: 3 });
     await expect(openDataset("folder", one, options())).rejects.toThrow(/only one class folder \("only"\)/);
     const stray = temp("stray");
     writeImageFolder(stray, { classes, train: 3, val: 1 });
     mkdirSync(join(stray, "val", "zebra"));
-    await expect(openDataset("folder", stray, options())).rejects.toThrow(/val\/zebra: class "zebra" is not one of the training classes/);
+    await expect(openDataset("folder", stray, options())).rejects.toThrow(
+      /val\/zebra: class "zebra" is not one of the training classes/,
+    );
     expect(() => loadDataset("folder", dir)).toThrow(DataError);
   });
 
@@ -179,7 +207,9 @@ describe("Pascal VOC layout", () => {
     expect(ds.classes).toEqual(VOC_CLASSES);
     expect([ds.train.count, ds.val!.count, ds.test.count]).toEqual([16, 4, 8]);
     expect([ds.train.width, ds.train.height, ds.train.channels]).toEqual([16, 16, 3]);
-    const ids = readFileSync(join(dir, "ImageSets", "Main", "val.txt"), "utf8").trim().split("\n");
+    const ids = readFileSync(join(dir, "ImageSets", "Main", "val.txt"), "utf8")
+      .trim()
+      .split("\n");
     ids.forEach((id, i) => {
       const expected = VOC_CLASSES.map((c) => targets.get(id)![names.indexOf(c)] ?? 0);
       expect([...ds.test.targets!.subarray(i * 20, (i + 1) * 20)], id).toEqual(expected);
@@ -192,7 +222,10 @@ describe("Pascal VOC layout", () => {
     const dir = join(temp("voc-root"), "VOCdevkit", "VOC2099");
     writeVoc(dir, ["zebra", "apple", "kiwi"], { train: 12, val: 6 });
     const main = join(dir, "ImageSets", "Main");
-    writeFileSync(join(main, "test.txt"), readFileSync(join(main, "train.txt"), "utf8").split("\n").slice(0, 5).join("\n"));
+    writeFileSync(
+      join(main, "test.txt"),
+      readFileSync(join(main, "train.txt"), "utf8").split("\n").slice(0, 5).join("\n"),
+    );
     const ds = await openDataset("voc", join(dir, "..", ".."), options());
     expect(ds.classes).toEqual(["apple", "kiwi", "zebra"]);
     expect([ds.train.count, ds.val!.count, ds.test.count]).toEqual([12, 6, 5]);
@@ -202,18 +235,30 @@ describe("Pascal VOC layout", () => {
   it("refuses missing or malformed annotations by file, and skips or refuses missing images", async () => {
     const dir = temp("voc-bad");
     writeVoc(dir, ["dog", "cat"], { train: 6, val: 3 });
-    const ids = readFileSync(join(dir, "ImageSets", "Main", "train.txt"), "utf8").trim().split("\n");
+    const ids = readFileSync(join(dir, "ImageSets", "Main", "train.txt"), "utf8")
+      .trim()
+      .split("\n");
     writeFileSync(join(dir, "Annotations", `${ids[1]}.xml`), "<annotation><object><name>dog</name></annotation>");
-    await expect(openDataset("voc", dir, options())).rejects.toThrow(new RegExp(`${ids[1]}\\.xml: not a VOC annotation: </annotation> closes <object>`));
-    writeFileSync(join(dir, "Annotations", `${ids[1]}.xml`), "<annotation><object><pose>Left</pose></object></annotation>");
+    await expect(openDataset("voc", dir, options())).rejects.toThrow(
+      new RegExp(`${ids[1]}\\.xml: not a VOC annotation: </annotation> closes <object>`),
+    );
+    writeFileSync(
+      join(dir, "Annotations", `${ids[1]}.xml`),
+      "<annotation><object><pose>Left</pose></object></annotation>",
+    );
     await expect(openDataset("voc", dir, options())).rejects.toThrow(/object 1 has no <name>/);
-    writeFileSync(join(dir, "Annotations", `${ids[1]}.xml`), "<annotation><object><name>dog</name></object></annotation>");
+    writeFileSync(
+      join(dir, "Annotations", `${ids[1]}.xml`),
+      "<annotation><object><name>dog</name></object></annotation>",
+    );
     writeFileSync(join(dir, "JPEGImages", `${ids[2]}.jpg`), "");
     const lines: string[] = [];
     const ds = await openDataset("voc", dir, options({ holdout: 0.2 }, lines));
     expect(ds.train.count + ds.val!.count).toBe(5);
     expect(lines.join("\n")).toMatch(new RegExp(`skipping an unreadable image: .*${ids[2]}\\.jpg`));
-    await expect(openDataset("voc", dir, options({ skipUnreadable: false }))).rejects.toThrow(new RegExp(`${ids[2]}\\.jpg`));
+    await expect(openDataset("voc", dir, options({ skipUnreadable: false }))).rejects.toThrow(
+      new RegExp(`${ids[2]}\\.jpg`),
+    );
     writeFileSync(join(dir, "ImageSets", "Main", "train.txt"), `${ids.join("\n")}\nmissing_id\n`);
     await expect(openDataset("voc", dir, options())).rejects.toThrow(/missing_id\.xml: not found/);
     await expect(openDataset("voc", temp("not-voc"), options())).rejects.toThrow(/not a Pascal VOC folder/);
@@ -226,13 +271,18 @@ describe("Pascal VOC layout", () => {
     const ids = readFileSync(list, "utf8").trim().split("\n");
     for (const bad of ["../../etc/passwd", "..", "/etc/passwd", "a/b", ".hidden", "x\\..\\y"]) {
       writeFileSync(list, `${ids[0]}\n${bad} 1\n`);
-      await expect(openDataset("voc", dir, options()), bad).rejects.toThrow(`${list}:2: image id ${JSON.stringify(bad)} is not a file name`);
+      await expect(openDataset("voc", dir, options()), bad).rejects.toThrow(
+        `${list}:2: image id ${JSON.stringify(bad)} is not a file name`,
+      );
     }
   });
 
   it("parses the annotation XML: entities, comments, an object's own name and not its parts'", () => {
     const xml = `<?xml version="1.0"?><!-- c --><annotation><object><name>dog &amp; cat</name><difficult>1</difficult><part><name>head</name></part></object><object><name><![CDATA[person]]></name></object></annotation>`;
-    expect(vocObjects(xml)).toEqual([{ name: "dog & cat", difficult: true }, { name: "person", difficult: false }]);
+    expect(vocObjects(xml)).toEqual([
+      { name: "dog & cat", difficult: true },
+      { name: "person", difficult: false },
+    ]);
     expect(() => parseXml("<a><b></a>")).toThrow(/<\/a> closes <b>/);
     expect(() => parseXml("<a>")).toThrow(/<a> is never closed/);
     expect(() => parseXml("<a/><b/>")).toThrow(/more than one root/);

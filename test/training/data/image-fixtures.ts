@@ -18,7 +18,13 @@ export function noise(seed: number): () => number {
 export type Pixel = (x: number, y: number, c: number) => number;
 
 /** A PNG of 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA) channels, 8 or 16 bits. */
-export function pngBytes(width: number, height: number, channels: 1 | 2 | 3 | 4, pixel: Pixel, depth: 8 | 16 = 8): Uint8Array {
+export function pngBytes(
+  width: number,
+  height: number,
+  channels: 1 | 2 | 3 | 4,
+  pixel: Pixel,
+  depth: 8 | 16 = 8,
+): Uint8Array {
   const data = depth === 16 ? new Uint16Array(width * height * channels) : new Uint8Array(width * height * channels);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
@@ -68,7 +74,11 @@ export interface FolderFixture {
  * through grey PNG, RGB PNG, RGBA 16-bit PNG and JPEG.
  */
 export function writeImageFolder(dir: string, f: FolderFixture): void {
-  const splits: [string, number | undefined][] = [["train", f.train], ["val", f.val], ["test", f.test]];
+  const splits: [string, number | undefined][] = [
+    ["train", f.train],
+    ["val", f.val],
+    ["test", f.test],
+  ];
   let seed = 1;
   for (const [split, count] of splits) {
     if (count === undefined) continue;
@@ -78,7 +88,14 @@ export function writeImageFolder(dir: string, f: FolderFixture): void {
         const [w, h] = i % 4 === 3 ? [20, 16] : [12, 12];
         const px = banded(k, f.classes.length, w, seed++);
         const kind = i % 4;
-        const [ext, bytes] = kind === 0 ? ["png", pngBytes(w, h, 1, px)] : kind === 1 ? ["png", pngBytes(w, h, 3, px)] : kind === 2 ? ["png", pngBytes(w, h, 4, px, 16)] : ["jpg", jpegBytes(w, h, px)];
+        const [ext, bytes] =
+          kind === 0
+            ? ["png", pngBytes(w, h, 1, px)]
+            : kind === 1
+              ? ["png", pngBytes(w, h, 3, px)]
+              : kind === 2
+                ? ["png", pngBytes(w, h, 4, px, 16)]
+                : ["jpg", jpegBytes(w, h, px)];
         writeFileSync(join(dir, split, name, `img${i}.${ext}`), bytes);
       }
     });
@@ -90,16 +107,26 @@ export function writeImageFolder(dir: string, f: FolderFixture): void {
  * class present (class k: a bright patch in cell k of a 2x2 grid; some objects "difficult", some
  * with <part>s whose own <name> is not a class), ImageSets/Main/train.txt and val.txt.
  */
-export function writeVoc(dir: string, classes: string[], counts: { train: number; val: number }): { targets: Map<string, number[]> } {
-  for (const sub of ["JPEGImages", "Annotations", join("ImageSets", "Main")]) mkdirSync(join(dir, sub), { recursive: true });
+export function writeVoc(
+  dir: string,
+  classes: string[],
+  counts: { train: number; val: number },
+): { targets: Map<string, number[]> } {
+  for (const sub of ["JPEGImages", "Annotations", join("ImageSets", "Main")])
+    mkdirSync(join(dir, sub), { recursive: true });
   const targets = new Map<string, number[]>();
   let n = 0;
-  for (const [split, count] of [["train", counts.train], ["val", counts.val]] as const) {
+  for (const [split, count] of [
+    ["train", counts.train],
+    ["val", counts.val],
+  ] as const) {
     const ids: string[] = [];
     for (let i = 0; i < count; i++, n++) {
       const id = `2007_${String(n).padStart(6, "0")}`;
       // Every image has one or two classes: n's own, and the next one on every third image.
-      const present = classes.map((_, k) => (k === n % classes.length || (n % 3 === 0 && k === (n + 1) % classes.length) ? 1 : 0));
+      const present = classes.map((_, k) =>
+        k === n % classes.length || (n % 3 === 0 && k === (n + 1) % classes.length) ? 1 : 0,
+      );
       targets.set(id, present);
       const bg = noise(n + 7);
       const px: Pixel = (x, y, c) => {
@@ -109,10 +136,15 @@ export function writeVoc(dir: string, classes: string[], counts: { train: number
       writeFileSync(join(dir, "JPEGImages", `${id}.jpg`), jpegBytes(16, 16, px));
       const objects = classes
         .filter((_, k) => present[k])
-        .map((name, j) => `  <object>\n    <name>${name}</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n    <difficult>${(n + j) % 5 === 0 ? 1 : 0}</difficult>\n` +
-          `    <bndbox><xmin>1</xmin><ymin>1</ymin><xmax>8</xmax><ymax>8</ymax></bndbox>\n` +
-          (n % 4 === 0 ? `    <part><name>head</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></part>\n` : "") +
-          `  </object>\n`)
+        .map(
+          (name, j) =>
+            `  <object>\n    <name>${name}</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n    <difficult>${(n + j) % 5 === 0 ? 1 : 0}</difficult>\n` +
+            `    <bndbox><xmin>1</xmin><ymin>1</ymin><xmax>8</xmax><ymax>8</ymax></bndbox>\n` +
+            (n % 4 === 0
+              ? `    <part><name>head</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></part>\n`
+              : "") +
+            `  </object>\n`,
+        )
         .join("");
       writeFileSync(
         join(dir, "Annotations", `${id}.xml`),

@@ -37,7 +37,9 @@ describe("Fashion-MNIST IDX loader", () => {
     writeFashionMnist(dir, { train: 3, test: 2 }, 4, false);
     const path = join(dir, "train-images-idx3-ubyte");
     writeFileSync(path, readFileSync(path).subarray(0, 40));
-    expect(() => loadFashionMnist(dir)).toThrow(/train-images-idx3-ubyte: truncated: header promises 48 bytes of data for \[3, 4, 4\], file has 24/);
+    expect(() => loadFashionMnist(dir)).toThrow(
+      /train-images-idx3-ubyte: truncated: header promises 48 bytes of data for \[3, 4, 4\], file has 24/,
+    );
   });
 
   it("rejects a file that is not IDX, broken gzip, and mismatched counts", () => {
@@ -48,7 +50,9 @@ describe("Fashion-MNIST IDX loader", () => {
     writeFileSync(join(dir, "train-images-idx3-ubyte.gz"), Buffer.from([0x1f, 0x8b, 1, 2, 3]));
     expect(() => loadFashionMnist(dir)).toThrow(/train-images-idx3-ubyte\.gz: broken gzip data/);
     writeFileSync(join(dir, "train-images-idx3-ubyte.gz"), gzipSync(idxBytes([4, 4, 4], new Uint8Array(64))));
-    expect(() => loadFashionMnist(dir)).toThrow(/train-labels-idx1-ubyte\.gz: has 3 labels but .*train-images-idx3-ubyte\.gz has 4 images/);
+    expect(() => loadFashionMnist(dir)).toThrow(
+      /train-labels-idx1-ubyte\.gz: has 3 labels but .*train-images-idx3-ubyte\.gz has 4 images/,
+    );
   });
 
   it("rejects out-of-range labels", () => {
@@ -87,7 +91,9 @@ describe("CIFAR binary loaders", () => {
     const dir = writeCifar10(root, 2);
     const path = join(dir, "data_batch_3.bin");
     writeFileSync(path, readFileSync(path).subarray(0, 5000));
-    expect(() => loadCifar("cifar10", root)).toThrow(/data_batch_3\.bin: 5000 bytes is not a whole number of 3073-byte records/);
+    expect(() => loadCifar("cifar10", root)).toThrow(
+      /data_batch_3\.bin: 5000 bytes is not a whole number of 3073-byte records/,
+    );
     rmSync(path);
     expect(() => loadCifar("cifar10", root)).toThrow(/data_batch_3\.bin: file not found/);
     writeFileSync(path, cifarRecord([10], 0));
@@ -95,6 +101,8 @@ describe("CIFAR binary loaders", () => {
   });
 
   it("rejects an unknown data set by name", () => {
-    expect(() => loadDataset("imagenet", "/nowhere")).toThrow(/unknown data set "imagenet" \(known: fashion-mnist, cifar10, cifar100, folder, voc\)/);
+    expect(() => loadDataset("imagenet", "/nowhere")).toThrow(
+      /unknown data set "imagenet" \(known: fashion-mnist, cifar10, cifar100, folder, voc\)/,
+    );
   });
 });

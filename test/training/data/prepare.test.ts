@@ -4,14 +4,34 @@ import { type ImageSet, channelStats } from "../../../training/data/dataset.ts";
 import { prepareData } from "../../../training/data/prepare.ts";
 import { Rng } from "../../../training/data/rng.ts";
 
-function set(count: number, h: number, w: number, c: number, pixel: (i: number, y: number, x: number, k: number) => number): ImageSet {
+function set(
+  count: number,
+  h: number,
+  w: number,
+  c: number,
+  pixel: (i: number, y: number, x: number, k: number) => number,
+): ImageSet {
   const images = new Uint8Array(count * h * w * c);
-  for (let i = 0; i < count; i++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) images[((i * h + y) * w + x) * c + k] = pixel(i, y, x, k);
-  return { images, labels: Uint8Array.from({ length: count }, (_, i) => i % 3), count, height: h, width: w, channels: c };
+  for (let i = 0; i < count; i++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) images[((i * h + y) * w + x) * c + k] = pixel(i, y, x, k);
+  return {
+    images,
+    labels: Uint8Array.from({ length: count }, (_, i) => i % 3),
+    count,
+    height: h,
+    width: w,
+    channels: c,
+  };
 }
 
 describe("validation split and subsets", () => {
-  const ds = { name: "t", classes: ["a", "b", "c"], train: set(100, 2, 2, 1, (i) => i), test: set(30, 2, 2, 1, (i) => i) };
+  const ds = {
+    name: "t",
+    classes: ["a", "b", "c"],
+    train: set(100, 2, 2, 1, (i) => i),
+    test: set(30, 2, 2, 1, (i) => i),
+  };
 
   it("holds out disjoint validation images, reproducibly from the seed", () => {
     const p = prepareData(ds, { trainLimit: 50, valSize: 10, testLimit: 20, seed: 7 });
@@ -26,7 +46,9 @@ describe("validation split and subsets", () => {
   });
 
   it("rejects a validation split that leaves no training images", () => {
-    expect(() => prepareData(ds, { trainLimit: 10, valSize: 10, testLimit: 0, seed: 1 })).toThrow(/validation size must be a whole number from 0 to 9/);
+    expect(() => prepareData(ds, { trainLimit: 10, valSize: 10, testLimit: 0, seed: 1 })).toThrow(
+      /validation size must be a whole number from 0 to 9/,
+    );
   });
 
   it("computes per-channel mean and std on [0, 1] pixels", () => {
@@ -57,10 +79,12 @@ describe("batches and augmentation", () => {
     const mirrored = [3, 2, 1, 6, 5, 4, 9, 8, 7];
     expect([plain, mirrored]).toContainEqual(grid(flipOnly.images, 0));
     const seen = new Set<string>();
-    for (let seed = 0; seed < 40; seed++) seen.add(grid(makeBatch(s, [0], table, { cropPadding: 0, flip: true }, new Rng(seed)).images, 0).join());
+    for (let seed = 0; seed < 40; seed++)
+      seen.add(grid(makeBatch(s, [0], table, { cropPadding: 0, flip: true }, new Rng(seed)).images, 0).join());
     expect(seen).toEqual(new Set([plain.join(), mirrored.join()]));
     const crops = new Set<string>();
-    for (let seed = 0; seed < 200; seed++) crops.add(grid(makeBatch(s, [0], table, { cropPadding: 1, flip: false }, new Rng(seed)).images, 0).join());
+    for (let seed = 0; seed < 200; seed++)
+      crops.add(grid(makeBatch(s, [0], table, { cropPadding: 1, flip: false }, new Rng(seed)).images, 0).join());
     expect(crops.size).toBe(9); // every shift in [-1, 1] x [-1, 1]
     expect(crops).toContain([5, 6, 0, 8, 9, 0, 0, 0, 0].join()); // shifted by (+1, +1), zero fill
     expect(crops).toContain([0, 0, 0, 0, 1, 2, 0, 4, 5].join()); // shifted by (-1, -1)
@@ -73,8 +97,8 @@ describe("batches and augmentation", () => {
       const img = makeBatch(big, [0], table, { cropPadding: 0, flip: false, erasing: 0.5 }, new Rng(seed)).images;
       const erased: [number, number][] = [];
       img.forEach((v, i) => {
-v !== 0 && erased.push([Math.floor(i / 20), i % 20]);
-});
+        v !== 0 && erased.push([Math.floor(i / 20), i % 20]);
+      });
       if (erased.length === 0) continue;
       const ys = erased.map((p) => p[0]);
       const xs = erased.map((p) => p[1]);
@@ -86,7 +110,9 @@ v !== 0 && erased.push([Math.floor(i / 20), i % 20]);
     expect(areas.length).toBeLessThan(240);
     expect(Math.min(...areas)).toBeGreaterThanOrEqual(0.01);
     expect(Math.max(...areas)).toBeLessThanOrEqual(0.45);
-    expect(makeBatch(big, [0], table, { cropPadding: 0, flip: false, erasing: 0 }, new Rng(1)).images.every((v) => v === 0)).toBe(true);
+    expect(
+      makeBatch(big, [0], table, { cropPadding: 0, flip: false, erasing: 0 }, new Rng(1)).images.every((v) => v === 0),
+    ).toBe(true);
   });
 
   it("names each augmented image's view, one key per distinct image (the teacher cache's key)", () => {

@@ -42,7 +42,12 @@ function errors(actual: Float32Array, expected: Float32Array): { max: number; l2
 
 /** The same weights on whatever backend is active: initialized once (cpu), copied by value. */
 function modelFrom(graph: Graph, values: Map<string, Float32Array>): Model {
-  const params = new Map(paramSpecs(graph).map((s) => [s.name, tf.variable(tf.tensor(values.get(s.name)!, s.shape), s.kind === "trainable")]));
+  const params = new Map(
+    paramSpecs(graph).map((s) => [
+      s.name,
+      tf.variable(tf.tensor(values.get(s.name)!, s.shape), s.kind === "trainable"),
+    ]),
+  );
   return { graph, params };
 }
 
@@ -50,7 +55,10 @@ function initialValues(graph: Graph): Map<string, Float32Array> {
   // He-like random weights and batch-norm scales around 1, so that every gradient is non-zero.
   return new Map(
     paramSpecs(graph).map((s, i) => {
-      const raw = randomValues(s.shape.reduce((a, b) => a * b, 1), 100 + i);
+      const raw = randomValues(
+        s.shape.reduce((a, b) => a * b, 1),
+        100 + i,
+      );
       if (s.name.endsWith("movingVariance") || s.name.endsWith("gamma")) return [s.name, raw.map((v) => 1 + 0.3 * v)];
       const fanIn = s.shape.length === 4 ? s.shape[0]! * s.shape[1]! * s.shape[2]! : s.shape[0]!;
       return [s.name, raw.map((v) => v * 1.7 * Math.sqrt(2 / fanIn))];
@@ -101,7 +109,9 @@ function expectParity(got: StepResult, want: StepResult, label: string): void {
     expect(e.max, `${label}: ${name} (max)`).toBeLessThan(LIMIT.max);
     worst = { l2: Math.max(worst.l2, e.l2), max: Math.max(worst.max, e.max) };
   }
-  console.log(`${label}: worst relative error over ${want.tensors.size} tensors: L2 ${worst.l2.toExponential(1)}, max ${worst.max.toExponential(1)}`);
+  console.log(
+    `${label}: worst relative error over ${want.tensors.size} tensors: L2 ${worst.l2.toExponential(1)}, max ${worst.max.toExponential(1)}`,
+  );
 }
 
 /** The native package under test: tfjs-node, or tfjs-node-gpu on a GPU machine (scripts/gpu-check.sh sets it). */
@@ -114,14 +124,16 @@ async function loadNode(): Promise<string | null> {
     return null;
   } catch (err) {
     const e = err as { code?: string; message?: string };
-    if (e.code === "ERR_MODULE_NOT_FOUND" || e.code === "MODULE_NOT_FOUND") return `${NATIVE} is not installed (npm run setup:tfjs-node builds it)`;
+    if (e.code === "ERR_MODULE_NOT_FOUND" || e.code === "MODULE_NOT_FOUND")
+      return `${NATIVE} is not installed (npm run setup:tfjs-node builds it)`;
     return `${NATIVE} does not load: ${(e.message ?? String(err)).split("\n")[0]}`;
   }
 }
 
 const nodeMissing = await loadNode();
 if (nodeMissing) console.warn(`backend parity: tfjs-node NOT TESTED here: ${nodeMissing}`);
-const nativeDevice = () => ((tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice ? "CUDA GPU" : "CPU");
+const nativeDevice = () =>
+  (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice ? "CUDA GPU" : "CPU";
 
 describe.each(MODELS)("%s (width x%s): one KD training step", (name, width) => {
   const graph = architecture(name, INPUT, CLASSES, width);
@@ -140,22 +152,28 @@ describe.each(MODELS)("%s (width x%s): one KD training step", (name, width) => {
     expectParity(kdStep(graph, values), reference, `${name} wasm`);
   });
 
-  it.skipIf(nodeMissing !== null)(`tfjs-node matches cpu${nodeMissing ? ` (skipped: ${nodeMissing})` : ""}`, async () => {
-    await useBackend("cpu");
-    const values = initialValues(graph);
-    await tf.setBackend("tensorflow");
-    expectParity(kdStep(graph, values), reference, `${name} ${NATIVE} (${nativeDevice()})`);
-  });
+  it.skipIf(nodeMissing !== null)(
+    `tfjs-node matches cpu${nodeMissing ? ` (skipped: ${nodeMissing})` : ""}`,
+    async () => {
+      await useBackend("cpu");
+      const values = initialValues(graph);
+      await tf.setBackend("tensorflow");
+      expectParity(kdStep(graph, values), reference, `${name} ${NATIVE} (${nativeDevice()})`);
+    },
+  );
 
-  it.skipIf(nodeMissing !== null)(`tfjs-node trains it: 4 SGD steps lower the loss${nodeMissing ? ` (skipped: ${nodeMissing})` : ""}`, async () => {
-    await useBackend("cpu");
-    const values = initialValues(graph);
-    await tf.setBackend("tensorflow");
-    const model = modelFrom(graph, values);
-    const sgd = new Sgd(model.params, { momentum: 0.9, weightDecay: 5e-4, nesterov: true });
-    const losses = Array.from({ length: 4 }, () => trainStep(model, sgd, batch, kd, teacherLogits, 0.05).loss);
-    expect(losses.every(Number.isFinite)).toBe(true);
-    expect(losses.at(-1)!).toBeLessThan(losses[0]!);
-    disposeModel(model);
-  });
+  it.skipIf(nodeMissing !== null)(
+    `tfjs-node trains it: 4 SGD steps lower the loss${nodeMissing ? ` (skipped: ${nodeMissing})` : ""}`,
+    async () => {
+      await useBackend("cpu");
+      const values = initialValues(graph);
+      await tf.setBackend("tensorflow");
+      const model = modelFrom(graph, values);
+      const sgd = new Sgd(model.params, { momentum: 0.9, weightDecay: 5e-4, nesterov: true });
+      const losses = Array.from({ length: 4 }, () => trainStep(model, sgd, batch, kd, teacherLogits, 0.05).loss);
+      expect(losses.every(Number.isFinite)).toBe(true);
+      expect(losses.at(-1)!).toBeLessThan(losses[0]!);
+      disposeModel(model);
+    },
+  );
 });

@@ -26,9 +26,16 @@ describe("initBackend", () => {
     const engine = await initBackend(undefined, { log: (l) => lines.push(l) });
     expect(BACKENDS).toContain(engine.backend);
     if (!nativeInstalled) {
-      expect(engine).toEqual({ backend: "wasm", device: expect.stringMatching(/^CPU \(WebAssembly, \d+ threads?, (SIMD|no SIMD); convolutions native \(onnxruntime CPU(, NCHWc block (8|16))?\)\)$/) });
+      expect(engine).toEqual({
+        backend: "wasm",
+        device: expect.stringMatching(
+          /^CPU \(WebAssembly, \d+ threads?, (SIMD|no SIMD); convolutions native \(onnxruntime CPU(, NCHWc block (8|16))?\)\)$/,
+        ),
+      });
       expect(tf.getBackend()).toBe("wasm");
-      expect(lines[0]).toMatch(/^engine: auto: wasm, the only engine installed \(tfjs-node and tfjs-node-gpu are not built/);
+      expect(lines[0]).toMatch(
+        /^engine: auto: wasm, the only engine installed \(tfjs-node and tfjs-node-gpu are not built/,
+      );
     } else {
       expect(lines.join("\n")).toMatch(new RegExp(`engine: auto chose ${engine.backend}: \\d+ img/s`));
     }
@@ -42,7 +49,23 @@ describe("initBackend", () => {
     await initBackend(undefined, { log: () => {} });
     const x = tf.ones([2, 6, 6, 1]);
     const w = tf.variable(tf.fill([3, 3, 1, 2], 0.1));
-    const grads = tf.variableGrads(() => tf.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]) as tf.Tensor4D, w as tf.Tensor4D, 2, "valid").sum() as tf.Scalar, [w]);
+    const grads = tf.variableGrads(
+      () =>
+        tf
+          .conv2d(
+            tf.pad(x, [
+              [0, 0],
+              [1, 1],
+              [1, 1],
+              [0, 0],
+            ]) as tf.Tensor4D,
+            w as tf.Tensor4D,
+            2,
+            "valid",
+          )
+          .sum() as tf.Scalar,
+      [w],
+    );
     expect(Array.from(grads.grads[w.name]!.dataSync()).every(Number.isFinite)).toBe(true);
     // 3x3 outputs read rows/columns 2o-1+tap: the top-left tap hits padding unless both o >= 1, so it
     // sees ones at 4 of 9 outputs, in 2 images.

@@ -32,8 +32,8 @@ describe("fused batch norm (wasm kernel) against the composite ops on cpu", () =
     });
     const names = ["y", "mean", "variance", "dx", "dgamma", "dbeta"];
     names.forEach((name, i) => {
-expect(relativeError(wasm[i]!, cpu[i]!), name).toBeLessThan(1e-5);
-});
+      expect(relativeError(wasm[i]!, cpu[i]!), name).toBeLessThan(1e-5);
+    });
   });
 
   it("reports the count behind the statistics", async () => {

@@ -33,7 +33,8 @@ function run(f: () => Gradients, model: Model): { g: Gradients; params: Map<stri
 function expectSame(a: ReturnType<typeof run>, b: ReturnType<typeof run>): void {
   expect(b.g.loss).toBeCloseTo(a.g.loss, 5);
   expect(b.g.correct).toBe(a.g.correct);
-  for (const [name, grad] of a.g.grads) expect(relativeError(b.g.grads.get(name)!.dataSync(), grad.dataSync()), name).toBeLessThan(1e-5);
+  for (const [name, grad] of a.g.grads)
+    expect(relativeError(b.g.grads.get(name)!.dataSync(), grad.dataSync()), name).toBeLessThan(1e-5);
   for (const [name, value] of a.params) expect(relativeError(b.params.get(name)!, value), name).toBeLessThan(1e-5);
 }
 
@@ -68,19 +69,27 @@ describe("DataParallel", () => {
     const mean = paramSpecs(graph).find((s) => s.name.endsWith("movingMean"))!.name;
     expect(Array.from(b.params.get(mean)!).some((v) => v !== 0)).toBe(true);
     for (const m of [single, parallel]) disposeModel(m);
-    for (const g of [a.g, b.g]) g.grads.forEach((t) => {
-t.dispose();
-});
+    for (const g of [a.g, b.g])
+      g.grads.forEach((t) => {
+        t.dispose();
+      });
   });
 
   it("follows a new model and batch size, and falls back to one thread for a batch smaller than the pool", () => {
     const other = architecture("narrow-deep", input, 5, 0.2);
     const loss = createLoss("ce");
-    for (const [g, size] of [[other, 12], [graph, 16], [graph, 1]] as const) {
+    for (const [g, size] of [
+      [other, 12],
+      [graph, 16],
+      [graph, 1],
+    ] as const) {
       const single = createModel(g, 2);
       const parallel = createModel(g, 2);
       const batch = batchOf(size, size);
-      expectSame(run(() => lossAndGradients(single, batch, loss, null), single), run(() => pool.gradients(parallel, batch, loss, null), parallel));
+      expectSame(
+        run(() => lossAndGradients(single, batch, loss, null), single),
+        run(() => pool.gradients(parallel, batch, loss, null), parallel),
+      );
       disposeModel(single);
       disposeModel(parallel);
     }
@@ -93,7 +102,9 @@ t.dispose();
       const model = createModel(graph, 1);
       // The worker builds its loss by registry name: an unknown name fails there only.
       const loss = { ...createLoss("ce"), name: "no-such-loss" };
-      expect(() => broken.gradients(model, batchOf(4, 1), loss, null)).toThrow(/replica 1: .*unknown loss "no-such-loss"/);
+      expect(() => broken.gradients(model, batchOf(4, 1), loss, null)).toThrow(
+        /replica 1: .*unknown loss "no-such-loss"/,
+      );
       expect(() => broken.gradients(model, batchOf(4, 1), createLoss("ce"), null)).toThrow(/failed earlier/);
       disposeModel(model);
     } finally {
@@ -102,6 +113,8 @@ t.dispose();
   });
 
   it("describes itself", () => {
-    expect(pool.describe("CPU (WebAssembly, 1 thread, SIMD)")).toBe("2 data-parallel replicas (threads), each CPU (WebAssembly, 1 thread, SIMD)");
+    expect(pool.describe("CPU (WebAssembly, 1 thread, SIMD)")).toBe(
+      "2 data-parallel replicas (threads), each CPU (WebAssembly, 1 thread, SIMD)",
+    );
   });
 });

@@ -27,11 +27,21 @@ describe("fused inference (BN folded into convolutions)", () => {
       const model = createModel(graph, 3);
       // Moving statistics away from their initial 0/1, and BN scales away from 1.
       for (const [k, v] of model.params) {
-        if (k.endsWith("movingMean") || k.endsWith("beta")) v.assign(tf.tensor(randomValues(v.size, k.length), v.shape));
-        if (k.endsWith("movingVariance") || k.endsWith("gamma")) v.assign(tf.tensor(randomValues(v.size, k.length + 1), v.shape).abs().add(0.5));
+        if (k.endsWith("movingMean") || k.endsWith("beta"))
+          v.assign(tf.tensor(randomValues(v.size, k.length), v.shape));
+        if (k.endsWith("movingVariance") || k.endsWith("gamma"))
+          v.assign(
+            tf
+              .tensor(randomValues(v.size, k.length + 1), v.shape)
+              .abs()
+              .add(0.5),
+          );
       }
       const images = tf.tensor4d(randomValues(4 * 12 * 12 * 3, 5), [4, 12, 12, 3]);
-      const out = [forward(model, images, { training: false }), forward(model, images, { training: false, fuse: false })];
+      const out = [
+        forward(model, images, { training: false }),
+        forward(model, images, { training: false, fuse: false }),
+      ];
       disposeModel(model);
       return out;
     });

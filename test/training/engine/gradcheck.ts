@@ -33,7 +33,9 @@ export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<num
 }
 
 /** Runs `compute` on cpu and on wasm, returning each output's values from both. */
-export async function onBothBackends(compute: () => tf.Tensor[]): Promise<{ cpu: Float32Array[]; wasm: Float32Array[] }> {
+export async function onBothBackends(
+  compute: () => tf.Tensor[],
+): Promise<{ cpu: Float32Array[]; wasm: Float32Array[] }> {
   const results: Record<"cpu" | "wasm", Float32Array[]> = { cpu: [], wasm: [] };
   for (const name of ["cpu", "wasm"] as const) {
     await useBackend(name);
@@ -75,22 +77,45 @@ export const BLOCKED_CONV_CASES: [number, number, number, number, number, number
 ];
 
 /** A convolution (padding (kernel - 1) / 2, as forward.ts), and its input and filter gradients for a random upstream gradient. */
-export function convAndGradients(b: number, h: number, w: number, ci: number, co: number, k: number, s: number): tf.Tensor[] {
+export function convAndGradients(
+  b: number,
+  h: number,
+  w: number,
+  ci: number,
+  co: number,
+  k: number,
+  s: number,
+): tf.Tensor[] {
   const x = tf.tensor4d(randomValues(b * h * w * ci, 1), [b, h, w, ci]);
   const filter = tf.tensor4d(randomValues(k * k * ci * co, 2), [k, k, ci, co]);
   const y = tf.conv2d(x, filter, s, (k - 1) / 2);
   const r = tf.tensor(randomValues(y.size, 3), y.shape);
-  const [dx, dw] = tf.grads((a, f) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, s, (k - 1) / 2).mul(r).sum())([x, filter]);
+  const [dx, dw] = tf.grads((a, f) =>
+    tf
+      .conv2d(a as tf.Tensor4D, f as tf.Tensor4D, s, (k - 1) / 2)
+      .mul(r)
+      .sum(),
+  )([x, filter]);
   return [y, dx!, dw!];
 }
 
 /** tfjs' named paddings with strides where they drop or pad rows unevenly. */
-export const PADDINGS = [["same", 2], ["valid", 2], ["valid", 3], ["same", 3]] as const;
+export const PADDINGS = [
+  ["same", 2],
+  ["valid", 2],
+  ["valid", 3],
+  ["same", 3],
+] as const;
 
 /** Input and filter gradients of a 3x3 convolution with a named padding. */
 export function paddedConvGradients(pad: "same" | "valid", stride: number, ci = 3, co = 5): tf.Tensor[] {
   const x = tf.tensor4d(randomValues(2 * 9 * 8 * ci, 4), [2, 9, 8, ci]);
   const filter = tf.tensor4d(randomValues(3 * 3 * ci * co, 5), [3, 3, ci, co]);
-  const [dx, dw] = tf.grads((a, f) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, stride, pad).square().sum())([x, filter]);
+  const [dx, dw] = tf.grads((a, f) =>
+    tf
+      .conv2d(a as tf.Tensor4D, f as tf.Tensor4D, stride, pad)
+      .square()
+      .sum(),
+  )([x, filter]);
   return [dx!, dw!];
 }

@@ -7,8 +7,16 @@ beforeAll(async () => {
   await tf.setBackend("cpu");
 });
 
-const params = () => new Map<string, tf.Variable>([["k", tf.variable(tf.tensor2d([[1, -2]]))], ["b", tf.variable(tf.tensor1d([0.5]))]]);
-const grads = (k: number[], b: number) => new Map<string, tf.Tensor>([["k", tf.tensor2d([k])], ["b", tf.tensor1d([b])]]);
+const params = () =>
+  new Map<string, tf.Variable>([
+    ["k", tf.variable(tf.tensor2d([[1, -2]]))],
+    ["b", tf.variable(tf.tensor1d([0.5]))],
+  ]);
+const grads = (k: number[], b: number) =>
+  new Map<string, tf.Tensor>([
+    ["k", tf.tensor2d([k])],
+    ["b", tf.tensor1d([b])],
+  ]);
 const read = (p: Map<string, tf.Variable>, name: string) => [...p.get(name)!.dataSync()];
 
 describe("SGD", () => {
@@ -46,7 +54,9 @@ describe("SGD", () => {
     b.apply(grads([0.3, 0.1], 1), 0.1);
     expect(read(p2, "k")).toEqual(read(p1, "k"));
     expect([...a.state().keys()].sort()).toEqual(["b:momentum", "k:momentum"]);
-    expect(() => b.load(new Map([["w:momentum", { shape: [1], data: new Float32Array(1) }]]))).toThrow(/optimizer slot "w:momentum" does not belong/);
+    expect(() => b.load(new Map([["w:momentum", { shape: [1], data: new Float32Array(1) }]]))).toThrow(
+      /optimizer slot "w:momentum" does not belong/,
+    );
   });
 });
 
@@ -60,7 +70,14 @@ describe("learning-rate schedules", () => {
   });
   it("step drops by gamma at each milestone fraction", () => {
     const s = { ...base, kind: "step" as const };
-    expect([0, 19, 20, 29, 30, 39].map((step) => learningRateAt(s, step, 10, 4))).toEqual([0.1, 0.1, 0.1 * 0.1, 0.1 * 0.1, 0.1 * 0.1 ** 2, 0.1 * 0.1 ** 2]);
+    expect([0, 19, 20, 29, 30, 39].map((step) => learningRateAt(s, step, 10, 4))).toEqual([
+      0.1,
+      0.1,
+      0.1 * 0.1,
+      0.1 * 0.1,
+      0.1 * 0.1 ** 2,
+      0.1 * 0.1 ** 2,
+    ]);
   });
   it("warms up linearly", () => {
     const s = { ...base, kind: "step" as const, warmupEpochs: 1 };

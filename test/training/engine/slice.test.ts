@@ -5,14 +5,42 @@ import { describe, expect, it } from "vitest";
 import { onBothBackends, randomValues } from "./gradcheck.ts";
 
 const CASES: [number[], number[], number[]][] = [
-  [[4, 10, 10, 3], [0, 1, 1, 0], [4, 8, 8, 3]], // the pad gradient of a stride-2 convolution
-  [[2, 5, 6, 4], [1, 2, 0, 1], [1, 2, 6, 2]], // partial innermost dimension
-  [[3, 7], [1, 2], [2, 5]],
+  [
+    [4, 10, 10, 3],
+    [0, 1, 1, 0],
+    [4, 8, 8, 3],
+  ], // the pad gradient of a stride-2 convolution
+  [
+    [2, 5, 6, 4],
+    [1, 2, 0, 1],
+    [1, 2, 6, 2],
+  ], // partial innermost dimension
+  [
+    [3, 7],
+    [1, 2],
+    [2, 5],
+  ],
   [[12], [3], [7]],
-  [[2, 3, 4], [0, 0, 0], [2, 3, 4]], // the whole tensor
-  [[2, 3, 4], [1, 0, 0], [1, 3, 4]], // one contiguous block
-  [[2, 3, 4], [0, 1, 0], [-1, 2, -1]], // -1: to the end
-  [[3, 4, 5], [0, 0, 2], [3, 4, 0]], // empty
+  [
+    [2, 3, 4],
+    [0, 0, 0],
+    [2, 3, 4],
+  ], // the whole tensor
+  [
+    [2, 3, 4],
+    [1, 0, 0],
+    [1, 3, 4],
+  ], // one contiguous block
+  [
+    [2, 3, 4],
+    [0, 1, 0],
+    [-1, 2, -1],
+  ], // -1: to the end
+  [
+    [3, 4, 5],
+    [0, 0, 2],
+    [3, 4, 0],
+  ], // empty
 ];
 
 describe("Slice on wasm", () => {
@@ -29,7 +57,19 @@ describe("Slice on wasm", () => {
     const { cpu, wasm } = await onBothBackends(() => {
       const x = tf.tensor(randomValues(2 * 6 * 6 * 3, 4), [2, 6, 6, 3]);
       const r = tf.tensor(randomValues(2 * 8 * 8 * 3, 5), [2, 8, 8, 3]);
-      return [tf.grad((a) => tf.pad(a, [[0, 0], [1, 1], [1, 1], [0, 0]]).mul(r).sum())(x)];
+      return [
+        tf.grad((a) =>
+          tf
+            .pad(a, [
+              [0, 0],
+              [1, 1],
+              [1, 1],
+              [0, 0],
+            ])
+            .mul(r)
+            .sum(),
+        )(x),
+      ];
     });
     expect(Array.from(wasm[0]!)).toEqual(Array.from(cpu[0]!));
   });

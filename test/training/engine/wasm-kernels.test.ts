@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { CONV_CASES, PADDINGS, convAndGradients, onBothBackends, paddedConvGradients, relativeError } from "./gradcheck.ts";
+import {
+  CONV_CASES,
+  PADDINGS,
+  convAndGradients,
+  onBothBackends,
+  paddedConvGradients,
+  relativeError,
+} from "./gradcheck.ts";
 
 describe("wasm convolution gradient kernels", () => {
   it.each(CONV_CASES)("match cpu for x [%i,%i,%i,%i], %i filters of size %i, stride %i", async (...c) => {

@@ -5,7 +5,14 @@ import { calibrate } from "../../../training/export/calibrate.ts";
 import { decodeModel, encodeModel, node, valueInfo } from "../../../training/onnx/proto.ts";
 
 // input [N, 1, 2, 2] -> Relu -> "r"
-const model = decodeModel(encodeModel({ opset: 13, nodes: [node("Relu", ["input"], ["r"])], inputs: [valueInfo("input", ["N", 1, 2, 2])], outputs: [valueInfo("r", ["N", 1, 2, 2])] }));
+const model = decodeModel(
+  encodeModel({
+    opset: 13,
+    nodes: [node("Relu", ["input"], ["r"])],
+    inputs: [valueInfo("input", ["N", 1, 2, 2])],
+    outputs: [valueInfo("r", ["N", 1, 2, 2])],
+  }),
+);
 
 /** Four 2x2 grey images: 15 values spread over [-1, 1] and one outlier, 100. */
 const values = [...Array.from({ length: 15 }, (_, i) => -1 + (2 * i) / 14), 100];
@@ -32,9 +39,15 @@ describe("calibrate", () => {
   });
 
   it("refuses no images, a percentile outside (50, 100], and tensors that are not finite", async () => {
-    await expect(calibrate(model, ["input"], { ...images, count: 0 }, { method: "minmax" })).rejects.toThrow(/at least one image/);
-    await expect(calibrate(model, ["input"], images, { method: "percentile", percentile: 40 })).rejects.toThrow(/percentile must be in \(50, 100\], got 40/);
+    await expect(calibrate(model, ["input"], { ...images, count: 0 }, { method: "minmax" })).rejects.toThrow(
+      /at least one image/,
+    );
+    await expect(calibrate(model, ["input"], images, { method: "percentile", percentile: 40 })).rejects.toThrow(
+      /percentile must be in \(50, 100\], got 40/,
+    );
     const nan = { ...images, data: Float32Array.from(values, (v, i) => (i === 3 ? Number.NaN : v)) };
-    await expect(calibrate(model, ["r"], nan, { method: "minmax" })).rejects.toThrow(/tensor "r" has non-finite values/);
+    await expect(calibrate(model, ["r"], nan, { method: "minmax" })).rejects.toThrow(
+      /tensor "r" has non-finite values/,
+    );
   });
 });

@@ -28,7 +28,11 @@ interface State {
 }
 function readState(dir: string): State {
   const manifest = parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
-  const files = Object.fromEntries(readdirSync(dir).filter((f) => f.endsWith(".onnx")).map((f) => [f, digest(readFileSync(join(dir, f)))]));
+  const files = Object.fromEntries(
+    readdirSync(dir)
+      .filter((f) => f.endsWith(".onnx"))
+      .map((f) => [f, digest(readFileSync(join(dir, f)))]),
+  );
   return { manifest, files };
 }
 
@@ -43,18 +47,26 @@ function runWith(subRuns: { arch: string; seed: number }[]): string {
 
 /** Runs the export CLI until it says it paused at `step`, then SIGKILLs it. */
 function exportKilledAt(runDir: string, modelsDir: string, step: string): Promise<void> {
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "training/cli/export.ts", runDir, "--models-dir", modelsDir, ...options], {
-    cwd: REPO,
-    env: { ...process.env, NARROWDEEP_EXPORT_PAUSE_AT: step },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ["--import", "tsx", "training/cli/export.ts", runDir, "--models-dir", modelsDir, ...options],
+    {
+      cwd: REPO,
+      env: { ...process.env, NARROWDEEP_EXPORT_PAUSE_AT: step },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   return new Promise((resolve, reject) => {
     let stderr = "";
     child.stderr!.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();
       if (stderr.includes(`export: paused at ${step}`)) child.kill("SIGKILL");
     });
-    child.on("exit", (code, signal) => (signal === "SIGKILL" ? resolve() : reject(new Error(`export exited (${code}) without pausing at ${step}:\n${stderr}`))));
+    child.on("exit", (code, signal) =>
+      signal === "SIGKILL"
+        ? resolve()
+        : reject(new Error(`export exited (${code}) without pausing at ${step}:\n${stderr}`)),
+    );
   });
 }
 
@@ -66,8 +78,14 @@ let newState: State;
 
 beforeAll(async () => {
   await initBackend("wasm", { log: () => {} });
-  oldRun = runWith([{ arch: "narrow-deep", seed: 1 }, { arch: "wide", seed: 1 }]);
-  newRun = runWith([{ arch: "narrow-deep", seed: 2 }, { arch: "wide", seed: 2 }]);
+  oldRun = runWith([
+    { arch: "narrow-deep", seed: 1 },
+    { arch: "wide", seed: 1 },
+  ]);
+  newRun = runWith([
+    { arch: "narrow-deep", seed: 2 },
+    { arch: "wide", seed: 2 },
+  ]);
   oldModels = tmp("models-old-");
   await exportRun(oldRun, { modelsDir: oldModels, accuracySamples: 64, int8: false, log: () => {} });
   oldState = readState(oldModels);
@@ -79,7 +97,11 @@ beforeAll(async () => {
 });
 
 /** What identifies a state: the files' digests and what the manifest says each file is. */
-const strip = (s: State) => ({ files: s.files, models: s.manifest.models.map((m) => ({ name: m.name, file: m.file, sha256: m.sha256, bytes: m.bytes })), defaultStudent: s.manifest.defaultStudent });
+const strip = (s: State) => ({
+  files: s.files,
+  models: s.manifest.models.map((m) => ({ name: m.name, file: m.file, sha256: m.sha256, bytes: m.bytes })),
+  defaultStudent: s.manifest.defaultStudent,
+});
 
 describe("an export killed while writing models/", () => {
   const cases = [
@@ -95,8 +117,11 @@ describe("an export killed while writing models/", () => {
       await exportKilledAt(newRun, models, step);
 
       const torn = readState(models); // the manifest parses: it was never half-written
-      for (const [file, sha] of Object.entries(torn.files)) expect([oldState.files[file], newState.files[file]]).toContain(sha);
-      expect([oldState.manifest.models[0]!.sha256, newState.manifest.models[0]!.sha256]).toContain(torn.manifest.models[0]!.sha256);
+      for (const [file, sha] of Object.entries(torn.files))
+        expect([oldState.files[file], newState.files[file]]).toContain(sha);
+      expect([oldState.manifest.models[0]!.sha256, newState.manifest.models[0]!.sha256]).toContain(
+        torn.manifest.models[0]!.sha256,
+      );
 
       expect(recoverModels(models)).toBe(recovery);
       const resolved = readState(models);

@@ -31,8 +31,13 @@ export function fixtureCheckpoint(o: FixtureOptions): Checkpoint {
   const widthScale = o.widthScale ?? 0.25;
   const graph = architecture(o.architecture, { height: 28, width: 28, channels: 1 }, 10, widthScale);
   const model = createModel(graph, o.seed ?? 1);
-  for (let i = 0; i < 40; i++) tf.tidy(() => forward(model, tf.randomNormal([16, 28, 28, 1], 0, 1, "float32", i) as tf.Tensor4D, { training: true }));
-  const weights = new Map([...model.params].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]));
+  for (let i = 0; i < 40; i++)
+    tf.tidy(() =>
+      forward(model, tf.randomNormal([16, 28, 28, 1], 0, 1, "float32", i) as tf.Tensor4D, { training: true }),
+    );
+  const weights = new Map(
+    [...model.params].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]),
+  );
   disposeModel(model);
   const role = o.role ?? "student";
   const meta: CheckpointMeta = {
@@ -40,14 +45,37 @@ export function fixtureCheckpoint(o: FixtureOptions): Checkpoint {
     role,
     architecture: o.architecture,
     widthScale,
-    loss: o.loss ?? (role === "teacher" ? { name: "ce", options: {} } : { name: "kd", options: { temperature: 4, alpha: 0.9 } }),
-    dataset: { name: "fashion-mnist", labels: FASHION_MNIST_CLASSES, normalization: FASHION_NORMALIZATION, trainSamples: 1000, valSamples: 0, testSamples: 10000 },
+    loss:
+      o.loss ??
+      (role === "teacher" ? { name: "ce", options: {} } : { name: "kd", options: { temperature: 4, alpha: 0.9 } }),
+    dataset: {
+      name: "fashion-mnist",
+      labels: FASHION_MNIST_CLASSES,
+      normalization: FASHION_NORMALIZATION,
+      trainSamples: 1000,
+      valSamples: 0,
+      testSamples: 10000,
+    },
     epoch: 1,
     step: 10,
     done: o.done ?? true,
     rng: [1, 2, 3, 4],
     config: { preset: "test", epochs: 1, seed: o.seed ?? 1 },
-    history: o.testAccuracy === undefined ? [] : [{ epoch: 1, trainLoss: 1, trainAccuracy: 0.5, testAccuracy: o.testAccuracy, testLoss: 1, learningRate: 0.1, imagesPerSecond: 100, seconds: 10 }],
+    history:
+      o.testAccuracy === undefined
+        ? []
+        : [
+            {
+              epoch: 1,
+              trainLoss: 1,
+              trainAccuracy: 0.5,
+              testAccuracy: o.testAccuracy,
+              testLoss: 1,
+              learningRate: 0.1,
+              imagesPerSecond: 100,
+              seconds: 10,
+            },
+          ],
     engine: { backend: "cpu", device: "CPU" },
     wallSeconds: 1,
   };

@@ -10,7 +10,16 @@ import { runOnnxChecker } from "../../../training/export/checker.ts";
 import { openInt8Session } from "../../../training/export/int8.ts";
 import { graphToOnnx } from "../../../training/model/to-onnx.ts";
 import { type DecodedModel, decodeModel, encodeModel, floatValues } from "../../../training/onnx/proto.ts";
-import { type Range, WEIGHT_FORMATS, activationParams, describeWeights, planQdq, quantizeBias, quantizeWeights, toQdq } from "../../../training/export/quantize.ts";
+import {
+  type Range,
+  WEIGHT_FORMATS,
+  activationParams,
+  describeWeights,
+  planQdq,
+  quantizeBias,
+  quantizeWeights,
+  toQdq,
+} from "../../../training/export/quantize.ts";
 import { fixtureCheckpoint } from "./fixtures.ts";
 
 describe("activationParams", () => {
@@ -24,7 +33,9 @@ describe("activationParams", () => {
   });
 
   it("refuses a range that is not a finite interval, naming the tensor", () => {
-    expect(() => activationParams({ min: Number.NaN, max: 1 }, "stem.relu")).toThrow(/stem\.relu: calibrated range \[NaN, 1\] is not a finite interval/);
+    expect(() => activationParams({ min: Number.NaN, max: 1 }, "stem.relu")).toThrow(
+      /stem\.relu: calibrated range \[NaN, 1\] is not a finite interval/,
+    );
     expect(() => activationParams({ min: 2, max: 1 }, "x")).toThrow(/x: calibrated range \[2, 1\]/);
   });
 });
@@ -79,16 +90,23 @@ describe("quantizeWeights", () => {
   });
 
   it("refuses weights that are not finite", () => {
-    expect(() => quantizeWeights(Float32Array.of(1, Number.POSITIVE_INFINITY), [2], 0)).toThrow(/weight value Infinity at index 1 is not finite/);
+    expect(() => quantizeWeights(Float32Array.of(1, Number.POSITIVE_INFINITY), [2], 0)).toThrow(
+      /weight value Infinity at index 1 is not finite/,
+    );
   });
 });
 
 describe("quantizeBias", () => {
   it("rounds to int32 at input scale x weight scale per channel, and refuses what int32 cannot hold", () => {
     const { q, scales } = quantizeBias(Float32Array.of(0.5, -0.25), 0.1, Float32Array.of(0.01, 0.02), "conv.bias");
-    expect(Array.from(scales)).toEqual([Math.fround(Math.fround(0.1) * Math.fround(0.01)), Math.fround(Math.fround(0.1) * Math.fround(0.02))]);
+    expect(Array.from(scales)).toEqual([
+      Math.fround(Math.fround(0.1) * Math.fround(0.01)),
+      Math.fround(Math.fround(0.1) * Math.fround(0.02)),
+    ]);
     expect(Array.from(q)).toEqual([500, -125]);
-    expect(() => quantizeBias(Float32Array.of(1e6), 1e-3, Float32Array.of(1e-6), "conv.bias")).toThrow(/conv\.bias\[0\] = 1000000 does not fit int32/);
+    expect(() => quantizeBias(Float32Array.of(1e6), 1e-3, Float32Array.of(1e-6), "conv.bias")).toThrow(
+      /conv\.bias\[0\] = 1000000 does not fit int32/,
+    );
   });
 });
 
@@ -96,7 +114,15 @@ describe("quantizeBias", () => {
 function pythonView(bytes: Uint8Array): { ops: string[]; types: Record<string, number> } {
   const file = join(mkdtempSync(join(tmpdir(), "qdq-")), "m.onnx");
   writeFileSync(file, bytes);
-  const py = spawnSync("/usr/bin/python3", ["-c", "import onnx,sys,json; m=onnx.load(sys.argv[1]); print(json.dumps({'ops':[n.op_type for n in m.graph.node],'types':{t.name:t.data_type for t in m.graph.initializer}}))", file], { encoding: "utf8" });
+  const py = spawnSync(
+    "/usr/bin/python3",
+    [
+      "-c",
+      "import onnx,sys,json; m=onnx.load(sys.argv[1]); print(json.dumps({'ops':[n.op_type for n in m.graph.node],'types':{t.name:t.data_type for t in m.graph.initializer}}))",
+      file,
+    ],
+    { encoding: "utf8" },
+  );
   if (py.status !== 0) throw new Error(py.stderr);
   return JSON.parse(py.stdout);
 }
@@ -118,13 +144,19 @@ describe("planQdq and toQdq on an exported student", () => {
   beforeAll(async () => {
     await initBackend("wasm", { log: () => {} });
     const ckpt = fixtureCheckpoint({ architecture: "narrow-deep", widthScale: 0.5 });
-    fp32 = graphToOnnx({ graph: ckpt.graph, tensors: new Map([...ckpt.weights].map(([k, t]) => [k, t.data])) }, { metadata: { run: "test" } });
+    fp32 = graphToOnnx(
+      { graph: ckpt.graph, tensors: new Map([...ckpt.weights].map(([k, t]) => [k, t.data])) },
+      { metadata: { run: "test" } },
+    );
     model = decodeModel(fp32);
   });
 
   /** Ranges measured on the inputs themselves, from the fp32 model with every planned tensor as an output. */
   async function measuredRanges(tensors: string[]): Promise<Map<string, Range>> {
-    const outputs = [...model.outputs, ...tensors.filter((t) => t !== "input").map((t) => ({ name: t, type: { tensorType: { elemType: 1 } } }))];
+    const outputs = [
+      ...model.outputs,
+      ...tensors.filter((t) => t !== "input").map((t) => ({ name: t, type: { tensorType: { elemType: 1 } } })),
+    ];
     const session = await ort.InferenceSession.create(encodeModel({ ...model, outputs }));
     const out = await session.run({ input: new ort.Tensor("float32", inputs, [16, 1, 28, 28]) });
     const range = (v: Float32Array) => ({ min: Math.min(...v), max: Math.max(...v) });
@@ -220,14 +252,28 @@ describe("planQdq and toQdq on an exported student", () => {
     expect(() => toQdq(model, plan, ranges)).toThrow(/no calibrated range for tensor "pool"/);
     ranges.set("pool", { min: 0, max: 1 });
     ranges.set("stem.relu", { min: -0.5, max: 1 });
-    expect(() => toQdq(model, plan, ranges)).toThrow(/stem\.relu: a ReLU output calibrated to \[-0\.5, 1\] has zero point \d+, not 0/);
+    expect(() => toQdq(model, plan, ranges)).toThrow(
+      /stem\.relu: a ReLU output calibrated to \[-0\.5, 1\] has zero point \d+, not 0/,
+    );
   });
 
   it("keeps ops it does not quantize in float, reading the float tensors", () => {
     // A batch norm left as Mul + Add over constants (as the exporter writes one it cannot fold).
     const weight = model.initializers.find((t) => t.name === "stem.conv.weight")!;
-    const scale = { name: "s", dims: [1, weight.dims[0]!, 1, 1], dataType: 1, rawData: new Uint8Array(new Float32Array(weight.dims[0]!).fill(0.5).buffer) };
-    const nodes = model.nodes.flatMap((n) => (n.opType === "Relu" && n.input[0] === "stem.bn" ? [{ opType: "Mul", input: ["stem.bn", "s"], output: ["stem.half"], attribute: [] }, { ...n, input: ["stem.half"] }] : [n]));
+    const scale = {
+      name: "s",
+      dims: [1, weight.dims[0]!, 1, 1],
+      dataType: 1,
+      rawData: new Uint8Array(new Float32Array(weight.dims[0]!).fill(0.5).buffer),
+    };
+    const nodes = model.nodes.flatMap((n) =>
+      n.opType === "Relu" && n.input[0] === "stem.bn"
+        ? [
+            { opType: "Mul", input: ["stem.bn", "s"], output: ["stem.half"], attribute: [] },
+            { ...n, input: ["stem.half"] },
+          ]
+        : [n],
+    );
     const altered: DecodedModel = { ...model, nodes, initializers: [...model.initializers, scale] };
     const plan = planQdq(altered);
     expect(plan.tensors).toContain("stem.bn"); // the Conv's output is still quantized...
@@ -237,6 +283,8 @@ describe("planQdq and toQdq on an exported student", () => {
     expect(runOnnxChecker(qdq)).toMatchObject({ status: "passed" });
     const mul = decodeModel(qdq).nodes.find((n) => n.opType === "Mul")!;
     expect(mul.input).toEqual(["stem.bn", "s"]);
-    expect(Array.from(floatValues(decodeModel(qdq).initializers.find((t) => t.name === "s")!))).toEqual(new Array(weight.dims[0]!).fill(0.5));
+    expect(Array.from(floatValues(decodeModel(qdq).initializers.find((t) => t.name === "s")!))).toEqual(
+      new Array(weight.dims[0]!).fill(0.5),
+    );
   });
 });

@@ -18,7 +18,8 @@ import { TRITON_DIR, tritonConfig, writeTritonRepository } from "../../../traini
 import { fixtureRunDir } from "./fixtures.ts";
 
 /** The part of Triton's ModelConfig (inference.ModelConfig) that the exporter writes, with its documented names. */
-const MODEL_CONFIG = protobuf.parse(`
+const MODEL_CONFIG = protobuf
+  .parse(`
 syntax = "proto3";
 package inference;
 enum DataType { TYPE_INVALID = 0; TYPE_BOOL = 1; TYPE_UINT8 = 2; TYPE_UINT16 = 3; TYPE_UINT32 = 4; TYPE_UINT64 = 5; TYPE_INT8 = 6;
@@ -32,7 +33,8 @@ message ModelDynamicBatching { repeated int32 preferred_batch_size = 1; uint64 m
 message ModelConfig {
   string name = 1; string platform = 2; int32 max_batch_size = 4;
   repeated ModelInput input = 5; repeated ModelOutput output = 6; ModelDynamicBatching dynamic_batching = 11;
-}`).root.lookupType("inference.ModelConfig");
+}`)
+  .root.lookupType("inference.ModelConfig");
 
 interface ParsedConfig {
   name: string;
@@ -43,7 +45,8 @@ interface ParsedConfig {
   dynamicBatching?: { maxQueueDelayMicroseconds?: number };
 }
 
-const parse = (text: string) => MODEL_CONFIG.toObject(textformat.fromText(MODEL_CONFIG, text), { enums: String, longs: Number }) as ParsedConfig;
+const parse = (text: string) =>
+  MODEL_CONFIG.toObject(textformat.fromText(MODEL_CONFIG, text), { enums: String, longs: Number }) as ParsedConfig;
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
 beforeAll(async () => {
@@ -58,7 +61,9 @@ describe("the exporter's Triton repository", () => {
     const run = fixtureRunDir([{ architecture: "teacher", role: "teacher" }, { architecture: "narrow-deep" }]);
     models = mkdtempSync(join(tmpdir(), "models-"));
     await exportRun(run, { log: () => {}, accuracySamples: 256, int8: false, modelsDir: models });
-    teacher = parseManifest(JSON.parse(readFileSync(join(models, "manifest.json"), "utf8"))).models.find((m) => m.role === "teacher")!;
+    teacher = parseManifest(JSON.parse(readFileSync(join(models, "manifest.json"), "utf8"))).models.find(
+      (m) => m.role === "teacher",
+    )!;
   });
 
   it("lays out the teacher as Triton expects: config.pbtxt beside 1/model.onnx, with its labels", () => {
@@ -72,7 +77,12 @@ describe("the exporter's Triton repository", () => {
 
   it("writes a config that parses as Triton's ModelConfig and describes the ONNX file's own inputs and outputs, batched", async () => {
     const config = parse(readFileSync(join(models, TRITON_DIR, teacher.name, "config.pbtxt"), "utf8"));
-    expect(config).toMatchObject({ name: teacher.name, platform: "onnxruntime_onnx", maxBatchSize: 32, dynamicBatching: { maxQueueDelayMicroseconds: 2000 } });
+    expect(config).toMatchObject({
+      name: teacher.name,
+      platform: "onnxruntime_onnx",
+      maxBatchSize: 32,
+      dynamicBatching: { maxQueueDelayMicroseconds: 2000 },
+    });
     expect(config.input).toEqual([{ name: "input", dataType: "TYPE_FP32", format: "FORMAT_NCHW", dims: [1, 28, 28] }]);
     expect(config.output).toEqual([
       { name: "logits", dataType: "TYPE_FP32", dims: [10], labelFilename: "labels.txt" },
@@ -81,7 +91,8 @@ describe("the exporter's Triton repository", () => {
     // With max_batch_size > 0 Triton prepends the batch dimension: the result must be the file's own shapes.
     const session = await ort.InferenceSession.create(join(models, TRITON_DIR, teacher.name, "1", "model.onnx"));
     try {
-      const shapes = (meta: readonly ort.InferenceSession.ValueMetadata[]) => meta.map((m) => [m.name, m.isTensor ? m.shape.map((d) => (typeof d === "number" ? d : -1)) : []]);
+      const shapes = (meta: readonly ort.InferenceSession.ValueMetadata[]) =>
+        meta.map((m) => [m.name, m.isTensor ? m.shape.map((d) => (typeof d === "number" ? d : -1)) : []]);
       expect(shapes(session.inputMetadata)).toEqual(config.input.map((i) => [i.name, [-1, ...i.dims]]));
       expect(shapes(session.outputMetadata)).toEqual(config.output.map((o) => [o.name, [-1, ...o.dims]]));
     } finally {
@@ -127,8 +138,12 @@ describe("tritonConfig", () => {
   });
 
   it("refuses settings Triton would refuse", () => {
-    expect(() => tritonConfig(entry([-1, 8, 8, 3]), { maxBatch: 0 })).toThrow(/max batch must be a positive integer, got 0/);
-    expect(() => tritonConfig(entry([-1, 8, 8, 3]), { queueDelayMicroseconds: -1 })).toThrow(/queue delay must be a non-negative integer/);
+    expect(() => tritonConfig(entry([-1, 8, 8, 3]), { maxBatch: 0 })).toThrow(
+      /max batch must be a positive integer, got 0/,
+    );
+    expect(() => tritonConfig(entry([-1, 8, 8, 3]), { queueDelayMicroseconds: -1 })).toThrow(
+      /queue delay must be a non-negative integer/,
+    );
   });
 
   it("writes nothing for a manifest without a teacher", () => {

@@ -15,16 +15,28 @@ describe("compareLogits / assertParity", () => {
   });
 
   it("refuses a larger difference, a changed top-1, NaN logits, and no images, saying which", () => {
-    const far = compareLogits(a, a.map((v, i) => (i === 0 ? v + 2e-4 : v)), 3);
+    const far = compareLogits(
+      a,
+      a.map((v, i) => (i === 0 ? v + 2e-4 : v)),
+      3,
+    );
     expect(() => assertParity("m", far)).toThrow(ExportVerificationError);
-    expect(() => assertParity("m", far)).toThrow("m: ONNX export does not match tfjs: max |logit difference| 2.000e-4 exceeds 1e-4");
+    expect(() => assertParity("m", far)).toThrow(
+      "m: ONNX export does not match tfjs: max |logit difference| 2.000e-4 exceeds 1e-4",
+    );
     const flipped = compareLogits(a, Float32Array.from([1, 2, 3, 7, 8, 9]), 3);
     expect(flipped.top1Agreement).toBe(0.5);
     expect(() => assertParity("m", flipped)).toThrow("top-1 agrees on 50.00% of 2 images, not 100%");
-    const nan = compareLogits(a, a.map((v, i) => (i === 1 ? Number.NaN : v)), 3);
+    const nan = compareLogits(
+      a,
+      a.map((v, i) => (i === 1 ? Number.NaN : v)),
+      3,
+    );
     expect(nan.maxAbsLogitDiff).toBe(Infinity);
     expect(() => assertParity("m", nan)).toThrow(/Infinity exceeds/);
-    expect(() => assertParity("m", { maxAbsLogitDiff: 0, top1Agreement: 1, samples: 0 })).toThrow("m: no images to verify the export with");
+    expect(() => assertParity("m", { maxAbsLogitDiff: 0, top1Agreement: 1, samples: 0 })).toThrow(
+      "m: no images to verify the export with",
+    );
   });
 
   it("transposes NHWC images to NCHW", () => {

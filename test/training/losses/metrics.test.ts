@@ -8,7 +8,11 @@ beforeAll(async () => {
 });
 
 describe("step metrics", () => {
-  const logits = [[2, 0, 1], [0, 3, 1], [1, 0, 4]];
+  const logits = [
+    [2, 0, 1],
+    [0, 3, 1],
+    [1, 0, 4],
+  ];
   const value = (f: () => tf.Scalar) => tf.tidy(() => f().dataSync()[0]!);
 
   it("single-label: argmax equal to the label; cross-entropy", () => {
@@ -18,8 +22,15 @@ describe("step metrics", () => {
 
   it("multi-label: the top class is one of the image's; sigmoid cross-entropy", () => {
     // Tops 0, 1, 2: present in images 1 and 3 only.
-    const targets = tf.tensor2d([[1, 0, 1], [1, 0, 1], [0, 1, 1]]);
+    const targets = tf.tensor2d([
+      [1, 0, 1],
+      [1, 0, 1],
+      [0, 1, 1],
+    ]);
     expect(value(() => topOneCorrect(tf.tensor2d(logits), tf.tensor1d([0, 0, 1], "int32"), targets))).toBe(2);
-    expect(value(() => labelLoss(tf.tensor2d([[0, 0]]), tf.tensor1d([0], "int32"), tf.tensor2d([[1, 0]])))).toBeCloseTo(Math.log(2), 6);
+    expect(value(() => labelLoss(tf.tensor2d([[0, 0]]), tf.tensor1d([0], "int32"), tf.tensor2d([[1, 0]])))).toBeCloseTo(
+      Math.log(2),
+      6,
+    );
   });
 });

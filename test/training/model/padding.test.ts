@@ -41,9 +41,17 @@ describe("convolution padding in the forward pass", () => {
     const images = tf.tensor4d(randomValues(2 * h * w * 2, 5), [2, h, w, 2]);
     const got = tf.tidy(() => forward(model, images, { training: false, fuse: false }).dataSync());
     const want = tf.tidy(() => {
-      const conv = tf.conv2d(images, model.params.get("c.kernel") as tf.Variable as tf.Tensor4D, stride, (kernel - 1) / 2);
+      const conv = tf.conv2d(
+        images,
+        model.params.get("c.kernel") as tf.Variable as tf.Tensor4D,
+        stride,
+        (kernel - 1) / 2,
+      );
       const pooled = tf.mean(conv, [1, 2]) as tf.Tensor2D;
-      return tf.matMul(pooled, model.params.get("fc.kernel") as tf.Variable as tf.Tensor2D).add(model.params.get("fc.bias")!).dataSync();
+      return tf
+        .matMul(pooled, model.params.get("fc.kernel") as tf.Variable as tf.Tensor2D)
+        .add(model.params.get("fc.bias")!)
+        .dataSync();
     });
     expect(relativeError(got, want)).toBeLessThan(1e-6);
     disposeModel(model);

@@ -5,20 +5,54 @@ import { describe, expect, it } from "vitest";
 import { architecture } from "../../../training/model/resnet.ts";
 import { paramSpecs } from "../../../training/model/graph.ts";
 import { removeStaleTemporaryFiles } from "../../../training/io/atomic.ts";
-import { type Checkpoint, type CheckpointMeta, decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint } from "../../../training/train/checkpoint.ts";
+import {
+  type Checkpoint,
+  type CheckpointMeta,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  loadCheckpoint,
+  saveCheckpoint,
+} from "../../../training/train/checkpoint.ts";
 
 function sample(): Checkpoint {
   const graph = architecture("unmodified", { height: 8, width: 8, channels: 1 }, 3, 0.125);
-  const weights = new Map(paramSpecs(graph).map((s, i) => {
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    return [s.name, { shape: s.shape, data: Float32Array.from({ length: n }, (_, j) => i + j / 7) }] as const;
-  }));
-  const optimizer = new Map([["fc.kernel:momentum", { shape: weights.get("fc.kernel")!.shape, data: new Float32Array(weights.get("fc.kernel")!.data.length).fill(-0.5) }]]);
+  const weights = new Map(
+    paramSpecs(graph).map((s, i) => {
+      const n = s.shape.reduce((a, b) => a * b, 1);
+      return [s.name, { shape: s.shape, data: Float32Array.from({ length: n }, (_, j) => i + j / 7) }] as const;
+    }),
+  );
+  const optimizer = new Map([
+    [
+      "fc.kernel:momentum",
+      {
+        shape: weights.get("fc.kernel")!.shape,
+        data: new Float32Array(weights.get("fc.kernel")!.data.length).fill(-0.5),
+      },
+    ],
+  ]);
   const meta: CheckpointMeta = {
-    name: "unmodified-kd", role: "student", architecture: "unmodified", widthScale: 0.125,
+    name: "unmodified-kd",
+    role: "student",
+    architecture: "unmodified",
+    widthScale: 0.125,
     loss: { name: "kd", options: { temperature: 4, alpha: 0.9 } },
-    dataset: { name: "test", labels: ["a", "b", "c"], normalization: { mean: [0.5], std: [0.25] }, trainSamples: 1, valSamples: 0, testSamples: 1 },
-    epoch: 2, step: 17, done: false, rng: [1, 2, 3, 4], config: { lr: 0.1 }, history: [], engine: { backend: "cpu", device: "CPU" }, wallSeconds: 1.5,
+    dataset: {
+      name: "test",
+      labels: ["a", "b", "c"],
+      normalization: { mean: [0.5], std: [0.25] },
+      trainSamples: 1,
+      valSamples: 0,
+      testSamples: 1,
+    },
+    epoch: 2,
+    step: 17,
+    done: false,
+    rng: [1, 2, 3, 4],
+    config: { lr: 0.1 },
+    history: [],
+    engine: { backend: "cpu", device: "CPU" },
+    wallSeconds: 1.5,
   };
   return { graph, weights, optimizer, meta };
 }
@@ -52,7 +86,9 @@ describe("checkpoint file", () => {
     const damaged = Buffer.from(bytes);
     damaged[damaged.length - 3] = damaged[damaged.length - 3]! ^ 0xff;
     expect(() => decodeCheckpoint(damaged, "d")).toThrow(/d: tensor data does not match its checksum/);
-    expect(() => decodeCheckpoint(Buffer.from("PK\x03\x04 not a checkpoint"), "zip")).toThrow(/zip: not a narrowdeep checkpoint/);
+    expect(() => decodeCheckpoint(Buffer.from("PK\x03\x04 not a checkpoint"), "zip")).toThrow(
+      /zip: not a narrowdeep checkpoint/,
+    );
     expect(() => loadCheckpoint(join(dir, "nope.ndckpt"))).toThrow(/nope\.ndckpt: checkpoint file not found/);
     expect(() => decodeCheckpoint(bytes.subarray(0, 30), "short")).toThrow(/short: truncated/);
   });

@@ -35,6 +35,8 @@ describe("run ETA", () => {
     eta.observe("k", "teacher", Infinity);
     eta.observe("k", "teacher", 0);
     expect(eta.remaining().seconds).toBe(Infinity);
-    expect(subRunKind({ architecture: "narrow-deep", widthScale: 0.5, loss: { name: "kd" } })).toBe("narrow-deep x0.5 kd");
+    expect(subRunKind({ architecture: "narrow-deep", widthScale: 0.5, loss: { name: "kd" } })).toBe(
+      "narrow-deep x0.5 kd",
+    );
   });
 });

@@ -60,9 +60,16 @@ function onTheEventLoop(teacher: Teacher, ms: number): Teacher {
 
 describe("training loop timing", () => {
   it("counts the teacher's time on the event loop in the epoch's wall-clock seconds", async () => {
-    const graph = architecture("teacher", { height: data.train.height, width: data.train.width, channels: data.train.channels }, 10, 0.125);
+    const graph = architecture(
+      "teacher",
+      { height: data.train.height, width: data.train.width, channels: data.train.channels },
+      10,
+      0.125,
+    );
     const init = createModel(graph, 5);
-    const weights = new Map([...init.params].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]));
+    const weights = new Map(
+      [...init.params].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]),
+    );
     disposeModel(init);
     const ckpt = { graph, weights, optimizer: new Map(), meta: {} } as unknown as Checkpoint;
     const probe = makeBatch(data.test, [0, 1], normalizationTable(data.normalization), null, new Rng(0));

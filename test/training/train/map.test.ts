@@ -24,6 +24,9 @@ describe("mean average precision", () => {
     // Image 3's top class (1, 0.7) is present; all three are right.
     expect(precisionAtOne(scores, targets, 3)).toBe(1);
     expect(precisionAtOne(scores, [0, 1, 0, 0, 1, 0, 1, 1, 0], 3)).toBeCloseTo(2 / 3, 10);
-    expect(meanAveragePrecision(scores, [0, 1, 0, 1, 0, 0, 1, 0, 0], 3).map).toBeCloseTo(((1 / 2 + 2 / 3) / 2 + 1 / 3) / 2, 10);
+    expect(meanAveragePrecision(scores, [0, 1, 0, 1, 0, 0, 1, 0, 0], 3).map).toBeCloseTo(
+      ((1 / 2 + 2 / 3) / 2 + 1 / 3) / 2,
+      10,
+    );
   });
 });

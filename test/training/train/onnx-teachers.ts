@@ -18,13 +18,27 @@ function weights(count: number, seed: number): Float32Array {
  * Softmax after it (the output then holds probabilities; `raw` names the Gemm's output, also an
  * output of the file with `exposeRaw`), and metadata_props.
  */
-export function gemmTeacher(o: { h: number; w: number; c: number; classes: number; output?: string; softmax?: boolean; raw?: string; exposeRaw?: boolean; metadata?: Record<string, string>; symbolic?: boolean }): FixtureTeacher {
+export function gemmTeacher(o: {
+  h: number;
+  w: number;
+  c: number;
+  classes: number;
+  output?: string;
+  softmax?: boolean;
+  raw?: string;
+  exposeRaw?: boolean;
+  metadata?: Record<string, string>;
+  symbolic?: boolean;
+}): FixtureTeacher {
   const size = o.h * o.w * o.c;
   const W = weights(size * o.classes, 1);
   const b = weights(o.classes, 2);
   const output = o.output ?? "scores";
   const raw = o.raw ?? "raw";
-  const nodes = [node("Flatten", ["image"], ["flat"], [int("axis", 1)]), node("Gemm", ["flat", "W", "b"], [o.softmax ? raw : output])];
+  const nodes = [
+    node("Flatten", ["image"], ["flat"], [int("axis", 1)]),
+    node("Gemm", ["flat", "W", "b"], [o.softmax ? raw : output]),
+  ];
   if (o.softmax) nodes.push(node("Softmax", [raw], [output], [int("axis", 1)]));
   const bytes = encodeModel({
     opset: 13,
@@ -37,7 +51,8 @@ export function gemmTeacher(o: { h: number; w: number; c: number; classes: numbe
   });
   return {
     bytes,
-    logits: (x) => Array.from({ length: o.classes }, (_, k) => b[k]! + x.reduce((s, v, i) => s + v * W[i * o.classes + k]!, 0)),
+    logits: (x) =>
+      Array.from({ length: o.classes }, (_, k) => b[k]! + x.reduce((s, v, i) => s + v * W[i * o.classes + k]!, 0)),
   };
 }
 
@@ -58,17 +73,31 @@ export function convTeacher(o: { h: number; w: number; c: number; classes: numbe
       node("Flatten", ["pooled"], ["class_scores"], [int("axis", 1)]),
       node("Gemm", ["class_scores", "We"], ["embedding"]),
     ],
-    initializers: [floatTensor("Wc", [o.classes, o.c, 1, 1], Wc), floatTensor("bc", [o.classes], bc), floatTensor("We", [o.classes, 5], We)],
+    initializers: [
+      floatTensor("Wc", [o.classes, o.c, 1, 1], Wc),
+      floatTensor("bc", [o.classes], bc),
+      floatTensor("We", [o.classes, 5], We),
+    ],
     inputs: [valueInfo("pixels", ["batch", o.c, o.h, o.w])],
-    outputs: [valueInfo("embedding", ["batch", 5]), valueInfo("feature_map", ["batch", o.classes, o.h, o.w]), valueInfo("class_scores", ["batch", o.classes])],
+    outputs: [
+      valueInfo("embedding", ["batch", 5]),
+      valueInfo("feature_map", ["batch", o.classes, o.h, o.w]),
+      valueInfo("class_scores", ["batch", o.classes]),
+    ],
     name: "conv-teacher",
   });
   return {
     bytes,
     logits: (x) => {
       // x is NHWC: the mean of each channel over the image, then the 1x1 convolution.
-      const means = Array.from({ length: o.c }, (_, ch) => x.filter((_, i) => i % o.c === ch).reduce((a, v) => a + v, 0) / (o.h * o.w));
-      return Array.from({ length: o.classes }, (_, k) => bc[k]! + means.reduce((s, m, ch) => s + m * Wc[k * o.c + ch]!, 0));
+      const means = Array.from(
+        { length: o.c },
+        (_, ch) => x.filter((_, i) => i % o.c === ch).reduce((a, v) => a + v, 0) / (o.h * o.w),
+      );
+      return Array.from(
+        { length: o.classes },
+        (_, k) => bc[k]! + means.reduce((s, m, ch) => s + m * Wc[k * o.c + ch]!, 0),
+      );
     },
   };
 }

@@ -30,7 +30,19 @@ describe("distill pipeline", () => {
   it("trains teacher and students, lowers the loss, and writes the report", async () => {
     const { preset, config } = resolveConfig({
       preset: "quick",
-      flags: { data: dataDir, trainLimit: 0, valSize: 40, testLimit: 0, widthScale: 0.2, teacherWidthScale: 0.125, epochs: 3, teacherEpochs: 3, batchSize: 24, augment: false, learningRate: 0.1 },
+      flags: {
+        data: dataDir,
+        trainLimit: 0,
+        valSize: 40,
+        testLimit: 0,
+        widthScale: 0.2,
+        teacherWidthScale: 0.125,
+        epochs: 3,
+        teacherEpochs: 3,
+        batchSize: 24,
+        augment: false,
+        learningRate: 0.1,
+      },
     });
     const runDir = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
     openRunDir(runDir, preset, config, false);
@@ -40,7 +52,15 @@ describe("distill pipeline", () => {
     firstRun = runDir;
 
     const names = planSubRuns(config).map((r) => r.name);
-    expect(names).toEqual(["teacher", "unmodified-kd", "unmodified-baseline", "wide-kd", "wide-baseline", "narrow-deep-kd", "narrow-deep-baseline"]);
+    expect(names).toEqual([
+      "teacher",
+      "unmodified-kd",
+      "unmodified-baseline",
+      "wide-kd",
+      "wide-baseline",
+      "narrow-deep-kd",
+      "narrow-deep-baseline",
+    ]);
     for (const name of names) {
       const { meta } = loadCheckpoint(join(runDir, name, "checkpoint.ndckpt"));
       expect(meta.done).toBe(true);
@@ -67,12 +87,18 @@ describe("distill pipeline", () => {
       expect(m.seed).toBe(config.seed);
     }
     expect(report.models.find((m) => m.name === "narrow-deep-kd")!.teacherEngine).toMatch(/onnxruntime-node/);
-    expect(loadCheckpoint(join(runDir, "wide-kd", "checkpoint.ndckpt")).meta.teacher).toEqual({ checkpoint: join(runDir, "teacher", "checkpoint.ndckpt"), engine: "onnxruntime-node (CPU), cached per augmented view" });
+    expect(loadCheckpoint(join(runDir, "wide-kd", "checkpoint.ndckpt")).meta.teacher).toEqual({
+      checkpoint: join(runDir, "teacher", "checkpoint.ndckpt"),
+      engine: "onnxruntime-node (CPU), cached per augmented view",
+    });
     expect(Object.keys(report.kdGain).sort()).toEqual(["narrow-deep", "unmodified", "wide"]);
     // A KD student's logged cross-entropy is its hard part, not the KD loss.
     const kdLast = loadCheckpoint(join(runDir, "wide-kd", "checkpoint.ndckpt")).meta.history.at(-1)!;
     expect(kdLast.trainCrossEntropy).not.toBeCloseTo(kdLast.trainLoss, 3);
-    expect(report.computeSeconds).toBeCloseTo(report.models.reduce((s, m) => s + m.wallSeconds, 0), 6);
+    expect(report.computeSeconds).toBeCloseTo(
+      report.models.reduce((s, m) => s + m.wallSeconds, 0),
+      6,
+    );
     const md = readFileSync(join(runDir, "report.md"), "utf8");
     expect(md).toMatch(/\| narrow-deep-kd \| student \| narrow-deep x0.2 \| kd \(T=4, alpha=0.9\) \|/);
     expect(existsSync(join(runDir, "config.json"))).toBe(true);
@@ -81,11 +107,19 @@ describe("distill pipeline", () => {
     expect(md).toMatch(/Compute: .*; teacher \w+, students \w+\)/);
     // metrics.jsonl: every sub-run's three epochs, with validation; the epoch lines carry the run's ETA.
     const records = readMetrics(join(runDir, "metrics.jsonl"));
-    expect(records.filter((r) => r.kind === "epoch").map((r) => `${r.subRun} ${r.epoch}`)).toEqual(names.flatMap((n) => [1, 2, 3].map((e) => `${n} ${e}`)));
-    expect(records.filter((r) => r.kind === "epoch").every((r) => r.valAccuracy !== undefined && r.learningRate > 0 && r.imagesPerSecond > 0)).toBe(true);
+    expect(records.filter((r) => r.kind === "epoch").map((r) => `${r.subRun} ${r.epoch}`)).toEqual(
+      names.flatMap((n) => [1, 2, 3].map((e) => `${n} ${e}`)),
+    );
+    expect(
+      records
+        .filter((r) => r.kind === "epoch")
+        .every((r) => r.valAccuracy !== undefined && r.learningRate > 0 && r.imagesPerSecond > 0),
+    ).toBe(true);
     expect(records.filter((r) => r.subRun === "wide-kd").every((r) => r.distillation !== undefined)).toBe(true);
     expect(records.filter((r) => r.subRun === "wide-baseline").every((r) => r.distillation === undefined)).toBe(true);
-    expect(lines.find((l) => l.startsWith("teacher epoch 1/3:"))).toMatch(/; run: 7 sub-runs, 20 epochs left, ETA \w+$/);
+    expect(lines.find((l) => l.startsWith("teacher epoch 1/3:"))).toMatch(
+      /; run: 7 sub-runs, 20 epochs left, ETA \w+$/,
+    );
     expect(lines.find((l) => l.startsWith("narrow-deep-baseline epoch 3/3:"))).toMatch(/; run: nothing left$/);
 
     // Resuming a finished run trains nothing and keeps the report.
@@ -99,12 +133,30 @@ describe("distill pipeline", () => {
     const teacherCheckpoint = join(firstRun!, "teacher", "checkpoint.ndckpt");
     const { preset, config } = resolveConfig({
       preset: "quick",
-      flags: { data: dataDir, trainLimit: 150, valSize: 30, testLimit: 0, widthScale: 0.2, epochs: 1, batchSize: 24, augment: false, teacherEngine: "tfjs" },
+      flags: {
+        data: dataDir,
+        trainLimit: 150,
+        valSize: 30,
+        testLimit: 0,
+        widthScale: 0.2,
+        epochs: 1,
+        batchSize: 24,
+        augment: false,
+        teacherEngine: "tfjs",
+      },
     });
     const runDir = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
     openRunDir(runDir, preset, config, false);
     const lines: string[] = [];
-    const result = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l), teacherCheckpoint, only: ["narrow-deep-kd"] });
+    const result = await runPipeline({
+      runDir,
+      preset,
+      config,
+      engine,
+      log: (l) => lines.push(l),
+      teacherCheckpoint,
+      only: ["narrow-deep-kd"],
+    });
     expect(result.finished).toBe(true);
     const student = loadCheckpoint(join(runDir, "narrow-deep-kd", "checkpoint.ndckpt")).meta;
     expect(student.dataset.normalization).not.toEqual(loadCheckpoint(teacherCheckpoint).meta.dataset.normalization);
@@ -116,28 +168,57 @@ describe("distill pipeline", () => {
   it("trains a KD student to the same weights with the teacher cache as without, over seeds", async () => {
     expect(firstRun).toBeDefined();
     const teacherCheckpoint = join(firstRun!, "teacher", "checkpoint.ndckpt");
-    const flags = { data: dataDir, trainLimit: 150, valSize: 30, testLimit: 0, widthScale: 0.2, epochs: 2, batchSize: 24, cropPadding: 1, seeds: 2, students: ["wide"] };
+    const flags = {
+      data: dataDir,
+      trainLimit: 150,
+      valSize: 30,
+      testLimit: 0,
+      widthScale: 0.2,
+      epochs: 2,
+      batchSize: 24,
+      cropPadding: 1,
+      seeds: 2,
+      students: ["wide"],
+    };
     const runs: Record<string, string> = {};
     const lines: string[] = [];
     for (const teacherCache of [true, false]) {
       const { preset, config } = resolveConfig({ preset: "quick", flags: { ...flags, teacherCache } });
       const runDir = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
       openRunDir(runDir, preset, config, false);
-      const result = await runPipeline({ runDir, preset, config, engine, log: (l) => lines.push(l), teacherCheckpoint });
+      const result = await runPipeline({
+        runDir,
+        preset,
+        config,
+        engine,
+        log: (l) => lines.push(l),
+        teacherCheckpoint,
+      });
       expect(result.finished).toBe(true);
       runs[String(teacherCache)] = runDir;
       if (teacherCache) {
-        expect(result.report.models.map((m) => m.name)).toEqual(["teacher", "wide-kd-s1", "wide-baseline-s1", "wide-kd-s2", "wide-baseline-s2"]);
+        expect(result.report.models.map((m) => m.name)).toEqual([
+          "teacher",
+          "wide-kd-s1",
+          "wide-baseline-s1",
+          "wide-kd-s2",
+          "wide-baseline-s2",
+        ]);
         const wide = result.report.architectures.find((a) => a.architecture === "wide")!;
         expect(wide.kd!.n).toBe(2);
         expect(Object.keys(wide.kdGain!.bySeed)).toEqual(["1", "2"]);
-        expect(readFileSync(join(runDir, "report.md"), "utf8")).toMatch(/\| wide \| [\d.]+k \| [\d.]+k \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ ± [\d.]+ \| 2 \| 1: [+-][\d.]+, 2: [+-][\d.]+ \|/);
+        expect(readFileSync(join(runDir, "report.md"), "utf8")).toMatch(
+          /\| wide \| [\d.]+k \| [\d.]+k \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ ± [\d.]+ \| 2 \| 1: [+-][\d.]+, 2: [+-][\d.]+ \|/,
+        );
       }
     }
     // Seed 2 sees other images than seed 1 and repeats some of its views: the cache answered those.
     expect(lines.some((l) => /teacher cache: \d+ images answered from the cache/.test(l))).toBe(true);
     for (const sub of ["wide-kd-s1", "wide-kd-s2"]) {
-      const [a, b] = [runs.true!, runs.false!].map((r) => ({ ...comparable(loadCheckpoint(join(r, sub, "checkpoint.ndckpt"))), teacherEngine: undefined }));
+      const [a, b] = [runs.true!, runs.false!].map((r) => ({
+        ...comparable(loadCheckpoint(join(r, sub, "checkpoint.ndckpt"))),
+        teacherEngine: undefined,
+      }));
       expect(a, sub).toEqual(b);
     }
   });
@@ -146,7 +227,16 @@ describe("distill pipeline", () => {
     const cifar = writeCifar10(mkdtempSync(join(tmpdir(), "nd-cifar-")), 20);
     const { preset, config } = resolveConfig({
       preset: "quick",
-      flags: { dataset: "cifar10", data: cifar, trainLimit: 0, valSize: 20, testLimit: 0, teacherWidthScale: 0.125, teacherEpochs: 1, batchSize: 16 },
+      flags: {
+        dataset: "cifar10",
+        data: cifar,
+        trainLimit: 0,
+        valSize: 20,
+        testLimit: 0,
+        teacherWidthScale: 0.125,
+        teacherEpochs: 1,
+        batchSize: 16,
+      },
     });
     const runDir = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
     openRunDir(runDir, preset, config, false);
@@ -160,22 +250,35 @@ describe("distill pipeline", () => {
   });
 
   it("refuses KD without a trained teacher and unknown sub-runs", async () => {
-    const { preset, config } = resolveConfig({ preset: "quick", flags: { data: dataDir, trainLimit: 0, valSize: 40, testLimit: 0 } });
+    const { preset, config } = resolveConfig({
+      preset: "quick",
+      flags: { data: dataDir, trainLimit: 0, valSize: 40, testLimit: 0 },
+    });
     const runDir = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
     openRunDir(runDir, preset, config, false);
-    await expect(runPipeline({ runDir, preset, config, engine, log: () => {}, only: ["wide-kd"] })).rejects.toThrow(/wide-kd needs a trained teacher: .*teacher\/checkpoint\.ndckpt does not exist/);
-    await expect(runPipeline({ runDir, preset, config, engine, log: () => {}, only: ["wide-distill"] })).rejects.toThrow(/--only: unknown sub-run wide-distill \(sub-runs: teacher, unmodified-kd/);
+    await expect(runPipeline({ runDir, preset, config, engine, log: () => {}, only: ["wide-kd"] })).rejects.toThrow(
+      /wide-kd needs a trained teacher: .*teacher\/checkpoint\.ndckpt does not exist/,
+    );
+    await expect(
+      runPipeline({ runDir, preset, config, engine, log: () => {}, only: ["wide-distill"] }),
+    ).rejects.toThrow(/--only: unknown sub-run wide-distill \(sub-runs: teacher, unmodified-kd/);
     expect(() => openRunDir(runDir, preset, config, false)).toThrow(/already holds a run; resume it with --resume/);
-    expect(() => openRunDir(runDir, preset, { ...config, epochs: 9 }, true)).toThrow(/started with a different configuration \(epochs: 2 vs 9\)/);
+    expect(() => openRunDir(runDir, preset, { ...config, epochs: 9 }, true)).toThrow(
+      /started with a different configuration \(epochs: 2 vs 9\)/,
+    );
     // A run started with --teacher remembers it, and refuses another one on resume.
     const withTeacher = join(mkdtempSync(join(tmpdir(), "nd-pipeline-")), "run");
     openRunDir(withTeacher, preset, config, false, { teacher: "/x/teacher.ndckpt", only: ["teacher"] });
     expect(readRunFile(withTeacher).only).toEqual(["teacher"]);
     expect(readRunFile(withTeacher).teacher).toBe("/x/teacher.ndckpt");
-    expect(() => openRunDir(withTeacher, preset, config, true, { teacher: "/y/teacher.ndckpt" })).toThrow(/distills from \/x\/teacher\.ndckpt, not \/y\/teacher\.ndckpt/);
+    expect(() => openRunDir(withTeacher, preset, config, true, { teacher: "/y/teacher.ndckpt" })).toThrow(
+      /distills from \/x\/teacher\.ndckpt, not \/y\/teacher\.ndckpt/,
+    );
     // A run started without one (baselines first) records the teacher it is first resumed with.
     openRunDir(runDir, preset, config, true, { teacher: "/y/teacher.ndckpt" });
     expect(readRunFile(runDir).teacher).toBe("/y/teacher.ndckpt");
-    expect(() => openRunDir(runDir, preset, config, true, { teacher: "/z/teacher.ndckpt" })).toThrow(/distills from \/y\/teacher\.ndckpt/);
+    expect(() => openRunDir(runDir, preset, config, true, { teacher: "/z/teacher.ndckpt" })).toThrow(
+      /distills from \/y\/teacher\.ndckpt/,
+    );
   });
 });

@@ -47,13 +47,30 @@ const spec = (over: Partial<TrainSpec> = {}): TrainSpec => ({
 });
 
 /** Trains `s` in a run directory of its own, stopping after each of `stops` steps and resuming; `crash` runs between. */
-async function interrupted(s: TrainSpec, stops: number[], teacher?: Teacher, gradients?: GradientFn, crash?: (metrics: MetricsLog, stop: number) => void): Promise<Checkpoint & { records: MetricsRecord[] }> {
+async function interrupted(
+  s: TrainSpec,
+  stops: number[],
+  teacher?: Teacher,
+  gradients?: GradientFn,
+  crash?: (metrics: MetricsLog, stop: number) => void,
+): Promise<Checkpoint & { records: MetricsRecord[] }> {
   const runDir = mkdtempSync(join(tmpdir(), "nd-resume-"));
   const dir = join(runDir, s.name);
   const metrics = new MetricsLog(runDir);
   for (const [i, after] of [...stops, Infinity].entries()) {
     let steps = 0;
-    const r = await train(s, { dir, data, engine, log, teacher, gradients, checkpointMinutes: 0, shouldStop: () => ++steps >= after, metrics, metricsEvery: 2 });
+    const r = await train(s, {
+      dir,
+      data,
+      engine,
+      log,
+      teacher,
+      gradients,
+      checkpointMinutes: 0,
+      shouldStop: () => ++steps >= after,
+      metrics,
+      metricsEvery: 2,
+    });
     expect(r.finished).toBe(after === Infinity);
     if (after !== Infinity) crash?.(metrics, i);
   }
@@ -72,8 +89,21 @@ describe("resume", () => {
     const resumed = await interrupted(spec(), [3, 3, 2]);
     expect(comparable(resumed)).toEqual(comparable(alone));
     // Steps 2, 4, ..., 12 and the two epochs (6 steps each), in order, once each.
-    expect(alone.records.map((r) => `${r.kind}:${r.epoch}:${r.step}`)).toEqual(["step:1:2", "step:1:4", "step:1:6", "epoch:1:6", "step:2:8", "step:2:10", "step:2:12", "epoch:2:12"]);
-    expect(alone.records.find((r) => r.kind === "epoch" && r.epoch === 2)).toMatchObject({ subRun: "s", valAccuracy: alone.meta.history[1]!.valAccuracy, testAccuracy: alone.meta.history[1]!.testAccuracy });
+    expect(alone.records.map((r) => `${r.kind}:${r.epoch}:${r.step}`)).toEqual([
+      "step:1:2",
+      "step:1:4",
+      "step:1:6",
+      "epoch:1:6",
+      "step:2:8",
+      "step:2:10",
+      "step:2:12",
+      "epoch:2:12",
+    ]);
+    expect(alone.records.find((r) => r.kind === "epoch" && r.epoch === 2)).toMatchObject({
+      subRun: "s",
+      valAccuracy: alone.meta.history[1]!.valAccuracy,
+      testAccuracy: alone.meta.history[1]!.testAccuracy,
+    });
     expect(sameRecords(resumed)).toEqual(sameRecords(alone));
   });
 
@@ -82,7 +112,16 @@ describe("resume", () => {
     const resumed = await interrupted(spec(), [3, 3, 2], undefined, undefined, (metrics, i) => {
       if (i === 0) {
         // Killed after logging steps the checkpoint does not hold, in the middle of a line.
-        metrics.append({ subRun: "s", kind: "step", epoch: 1, step: 4, loss: 9, trainAccuracy: 0, learningRate: 0, imagesPerSecond: 0 });
+        metrics.append({
+          subRun: "s",
+          kind: "step",
+          epoch: 1,
+          step: 4,
+          loss: 9,
+          trainAccuracy: 0,
+          learningRate: 0,
+          imagesPerSecond: 0,
+        });
         appendFileSync(metrics.path, '{"subRun":"s","kind":"st');
       }
       if (i === 1) rmSync(metrics.path); // lost: the epoch records come back from the checkpoint
@@ -94,7 +133,13 @@ describe("resume", () => {
 
   it("does so with a KD loss and the ONNX teacher working a batch ahead", async () => {
     const tdir = mkdtempSync(join(tmpdir(), "nd-teacher-"));
-    await train(spec({ name: "t", role: "teacher", architecture: "teacher", epochs: 1, widthScale: 0.125 }), { dir: tdir, data, engine, log, checkpointMinutes: 0 });
+    await train(spec({ name: "t", role: "teacher", architecture: "teacher", epochs: 1, widthScale: 0.125 }), {
+      dir: tdir,
+      data,
+      engine,
+      log,
+      checkpointMinutes: 0,
+    });
     const probe = makeBatch(data.test, [0, 1, 2, 3], normalizationTable(data.normalization), null, new Rng(0));
     const teacher = await loadTeacher(loadCheckpoint(checkpointPath(tdir)), "onnx", probe, log);
     try {
@@ -125,6 +170,8 @@ describe("resume", () => {
     const dir = mkdtempSync(join(tmpdir(), "nd-resume-"));
     let steps = 0;
     await train(spec(), { dir, data, engine, log, checkpointMinutes: 0, shouldStop: () => ++steps >= 2 });
-    await expect(train(spec({ batchSize: 8 }), { dir, data, engine, log, checkpointMinutes: 0 })).rejects.toThrow(/different configuration or data \(batchSize: 16 vs 8\)/);
+    await expect(train(spec({ batchSize: 8 }), { dir, data, engine, log, checkpointMinutes: 0 })).rejects.toThrow(
+      /different configuration or data \(batchSize: 16 vs 8\)/,
+    );
   });
 });

@@ -15,7 +15,14 @@ import { loadTeacher } from "../../../training/train/teacher.ts";
 import { cacheTeacher } from "../../../training/train/teacher-cache.ts";
 
 let ckpt: Checkpoint;
-const set: ImageSet = { images: Uint8Array.from({ length: 6 * 8 * 8 * 2 }, (_, i) => (i * 37) % 256), labels: new Uint8Array(6), count: 6, height: 8, width: 8, channels: 2 };
+const set: ImageSet = {
+  images: Uint8Array.from({ length: 6 * 8 * 8 * 2 }, (_, i) => (i * 37) % 256),
+  labels: new Uint8Array(6),
+  count: 6,
+  height: 8,
+  width: 8,
+  channels: 2,
+};
 const ours = { mean: [0.4, 0.5], std: [0.2, 0.3] };
 const theirs = { mean: [0.45, 0.3], std: [0.25, 0.1] };
 const batch = (norm: typeof ours) => makeBatch(set, [0, 1, 2, 3, 4, 5], normalizationTable(norm), null, new Rng(0));
@@ -25,7 +32,9 @@ beforeAll(async () => {
   await initBackend("wasm", { log: () => {} });
   const graph = architecture("teacher", { height: 8, width: 8, channels: 2 }, 5, 0.125);
   const model = createModel(graph, 4);
-  const weights = new Map<string, StoredTensor>([...model.params].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]));
+  const weights = new Map<string, StoredTensor>(
+    [...model.params].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]),
+  );
   disposeModel(model);
   ckpt = { graph, weights, optimizer: new Map(), meta: {} as Checkpoint["meta"] };
 });
@@ -57,12 +66,15 @@ describe("teacher soft targets", () => {
 describe("teacher cache", () => {
   const aug = { cropPadding: 1, flip: true };
   const views = viewCount(aug)!;
-  const augmented = (seed: number, indices = [0, 1, 2, 3, 4, 5]) => makeBatch(set, indices, normalizationTable(ours), aug, new Rng(seed));
+  const augmented = (seed: number, indices = [0, 1, 2, 3, 4, 5]) =>
+    makeBatch(set, indices, normalizationTable(ours), aug, new Rng(seed));
 
   it("answers each augmented view as the teacher does, and runs the teacher only on views it has not seen", async () => {
     const onnx = await loadTeacher(ckpt, "onnx", batch(ours), () => {});
     let ran = 0;
-    const counted = { ...onnx, logits: (b: Batch) => {
+    const counted = {
+      ...onnx,
+      logits: (b: Batch) => {
         ran += b.size;
         return onnx.logits(b);
       },
@@ -105,7 +117,9 @@ describe("teacher cache", () => {
     async function counting() {
       const onnx = await loadTeacher(ckpt, "onnx", batch(ours), () => {});
       const counter = { ran: 0 };
-      const teacher = { ...onnx, logits: (b: Batch) => {
+      const teacher = {
+        ...onnx,
+        logits: (b: Batch) => {
           counter.ran += b.size;
           return onnx.logits(b);
         },
@@ -148,9 +162,13 @@ describe("teacher cache", () => {
       expect(three.counter.ran).toBe(0);
       for (const t of [a, b, c]) await t.dispose();
 
-      expect(() => cacheTeacher(three.teacher, set.count, views, 5, { file: { ...file, key: "k2" } })).toThrow(/another teacher or data set/);
+      expect(() => cacheTeacher(three.teacher, set.count, views, 5, { file: { ...file, key: "k2" } })).toThrow(
+        /another teacher or data set/,
+      );
       writeFileSync(file.path, "not a cache");
-      expect(() => cacheTeacher(three.teacher, set.count, views, 5, { file })).toThrow(/not a teacher logits cache file/);
+      expect(() => cacheTeacher(three.teacher, set.count, views, 5, { file })).toThrow(
+        /not a teacher logits cache file/,
+      );
     });
   });
 });
