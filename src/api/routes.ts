@@ -5,7 +5,8 @@
 import * as z from "zod";
 import { NewKeyRequest } from "../access/api-keys.ts";
 import { SETTING_RULES } from "../routing/settings.ts";
-import { ApiKey, ApiKeys, Canary, CanaryPatch, Config, NewApiKey, Report } from "./schemas/admin.ts";
+import { canaryPatchSchema } from "../canary/settings.ts";
+import { ApiKey, ApiKeys, Canary, Config, NewApiKey, Report } from "./schemas/admin.ts";
 import { ClassifyQuery, Classification, Comparison } from "./schemas/classify.ts";
 import { ErrorBody } from "./schemas/errors.ts";
 import { InferResponse, Live, ModelConfig, ModelMetadata, ModelReady, Ready, ServerMetadata } from "./schemas/oip.ts";
@@ -138,7 +139,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     path: "/v1/config",
     summary: "Changes settings at run time (null restores a default)",
     access: "admin",
-    body: settingsPatchSchema(SETTING_RULES, { canary: CanaryPatch }),
+    body: settingsPatchSchema(SETTING_RULES, { canary: canaryPatchSchema }),
     responses: { 200: Config, ...bodyErrors, ...adminErrors, ...errors(409) },
   },
 

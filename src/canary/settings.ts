@@ -3,6 +3,7 @@
 // under "canary.<name>" (JSON values); unset ones take the defaults below. Read fresh on every cron
 // tick (once a minute), so they need no cache.
 import type { D1Database } from "@cloudflare/workers-types";
+import * as z from "zod";
 
 export interface CanarySettings {
   /** The student shares it walks through, strictly increasing, each above 0 and at most 100. */
@@ -54,52 +55,69 @@ export class CanarySettingsError extends Error {
   override name = "CanarySettingsError";
 }
 
-function checkSteps(value: unknown): number[] {
-  const problem = `canary.steps must be a list of 1 to ${MAX_STEPS} percentages, each above 0 and at most 100, strictly increasing (e.g. [5, 25, 50, 100]), got ${JSON.stringify(value)}`;
-  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_STEPS) throw new CanarySettingsError(problem);
-  for (let i = 0; i < value.length; i++) {
-    const v: unknown = value[i];
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || v > 100 || (i > 0 && v <= (value[i - 1] as number)))
-      throw new CanarySettingsError(problem);
-  }
-  return value as number[];
+const stepsProblem = (value: unknown) =>
+  `canary.steps must be a list of 1 to ${MAX_STEPS} percentages, each above 0 and at most 100, strictly increasing (e.g. [5, 25, 50, 100]), got ${JSON.stringify(value)}`;
+
+function numberProblem(key: NumberKey, value: unknown): string {
+  const { min, max, integer } = RANGES[key];
+  return `canary.${key} must be ${integer ? "an integer" : "a number"} from ${min} to ${max}, got ${JSON.stringify(value)}`;
 }
 
-function checkNumber(key: NumberKey, value: unknown): number {
-  const { min, max, integer } = RANGES[key];
-  if (
-    typeof value !== "number" ||
-    !Number.isFinite(value) ||
-    value < min ||
-    value > max ||
-    (integer && !Number.isInteger(value))
-  ) {
-    throw new CanarySettingsError(
-      `canary.${key} must be ${integer ? "an integer" : "a number"} from ${min} to ${max}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
+/** Each setting's schema; a failure is reported with the whole value (settingProblem), not zod's path into it. */
+const SETTING_SCHEMAS = {
+  steps: z
+    .array(z.number().gt(0).max(100))
+    .min(1)
+    .max(MAX_STEPS)
+    .refine((steps) => steps.every((v, i) => i === 0 || v > steps[i - 1]!))
+    .describe("strictly increasing student shares, in percent"),
+  ...(Object.fromEntries(
+    (Object.keys(RANGES) as NumberKey[]).map((key) => {
+      const { min, max, integer } = RANGES[key];
+      return [key, (integer ? z.int() : z.number()).min(min).max(max)];
+    }),
+  ) as Record<NumberKey, z.ZodNumber>),
+};
+
+const settingProblem = (key: CanarySettingKey, value: unknown) =>
+  key === "steps" ? stepsProblem(value) : numberProblem(key, value);
 
 function checkSetting<K extends CanarySettingKey>(key: K, value: unknown): CanarySettings[K] {
-  return (key === "steps" ? checkSteps(value) : checkNumber(key as NumberKey, value)) as CanarySettings[K];
+  const parsed = SETTING_SCHEMAS[key].safeParse(value);
+  if (!parsed.success) throw new CanarySettingsError(settingProblem(key, value));
+  return parsed.data as CanarySettings[K];
 }
 
 export type CanaryPatch = Partial<{ [K in CanarySettingKey]: CanarySettings[K] | null }>;
 
-/** Validates PATCH /v1/config's "canary" object: known keys; a value sets one, null restores its default. */
+const knownKeys = () => `known: ${KEYS.join(", ")}`;
+
+/** PATCH /v1/config's "canary" object: known keys; a value sets one, null restores its default. */
+export const canaryPatchSchema = z
+  .strictObject(
+    Object.fromEntries(KEYS.map((key) => [key, SETTING_SCHEMAS[key].nullable().optional()])) as {
+      [K in CanarySettingKey]: z.ZodOptional<z.ZodNullable<(typeof SETTING_SCHEMAS)[K]>>;
+    },
+    {
+      error: (issue) =>
+        issue.code === "unrecognized_keys"
+          ? `unknown canary setting "${issue.keys[0]?.slice(0, 40)}" (${knownKeys()})`
+          : `canary must be a JSON object of settings (${knownKeys()})`,
+    },
+  )
+  .refine((patch) => Object.keys(patch).length > 0, { error: `canary names no setting (${knownKeys()})` })
+  .describe("the canary's settings; null restores one's default");
+
+/** Validates PATCH /v1/config's "canary" object with canaryPatchSchema; the first problem is the error. */
 export function parseCanaryPatch(value: unknown): CanaryPatch {
-  if (typeof value !== "object" || value === null || Array.isArray(value))
-    throw new CanarySettingsError(`canary must be a JSON object of settings (known: ${KEYS.join(", ")})`);
-  const entries = Object.entries(value);
-  if (entries.length === 0) throw new CanarySettingsError(`canary names no setting (known: ${KEYS.join(", ")})`);
-  const patch: Record<string, unknown> = {};
-  for (const [key, v] of entries) {
-    if (!(KEYS as string[]).includes(key))
-      throw new CanarySettingsError(`unknown canary setting "${key}" (known: ${KEYS.join(", ")})`);
-    patch[key] = v === null ? null : checkSetting(key as CanarySettingKey, v);
-  }
-  return patch as CanaryPatch;
+  const parsed = canaryPatchSchema.safeParse(value);
+  if (parsed.success) return parsed.data as CanaryPatch;
+  const issue = parsed.error.issues[0]!;
+  const key = issue.path[0];
+  // A setting's own problem names the setting and its whole value, as the dashboard's form shows it.
+  if (typeof key === "string" && (KEYS as string[]).includes(key))
+    throw new CanarySettingsError(settingProblem(key as CanarySettingKey, (value as Record<string, unknown>)[key]));
+  throw new CanarySettingsError(issue.message);
 }
 
 /** The settings table rows a patch writes (null: remove the row). */

@@ -82,25 +82,6 @@ export const Config = z.looseObject({
   rateLimited: z.boolean(),
 });
 
-/** PATCH /v1/config's "canary" object, for the document (canary/settings.ts validates it). */
-export const CanaryPatch = z
-  .object({
-    steps: z
-      .array(z.number().gt(0).max(100))
-      .min(1)
-      .max(20)
-      .nullable()
-      .optional()
-      .describe("strictly increasing student shares"),
-    minAgreement: z.number().min(0).max(1).nullable().optional(),
-    maxP99Ms: z.number().min(0).max(60_000).nullable().optional(),
-    maxErrorRate: z.number().min(0).max(1).nullable().optional(),
-    maxTeacherFaultRate: z.number().min(0).max(1).nullable().optional(),
-    windowMinutes: z.int().min(1).max(1440).nullable().optional(),
-    minSamples: z.int().min(1).max(1_000_000).nullable().optional(),
-  })
-  .describe("the canary's settings; null restores one's default");
-
 export const Canary = CanarySettings.extend({
   status: z.enum(["off", "running", "paused", "rolled_back", "done"]),
   model: z.string().nullable(),
