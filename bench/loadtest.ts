@@ -426,7 +426,10 @@ async function mixedPhase(s: Target, server: "wrangler dev" | "miniflare", probe
 try {
   if (phases.has("writes")) {
     // Before: wrangler.toml without the queue, so every request writes its own rows.
-    const toml = readFileSync("wrangler.toml", "utf8");
+    // The staging and production environments are not run locally: cut them, queues and all.
+    const full = readFileSync("wrangler.toml", "utf8");
+    const environments = full.search(/^\[+env\./m);
+    const toml = environments < 0 ? full : full.slice(0, environments);
     const direct = toml.replace(/^\[\[queues\.(producers|consumers)\]\]\n(?:(?!\[)[^\n]*\n)*/gm, "");
     if (direct === toml || /queues/.test(direct.replace(/^#.*$/gm, "")))
       throw new Error("could not take the queue out of wrangler.toml");
