@@ -12,20 +12,10 @@ import { decodeModel } from "../../../training/onnx/proto.ts";
 import { planQdq, toQdq } from "../../../training/export/quantize.ts";
 import { type Graph, countMacs, countParams, paramSpecs } from "../../../training/model/graph.ts";
 import { architecture } from "../../../training/model/resnet.ts";
+import { FASHION_MNIST_CLASSES } from "../../../training/data/fashion-mnist.ts";
 import type { EdgeFixtures, ReferenceRun } from "../fixture-types.ts";
 
-export const FASHION_LABELS = [
-  "T-shirt/top",
-  "Trouser",
-  "Pullover",
-  "Dress",
-  "Coat",
-  "Sandal",
-  "Shirt",
-  "Sneaker",
-  "Bag",
-  "Ankle boot",
-];
+export const FASHION_LABELS = FASHION_MNIST_CLASSES;
 const CIFAR_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /** mulberry32: a seeded uniform generator, so fixtures are the same on every machine. */

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { FASHION_MNIST_CLASSES } from "../../../training/data/fashion-mnist.ts";
 import {
   MAX_LABEL_FILE_BYTES,
   classOrder,
@@ -19,18 +20,7 @@ const file = (name: string, text: string | Uint8Array) => {
   return path;
 };
 
-const FASHION = [
-  "T-shirt/top",
-  "Trouser",
-  "Pullover",
-  "Dress",
-  "Coat",
-  "Sandal",
-  "Shirt",
-  "Sneaker",
-  "Bag",
-  "Ankle boot",
-];
+const FASHION = FASHION_MNIST_CLASSES;
 
 describe("classOrder", () => {
   it("is null for the same names in the same order", () => {
