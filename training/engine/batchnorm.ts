@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { BN_TRAIN, BN_TRAIN_GRAD, batchNormAllReduce, recordBatchNormCount } from "../model/batch-norm-op.ts";
 import { type SimdPasses, backendSimdPasses } from "./simd-passes.ts";
+import type { KernelArgs } from "./kernel-args.ts";
 
 // ---- per-channel loops over [rows, C] data (channels innermost) ----
 // Each walks one group of four channels down all rows with the group's constants in locals, which
@@ -221,8 +222,6 @@ function affine(
 }
 
 // ---- wasm kernels ----
-
-type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
 function f32(backend: BackendWasm, info: tf.TensorInfo): Float32Array {
   return backend.typedArrayFromHeap(info) as Float32Array;

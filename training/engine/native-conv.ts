@@ -24,6 +24,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { type NodeProto, encodeModel, int, int64Tensor, ints, node, str, valueInfo } from "../onnx/proto.ts";
 import { registerWasmTrainingKernels } from "./wasm-kernels.ts";
+import type { KernelArgs } from "./kernel-args.ts";
 
 type Info = tf.TensorInfo;
 type Shape4 = [number, number, number, number];
@@ -418,8 +419,6 @@ interface ConvAttrs {
 const channelsLast = (f: string) => f === "NHWC" || f === "channelsLast";
 const undilated = (d: ConvAttrs["dilations"]) =>
   d === undefined || d === 1 || (Array.isArray(d) && d[0] === 1 && d[1] === 1);
-
-type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
 function makeKernels(fallback: Record<string, tf.KernelFunc>) {
   const conv2D = (args: KernelArgs): Info => {

@@ -4,18 +4,11 @@
 // training step of `unmodified`). Here every run of whole inner rows is one TypedArray.set (a memcpy).
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import type { KernelArgs } from "./kernel-args.ts";
 
 type Info = tf.TensorInfo;
 
-export function sliceKernel({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}): Info {
+export function sliceKernel({ inputs, backend, attrs }: KernelArgs): Info {
   const wasm = backend as BackendWasm;
   const x = inputs.x!;
   const { begin, size } = attrs as unknown as { begin: number | number[]; size: number | number[] };

@@ -11,6 +11,7 @@ import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { registerBatchNormKernels } from "./batchnorm.ts";
 import { registerReluGradient } from "./relu.ts";
 import { sliceKernel } from "./slice.ts";
+import type { KernelArgs } from "./kernel-args.ts";
 
 type Info = tf.TensorInfo;
 type Pad = "valid" | "same" | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -74,15 +75,7 @@ function forwardInfo(
   return tf.backend_util.computeConv2DInfo(xShape, filterShape, strides, 1, pad, dimRoundingMode);
 }
 
-function conv2DBackpropFilter({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}): Info {
+function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): Info {
   const wasm = backend as BackendWasm;
   const x = inputs.x!;
   const dy = inputs.dy!;
@@ -128,15 +121,7 @@ function conv2DBackpropFilter({
  * and the phases interleave into dx. That does exactly the forward convolution's arithmetic, where
  * convolving dy with zeros inserted between its rows and columns would do s*s times as much.
  */
-function conv2DBackpropInput({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}): Info {
+function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): Info {
   const wasm = backend as BackendWasm;
   const dy = inputs.dy!;
   const filter = inputs.filter!;
